@@ -1,0 +1,267 @@
+"""Kernel handlers: one per GPyTorch/BoTorch kernel class, registered by class and found along the MRO.
+
+A handler has the signature ``handler(module, path, walk) -> Node | NotImplemented``.
+It builds the kernel's expression from its own parameters (``walk.params``) and
+the input features it sees (``walk.features``), and recurses into child kernels
+only through ``walk(child, child_path)``. Its docstring states the formula it
+implements; ``tests/test_kernels.py`` checks each against GPyTorch numerically.
+"""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+from typing import Callable
+
+import gpytorch.kernels as gk
+
+from gpviz.errors import InputError
+from gpviz.expr import (Call, Compare, Const, Differ, Div, Dot, Neg, Node, Pow, Product, Sum,
+                        TaskCovar, Vector)
+from gpviz.keys import join_path
+
+Handler = Callable[..., "Node"]
+
+_HANDLERS: dict[type, Handler] = {}
+KERNEL_HANDLERS = MappingProxyType(_HANDLERS)  # read-only view of the registry
+
+PI = Const(math.pi, "π")
+
+
+def register_kernel(cls: type) -> Callable[[Handler], Handler]:
+    """Registers a handler for a kernel class (and its subclasses that keep its ``forward``).
+
+    Usage::
+
+        @gpviz.register_kernel(MyKernel)
+        def handle_my_kernel(module, path, walk):
+            (ls,) = walk.params(module, path, "lengthscale")
+            return Call("exp", (Neg(Div(Call("norm_l1", (walk.compare_vector(),)), ls)),))
+
+    Args:
+        cls: A ``gpytorch.kernels.Kernel`` subclass.
+
+    Raises:
+        InputError: if ``cls`` is not a class.
+    """
+    if not isinstance(cls, type):
+        raise InputError(f"register_kernel expects a kernel class, got {cls!r} of type {type(cls).__name__}")
+
+    def deco(fn: Handler) -> Handler:
+        _HANDLERS[cls] = fn
+        return fn
+
+    return deco
+
+
+def lookup(cls: type, registry=None) -> list[tuple[type, Handler]]:
+    """Candidate handlers for ``cls``, nearest first, along the MRO.
+
+    A handler registered for a parent class applies to a subclass only if the
+    subclass does not override ``forward`` (it would compute something else).
+    """
+    registry = _HANDLERS if registry is None else registry
+    out = []
+    for base in cls.__mro__:
+        if base in registry:
+            if base is cls or getattr(cls, "forward", None) is getattr(base, "forward", None):
+                out.append((base, registry[base]))
+            else:
+                break
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Helpers shared by stationary kernels                                        #
+# --------------------------------------------------------------------------- #
+
+
+def scaled_distances(module, path: str, walk, name: str = "lengthscale", role: str = "lengthscale",
+                     norm: str = "norm_l2") -> Node:
+    """``norm([compare(f) / ℓ_f, ...])`` (ARD) or ``norm([compare(f), ...]) / ℓ`` (shared ℓ).
+
+    Matches GPyTorch's ``covar_dist(x1 / ℓ, x2 / ℓ)``.
+    """
+    ls = walk.params(module, path, name, role)
+    feats = walk.features_for(len(ls) if len(ls) > 1 else None)
+    if len(ls) > 1:
+        return Call(norm, (Vector(tuple(Div(walk.compare(f), l) for f, l in zip(feats, ls))),))
+    return Div(Call(norm, (Vector(tuple(walk.compare(f) for f in feats)),)), ls[0])
+
+
+def per_feature(module, path: str, walk, name: str, role: str, count: int | None = None):
+    """Pairs every visible feature with its element of an ARD parameter (or the shared one)."""
+    ps = walk.params(module, path, name, role)
+    feats = walk.features_for(count if count is not None else (len(ps) if len(ps) > 1 else None))
+    if len(ps) > 1:
+        if len(ps) != len(feats):
+            raise InputError(f"{name} has {len(ps)} elements but the kernel sees {len(feats)} features")
+        return list(zip(feats, ps))
+    return [(f, ps[0]) for f in feats]
+
+
+# --------------------------------------------------------------------------- #
+# Handlers                                                                    #
+# --------------------------------------------------------------------------- #
+
+
+@register_kernel(gk.RBFKernel)
+def handle_rbf(module, path, walk):
+    """k = exp(-r² / 2), r = ‖(x1 - x2) / ℓ‖₂."""
+    return Call("rbf", (scaled_distances(module, path, walk),))
+
+
+@register_kernel(gk.MaternKernel)
+def handle_matern(module, path, walk):
+    """ν=½: exp(-r); ν=3/2: (1 + √3 r) exp(-√3 r); ν=5/2: (1 + √5 r + 5/3 r²) exp(-√5 r); r = ‖(x1 - x2) / ℓ‖₂."""
+    fn = {0.5: "matern_05", 1.5: "matern_15", 2.5: "matern_25"}.get(float(module.nu))
+    if fn is None:
+        return NotImplemented
+    return Call(fn, (scaled_distances(module, path, walk),))
+
+
+@register_kernel(gk.RQKernel)
+def handle_rq(module, path, walk):
+    """k = (1 + r² / (2α))^(-α), r = ‖(x1 - x2) / ℓ‖₂."""
+    (alpha,) = walk.params(module, path, "alpha", "alpha")
+    return Call("rq", (scaled_distances(module, path, walk), alpha))
+
+
+@register_kernel(gk.PeriodicKernel)
+def handle_periodic(module, path, walk):
+    """k = exp(-2 Σ_d sin²(π (x1_d - x2_d) / p_d) / ℓ_d)  (GPyTorch divides by ℓ, not ℓ²)."""
+    periods = per_feature(module, path, walk, "period_length", "period")
+    scales = per_feature(module, path, walk, "lengthscale", "lengthscale", count=len(periods) if periods else None)
+    terms = tuple(
+        Div(Pow(Call("sin", (Div(Product((PI, walk.compare(f))), p),)), Const(2.0)), ls)
+        for (f, p), (_, ls) in zip(periods, scales))
+    return Call("exp", (Product((Const(-2.0), Call("sum", (Vector(terms),)))),))
+
+
+@register_kernel(gk.CosineKernel)
+def handle_cosine(module, path, walk):
+    """k = cos(π ‖x1 - x2‖₂ / p)."""
+    (p,) = walk.params(module, path, "period_length", "period")
+    feats = walk.features_for(None)
+    dist = Call("norm_l2", (Vector(tuple(walk.compare(f) for f in feats)),))
+    return Call("cos", (Div(Product((PI, dist)), p),))
+
+
+@register_kernel(gk.LinearKernel)
+def handle_linear(module, path, walk):
+    """k = v · x1ᵀ x2."""
+    (v,) = walk.params(module, path, "variance", "variance")
+    return Product((v, walk.dot()))
+
+
+@register_kernel(gk.PolynomialKernel)
+def handle_polynomial(module, path, walk):
+    """k = (x1ᵀ x2 + c)^power."""
+    (c,) = walk.params(module, path, "offset", "offset")
+    return Pow(Sum((walk.dot(), c)), Const(float(module.power)))
+
+
+@register_kernel(gk.ConstantKernel)
+def handle_constant(module, path, walk):
+    """k = c."""
+    (c,) = walk.params(module, path, "constant", "constant")
+    return c
+
+
+@register_kernel(gk.SpectralMixtureKernel)
+def handle_spectral_mixture(module, path, walk):
+    """k = Σ_q w_q Π_d exp(-2π² (x1_d - x2_d)² σ_qd²) cos(2π (x1_d - x2_d) μ_qd)."""
+    q = module.num_mixtures
+    weights = walk.params(module, path, "mixture_weights", "weight")
+    scales = walk.params(module, path, "mixture_scales", "scale")
+    means = walk.params(module, path, "mixture_means", "frequency")
+    d = len(scales) // q
+    feats = walk.features_for(d)
+    terms = []
+    for i in range(q):
+        sq = Vector(tuple(Pow(Product((walk.compare(f), scales[i * d + j])), Const(2.0)) for j, f in enumerate(feats)))
+        cos = Vector(tuple(Call("cos", (Product((Const(2.0), PI, walk.compare(f), means[i * d + j])),))
+                           for j, f in enumerate(feats)))
+        envelope = Call("exp", (Product((Const(-2.0), Pow(PI, Const(2.0)), Call("sum", (sq,)))),))
+        terms.append(Product((weights[i], envelope, Call("prod", (cos,)))))
+    return Sum(tuple(terms))
+
+
+@register_kernel(gk.ScaleKernel)
+def handle_scale(module, path, walk):
+    """k = s · k_base  (ScaleKernel.forward calls base_kernel.forward, bypassing its active_dims)."""
+    (s,) = walk.params(module, path, "outputscale", "outputscale")
+    return Product((s, walk(module.base_kernel, join_path(path, "base_kernel"), via_forward=True)))
+
+
+@register_kernel(gk.AdditiveKernel)
+def handle_additive(module, path, walk):
+    """k = Σ_i k_i."""
+    return Sum(tuple(walk(k, join_path(path, f"kernels.{i}")) for i, k in enumerate(module.kernels)))
+
+
+@register_kernel(gk.ProductKernel)
+def handle_product(module, path, walk):
+    """k = Π_i k_i."""
+    return Product(tuple(walk(k, join_path(path, f"kernels.{i}")) for i, k in enumerate(module.kernels)))
+
+
+def _structure(module, path, walk, node_cls):
+    feats = walk.features_for(module.num_dims)
+    child = join_path(path, "base_kernel")
+    return node_cls(tuple(walk.with_features((f,))(module.base_kernel, child) for f in feats))
+
+
+@register_kernel(gk.AdditiveStructureKernel)
+def handle_additive_structure(module, path, walk):
+    """k = Σ_d k_base(x1_d, x2_d): the base kernel on each input dimension alone."""
+    return _structure(module, path, walk, Sum)
+
+
+@register_kernel(gk.ProductStructureKernel)
+def handle_product_structure(module, path, walk):
+    """k = Π_d k_base(x1_d, x2_d)."""
+    return _structure(module, path, walk, Product)
+
+
+def _task_covar(module, path, walk, target=None):
+    factor = walk.params(module, path, "covar_factor", "task_factor")
+    var = walk.params(module, path, "var", "task_var")
+    t = module.num_tasks if hasattr(module, "num_tasks") else len(var)
+    r = len(factor) // t
+    rows = tuple(tuple(factor[i * r:(i + 1) * r]) for i in range(t))
+    (feat,) = walk.features_for(1)
+    return TaskCovar(feat.dim, feat.name, rows, tuple(var), target, walk.task_names(t))
+
+
+@register_kernel(gk.IndexKernel)
+def handle_index(module, path, walk):
+    """k = C[i1, i2], C = F Fᵀ + diag(v), i = the task index column."""
+    return _task_covar(module, path, walk)
+
+
+try:  # BoTorch kernels: registered when BoTorch is importable
+    from botorch.models.kernels.categorical import CategoricalKernel
+    from botorch.models.kernels.positive_index import PositiveIndexKernel
+
+    @register_kernel(PositiveIndexKernel)
+    def handle_positive_index(module, path, walk):
+        """k = C[i1, i2], C = F Fᵀ + diag(v) (F ≥ 0), divided by C[t, t] for the target task t if unit_scale_for_target."""
+        target = int(module.target_task_index) if module.unit_scale_for_target else None
+        return _task_covar(module, path, walk, target)
+
+    @register_kernel(CategoricalKernel)
+    def handle_categorical(module, path, walk):
+        """k = exp(-mean_d([x1_d ≠ x2_d] / ℓ_d))."""
+        pairs = per_feature(module, path, walk, "lengthscale", "lengthscale")
+        ls = walk.params(module, path, "lengthscale", "lengthscale")
+        if len(ls) > 1:
+            inner = Call("mean", (Vector(tuple(Div(walk.differ(f), l) for f, l in pairs)),))
+        else:
+            inner = Div(Call("mean", (Vector(tuple(walk.differ(f) for f, _ in pairs)),)), ls[0])
+        return Call("exp", (Neg(inner),))
+except ImportError:  # pragma: no cover - BoTorch is a dependency, but kernels may move
+    pass
+
+
+__all__ = ["register_kernel", "lookup", "KERNEL_HANDLERS", "Compare", "Differ", "Dot"]

@@ -1,0 +1,171 @@
+"""Parameter keys: the join between expression leaves and dataframe columns.
+
+A key names one element of one parameter, in constrained (``value``) terms:
+``covar_module.base_kernel.lengthscale[3]``. It is the module path, the
+parameter name without GPyTorch's ``raw_`` prefix, and the element index within
+one batch member (size-1 dimensions dropped, omitted for scalars).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gpviz.errors import InputError, KeyMismatchError
+
+_KEY_RE = re.compile(r"^(?:(?P<path>.*)\.)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>[0-9, ]+)\])?$")
+
+
+def make_key(path: str, name: str, index: tuple[int, ...] = ()) -> str:
+    """Builds a key, e.g. ``make_key("covar_module", "lengthscale", (3,))``."""
+    base = f"{path}.{name}" if path else name
+    return f"{base}[{','.join(str(i) for i in index)}]" if index else base
+
+
+def parse_key(key: str) -> tuple[str, str, tuple[int, ...]]:
+    """Splits a key into ``(module path, parameter name, element index)``.
+
+    Raises:
+        InputError: if ``key`` is not of the form ``path.name[i,...]``.
+    """
+    m = _KEY_RE.match(key)
+    if not m:
+        raise InputError(f"malformed parameter key {key!r} (expected 'module.path.name' or 'name[i]')")
+    index = tuple(int(i) for i in m.group("index").split(",")) if m.group("index") else ()
+    return m.group("path") or "", m.group("name"), index
+
+
+def join_path(path: str, child: str) -> str:
+    """``join_path("covar_module", "base_kernel") == "covar_module.base_kernel"``."""
+    return f"{path}.{child}" if path else child
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """Where a parameter lives and how its raw tensor maps to its value.
+
+    Attributes:
+        module: The owning module.
+        name: Value name (``lengthscale``).
+        raw_name: Name of the ``nn.Parameter`` (``raw_lengthscale``).
+        raw: The raw parameter tensor.
+        constraint: Its GPyTorch constraint, or ``None``.
+        member_ndim: How many leading dimensions index batch members.
+        elem_shape: Shape of one member's element block (with size-1 dims).
+    """
+
+    module: torch.nn.Module
+    name: str
+    raw_name: str
+    raw: torch.Tensor
+    constraint: object | None
+    member_ndim: int
+    elem_shape: tuple[int, ...]
+
+    @property
+    def squeezed_shape(self) -> tuple[int, ...]:
+        """Element shape without size-1 dimensions: the shape key indices range over."""
+        return tuple(s for s in self.elem_shape if s != 1)
+
+    def indices(self) -> list[tuple[int, ...]]:
+        """Element indices (over :attr:`squeezed_shape`) in row-major order."""
+        shape = self.squeezed_shape
+        return [tuple(int(i) for i in idx) for idx in np.ndindex(*shape)] if shape else [()]
+
+    def flat_index(self, index: tuple[int, ...]) -> int:
+        """Position of a squeezed index in the flattened element block."""
+        shape = self.squeezed_shape
+        if len(index) != len(shape) or any(not 0 <= i < s for i, s in zip(index, shape)):
+            raise InputError(f"index {list(index)} out of range for parameter {self.name!r} of shape {list(shape)}")
+        return int(np.ravel_multi_index(index, shape)) if shape else 0
+
+    def value(self) -> torch.Tensor:
+        """The constrained value tensor (detached)."""
+        with torch.no_grad():
+            raw = self.raw.detach()
+            if self.constraint is not None:
+                return self.constraint.transform(raw)
+            return raw
+
+
+def param_info(module: torch.nn.Module, name: str, batch_shape: torch.Size | None = None) -> ParamInfo:
+    """Finds parameter ``name`` (value name or raw name) on ``module``.
+
+    Args:
+        module: The owning module.
+        name: ``lengthscale`` or ``raw_lengthscale``.
+        batch_shape: The batch shape of the root model, used when the module
+            does not say its own (GPyTorch noise modules do not).
+
+    Raises:
+        KeyMismatchError: if the module has no such parameter.
+    """
+    value_name = name[4:] if name.startswith("raw_") else name
+    raw_name = None
+    for cand in (f"raw_{value_name}", value_name):
+        if cand in module._parameters and module._parameters[cand] is not None:
+            raw_name = cand
+            break
+    if raw_name is None:
+        raise KeyMismatchError(
+            f"{type(module).__name__} has no parameter {value_name!r} (has: {sorted(module._parameters)})")
+    raw = module._parameters[raw_name]
+    constraint = getattr(module, f"{raw_name}_constraint", None) if raw_name.startswith("raw_") else None
+    own = getattr(module, "batch_shape", None)
+    member_ndim = 0
+    for bs in (own, batch_shape):
+        if isinstance(bs, torch.Size) and len(bs) and tuple(raw.shape[: len(bs)]) == tuple(bs):
+            member_ndim = len(bs)
+            break
+    return ParamInfo(module, value_name, raw_name, raw, constraint, member_ndim, tuple(raw.shape[member_ndim:]))
+
+
+def resolve(root: torch.nn.Module, path: str) -> torch.nn.Module:
+    """The submodule of ``root`` at dotted ``path`` ("" is the root itself).
+
+    Raises:
+        KeyMismatchError: if there is no module at that path.
+    """
+    if not path:
+        return root
+    try:
+        return root.get_submodule(path)
+    except AttributeError:
+        raise KeyMismatchError(f"{type(root).__name__} has no submodule {path!r}") from None
+
+
+def member_values(info: ParamInfo, index: tuple[int, ...], batch_shape: torch.Size) -> torch.Tensor:
+    """One element's value for every batch member.
+
+    Args:
+        info: From :func:`param_info`.
+        index: Squeezed element index.
+        batch_shape: The root's batch shape; the result is expanded to it.
+
+    Returns:
+        A ``batch_shape`` float64 CPU tensor.
+    """
+    value = info.value()
+    members = value.shape[: info.member_ndim]
+    flat = value.reshape(tuple(members) + (-1,))[..., info.flat_index(index)]
+    flat = flat.detach().to(device="cpu", dtype=torch.float64)
+    if len(members) > len(batch_shape):
+        raise InputError(
+            f"parameter {info.name!r} has batch shape {list(members)}, larger than the model's {list(batch_shape)}")
+    # Align on leading dims (a module batched over folds inside a model batched
+    # over folds x outputs), then broadcast.
+    flat = flat.reshape(tuple(members) + (1,) * (len(batch_shape) - len(members)))
+    return flat.expand(batch_shape).clone()
+
+
+def read_member_values(root: torch.nn.Module, keys, batch_shape: torch.Size) -> dict[str, torch.Tensor]:
+    """key -> ``batch_shape`` tensor of constrained values, for every key."""
+    out = {}
+    for key in keys:
+        path, name, index = parse_key(key)
+        info = param_info(resolve(root, path), name, batch_shape)
+        out[key] = member_values(info, index, batch_shape)
+    return out

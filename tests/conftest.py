@@ -1,0 +1,93 @@
+"""Shared fixtures: float64 by default, hypothesis profiles, and a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", max_examples=200, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=40, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.fixture(autouse=True)
+def _float64_and_quiet():
+    """Tests run in float64 (numerical truth to 1e-8) and never leak a default dtype change."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Folder for screenshots and pages a person should look at after the run."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A real headless Debian Chromium, driven by Playwright (never a downloaded browser)."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("GPVIZ_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed; `bash scripts/run.sh test` installs Debian's chromium")
+        pytest.skip("chromium is not installed (run the tests through `bash scripts/run.sh test`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+@dataclass
+class LoadedPage:
+    """A page opened in Chromium with everything it logged."""
+
+    page: object
+    console_errors: list = field(default_factory=list)
+
+    def eval(self, js: str):
+        return self.page.evaluate(js)
+
+
+@pytest.fixture
+def open_page(browser, artifacts):
+    """``open_page(path, screenshot="name.png") -> LoadedPage``: loads a saved HTML file.
+
+    Collects console errors and uncaught exceptions; saves a full-page screenshot
+    under ``artifacts/`` when asked.
+    """
+    pages = []
+
+    def _open(path, screenshot: str | None = None, width: int = 1400) -> LoadedPage:
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        loaded = LoadedPage(page)
+        page.on("console", lambda m: loaded.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: loaded.console_errors.append(f"uncaught: {e}"))
+        page.goto(Path(path).resolve().as_uri())
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(300)  # let canvas drawing and transitions settle
+        if screenshot:
+            page.screenshot(path=str(artifacts / screenshot), full_page=True)
+        pages.append(page)
+        return loaded
+
+    yield _open
+    for p in pages:
+        p.close()
