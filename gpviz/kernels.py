@@ -170,21 +170,27 @@ def handle_constant(module, path, walk):
 
 @register_kernel(gk.SpectralMixtureKernel)
 def handle_spectral_mixture(module, path, walk):
-    """k = Σ_q w_q Π_d exp(-2π² (x1_d - x2_d)² σ_qd²) cos(2π (x1_d - x2_d) μ_qd)."""
+    """k = Π_d Σ_q w_q exp(-2π² (x1_d - x2_d)² σ_qd²) cos(2π (x1_d - x2_d) μ_qd).
+
+    GPyTorch sums the mixtures per input dimension and multiplies over dimensions.
+    """
     q = module.num_mixtures
     weights = walk.params(module, path, "mixture_weights", "weight")
     scales = walk.params(module, path, "mixture_scales", "scale")
     means = walk.params(module, path, "mixture_means", "frequency")
     d = len(scales) // q
     feats = walk.features_for(d)
-    terms = []
-    for i in range(q):
-        sq = Vector(tuple(Pow(Product((walk.compare(f), scales[i * d + j])), Const(2.0)) for j, f in enumerate(feats)))
-        cos = Vector(tuple(Call("cos", (Product((Const(2.0), PI, walk.compare(f), means[i * d + j])),))
-                           for j, f in enumerate(feats)))
-        envelope = Call("exp", (Product((Const(-2.0), Pow(PI, Const(2.0)), Call("sum", (sq,)))),))
-        terms.append(Product((weights[i], envelope, Call("prod", (cos,)))))
-    return Sum(tuple(terms))
+    per_dim = []
+    for j, f in enumerate(feats):
+        c = walk.compare(f)
+        mixtures = tuple(
+            Product((weights[i],
+                     Call("exp", (Product((Const(-2.0), Pow(PI, Const(2.0)),
+                                           Pow(Product((c, scales[i * d + j])), Const(2.0)))),)),
+                     Call("cos", (Product((Const(2.0), PI, c, means[i * d + j])),))))
+            for i in range(q))
+        per_dim.append(Call("sum", (Vector(mixtures),)))
+    return Call("prod", (Vector(tuple(per_dim)),))
 
 
 @register_kernel(gk.ScaleKernel)
