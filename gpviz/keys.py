@@ -115,11 +115,13 @@ def param_info(module: torch.nn.Module, name: str, batch_shape: torch.Size | Non
     raw = module._parameters[raw_name]
     constraint = getattr(module, f"{raw_name}_constraint", None) if raw_name.startswith("raw_") else None
     own = getattr(module, "batch_shape", None)
+    # A module that states its batch shape is believed (a non-batched 3-task index
+    # kernel inside a 3-fold model must not be split into members); noise modules
+    # state none, so the root's batch shape is matched against the leading dims.
+    bs = own if isinstance(own, torch.Size) else batch_shape
     member_ndim = 0
-    for bs in (own, batch_shape):
-        if isinstance(bs, torch.Size) and len(bs) and tuple(raw.shape[: len(bs)]) == tuple(bs):
-            member_ndim = len(bs)
-            break
+    if isinstance(bs, torch.Size) and len(bs) and tuple(raw.shape[: len(bs)]) == tuple(bs):
+        member_ndim = len(bs)
     return ParamInfo(module, value_name, raw_name, raw, constraint, member_ndim, tuple(raw.shape[member_ndim:]))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -28,12 +27,10 @@ def expression_of(obj, feature_names=None):
     if isinstance(obj, (KernelExpr, ModelExpr)):
         return obj
     obj = unwrap_model(obj)
-    with warnings.catch_warnings():
-        # the opaque-node warning is issued where the user asked for an expression
-        if isinstance(obj, Kernel):
-            return kernel_expr(obj, feature_names)
-        if isinstance(obj, torch.nn.Module) and hasattr(obj, "covar_module"):
-            return model_expr(obj, feature_names)
+    if isinstance(obj, Kernel):
+        return kernel_expr(obj, feature_names)
+    if isinstance(obj, torch.nn.Module) and hasattr(obj, "covar_module"):
+        return model_expr(obj, feature_names)
     raise InputError(f"expected a GPyTorch/BoTorch model, kernel or MLL, got {type(obj).__module__}."
                      f"{type(obj).__name__}")
 

@@ -1,0 +1,94 @@
+"""Parameter frames: columns equal expression keys, constrained values, long-frame contents."""
+
+from __future__ import annotations
+
+import math
+
+import gpytorch
+import gpytorch.kernels as gk
+import numpy as np
+import pytest
+import torch
+from botorch.models import SingleTaskGP
+from gpytorch.priors import GammaPrior
+
+import gpviz
+from gpviz.errors import InputError
+
+
+def _model(n=8, d=2):
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64)
+    return SingleTaskGP(X, X.sum(-1, keepdim=True))
+
+
+def test_wide_frame_columns_are_the_expression_keys_in_order():
+    model = _model()
+    frame = gpviz.parameters(model)
+    assert list(frame.columns) == ["i_model", *gpviz.model_expr(model).keys]
+    assert frame["i_model"].dtype == np.int32
+    assert all(frame[k].dtype == np.float64 for k in frame.columns[1:])
+
+
+def test_softplus_constraint_round_trip_raw_to_value():
+    k = gk.ScaleKernel(gk.RBFKernel(ard_num_dims=2)).double()  # Positive(): softplus
+    with torch.no_grad():
+        k.base_kernel.raw_lengthscale.copy_(torch.tensor([[-1.0, 2.0]]))
+    long = gpviz.parameters(k, long=True).set_index("key")
+    row = long.loc["base_kernel.lengthscale[1]"]
+    assert row["raw"] == 2.0
+    assert math.isclose(row["value"], math.log1p(math.exp(2.0)), rel_tol=1e-12)
+    assert row["constraint"] == "Positive" and bool(row["enforced"])
+    assert gpviz.parameters(k)["base_kernel.lengthscale[0]"].iloc[0] == pytest.approx(math.log1p(math.exp(-1.0)))
+
+
+def test_botorch_non_enforced_constraint_raw_equals_value_and_at_bound():
+    model = _model()
+    with torch.no_grad():
+        model.likelihood.noise_covar.raw_noise.fill_(1e-4)  # BoTorch's lower bound
+    long = gpviz.parameters(model, long=True).set_index("key")
+    noise = long.loc["likelihood.noise_covar.noise"]
+    assert noise["raw"] == noise["value"] == pytest.approx(1e-4)
+    assert noise["constraint"] == "GreaterThan" and not bool(noise["enforced"])
+    assert noise["lower"] == pytest.approx(1e-4) and bool(noise["at_bound"])
+    assert noise["space"] == "standardized outputs"
+    ls = long.loc["covar_module.lengthscale[0]"]
+    assert not bool(ls["at_bound"])
+
+
+def test_long_frame_priors_with_float32_prior_in_float64_model():
+    k = gk.ScaleKernel(gk.MaternKernel(nu=2.5, lengthscale_prior=GammaPrior(3.0, 6.0)),
+                       outputscale_prior=GammaPrior(2.0, 0.15)).double()
+    k.base_kernel.lengthscale_prior.float()  # as BoTorch models can have: float32 prior, float64 parameters
+    assert k.base_kernel.lengthscale_prior.concentration.dtype == torch.float32
+    long = gpviz.parameters(k, long=True).set_index("key")
+    ls = long.loc["base_kernel.lengthscale"]
+    assert ls["prior"] == "GammaPrior"
+    assert ls["prior_params"] == "concentration=3, rate=6"
+    assert ls["prior_mode"] == pytest.approx(2.0 / 6.0)
+    assert long.loc["outputscale", "prior_mode"] == pytest.approx(1.0 / 0.15)
+    none = gpviz.parameters(gk.RBFKernel(), long=True)
+    assert list(none["prior"]) == ["none"] and math.isnan(none["prior_mode"].iloc[0])
+
+
+def test_batched_long_frame_has_a_row_per_key_and_member():
+    k = gk.RBFKernel(ard_num_dims=3, batch_shape=torch.Size([5])).double()
+    long = gpviz.parameters(k, long=True)
+    assert len(long) == 3 * 5
+    assert sorted(long["i_model"].unique()) == list(range(5))
+
+
+def test_model_on_another_device_dtype_and_mode_left_as_found():
+    model = _model().float()
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    frame = gpviz.parameters(model)
+    assert frame.iloc[:, 1:].dtypes.unique().tolist() == [np.float64]
+    assert not model.training
+    assert all(v.dtype == torch.float32 for v in model.state_dict().values() if v.is_floating_point())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_bad_object_is_a_typed_error():
+    with pytest.raises(InputError, match="got builtins.dict"):
+        gpviz.parameters({"lengthscale": 1.0})
