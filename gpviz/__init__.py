@@ -9,7 +9,8 @@ from gpviz.errors import GpvizError
 from gpviz.kernels import register_kernel
 from gpviz.model import model_expr
 from gpviz.params import parameters
+from gpviz.priors import prior_pull, with_priors
 from gpviz.walk import kernel_expr
 
-__all__ = ["GpvizError", "kernel_expr", "model_expr", "parameters", "register_kernel"]
+__all__ = ["GpvizError", "kernel_expr", "model_expr", "parameters", "prior_pull", "register_kernel", "with_priors"]
 __version__ = "0.1.0"

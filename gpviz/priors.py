@@ -1,0 +1,508 @@
+"""Prior strength: which parameters a model's priors hold, and model factories with other priors.
+
+:func:`prior_pull` splits the gradient of a BoTorch/GPyTorch marginal log
+likelihood into its two terms, the data's (log likelihood) and the priors'
+(log prior), per parameter element and batch member, and says which parameters
+sit where the prior put them rather than where the data would take them.
+:func:`with_priors` wraps a model factory so that two sweeps can differ in their
+priors and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from gpytorch.kernels import Kernel, ScaleKernel
+from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood
+from gpytorch.priors import Prior
+
+from gpviz.errors import InputError, UnsupportedError
+from gpviz.keys import ParamInfo, member_values, param_info, parse_key, resolve
+from gpviz.params import I_MODEL, at_bound, prior_mode, prior_params, priors_by_param
+
+HELD = "held by prior"
+AT_BOUND = "at bound"
+FREE = "free"
+VERDICTS = (HELD, AT_BOUND, FREE)
+
+#: A positive parameter is "near the mode" within this distance in log space (a factor of 2).
+NEAR_LOG = math.log(2.0)
+#: A real-valued parameter is "near the mode" within this many prior standard deviations.
+NEAR_STD = 1.0
+#: The prior holds a parameter when it supplies more than this share of the local curvature.
+HELD_SHARE = 0.5
+
+COLUMNS = ["key", I_MODEL, "value", "raw", "lower", "upper", "trainable", "prior", "prior_params", "prior_mode",
+           "distance", "distance_space", "d_log_prior", "d_log_lik", "ratio", "curv_prior", "curv_lik",
+           "prior_share", "verdict"]
+
+
+@dataclass
+class _Terms:
+    """The MLL split in two, per batch member (flattened), both already divided by n like the MLL."""
+
+    lik: torch.Tensor  # n_members
+    prior: torch.Tensor  # n_members
+    total: torch.Tensor  # n_members: the MLL's own value
+
+
+def _as_mll(obj) -> MarginalLogLikelihood:
+    if isinstance(obj, MarginalLogLikelihood):
+        return obj
+    if isinstance(obj, torch.nn.Module) and hasattr(obj, "likelihood") and hasattr(obj, "train_inputs"):
+        # a bare exact GP: the MLL BoTorch's fit_gpytorch_mll would be given
+        return ExactMarginalLogLikelihood(obj.likelihood, obj)
+    raise InputError(f"prior_pull expects a marginal log likelihood (e.g. ExactMarginalLogLikelihood) or an exact "
+                     f"GP model, got {type(obj).__module__}.{type(obj).__name__}")
+
+
+def _mll_terms(mll: MarginalLogLikelihood, n_members: int) -> _Terms:
+    """Evaluates the MLL the way BoTorch's loss closure does, and its two terms separately.
+
+    The prior term is summed exactly as ``ExactMarginalLogLikelihood._add_other_terms``
+    sums it (``model.named_priors()``, no deduplication; a prior on a parameter
+    shared by all members is added to every member's term). For an exact MLL the
+    likelihood term is computed on its own (``likelihood(f).log_prob(y)`` plus added
+    loss terms), so ``lik + prior == total`` is a check, not a definition; for other
+    MLL classes it is ``total - prior``.
+    """
+    model = mll.model
+    inputs = tuple(model.train_inputs)
+    targets = model.train_targets
+    transform = getattr(model, "transform_inputs", None)
+    # BoTorch transforms inputs in forward while training and passes the transformed
+    # inputs to the likelihood as extra params (botorch.optim.closures).
+    params = tuple(transform(X=t) for t in inputs) if callable(transform) else inputs
+    out = model(*inputs)
+    total = mll(out, targets, *params)
+    num_data = out.event_shape.numel()
+    prior = torch.zeros_like(total)
+    for _name, module, pr, closure, _setting in model.named_priors():
+        term = pr.log_prob(closure(module))
+        prior = prior + term.reshape(*term.shape[: total.ndim], -1).sum(-1)
+    prior = prior / num_data
+    import gpytorch
+
+    if type(mll) is ExactMarginalLogLikelihood and gpytorch.settings.observation_nan_policy.value() == "ignore":
+        lik = mll.likelihood(out, *params).log_prob(targets)
+        for added in model.added_loss_terms():
+            lik = lik + added.loss(*params)
+        lik = lik / num_data
+    else:
+        lik = total - prior
+    shape = torch.broadcast_shapes(total.shape, prior.shape, lik.shape)
+    if int(shape.numel()) != n_members:
+        raise UnsupportedError(f"the MLL of {type(model).__name__} returns shape {list(shape)}, but the model has "
+                               f"{n_members} batch members: prior_pull needs one MLL value per member")
+    return _Terms(lik.expand(shape).reshape(-1), prior.expand(shape).reshape(-1), total.expand(shape).reshape(-1))
+
+
+def _transform_derivs(info: ParamInfo) -> tuple[torch.Tensor, torch.Tensor]:
+    """dθ/draw and d²θ/draw² elementwise (raw-shaped); (1, 0) when raw == value."""
+    c = info.constraint
+    raw = info.raw.detach()
+    if c is None or not getattr(c, "enforced", True):
+        # BoTorch's GreaterThan(lb, transform=None): not enforced, raw == value
+        return torch.ones_like(raw), torch.zeros_like(raw)
+    r = raw.clone().requires_grad_(True)
+    with torch.enable_grad():
+        d1 = torch.autograd.grad(c.transform(r).sum(), r, create_graph=True)[0]
+        d2 = torch.autograd.grad(d1.sum(), r, allow_unused=True)[0] if d1.requires_grad else None
+    return d1.detach(), (d2.detach() if d2 is not None else torch.zeros_like(raw))
+
+
+def _elem(info: ParamInfo, tensor: torch.Tensor, index: tuple[int, ...], batch: torch.Size) -> torch.Tensor:
+    """One element of a raw-shaped tensor for every batch member (flattened)."""
+    view = ParamInfo(info.module, info.name, info.raw_name, tensor.detach(), None, info.member_ndim, info.elem_shape)
+    return member_values(view, index, batch).reshape(-1)
+
+
+def _pick(info: ParamInfo, tensor: torch.Tensor, index: tuple[int, ...]) -> torch.Tensor:
+    """Sum over members of one element of a raw-shaped tensor (keeps the graph)."""
+    members = tensor.shape[: info.member_ndim]
+    return tensor.reshape(tuple(members) + (-1,))[..., info.flat_index(index)].sum()
+
+
+def _derivatives(term: torch.Tensor, infos: dict, elements: dict, batch: torch.Size, shared: set
+                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """key -> (first, second) derivative of ``term`` in raw space, per member (flattened).
+
+    Members of a batched model are independent, so the gradient of the summed
+    term separates per member; a parameter shared across members gets one
+    backward pass per member instead.
+    """
+    n = int(batch.numel())
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if not term.requires_grad:  # e.g. no priors at all: the term is a constant
+        for key in elements:
+            out[key] = (np.zeros(n), np.zeros(n))
+        return out
+    own = [pk for pk in infos if pk not in shared]
+    if own:
+        raws = [infos[pk].raw for pk in own]
+        grads = torch.autograd.grad(term.sum(), raws, create_graph=True, allow_unused=True)
+        for pk, g in zip(own, grads):
+            info = infos[pk]
+            for key, index in elements.items():
+                if (parse_key(key)[0], parse_key(key)[1]) != pk:
+                    continue
+                if g is None or not g.requires_grad:
+                    gz = torch.zeros_like(info.raw) if g is None else g
+                    out[key] = (_elem(info, gz, index, batch).numpy(), np.zeros(n))
+                    continue
+                h = torch.autograd.grad(_pick(info, g, index), info.raw, retain_graph=True, allow_unused=True)[0]
+                h = torch.zeros_like(info.raw) if h is None else h
+                out[key] = (_elem(info, g, index, batch).numpy(), _elem(info, h, index, batch).numpy())
+    for pk in shared:
+        info = infos[pk]
+        keys = [k for k in elements if (parse_key(k)[0], parse_key(k)[1]) == pk]
+        first = {k: np.zeros(n) for k in keys}
+        second = {k: np.zeros(n) for k in keys}
+        for i in range(n):
+            g = torch.autograd.grad(term[i], info.raw, create_graph=True, retain_graph=True, allow_unused=True)[0]
+            if g is None:
+                continue
+            for k in keys:
+                index = elements[k]
+                first[k][i] = float(_elem(info, g, index, batch)[i])
+                if g.requires_grad:
+                    h = torch.autograd.grad(_pick(info, g, index), info.raw, retain_graph=True, allow_unused=True)[0]
+                    if h is not None:
+                        second[k][i] = float(_elem(info, h, index, batch)[i])
+        for k in keys:
+            out[k] = (first[k], second[k])
+    return out
+
+
+def _is_positive(prior, lower: float) -> bool:
+    if lower >= 0:
+        return True
+    support = getattr(prior, "support", None)
+    return support is not None and ("positive" in str(support).lower() or "greaterthan(lower_bound=0" in
+                                    str(support).replace(" ", "").lower())
+
+
+def _prior_std(prior) -> float:
+    try:
+        return float(torch.as_tensor(prior.stddev).reshape(-1)[0])
+    except Exception:  # priors without a closed-form standard deviation
+        return float("nan")
+
+
+def prior_pull(mll, feature_names=None) -> pd.DataFrame:
+    """How hard each parameter's prior pulls on it, compared with the data.
+
+    The MLL that BoTorch maximizes is ``(log likelihood + Σ log prior) / n``
+    (GPyTorch's ``ExactMarginalLogLikelihood``). Both terms are reported with that
+    same division by ``n`` (per datum), so ``d_log_lik + d_log_prior`` is exactly
+    the MLL's own gradient, the one the optimizer follows; ratios and verdicts do
+    not depend on the normalization. Derivatives are taken with respect to the
+    constrained value θ (chain rule through the constraint's transform; for
+    BoTorch's non-enforced ``GreaterThan`` constraints raw == value).
+
+    At a fitted optimum the two gradients are equal and opposite (their ``ratio`` is
+    about 1 whatever the prior's strength), so the verdict looks at what would
+    happen if the parameter moved: the curvature each term contributes,
+    ``curv = -d²(term)/dθ²``. ``prior_share = curv_prior / (curv_prior + curv_lik)``
+    (negative curvatures counted as 0) is the prior's share of the restoring
+    force; a parameter is ``held by prior`` when that share exceeds
+    :data:`HELD_SHARE` and its value sits near the prior's mode (within a factor
+    :data:`NEAR_LOG` in log space for positive parameters, :data:`NEAR_STD` prior
+    standard deviations otherwise). ``at bound`` means the value sits on a finite
+    constraint bound; everything else is ``free``.
+
+    The model's parameters, modes and ``requires_grad`` flags are left as found
+    (fixed parameters are differentiated too, and reported with ``trainable``
+    False); no ``.grad`` is written.
+
+    Args:
+        mll: A marginal log likelihood (``ExactMarginalLogLikelihood``) or an exact
+            GP model (an exact MLL is built around it).
+        feature_names: Passed to :func:`gpviz.model_expr` (keys do not depend on it).
+
+    Returns:
+        One row per parameter element (in ``model_expr(model).keys`` order) per batch
+        member, columns: ``key``, ``i_model``, ``value``, ``raw``, ``lower``, ``upper``,
+        ``trainable``, ``prior`` (class name or "none"), ``prior_params``,
+        ``prior_mode``, ``distance`` (value - mode; in log space for positive
+        parameters, see ``distance_space``), ``d_log_prior``, ``d_log_lik``
+        (per-datum derivatives w.r.t. θ), ``ratio`` (``|d_log_prior| / |d_log_lik|``),
+        ``curv_prior``, ``curv_lik``, ``prior_share``, ``verdict``. A model without
+        priors gives rows with prior "none", zero prior derivatives and no "held by
+        prior" verdict.
+
+    Raises:
+        InputError: if ``mll`` is neither an MLL nor an exact GP model.
+        UnsupportedError: if the MLL does not return one value per batch member.
+    """
+    from gpviz.model import model_batch_shape, model_expr
+
+    mll = _as_mll(mll)
+    model = mll.model
+    expr = model_expr(model, feature_names)
+    batch = torch.Size(model_batch_shape(model))
+    n = int(batch.numel())
+    keys = list(expr.keys)
+    priors = priors_by_param(model)
+    infos: dict[tuple[str, str], ParamInfo] = {}
+    elements: dict[str, tuple[int, ...]] = {}
+    for key in keys:
+        path, name, index = parse_key(key)
+        if (path, name) not in infos:
+            infos[(path, name)] = param_info(resolve(model, path), name, batch)
+        elements[key] = index
+    shared = {pk for pk, info in infos.items()
+              if int(torch.Size(info.raw.shape[: info.member_ndim]).numel()) < n}
+    raws = {pk: info.raw for pk, info in infos.items()}
+    flags = {pk: r.requires_grad for pk, r in raws.items()}
+    modes = [(m, m.training) for m in mll.modules()]
+    try:
+        for r in raws.values():
+            r.requires_grad_(True)
+        mll.train()
+        with torch.enable_grad():
+            terms = _mll_terms(mll, n)
+            d_prior = _derivatives(terms.prior, infos, elements, batch, shared)
+            d_lik = _derivatives(terms.lik, infos, elements, batch, shared)
+    finally:
+        for pk, r in raws.items():
+            r.requires_grad_(flags[pk])
+        for m, was_training in modes:
+            m.training = was_training  # per module: train(mode) would recurse
+    rows = []
+    for key in keys:
+        path, name, index = parse_key(key)
+        info = infos[(path, name)]
+        t1, t2 = _transform_derivs(info)
+        t1, t2 = _elem(info, t1, index, batch).numpy(), _elem(info, t2, index, batch).numpy()
+        values = member_values(info, index, batch).reshape(-1).numpy()
+        raw_vals = _elem(info, info.raw, index, batch).numpy()
+        c = info.constraint
+        lower = float(torch.as_tensor(getattr(c, "lower_bound", -math.inf)).reshape(-1)[0]) if c is not None \
+            else -math.inf
+        upper = float(torch.as_tensor(getattr(c, "upper_bound", math.inf)).reshape(-1)[0]) if c is not None \
+            else math.inf
+        prior = priors.get((path, name))
+        mode = prior_mode(prior) if prior is not None else float("nan")
+        positive = prior is not None and _is_positive(prior, lower)
+        std = _prior_std(prior) if prior is not None and not positive else float("nan")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # chain rule: df/dθ = (df/dr) / θ'(r); d²f/dθ² = f''(r)/θ'² - f'(r) θ''/θ'³
+            gp = d_prior[key][0] / t1
+            gl = d_lik[key][0] / t1
+            cp = -(d_prior[key][1] / t1 ** 2 - d_prior[key][0] * t2 / t1 ** 3)
+            cl = -(d_lik[key][1] / t1 ** 2 - d_lik[key][0] * t2 / t1 ** 3)
+        for i in range(n):
+            v = float(values[i])
+            if prior is None or not math.isfinite(mode):
+                dist, space, near = float("nan"), "", False
+            elif positive:
+                space = "log"
+                dist = math.log(v) - math.log(mode) if v > 0 and mode > 0 else float("nan")
+                near = math.isfinite(dist) and abs(dist) <= NEAR_LOG
+            else:
+                space = "linear"
+                dist = v - mode
+                near = math.isfinite(std) and abs(dist) <= NEAR_STD * std
+            gpi, gli = float(gp[i]), float(gl[i])
+            ratio = abs(gpi) / abs(gli) if gli != 0 else (math.inf if gpi != 0 else float("nan"))
+            cpi, cli = float(cp[i]), float(cl[i])
+            pos_p = cpi if math.isfinite(cpi) and cpi > 0 else 0.0
+            pos_l = cli if math.isfinite(cli) and cli > 0 else 0.0
+            share = pos_p / (pos_p + pos_l) if pos_p + pos_l > 0 else float("nan")
+            if at_bound(v, lower, upper):
+                verdict = AT_BOUND
+            elif prior is not None and near and math.isfinite(share) and share > HELD_SHARE:
+                verdict = HELD
+            else:
+                verdict = FREE
+            rows.append({
+                "key": key, I_MODEL: i, "value": v, "raw": float(raw_vals[i]), "lower": lower, "upper": upper,
+                "trainable": bool(flags[(path, name)]),
+                "prior": type(prior).__name__ if prior is not None else "none",
+                "prior_params": prior_params(prior) if prior is not None else "",
+                "prior_mode": mode, "distance": dist, "distance_space": space,
+                "d_log_prior": gpi, "d_log_lik": gli, "ratio": ratio,
+                "curv_prior": cpi, "curv_lik": cli, "prior_share": share, "verdict": verdict,
+            })
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df[I_MODEL] = df[I_MODEL].astype(np.int32)
+    return df
+
+
+# -- model factories with other priors -----------------------------------------------------------------------------
+
+def _check_prior(role: str, prior) -> None:
+    if prior is not None and not isinstance(prior, Prior):
+        raise InputError(f"with_priors({role}=...) expects a gpytorch.priors.Prior (e.g. GammaPrior(3.0, 6.0)) or "
+                         f"None, got {type(prior).__module__}.{type(prior).__name__}: {prior!r}")
+
+
+def _kernels(kernel: Kernel):
+    """The kernel and all its descendant kernels, each once."""
+    seen = set()
+    for m in kernel.modules():
+        if isinstance(m, Kernel) and id(m) not in seen:
+            seen.add(id(m))
+            yield m
+
+
+def _install(module: torch.nn.Module, name: str, prior: Prior, closure, setting, where: str) -> None:
+    """Registers a copy of ``prior`` (in the parameter's dtype) on ``module`` and checks it can score the value."""
+    raw = getattr(module, f"raw_{name}")
+    p = copy.deepcopy(prior).to(device=raw.device, dtype=raw.dtype)
+    try:
+        with torch.no_grad():
+            lp = p.log_prob(closure(module))
+    except Exception as exc:
+        raise InputError(f"the {name} prior {type(prior).__name__}({prior_params(prior)}) cannot score {where}."
+                         f"{name} of shape {list(closure(module).shape)}: {type(exc).__name__}: {exc}") from exc
+    if lp.dim() > closure(module).dim() or not torch.isfinite(lp).any():
+        raise InputError(f"the {name} prior {type(prior).__name__}({prior_params(prior)}) gives log-probability "
+                         f"{lp.reshape(-1)[:4].tolist()} at {where}.{name} = "
+                         f"{closure(module).reshape(-1)[:4].tolist()}: expected a prior over positive values "
+                         f"with batch shape broadcastable to the parameter's")
+    module.register_prior(f"{name}_prior", p, closure, setting)
+
+
+def _lengthscale_closure(m):
+    return m.lengthscale
+
+
+def _lengthscale_setting(m, v):
+    m._set_lengthscale(v)
+
+
+def _outputscale_closure(m):
+    return m.outputscale
+
+
+def _outputscale_setting(m, v):
+    m._set_outputscale(v)
+
+
+def _noise_closure(m):
+    return m.noise
+
+
+def _noise_setting(m, v):
+    m._set_noise(v)
+
+
+def apply_priors(model, lengthscale: Prior | None = None, outputscale: Prior | None = None,
+                 noise: Prior | None = None):
+    """Replaces the named priors of ``model`` in place and returns it.
+
+    Args:
+        model: A BoTorch/GPyTorch GP with a ``covar_module``.
+        lengthscale: Prior for every kernel lengthscale in ``covar_module``.
+        outputscale: Prior for every ``ScaleKernel`` outputscale in ``covar_module``.
+        noise: Prior for the likelihood's learned noise.
+
+    Raises:
+        InputError: for a prior that is not a GPyTorch prior or cannot score the parameter.
+        UnsupportedError: if the model has no parameter of that kind (names the model's kernel).
+    """
+    for role, p in (("lengthscale", lengthscale), ("outputscale", outputscale), ("noise", noise)):
+        _check_prior(role, p)
+    covar = getattr(model, "covar_module", None)
+    if not isinstance(covar, Kernel):
+        raise UnsupportedError(f"with_priors needs a model with a gpytorch covar_module, got {type(model).__name__}")
+    names = {id(m): n for n, m in model.named_modules()}
+    if lengthscale is not None:
+        targets = [k for k in _kernels(covar) if getattr(k, "has_lengthscale", False)
+                   and getattr(k, "raw_lengthscale", None) is not None]
+        if not targets:
+            raise UnsupportedError(f"with_priors(lengthscale=...): {type(covar).__name__} in {type(model).__name__} "
+                                   f"has no kernel with a lengthscale")
+        for k in targets:
+            _install(k, "lengthscale", lengthscale, _lengthscale_closure, _lengthscale_setting, names.get(id(k), "?"))
+    if outputscale is not None:
+        targets = [k for k in _kernels(covar) if isinstance(k, ScaleKernel)]
+        if not targets:
+            raise UnsupportedError(
+                f"with_priors(outputscale=...): the covar_module of {type(model).__name__} is a "
+                f"{type(covar).__name__} with no ScaleKernel, so there is no outputscale to put a prior on "
+                f"(BoTorch's default SingleTaskGP has none); pass covar_module=ScaleKernel(...) to the model")
+        for k in targets:
+            _install(k, "outputscale", outputscale, _outputscale_closure, _outputscale_setting, names.get(id(k), "?"))
+    if noise is not None:
+        noise_covar = getattr(getattr(model, "likelihood", None), "noise_covar", None)
+        if noise_covar is None or getattr(noise_covar, "raw_noise", None) is None:
+            raise UnsupportedError(
+                f"with_priors(noise=...): the likelihood of {type(model).__name__} "
+                f"({type(getattr(model, 'likelihood', None)).__name__}) has no learned noise (fixed noise?)")
+        _install(noise_covar, "noise", noise, _noise_closure, _noise_setting, names.get(id(noise_covar), "?"))
+    return model
+
+
+class PriorFactory:
+    """A model factory that builds ``make_model``'s model, then swaps in other priors.
+
+    Calling it passes every argument to ``make_model``. ``.priors`` holds the
+    replaced priors by role; ``.describe()`` writes them out.
+    """
+
+    def __init__(self, make_model, priors: dict):
+        self.make_model = make_model
+        self.priors = {k: v for k, v in priors.items() if v is not None}
+        functools.update_wrapper(self, make_model, updated=())
+
+    def __call__(self, *args, **kwargs):
+        return apply_priors(self.make_model(*args, **kwargs), **self.priors)
+
+    def describe(self) -> str:
+        """E.g. ``lengthscale ~ GammaPrior(concentration=1.125, rate=0.375)``."""
+        return "; ".join(f"{role} ~ {type(p).__name__}({prior_params(p)})" for role, p in self.priors.items())
+
+    def __repr__(self) -> str:
+        return f"with_priors({getattr(self.make_model, '__name__', self.make_model)!s}, {self.describe()})"
+
+
+def with_priors(make_model, lengthscale: Prior | None = None, outputscale: Prior | None = None,
+                noise: Prior | None = None) -> PriorFactory:
+    """A model factory whose models are ``make_model``'s, except for the named priors.
+
+    Each built model gets its own copy of each prior (in the parameter's dtype);
+    priors not named stay as ``make_model`` made them. Parameter values are not
+    touched.
+
+    Example::
+
+        loose = gpviz.with_priors(lambda X, Y: SingleTaskGP(X, Y, covar_module=ScaleKernel(MaternKernel(
+            ard_num_dims=X.shape[-1]))), lengthscale=GammaPrior(1.125, 0.375))
+        model = loose(train_X, train_Y)
+
+    Args:
+        make_model: A callable returning a GP model (``make_model(X, Y)`` for sweeps).
+        lengthscale: Prior for every lengthscale in the covariance module.
+        outputscale: Prior for every ``ScaleKernel`` outputscale (an error on a model
+            without one, e.g. BoTorch's default ``SingleTaskGP``).
+        noise: Prior for the learned likelihood noise.
+
+    Returns:
+        A :class:`PriorFactory` (callable like ``make_model``).
+
+    Raises:
+        InputError: at once if a prior is not a ``gpytorch.priors.Prior`` or
+            ``make_model`` is not callable; when a model is built, if a prior cannot
+            score its parameter.
+        UnsupportedError: when a model is built without a parameter of the named kind.
+    """
+    if not callable(make_model):
+        raise InputError(f"with_priors expects a model factory (a callable returning a model), got "
+                         f"{type(make_model).__name__}")
+    for role, p in (("lengthscale", lengthscale), ("outputscale", outputscale), ("noise", noise)):
+        _check_prior(role, p)
+    if lengthscale is None and outputscale is None and noise is None:
+        raise InputError("with_priors needs at least one of lengthscale=, outputscale=, noise= (got none)")
+    return PriorFactory(make_model, {"lengthscale": lengthscale, "outputscale": outputscale, "noise": noise})
+
+
+__all__ = ["prior_pull", "with_priors", "apply_priors", "PriorFactory", "VERDICTS", "HELD", "AT_BOUND", "FREE"]
