@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from linear_operator.utils.errors import NotPSDError
 
 from gpviz.expr import Opaque, iter_nodes
 from gpviz.walk import kernel_expr
@@ -37,7 +38,16 @@ def assert_expr_matches_kernel(kernel, x1: torch.Tensor, x2: torch.Tensor | None
         x2 = x1[..., : max(1, x1.shape[-2] - 1), :] * 0.7 + 0.1
     for a, b in ((x1, x1), (x1, x2)):
         with torch.no_grad():
-            want = kernel(a, b).to_dense()
+            try:
+                want = kernel(a, b).to_dense()
+            except NotPSDError:
+                # GPyTorch's own symmetric path (x1 is x2) adds low-rank roots via a
+                # Cholesky of the other summand, which fails for kernels that are not
+                # positive definite (cosine over several dims); the reference is then
+                # unavailable, not the expression wrong. The x1 != x2 case still runs.
+                if a is b:
+                    continue
+                raise
             got = expr.evaluate(a, b)
         assert got.shape == want.shape, f"expression shape {list(got.shape)} != kernel shape {list(want.shape)}"
         err = (got - want).abs().max().item() if want.numel() else 0.0
