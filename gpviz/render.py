@@ -1,0 +1,883 @@
+"""Rendering: a model's expression with every parameter drawn inline, as an offline HTML page or a notebook figure.
+
+This is the ONLY module that imports rows2prose (0.1.0). It keeps rows2prose's
+header (d3 + the r2p bundle) and its time components, and neutralizes each of
+its known defects before it can reach a user:
+
+- ``rows2prose.web`` imports ``pkg_resources`` (gone in setuptools >= 81, and a
+  deprecation warning before that): :func:`rows2prose_web` imports it with a tiny
+  stand-in module in ``sys.modules`` for the duration of the import only.
+- Its timelines sort the ``i_timestep`` column *in place*: frames are sorted by
+  ``(i_timestep, i_model)`` here, step offsets are computed here, and JS gets a
+  fresh list of timesteps, never a shared column buffer.
+- Its distribution views place points linearly on "log" axes, draw nothing for
+  negative values, have no markers and 2 px unlabelled bands: gpviz draws each
+  parameter with its own small canvas view (``static/gpviz.js``).
+- bool/float16/string/nullable/category columns kill its block and int64 wraps
+  around: every column is cast (or dropped) before encoding; integers that do not
+  fit int32 are refused.
+- A ``data-key`` missing from the frame kills its block: every placeholder key is
+  checked here (:class:`~gpviz.errors.KeyMismatchError` names it); extra columns
+  are dropped.
+- ``uuid1`` element ids and no ``<meta charset>``: ids are content hashes (or a
+  fixed ``element_id``), pages declare UTF-8.
+- Slow base64 decoding: ``r2p.parseColumns`` is replaced after the header by one
+  using ``Uint8Array.fromBase64`` (with a table-driven fallback); float columns
+  travel as float32 when that loses nothing visible, halving the payload.
+
+User strings are escaped in one place: :func:`escape_html` for HTML text and
+attributes, :func:`js_string` (and the JSON payload writer it shares) for
+scripts.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import html as _html
+import importlib.resources
+import itertools
+import json
+import math
+import re
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
+from gpviz.expr import Param, fmt_number, layout
+
+I_MODEL, I_CONFIG, I_TIMESTEP = "i_model", "i_config", "i_timestep"
+INDEX_COLUMNS = (I_MODEL, I_CONFIG, I_TIMESTEP)
+MODES = ("snapshot", "batch", "configs", "timeline")
+UNITS = ("model",)
+
+# Positive, scale-like quantities: drawn on a log axis (pixel position linear in log10(value)).
+LOG_ROLES = frozenset({"lengthscale", "outputscale", "noise", "period", "variance", "alpha", "scale",
+                       "frequency", "task_var"})
+# Signed quantities: a linear axis that shows negatives (and zero).
+SIGNED_ROLES = frozenset({"mean", "constant_mean", "bias", "task_factor"})
+HELD = "held by prior"
+
+LAYOUT_WIDTH = 110  # characters per code line
+LEAF_CHARS = {"snapshot": 32, "batch": 28, "configs": 36, "timeline": 32}  # a chart's width in characters
+MAX_BAND_PX, MIN_BAND_PX, CONFIGS_PX = 12, 4, 192
+
+_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_DISPLAYS = itertools.count(1)  # unique ids for notebook displays of the same figure
+
+
+# --------------------------------------------------------------------------- #
+# Escaping: the one place user strings are made safe                          #
+# --------------------------------------------------------------------------- #
+
+
+def escape_html(s) -> str:
+    """Escapes text for HTML element content and quoted attribute values (``& < > " '``)."""
+    return _html.escape(str(s), quote=True)
+
+
+# Characters that must not appear literally in a script: "<" ends </script> and opens <!--,
+# "`" and "$" matter inside template literals, U+2028/9 end lines in old JS engines.
+_SCRIPT_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026", ord("`"): "\\u0060",
+                   ord("$"): "\\u0024", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def script_json(obj) -> str:
+    """A JSON text that is also a JS expression safe to inline in ``<script>`` (any nesting of str/num/list/dict).
+
+    Raises:
+        InputError: for NaN/inf numbers (send ``None``) or non-JSON objects.
+    """
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"cannot write {type(obj).__name__} into a page: {exc}") from None
+    return text.translate(_SCRIPT_ESCAPES)
+
+
+def js_string(s) -> str:
+    """A JS string literal (with its quotes) for ``s``, safe inside ``<script>`` and template literals."""
+    return script_json(str(s))
+
+
+def _num(x) -> float | None:
+    """A finite float for JSON, or ``None``."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+# --------------------------------------------------------------------------- #
+# rows2prose import and page assets                                           #
+# --------------------------------------------------------------------------- #
+
+_MISSING = object()
+
+
+def _resource_string(package: str, resource_name: str) -> bytes:
+    """``pkg_resources.resource_string`` on top of ``importlib.resources``."""
+    node = importlib.resources.files(package)
+    for part in re.split(r"[\\/]+", resource_name):
+        if part:
+            node = node.joinpath(part)
+    return node.read_bytes()
+
+
+@functools.lru_cache(maxsize=None)
+def rows2prose_web() -> types.ModuleType:
+    """``rows2prose.web``, imported without ``pkg_resources``.
+
+    rows2prose 0.1.0 does ``from pkg_resources import resource_string``: an
+    ImportError on setuptools >= 81 and a DeprecationWarning before. A stand-in
+    module sits in ``sys.modules["pkg_resources"]`` only while rows2prose is
+    imported; whatever was there before is restored.
+
+    Raises:
+        UnsupportedError: if rows2prose is not installed or fails to import.
+    """
+    shim = types.ModuleType("pkg_resources")
+    shim.__doc__ = "gpviz's stand-in for pkg_resources.resource_string (importlib.resources)"
+    shim.resource_string = _resource_string
+    saved = sys.modules.get("pkg_resources", _MISSING)
+    sys.modules["pkg_resources"] = shim
+    try:
+        import rows2prose.web as web
+    except Exception as exc:  # noqa: BLE001 - any import failure means no renderer
+        raise UnsupportedError(f"gpviz renders with rows2prose==0.1.0, which failed to import: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if saved is _MISSING:
+            sys.modules.pop("pkg_resources", None)
+        else:
+            sys.modules["pkg_resources"] = saved
+    return web
+
+
+def _static(name: str) -> str:
+    text = importlib.resources.files("gpviz").joinpath("static").joinpath(name).read_text("utf-8")
+    if "</script" in text.lower() or "</style" in text.lower():  # would end the inline block early
+        raise UnsupportedError(f"gpviz/static/{name} contains a closing tag and cannot be inlined")
+    return text
+
+
+@functools.lru_cache(maxsize=None)
+def header_html() -> str:
+    """Everything a page needs once: the rows2prose header, then gpviz's CSS and JS (which patch it)."""
+    return (rows2prose_web().header_content()
+            + f"\n<style>\n{_static('gpviz.css')}</style>\n<script>\n{_static('gpviz.js')}</script>\n")
+
+
+# --------------------------------------------------------------------------- #
+# Frames: validate, cast, sort, encode                                        #
+# --------------------------------------------------------------------------- #
+
+_I32 = np.iinfo(np.int32)
+
+
+def _int_column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """An index column as int64, checked to be whole numbers that fit int32 (the browser's width)."""
+    s = frame[name]
+    dt = s.dtype
+    if isinstance(dt, pd.CategoricalDtype):
+        raise InputError(f"column {name!r} is categorical; expected integers (pass labels via config_labels)")
+    if pd.api.types.is_bool_dtype(dt):
+        arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif pd.api.types.is_integer_dtype(dt):
+        if s.isna().any():
+            raise InputError(f"column {name!r} has missing values; expected an integer in every row")
+        arr = s.to_numpy(dtype=np.int64)
+    elif pd.api.types.is_float_dtype(dt):
+        arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        raise InputError(f"column {name!r} has dtype {dt}; expected integers")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+            bad = arr[~np.isfinite(arr) | (arr != np.round(arr))][0]
+            raise InputError(f"column {name!r} holds {bad!r}; expected whole numbers")
+        if len(arr) and (arr.min() < _I32.min or arr.max() > _I32.max):
+            raise InputError(f"column {name!r} holds {arr.max() if arr.max() > _I32.max else arr.min():.0f}, outside "
+                             f"the int32 range the browser reads (int64 would wrap around)")
+        arr = arr.astype(np.int64)
+    if len(arr) and (arr.min() < _I32.min or arr.max() > _I32.max):
+        bad = arr.max() if arr.max() > _I32.max else arr.min()
+        raise InputError(f"column {name!r} holds {bad}, outside the int32 range the browser reads "
+                         f"(int64 would wrap around)")
+    return arr
+
+
+def _float_column(frame: pd.DataFrame, key: str) -> np.ndarray:
+    """A parameter column as float64 whatever its dtype (bool, float16, nullable, numeric strings, category)."""
+    s = frame[key]
+    if isinstance(s, pd.DataFrame):
+        raise InputError(f"frame has {s.shape[1]} columns named {key!r}; expected one")
+    dt = s.dtype
+    try:
+        if isinstance(dt, pd.CategoricalDtype):
+            s = s.astype(object)
+            dt = s.dtype
+        if pd.api.types.is_complex_dtype(dt):
+            raise TypeError("complex values")
+        if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_numeric_dtype(dt):
+            return s.to_numpy(dtype=np.float64, na_value=np.nan)
+        return pd.to_numeric(s, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"column {key!r} has dtype {dt} with non-numeric values ({exc}); expected numbers") from None
+
+
+def _encode(arr: np.ndarray) -> dict:
+    """``{"type", "data"}`` for the browser: little-endian float32 when exact enough, else float64 / int32."""
+    if arr.dtype.kind == "f":
+        arr = arr.astype(np.float64, copy=False)
+        finite = arr[np.isfinite(arr) & (arr != 0)]
+        # float32 keeps 7 significant digits (charts show 3); only its range can lose information
+        if not len(finite) or (np.abs(finite).min() >= 1e-35 and np.abs(finite).max() <= 1e35):
+            arr = arr.astype("<f4")
+        else:
+            arr = arr.astype("<f8")
+    elif arr.dtype.kind in "iub":
+        arr = arr.astype("<i4")
+    else:
+        raise InputError(f"cannot send a column of dtype {arr.dtype} to the browser")
+    return {"type": "float32" if arr.dtype.itemsize == 4 and arr.dtype.kind == "f" else
+            ("float64" if arr.dtype.kind == "f" else "int32"),
+            "data": base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")}
+
+
+@dataclass
+class _Data:
+    """A validated frame: mode, sorted float columns per key, index columns, step offsets."""
+
+    mode: str
+    values: dict[str, np.ndarray]
+    n_rows: int
+    members: int
+    i_config: np.ndarray | None
+    config_labels: tuple[str, ...]
+    steps: list[int]
+    step_starts: list[int]
+
+
+def _config_labels(config_labels, n: int) -> tuple[str, ...]:
+    if config_labels is None:
+        return tuple(f"config {i}" for i in range(n))
+    if isinstance(config_labels, Mapping):
+        return tuple(str(config_labels.get(i, f"config {i}")) for i in range(n))
+    if isinstance(config_labels, str) or not isinstance(config_labels, Sequence):
+        raise InputError(f"config_labels must be a list of labels or a mapping i_config -> label, "
+                         f"got {type(config_labels).__name__}")
+    labels = tuple(str(x) for x in config_labels)
+    if len(labels) < n:
+        raise InputError(f"config_labels has {len(labels)} labels but i_config goes up to {n - 1}")
+    return labels
+
+
+def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> _Data:
+    """Validates and normalizes a wide parameter frame for drawing.
+
+    Args:
+        keys: Placeholder keys of the expression; each must be a column.
+        frame: ``i_model`` (optional) and one numeric column per key, plus optionally
+            ``i_config`` (0..C-1) or ``i_timestep``. Other columns are dropped.
+        config_labels: Labels of the configurations (list or mapping).
+
+    Returns:
+        The sorted float64 value columns and what the browser needs to index them.
+
+    Raises:
+        KeyMismatchError: a key has no column (the message names it).
+        InputError: a column cannot be read as numbers, or an index does not fit int32.
+    """
+    if isinstance(frame, Mapping):
+        frame = pd.DataFrame(dict(frame))
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"expected a pandas DataFrame of parameter values, got {type(frame).__name__}")
+    columns = set(map(str, frame.columns))
+    missing = [k for k in keys if k not in columns]
+    if missing:
+        raise KeyMismatchError(
+            f"frame has no column for parameter key {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + f"; every key of the expression needs a column. Columns: {sorted(columns)[:12]}")
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    n = len(frame)
+    index = {c: _int_column(frame, c) for c in INDEX_COLUMNS if c in frame.columns}
+    values = {k: _float_column(frame, k) for k in dict.fromkeys(keys)}
+
+    if I_TIMESTEP in index:
+        mode = "timeline"
+    elif I_CONFIG in index:
+        mode = "configs"
+    else:
+        mode = "snapshot" if n == 1 else "batch"
+
+    # Sort rows here (stable), never in JS: by step, then config, then member.
+    order_keys = [index[c] for c in (I_MODEL, I_CONFIG, I_TIMESTEP) if c in index]
+    order = np.lexsort(order_keys) if order_keys else np.arange(n)
+    values = {k: v[order] for k, v in values.items()}
+    index = {c: v[order] for c, v in index.items()}
+
+    i_config, labels = None, ()
+    if I_CONFIG in index:
+        i_config = index[I_CONFIG]
+        if len(i_config) and i_config.min() < 0:
+            raise InputError(f"column 'i_config' holds {i_config.min()}; expected 0, 1, ... (one per configuration)")
+        n_cfg = int(i_config.max()) + 1 if len(i_config) else 0
+        if config_labels is not None and not isinstance(config_labels, Mapping):
+            n_cfg = max(n_cfg, len(config_labels))
+        labels = _config_labels(config_labels, n_cfg)
+    steps: list[int] = []
+    starts: list[int] = []
+    if I_TIMESTEP in index:
+        ts = index[I_TIMESTEP]
+        uniq, first = np.unique(ts, return_index=True)
+        steps = [int(t) for t in uniq]
+        starts = [int(i) for i in first] + [n]
+    if I_MODEL in index:
+        members = int(len(np.unique(index[I_MODEL])))
+    elif steps:
+        members = int(max(np.diff(starts))) if n else 0
+    else:
+        members = n
+    return _Data(mode, values, n, members, i_config, labels, steps, starts)
+
+
+# --------------------------------------------------------------------------- #
+# Axes and markers                                                            #
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class _Meta:
+    """What gpviz knows about one parameter besides its values."""
+
+    role: str
+    lower: float | None = None
+    upper: float | None = None
+    prior: float | None = None
+    held: bool = False
+    verdict: str = ""
+
+
+def _info_meta(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict[str, _Meta]:
+    """Per key: bounds, prior mode and verdict from a long frame like ``parameters(model, long=True)``."""
+    metas = {k: _Meta(roles.get(k, "value")) for k in keys}
+    if info is None:
+        return metas
+    if not isinstance(info, pd.DataFrame) or "key" not in info.columns:
+        raise InputError(f"info must be a DataFrame with a 'key' column (like gpviz.parameters(model, long=True)), "
+                         f"got {type(info).__name__}")
+    wanted = set(keys)
+    for key, rows in info.groupby(info["key"].astype(str), sort=False):
+        if key not in wanted:
+            continue
+
+        def first(col):
+            if col not in rows.columns:
+                return None
+            vals = [_num(v) for v in rows[col]]
+            vals = [v for v in vals if v is not None]
+            return vals[0] if vals else None
+
+        verdicts = [str(v) for v in rows["verdict"]] if "verdict" in rows.columns else []
+        verdict = HELD if HELD in verdicts else (verdicts[0] if verdicts else "")
+        metas[key] = _Meta(roles.get(key, str(rows["role"].iloc[0]) if "role" in rows.columns else "value"),
+                           first("lower"), first("upper"), first("prior_mode"), HELD in verdicts, verdict)
+    return metas
+
+
+def _at_bound(v: np.ndarray, b: float | None) -> bool:
+    if b is None:
+        return False
+    return bool(np.any(np.abs(v[np.isfinite(v)] - b) <= 1e-4 * max(abs(b), 1e-8)))
+
+
+def _axis_kind(meta: _Meta) -> tuple[str, bool]:
+    """``("log" | "linear", bounded)`` for one parameter."""
+    bounded = meta.lower is not None and meta.upper is not None
+    if bounded:
+        return ("log" if meta.role in LOG_ROLES and meta.lower > 0 else "linear"), True
+    if meta.role in LOG_ROLES:
+        return "log", False
+    if meta.role not in SIGNED_ROLES and meta.lower is not None and meta.lower >= 0:
+        return "log", False  # a positive-constrained parameter of a role gpviz does not know
+    return "linear", False
+
+
+def _log_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
+    pts = np.concatenate([vals[np.isfinite(vals) & (vals > 0)], [r for r in refs if r > 0 and math.isfinite(r)]])
+    if not len(pts):
+        return 0.1, 10.0
+    l0, l1 = math.log10(pts.min()), math.log10(pts.max())
+    if l1 - l0 < 1.0:  # at least one decade, centred on the data
+        mid = (l0 + l1) / 2
+        l0, l1 = mid - 0.5, mid + 0.5
+    pad = 0.06 * (l1 - l0)
+    return 10 ** (l0 - pad), 10 ** (l1 + pad)
+
+
+def _linear_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
+    pts = np.concatenate([vals[np.isfinite(vals)], [r for r in refs if math.isfinite(r)]])
+    if not len(pts):
+        return -1.0, 1.0
+    lo, hi = float(pts.min()), float(pts.max())
+    span = hi - lo
+    # show zero (the sign of a mean matters) unless it would squash the data
+    if lo > 0 and lo <= 2 * max(span, 1e-12):
+        lo = 0.0
+    elif hi < 0 and -hi <= 2 * max(span, 1e-12):
+        hi = 0.0
+    if hi - lo == 0:
+        width = max(abs(lo) * 0.5, 1.0)
+        lo, hi = lo - width, hi + width
+    pad = 0.08 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _axes(data: _Data, metas: Mapping[str, _Meta]):
+    """Shared axes (one per role and kind, or per bounds) and per-key drawing metadata."""
+    groups: dict[tuple, list[str]] = {}
+    kinds: dict[str, tuple[str, bool]] = {}
+    for key, meta in metas.items():
+        kind, bounded = _axis_kind(meta)
+        kinds[key] = (kind, bounded)
+        gid = (kind, meta.role) + ((meta.lower, meta.upper) if bounded else ())
+        groups.setdefault(gid, []).append(key)
+    axes, params = [], {}
+    for gid, keys in groups.items():
+        kind, bounded = kinds[keys[0]]
+        vals = np.concatenate([data.values[k] for k in keys]) if keys else np.zeros(0)
+        refs = [m.prior for m in (metas[k] for k in keys) if m.prior is not None]
+        marks = {k: (_at_bound(data.values[k], metas[k].lower), _at_bound(data.values[k], metas[k].upper))
+                 for k in keys}
+        for k in keys:
+            if marks[k][0]:
+                refs.append(metas[k].lower)
+            if marks[k][1]:
+                refs.append(metas[k].upper)
+        if bounded:
+            lo, hi = metas[keys[0]].lower, metas[keys[0]].upper
+            inside = vals[np.isfinite(vals)]
+            if kind == "log":
+                inside = inside[inside > 0]
+            lo = min([lo] + ([float(inside.min())] if len(inside) else []))
+            hi = max([hi] + ([float(inside.max())] if len(inside) else []))
+            if hi <= lo:
+                lo, hi = (lo / 10, hi * 10) if kind == "log" else (lo - 1, hi + 1)
+        elif kind == "log":
+            lo, hi = _log_domain(vals, refs)
+        else:
+            lo, hi = _linear_domain(vals, refs)
+        label = gid[1]
+        axes.append({"kind": kind, "lo": float(lo), "hi": float(hi), "role": label, "bounded": bounded})
+        for k in keys:
+            m = metas[k]
+            params[k] = {"axis": len(axes) - 1, "role": m.role, "prior": m.prior, "lower": m.lower,
+                         "upper": m.upper, "mark_lower": marks[k][0], "mark_upper": marks[k][1], "held": m.held}
+    return axes, params
+
+
+def _bad_values(data: _Data, axes, params) -> dict[str, str]:
+    """key -> short description of NaN / inf / non-positive-on-log values (for the page's warning)."""
+    out = {}
+    for k, v in data.values.items():
+        axis = axes[params[k]["axis"]]
+        parts = []
+        if np.isnan(v).any():
+            parts.append(f"{int(np.isnan(v).sum())} NaN")
+        if np.isinf(v).any():
+            parts.append(f"{int(np.isinf(v).sum())} inf")
+        if axis["kind"] == "log" and (v[np.isfinite(v)] <= 0).any():
+            parts.append(f"{int((v[np.isfinite(v)] <= 0).sum())} \u2264 0 on a log axis")
+        if parts:
+            out[k] = ", ".join(parts)
+    if data.n_rows == 0:
+        out.update({k: "no values" for k in data.values})
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# HTML                                                                        #
+# --------------------------------------------------------------------------- #
+
+_STR_RE = re.compile(r"('(?:[^'\\]|\\.)*')")
+
+
+def _code_html(text: str) -> str:
+    """Escaped code text with quoted strings (feature names) tinted."""
+    parts = _STR_RE.split(text)
+    return "".join(f'<span class="gpviz-str">{escape_html(p)}</span>' if i % 2 else escape_html(p)
+                   for i, p in enumerate(parts) if p)
+
+
+def _css_token(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", str(s)) or "value"
+
+
+def _placeholder(p: Param, spec_param: dict, axis: dict, fallback: str) -> str:
+    classes = ["gpviz-param", f"gpviz-role-{_css_token(spec_param['role'])}", f"gpviz-axis-{axis['kind']}"]
+    if spec_param["held"]:
+        classes.append("gpviz-held")
+    return (f'<span class="{" ".join(classes)}" data-key="{escape_html(p.key)}">'
+            f"{escape_html(fallback)}</span>")
+
+
+def _fallback_text(v: np.ndarray) -> str:
+    """What a placeholder shows before (or without) JavaScript."""
+    if len(v) == 1:
+        return fmt_number(float(v[0]))
+    finite = v[np.isfinite(v)]
+    if not len(finite):
+        return f"[{len(v)} values]"
+    return f"[{fmt_number(float(np.median(finite)))} median of {len(v)}]"
+
+
+def _sections(expr) -> list[tuple[str, str, object]]:
+    """(title, note, tree) for each part of the expression."""
+    secs = getattr(expr, "sections", None)
+    if secs:
+        return [(s.title, s.note, s.body) for s in secs]
+    return [("Kernel", "", expr.tree)]
+
+
+def _legend(spec: dict, has_bad: bool) -> str:
+    items = ['<span><span class="gpviz-swatch gpviz-swatch-dot"></span>'
+             + ("value" if spec["mode"] == "snapshot" else "one dot per member") + "</span>"]
+    params = spec["params"].values()
+    if any(p["prior"] is not None for p in params):
+        items.append('<span><span class="gpviz-swatch gpviz-swatch-prior"></span>prior mode</span>')
+    if any(p["mark_lower"] or p["mark_upper"] for p in params):
+        items.append('<span><span class="gpviz-swatch gpviz-swatch-bound"></span>'
+                     "constraint bound a value sits at (those values red)</span>")
+    if any(p["held"] for p in params):
+        items.append('<span><span class="gpviz-swatch gpviz-swatch-held"></span>held by prior</span>')
+    if has_bad:
+        items.append('<span><span class="gpviz-swatch gpviz-swatch-flag">\u26a0 \u25b6</span>'
+                     "NaN, inf or \u2264 0 on a log axis (drawn at the edge)</span>")
+    axes = []
+    for ax in spec["axes"]:
+        scale = "log" if ax["kind"] == "log" else "linear"
+        bounds = " (its bounds)" if ax["bounded"] else ""
+        axes.append(f"{escape_html(ax['role'])}: {scale}{bounds}")
+    if axes:
+        items.append(f'<span>axes: {"; ".join(dict.fromkeys(axes))}</span>')
+    return '<div class="gpviz-legend">' + "".join(items) + "</div>"
+
+
+def _subtitle(data: _Data) -> str:
+    if data.mode == "snapshot":
+        return "one model: each parameter's value on its own axis"
+    if data.mode == "batch":
+        return f"batch of {data.n_rows} members: one dot per member"
+    if data.mode == "configs":
+        return (f"{len(data.config_labels)} configurations, one labelled band each, top to bottom; "
+                f"one dot per member")
+    return (f"fit trace: {len(data.steps)} steps \u00d7 {data.members} member{'s' if data.members != 1 else ''}; "
+            f"play, pause or scrub")
+
+
+def _inner_html(expr, data: _Data, spec: dict, title: str | None, extra_html: str) -> str:
+    parts = []
+    if title:
+        parts.append(f'<div class="gpviz-title">{escape_html(title)}</div>')
+    parts.append(f'<div class="gpviz-subtitle">{escape_html(_subtitle(data))}</div>')
+    bad = spec.get("bad", {})
+    if bad:
+        listed = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:8]) + ("; ..." if len(bad) > 8 else "")
+        parts.append(f'<div class="gpviz-warning">\u26a0 flagged values: {escape_html(listed)}</div>')
+    parts.append(_legend(spec, bool(bad)))
+    if data.mode == "timeline":
+        parts.append('<div class="gpviz-time"></div><span class="gpviz-time-state"></span>')
+    leaf_chars = LEAF_CHARS[data.mode]
+    for sec_title, note, tree in _sections(expr):
+        tokens = layout(tree, lambda p: "#" * leaf_chars, LAYOUT_WIDTH)
+        code = []
+        for t in tokens:
+            if isinstance(t, Param):
+                sp = spec["params"][t.key]
+                code.append(_placeholder(t, sp, spec["axes"][sp["axis"]], _fallback_text(data.values[t.key])))
+            else:
+                code.append(_code_html(t))
+        note_html = f' <span class="gpviz-note">({escape_html(note)})</span>' if note else ""
+        parts.append(f'<div class="gpviz-section"><div class="gpviz-section-title">{escape_html(sec_title)}'
+                     f'{note_html}</div><pre class="gpviz-code">{"".join(code)}</pre></div>')
+    if extra_html:
+        parts.append(f'<div class="gpviz-extra">{extra_html}</div>')  # trusted: made by gpviz itself
+    return "\n".join(parts)
+
+
+class Figure:
+    """A rendered expression: ``.html()`` (standalone offline page), ``._repr_html_()``, ``.save(path)``.
+
+    Attributes:
+        element_id: Id of the figure's container (a content hash unless fixed).
+        spec: What the browser receives (mode, axes, per-key metadata, encoded columns).
+        keys: Placeholder keys, in print order.
+        columns: Columns sent to the browser: the keys, plus ``i_config`` for a configuration list.
+        title: The page title.
+    """
+
+    def __init__(self, inner_html: str, spec: dict, element_id: str, title: str):
+        self._inner = inner_html
+        self.spec = spec
+        self._spec_json = script_json(spec)
+        self.element_id = element_id
+        self.title = title
+        self.keys = tuple(spec["params"])
+        self.columns = tuple(spec["columns"])
+
+    @property
+    def mode(self) -> str:
+        """``snapshot``, ``batch``, ``configs`` or ``timeline``."""
+        return self.spec["mode"]
+
+    def fragment(self, element_id: str | None = None) -> str:
+        """The figure's container and mount script, without the page assets (see :func:`header_html`)."""
+        eid = element_id or self.element_id
+        mount = (f"<script>(function(){{var s={self._spec_json};"
+                 f"var f=function(){{window.gpviz.mountById({js_string(eid)},s);}};"
+                 "if(window.gpviz&&window.gpviz.mountById){f();}"
+                 "else{(window.gpvizQueue=window.gpvizQueue||[]).push(f);}})();</script>")
+        return f'<div class="gpviz-figure" id="{escape_html(eid)}">\n{self._inner}\n</div>\n{mount}\n'
+
+    def html(self) -> str:
+        """A standalone page (UTF-8, everything inline, works offline)."""
+        return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                f"<title>{escape_html(self.title or 'gpviz')}</title>\n{header_html()}</head>\n<body>\n"
+                f"{self.fragment()}</body>\n</html>\n")
+
+    def _repr_html_(self) -> str:
+        """Notebook display: self-contained (assets inline, no network) with an id unique on the page."""
+        try:
+            return header_html() + self.fragment(f"{self.element_id}-d{next(_DISPLAYS)}")
+        except Exception as exc:  # noqa: BLE001 - a display must never break a notebook
+            return f"<pre>gpviz could not display this figure: {escape_html(type(exc).__name__)}: " \
+                   f"{escape_html(exc)}</pre>"
+
+    def save(self, path) -> Path:
+        """Writes :meth:`html` to ``path`` (parent folders are created) and returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.html(), encoding="utf-8")
+        return path
+
+    def __repr__(self) -> str:
+        return (f"<gpviz.Figure {self.mode}: {len(self.keys)} parameters, {self.spec['n_rows']} rows, "
+                f"id {self.element_id}>")
+
+
+# --------------------------------------------------------------------------- #
+# Entry points                                                                #
+# --------------------------------------------------------------------------- #
+
+
+def _check_id(element_id) -> str:
+    if not isinstance(element_id, str) or not _ID_RE.match(element_id):
+        raise InputError(f"element_id must start with a letter and hold only letters, digits, '-' and '_' "
+                         f"(at most 64), got {element_id!r}")
+    return element_id
+
+
+def _build(expr, frame, *, info=None, title=None, config_labels=None, extra_html="") -> tuple[str, dict]:
+    keys = tuple(expr.keys)
+    roles = dict(expr.roles)
+    data = prepare_frame(keys, frame, config_labels)
+    metas = _info_meta(info, keys, roles)
+    axes, params = _axes(data, metas)
+    columns = {k: _encode(data.values[k]) for k in keys}
+    configs = None
+    if data.i_config is not None:
+        columns[I_CONFIG] = _encode(data.i_config.astype(np.int32))
+        c = len(data.config_labels)
+        configs = {"column": I_CONFIG, "labels": list(data.config_labels),
+                   "band": int(max(MIN_BAND_PX, min(MAX_BAND_PX, CONFIGS_PX // max(c, 1))))}
+    spec = {
+        "v": 1, "mode": data.mode, "n_rows": data.n_rows, "members": data.members,
+        "axes": [{k: (_num(v) if k in ("lo", "hi") else v) for k, v in ax.items()} for ax in axes],
+        "params": {k: {**p, "prior": _num(p["prior"]), "lower": _num(p["lower"]), "upper": _num(p["upper"])}
+                   for k, p in params.items()},
+        "configs": configs,
+        "steps": data.steps, "step_starts": data.step_starts, "step_prefix": "Step",
+        "bad": _bad_values(data, axes, params),
+        "columns": columns,
+    }
+    inner = _inner_html(expr, data, spec, title, extra_html or "")
+    return inner, spec
+
+
+def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extra_html: str = "",
+                 element_id: str | None = None) -> Figure:
+    """Draws a parameter frame inside an expression.
+
+    The view follows the columns: ``i_timestep`` -> animated fit trace (rows2prose's
+    time control); ``i_config`` -> one labelled band per configuration, top to
+    bottom; several rows -> one dot per batch member; one row -> a snapshot.
+
+    Args:
+        expr: A :class:`~gpviz.walk.KernelExpr` or :class:`~gpviz.model.ModelExpr`.
+        frame: Wide DataFrame: ``i_model`` and one numeric column per ``expr.keys``
+            (more columns are dropped), optionally ``i_config`` (0..C-1) or
+            ``i_timestep``.
+        info: Optional long frame like ``gpviz.parameters(model, long=True)``
+            (``key``, ``lower``, ``upper``, ``prior_mode``, optional ``verdict``):
+            draws prior modes and bounds, tints parameters "held by prior".
+        title: Page and figure title.
+        config_labels: Labels of the configurations (list, or mapping i_config -> label).
+        extra_html: Trusted HTML made by gpviz (e.g. a chart image), placed below.
+        element_id: A fixed container id for reproducible output (default: a
+            hash of the content, so the same input gives identical bytes).
+
+    Returns:
+        A :class:`Figure`.
+
+    Raises:
+        KeyMismatchError: a placeholder key has no column in ``frame``.
+        InputError: unreadable columns, bad ``config_labels``, ``info`` or ``element_id``.
+    """
+    if not hasattr(expr, "keys") or not hasattr(expr, "tree"):
+        raise InputError(f"render_frame expects an expression from gpviz.model_expr / kernel_expr, "
+                         f"got {type(expr).__name__}")
+    inner, spec = _build(expr, frame, info=info, title=title, config_labels=config_labels, extra_html=extra_html)
+    if element_id is None:
+        digest = hashlib.sha256((inner + "\0" + script_json(spec)).encode("utf-8")).hexdigest()
+        element_id = f"gpviz-{digest[:12]}"
+    return Figure(inner, spec, _check_id(element_id), title or "gpviz")
+
+
+def _default_title(expr) -> str:
+    module = getattr(expr, "module", None)
+    name = type(module).__name__ if module is not None else "model"
+    n = int(np.prod(tuple(getattr(expr, "batch_shape", ())) or (1,)))
+    return f"{name}" + (f" \u2014 batch of {n}" if n > 1 else "")
+
+
+def render(obj, feature_names=None, units: str = "model", *, title: str | None = None,
+           element_id: str | None = None) -> Figure:
+    """Renders a model, kernel, MLL or expression, or anything with a ``.render()`` method.
+
+    A model with one member is drawn as a snapshot (its values); a batched
+    model (CV folds, MCMC samples) with one dot per member. Prior modes and
+    constraint bounds come from the model itself.
+
+    Args:
+        obj: A BoTorch/GPyTorch model, kernel, MLL or gpviz expression; or an
+            object with ``.render()`` (a fit tracer, a sweep), which is called.
+        feature_names: Names of the input columns.
+        units: ``"model"``: values as the model stores them (labelled with their
+            space, e.g. "standardized outputs").
+        title: Figure title (default: the model's class and batch size).
+        element_id: Fixed container id for reproducible output.
+
+    Raises:
+        InputError: unknown ``units`` or an object gpviz cannot render.
+    """
+    import torch
+
+    from gpviz.params import expression_of, parameters
+    from gpviz.walk import Expr
+
+    if units not in UNITS:
+        raise InputError(f"unknown units: {units!r} (must be one of {list(UNITS)})")
+    if isinstance(obj, Figure):
+        return obj
+    if not isinstance(obj, (torch.nn.Module, Expr)) and callable(getattr(obj, "render", None)):
+        return obj.render()
+    expr = expression_of(obj, feature_names)
+    frame = parameters(expr)
+    info = parameters(expr, long=True)
+    return render_frame(expr, frame, info=info, title=title or _default_title(expr), element_id=element_id)
+
+
+class LiveFigure:
+    """A figure that updates in place in a notebook while a model fits.
+
+    The page assets are displayed once; each :meth:`update` replaces only the
+    figure (its container and data). The caller throttles updates. Outside a
+    notebook nothing is displayed and updates only keep the latest figure.
+
+    Args:
+        expr: The expression whose parameters are drawn.
+        info, title, config_labels: As for :func:`render_frame`.
+        element_id: Fixed container id (default: a per-process counter).
+        display: Set ``False`` to never display (e.g. in scripts and tests).
+    """
+
+    def __init__(self, expr, *, info=None, title=None, config_labels=None, element_id: str | None = None,
+                 display: bool = True):
+        self.expr = expr
+        self.info = info
+        self.title = title
+        self.config_labels = config_labels
+        self.element_id = _check_id(element_id) if element_id is not None else f"gpviz-live-{next(_DISPLAYS)}"
+        self.figure: Figure | None = None
+        self.updates = 0
+        self._display = display
+        self._handle = None
+        self._ipd = None
+
+    def _figure(self, frame) -> Figure:
+        return render_frame(self.expr, frame, info=self.info, title=self.title, config_labels=self.config_labels,
+                            element_id=self.element_id)
+
+    def _show(self, fig: Figure) -> None:
+        if not self._display:
+            return
+        if self._ipd is None:
+            try:  # imported here: gpviz never imports IPython at import time
+                from IPython import get_ipython
+                import IPython.display as ipd
+            except ImportError:
+                self._display = False
+                return
+            if get_ipython() is None:
+                self._display = False
+                return
+            self._ipd = ipd
+            ipd.display(ipd.HTML(header_html()))
+        html = self._ipd.HTML(fig.fragment())
+        if self._handle is None:
+            self._handle = self._ipd.display(html, display_id=True)
+        else:
+            self._handle.update(html)
+
+    def update(self, frame) -> Figure:
+        """Redraws with ``frame`` (a wide frame, e.g. the tracer's frames so far)."""
+        self.figure = self._figure(frame)
+        self.updates += 1
+        self._show(self.figure)
+        return self.figure
+
+    def finish(self, frame) -> Figure:
+        """The last update; returns the final :class:`Figure` (save it with ``.save(path)``)."""
+        return self.update(frame)
+
+    def _repr_html_(self) -> str:
+        return self.figure._repr_html_() if self.figure is not None else "<i>gpviz: no data yet</i>"
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``gpviz.render(obj)`` render while ``gpviz.render.render_frame`` stays the module's.
+
+    ``gpviz/__init__`` re-exports this module as ``render``; a plain function of
+    the same name would shadow the submodule (``import gpviz.render as r`` and
+    ``gpviz.render.escape_html`` would then give the function).
+    """
+
+    def __call__(self, obj, feature_names=None, units: str = "model", **kwargs) -> Figure:
+        return render(obj, feature_names, units, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+__all__ = ["Figure", "LiveFigure", "escape_html", "js_string", "render", "render_frame", "rows2prose_web",
+           "header_html", "prepare_frame", "script_json"]

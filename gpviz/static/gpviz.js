@@ -1,0 +1,452 @@
+/* gpviz: draws every parameter of a model expression inline (loaded after the rows2prose header).
+ *
+ * What comes from rows2prose 0.1.0 (its header defines the globals `d3` and `r2p`):
+ *   - r2p.hiddenTimeState and r2p.timeControl drive the animated fit trace (play, pause, scrub);
+ *   - r2p.parseColumns is REPLACED below (see fastParseColumns).
+ * What gpviz draws itself, and why rows2prose's views are not used for it:
+ *   - r2p.scalarDistributionView / scalarDistributionListView place points with a linear scale even
+ *     when given a log scale, have no markers (prior mode, constraint bound), draw 2 px unlabelled
+ *     bands, and throw on NaN; r2p.scalarView draws nothing for negative values on a log axis. The
+ *     small `paramView` below is a canvas dot plot with a true log or linear axis, labelled bands,
+ *     markers and visible flags for NaN, +-inf and non-positive values on a log axis.
+ *   - The Python side never lets JS sort the shared column buffers (rows2prose's timelines sort
+ *     i_timestep in place): rows come sorted by (i_timestep, i_model) with step offsets precomputed.
+ * Everything user-controlled reaches the DOM through textContent / setAttribute only.
+ */
+(function () {
+  "use strict";
+
+  var VERSION = "1";
+
+  /* ---------------------------------------------------------------- base64 -> typed arrays */
+
+  var B64 = new Uint8Array(256).fill(255);
+  (function () {
+    var abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (var i = 0; i < abc.length; i++) B64[abc.charCodeAt(i)] = i;
+  })();
+
+  // Fallback for browsers without Uint8Array.fromBase64: a table-driven decoder (rows2prose's
+  // `Uint8Array.from(atob(s), c => c.charCodeAt(0))` calls a closure per byte and is ~80x slower).
+  function decodeBase64Fallback(s) {
+    var n = s.length;
+    while (n > 0 && s.charCodeAt(n - 1) === 61) n--; // strip "=" padding
+    var out = new Uint8Array(Math.floor(n * 3 / 4)), o = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {
+      var a = B64[s.charCodeAt(i)], b = B64[s.charCodeAt(i + 1)],
+          c = B64[s.charCodeAt(i + 2)], d = B64[s.charCodeAt(i + 3)];
+      out[o++] = (a << 2) | (b >> 4);
+      out[o++] = ((b & 15) << 4) | (c >> 2);
+      out[o++] = ((c & 3) << 6) | d;
+    }
+    var rest = n - i;
+    if (rest >= 2) {
+      var a2 = B64[s.charCodeAt(i)], b2 = B64[s.charCodeAt(i + 1)];
+      out[o++] = (a2 << 2) | (b2 >> 4);
+      if (rest === 3) {
+        var c2 = B64[s.charCodeAt(i + 2)];
+        out[o++] = ((b2 & 15) << 4) | (c2 >> 2);
+      }
+    }
+    return out;
+  }
+
+  var decodeBase64 = (typeof Uint8Array.fromBase64 === "function")
+    ? function (s) { return Uint8Array.fromBase64(s); }
+    : decodeBase64Fallback;
+
+  var ARRAY_TYPES = {
+    float32: Float32Array, float64: Float64Array, int32: Int32Array, uint32: Uint32Array,
+    int16: Int16Array, uint16: Uint16Array, int8: Int8Array, uint8: Uint8Array
+  };
+
+  // Drop-in replacement for r2p.parseColumns ({col: {type, data}} -> {col: TypedArray}).
+  function fastParseColumns(d) {
+    var parsed = {};
+    Object.keys(d).forEach(function (k) {
+      var type = d[k].type, Ctor = ARRAY_TYPES[type];
+      if (!Ctor) throw new Error("gpviz: unknown column type " + JSON.stringify(type) + " for " + JSON.stringify(k));
+      var bytes = decodeBase64(d[k].data);
+      // fromBase64 and the fallback return fresh, 0-aligned buffers
+      parsed[k] = new Ctor(bytes.buffer, bytes.byteOffset, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
+    });
+    return parsed;
+  }
+
+  // Re-applied every time this file runs: a notebook output re-running the rows2prose header
+  // creates a fresh `r2p` object.
+  if (window.r2p) window.r2p.parseColumns = fastParseColumns;
+
+  if (window.gpviz && window.gpviz.version === VERSION) {
+    drainQueue();
+    return;
+  }
+
+  /* ---------------------------------------------------------------- formatting */
+
+  function fmt(v) {
+    if (v !== v) return "NaN";
+    if (v === Infinity) return "inf";
+    if (v === -Infinity) return "-inf";
+    if (v === 0) return "0";
+    var a = Math.abs(v);
+    if (a >= 1e4 || a < 1e-3) {
+      var s = v.toExponential(1).replace(".0e", "e").replace("e+", "e");
+      return s;
+    }
+    return String(parseFloat(v.toPrecision(a >= 100 ? 3 : 2)));
+  }
+
+  function fmtValue(v) {
+    if (v !== v || !isFinite(v)) return fmt(v);
+    var a = Math.abs(v);
+    if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(2).replace("e+", "e");
+    return String(parseFloat(v.toPrecision(3)));
+  }
+
+  /* ---------------------------------------------------------------- geometry */
+
+  var PLOT_W = 150,   // CSS px of the axis
+      EDGE = 8,       // CSS px each side: where out-of-range and flagged values are drawn
+      ROW_H = 14,     // height of a single strip (snapshot, batch)
+      COLORS = {
+        strip: "#e6e6e6", stripAlt: "#f3f3f3", dot: "#1f5fbf", bad: "#d62728",
+        prior: "#1a9a3a", tick: "#c4c4c4", zero: "#8a8a8a"
+      };
+
+  function makeScale(axis) {
+    var log = axis.kind === "log";
+    var a = log ? Math.log10(axis.lo) : axis.lo, b = log ? Math.log10(axis.hi) : axis.hi;
+    var span = (b - a) || 1;
+    // pixel position is linear in log10(value) on a log axis (a TRUE log axis)
+    return function (v) { return EDGE + ((log ? Math.log10(v) : v) - a) / span * PLOT_W; };
+  }
+
+  // Where a value goes: {x, kind}; kind is "ok", "nan", "inf" (+-inf), "nonpos" (<= 0 on a log
+  // axis) or "out" (finite but outside the axis, drawn at the edge).
+  function place(v, axis, scale) {
+    if (v !== v) return { x: NaN, kind: "nan" };
+    if (v === Infinity) return { x: EDGE + PLOT_W + EDGE / 2, kind: "inf" };
+    if (v === -Infinity) return { x: EDGE / 2, kind: "inf" };
+    if (axis.kind === "log" && v <= 0) return { x: EDGE / 2, kind: "nonpos" };
+    var x = scale(v);
+    if (x < EDGE - 0.5) return { x: EDGE / 2, kind: "out" };
+    if (x > EDGE + PLOT_W + 0.5) return { x: EDGE + PLOT_W + EDGE / 2, kind: "out" };
+    return { x: x, kind: "ok" };
+  }
+
+  function atBound(v, b) {
+    return b !== null && b !== undefined && Math.abs(v - b) <= 1e-4 * Math.max(Math.abs(b), 1e-8);
+  }
+
+  /* ---------------------------------------------------------------- the parameter view */
+
+  // One parameter placeholder: builds its DOM once, then draw(start, end) shows rows [start, end).
+  function paramView(el, key, meta, axis, column, iConfig, configs, singleRow) {
+    var scale = makeScale(axis);
+    var nBands = configs ? configs.labels.length : 1;
+    var bandH = configs ? configs.band : ROW_H;
+    var height = nBands * bandH;
+    var width = PLOT_W + 2 * EDGE;
+    var dpr = window.devicePixelRatio || 1;
+
+    el.textContent = "";
+    var chart = document.createElement("span");
+    chart.className = "gpviz-chart";
+    el.appendChild(chart);
+
+    if (configs) {
+      var labels = document.createElement("span");
+      labels.className = "gpviz-band-labels";
+      labels.style.height = height + "px";
+      var every = Math.max(1, Math.ceil(9 / bandH));
+      configs.labels.forEach(function (text, i) {
+        var lab = document.createElement("span");
+        lab.className = "gpviz-band-label";
+        lab.style.height = bandH + "px";
+        lab.style.lineHeight = bandH + "px";
+        lab.style.fontSize = Math.min(10, Math.max(7, bandH - 1)) + "px";
+        if (i % every === 0) lab.textContent = text;
+        lab.setAttribute("title", text);
+        labels.appendChild(lab);
+      });
+      chart.appendChild(labels);
+    }
+
+    var lo = document.createElement("span");
+    lo.className = "gpviz-axis-lo";
+    lo.textContent = fmt(axis.lo);
+    chart.appendChild(lo);
+
+    var canvas = document.createElement("canvas");
+    canvas.width = Math.round(width * dpr);
+    canvas.height = Math.round(height * dpr);
+    canvas.style.width = width + "px";
+    canvas.style.height = height + "px";
+    chart.appendChild(canvas);
+
+    var hi = document.createElement("span");
+    hi.className = "gpviz-axis-hi";
+    hi.textContent = fmt(axis.hi);
+    chart.appendChild(hi);
+
+    var valueText = document.createElement("span");
+    valueText.className = "gpviz-value";
+    chart.appendChild(valueText);
+    var flagText = document.createElement("span");
+    flagText.className = "gpviz-flag";
+    chart.appendChild(flagText);
+
+    var ctx = canvas.getContext("2d");
+
+    function background() {
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.clearRect(0, 0, width, height);
+      for (var i = 0; i < nBands; i++) {
+        ctx.fillStyle = (i % 2) ? COLORS.stripAlt : COLORS.strip;
+        ctx.fillRect(EDGE, i * bandH, PLOT_W, bandH);
+      }
+      // axis ends
+      ctx.fillStyle = COLORS.zero;
+      ctx.fillRect(EDGE - 1, 0, 1, height);
+      ctx.fillRect(EDGE + PLOT_W, 0, 1, height);
+      // decade ticks on a log axis, the zero line on a linear one
+      ctx.fillStyle = COLORS.tick;
+      if (axis.kind === "log") {
+        var k0 = Math.ceil(Math.log10(axis.lo) - 1e-9), k1 = Math.floor(Math.log10(axis.hi) + 1e-9);
+        var stride = Math.max(1, Math.ceil((k1 - k0 + 1) / 8));
+        for (var k = k0; k <= k1; k += stride) ctx.fillRect(Math.round(scale(Math.pow(10, k))), 0, 1, height);
+      } else if (axis.lo < 0 && axis.hi > 0) {
+        ctx.fillStyle = COLORS.zero;
+        ctx.fillRect(Math.round(scale(0)), 0, 1, height);
+      }
+      // the prior's mode: a green line with a notch at the bottom
+      if (meta.prior !== null && meta.prior !== undefined) {
+        var pp = place(meta.prior, axis, scale);
+        if (pp.kind === "ok") {
+          ctx.fillStyle = COLORS.prior;
+          ctx.fillRect(pp.x - 0.75, 0, 1.5, height);
+          ctx.beginPath();
+          ctx.moveTo(pp.x - 3.5, height);
+          ctx.lineTo(pp.x + 3.5, height);
+          ctx.lineTo(pp.x, height - 4);
+          ctx.closePath();
+          ctx.fill();
+        }
+      }
+      // a constraint bound that some value sits at: a red bar
+      [["lower", meta.mark_lower], ["upper", meta.mark_upper]].forEach(function (m) {
+        if (!m[1] || meta[m[0]] === null) return;
+        var pb = place(meta[m[0]], axis, scale);
+        if (pb.kind !== "ok") return;
+        ctx.fillStyle = COLORS.bad;
+        ctx.fillRect(pb.x - 1, 0, 2, height);
+      });
+    }
+
+    function triangle(x, y, r, right) {
+      ctx.beginPath();
+      ctx.moveTo(x + (right ? r : -r), y);
+      ctx.lineTo(x + (right ? -r : r), y - r);
+      ctx.lineTo(x + (right ? -r : r), y + r);
+      ctx.closePath();
+      ctx.fill();
+    }
+
+    function draw(start, end) {
+      background();
+      var n = Math.max(0, end - start);
+      var xs = new Float64Array(n);
+      var counts = { nan: 0, inf: 0, nonpos: 0, out: 0 };
+      var drawn = 0;
+      var alpha = n <= 1 ? 0.9 : Math.max(0.3, Math.min(0.6, 4 / Math.sqrt(n)));
+      var shown = [];
+      for (var i = 0; i < n; i++) {
+        var v = column[start + i];
+        var band = iConfig ? iConfig[start + i] : 0;
+        var y = (band + 0.5) * bandH;
+        var r = Math.max(1.2, Math.min(singleRow ? 3.5 : 2.8, bandH / 2 - 1));
+        var p = place(v, axis, scale);
+        xs[i] = p.x;
+        if (p.kind === "nan") { counts.nan++; continue; }
+        if (p.kind !== "ok") {
+          counts[p.kind]++;
+          ctx.globalAlpha = 1;
+          ctx.fillStyle = COLORS.bad;
+          triangle(p.x, y, Math.max(2.5, r), p.x > EDGE);
+          drawn++;
+          continue;
+        }
+        ctx.globalAlpha = alpha;
+        ctx.fillStyle = (atBound(v, meta.lower) || atBound(v, meta.upper)) ? COLORS.bad : COLORS.dot;
+        ctx.beginPath();
+        ctx.arc(p.x, y, r, 0, 2 * Math.PI);
+        ctx.fill();
+        drawn++;
+        shown.push(v);
+      }
+      ctx.globalAlpha = 1;
+
+      valueText.textContent = (n === 1) ? fmtValue(column[start]) : "";
+      var flags = [];
+      if (counts.nan) flags.push(counts.nan + " NaN");
+      if (counts.inf) flags.push(counts.inf + " inf");
+      if (counts.nonpos) flags.push(counts.nonpos + " \u2264 0 on log axis");
+      if (counts.out) flags.push(counts.out + " off axis");
+      if (n === 0) flags.push("no values");
+      flagText.textContent = flags.length ? "\u26a0 " + flags.join(", ") : "";
+      el.classList.toggle("gpviz-flagged", flags.length > 0);
+
+      var tip = key;
+      if (n === 1) tip += " = " + fmtValue(column[start]);
+      else if (shown.length) {
+        var sorted = shown.slice().sort(function (a, b) { return a - b; });
+        tip += "\n" + n + " values: min " + fmtValue(sorted[0]) + ", median " +
+          fmtValue(sorted[Math.floor(sorted.length / 2)]) + ", max " + fmtValue(sorted[sorted.length - 1]);
+      }
+      tip += "\naxis: " + (axis.kind === "log" ? "log" : "linear") + " " + fmt(axis.lo) + " .. " + fmt(axis.hi);
+      if (meta.prior !== null && meta.prior !== undefined) tip += "\nprior mode: " + fmtValue(meta.prior);
+      if (meta.held) tip += "\nheld by prior";
+      if (flags.length) tip += "\n" + flags.join(", ");
+      chart.setAttribute("title", tip);
+
+      // test and tooling hooks (no user strings)
+      el.gpvizXs = xs;
+      el.gpvizCounts = counts;
+      el.dataset.drawn = "1";
+      el.dataset.points = String(drawn);
+      el.dataset.flags = Object.keys(counts).filter(function (k) { return counts[k]; })
+        .map(function (k) { return k + ":" + counts[k]; }).join(",") + (n === 0 ? (flags.length > 1 ? "," : "") + "empty" : "");
+      canvas.dataset.plotLeft = String(EDGE);
+      canvas.dataset.plotWidth = String(PLOT_W);
+      return counts;
+    }
+
+    return { draw: draw, el: el };
+  }
+
+  function noDataView(el, key) {
+    el.textContent = "";
+    var flag = document.createElement("span");
+    flag.className = "gpviz-flag";
+    flag.textContent = "\u26a0 no data for " + key;
+    el.appendChild(flag);
+    el.classList.add("gpviz-flagged");
+    return {
+      draw: function () { el.dataset.drawn = "1"; el.dataset.points = "0"; el.dataset.flags = "missing"; },
+      el: el
+    };
+  }
+
+  /* ---------------------------------------------------------------- mounting */
+
+  function mount(container, spec) {
+    var t0 = performance.now();
+    var table = (window.r2p ? window.r2p.parseColumns : fastParseColumns)(spec.columns);
+    var iConfig = spec.configs ? table[spec.configs.column] : null;
+    var placeholders = container.querySelectorAll(".gpviz-param");
+    var views = [];
+    var singleRow = spec.members === 1;
+    placeholders.forEach(function (el) {
+      var key = el.getAttribute("data-key");
+      var meta = spec.params[key], column = table[key];
+      try {
+        views.push((meta && column)
+          ? paramView(el, key, meta, spec.axes[meta.axis], column, iConfig, spec.configs, singleRow)
+          : noDataView(el, key));
+      } catch (err) {
+        console.error("gpviz: cannot draw " + key + ": " + err);
+      }
+    });
+
+    var summary = {
+      mode: spec.mode, placeholders: placeholders.length, drawn: 0, flagged: [], step: null,
+      rows: spec.n_rows
+    };
+    window.gpvizSummary = window.gpvizSummary || {};
+    window.gpvizSummary[container.id] = summary;
+
+    function drawRows(start, end) {
+      var flagged = [];
+      views.forEach(function (v) {
+        var counts = v.draw(start, end);
+        if (counts && (counts.nan || counts.inf || counts.nonpos || counts.out || end <= start)) {
+          flagged.push(v.el.getAttribute("data-key"));
+        }
+      });
+      summary.drawn = container.querySelectorAll('.gpviz-param[data-drawn="1"]').length;
+      summary.flagged = flagged;
+    }
+
+    if (spec.mode === "timeline") {
+      mountTimeline(container, spec, drawRows, summary);
+    } else {
+      drawRows(0, spec.n_rows);
+    }
+    container.setAttribute("data-drawn", "1");
+    summary.ms = performance.now() - t0;
+    window.gpvizDrawnAt = performance.now();
+    return summary;
+  }
+
+  // The fit trace: rows2prose's hiddenTimeState + timeControl, fed with timesteps sorted in Python.
+  function mountTimeline(container, spec, drawRows, summary) {
+    var steps = spec.steps, starts = spec.step_starts, index = new Map();
+    steps.forEach(function (t, i) { index.set(t, i); });
+    var stateHolder = container.querySelector(".gpviz-time-state");
+    var controlHolder = container.querySelector(".gpviz-time");
+    var control = r2p.timeControl()
+      .prefix(spec.step_prefix)
+      .onupdate(function (i) {
+        d3.select(stateHolder).select(".timeState").node()._r2pState.selectTimestep(i);
+      });
+    var state = r2p.hiddenTimeState()
+      .renderTimestep(function (t) {
+        var i = index.get(t);
+        if (i === undefined) return;
+        drawRows(starts[i], starts[i + 1]);
+        summary.step = t;
+        container.setAttribute("data-step", String(t));
+      })
+      .renderTime(function (sortedUniqueTimesteps, i) {
+        d3.select(controlHolder).datum({ sortedUniqueTimesteps: sortedUniqueTimesteps, index: i }).call(control);
+        // rows2prose gives every slider the same DOM id; drop it (several figures share a page)
+        controlHolder.querySelectorAll("#timestep").forEach(function (e) { e.removeAttribute("id"); });
+      });
+    if (!steps.length) {
+      drawRows(0, 0);
+      return;
+    }
+    // `steps` is a fresh array made from JSON: rows2prose never sees (nor sorts) a column buffer
+    d3.select(stateHolder).datum(steps).call(state);
+  }
+
+  function mountById(id, spec) {
+    // the same figure may be displayed twice on a page: take the first one not yet mounted
+    var nodes = document.querySelectorAll(".gpviz-figure");
+    for (var i = 0; i < nodes.length; i++) {
+      if (nodes[i].id === id && !nodes[i].gpvizMounted) {
+        nodes[i].gpvizMounted = true;
+        try {
+          return mount(nodes[i], spec);
+        } catch (err) {
+          console.error("gpviz: figure " + id + " failed: " + (err && err.stack || err));
+          return null;
+        }
+      }
+    }
+    return null;
+  }
+
+  function drainQueue() {
+    var q = window.gpvizQueue;
+    window.gpvizQueue = null;
+    if (q) q.forEach(function (f) { f(); });
+  }
+
+  window.gpviz = {
+    version: VERSION, mount: mount, mountById: mountById, parseColumns: fastParseColumns,
+    decodeBase64: decodeBase64, decodeBase64Fallback: decodeBase64Fallback, fmt: fmt
+  };
+  drainQueue();
+})();
