@@ -786,8 +786,13 @@ def render(obj, feature_names=None, units: str = "model", *, title: str | None =
     from gpviz.params import expression_of, parameters
     from gpviz.walk import Expr
 
-    if units not in UNITS:
-        raise InputError(f"unknown units: {units!r} (must be one of {list(UNITS)})")
+    try:
+        from gpviz import units as _units
+    except ImportError:  # units conversion not available: model units only
+        _units = None
+    valid = _units.UNITS if _units is not None else UNITS
+    if units not in valid:
+        raise InputError(f"unknown units: {units!r} (must be one of {list(valid)})")
     if isinstance(obj, Figure):
         return obj
     if not isinstance(obj, (torch.nn.Module, Expr)) and callable(getattr(obj, "render", None)):
@@ -795,6 +800,10 @@ def render(obj, feature_names=None, units: str = "model", *, title: str | None =
     expr = expression_of(obj, feature_names)
     frame = parameters(expr)
     info = parameters(expr, long=True)
+    if _units is not None and units != "model":
+        frame, labels = _units.to_units(expr, frame, units)
+        info, _ = _units.to_units(expr, info, units)
+        expr = _units.relabel(expr, labels)
     return render_frame(expr, frame, info=info, title=title or _default_title(expr), element_id=element_id)
 
 

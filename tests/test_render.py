@@ -1,0 +1,386 @@
+"""Rendering without a browser: imports, key/column agreement, casting, sorting, escaping, axes, determinism."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import subprocess
+import sys
+import textwrap
+from html.parser import HTMLParser
+
+import gpytorch.kernels as gk
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from botorch.cross_validation import gen_loo_cv_folds
+from botorch.models import MixedSingleTaskGP, SingleTaskGP
+from gpytorch.constraints import Interval
+
+import gpviz
+from gpviz import render as R
+from gpviz.errors import InputError, KeyMismatchError
+
+INJECTION = "</script><script>window.__pwned=1</script>"
+TEMPLATE = "b`${window.__pwned=2}`"
+
+
+def _data(n=8, d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64)
+    return X, torch.sin(3 * X[:, :1]) + 0.1 * torch.randn(n, 1, generator=g, dtype=torch.float64)
+
+
+def _zoo():
+    X, Y = _data()
+    folds = gen_loo_cv_folds(X, Y)
+    Xc = torch.cat([X, (torch.arange(8) % 3).double().unsqueeze(-1)], -1)
+    return {
+        "default": SingleTaskGP(X, Y),
+        "scale_matern": SingleTaskGP(X, Y, covar_module=gk.ScaleKernel(gk.MaternKernel(ard_num_dims=3))),
+        "loo_folds": SingleTaskGP(folds.train_X, folds.train_Y),
+        "mixed": MixedSingleTaskGP(Xc, Y, cat_dims=[3]),
+        "kernel_only": gk.ScaleKernel(gk.RBFKernel(ard_num_dims=2) + gk.PeriodicKernel()),
+    }
+
+
+class _Keys(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.keys = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "gpviz-param" in (a.get("class") or "").split():
+            self.keys.append(a["data-key"])
+
+
+def placeholder_keys(html: str) -> list[str]:
+    p = _Keys()
+    p.feed(html)
+    return p.keys
+
+
+def page_spec(html: str) -> dict:
+    """The JSON the page's mount script hands to the browser."""
+    m = re.search(r"var s=(\{.*?\});var f=function", html, re.S)
+    assert m, "no mount script with a data payload"
+    return json.loads(m.group(1))
+
+
+def decode(col: dict) -> np.ndarray:
+    dtype = {"float32": "<f4", "float64": "<f8", "int32": "<i4"}[col["type"]]
+    return np.frombuffer(base64.b64decode(col["data"]), dtype=dtype)
+
+
+# --------------------------------------------------------------------------- imports
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+
+
+def test_import_has_no_warnings_and_no_rows2prose_or_ipython():
+    # -W error on the whole stack fails inside linear_operator (torch.jit.script deprecation),
+    # so the stack is imported first and gpviz's own imports run with every warning an error.
+    r = _run("""
+        import warnings
+        warnings.simplefilter("ignore")
+        import torch, gpytorch, botorch, pandas
+        warnings.resetwarnings()
+        warnings.simplefilter("error")
+        import sys, gpviz, gpviz.render
+        assert "rows2prose" not in sys.modules and "IPython" not in sys.modules, sorted(sys.modules)
+        assert callable(gpviz.render) and gpviz.render.render_frame and gpviz.render.escape_html
+        import gpviz.render as r
+        assert r.LiveFigure is gpviz.render.LiveFigure
+    """)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r.stderr
+
+
+def test_rows2prose_imports_without_pkg_resources_and_restores_sys_modules():
+    r = _run("""
+        import warnings
+        warnings.simplefilter("ignore")
+        import torch, gpytorch, botorch
+        warnings.resetwarnings()
+        warnings.simplefilter("error")
+        import sys, setuptools
+        import gpviz.render as R
+        assert int(setuptools.__version__.split(".")[0]) >= 81  # no pkg_resources in this venv
+        assert "pkg_resources" not in sys.modules
+        web = R.rows2prose_web()
+        assert "pkg_resources" not in sys.modules and web.__name__ == "rows2prose.web"
+        assert "d3" in web.header_content()[:2000] or len(web.header_content()) > 400000
+        sentinel = type(sys)("pkg_resources")
+        sys.modules["pkg_resources"] = sentinel
+        R.rows2prose_web.cache_clear()
+        del sys.modules["rows2prose.web"], sys.modules["rows2prose"]
+        R.rows2prose_web()
+        assert sys.modules["pkg_resources"] is sentinel
+    """)
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r.stderr
+
+
+# --------------------------------------------------------------------------- keys and columns
+
+
+@pytest.mark.parametrize("name", sorted(_zoo()))
+def test_every_placeholder_has_a_column_and_no_extra_columns(name):
+    model = _zoo()[name]
+    fig = gpviz.render(model)
+    html = fig.html()
+    keys = placeholder_keys(html)
+    spec = page_spec(html)
+    expr = gpviz.model_expr(model) if name != "kernel_only" else gpviz.kernel_expr(model)
+    assert set(keys) == set(expr.keys) and keys
+    assert set(spec["columns"]) == set(keys)  # nothing else travels (i_model is implicit in row order)
+    assert set(spec["params"]) == set(keys)
+    n = int(np.prod(tuple(expr.batch_shape) or (1,)))
+    assert spec["n_rows"] == n and spec["mode"] == ("snapshot" if n == 1 else "batch")
+    for k in keys:
+        np.testing.assert_allclose(decode(spec["columns"][k]), gpviz.parameters(model)[k].to_numpy(), rtol=1e-6)
+
+
+def test_missing_key_raises_naming_it_and_extra_columns_are_dropped():
+    model = _zoo()["default"]
+    expr = gpviz.model_expr(model)
+    frame = gpviz.parameters(model)
+    with pytest.raises(KeyMismatchError, match=re.escape("'mean_module.constant'")):
+        R.render_frame(expr, frame.drop(columns=["mean_module.constant"]))
+    extra = frame.assign(loss=1.0, i_attempt=0, note="x")
+    fig = R.render_frame(expr, extra)
+    assert set(fig.columns) == set(expr.keys)
+
+
+def test_config_list_sends_i_config_and_labels():
+    expr = gpviz.model_expr(_zoo()["default"])
+    rows = [{"i_config": c, "i_model": r, **{k: 0.5 + c + r for k in expr.keys}} for c in range(3) for r in range(4)]
+    fig = R.render_frame(expr, pd.DataFrame(rows), config_labels=["n = 10", "n = 20", INJECTION])
+    spec = page_spec(fig.html())
+    assert set(spec["columns"]) == set(expr.keys) | {"i_config"}
+    assert spec["configs"]["labels"] == ["n = 10", "n = 20", INJECTION]
+    assert spec["configs"]["band"] >= 4
+    assert list(decode(spec["columns"]["i_config"])) == [0] * 4 + [1] * 4 + [2] * 4
+    assert INJECTION not in fig.html()  # only its escaped forms
+
+
+# --------------------------------------------------------------------------- casting and sorting
+
+
+def test_unsupported_dtypes_are_cast_before_encoding():
+    expr = gpviz.kernel_expr(gk.ScaleKernel(gk.RBFKernel(ard_num_dims=3)))
+    ks = list(expr.keys)  # outputscale, lengthscale[0..2]
+    frame = pd.DataFrame({
+        ks[0]: pd.array([1.5, None, 2.0], dtype="Float64"),     # nullable with NA
+        ks[1]: np.array([0.5, 1.0, 2.0], dtype=np.float16),
+        ks[2]: pd.Categorical([0.1, 0.2, 0.1]),
+        ks[3]: ["1e-3", "2", "3.5"],                            # numeric strings
+        "i_model": np.array([0, 1, 2], dtype=np.int64),
+        "flag": [True, False, True],                            # an extra bool column: dropped
+        "label": pd.Series(["a", "b", "c"], dtype="string"),    # extra string column: dropped
+    })
+    spec = R.render_frame(expr, frame).spec
+    assert set(spec["columns"]) == set(ks)
+    assert all(c["type"] in ("float32", "float64") for c in spec["columns"].values())
+    v0 = decode(spec["columns"][ks[0]])
+    assert v0[0] == 1.5 and math.isnan(v0[1])
+    np.testing.assert_allclose(decode(spec["columns"][ks[3]]), [1e-3, 2, 3.5], rtol=1e-6)
+    assert "1 NaN" in spec["bad"][ks[0]]
+
+
+def test_bool_values_and_non_numeric_strings():
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    assert list(decode(R.render_frame(expr, pd.DataFrame({k: [True, False]})).spec["columns"][k])) == [1.0, 0.0]
+    with pytest.raises(InputError, match=re.escape(repr(k))):
+        R.render_frame(expr, pd.DataFrame({k: ["fast", "slow"]}))
+
+
+def test_int64_index_that_would_wrap_is_refused():
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    ok = pd.DataFrame({k: [1.0, 2.0], "i_timestep": np.array([0, 2**31 - 1], dtype=np.int64)})
+    assert R.render_frame(expr, ok).spec["steps"] == [0, 2**31 - 1]
+    bad = pd.DataFrame({k: [1.0, 2.0], "i_timestep": np.array([0, 2**31], dtype=np.int64)})
+    with pytest.raises(InputError, match="2147483648.*int32"):
+        R.render_frame(expr, bad)
+    with pytest.raises(InputError, match="i_config"):
+        R.render_frame(expr, pd.DataFrame({k: [1.0], "i_config": [-1]}))
+    with pytest.raises(InputError, match="i_model.*whole numbers"):
+        R.render_frame(expr, pd.DataFrame({k: [1.0], "i_model": [0.5]}))
+
+
+def test_timeline_rows_are_sorted_by_step_then_member_in_python():
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    rows = [{"i_timestep": t, "i_model": m, k: 10.0 * t + m} for t in (5, 1, 3) for m in (2, 0, 1)]
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=3)
+    spec = R.render_frame(expr, frame).spec
+    assert spec["mode"] == "timeline"
+    assert spec["steps"] == [1, 3, 5] and spec["step_starts"] == [0, 3, 6, 9]
+    assert list(decode(spec["columns"][k])) == [10, 11, 12, 30, 31, 32, 50, 51, 52]
+    assert "i_timestep" not in spec["columns"]  # JS never gets (nor sorts) the step column
+    assert list(frame[k]) != sorted(frame[k])  # the caller's frame was not touched
+    assert frame.index.tolist() != list(range(9))
+
+
+def test_float32_only_when_it_loses_nothing_visible():
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    assert R.render_frame(expr, pd.DataFrame({k: [1e-4, 3.0, np.nan, np.inf]})).spec["columns"][k]["type"] == "float32"
+    tiny = R.render_frame(expr, pd.DataFrame({k: [1e-40, 3.0]})).spec["columns"][k]
+    assert tiny["type"] == "float64" and decode(tiny)[0] == 1e-40
+
+
+# --------------------------------------------------------------------------- escaping
+
+
+def test_escape_html_and_js_string():
+    assert R.escape_html(INJECTION) == "&lt;/script&gt;&lt;script&gt;window.__pwned=1&lt;/script&gt;"
+    assert R.escape_html("a\"b'c&") == "a&quot;b&#x27;c&amp;"
+    for s in (INJECTION, TEMPLATE, "line\u2028sep", "quote\"'\\"):
+        lit = R.js_string(s)
+        assert json.loads(lit) == s
+        assert not any(c in lit for c in "<>`$\u2028")
+
+
+def test_user_strings_are_escaped_everywhere():
+    X, Y = _data()
+    model = SingleTaskGP(X, Y)
+    fig = gpviz.render(model, feature_names=["ok", INJECTION, TEMPLATE], title=INJECTION)
+    html = fig.html()
+    assert INJECTION not in html
+    assert R.escape_html(INJECTION) in html  # the title and the feature name, as text
+    assert R.escape_html(TEMPLATE) in html  # backticks are harmless in HTML text...
+    scripts = re.findall(r"<script>(.*?)</script>", fig.fragment(), re.S)
+    assert scripts and not any("`" in s or "${" in s or "__pwned" in s for s in scripts)  # ...and absent from JS
+    with pytest.raises(InputError, match="element_id"):
+        R.render_frame(gpviz.model_expr(model), gpviz.parameters(model), element_id='x" onload="alert(1)')
+
+
+# --------------------------------------------------------------------------- axes and markers
+
+
+def test_axis_kinds_log_linear_and_bounded():
+    X, Y = _data()
+    k = gk.ScaleKernel(gk.MaternKernel(ard_num_dims=3))
+    k.base_kernel.register_constraint("raw_lengthscale", Interval(0.01, 4.0))
+    model = SingleTaskGP(X, Y, covar_module=k)
+    with torch.no_grad():
+        model.mean_module.constant.fill_(-0.7)
+        model.covar_module.base_kernel.lengthscale = torch.tensor([[0.1, 1.0, 4.0]])
+    spec = gpviz.render(model).spec
+    axis = {k: spec["axes"][p["axis"]] for k, p in spec["params"].items()}
+    mean = axis["mean_module.constant"]
+    assert mean["kind"] == "linear" and mean["lo"] < -0.7 < 0 < mean["hi"]
+    assert axis["likelihood.noise_covar.noise"]["kind"] == "log"
+    assert axis["covar_module.outputscale"]["kind"] == "log"
+    ls = axis["covar_module.base_kernel.lengthscale[0]"]
+    assert ls["bounded"] and ls["kind"] == "log" and (ls["lo"], ls["hi"]) == pytest.approx((0.01, 4.0))
+    assert spec["params"]["covar_module.base_kernel.lengthscale[2]"]["mark_upper"]  # sits at 4.0
+    assert "constraint bound" in gpviz.render(model).html()
+
+
+def test_prior_mode_bound_and_held_markers_from_info():
+    X, Y = _data()
+    model = SingleTaskGP(X, Y)
+    with torch.no_grad():
+        model.likelihood.noise_covar.raw_noise.fill_(1e-4)  # at BoTorch's lower bound
+    expr = gpviz.model_expr(model)
+    info = gpviz.parameters(model, long=True)
+    info["verdict"] = np.where(info["key"].str.contains("lengthscale"), "held by prior", "free")
+    fig = R.render_frame(expr, gpviz.parameters(model), info=info)
+    p = fig.spec["params"]
+    noise = p["likelihood.noise_covar.noise"]
+    assert noise["mark_lower"] and noise["lower"] == pytest.approx(1e-4)
+    assert noise["prior"] == pytest.approx(math.exp(-4 - 1))  # LogNormal(-4, 1) mode
+    assert p["covar_module.lengthscale[0]"]["held"] and not noise["held"]
+    html = fig.html()
+    assert html.count("gpviz-held") >= 3 + 1  # three placeholders and the legend swatch
+    assert "held by prior" in html and "prior mode" in html
+
+
+def test_sections_titles_and_notes_are_on_the_page():
+    X, Y = _data()
+    html = gpviz.render(SingleTaskGP(X, Y)).html()
+    assert "Covariance kernel" in html and "standardized outputs" in html and "Mean" in html
+
+
+# --------------------------------------------------------------------------- bad values
+
+
+def test_bad_values_are_flagged_never_a_crash():
+    expr = gpviz.kernel_expr(gk.ScaleKernel(gk.RBFKernel(ard_num_dims=2)))
+    ks = list(expr.keys)
+    frame = pd.DataFrame({ks[0]: [np.nan, 1.0, 2.0], ks[1]: [0.0, -1.0, np.inf], ks[2]: [-np.inf, 1.0, 2.0]})
+    fig = R.render_frame(expr, frame)
+    bad = fig.spec["bad"]
+    assert "1 NaN" in bad[ks[0]]
+    assert "1 inf" in bad[ks[1]] and "2 \u2264 0" in bad[ks[1]]
+    assert "1 inf" in bad[ks[2]]
+    assert "flagged values" in fig.html()
+    empty = R.render_frame(expr, frame.iloc[:0])
+    assert empty.spec["n_rows"] == 0 and set(empty.spec["bad"]) == set(ks)
+    all_nan = R.render_frame(expr, pd.DataFrame({k: [np.nan] for k in ks}))
+    assert all(math.isfinite(a["lo"]) and math.isfinite(a["hi"]) for a in all_nan.spec["axes"])
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_deterministic_bytes_with_fixed_or_default_id(tmp_path):
+    model = _zoo()["loo_folds"]
+    a = gpviz.render(model, element_id="fig-1").html()
+    b = gpviz.render(model, element_id="fig-1").html()
+    assert a == b and 'id="fig-1"' in a
+    assert gpviz.render(model).html() == gpviz.render(model).html()
+    assert gpviz.render(model).element_id != gpviz.render(_zoo()["default"]).element_id
+    assert not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-1[0-9a-f]{3}-", a)  # no uuid1
+
+
+def test_page_is_standalone_utf8_and_save_returns_path(tmp_path):
+    fig = gpviz.render(_zoo()["default"])
+    html = fig.html()
+    assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html)  # nothing fetched
+    assert "r2p.parseColumns" not in html or "fromBase64" in html
+    out = fig.save(tmp_path / "sub" / "fig.html")
+    assert out == tmp_path / "sub" / "fig.html" and out.read_text(encoding="utf-8") == html
+
+
+def test_repr_html_is_self_contained_with_unique_ids():
+    fig = gpviz.render(_zoo()["default"])
+    one, two = fig._repr_html_(), fig._repr_html_()
+    ids = [re.search(r'class="gpviz-figure" id="([^"]+)"', h).group(1) for h in (one, two)]
+    assert ids[0] != ids[1] and all(i.startswith(fig.element_id) for i in ids)
+    assert "var r2p" in one and "window.gpviz" in one
+
+
+def test_render_dispatch_and_units():
+    class Traced:
+        def render(self):
+            return "rendered"
+
+    assert gpviz.render(Traced()) == "rendered"
+    fig = gpviz.render(_zoo()["default"])
+    assert gpviz.render(fig) is fig
+    with pytest.raises(InputError, match=r"unknown units: 'furlongs' \(must be one of \["):
+        gpviz.render(_zoo()["default"], units="furlongs")
+    with pytest.raises(InputError, match="str"):
+        gpviz.render("a model")
+    with pytest.raises(InputError, match="render_frame expects an expression"):
+        R.render_frame(_zoo()["default"], pd.DataFrame())
+
+
+def test_live_figure_outside_a_notebook_keeps_the_latest_figure():
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    live = R.LiveFigure(expr, title="fit")
+    for t in range(3):
+        live.update(pd.DataFrame({"i_timestep": list(range(t + 1)), "i_model": 0, k: np.arange(t + 1) + 1.0}))
+    fig = live.finish(pd.DataFrame({"i_timestep": [0, 1, 2, 3], "i_model": 0, k: [1.0, 2, 3, 4]}))
+    assert live.updates == 4 and fig.spec["steps"] == [0, 1, 2, 3] and fig.element_id == live.element_id
