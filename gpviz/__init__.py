@@ -11,7 +11,8 @@ from gpviz.model import model_expr
 from gpviz.params import parameters
 from gpviz.priors import prior_pull, with_priors
 from gpviz import render  # a callable module: gpviz.render(obj) and gpviz.render.render_frame
+from gpviz.sweep import Sweep, cv_sweep
 from gpviz.walk import kernel_expr
 
-__all__ = ["GpvizError", "kernel_expr", "model_expr", "parameters", "prior_pull", "register_kernel", "render", "with_priors"]
+__all__ = ["GpvizError", "Sweep", "cv_sweep", "kernel_expr", "model_expr", "parameters", "prior_pull", "register_kernel", "render", "with_priors"]
 __version__ = "0.1.0"

@@ -1,0 +1,170 @@
+"""Matplotlib charts: the cross-validation scaling curve, and figures as PNG bytes or embedded <img> tags.
+
+Charts are built on ``matplotlib.figure.Figure`` with an Agg canvas, never through
+``pyplot``: they work headless (no display, no GUI backend), leave pyplot's global
+figure list alone (a notebook does not show them twice), and still display in a
+notebook through ``_repr_png_``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from gpviz.errors import InputError
+
+#: Percentiles of the band drawn around the centre line (the origin post's Chart 1).
+BAND_PERCENTILES = (10.0, 90.0)
+
+
+class ChartFigure(Figure):
+    """A matplotlib ``Figure`` on an Agg canvas that shows itself in a notebook as a PNG."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        FigureCanvasAgg(self)  # attaches itself as self.canvas: renders with no display
+
+    def _repr_png_(self) -> bytes:
+        return figure_to_png(self)
+
+
+def new_figure(width: float = 6.4, height: float = 4.0) -> ChartFigure:
+    """A fresh headless figure (not registered with pyplot)."""
+    return ChartFigure(figsize=(width, height), layout="constrained")
+
+
+def figure_to_png(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure rendered as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def figure_to_img(fig: Figure, alt: str = "chart", dpi: int = 110, css_class: str = "gpviz-chart") -> str:
+    """An ``<img>`` tag holding the figure as a base64 PNG, for ``render_frame(extra_html=...)``.
+
+    Args:
+        fig: A matplotlib figure.
+        alt: Alternative text (escaped here).
+        dpi: Resolution of the PNG.
+        css_class: CSS class of the tag.
+
+    Returns:
+        Trusted HTML: ``<img class=... alt=... src="data:image/png;base64,...">``.
+    """
+    from gpviz.render import escape_html  # the one place strings are escaped
+
+    data = base64.b64encode(figure_to_png(fig, dpi=dpi)).decode("ascii")
+    width = int(round(fig.get_figwidth() * dpi))
+    return (f'<img class="{escape_html(css_class)}" alt="{escape_html(alt)}" width="{width}" '
+            f'style="max-width:100%;height:auto" src="data:image/png;base64,{data}">')
+
+
+def _geometric_mean(values: np.ndarray) -> float:
+    return float(np.exp(np.mean(np.log(values))))
+
+
+def score_bands(scores: pd.DataFrame, metric: str = "mse",
+                percentiles: tuple[float, float] = BAND_PERCENTILES) -> pd.DataFrame:
+    """Per dataset size: low and high percentile and centre of a metric across repeats.
+
+    The centre is the geometric mean when every value is positive (errors spread over
+    decades), the arithmetic mean otherwise (e.g. a negative log density).
+
+    Args:
+        scores: ``Sweep.scores``: columns ``size``, ``status`` and the metric.
+        metric: The metric column.
+        percentiles: (low, high) percentiles of the band.
+
+    Returns:
+        One row per size, ascending: ``size``, ``low``, ``center``, ``high``,
+        ``n_ok`` (finite values used), ``n_failed``, and ``center_kind``
+        ("geometric mean" or "mean").
+
+    Raises:
+        InputError: if ``metric`` is not a column of ``scores``.
+    """
+    if metric not in scores.columns:
+        raise InputError(f"unknown metric {metric!r}: scores has {[c for c in scores.columns]}")
+    ok = scores["status"].eq("ok") if "status" in scores.columns else pd.Series(True, index=scores.index)
+    vals = pd.to_numeric(scores[metric], errors="coerce")
+    finite = ok & np.isfinite(vals)
+    positive = bool((vals[finite] > 0).all()) and bool(finite.any())
+    rows = []
+    for size, idx in scores.groupby("size", sort=True).groups.items():
+        v = vals.loc[idx][finite.loc[idx]].to_numpy(dtype=float)
+        n_failed = int((~ok.loc[idx]).sum())
+        if v.size == 0:
+            rows.append((int(size), math.nan, math.nan, math.nan, 0, n_failed))
+            continue
+        lo, hi = np.percentile(v, percentiles)
+        center = _geometric_mean(v) if positive else float(np.mean(v))
+        rows.append((int(size), float(lo), center, float(hi), int(v.size), n_failed))
+    out = pd.DataFrame(rows, columns=["size", "low", "center", "high", "n_ok", "n_failed"])
+    out["center_kind"] = "geometric mean" if positive else "mean"
+    return out
+
+
+def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: bool | None = None,
+                  label: str | None = None, title: str | None = None, color: str | None = None) -> Figure:
+    """The scaling curve of a cross-validation sweep (the origin post's Chart 1).
+
+    Per dataset size, a band from the 10th to the 90th percentile of the metric
+    across repeats and a line through its geometric mean.
+
+    Args:
+        scores: ``Sweep.scores`` (columns ``size``, ``status`` and ``metric``).
+        metric: Which metric to draw (``mse``, ``mae``, ``nlpd``, or a custom one).
+        ax: Draw into this matplotlib Axes instead of a new figure (e.g. to overlay
+            two sweeps).
+        log_y: Logarithmic y axis; default: when every value is positive.
+        label: Legend label of the centre line.
+        title: Axes title; default names the metric.
+        color: Line and band colour.
+
+    Returns:
+        The matplotlib Figure drawn into.
+
+    Raises:
+        InputError: if ``metric`` is not a column of ``scores``.
+    """
+    bands = score_bands(scores, metric)
+    fig = ax.figure if ax is not None else new_figure()
+    ax = ax if ax is not None else fig.add_subplot()
+    kind = bands["center_kind"].iloc[0] if len(bands) else "mean"
+    if log_y is None:
+        log_y = kind == "geometric mean"
+    drawn = bands[bands["n_ok"] > 0]
+    lo_p, hi_p = BAND_PERCENTILES
+    line, = ax.plot(drawn["size"], drawn["center"], marker="o", lw=2, color=color,
+                    label=label or f"{kind}")
+    ax.fill_between(drawn["size"], drawn["low"], drawn["high"], alpha=0.25, color=line.get_color(),
+                    lw=0, label=f"{lo_p:g}th–{hi_p:g}th percentile" if label is None else None)
+    failed = bands[bands["n_failed"] > 0]
+    for _, row in failed.iterrows():
+        # a size whose repeats all failed has no centre: mark it at the bottom of the axes
+        where = dict(xy=(row["size"], row["center"])) if row["n_ok"] else dict(
+            xy=(row["size"], 0.02), xycoords=ax.get_xaxis_transform())
+        ax.annotate(f"{int(row['n_failed'])} failed", **where, textcoords="offset points", xytext=(0, 8),
+                    ha="center", fontsize=8, color="#b00")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("dataset size n (leave-one-out folds)")
+    ax.set_ylabel(f"held-out {metric}")
+    ax.set_xticks(bands["size"].tolist())
+    n_rep = int(scores.groupby("size").size().max()) if len(scores) else 0
+    ax.set_title(title if title is not None else f"Leave-one-out {metric} vs dataset size ({n_rep} repeats per size)",
+                 fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+__all__ = ["ChartFigure", "new_figure", "figure_to_png", "figure_to_img", "score_bands", "scaling_curve",
+           "BAND_PERCENTILES"]

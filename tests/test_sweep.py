@@ -1,0 +1,315 @@
+"""Tests of gpviz.sweep: real leave-one-out sweeps with BoTorch fits, compared with batch_cross_validation."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from botorch.cross_validation import batch_cross_validation, gen_loo_cv_folds
+from botorch.models import SingleTaskGP
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from matplotlib.figure import Figure
+
+import gpviz
+from gpviz.errors import GpvizWarning, InputError
+from gpviz.sweep import DEFAULT_METRICS, Sweep, cv_sweep, nlpd, subset_indices
+
+SIZES, REPEATS, N, D = (8, 16, 24), 3, 40, 2
+HEAD = ["i_config", "size", "i_repeat"]
+SCORE_COLUMNS = HEAD + ["mse", "mae", "nlpd", "fit_seconds", "evaluations", "status", "error", "cached"]
+
+
+def make_data(n=N, d=D, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64)
+    Y = torch.sin(5 * X).sum(-1, keepdim=True) + 0.05 * torch.randn(n, 1, generator=g, dtype=torch.float64)
+    return X, Y
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Two shared cores: one torch thread per process avoids oversubscription (results do not change)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def sweep(data) -> Sweep:
+    X, Y = data
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # module fixtures run before the per-test float64 fixture
+    try:
+        return cv_sweep(SingleTaskGP, X, Y, sizes=list(SIZES), repeats=REPEATS, seed=0, progress=False)
+    finally:
+        torch.set_default_dtype(old)
+
+
+def test_scores_have_documented_columns_and_a_row_per_cell(sweep):
+    s = sweep.scores
+    assert list(s.columns) == SCORE_COLUMNS
+    assert len(s) == len(SIZES) * REPEATS
+    assert s[HEAD].values.tolist() == [[i, n, r] for i, n in enumerate(SIZES) for r in range(REPEATS)]
+    assert (s["status"] == "ok").all(), s["error"].tolist()
+    assert (s["error"] == "").all() and not s["cached"].any()
+    assert (s["evaluations"] > 1).all() and (s["fit_seconds"] > 0).all()
+    assert (s[["mse", "mae"]] > 0).all().all() and np.isfinite(s["nlpd"]).all()
+    assert sweep.metrics == ("mse", "mae", "nlpd")
+
+
+def test_parameters_have_a_row_per_fold_and_a_column_per_key(sweep):
+    p = sweep.parameters
+    keys = list(gpviz.model_expr(sweep.model).keys)
+    assert list(p.columns) == HEAD + ["i_model"] + keys
+    assert len(keys) == D + 2  # lengthscale per input, noise, constant mean
+    assert len(p) == REPEATS * sum(SIZES)
+    for (i_config, size, i_repeat), g in p.groupby(HEAD):
+        assert SIZES[i_config] == size and g["i_model"].tolist() == list(range(size))
+    assert all(p[c].dtype == np.int32 for c in HEAD + ["i_model"])
+    assert np.isfinite(p[keys].to_numpy()).all()
+    assert (p[[k for k in keys if "lengthscale" in k or "noise" in k]] > 0).all().all()
+
+
+def test_scores_are_the_metrics_of_the_held_out_predictions(sweep, data):
+    X, Y = data
+    pr = sweep.predictions
+    assert len(pr) == REPEATS * sum(SIZES)
+    for (i_config, i_repeat), rows in sweep.subsets.items():
+        cell = pr[(pr.i_config == i_config) & (pr.i_repeat == i_repeat)]
+        assert cell["index"].tolist() == rows.tolist()  # fold i holds out the i-th row of the subset
+        np.testing.assert_array_equal(cell["y_true"], Y[rows, 0].numpy())
+        score = sweep.scores[(sweep.scores.i_config == i_config) & (sweep.scores.i_repeat == i_repeat)].iloc[0]
+        err = cell["y_true"] - cell["pred_mean"]
+        assert score["mse"] == pytest.approx(float((err ** 2).mean()), rel=1e-12)
+        assert score["mae"] == pytest.approx(float(err.abs().mean()), rel=1e-12)
+        var = cell["pred_var"]
+        expected_nlpd = float((0.5 * np.log(2 * math.pi * var) + err ** 2 / (2 * var)).mean())
+        assert score["nlpd"] == pytest.approx(expected_nlpd, rel=1e-12)
+
+
+def test_held_out_predictions_equal_batch_cross_validation(sweep, data):
+    X, Y = data
+    for i_config, i_repeat in [(0, 0), (2, 1)]:
+        rows = sweep.subsets[(i_config, i_repeat)]
+        folds = gen_loo_cv_folds(X[rows], Y[rows])
+        ref = batch_cross_validation(SingleTaskGP, ExactMarginalLogLikelihood, folds, observation_noise=True)
+        pr = sweep.predictions
+        cell = pr[(pr.i_config == i_config) & (pr.i_repeat == i_repeat)]
+        np.testing.assert_allclose(cell["pred_mean"], ref.posterior.mean.detach().reshape(-1).numpy(), rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(cell["pred_var"], ref.posterior.variance.detach().reshape(-1).numpy(), rtol=1e-7,
+                                   atol=1e-12)
+        np.testing.assert_array_equal(cell["y_true"], ref.observed_Y.reshape(-1).numpy())
+        p = sweep.parameters
+        mine = p[(p.i_config == i_config) & (p.i_repeat == i_repeat)].drop(columns=HEAD).reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, gpviz.parameters(ref.model), rtol=1e-7)
+
+
+def test_same_seed_reproduces_cells_and_another_seed_draws_other_subsets(sweep, data):
+    X, Y = data
+    # a cell depends on (seed, size, repeat) only: a sweep of one size repeats the big sweep's cells
+    again = cv_sweep(SingleTaskGP, X, Y, sizes=[8], repeats=REPEATS, seed=0, progress=False)
+    for r in range(REPEATS):
+        np.testing.assert_array_equal(again.subsets[(0, r)], sweep.subsets[(0, r)])
+    cols = ["mse", "mae", "nlpd", "evaluations"]
+    pd.testing.assert_frame_equal(again.scores[HEAD + cols], sweep.scores[sweep.scores["size"] == 8][HEAD + cols])
+    pd.testing.assert_frame_equal(again.parameters, sweep.parameters[sweep.parameters["size"] == 8]
+                                  .reset_index(drop=True))
+    other = cv_sweep(SingleTaskGP, X, Y, sizes=[8], repeats=2, seed=1, progress=False)
+    for r in range(2):
+        assert other.subsets[(0, r)].tolist() != sweep.subsets[(0, r)].tolist()
+    assert not np.allclose(other.scores["mse"], sweep.scores["mse"][:2])
+    # distinct subsets across repeats, each sorted and without repeats
+    for rows in sweep.subsets.values():
+        assert len(set(rows.tolist())) == len(rows) and rows.tolist() == sorted(rows.tolist())
+    assert sweep.subsets[(0, 0)].tolist() != sweep.subsets[(0, 1)].tolist()
+    np.testing.assert_array_equal(subset_indices(N, 16, 2, 0), sweep.subsets[(1, 2)])
+
+
+def test_plot_draws_percentile_band_and_geometric_mean(sweep, artifacts):
+    fig = sweep.plot()
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    summary = sweep.summary("mse")
+    line = ax.lines[0]
+    np.testing.assert_allclose(line.get_xdata(), SIZES)
+    for size, g in sweep.scores.groupby("size"):
+        v = g["mse"].to_numpy()
+        row = summary[summary["size"] == size].iloc[0]
+        assert row["center"] == pytest.approx(float(np.exp(np.log(v).mean())))
+        assert row["low"] == pytest.approx(float(np.percentile(v, 10)))
+        assert row["high"] == pytest.approx(float(np.percentile(v, 90)))
+    np.testing.assert_allclose(line.get_ydata(), summary["center"])
+    (artifacts / "sweep_scaling_curve.png").write_bytes(fig._repr_png_())
+    nl = sweep.plot("nlpd")
+    if (sweep.scores["nlpd"] <= 0).any():  # negative densities: arithmetic mean, linear axis
+        assert nl.axes[0].get_yscale() == "linear"
+    with pytest.raises(InputError, match="unknown metric 'r2'"):
+        sweep.plot("r2")
+
+
+def test_render_frame_numbers_dots_per_band(sweep):
+    f = sweep.frame()
+    assert list(f.columns[:2]) == ["i_config", "i_model"] and f["i_config"].dtype == np.int32
+    assert f.groupby("i_config").size().tolist() == [REPEATS * s for s in SIZES]
+    assert f[f.i_config == 1]["i_model"].tolist() == list(range(REPEATS * 16))
+    one = sweep.frame(one_fold_per_repeat=True)
+    assert one.groupby("i_config").size().tolist() == [REPEATS] * len(SIZES)
+    p = sweep.parameters
+    first = p[p.i_model == 0].drop(columns=HEAD + ["i_model"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(one.drop(columns=["i_config", "i_model"]), first)
+
+
+class CountingModel:
+    """``make_model`` that counts its calls (one per fit), optionally failing or interrupting."""
+
+    def __init__(self, fail_size=None, interrupt_on_call=None):
+        self.calls, self.fail_size, self.interrupt_on_call = [], fail_size, interrupt_on_call
+
+    def __call__(self, train_X, train_Y):
+        n = train_X.shape[0]  # folds == points in the subset
+        self.calls.append(n)
+        if self.interrupt_on_call is not None and len(self.calls) == self.interrupt_on_call:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a cell
+        if n == self.fail_size:
+            raise RuntimeError(f"no model for n={n}")
+        return SingleTaskGP(train_X, train_Y)
+
+
+def test_failed_cell_is_recorded_and_the_sweep_goes_on():
+    X, Y = make_data(12)
+    mk = CountingModel(fail_size=6)
+    with pytest.warns(GpvizWarning, match=r"n=6, repeat \d failed"):
+        sw = cv_sweep(mk, X, Y, sizes=[6, 5], repeats=2, seed=3, progress=False,
+                      metrics={"max_abs": lambda y, m, v: float(np.max(np.abs(y - m)))})
+    s = sw.scores
+    assert sw.sizes == (5, 6) and mk.calls == [5, 5, 6, 6]
+    assert s["status"].tolist() == ["ok", "ok", "failed", "failed"]
+    assert s.loc[2, "error"] == "RuntimeError: no model for n=6"
+    assert s.loc[s.status == "failed", ["mse", "max_abs"]].isna().all().all()
+    assert (s.loc[s.status == "ok", "max_abs"] >= np.sqrt(s.loc[s.status == "ok", "mse"]) - 1e-12).all()
+    assert list(s.columns) == HEAD + ["mse", "mae", "nlpd", "max_abs"] + SCORE_COLUMNS[-5:]
+    assert set(sw.parameters["size"]) == {5} and len(sw.parameters) == 10
+    assert set(sw.predictions["size"]) == {5}
+    fig = sw.plot()
+    assert any("2 failed" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_metric_that_raises_marks_its_cell_failed():
+    X, Y = make_data(8)
+
+    def bad(y, m, v):
+        raise ZeroDivisionError("boom")
+
+    sw = cv_sweep(SingleTaskGP, X, Y, sizes=[4], repeats=1, metrics={"bad": bad}, progress=False)
+    assert sw.scores.loc[0, "status"] == "failed"
+    assert sw.scores.loc[0, "error"] == "metric 'bad' raised ZeroDivisionError: boom"
+    assert math.isfinite(sw.scores.loc[0, "mse"])
+
+
+def test_interrupted_sweep_resumes_from_cache_without_refitting(tmp_path):
+    X, Y = make_data(12)
+    cache = tmp_path / "cells"
+    first = CountingModel(interrupt_on_call=3)
+    with pytest.raises(KeyboardInterrupt):
+        cv_sweep(first, X, Y, sizes=[5, 6], repeats=2, seed=1, cache_dir=cache, progress=False)
+    assert first.calls == [5, 5, 6]
+    assert sorted(p.name for p in cache.iterdir()) == ["manifest.json", "seed1_n5_r0", "seed1_n5_r1"]
+
+    second = CountingModel()
+    resumed = cv_sweep(second, X, Y, sizes=[5, 6], repeats=2, seed=1, cache_dir=cache, progress=False)
+    assert second.calls == [6, 6]  # the two finished cells were not refitted
+    assert resumed.scores["cached"].tolist() == [True, True, False, False]
+    assert (resumed.scores["status"] == "ok").all() and len(resumed.parameters) == 22
+
+    third = CountingModel()
+    again = cv_sweep(third, X, Y, sizes=[5, 6], repeats=2, seed=1, cache_dir=cache, progress=False)
+    assert third.calls == [] and again.scores["cached"].all()
+    # cells read back from disk are bit-for-bit the cells that were fitted
+    pd.testing.assert_frame_equal(again.parameters, resumed.parameters, check_exact=True)
+    pd.testing.assert_frame_equal(again.predictions, resumed.predictions, check_exact=True)
+    pd.testing.assert_frame_equal(again.scores.drop(columns="cached"), resumed.scores.drop(columns="cached"),
+                                  check_exact=True)
+    # a larger sweep reuses the cached cells: only the new repeat is fitted
+    fourth = CountingModel()
+    cv_sweep(fourth, X, Y, sizes=[5, 6], repeats=3, seed=1, cache_dir=cache, progress=False)
+    assert fourth.calls == [5, 6]
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+    X2 = X.clone()
+    X2[0, 0] += 0.5
+    with pytest.raises(InputError, match="holds cells of another sweep"):
+        cv_sweep(CountingModel(), X2, Y, sizes=[5], repeats=1, seed=1, cache_dir=cache, progress=False)
+
+
+def test_failed_cells_are_not_cached_and_are_retried(tmp_path):
+    X, Y = make_data(10)
+    with pytest.warns(GpvizWarning):
+        cv_sweep(CountingModel(fail_size=4), X, Y, sizes=[4], repeats=1, cache_dir=tmp_path, progress=False)
+    retry = CountingModel()
+    sw = cv_sweep(retry, X, Y, sizes=[4], repeats=1, cache_dir=tmp_path, progress=False)
+    assert retry.calls == [4] and sw.scores["status"].tolist() == ["ok"]
+
+
+def test_progress_bar_counts_cells(capsys):
+    X, Y = make_data(8)
+    cv_sweep(SingleTaskGP, X, Y, sizes=[3], repeats=1, progress=True)
+    err = capsys.readouterr().err
+    assert "cv_sweep" in err and "1/1" in err
+
+
+BAD_ARGUMENTS = [
+    (dict(sizes=[8, 50]), r"dataset size 50 is larger than the data \(40 rows\)"),
+    (dict(sizes=[2, 8]), "dataset size 2 is too small"),
+    (dict(sizes=[]), "at least one dataset size"),
+    (dict(sizes=[8, 8]), "sizes must be distinct"),
+    (dict(sizes=[8.5]), "sizes must be integers, got 8.5"),
+    (dict(repeats=0), "repeats must be an integer >= 1, got 0"),
+    (dict(repeats=2.5), "repeats must be an integer >= 1, got 2.5"),
+    (dict(repeats=True), "repeats must be an integer >= 1, got True"),
+    (dict(seed=-1), "seed must be an integer >= 0, got -1"),
+    (dict(Y=torch.zeros(39, 1)), r"same number of rows: X has shape \[40, 2\], Y has shape \[39, 1\]"),
+    (dict(X=torch.zeros(40)), r"X must be 2-D \(n x d\), got shape \[40\]"),
+    (dict(Y=torch.zeros(40, 1).index_fill_(0, torch.tensor([7]), float("nan"))),
+     "Y must be finite: 1 non-finite value.*row 7"),
+    (dict(X=torch.zeros(40, 2).index_fill_(0, torch.tensor([3]), float("inf"))),
+     "X must be finite: 2 non-finite value.*row 3"),
+    (dict(make_model="SingleTaskGP"), "make_model must be callable"),
+    (dict(metrics={"r2": 3}), "metric 'r2' must be callable"),
+    (dict(metrics={"status": nlpd}), "metric name 'status'"),
+    (dict(cache_dir=5), "cache_dir must be a path, got int"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_ARGUMENTS)
+def test_bad_arguments_raise_typed_errors(change, message):
+    X, Y = make_data()
+    args = dict(make_model=SingleTaskGP, X=X, Y=Y, sizes=[8], repeats=1, progress=False)
+    args.update(change)
+    with pytest.raises(InputError, match=message):
+        cv_sweep(**args)
+    assert issubclass(InputError, gpviz.GpvizError)
+
+
+def test_default_metrics_are_pluggable_functions():
+    y, m, v = np.array([1.0, 2.0]), np.array([1.5, 1.0]), np.array([0.25, 1.0])
+    assert DEFAULT_METRICS["mse"](y, m, v) == pytest.approx((0.25 + 1.0) / 2)
+    assert DEFAULT_METRICS["mae"](y, m, v) == pytest.approx(0.75)
+    ref = np.mean([-np.log(np.exp(-(yy - mm) ** 2 / (2 * vv)) / np.sqrt(2 * np.pi * vv))
+                   for yy, mm, vv in zip(y, m, v)])
+    assert DEFAULT_METRICS["nlpd"](y, m, v) == pytest.approx(ref)
+
+
+def test_public_names():
+    assert gpviz.cv_sweep is cv_sweep and gpviz.Sweep is Sweep
+    assert "cv_sweep" in gpviz.__all__ and "Sweep" in gpviz.__all__
