@@ -271,3 +271,28 @@ except ImportError:  # pragma: no cover - BoTorch is a dependency, but kernels m
 
 
 __all__ = ["register_kernel", "lookup", "KERNEL_HANDLERS", "Compare", "Differ", "Dot"]
+
+
+# --------------------------------------------------------------------------- #
+# Multi-task (Kronecker) kernels                                              #
+# --------------------------------------------------------------------------- #
+
+
+@register_kernel(gk.MultitaskKernel)
+def handle_multitask(module, path, walk):
+    """k((x, i), (x', j)) = k_data(x, x') · C[i, j], C = F Fᵀ + diag(v): the task is the last visible feature.
+
+    ``MultitaskKernel`` returns the Kronecker product ``K_data ⊗ C`` (interleaved:
+    row ``a·t + i``); the tree reads the task from a virtual column after the
+    inputs, which :class:`gpviz.model.KroneckerModelExpr` appends when it
+    evaluates. ``MultitaskKernel.forward`` calls ``data_covar_module.forward``,
+    bypassing its ``active_dims``.
+    """
+    feats = walk.features
+    if feats is None or len(feats) < 2 or feats[-1].name != "task":
+        return NotImplemented  # not inside a Kronecker model expression: shown opaque, evaluated by the module
+    data = walk.with_features(feats[:-1])(module.data_covar_module, join_path(path, "data_covar_module"),
+                                          via_forward=True)
+    task_walk = walk.with_features(feats[-1:])
+    task = task_walk(module.task_covar_module, join_path(path, "task_covar_module"), via_forward=True)
+    return Product((data, task))

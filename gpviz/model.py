@@ -1,4 +1,13 @@
-"""Whole-model expressions: covariance, noise and mean sections of a GPyTorch/BoTorch model."""
+"""Whole-model expressions: covariance, noise and mean sections of a GPyTorch/BoTorch model.
+
+One builder per model family: exact single- and multi-output GPs (SingleTaskGP,
+MixedSingleTaskGP, fully Bayesian and MAP-SAAS models, fixed noise), MultiTaskGP
+(per-task noise and means, named tasks), KroneckerMultiTaskGP (a task covariance
+times a data kernel over a virtual ``task`` column), ModelListGP (one group of
+sections per output, keys ``models.<i>.``), approximate GPs (the kernel of the
+inner ``model``, variational parameters summarized) and HigherOrderGP (a data
+kernel plus one kernel per output dimension over learned latent positions).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +17,15 @@ from gpytorch.likelihoods import FixedNoiseGaussianLikelihood, GaussianLikelihoo
 from gpytorch.means import ConstantMean, LinearMean, Mean, MultitaskMean, ZeroMean
 from gpytorch.mlls import MarginalLogLikelihood
 
-from gpviz.errors import InputError
-from gpviz.expr import Call, Const, Node, Param, Product, Section, Sum, Symbol, Vector, simplify
+from gpviz.errors import InputError, UnsupportedError
+from gpviz.expr import (Call, Const, Node, Opaque, Param, Product, Section, Sum, Symbol, TaskCovar, Vector,
+                        iter_nodes, simplify)
 from gpviz.keys import join_path, make_key, param_info
-from gpviz.walk import Expr, Walker, root_features
+from gpviz.walk import Expr, Feature, Walker, root_features
 
 SPACE_STANDARDIZED = "standardized outputs"
 SPACE_NORMALIZED = "normalized inputs"
+TASK_COLUMN = "task"
 
 
 def unwrap_model(obj) -> torch.nn.Module:
@@ -24,9 +35,67 @@ def unwrap_model(obj) -> torch.nn.Module:
     return obj
 
 
+# --------------------------------------------------------------------------- #
+# Recognizing model families (by structure, so that user subclasses work)     #
+# --------------------------------------------------------------------------- #
+
+
+def _is_model_list(model) -> bool:
+    models = getattr(model, "models", None)
+    return isinstance(models, torch.nn.ModuleList) and len(models) > 0 and not isinstance(
+        getattr(model, "covar_module", None), Kernel)
+
+
+def _is_approximate(model) -> bool:
+    inner = getattr(model, "model", None)
+    return (isinstance(inner, torch.nn.Module) and isinstance(getattr(inner, "covar_module", None), Kernel)
+            and hasattr(inner, "variational_strategy") and not isinstance(getattr(model, "covar_module", None),
+                                                                          Kernel))
+
+
+def _is_higher_order(model) -> bool:
+    mods = getattr(model, "covar_modules", None)
+    return isinstance(mods, torch.nn.ModuleList) and len(mods) > 0 and isinstance(mods[0], Kernel)
+
+
+def is_gp_model(obj) -> bool:
+    """Whether :func:`model_expr` can describe ``obj`` (a GP model of a family gpviz knows, or an MLL of one)."""
+    obj = unwrap_model(obj)
+    if not isinstance(obj, torch.nn.Module) or isinstance(obj, Kernel):
+        return False
+    if isinstance(getattr(obj, "covar_module", None), Kernel):
+        return True
+    if _is_model_list(obj):
+        return all(is_gp_model(m) for m in obj.models)
+    return _is_approximate(obj) or _is_higher_order(obj)
+
+
+def _covar_owner(model) -> torch.nn.Module:
+    """The module that holds the covariance kernel (the inner model of an approximate GP)."""
+    return model.model if _is_approximate(model) else model
+
+
 def model_batch_shape(model: torch.nn.Module) -> torch.Size:
-    """Batch members of a model: the covariance module's batch shape (folds, outputs, MCMC samples)."""
-    covar = getattr(model, "covar_module", None)
+    """Batch members of a model: the covariance module's batch shape (folds, outputs, MCMC samples).
+
+    For a model list, the broadcast of its sub-models' batch shapes.
+
+    Raises:
+        UnsupportedError: if the sub-models of a list have batch shapes that do not broadcast.
+    """
+    model = unwrap_model(model)
+    if _is_model_list(model):
+        shapes = [model_batch_shape(m) for m in model.models]
+        try:
+            return torch.broadcast_shapes(*shapes)
+        except RuntimeError:
+            raise UnsupportedError(
+                f"the sub-models of {type(model).__name__} have batch shapes {[list(s) for s in shapes]}, "
+                "which do not broadcast to one set of members") from None
+    if _is_higher_order(model):
+        covar = model.covar_modules[0]
+    else:
+        covar = getattr(_covar_owner(model), "covar_module", None)
     bs = getattr(covar, "batch_shape", None)
     return bs if isinstance(bs, torch.Size) else torch.Size()
 
@@ -36,6 +105,13 @@ def num_inputs(model: torch.nn.Module) -> int | None:
     inputs = getattr(model, "train_inputs", None)
     if inputs:
         return int(inputs[0].shape[-1])
+    if _is_approximate(model):
+        points = getattr(model.model.variational_strategy, "inducing_points", None)
+        if points is None:  # multi-output: IndependentMultitaskVariationalStrategy wraps the one with points
+            base = getattr(model.model.variational_strategy, "base_variational_strategy", None)
+            points = getattr(base, "inducing_points", None)
+        if isinstance(points, torch.Tensor):
+            return int(points.shape[-1])
     return None
 
 
@@ -44,6 +120,8 @@ def output_space(model) -> str:
     ot = getattr(model, "outcome_transform", None)
     if ot is not None and type(ot).__name__ in ("Standardize", "ChainedOutcomeTransform", "Log", "Power"):
         return SPACE_STANDARDIZED if type(ot).__name__ == "Standardize" else f"transformed outputs ({type(ot).__name__})"
+    if ot is not None and "Standardize" in type(ot).__name__:  # StratifiedStandardize, FlattenedStandardize
+        return f"{SPACE_STANDARDIZED} ({type(ot).__name__})"
     return "outputs"
 
 
@@ -55,6 +133,24 @@ def input_space(model) -> str:
     if it is not None:
         return f"transformed inputs ({type(it).__name__})"
     return "inputs"
+
+
+def member_label(model) -> str:
+    """What the batch members of a model are: MCMC samples, outputs, ensemble members or batch members."""
+    model = unwrap_model(model)
+    name = type(model).__name__
+    if "FullyBayesian" in name or hasattr(model, "pyro_model"):
+        return "MCMC samples"
+    if "Ensemble" in name:
+        return "ensemble members"
+    if int(getattr(model, "_num_outputs", 1) or 1) > 1 and not _is_model_list(model):
+        return "outputs"
+    return "batch members"
+
+
+# --------------------------------------------------------------------------- #
+# Section builders                                                            #
+# --------------------------------------------------------------------------- #
 
 
 def _mean_tree(mean: Mean, path: str, walker: Walker, task_name: str | None) -> Node:
@@ -73,7 +169,7 @@ def _mean_tree(mean: Mean, path: str, walker: Walker, task_name: str | None) -> 
     if isinstance(mean, MultitaskMean):
         parts = tuple(_mean_tree(m, join_path(path, f"base_means.{i}"), walker, None)
                       for i, m in enumerate(mean.base_means))
-        return Call("per_task", (Vector(parts), Symbol(f"x[{task_name!r}]" if task_name else "task")))
+        return Call("per_task", (Vector(parts), _task_symbol(task_name)))
     leaves: list[Param] = []
     for raw_name, p in mean._parameters.items():
         if p is not None:
@@ -81,7 +177,12 @@ def _mean_tree(mean: Mean, path: str, walker: Walker, task_name: str | None) -> 
     return Call(type(mean).__name__, tuple(leaves))
 
 
-def _noise_tree(likelihood, path: str, walker: Walker) -> Node:
+def _task_symbol(task_name: str | None) -> Symbol:
+    return Symbol(f"x[{task_name!r}]" if task_name else TASK_COLUMN)
+
+
+def _noise_tree(likelihood, path: str, walker: Walker, task_name: str | None = None) -> Node | None:
+    """The noise added on the diagonal, or ``None`` when the likelihood is not Gaussian."""
     if isinstance(likelihood, FixedNoiseGaussianLikelihood):
         fixed = Symbol("train_Yvar[i]")
         second = getattr(likelihood, "second_noise_covar", None)
@@ -89,39 +190,139 @@ def _noise_tree(likelihood, path: str, walker: Walker) -> Node:
             (n,) = walker.params(second, join_path(path, "second_noise_covar"), "noise", "noise")
             return Sum((fixed, n))
         return fixed
-    if isinstance(likelihood, GaussianLikelihood):
-        noise_covar = likelihood.noise_covar
+    cls = type(likelihood).__name__
+    if cls == "MultitaskGaussianLikelihood":
+        # Kronecker multi-task: Σ = diag(task_noises) ⊗ I + noise · I  (rank 0), or a low-rank task noise
+        terms: list[Node] = []
+        if getattr(likelihood, "has_task_noise", False) and "raw_task_noises" in likelihood._parameters:
+            tn = walker.params(likelihood, path, "task_noises", "noise")
+            # batched over outputs (a multi-output variational GP): each member's own task noise
+            terms.append(tn[0] if len(tn) == 1 else Call("per_task", (Vector(tn), _task_symbol(task_name))))
+        elif getattr(likelihood, "has_task_noise", False):
+            terms.append(Symbol("task_noise_covar[task, task]"))
+        if getattr(likelihood, "has_global_noise", False):
+            terms.append(walker.params(likelihood, path, "noise", "noise")[0])
+        return Sum(tuple(terms)) if terms else Const(0.0)
+    noise_covar = getattr(likelihood, "noise_covar", None)
+    if isinstance(noise_covar, torch.nn.Module) and type(noise_covar).__name__ == "MultitaskHomoskedasticNoise":
+        # Hadamard multi-task (MultiTaskGP): one noise per task, picked by the task column
+        leaves = walker.params(noise_covar, join_path(path, "noise_covar"), "noise", "noise")
+        return Call("per_task", (Vector(leaves), _task_symbol(task_name)))
+    if isinstance(likelihood, GaussianLikelihood) or (
+            isinstance(noise_covar, torch.nn.Module) and "raw_noise" in noise_covar._parameters):
         try:
             leaves = walker.params(noise_covar, join_path(path, "noise_covar"), "noise", "noise")
         except Exception:  # heteroskedastic noise models have no raw_noise
             return Symbol(f"{type(noise_covar).__name__}(x)")
         return leaves[0] if len(leaves) == 1 else Vector(leaves)
-    return Symbol(type(likelihood).__name__)
+    return None
+
+
+def _likelihood_section(likelihood, path: str, walker: Walker, space: str, task_name: str | None) -> Section:
+    noise = _noise_tree(likelihood, path, walker, task_name)
+    if noise is None:
+        # a non-Gaussian likelihood (PairwiseProbitLikelihood, Bernoulli...): no noise term to add
+        return Section("Likelihood", Symbol(type(likelihood).__name__), "not Gaussian: no noise term")
+    return Section("When comparing a point to itself, add noise", simplify(noise), space)
+
+
+def _task_name(model, features) -> str | None:
+    task_feature = getattr(model, "_task_feature", None)
+    if task_feature is not None and features is not None:
+        return features[int(task_feature)].name
+    return None
+
+
+def default_task_names(model) -> tuple[str, ...]:
+    """Display names of a multi-task model's tasks: its task values (``[0, 5, 9]`` -> ``"0", "5", "9"``)."""
+    tasks = getattr(model, "_output_tasks", None)
+    if tasks is None:
+        return ()
+    try:
+        values = list(tasks)
+    except TypeError:
+        return ()
+    num = getattr(model, "num_tasks", len(values))
+    if len(values) != num:
+        return ()
+
+    def fmt(v):
+        v = float(v)
+        return str(int(v)) if v == int(v) else f"{v:g}"
+
+    return tuple(fmt(v) for v in values)
+
+
+def _variational_summary(strategy) -> Node:
+    """A one-line, display-only summary of the variational posterior q(u) (no key per inducing value)."""
+    base = getattr(strategy, "base_variational_strategy", strategy)
+    points = getattr(base, "inducing_points", None)
+    dist = getattr(base, "_variational_distribution", None)
+    m = int(points.shape[-2]) if isinstance(points, torch.Tensor) else "?"
+    learned = bool(getattr(points, "requires_grad", False))
+    dist_name = type(dist).__name__ if dist is not None else "variational distribution"
+    counts = ", ".join(f"{n}: {tuple(p.shape)}" for n, p in (dist.named_parameters() if dist is not None else ()))
+    text = (f"q(u) = {dist_name} over {m} {'learned' if learned else 'fixed'} inducing points "
+            f"({type(strategy).__name__}; {counts})")
+    return Symbol(text)
 
 
 class ModelExpr(Expr):
     """The expression of a whole model: covariance, noise and mean sections.
 
     Attributes:
-        sections: ``Section`` nodes in print order (covariance, noise, mean).
+        sections: ``Section`` nodes in print order (covariance, noise, mean...).
         output_space: Units of noise, outputscale and mean.
         input_space: Units the lengthscales are measured in.
+        member_label: What the batch members are ("MCMC samples", "outputs"...).
+        tasks: Display names of the tasks (multi-task models), else ``()``.
     """
 
     def __init__(self, model, sections: tuple[Section, ...], batch_shape: torch.Size, modules: dict,
-                 features, covar_path: str):
+                 features, covar_path: str, *, out_space: str | None = None, in_space: str | None = None,
+                 tasks: tuple[str, ...] = ()):
         self.module = model
         self.sections = sections
         self.tree = Vector(sections)
         self.batch_shape = batch_shape
         self.modules = modules
         self.features = features
-        self.output_space = output_space(model)
-        self.input_space = input_space(model)
+        self.output_space = out_space if out_space is not None else output_space(model)
+        self.input_space = in_space if in_space is not None else input_space(model)
+        self.member_label = member_label(model)
+        self.tasks = tuple(tasks)
         self._covar_path = covar_path
 
     def covariance_tree(self) -> Node:
         return self.sections[0].body
+
+    @property
+    def opaque(self) -> tuple[str, ...]:
+        """Class names of the parts of the covariance gpviz shows but cannot write out (evaluated by the module)."""
+        return tuple(n.cls_name for n in iter_nodes(self.covariance_tree()) if isinstance(n, Opaque))
+
+    def task_correlation(self, member: int = 0):
+        """The task correlation matrix ``C[i, j] / sqrt(C[i, i] C[j, j])`` of batch member ``member``.
+
+        Returns:
+            A ``num_tasks x num_tasks`` DataFrame indexed by task names, or
+            ``None`` when the covariance has no task covariance.
+        """
+        import pandas as pd
+
+        tcs = [n for n in iter_nodes(self.covariance_tree()) if isinstance(n, TaskCovar)]
+        if not tcs:
+            return None
+        tc = tcs[0]
+        vals = self.values(member)
+        f = torch.tensor([[vals[c.key] if isinstance(c, Param) else float(getattr(c, "value", 0.0)) for c in row]
+                          for row in tc.factor], dtype=torch.float64)
+        v = torch.tensor([vals[x.key] if isinstance(x, Param) else float(getattr(x, "value", 0.0)) for x in tc.var],
+                         dtype=torch.float64)
+        c = f @ f.T + torch.diag(v)
+        d = c.diagonal().sqrt()
+        names = list(tc.tasks) if len(tc.tasks) == len(v) else [str(i) for i in range(len(v))]
+        return pd.DataFrame((c / d[:, None] / d[None, :]).numpy(), index=names, columns=names)
 
     def text(self, member: int = 0, width: int = 88) -> str:
         from gpviz.expr import fmt_number, to_text
@@ -130,54 +331,214 @@ class ModelExpr(Expr):
         n = int(torch.Size(self.batch_shape).numel())
         head = f"{type(self.module).__name__}: Gaussian process"
         if n > 1:
-            head += f" (batch of {n} members; values of member {member})"
+            head += f" ({n} {self.member_label}; values of member {member})"
         lines = [head]
         for sec in self.sections:
             lines.append(f"{sec.title}{' (' + sec.note + ')' if sec.note else ''}:")
             body = to_text(sec.body, lambda p: fmt_number(vals[p.key]), width - 4)
             lines.extend("    " + line for line in body.splitlines())
+            if sec is self.sections[0] and self.keys:
+                corr = self.task_correlation(member)
+                if corr is not None:  # F and v are unreadable as a correlation; print it derived
+                    lines.append("    task correlation C[i, j] / sqrt(C[i, i] C[j, j]):")
+                    lines.extend("        " + line for line in corr.round(3).to_string().splitlines())
         return "\n".join(lines)
 
 
-def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None) -> ModelExpr:
+class KroneckerModelExpr(ModelExpr):
+    """A Kronecker multi-task model: ``k((x, i), (x', j)) = k_data(x, x') · C[i, j]``.
+
+    The tree reads the task from a virtual column ``task`` appended after the
+    inputs; :meth:`evaluate` takes plain ``n x d`` inputs and returns the
+    ``nt x mt`` matrix in GPyTorch's interleaved order (row ``a·t + i`` is
+    point ``a``, task ``i``), like ``MultitaskKernel``.
+    """
+
+    def __init__(self, *args, num_tasks: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_tasks = num_tasks
+
+    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None) -> torch.Tensor:
+        """``batch_shape x nt x mt`` covariance for ``n x d`` and ``m x d`` inputs."""
+        x2 = x1 if x2 is None else x2
+        if not isinstance(x1, torch.Tensor) or not isinstance(x2, torch.Tensor):
+            raise InputError(f"x1 and x2 must be tensors, got {type(x1).__name__} and {type(x2).__name__}")
+        return super().evaluate(_with_tasks(x1, self.num_tasks), _with_tasks(x2, self.num_tasks), values)
+
+
+def _with_tasks(x: torch.Tensor, t: int) -> torch.Tensor:
+    """``... x n x d`` -> ``... x nt x (d+1)``: every point repeated once per task, task index appended."""
+    rep = x.repeat_interleave(t, dim=-2)
+    task = torch.arange(t, dtype=x.dtype, device=x.device).repeat(x.shape[-2])
+    task = task.expand(*x.shape[:-2], -1).unsqueeze(-1)
+    return torch.cat([rep, task], dim=-1)
+
+
+class ModelListExpr(ModelExpr):
+    """A list of independent models (``ModelListGP``): one group of sections per output.
+
+    Attributes:
+        parts: One :class:`ModelExpr` per sub-model; their keys start with
+            ``models.<i>.`` and their values are read from the list itself.
+        outputs: Display names of the outputs.
+    """
+
+    def __init__(self, model, parts: tuple[ModelExpr, ...], outputs: tuple[str, ...], batch_shape: torch.Size,
+                 features):
+        sections = []
+        for name, part in zip(outputs, parts):
+            for sec in part.sections:
+                sections.append(Section(f"{name}: {sec.title}", sec.body, sec.note))
+        modules = {}
+        for part in parts:
+            modules.update(part.modules)
+        spaces = {p.output_space for p in parts}
+        in_spaces = {p.input_space for p in parts}
+        super().__init__(model, tuple(sections), batch_shape, modules, features, "models",
+                         out_space=spaces.pop() if len(spaces) == 1 else "per output",
+                         in_space=in_spaces.pop() if len(in_spaces) == 1 else "per output")
+        self.parts = parts
+        self.outputs = outputs
+        self.member_label = "batch members"
+
+    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None, output: int | None = None
+                 ) -> torch.Tensor:
+        """Covariances of the outputs.
+
+        Args:
+            x1: ``n x d`` inputs.
+            x2: ``m x d`` inputs (default: ``x1``).
+            values: As in :meth:`Expr.evaluate`.
+            output: One output's index; ``None`` for all of them stacked.
+
+        Returns:
+            ``batch_shape x n x m`` for one output, else
+            ``num_outputs x batch_shape x n x m``.
+        """
+        if output is not None:
+            if not 0 <= int(output) < len(self.parts):
+                raise InputError(f"output {output!r} out of range: the model list has {len(self.parts)} outputs")
+            return self.parts[int(output)].evaluate(x1, x2, values)
+        outs = [p.evaluate(x1, x2, values) for p in self.parts]
+        shape = torch.broadcast_shapes(*(o.shape for o in outs))
+        return torch.stack([o.expand(shape) for o in outs], 0)
+
+
+def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool, tasks) -> ModelExpr:
+    """The expression of one exact, approximate or higher-order GP whose modules sit at ``prefix`` in ``root``."""
+    owner = _covar_owner(model)
+    owner_path = join_path(prefix, "model") if owner is not model else prefix
+    task_name = _task_name(model, features)
+    task_names = tuple(tasks or ()) or default_task_names(model)
+    walker = Walker(features, batch, strict=strict, tasks=task_names)
+    out_space, in_space = output_space(model), input_space(model)
+    kron_tasks = None
+    if _is_higher_order(model):
+        sections = _hogp_sections(model, prefix, walker, in_space)
+    else:
+        covar = owner.covar_module
+        kron_tasks = _kronecker_tasks(covar)
+        if kron_tasks is not None:
+            # MultitaskKernel: data kernel x task covariance over a virtual task column after the inputs
+            d = len(features) if features is not None else 0
+            walker = Walker(tuple(features or ()) + (Feature(d, TASK_COLUMN),), batch, strict=strict,
+                            tasks=task_names, modules=walker.modules)
+            task_name = TASK_COLUMN
+        tree = simplify(walker(covar, join_path(owner_path, "covar_module")))
+        sections = [Section("Covariance kernel", tree, in_space)]
+    likelihood = getattr(model, "likelihood", None)
+    if likelihood is not None:
+        sections.append(_likelihood_section(likelihood, join_path(prefix, "likelihood"), walker, out_space,
+                                            task_name))
+    mean = getattr(owner, "mean_module", None)
+    if isinstance(mean, Mean):
+        sections.append(Section("Mean", simplify(_mean_tree(mean, join_path(owner_path, "mean_module"), walker,
+                                                            task_name)), out_space))
+    if owner is not model:
+        sections.append(Section("Variational posterior (summarized)",
+                                _variational_summary(owner.variational_strategy), "not drawn"))
+    kwargs = dict(out_space=out_space, in_space=in_space, tasks=walker.tasks)
+    if kron_tasks is not None:
+        return KroneckerModelExpr(root, tuple(sections), batch, walker.modules, features,
+                                  join_path(owner_path, "covar_module"), num_tasks=kron_tasks, **kwargs)
+    expr = ModelExpr(root, tuple(sections), batch, walker.modules, features,
+                     join_path(owner_path, "covar_module"), **kwargs)
+    expr.member_label = member_label(model)
+    return expr
+
+
+def _kronecker_tasks(covar: Kernel) -> int | None:
+    if type(covar).__name__ == "MultitaskKernel" and hasattr(covar, "task_covar_module"):
+        return int(covar.num_tasks)
+    return None
+
+
+def _hogp_sections(model, prefix: str, walker: Walker, in_space: str) -> list[Section]:
+    """HigherOrderGP: the data kernel, then one kernel per output dimension over learned latent positions."""
+    mods = model.covar_modules
+    data = simplify(walker(mods[0], join_path(prefix, "covar_modules.0")))
+    sections = [Section("Covariance kernel", data, in_space)]
+    latents = getattr(model, "latent_parameters", ())
+    for k in range(1, len(mods)):
+        lat = latents[k - 1] if k - 1 < len(latents) else None
+        width = int(lat.shape[-1]) if isinstance(lat, torch.Tensor) else 1
+        feats = tuple(Feature(j, f"z{k}[{j}]" if width > 1 else f"z{k}") for j in range(width))
+        tree = simplify(walker.with_features(feats)(mods[k], join_path(prefix, f"covar_modules.{k}")))
+        shape = "x".join(str(s) for s in lat.shape) if isinstance(lat, torch.Tensor) else "?"
+        sections.append(Section(f"Times, over output dimension {k}", tree,
+                                f"z{k} = learned latent positions latent_parameters.{k - 1} ({shape}), not drawn"))
+    return sections
+
+
+def _list_outputs(model, outputs) -> tuple[str, ...]:
+    n = len(model.models)
+    if outputs is None:
+        return tuple(f"output {i}" for i in range(n))
+    if isinstance(outputs, str):
+        raise InputError(f"outputs must be a list of {n} names, got the string {outputs!r}")
+    names = tuple(str(o) for o in outputs)
+    if len(names) != n:
+        raise InputError(f"outputs has {len(names)} names but {type(model).__name__} has {n} outputs")
+    return names
+
+
+def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, outputs=None) -> ModelExpr:
     """Builds the expression of a GP model: covariance kernel, noise and mean.
 
     Args:
-        model: A BoTorch model or GPyTorch ``ExactGP`` (or an MLL wrapping one).
-        feature_names: Names of the input columns (list or a DataFrame).
+        model: A BoTorch model or GPyTorch GP (exact, approximate, multi-task,
+            Kronecker, higher-order, a ``ModelListGP``), or an MLL wrapping one.
+        feature_names: Names of the input columns (list or a DataFrame of inputs).
         strict: Re-raise kernel handler errors.
-        tasks: Display names of tasks (multi-task models).
+        tasks: Display names of tasks (multi-task models); default: the task
+            values seen in the training data.
+        outputs: Display names of the outputs of a ``ModelListGP``.
 
     Returns:
-        A :class:`ModelExpr`; ``.evaluate(x1, x2)`` computes the covariance.
+        A :class:`ModelExpr` (a :class:`ModelListExpr` for model lists);
+        ``.evaluate(x1, x2)`` computes the covariance.
 
     Raises:
-        InputError: if ``model`` has no ``covar_module`` or names have the wrong length.
+        InputError: if ``model`` is not a GP model, or names have the wrong length.
+        UnsupportedError: if a model list's sub-models have incompatible batch shapes.
     """
     model = unwrap_model(model)
-    if isinstance(model, Kernel) or not isinstance(model, torch.nn.Module) or not isinstance(
-            getattr(model, "covar_module", None), Kernel):
+    if not is_gp_model(model):
         raise InputError(
-            f"model_expr expects a GP model with a covar_module (e.g. botorch SingleTaskGP), got "
-            f"{type(model).__module__}.{type(model).__name__}; for a kernel use gpviz.kernel_expr")
-    features = root_features(feature_names, num_inputs(model), type(model).__name__)
+            f"model_expr expects a Gaussian-process model with a covariance kernel (e.g. botorch SingleTaskGP, "
+            f"ModelListGP, SingleTaskVariationalGP), got {type(model).__module__}.{type(model).__name__}"
+            + ("; for a kernel use gpviz.kernel_expr" if isinstance(model, Kernel) else ""))
     batch = model_batch_shape(model)
-    task_feature = getattr(model, "_task_feature", None)
-    task_name = None
-    if task_feature is not None and features is not None:
-        task_name = features[int(task_feature)].name
-    walker = Walker(features, batch, strict=strict, tasks=tuple(tasks or ()))
-    covar = simplify(walker(model.covar_module, "covar_module"))
-    sections = [Section("Covariance kernel", covar, input_space(model))]
-    likelihood = getattr(model, "likelihood", None)
-    if likelihood is not None:
-        sections.append(Section("When comparing a point to itself, add noise",
-                                simplify(_noise_tree(likelihood, "likelihood", walker)), output_space(model)))
-    mean = getattr(model, "mean_module", None)
-    if isinstance(mean, Mean):
-        sections.append(Section("Mean", simplify(_mean_tree(mean, "mean_module", walker, task_name)),
-                                output_space(model)))
-    return ModelExpr(model, tuple(sections), batch, walker.modules, features, "covar_module")
+    if _is_model_list(model):
+        names = _list_outputs(model, outputs)
+        n_in = [num_inputs(m) for m in model.models]
+        features = root_features(feature_names, n_in[0] if len(set(n_in)) == 1 else None, type(model).__name__)
+        parts = tuple(_gp_expr(m, model, f"models.{i}", features if features is not None else root_features(
+            None, num_inputs(m), type(m).__name__), batch, strict, tasks) for i, m in enumerate(model.models))
+        return ModelListExpr(model, parts, names, batch, features)
+    features = root_features(feature_names, num_inputs(model), type(model).__name__)
+    return _gp_expr(model, model, "", features, batch, strict, tasks)
 
 
-__all__ = ["model_expr", "ModelExpr", "unwrap_model", "model_batch_shape", "param_info", "make_key"]
+__all__ = ["model_expr", "ModelExpr", "ModelListExpr", "KroneckerModelExpr", "unwrap_model", "model_batch_shape",
+           "is_gp_model", "param_info", "make_key"]

@@ -21,7 +21,7 @@ def expression_of(obj, feature_names=None):
     Raises:
         InputError: for anything else, naming the type received.
     """
-    from gpviz.model import ModelExpr, model_expr, unwrap_model
+    from gpviz.model import ModelExpr, is_gp_model, model_expr, unwrap_model
     from gpviz.walk import KernelExpr, kernel_expr
 
     if isinstance(obj, (KernelExpr, ModelExpr)):
@@ -29,7 +29,7 @@ def expression_of(obj, feature_names=None):
     obj = unwrap_model(obj)
     if isinstance(obj, Kernel):
         return kernel_expr(obj, feature_names)
-    if isinstance(obj, torch.nn.Module) and hasattr(obj, "covar_module"):
+    if is_gp_model(obj):  # exact, approximate, multi-task, higher-order GPs and model lists
         return model_expr(obj, feature_names)
     raise InputError(f"expected a GPyTorch/BoTorch model, kernel or MLL, got {type(obj).__module__}."
                      f"{type(obj).__name__}")
@@ -84,6 +84,11 @@ def prior_params(prior) -> str:
 def priors_by_param(root: torch.nn.Module) -> dict[tuple[str, str], object]:
     """(module path, value name) -> prior, from ``named_priors`` (``X_prior`` guards parameter ``X``)."""
     out = {}
+    if not hasattr(root, "named_priors"):  # a plain torch container (botorch ModelList): ask its children
+        for child_name, child in root.named_children():
+            for (path, value_name), prior in priors_by_param(child).items():
+                out[(f"{child_name}.{path}" if path else child_name, value_name)] = prior
+        return out
     for name, module, prior, _closure, _setting in root.named_priors():
         path, _, prior_name = name.rpartition(".")
         if prior_name.endswith("_prior"):
@@ -101,7 +106,7 @@ def _space(role: str, expr) -> str:
     return ""
 
 
-def parameters(obj, long: bool = False, feature_names=None) -> pd.DataFrame:
+def parameters(obj, long: bool = False, feature_names=None, units: str = "model") -> pd.DataFrame:
     """The constrained parameter values of a model or kernel.
 
     Values are read under ``torch.no_grad()``, detached, on the CPU; the model is
@@ -113,11 +118,16 @@ def parameters(obj, long: bool = False, feature_names=None) -> pd.DataFrame:
         long: Return the tidy frame (one row per key and batch member with raw
             value, constraint, bounds, prior and units) instead of the wide one.
         feature_names: Passed to the expression builder.
+        units: ``"model"`` (the model's own space) or ``"original"`` (lengthscales
+            × input range, noise/outputscale × σ², mean × σ + μ; see :mod:`gpviz.units`).
 
     Returns:
         Wide: one row per batch member, ``i_model`` (int32) then one float64
         column per expression key, in the expression's key order.
     """
+    from gpviz.units import check_units, to_units
+
+    check_units(units)
     expr = expression_of(obj, feature_names)
     root = expr.module
     batch = torch.Size(expr.batch_shape)
@@ -166,5 +176,5 @@ def parameters(obj, long: bool = False, feature_names=None) -> pd.DataFrame:
                 "upper", "enforced", "at_bound", "prior", "prior_params", "prior_mode", "space"]
         df = pd.DataFrame(rows, columns=cols)
         df[I_MODEL] = df[I_MODEL].astype(np.int32)
-        return df
-    return pd.DataFrame(wide)
+        return to_units(expr, df, units)[0]
+    return to_units(expr, pd.DataFrame(wide), units)[0]

@@ -1,0 +1,422 @@
+"""Every BoTorch model family: expressions, parameter frames, rendered pages, units and feature names."""
+
+from __future__ import annotations
+
+import html
+import inspect
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import botorch.models as bm
+from botorch.fit import fit_gpytorch_mll
+from botorch.models.transforms import Normalize, Standardize
+from gpytorch.kernels import RBFKernel, ScaleKernel
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+import gpviz
+from gpviz.errors import InputError
+from gpviz.expr import Opaque, Param, TaskCovar, iter_nodes
+from gpviz.model import KroneckerModelExpr, ModelListExpr
+from gpviz.units import to_units, unit_plan
+
+try:
+    import jax  # noqa: F401
+    import numpyro  # noqa: F401
+
+    HAS_JAX = True
+except ImportError:  # the `fully-bayesian` extra is not installed
+    HAS_JAX = False
+
+
+def _data(n=10, d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64)
+    Y = torch.sin(3 * X).sum(-1, keepdim=True) + 0.1 * torch.randn(n, 1, generator=g, dtype=torch.float64)
+    return X, Y
+
+
+def _with_task(X, tasks=(0, 5, 9)):
+    t = torch.tensor([tasks[i % len(tasks)] for i in range(X.shape[0])], dtype=X.dtype)
+    return torch.cat([X[:, :-1], t.unsqueeze(-1)], -1)
+
+
+def _with_cat(X, levels=3):
+    c = (torch.arange(X.shape[0]) % levels).to(X.dtype)
+    return torch.cat([X[:, :-1], c.unsqueeze(-1)], -1)
+
+
+def _page_text(page: str) -> str:
+    """The visible code of a page: tags stripped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+# --------------------------------------------------------------------------- #
+# The zoo: every class exported by botorch.models                             #
+# --------------------------------------------------------------------------- #
+
+def _build(name):
+    """(model, x1, x2, covariance modules to compare with) for a class name of botorch.models."""
+    X, Y = _data()
+    Y2 = torch.cat([Y, -Y + 0.3 * X[:, :1]], -1)
+    x1, x2 = X[:4], X[5:8]
+    if name == "SingleTaskGP":
+        m = bm.SingleTaskGP(X, Y)
+    elif name == "SingleTaskMultiFidelityGP":
+        m = bm.SingleTaskMultiFidelityGP(X, Y, data_fidelities=[2])
+    elif name == "MixedSingleTaskGP":
+        X, x1, x2 = _with_cat(X), _with_cat(X)[:4], _with_cat(X)[5:8]
+        m = bm.MixedSingleTaskGP(X, Y, cat_dims=[2])
+    elif name == "HigherOrderGP":
+        m = bm.HigherOrderGP(X, torch.randn(10, 2, 3, generator=torch.Generator().manual_seed(1)))
+        return m, x1, x2, lambda a, b: m.covar_modules[0](a, b).to_dense()
+    elif name == "AdditiveMapSaasSingleTaskGP":
+        m = bm.AdditiveMapSaasSingleTaskGP(X, Y)
+    elif name == "EnsembleMapSaasSingleTaskGP":
+        m = bm.EnsembleMapSaasSingleTaskGP(X, Y, num_taus=4)
+    elif name == "ModelListGP":
+        m = bm.ModelListGP(bm.SingleTaskGP(X, Y), bm.SingleTaskGP(X, Y2))
+        return m, x1, x2, lambda a, b: torch.stack(
+            [s.covar_module(a, b).to_dense().expand(2, a.shape[0], b.shape[0]) for s in m.models])
+    elif name == "ModelList":
+        m = bm.ModelList(bm.SingleTaskGP(X, Y), bm.SingleTaskGP(X, Y2[:, 1:]))
+        return m, x1, x2, lambda a, b: torch.stack([s.covar_module(a, b).to_dense() for s in m.models])
+    elif name == "KroneckerMultiTaskGP":
+        m = bm.KroneckerMultiTaskGP(X, Y2)
+    elif name == "MultiTaskGP":
+        Xt = _with_task(X)
+        m = bm.MultiTaskGP(Xt, Y, task_feature=-1)
+        # the covariance module sees task indices (0, 1, 2), not task values
+        x1 = torch.cat([X[:4, :2], torch.tensor([[0.0], [1], [2], [1]])], -1)
+        x2 = torch.cat([X[5:8, :2], torch.tensor([[2.0], [0], [1]])], -1)
+    elif name == "PairwiseGP":
+        m = bm.PairwiseGP(X, torch.tensor([[0, 1], [2, 3], [4, 1]]))
+    elif name == "PairwiseLaplaceMarginalLogLikelihood":
+        gp = bm.PairwiseGP(X, torch.tensor([[0, 1], [2, 3], [4, 1]]))
+        m = bm.PairwiseLaplaceMarginalLogLikelihood(gp.likelihood, gp)
+        return m, x1, x2, lambda a, b: gp.covar_module(a, b).to_dense()
+    elif name in ("SingleTaskVariationalGP", "ApproximateGPyTorchModel"):
+        cls = getattr(bm, name)
+        m = cls(train_X=X, train_Y=Y, inducing_points=4) if name == "SingleTaskVariationalGP" else cls(
+            train_X=X, train_Y=Y)
+        return m, x1, x2, lambda a, b: m.model.covar_module(a, b).to_dense()
+    else:
+        raise KeyError(name)
+    return m, x1, x2, lambda a, b: m.covar_module(a, b).to_dense()
+
+
+GP_CLASSES = ["SingleTaskGP", "SingleTaskMultiFidelityGP", "MixedSingleTaskGP", "HigherOrderGP",
+              "AdditiveMapSaasSingleTaskGP", "EnsembleMapSaasSingleTaskGP", "ModelListGP", "ModelList",
+              "KroneckerMultiTaskGP", "MultiTaskGP", "PairwiseGP", "PairwiseLaplaceMarginalLogLikelihood",
+              "SingleTaskVariationalGP", "ApproximateGPyTorchModel"]
+# Exported classes that are not Gaussian processes: no covariance to show.
+NOT_GP = {
+    "AffineDeterministicModel": lambda: bm.AffineDeterministicModel(torch.ones(3, 1)),
+    "GenericDeterministicModel": lambda: bm.GenericDeterministicModel(lambda X: X.sum(-1, keepdim=True)),
+    "PosteriorMeanModel": lambda: bm.PosteriorMeanModel(bm.SingleTaskGP(*_data())),
+    "AffineFidelityCostModel": lambda: bm.AffineFidelityCostModel({2: 1.0}),
+}
+
+
+def test_the_zoo_covers_every_class_botorch_models_exports():
+    exported = {n for n in bm.__all__ if inspect.isclass(getattr(bm, n))}
+    assert exported == set(GP_CLASSES) | set(NOT_GP), (
+        f"new: {exported - set(GP_CLASSES) - set(NOT_GP)}, gone: {set(GP_CLASSES) | set(NOT_GP) - exported}")
+
+
+@pytest.mark.parametrize("name", GP_CLASSES)
+def test_every_gp_class_gives_a_truthful_expression_frames_and_a_page(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # BoTorch's input-scaling warnings on random data
+        model, x1, x2, covar = _build(name)
+        expr = gpviz.model_expr(model, strict=True)
+        wide = gpviz.parameters(model)
+        long = gpviz.parameters(model, long=True)
+        page = gpviz.render(model).html()
+    assert list(wide.columns) == ["i_model", *expr.keys]
+    assert len(wide) == int(torch.Size(expr.batch_shape).numel())
+    assert set(long["key"]) == set(expr.keys)
+    assert wide[list(expr.keys)].notna().all().all()
+    assert page.count('class="gpviz-param') == sum(1 for n in iter_nodes(expr.tree) if isinstance(n, Param))
+    # truthful: the tree alone reproduces the covariance module (opaque parts delegate to their module)
+    with torch.no_grad():
+        want = covar(x1, x2)
+        got = expr.evaluate(x1, x2)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-8, rtol=0), (got - want).abs().max()
+    # the text names the class and shows every section
+    text = expr.text()
+    assert type(gpviz.model.unwrap_model(model)).__name__ in text
+    for sec in expr.sections:
+        assert sec.title in text
+
+
+@pytest.mark.parametrize("name", sorted(NOT_GP))
+def test_models_that_are_not_gps_are_refused_by_name(name):
+    model = NOT_GP[name]()
+    with pytest.raises(InputError, match=name):
+        gpviz.model_expr(model)
+    with pytest.raises(InputError, match=name):
+        gpviz.parameters(model)
+
+
+def test_only_the_fidelity_kernel_is_opaque_in_the_zoo():
+    opaque = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in GP_CLASSES:
+            opaque[name] = gpviz.model_expr(_build(name)[0]).opaque
+    assert {k: v for k, v in opaque.items() if v} == {
+        "SingleTaskMultiFidelityGP": ("LinearTruncatedFidelityKernel",)}
+
+
+# --------------------------------------------------------------------------- #
+# Families                                                                    #
+# --------------------------------------------------------------------------- #
+
+
+def test_fixed_noise_shows_train_yvar_and_has_no_noise_key():
+    X, Y = _data()
+    m = bm.SingleTaskGP(X, Y, train_Yvar=torch.full_like(Y, 0.01))
+    expr = gpviz.model_expr(m)
+    assert "train_Yvar[i]" in expr.text()
+    assert not [k for k in expr.keys if "noise" in k]
+
+
+def test_heteroskedastic_single_task_gp_is_gone_from_botorch():
+    # BoTorch removed it (#2616); nothing to support, and the zoo test would see it come back.
+    assert not hasattr(bm, "HeteroskedasticSingleTaskGP")
+
+
+def test_multitask_gp_names_tasks_from_their_values_and_has_per_task_noise():
+    X, Y = _data()
+    Xt = _with_task(X, (0, 5, 9))
+    names = pd.DataFrame(Xt.numpy(), columns=["temp", "time", "site"])
+    m = bm.MultiTaskGP(Xt, Y, task_feature=-1)
+    expr = gpviz.model_expr(m, names)
+    (tc,) = [n for n in iter_nodes(expr.tree) if isinstance(n, TaskCovar)]
+    assert tc.tasks == ("0", "5", "9") and tc.name == "site"
+    text = expr.text()
+    assert "x1['site'], x2['site']" in text and "unit_task='0'" in text
+    assert "per_task([" in text and "x['site']" in text
+    assert [k for k in expr.keys if "noise" in k] == [f"likelihood.noise_covar.noise[{i}]" for i in range(3)]
+    named = gpviz.model_expr(m, names, tasks=["Berlin", "Oslo", "Rome"])
+    assert "unit_task='Berlin'" in named.text()
+    corr = named.task_correlation()
+    assert list(corr.index) == ["Berlin", "Oslo", "Rome"] and list(corr.columns) == ["Berlin", "Oslo", "Rome"]
+    assert np.allclose(np.diag(corr.to_numpy()), 1.0)
+    C = m.covar_module.kernels[1].covar_matrix.to_dense().detach()
+    d = C.diagonal().sqrt()
+    assert np.allclose(corr.to_numpy(), (C / d[:, None] / d[None, :]).numpy(), atol=1e-12)
+
+
+def test_kronecker_multitask_evaluates_interleaved_like_multitask_kernel():
+    X, Y = _data()
+    m = bm.KroneckerMultiTaskGP(X, torch.cat([Y, 2 * Y], -1))
+    expr = gpviz.model_expr(m, ["a", "b", "c"])
+    assert isinstance(expr, KroneckerModelExpr)
+    got = expr.evaluate(X[:4], X[:3])
+    assert got.shape == (8, 6)
+    assert torch.allclose(got, m.covar_module(X[:4], X[:3]).to_dense(), atol=1e-10)
+    assert "x1['task'], x2['task']" in expr.text()
+    assert "likelihood.task_noises[1]" in expr.keys and "likelihood.noise" in expr.keys
+
+
+def test_model_list_one_section_group_per_named_output_with_members_per_submodel():
+    X, Y = _data()
+    m = bm.ModelListGP(bm.SingleTaskGP(X, Y), bm.SingleTaskGP(X, torch.cat([Y, -Y], -1)))
+    expr = gpviz.model_expr(m, ["a", "b", "c"], outputs=["yield", "cost"])
+    assert isinstance(expr, ModelListExpr)
+    assert [s.title for s in expr.sections][:3] == [
+        "yield: Covariance kernel", "yield: When comparing a point to itself, add noise", "yield: Mean"]
+    assert any(s.title.startswith("cost: ") for s in expr.sections)
+    assert all(k.startswith(("models.0.", "models.1.")) for k in expr.keys)
+    assert "models.0.covar_module.lengthscale[2]" in expr.keys
+    wide = gpviz.parameters(m)
+    assert len(wide) == 2  # the second sub-model has two outputs; the first broadcasts over them
+    assert wide["models.0.likelihood.noise_covar.noise"].nunique() == 1
+    assert np.allclose(wide["models.1.likelihood.noise_covar.noise"],
+                       m.models[1].likelihood.noise.detach().reshape(-1).numpy())
+    assert torch.allclose(expr.evaluate(X[:3], output=1), m.models[1].covar_module(X[:3]).to_dense())
+    with pytest.raises(InputError, match="outputs has 1 names but ModelListGP has 2 outputs"):
+        gpviz.model_expr(m, outputs=["only"])
+    with pytest.raises(InputError, match="output 5 out of range"):
+        expr.evaluate(X[:3], output=5)
+
+
+def test_variational_gp_summarizes_variational_parameters_instead_of_keying_them():
+    X, Y = _data(n=30)
+    m = bm.SingleTaskVariationalGP(X, Y, inducing_points=8)
+    expr = gpviz.model_expr(m)
+    assert not [k for k in expr.keys if "variational" in k or "inducing" in k]
+    assert "model.covar_module.lengthscale[0]" in expr.keys and "likelihood.noise_covar.noise" in expr.keys
+    assert "over 8 learned inducing points" in expr.text()
+    assert expr.sections[-1].title == "Variational posterior (summarized)"
+
+
+def test_mixed_model_with_dataframe_names_carries_them_through_active_dims():
+    X, Y = _data()
+    Xc = _with_cat(X)
+    frame = pd.DataFrame(Xc.numpy(), columns=["lr", "momentum", "optimizer"])
+    m = bm.MixedSingleTaskGP(Xc, Y, cat_dims=[2])
+    expr = gpviz.model_expr(m, frame)
+    text = expr.text(width=200)
+    assert "differ('optimizer')" in text and "compare('lr')" in text and "compare('momentum')" in text
+    assert "compare('optimizer')" not in text and "x0" not in text
+    # the same names through parameters() and through the rendered page
+    assert list(gpviz.parameters(m, feature_names=frame).columns) == ["i_model", *expr.keys]
+    page = gpviz.render(m, feature_names=frame).html()
+    assert "differ('optimizer')" in _page_text(page) and "compare('lr')" in _page_text(page)
+    with pytest.raises(InputError, match="2 names but MixedSingleTaskGP has 3 input features"):
+        gpviz.model_expr(m, ["a", "b"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_JAX, reason="jax and numpyro (the `fully-bayesian` extra) are not installed")
+def test_saas_fully_bayesian_members_are_mcmc_samples():
+    from botorch.fit import fit_fully_bayesian_model_nuts
+    from botorch.models.fully_bayesian import SaasFullyBayesianSingleTaskGP
+
+    X, Y = _data(n=12, d=4)
+    m = SaasFullyBayesianSingleTaskGP(X, Y)
+    fit_fully_bayesian_model_nuts(m, warmup_steps=16, num_samples=8, thinning=4, disable_progbar=True)
+    expr = gpviz.model_expr(m, ["a", "b", "c", "d"])
+    assert expr.member_label == "MCMC samples" and tuple(expr.batch_shape) == (2,)
+    assert "2 MCMC samples" in expr.text()
+    wide = gpviz.parameters(m)
+    assert len(wide) == 2
+    ls = m.covar_module.base_kernel.lengthscale.detach().reshape(2, 4).numpy()
+    assert np.allclose(wide[[f"covar_module.base_kernel.lengthscale[{i}]" for i in range(4)]].to_numpy(), ls)
+    assert torch.allclose(expr.evaluate(X[:4], X[5:8]), m.covar_module(X[:4], X[5:8]).to_dense(), atol=1e-8)
+    assert gpviz.render(m).html().count('class="gpviz-param') == len(expr.keys)
+
+
+# --------------------------------------------------------------------------- #
+# Units                                                                       #
+# --------------------------------------------------------------------------- #
+
+
+def test_units_option_is_validated_with_the_choices_listed():
+    m = bm.SingleTaskGP(*_data())
+    with pytest.raises(InputError, match=r"unknown units: 'si' \(must be one of \['model', 'original'\]\)"):
+        gpviz.parameters(m, units="si")
+
+
+def test_original_units_scale_each_lengthscale_by_its_input_range_and_outputs_by_sigma():
+    X, Y = _data(n=12, d=3)
+    X = X * torch.tensor([1.0, 10.0, 100.0]) + 5.0
+    Y = 50.0 * Y + 7.0
+    m = bm.SingleTaskGP(X, Y, covar_module=ScaleKernel(RBFKernel(ard_num_dims=3)),
+                        input_transform=Normalize(3), outcome_transform=Standardize(1))
+    m.eval()  # the transforms have learned their ranges and moments
+    rng = (X.max(0).values - X.min(0).values).numpy()
+    sd, mu = Y.std().item(), Y.mean().item()
+    model = gpviz.parameters(m)
+    orig = gpviz.parameters(m, units="original")
+    for i in range(3):
+        k = f"covar_module.base_kernel.lengthscale[{i}]"
+        assert orig[k][0] == pytest.approx(model[k][0] * rng[i], rel=1e-12)
+    assert orig["covar_module.outputscale"][0] == pytest.approx(model["covar_module.outputscale"][0] * sd**2)
+    assert orig["likelihood.noise_covar.noise"][0] == pytest.approx(model["likelihood.noise_covar.noise"][0] * sd**2)
+    assert orig["mean_module.constant"][0] == pytest.approx(model["mean_module.constant"][0] * sd + mu)
+    long = gpviz.parameters(m, long=True, units="original")
+    row = long[long.key == "covar_module.base_kernel.lengthscale[2]"].iloc[0]
+    assert row.value == pytest.approx(orig["covar_module.base_kernel.lengthscale[2]"][0])
+    assert row.space == "original inputs" and row.lower == pytest.approx(
+        gpviz.parameters(m, long=True).set_index("key").loc["covar_module.base_kernel.lengthscale[2]", "lower"]
+        * rng[2])
+    assert long.set_index("key").loc["likelihood.noise_covar.noise", "space"] == "original outputs"
+    _, labels = to_units(gpviz.model_expr(m), gpviz.parameters(m), "original")
+    assert labels == {"Covariance kernel": "original inputs, original outputs",
+                      "When comparing a point to itself, add noise": "original outputs",
+                      "Mean": "original outputs"}
+    page = gpviz.render(m, units="original").html()
+    assert "original inputs, original outputs" in page
+
+
+def test_quantities_without_an_exact_conversion_keep_model_units_and_say_why():
+    X, Y = _data(n=12, d=2)
+    X = X * torch.tensor([1.0, 10.0])
+    m = bm.SingleTaskGP(X, Y, covar_module=RBFKernel(), input_transform=Normalize(2))  # one shared lengthscale
+    m.eval()
+    plan = unit_plan(gpviz.model_expr(m))
+    assert "covar_module.lengthscale" not in plan.conversions
+    assert plan.reasons["covar_module.lengthscale"] == "one lengthscale is shared by inputs of different ranges"
+    assert plan.labels["Covariance kernel"].startswith("normalized inputs (lengthscales not converted)")
+    # a default SingleTaskGP has no outputscale: its kernel stays in standardized units, labelled so
+    m2 = bm.SingleTaskGP(*_data())
+    labels = unit_plan(gpviz.model_expr(m2)).labels
+    assert "scale in standardized outputs" in labels["Covariance kernel"]
+    assert labels["When comparing a point to itself, add noise"] == "original outputs"
+
+
+def test_batched_multi_output_models_convert_each_member_with_its_own_output_sigma():
+    X, Y = _data(n=12)
+    Y2 = torch.cat([Y, 100 * Y + 3], -1)
+    m = bm.SingleTaskGP(X, Y2)
+    m.eval()
+    sd = Y2.std(0).numpy()
+    model, orig = gpviz.parameters(m), gpviz.parameters(m, units="original")
+    k = "likelihood.noise_covar.noise"
+    assert np.allclose(orig[k].to_numpy(), model[k].to_numpy() * sd**2, rtol=1e-12)
+
+
+def _fit(model):
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 500, "ftol": 1e-14, "gtol": 1e-10}})
+    model.eval()
+    return model
+
+
+@pytest.mark.slow
+def test_original_units_equal_a_fit_on_raw_data():
+    """The same model fit on normalized/standardized data and on raw data lands on the same optimum.
+
+    No priors (they are not scale-invariant), matching initial values, a kernel
+    with an outputscale and a constant mean: the two likelihoods differ only by
+    a constant, so the optima map onto each other exactly.
+    """
+    g = torch.Generator().manual_seed(3)
+    n, d = 24, 2
+    Xr = torch.rand(n, d, generator=g, dtype=torch.float64) * torch.tensor([2.0, 30.0]) + torch.tensor([1.0, -5.0])
+    Yr = (torch.sin(2.0 * Xr[:, :1]) + torch.cos(Xr[:, 1:] / 6.0)) * 40.0 + 300.0
+    Yr = Yr + 4.0 * torch.randn(n, 1, generator=g, dtype=torch.float64)
+    rng = Xr.max(0).values - Xr.min(0).values
+    sd, mu = Yr.std().item(), Yr.mean().item()
+
+    def kernel():
+        return ScaleKernel(RBFKernel(ard_num_dims=d))
+
+    a = bm.SingleTaskGP(Xr, Yr, covar_module=kernel(), input_transform=Normalize(d),
+                        outcome_transform=Standardize(1))
+    b = bm.SingleTaskGP(Xr, Yr, covar_module=kernel(), outcome_transform=None)
+    for m in (a, b):  # no priors: both fits optimize the same likelihood up to a change of units
+        for _, module, _prior, _c, _s in list(m.named_priors()):
+            module._priors.clear()
+        assert not list(m.named_priors())
+    with torch.no_grad():
+        a.covar_module.base_kernel.lengthscale = torch.tensor([[0.3, 0.3]])
+        a.covar_module.outputscale = torch.tensor(1.0)
+        a.likelihood.noise = torch.tensor([0.05])
+        a.mean_module.constant.fill_(0.0)
+        b.covar_module.base_kernel.lengthscale = torch.tensor([[0.3, 0.3]]) * rng
+        b.covar_module.outputscale = torch.tensor(sd**2)
+        b.likelihood.noise = torch.tensor([0.05 * sd**2])
+        b.mean_module.constant.fill_(mu)
+    _fit(a)
+    _fit(b)
+    orig = gpviz.parameters(a, units="original").iloc[0]
+    raw = gpviz.parameters(b).iloc[0]
+    for i in range(d):
+        k = f"covar_module.base_kernel.lengthscale[{i}]"
+        assert orig[k] == pytest.approx(raw[k], rel=2e-3), k
+    assert orig["likelihood.noise_covar.noise"] == pytest.approx(raw["likelihood.noise_covar.noise"], rel=5e-3)
+    assert orig["covar_module.outputscale"] == pytest.approx(raw["covar_module.outputscale"], rel=5e-3)
+    assert orig["mean_module.constant"] == pytest.approx(raw["mean_module.constant"], rel=1e-3)
+    # and the model-unit values really differ (the test would catch a missing conversion)
+    model = gpviz.parameters(a).iloc[0]
+    assert model["covar_module.base_kernel.lengthscale[1]"] < 0.2 * raw["covar_module.base_kernel.lengthscale[1]"]
+
