@@ -6,6 +6,7 @@ Public API (a contract; see README.md):
 """
 
 from gpviz.errors import GpvizError
+from gpviz.fit import FitTracer, compare_fit_modes, trace_fit
 from gpviz.kernels import register_kernel
 from gpviz.model import model_expr
 from gpviz.params import parameters
@@ -14,5 +15,5 @@ from gpviz import render  # a callable module: gpviz.render(obj) and gpviz.rende
 from gpviz.sweep import Sweep, cv_sweep
 from gpviz.walk import kernel_expr
 
-__all__ = ["GpvizError", "Sweep", "cv_sweep", "kernel_expr", "model_expr", "parameters", "prior_pull", "register_kernel", "render", "with_priors"]
+__all__ = ["FitTracer", "GpvizError", "compare_fit_modes", "trace_fit", "Sweep", "cv_sweep", "kernel_expr", "model_expr", "parameters", "prior_pull", "register_kernel", "render", "with_priors"]
 __version__ = "0.1.0"

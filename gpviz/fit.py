@@ -1,0 +1,1191 @@
+"""Fit tracer: every optimizer step of every batch member of a ``fit_gpytorch_mll`` call, as frames.
+
+Two forms record the same frames:
+
+* ``with gpviz.trace_fit(mll) as tracer: fit_gpytorch_mll(mll)`` records at the
+  evaluations the fit makes anyway. For the duration it wraps the MLL instance's
+  ``forward`` (gpytorch's ``Module.__call__`` calls ``forward`` directly, so torch
+  hooks would not fire) and passes a zero-cost iteration marker to BoTorch's
+  three minimizers (``minimize_with_timeout``, ``fmin_l_bfgs_b_batched``,
+  ``torch_minimize``); both are restored in a ``finally``. No closure evaluation is
+  added: BoTorch's own callback re-evaluates the closure on the joint scipy path,
+  this marker does not.
+* ``tracer = gpviz.FitTracer(mll)`` and ``optimizer_kwargs={"callback": tracer.callback}``
+  (also through ``batch_cross_validation(..., fit_args=...)``, where ``mll`` may be
+  left out: the tracer binds to the MLL being fit). ``.callback`` accepts BoTorch's
+  ``cb(parameters, result)`` on the joint path and scipy's ``cb(xk)`` on the
+  per-member batched L-BFGS-B path.
+
+Which member called back, which attempt of ``_fit_fallback`` is running and how
+many evaluations a member has had are read from the optimizer's own stack frames
+(the batched path's callback carries no member index). Everything the tracer does
+is contained: its own errors are warned once (``TracerWarning``) and never reach
+the fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gpviz.errors import InputError, TracerWarning
+from gpviz.keys import param_info, parse_key, resolve
+
+I_TIMESTEP, I_ATTEMPT, STEP, I_MODEL, LOSS, ACTIVE, ELAPSED = (
+    "i_timestep", "i_attempt", "step", "i_model", "loss", "active", "elapsed")
+META_COLUMNS = (I_TIMESTEP, I_ATTEMPT, STEP, I_MODEL, LOSS, ACTIVE, ELAPSED)
+
+#: The player advances one step per 200 ms: 300 timesteps play in one minute.
+MAX_TIMESTEPS = 300
+#: Budget for the frame data inlined in an animated page (base64 adds a third).
+MAX_PAGE_DATA_BYTES = 6_000_000
+#: At most this many live updates per second in a notebook.
+LIVE_UPDATES_PER_SECOND = 4.0
+
+
+# --------------------------------------------------------------------------------------
+# Where are we in BoTorch's fit? (code objects of the functions whose frames we read)
+# --------------------------------------------------------------------------------------
+
+def _code(module: str, name: str):
+    try:
+        mod = __import__(module, fromlist=[name])
+        return getattr(mod, name).__code__
+    except Exception:  # another BoTorch/scipy version: that piece of context is unknown
+        return None
+
+
+_FIT_FALLBACK_CODE = _code("botorch.fit", "_fit_fallback")
+_BATCHED_LBFGSB_CODE = _code("botorch.optim.batched_lbfgs_b", "_minimize_lbfgsb")
+_SCIPY_LBFGSB_CODE = _code("scipy.optimize._lbfgsb_py", "_minimize_lbfgsb")
+_FIT_CODES = {c for c in (_code("botorch.optim.fit", "fit_gpytorch_mll_scipy"),
+                          _code("botorch.optim.fit", "fit_gpytorch_mll_torch"),
+                          _code("botorch.optim.fit", "_fit_gpytorch_mll_scipy_independent")) if c is not None}
+
+
+@dataclass
+class _FitContext:
+    """What the stack says about the optimizer call in progress."""
+
+    mll: object = None
+    attempt: int | None = None
+    member: int | None = None        # batched L-BFGS-B: the member calling back
+    member_loss: float | None = None
+    member_step: int | None = None
+    member_evals: int | None = None
+    scipy_step: int | None = None    # joint scipy L-BFGS-B: iterations and evaluations so far
+    scipy_evals: int | None = None
+
+
+def _fit_context(max_depth: int = 80) -> _FitContext:
+    ctx = _FitContext()
+    f = sys._getframe(1)
+    depth = 0
+    while f is not None and depth < max_depth:
+        code = f.f_code
+        if code is _BATCHED_LBFGSB_CODE and ctx.member is None:
+            loc = f.f_locals
+            i, states = loc.get("i"), loc.get("states")
+            if i is not None and states is not None:
+                s = states[int(i)]
+                ctx.member = int(i)
+                ctx.member_loss = float(s.f)
+                ctx.member_step = int(s.n_iterations)
+                ctx.member_evals = int(s.fun_calls)
+        elif code is _SCIPY_LBFGSB_CODE and ctx.scipy_step is None:
+            loc = f.f_locals
+            ctx.scipy_step = loc.get("n_iterations")
+            ctx.scipy_evals = getattr(loc.get("sf"), "nfev", None)
+        elif code is _FIT_FALLBACK_CODE:
+            loc = f.f_locals
+            ctx.attempt = loc.get("attempt")
+            if ctx.mll is None:
+                ctx.mll = loc.get("mll")
+            break
+        elif code in _FIT_CODES and ctx.mll is None:
+            ctx.mll = f.f_locals.get("mll")
+        f = f.f_back
+        depth += 1
+    return ctx
+
+
+# --------------------------------------------------------------------------------------
+# Storage: chunked numpy arrays, O(steps), no per-step DataFrame work
+# --------------------------------------------------------------------------------------
+
+class _Recorder:
+    """Append-only event store: one row per member per committed optimizer step.
+
+    Rows go into preallocated chunks of ``chunk`` rows; appending never copies
+    earlier rows, so memory grows linearly with the number of steps.
+    """
+
+    INT_FIELDS = ("t", "seg", "step", "member")
+    FLOAT_FIELDS = ("loss", "elapsed", "evaluation")
+
+    def __init__(self, n_values: int, chunk: int = 4096):
+        self.n_values = int(n_values)
+        self.chunk = int(chunk)
+        self._chunks: list[dict[str, np.ndarray]] = []
+        self._fill = 0  # rows used in the last chunk
+        self.n = 0
+
+    def _new_chunk(self) -> None:
+        c = {k: np.empty(self.chunk, np.int32) for k in self.INT_FIELDS}
+        c.update({k: np.empty(self.chunk, np.float64) for k in self.FLOAT_FIELDS})
+        c["values"] = np.empty((self.chunk, self.n_values), np.float64)
+        self._chunks.append(c)
+        self._fill = 0
+
+    def append(self, t: int, seg: int, step: int, members, loss, elapsed: float, evaluation: float,
+               values: np.ndarray) -> None:
+        """Adds one row per member; ``loss`` and ``values`` (``members x n_values``) align with ``members``."""
+        members = np.atleast_1d(np.asarray(members, np.int32))
+        loss = np.broadcast_to(np.asarray(loss, np.float64), members.shape)
+        values = np.asarray(values, np.float64).reshape(len(members), self.n_values)
+        done = 0
+        while done < len(members):
+            if not self._chunks or self._fill == self.chunk:
+                self._new_chunk()
+            c = self._chunks[-1]
+            k = min(len(members) - done, self.chunk - self._fill)
+            sl = slice(self._fill, self._fill + k)
+            c["t"][sl], c["seg"][sl], c["step"][sl] = t, seg, step
+            c["member"][sl] = members[done:done + k]
+            c["loss"][sl] = loss[done:done + k]
+            c["elapsed"][sl], c["evaluation"][sl] = elapsed, evaluation
+            c["values"][sl] = values[done:done + k]
+            self._fill += k
+            done += k
+            self.n += k
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the chunks."""
+        return sum(a.nbytes for c in self._chunks for a in c.values())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The rows recorded so far, one array per field (copies)."""
+        if not self._chunks:
+            out = {k: np.empty(0, np.int32) for k in self.INT_FIELDS}
+            out.update({k: np.empty(0, np.float64) for k in self.FLOAT_FIELDS})
+            out["values"] = np.empty((0, self.n_values), np.float64)
+            return out
+        parts = [{k: a[: (self._fill if i == len(self._chunks) - 1 else self.chunk)] for k, a in c.items()}
+                 for i, c in enumerate(self._chunks)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def dense_frames(ev: dict[str, np.ndarray], n_members: int, keys, initial: np.ndarray | None,
+                 seg_attempt: np.ndarray) -> pd.DataFrame:
+    """Events -> the wide frame: every member at every timestep.
+
+    A member that did not step at a timestep (converged, or a sub-model not being
+    fit yet) keeps its last recorded values and loss there, with ``active`` False;
+    before its first step it shows ``initial`` values and a NaN loss.
+
+    Args:
+        ev: From :meth:`_Recorder.arrays`.
+        n_members: Members of the model (all groups).
+        keys: Parameter keys (columns of ``ev["values"]``).
+        initial: ``n_members x len(keys)`` values before the first step, or None (NaN).
+        seg_attempt: i_attempt of each segment.
+    """
+    keys = list(keys)
+    n_ev = len(ev["t"])
+    cols = {c: np.empty(0) for c in META_COLUMNS}
+    if n_ev == 0:
+        df = pd.DataFrame({I_TIMESTEP: np.empty(0, np.int32), I_ATTEMPT: np.empty(0, np.int32),
+                           STEP: np.empty(0, np.int32), I_MODEL: np.empty(0, np.int32),
+                           LOSS: np.empty(0), ACTIVE: np.empty(0, bool), ELAPSED: np.empty(0)})
+        for k in keys:
+            df[k] = np.empty(0)
+        return df
+    del cols
+    T = int(ev["t"].max()) + 1
+    M = int(n_members)
+    idx = np.full((T, M), -1, np.int64)
+    idx[ev["t"], ev["member"]] = np.arange(n_ev)
+    active = idx >= 0
+    # per member, events are appended in step order, so a running max forward-fills
+    ff = np.maximum.accumulate(idx, axis=0)
+    # the segment (and so step and attempt) of each timestep
+    t_seg = np.full(T, -1, np.int64)
+    t_step = np.zeros(T, np.int64)
+    t_elapsed = np.full(T, np.nan)
+    t_seg[ev["t"]] = ev["seg"]
+    t_step[ev["t"]] = ev["step"]
+    np.fmax.at(t_elapsed, ev["t"], ev["elapsed"])
+    flat = ff.reshape(-1)
+    have = flat >= 0
+    n_rows = T * M
+    values = np.full((n_rows, len(keys)), np.nan)
+    values[have] = ev["values"][flat[have]]
+    loss = np.full(n_rows, np.nan)
+    loss[have] = ev["loss"][flat[have]]
+    if initial is not None and (~have).any():
+        members = np.tile(np.arange(M), T)
+        values[~have] = initial[members[~have]]
+    elapsed = np.repeat(t_elapsed, M)
+    own = idx.reshape(-1) >= 0
+    elapsed[own] = ev["elapsed"][idx.reshape(-1)[own]]
+    seg = np.repeat(t_seg, M)
+    attempt = np.where(seg >= 0, np.asarray(seg_attempt, np.int64)[np.clip(seg, 0, None)], 0)
+    data = {
+        I_TIMESTEP: np.repeat(np.arange(T, dtype=np.int32), M),
+        I_ATTEMPT: attempt.astype(np.int32),
+        STEP: np.repeat(t_step, M).astype(np.int32),
+        I_MODEL: np.tile(np.arange(M, dtype=np.int32), T),
+        LOSS: loss,
+        ACTIVE: active.reshape(-1),
+        ELAPSED: elapsed,
+    }
+    df = pd.DataFrame(data)
+    if keys:
+        df = pd.concat([df, pd.DataFrame(values, columns=keys)], axis=1)
+    return df
+
+
+# --------------------------------------------------------------------------------------
+# Reading every key of every member at once
+# --------------------------------------------------------------------------------------
+
+class _Reader:
+    """Reads the constrained values of all keys of one model, all members, in a few tensor ops.
+
+    Values are grouped by parameter so one ``constraint.transform`` serves all of a
+    parameter's keys; the result is cached on the parameters' version counters.
+    """
+
+    def __init__(self, model, keys, columns, batch_shape: torch.Size):
+        self.batch = torch.Size(batch_shape)
+        self.n = max(int(self.batch.numel()), 1)
+        self.n_columns = len(columns)
+        groups: dict[tuple[str, str], list] = {}
+        for key, col in zip(keys, columns):
+            path, name, index = parse_key(key)
+            groups.setdefault((path, name), []).append((col, index))
+        self.parts = []
+        for (path, name), items in groups.items():
+            info = param_info(resolve(model, path), name, self.batch)
+            flat = [info.flat_index(index) for _, index in items]
+            self.parts.append((info, torch.tensor(flat, dtype=torch.long), np.array([c for c, _ in items])))
+        self._cache_version = None
+        self._cache = None
+
+    def version(self):
+        return tuple(p[0].raw._version for p in self.parts)
+
+    def read(self, n_columns: int) -> np.ndarray:
+        """``members x n_columns`` float64 (NaN in columns this model has no key for)."""
+        v = self.version()
+        if v == self._cache_version and self._cache is not None:
+            return self._cache
+        out = np.full((self.n, n_columns), np.nan)
+        with torch.no_grad():
+            for info, flat, cols in self.parts:
+                val = info.value()
+                members = tuple(val.shape[: info.member_ndim])
+                picked = val.reshape(members + (-1,)).index_select(-1, flat.to(val.device))
+                picked = picked.reshape(members + (1,) * (len(self.batch) - len(members)) + (len(cols),))
+                picked = picked.expand(tuple(self.batch) + (len(cols),)).reshape(self.n, len(cols))
+                out[:, cols] = picked.detach().to("cpu", torch.float64).numpy()
+        self._cache_version, self._cache = v, out
+        return out
+
+
+@dataclass
+class _Group:
+    """One model being fit: the model itself, or one sub-model of a ModelListGP."""
+
+    mll: object
+    model: object
+    expr: object
+    reader: _Reader | None
+    offset: int
+    n: int
+    pending: torch.Tensor | None = None  # the last evaluation's output (detached)
+    pending_failed: bool = False
+    fresh: bool = False                  # an evaluation not yet committed as a joint step
+    evals: int = 0                       # evaluations counted at the MLL (context form)
+
+
+@dataclass
+class _Segment:
+    """One optimizer run of one group: an attempt."""
+
+    group: int
+    attempt: int | None
+    i_attempt: int
+    base: int               # i_timestep of step 1
+    eval_start: int         # evaluations counted (context form) before the run
+    last_step: int = 0
+    member_steps: dict = field(default_factory=dict)
+    max_evaluation: float = 0.0
+
+
+# --------------------------------------------------------------------------------------
+# Zero-cost iteration markers for the context-manager form
+# --------------------------------------------------------------------------------------
+
+_PATCH_LOCK = threading.RLock()
+_ACTIVE: list["FitTracer"] = []
+_ORIGINALS: dict[str, tuple[object, str, object]] = {}
+
+
+def _active_for(ctx: _FitContext, fresh_only: bool = True) -> list["FitTracer"]:
+    """Tracers of the MLL being fit; outside a BoTorch fit (no MLL on the stack), those whose MLL
+    was just evaluated (an acquisition optimization inside the ``with`` block is not a fit step)."""
+    out = []
+    for tr in list(_ACTIVE):
+        if ctx.mll is not None:
+            if tr._group_of(ctx.mll) is not None:
+                out.append(tr)
+        elif fresh_only and tr._has_fresh():
+            out.append(tr)
+    return out
+
+
+def _begin_run() -> None:
+    ctx = _fit_context()
+    for tr in _active_for(ctx, fresh_only=False):
+        tr._begin_run()
+
+
+def _mark_scipy(xk=None) -> None:
+    ctx = _fit_context()
+    for tr in _active_for(ctx):
+        tr._guard(tr._on_joint_step, ctx, None)
+
+
+def _mark_batched(xk=None) -> None:
+    ctx = _fit_context()
+    for tr in _active_for(ctx):
+        tr._guard(tr._on_member_step, ctx)
+
+
+def _mark_torch(parameters, result) -> None:
+    ctx = _fit_context()
+    for tr in _active_for(ctx):
+        tr._guard(tr._on_joint_step, ctx, result)
+
+
+def _chain_x(user_cb):
+    """A scipy-style ``cb(xk)`` that marks the step, then calls the user's callback (if any)."""
+    def cb(xk):
+        _mark_scipy()
+        if user_cb is not None:
+            return user_cb(xk)
+        return None
+    return cb
+
+
+def _patched_minimize_with_timeout(*args, **kwargs):
+    orig = _ORIGINALS["minimize_with_timeout"][2]
+    try:
+        sig = inspect.signature(orig).bind(*args, **kwargs)
+        sig.apply_defaults()
+        arguments = sig.arguments
+        if arguments.get("method") in (None, "L-BFGS-B") and not callable(arguments.get("method")):
+            arguments["callback"] = _chain_x(arguments.get("callback"))
+            _begin_run()
+            return orig(**arguments)
+    except TypeError:
+        pass
+    return orig(*args, **kwargs)
+
+
+def _patched_fmin_l_bfgs_b_batched(*args, **kwargs):
+    orig = _ORIGINALS["fmin_l_bfgs_b_batched"][2]
+    from scipy.optimize._optimize import _wrap_callback
+
+    user = kwargs.get("callback")
+    wrapped_user = _wrap_callback(user) if user is not None else None
+
+    def cb(intermediate_result):
+        _mark_batched()
+        if wrapped_user is not None:
+            return wrapped_user(intermediate_result)
+        return None
+
+    kwargs["callback"] = cb
+    _begin_run()
+    return orig(*args, **kwargs)
+
+
+def _patched_torch_minimize(*args, **kwargs):
+    orig = _ORIGINALS["torch_minimize"][2]
+    user = kwargs.get("callback")
+
+    def cb(parameters, result):
+        _mark_torch(parameters, result)
+        if user is not None:
+            return user(parameters, result)
+        return None
+
+    kwargs["callback"] = cb
+    _begin_run()
+    return orig(*args, **kwargs)
+
+
+_PATCHES = (
+    ("minimize_with_timeout", "botorch.optim.core", _patched_minimize_with_timeout),
+    ("fmin_l_bfgs_b_batched", "botorch.optim.batched_lbfgs_b", _patched_fmin_l_bfgs_b_batched),
+    ("torch_minimize", "botorch.optim.fit", _patched_torch_minimize),
+)
+
+
+def _install(tracer: "FitTracer") -> None:
+    with _PATCH_LOCK:
+        if not _ACTIVE:
+            for name, module, patched in _PATCHES:
+                try:
+                    mod = __import__(module, fromlist=[name])
+                    _ORIGINALS[name] = (mod, name, getattr(mod, name))
+                    setattr(mod, name, patched)
+                except Exception:  # an older/newer BoTorch: that path falls back to per-evaluation frames
+                    continue
+        _ACTIVE.append(tracer)
+
+
+def _uninstall(tracer: "FitTracer") -> None:
+    with _PATCH_LOCK:
+        if tracer in _ACTIVE:
+            _ACTIVE.remove(tracer)
+        if not _ACTIVE:
+            for name, (mod, attr, orig) in list(_ORIGINALS.items()):
+                setattr(mod, attr, orig)
+            _ORIGINALS.clear()
+
+
+# --------------------------------------------------------------------------------------
+# The tracer
+# --------------------------------------------------------------------------------------
+
+class FitTracer:
+    """Records every optimizer step of every batch member of a model fit.
+
+    Use it as a context manager (``gpviz.trace_fit(mll)``; no extra model
+    evaluations) or pass :attr:`callback` to ``fit_gpytorch_mll`` through
+    ``optimizer_kwargs={"callback": tracer.callback}``.
+
+    Args:
+        mll: The marginal log likelihood that will be fit. May be ``None`` in the
+            callback form (e.g. inside ``batch_cross_validation``): the tracer then
+            binds to the MLL being fit at the first step.
+        feature_names: Names of the input columns, for the expression.
+
+    Attributes:
+        keys: Parameter keys recorded (columns of :attr:`frames`).
+        error: The tracer's own first exception, if it hit one (the fit went on).
+    """
+
+    def __init__(self, mll=None, feature_names=None):
+        self._mll = None
+        self._feature_names = feature_names
+        self._groups: list[_Group] = []
+        self._by_id: dict[int, int] = {}
+        self.keys: tuple[str, ...] = ()
+        self.expr = None
+        self._rec: _Recorder | None = None
+        self._segments: list[_Segment] = []
+        self._seg: _Segment | None = None
+        self._next_t = 0
+        self._evals = 0
+        self._run_start: int | None = None
+        self._t0: float | None = None
+        self._initial: np.ndarray | None = None
+        self._frames_cache: tuple[int, pd.DataFrame] | None = None
+        self._in_context = False
+        self._restore: list = []
+        self._warned = False
+        self._disabled = False
+        self.error: BaseException | None = None
+        self._live = None
+        self._live_last = 0.0
+        self._foreign_warned = False
+        if mll is not None:
+            self._bind(mll)
+
+    # ----- binding -------------------------------------------------------------------
+
+    def _bind(self, mll) -> None:
+        from gpytorch.mlls import MarginalLogLikelihood, SumMarginalLogLikelihood
+
+        if not isinstance(mll, MarginalLogLikelihood):
+            raise InputError(f"FitTracer expects a gpytorch MarginalLogLikelihood (e.g. ExactMarginalLogLikelihood),"
+                             f" got {type(mll).__module__}.{type(mll).__name__}")
+        from gpviz.model import model_batch_shape, model_expr
+
+        subs = list(mll.mlls) if isinstance(mll, SumMarginalLogLikelihood) and hasattr(mll, "mlls") else [mll]
+        exprs = []
+        for s in subs:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    exprs.append(model_expr(s.model, self._feature_names))
+            except Exception:  # a model gpviz cannot draw: its loss is still traced
+                exprs.append(None)
+        keys: list[str] = []
+        for e in exprs:
+            for k in (e.keys if e is not None else ()):
+                if k not in keys:
+                    keys.append(k)
+        self._mll = mll
+        self.keys = tuple(keys)
+        self.expr = next((e for e in exprs if e is not None), None)
+        col = {k: i for i, k in enumerate(keys)}
+        offset = 0
+        self._groups = []
+        for s, e in zip(subs, exprs):
+            batch = torch.Size(e.batch_shape) if e is not None else model_batch_shape(s.model)
+            n = max(int(batch.numel()), 1)
+            reader = _Reader(s.model, e.keys, [col[k] for k in e.keys], batch) if e is not None else None
+            self._groups.append(_Group(s, s.model, e, reader, offset, n))
+            offset += n
+        self._by_id = {id(g.mll): i for i, g in enumerate(self._groups)}
+        self._by_id.setdefault(id(mll), 0 if len(self._groups) == 1 else None)
+        self._rec = _Recorder(len(keys))
+        self._initial = np.vstack([self._read(i) for i in range(len(self._groups))])
+
+    @property
+    def n_members(self) -> int:
+        """Members traced: batch members, or sub-models of a ModelListGP."""
+        return sum(g.n for g in self._groups)
+
+    def _group_of(self, mll) -> int | None:
+        return self._by_id.get(id(mll)) if mll is not None else None
+
+    def _has_fresh(self) -> bool:
+        return any(g.fresh for g in self._groups)
+
+    def _read(self, g: int) -> np.ndarray:
+        grp = self._groups[g]
+        if grp.reader is None:
+            return np.full((grp.n, len(self.keys)), np.nan)
+        return grp.reader.read(len(self.keys))
+
+    # ----- containment -----------------------------------------------------------------
+
+    def _guard(self, fn, *args):
+        """Runs a recording step; the tracer's own exceptions never reach the fit."""
+        if self._disabled:
+            return None
+        try:
+            return fn(*args)
+        except Exception as e:  # contained by design: a tracer bug must not abort the fit
+            self._fail(e)
+            return None
+
+    def _fail(self, e: BaseException) -> None:
+        self._disabled = True
+        self.error = e
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"gpviz fit tracer stopped recording after its own error ({type(e).__name__}: {e}); "
+                          f"the fit continues untouched, {self._rec.n if self._rec else 0} rows were kept",
+                          TracerWarning, stacklevel=3)
+
+    # ----- context-manager form ----------------------------------------------------------
+
+    def __enter__(self) -> "FitTracer":
+        if self._mll is None:
+            raise InputError("trace_fit needs the MLL to trace: gpviz.trace_fit(mll)")
+        if self._in_context:
+            raise InputError("this FitTracer is already tracing (nested `with` on the same tracer)")
+        self._in_context = True
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+        for i, g in enumerate(self._groups):
+            self._wrap_forward(i, g)
+        _install(self)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            _uninstall(self)
+        finally:
+            for mll, had, old in reversed(self._restore):
+                if had:
+                    mll.__dict__["forward"] = old
+                else:
+                    mll.__dict__.pop("forward", None)
+            self._restore = []
+            self._in_context = False
+            for g in self._groups:
+                g.pending = None
+            if self._live is not None:
+                self._guard(self._finish_live)
+        return False  # exceptions in the fit (KeyboardInterrupt too) propagate; frames stay
+
+    def _wrap_forward(self, i: int, g: _Group) -> None:
+        mll = g.mll
+        had = "forward" in mll.__dict__
+        old = mll.__dict__.get("forward")
+        orig = mll.forward  # bound method (or an instance attribute already there)
+        tracer = self
+
+        def forward(*args, **kwargs):
+            try:
+                out = orig(*args, **kwargs)
+            except BaseException:
+                if not tracer._disabled:
+                    g.pending, g.pending_failed, g.fresh = None, True, True
+                    g.evals += 1
+                    tracer._evals += 1
+                raise
+            if not tracer._disabled:
+                try:
+                    g.pending = out.detach() if isinstance(out, torch.Tensor) else None
+                    g.pending_failed, g.fresh = False, True
+                    g.evals += 1
+                    tracer._evals += 1
+                except Exception as e:  # contained
+                    tracer._fail(e)
+            return out
+
+        forward.__wrapped__ = orig
+        mll.__dict__["forward"] = forward
+        self._restore.append((mll, had, old))
+
+    def _begin_run(self) -> None:
+        self._run_start = self._evals
+
+    # ----- callback form -------------------------------------------------------------------
+
+    def callback(self, *args, **kwargs):
+        """Optimizer callback for ``optimizer_kwargs={"callback": tracer.callback}``.
+
+        Accepts BoTorch's ``cb(parameters, result)`` (joint path: single models,
+        MultiTaskGP, custom closures, ``fit_gpytorch_mll_torch``) and scipy's
+        ``cb(xk)`` (per-member batched L-BFGS-B of batched models). Inside the
+        context-manager form it does nothing (that form already records).
+        """
+        if self._in_context or self._disabled:
+            return None
+        try:
+            ctx = _fit_context()
+            if self._mll is None:
+                if ctx.mll is None:
+                    raise InputError("FitTracer() without an MLL could not find the MLL being fit; "
+                                     "pass it: FitTracer(mll)")
+                self._bind(ctx.mll)
+            if self._t0 is None:
+                self._t0 = time.perf_counter()
+            result = args[1] if len(args) >= 2 else kwargs.get("result")
+            if result is not None and hasattr(result, "step") and hasattr(result, "fval"):
+                self._on_joint_step(ctx, result)
+            elif ctx.member is not None:
+                self._on_member_step(ctx)
+            else:
+                self._on_joint_step(ctx, None)
+        except Exception as e:  # contained by design
+            self._fail(e)
+        return None
+
+    # ----- recording -------------------------------------------------------------------------
+
+    def _resolve_group(self, ctx: _FitContext) -> int | None:
+        g = self._group_of(ctx.mll)
+        if g is not None:
+            return g
+        if ctx.mll is not None:
+            if not self._foreign_warned and self._rec is not None and self._rec.n == 0 and len(self._groups) == 1 \
+                    and not self._in_context:
+                # FitTracer(mll) passed to a fit of another MLL (batch_cross_validation builds its own): follow it
+                self._bind(ctx.mll)
+                return 0
+            return None
+        pending = [i for i, grp in enumerate(self._groups) if grp.fresh]
+        if len(pending) == 1:
+            return pending[0]
+        return 0 if len(self._groups) == 1 else None
+
+    def _segment(self, g: int, attempt: int | None, restart: bool) -> _Segment:
+        seg = self._seg
+        new = (seg is None or seg.group != g or (attempt is not None and attempt != seg.attempt) or restart
+               or (self._run_start is not None))
+        if new:
+            if attempt is not None:
+                i_attempt = int(attempt) - 1
+            elif seg is not None and seg.group == g:
+                i_attempt = seg.i_attempt + 1
+            else:
+                i_attempt = 0
+            start = self._run_start if self._run_start is not None else self._evals
+            seg = _Segment(g, attempt, i_attempt, self._next_t, start)
+            self._run_start = None
+            self._segments.append(seg)
+            self._seg = seg
+        return seg
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - (self._t0 if self._t0 is not None else time.perf_counter())
+
+    def _on_joint_step(self, ctx: _FitContext, result) -> None:
+        """All members of a group took one (joint) optimizer step."""
+        g = self._resolve_group(ctx)
+        if g is None:
+            return
+        grp = self._groups[g]
+        step = int(result.step) if result is not None else (int(ctx.scipy_step) if ctx.scipy_step else None)
+        seg = self._seg
+        restart = bool(seg is not None and seg.group == g and step is not None and step <= seg.last_step
+                       and self._run_start is None)
+        seg = self._segment(g, ctx.attempt, restart)
+        if step is None:
+            step = seg.last_step + 1
+        # loss per member: the evaluation at this point (context form), BoTorch's fval (one member)
+        # or, for a batched model on the joint path in the callback form, a no-grad evaluation
+        if self._in_context and grp.pending is not None:
+            loss = self._member_loss(grp, grp.pending)
+        elif result is not None and grp.n == 1:
+            loss = np.array([float(result.fval)])
+        elif self._in_context:
+            loss = np.full(grp.n, np.nan)
+        else:
+            from botorch.optim.closures import get_loss_closure
+
+            with torch.no_grad():
+                loss = self._member_loss(grp, -get_loss_closure(grp.mll)())
+        if self._in_context:
+            evaluation = float(self._evals - seg.eval_start)
+        elif ctx.scipy_evals is not None:
+            evaluation = float(ctx.scipy_evals)
+        elif result is not None and ctx.scipy_step is None:
+            evaluation = float(step)  # torch_minimize: one evaluation per step
+        else:
+            evaluation = math.nan
+        t = seg.base + step - 1
+        values = self._read(g)
+        self._rec.append(t, len(self._segments) - 1, step, np.arange(grp.offset, grp.offset + grp.n), loss,
+                         self._elapsed(), evaluation, values)
+        seg.last_step = max(seg.last_step, step)
+        seg.max_evaluation = max(seg.max_evaluation, evaluation) if not math.isnan(evaluation) else seg.max_evaluation
+        self._next_t = max(self._next_t, t + 1)
+        grp.fresh = False
+        self._after_commit()
+
+    def _on_member_step(self, ctx: _FitContext) -> None:
+        """One member of a batched model took a step of its own L-BFGS-B (per-member batched path)."""
+        if ctx.member is None:
+            raise RuntimeError("batched L-BFGS-B callback without its optimizer frame (unknown BoTorch version)")
+        g = self._resolve_group(ctx)
+        if g is None:
+            return
+        grp = self._groups[g]
+        if ctx.member >= grp.n:
+            raise RuntimeError(f"member {ctx.member} out of range for a batch of {grp.n}")
+        step = int(ctx.member_step)
+        seg = self._seg
+        restart = bool(seg is not None and seg.group == g and self._run_start is None
+                       and step <= seg.member_steps.get(ctx.member, 0))
+        seg = self._segment(g, ctx.attempt, restart)
+        t = seg.base + step - 1
+        values = self._read(g)[ctx.member]
+        evaluation = float(ctx.member_evals) if ctx.member_evals is not None else math.nan
+        self._rec.append(t, len(self._segments) - 1, step, [grp.offset + ctx.member], ctx.member_loss,
+                         self._elapsed(), evaluation, values[None, :])
+        seg.member_steps[ctx.member] = step
+        seg.last_step = max(seg.last_step, step)
+        seg.max_evaluation = max(seg.max_evaluation, evaluation) if not math.isnan(evaluation) else seg.max_evaluation
+        self._next_t = max(self._next_t, t + 1)
+        self._after_commit()
+
+    @staticmethod
+    def _member_loss(grp: _Group, mll_value: torch.Tensor) -> np.ndarray:
+        v = (-mll_value.detach()).reshape(-1).to("cpu", torch.float64).numpy()
+        if v.size == grp.n:
+            return v
+        if v.size == 1:
+            return np.full(grp.n, float(v[0]) / grp.n if grp.n > 1 else float(v[0]))
+        return np.full(grp.n, np.nan)
+
+    # ----- results ---------------------------------------------------------------------------
+
+    def _segment_attempts(self) -> np.ndarray:
+        return np.array([s.i_attempt for s in self._segments], np.int64)
+
+    @property
+    def frames(self) -> pd.DataFrame:
+        """Every member at every recorded step: ``i_timestep, i_attempt, step, i_model, loss, active,
+        elapsed`` then one float64 column per key (constrained values).
+
+        ``i_timestep`` is monotonic over attempts and sub-models; ``step`` restarts at
+        1 in each attempt (BoTorch's count); ``active`` is False for a member that is
+        no longer being optimized (it keeps its last values).
+        """
+        if self._rec is None:
+            return dense_frames(_Recorder(0).arrays(), 0, (), None, np.empty(0))
+        n = self._rec.n
+        if self._frames_cache is not None and self._frames_cache[0] == n:
+            return self._frames_cache[1].copy()
+        df = dense_frames(self._rec.arrays(), self.n_members, self.keys, self._initial, self._segment_attempts())
+        self._frames_cache = (n, df)
+        return df.copy()
+
+    def _events(self) -> dict[str, np.ndarray]:
+        return self._rec.arrays() if self._rec is not None else _Recorder(0).arrays()
+
+    def summary(self, loss_tol: float = 1e-3, param_rtol: float = 1e-2) -> pd.DataFrame:
+        """Per member: when it converged by its own criterion, and how much work the fit did.
+
+        A member has converged at the first step from which on its loss stays within
+        ``loss_tol`` of its final loss and every parameter within ``param_rtol``
+        (relative, floored at 1e-3 in absolute terms) of its final value. Only the
+        final attempt of each model counts for convergence; evaluations of failed
+        attempts count as computed.
+
+        Returns:
+            One row per member: ``i_model, steps, converged_step, converged_evaluation,
+            evaluations`` (batch evaluations it was computed in, all attempts),
+            ``final_loss``. ``attrs`` holds the batch totals: ``evaluations``,
+            ``member_evaluations_computed``, ``member_evaluations_needed``, ``waste``
+            (computed / needed).
+        """
+        ev = self._events()
+        rows = []
+        total_evals = 0.0
+        computed = 0.0
+        for gi, grp in enumerate(self._groups):
+            segs = [i for i, s in enumerate(self._segments) if s.group == gi]
+            # counted at the MLL (context form), else the optimizer's own counts per run
+            g_evals = float(grp.evals) if grp.evals else float(sum(self._segments[i].max_evaluation for i in segs))
+            total_evals += g_evals
+            computed += g_evals * grp.n
+            last = segs[-1] if segs else None
+            for m in range(grp.n):
+                member = grp.offset + m
+                sel = np.flatnonzero((ev["seg"] == last) & (ev["member"] == member)) if last is not None else []
+                steps = len(sel)
+                conv_step, conv_eval, final = math.nan, math.nan, math.nan
+                if steps:
+                    order = sel[np.argsort(ev["step"][sel], kind="stable")]
+                    loss = ev["loss"][order]
+                    vals = ev["values"][order]
+                    final = float(loss[-1])
+                    with np.errstate(invalid="ignore"):
+                        ok_loss = np.abs(loss - loss[-1]) <= loss_tol
+                        scale = np.maximum(np.abs(vals[-1]), 1e-3)
+                        ok_par = np.all((np.abs(vals - vals[-1]) <= param_rtol * scale) | np.isnan(vals[-1]), axis=1)
+                    ok = (ok_loss | np.isnan(loss[-1])) & ok_par
+                    bad = np.flatnonzero(~ok)
+                    k = int(bad[-1]) + 1 if len(bad) else 0
+                    conv_step = int(ev["step"][order[k]])
+                    conv_eval = float(ev["evaluation"][order[k]])
+                rows.append({I_MODEL: member, "steps": steps, "converged_step": conv_step,
+                             "converged_evaluation": conv_eval, "evaluations": g_evals, "final_loss": final})
+        df = pd.DataFrame(rows, columns=[I_MODEL, "steps", "converged_step", "converged_evaluation", "evaluations",
+                                         "final_loss"])
+        needed = float(df["converged_evaluation"].sum()) if len(df) else 0.0
+        df.attrs.update({
+            "evaluations": total_evals,
+            "member_evaluations_computed": computed,
+            "member_evaluations_needed": needed,
+            "waste": computed / needed if needed > 0 else math.nan,
+        })
+        return df
+
+    # ----- views -------------------------------------------------------------------------------
+
+    def plot(self, ax=None):
+        """Loss per member against the timestep (matplotlib, headless-safe).
+
+        Each member's line stops where it stopped being optimized; a dot marks where
+        it converged by its own criterion (:meth:`summary`); dashed lines mark retries.
+
+        Returns:
+            The matplotlib ``Figure``.
+        """
+        from gpviz.charts import new_figure
+
+        fig = ax.figure if ax is not None else new_figure(7.0, 4.0)
+        ax = ax if ax is not None else fig.add_subplot(1, 1, 1)
+        ev = self._events()
+        summ = self.summary() if len(ev["t"]) else None
+        n = self.n_members
+        cmap = _colormap(n)
+        for m in range(n):
+            sel = np.flatnonzero(ev["member"] == m)
+            if not len(sel):
+                continue
+            order = sel[np.argsort(ev["t"][sel], kind="stable")]
+            ax.plot(ev["t"][order], ev["loss"][order], lw=1.0, color=cmap(m), alpha=0.8)
+            if summ is not None:
+                row = summ.iloc[m]
+                if not math.isnan(row["converged_step"]):
+                    last = self._segments[int(ev["seg"][order[-1]])] if self._segments else None
+                    if last is not None:
+                        t = last.base + int(row["converged_step"]) - 1
+                        hit = order[ev["t"][order] == t]
+                        if len(hit):
+                            ax.plot([t], [ev["loss"][hit[0]]], "o", ms=3, color=cmap(m))
+        for s in self._segments[1:]:
+            ax.axvline(s.base - 0.5, color="0.5", ls="--", lw=0.8)
+        ax.set_xlabel("timestep (optimizer steps, all attempts)")
+        ax.set_ylabel("loss (negative MLL)")
+        ax.set_title(f"Loss per member ({n} member{'s' if n != 1 else ''})")
+        return fig
+
+    def timesteps_to_show(self, max_timesteps: int = MAX_TIMESTEPS, max_bytes: int = MAX_PAGE_DATA_BYTES) -> np.ndarray:
+        """Timesteps an animated page shows: evenly spaced, always with the first and last and
+        every retry boundary (first and last step of each attempt)."""
+        T = self._next_t
+        if T == 0:
+            return np.empty(0, np.int64)
+        per_step = max(self.n_members * (len(self.keys) + 2) * 8, 1)
+        cap = max(2, min(int(max_timesteps), int(max_bytes // per_step)))
+        must = {0, T - 1}
+        for s in self._segments:
+            must.add(s.base)
+            must.add(s.base + max(s.last_step, 1) - 1)
+        must = np.array(sorted(t for t in must if 0 <= t < T))
+        if T <= cap:
+            return np.arange(T)
+        even = np.round(np.linspace(0, T - 1, max(cap - len(must), 2))).astype(np.int64)
+        return np.unique(np.concatenate([must, even]))
+
+    def render_frame(self, max_timesteps: int = MAX_TIMESTEPS) -> pd.DataFrame:
+        """The decimated frame an animated page shows: ``i_timestep`` (renumbered 0..),
+        ``i_model`` and the expression's keys. ``.attrs["timesteps"]`` maps each shown
+        timestep back to ``frames.i_timestep``."""
+        fr = self.frames
+        keep = self.timesteps_to_show(max_timesteps)
+        keys = list(self.expr.keys) if self.expr is not None else []
+        sub = fr[fr[I_TIMESTEP].isin(keep)]
+        out = pd.DataFrame({I_TIMESTEP: np.searchsorted(keep, sub[I_TIMESTEP].to_numpy()).astype(np.int32),
+                            I_MODEL: sub[I_MODEL].to_numpy(np.int32)})
+        for k in keys:
+            out[k] = sub[k].to_numpy(np.float64)
+        out.attrs["timesteps"] = [int(t) for t in keep]
+        return out
+
+    def render(self, max_timesteps: int = MAX_TIMESTEPS, title: str | None = None, loss_chart: bool = True):
+        """The animated page: the model's expression with one dot per member per parameter,
+        stepping through the fit (play, pause, scrub).
+
+        Frames are decimated to at most ``max_timesteps`` (and a page-size budget),
+        keeping the first, the last and every retry boundary; :attr:`frames` keeps all.
+
+        Returns:
+            A ``gpviz.render.Figure``.
+        """
+        from gpviz import render as R
+
+        if self.expr is None:
+            raise InputError("nothing to render: the tracer has no model expression (no MLL bound yet)")
+        frame = self.render_frame(max_timesteps)
+        info = self._info()
+        extra = ""
+        if loss_chart and len(frame):
+            from gpviz.charts import figure_to_img
+
+            extra = figure_to_img(self.plot(), alt="loss per member against the optimizer step")
+        shown = len(frame.attrs.get("timesteps", []))
+        title = title or (f"Fit of {type(self._groups[0].model).__name__}: {self.n_members} member(s), "
+                          f"{self._next_t} timesteps ({shown} shown), {len(self._segments)} run(s)")
+        fig = R.render_frame(self.expr, frame, info=info, title=title, extra_html=extra)
+        try:
+            fig.timesteps = frame.attrs.get("timesteps", [])
+        except Exception:
+            pass
+        return fig
+
+    def _info(self):
+        try:
+            from gpviz.params import parameters
+
+            return parameters(self.expr, long=True)
+        except Exception:
+            return None
+
+    def _repr_html_(self) -> str:
+        return self.render()._repr_html_()
+
+    def __repr__(self) -> str:
+        return (f"<FitTracer: {self.n_members} member(s), {len(self.keys)} keys, {self._next_t} timesteps, "
+                f"{len(self._segments)} run(s)>")
+
+    # ----- live view ----------------------------------------------------------------------------
+
+    def show(self):
+        """Shows the fit in a notebook: live while it runs (at most 4 updates per second),
+        then a final static view. Outside a fit it displays the finished page."""
+        from gpviz import render as R
+
+        if self.expr is None:
+            raise InputError("nothing to show: bind the tracer to an MLL first (FitTracer(mll))")
+        if self._in_context or (self._rec is not None and self._rec.n == 0):
+            self._live = R.LiveFigure(self.expr, self.render_frame(), info=self._info(),
+                                      title=f"Fitting {type(self._groups[0].model).__name__}")
+            self._live_last = 0.0
+            return self._live
+        fig = self.render()
+        try:
+            from IPython.display import display
+
+            display(fig)
+        except Exception:
+            pass
+        return fig
+
+    def _after_commit(self) -> None:
+        if self._live is None:
+            return
+        now = time.perf_counter()
+        if now - self._live_last < 1.0 / LIVE_UPDATES_PER_SECOND:
+            return
+        self._live_last = now
+        self._live.update(self.render_frame())
+
+    def _finish_live(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.finish(self.render_frame())
+
+
+def _colormap(n: int):
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    return lambda i: cmap(i / max(n - 1, 1))
+
+
+def trace_fit(mll, feature_names=None) -> FitTracer:
+    """Traces a fit without changing it: ``with gpviz.trace_fit(mll) as tracer: fit_gpytorch_mll(mll)``.
+
+    Records at the evaluations the fit makes anyway (no extra model evaluations;
+    the fit ends at the same parameters), through every BoTorch path: single
+    models, per-member batched L-BFGS-B, the joint path, ``fit_gpytorch_mll_torch``,
+    MultiTaskGP, ModelListGP, and retries. An interrupted fit keeps its frames.
+
+    Args:
+        mll: The marginal log likelihood about to be fit.
+        feature_names: Names of the input columns, for the expression.
+
+    Returns:
+        A :class:`FitTracer`, to be used as a context manager.
+    """
+    return FitTracer(mll, feature_names=feature_names)
+
+
+# --------------------------------------------------------------------------------------
+# Comparing ways to fit the same cross-validation folds
+# --------------------------------------------------------------------------------------
+
+class FitModeTable(pd.DataFrame):
+    """The table of :func:`compare_fit_modes` (a DataFrame) with a :meth:`chart`."""
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame  # derived frames are plain DataFrames
+
+    def chart(self):
+        """Bar charts of member-evaluations and wall time per fit mode (matplotlib ``Figure``)."""
+        from gpviz.charts import new_figure
+
+        fig = new_figure(8.0, 3.2)
+        ax1, ax2 = fig.subplots(1, 2)
+        names = [str(i) for i in self.index]
+        colors = ["#4c72b0", "#dd8452", "#55a868"][: len(names)]
+        ax1.bar(names, self["member_evaluations"].to_numpy(float), color=colors)
+        ax1.set_ylabel("member-evaluations")
+        ax1.set_title("Work: GP evaluations x members")
+        for i, v in enumerate(self["member_evaluations"].to_numpy(float)):
+            ax1.annotate(f"{v:,.0f}", (i, v), ha="center", va="bottom", fontsize=8)
+        ax2.bar(names, self["wall_time_s"].to_numpy(float), color=colors)
+        ax2.set_ylabel("seconds")
+        ax2.set_title("Wall time")
+        for ax in (ax1, ax2):
+            ax.tick_params(axis="x", labelsize=8)
+        return fig
+
+
+FIT_MODES = ("batched", "joint", "separate")
+
+
+def compare_fit_modes(make_model, X, Y, *, modes=FIT_MODES, optimizer_kwargs=None) -> FitModeTable:
+    """Fits the same leave-one-out folds three ways and reports the work each took.
+
+    (a) ``batched``: one batched model, BoTorch's default path (one L-BFGS-B per
+    member, every member computed in every evaluation); (b) ``joint``: the same
+    batched model, one optimizer on the summed loss (``closure_kwargs={}``);
+    (c) ``separate``: one model per fold, fit in turn.
+
+    Args:
+        make_model: ``make_model(train_X, train_Y) -> model`` (e.g. ``SingleTaskGP``);
+            called with ``n x (n-1) x d`` folds for (a)/(b) and ``(n-1) x d`` for (c).
+        X: ``n x d`` inputs.
+        Y: ``n x 1`` outputs.
+        modes: A subset of ``("batched", "joint", "separate")``.
+        optimizer_kwargs: Passed to every ``fit_gpytorch_mll`` call (e.g. ``{"options": {"maxiter": 50}}``).
+
+    Returns:
+        A DataFrame indexed by mode: ``fits, evaluations`` (model evaluations; one
+        batched evaluation computes every member), ``member_evaluations``,
+        ``wall_time_s``, ``mean_final_loss``, ``waste`` (member-evaluations computed /
+        needed by each member's own convergence). ``.chart()`` draws it.
+
+    Raises:
+        InputError: for unknown modes or inputs of the wrong shape.
+    """
+    from botorch.cross_validation import gen_loo_cv_folds
+    from botorch.fit import fit_gpytorch_mll
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    bad = [m for m in modes if m not in FIT_MODES]
+    if bad:
+        raise InputError(f"unknown fit mode(s) {bad} (must be among {list(FIT_MODES)})")
+    if not isinstance(X, torch.Tensor) or not isinstance(Y, torch.Tensor) or X.dim() != 2 or Y.dim() != 2 \
+            or X.shape[0] != Y.shape[0]:
+        raise InputError(f"X and Y must be tensors of shapes n x d and n x 1, got "
+                         f"{list(getattr(X, 'shape', []))} and {list(getattr(Y, 'shape', []))}")
+    folds = gen_loo_cv_folds(X, Y)
+    n = int(X.shape[0])
+    okw = dict(optimizer_kwargs or {})
+    rows = {}
+
+    def run(model, **fit_kw):
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with trace_fit(mll) as tr:
+                fit_gpytorch_mll(mll, optimizer_kwargs=dict(okw) if okw else None, **fit_kw)
+        return tr, time.perf_counter() - start
+
+    for mode in modes:
+        if mode in ("batched", "joint"):
+            model = make_model(folds.train_X, folds.train_Y)
+            tr, secs = run(model, **({"closure_kwargs": {}} if mode == "joint" else {}))
+            s = tr.summary()
+            rows[mode] = {"fits": 1, "evaluations": s.attrs["evaluations"],
+                          "member_evaluations": s.attrs["member_evaluations_computed"], "wall_time_s": secs,
+                          "mean_final_loss": float(s["final_loss"].mean()), "waste": s.attrs["waste"]}
+        else:
+            evals = computed = needed = secs = 0.0
+            losses = []
+            for i in range(n):
+                tr, dt = run(make_model(folds.train_X[i], folds.train_Y[i]))
+                s = tr.summary()
+                evals += s.attrs["evaluations"]
+                computed += s.attrs["member_evaluations_computed"]
+                needed += s.attrs["member_evaluations_needed"]
+                secs += dt
+                losses.append(float(s["final_loss"].mean()))
+            rows[mode] = {"fits": n, "evaluations": evals, "member_evaluations": computed, "wall_time_s": secs,
+                          "mean_final_loss": float(np.mean(losses)),
+                          "waste": computed / needed if needed else math.nan}
+    table = FitModeTable(pd.DataFrame.from_dict(rows, orient="index"))
+    table.index.name = "mode"
+    return table
