@@ -136,7 +136,7 @@ def input_space(model) -> str:
 
 
 def member_label(model) -> str:
-    """What the batch members of a model are: MCMC samples, outputs, ensemble members or batch members."""
+    """What the batch members of a model are: "MCMC samples", "outputs", "ensemble members" or "members"."""
     model = unwrap_model(model)
     name = type(model).__name__
     if "FullyBayesian" in name or hasattr(model, "pyro_model"):
@@ -145,7 +145,7 @@ def member_label(model) -> str:
         return "ensemble members"
     if int(getattr(model, "_num_outputs", 1) or 1) > 1 and not _is_model_list(model):
         return "outputs"
-    return "batch members"
+    return "members"
 
 
 # --------------------------------------------------------------------------- #
@@ -331,7 +331,7 @@ class ModelExpr(Expr):
         n = int(torch.Size(self.batch_shape).numel())
         head = f"{type(self.module).__name__}: Gaussian process"
         if n > 1:
-            head += f" ({n} {self.member_label}; values of member {member})"
+            head += f" (batch of {n} {self.member_label}; values of member {member})"
         lines = [head]
         for sec in self.sections:
             lines.append(f"{sec.title}{' (' + sec.note + ')' if sec.note else ''}:")
@@ -399,7 +399,7 @@ class ModelListExpr(ModelExpr):
                          in_space=in_spaces.pop() if len(in_spaces) == 1 else "per output")
         self.parts = parts
         self.outputs = outputs
-        self.member_label = "batch members"
+        self.member_label = "members"
 
     def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None, output: int | None = None
                  ) -> torch.Tensor:
