@@ -356,6 +356,25 @@ class CellCache:
 
 # -- the sweep -----------------------------------------------------------------------------
 
+# The scaling curve goes beside the expression: the figure becomes a two-column grid, every
+# part of the expression in the first (as wide as its code), the chart in the second. The chart's
+# cell has zero height so it stretches no row of the code; min-height keeps the page below clear.
+# Scoped with :has() to figures holding a sweep chart; without :has() (or on a narrow screen) the
+# chart shows below the expression.
+_BESIDE_CSS = """<style>
+.gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) {
+  display: grid; grid-template-columns: max-content minmax(0, 1fr); column-gap: 28px; align-items: start;
+  min-height: 470px; }
+.gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > * { grid-column: 1; }
+.gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > .gpviz-extra {
+  grid-column: 2; grid-row: 1 / span 40; height: 0; overflow: visible; }
+.gpviz-figure .gpviz-sweep-chart img { max-width: min(100%, 680px); height: auto; }
+@media (max-width: 1100px) {
+  .gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) { display: block; min-height: 0; }
+  .gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > .gpviz-extra { height: auto; } }
+</style>"""
+
+
 class Sweep:
     """The result of :func:`cv_sweep`.
 
@@ -486,12 +505,14 @@ class Sweep:
         expr = self.expression(feature_names)
         frame = self.frame(one_fold_per_repeat, keys=list(expr.keys))
         chart = self.plot(metric)
-        img = figure_to_img(chart, alt=f"scaling curve: leave-one-out {metric} per dataset size")
+        img = figure_to_img(chart, alt=f"scaling curve: leave-one-out {metric} per dataset size",
+                            css_class="gpviz-sweep-curve")
         per = "first fold of each repeat" if one_fold_per_repeat else "every fold of every repeat"
         title = title or (f"Leave-one-out sweep: {type(self.model).__name__}, n = "
                           f"{', '.join(str(s) for s in self.sizes)}, {self.repeats} repeats ({per})")
         return render_frame(expr, frame, info=self.info(expr), title=title,
-                            config_labels=[f"n = {s}" for s in self.sizes], extra_html=img)
+                            config_labels=[f"n = {s}" for s in self.sizes],
+                            extra_html=f'{_BESIDE_CSS}<div class="gpviz-sweep-chart">{img}</div>')
 
     def _repr_html_(self) -> str:
         return self.render()._repr_html_()
