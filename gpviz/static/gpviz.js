@@ -173,22 +173,34 @@
       chart.appendChild(labels);
     }
 
+    // axis end labels: beside a single strip; under a stack of bands (so they never read as band labels)
     var lo = document.createElement("span");
     lo.className = "gpviz-axis-lo";
     lo.textContent = fmt(axis.lo);
-    chart.appendChild(lo);
+    var hi = document.createElement("span");
+    hi.className = "gpviz-axis-hi";
+    hi.textContent = fmt(axis.hi);
 
     var canvas = document.createElement("canvas");
     canvas.width = Math.round(width * dpr);
     canvas.height = Math.round(height * dpr);
     canvas.style.width = width + "px";
     canvas.style.height = height + "px";
-    chart.appendChild(canvas);
-
-    var hi = document.createElement("span");
-    hi.className = "gpviz-axis-hi";
-    hi.textContent = fmt(axis.hi);
-    chart.appendChild(hi);
+    if (configs) {
+      var plotColumn = document.createElement("span");
+      plotColumn.className = "gpviz-plot-column";
+      plotColumn.appendChild(canvas);
+      var ends = document.createElement("span");
+      ends.className = "gpviz-axis-row";
+      ends.appendChild(lo);
+      ends.appendChild(hi);
+      plotColumn.appendChild(ends);
+      chart.appendChild(plotColumn);
+    } else {
+      chart.appendChild(lo);
+      chart.appendChild(canvas);
+      chart.appendChild(hi);
+    }
 
     var valueText = document.createElement("span");
     valueText.className = "gpviz-value";
@@ -256,7 +268,7 @@
     function draw(start, end) {
       background();
       var n = Math.max(0, end - start);
-      var xs = new Float64Array(n);
+      var xs = new Float64Array(n), ys = new Float64Array(n);
       var counts = { nan: 0, inf: 0, nonpos: 0, out: 0 };
       var drawn = 0;
       var alpha = n <= 1 ? 0.9 : Math.max(0.3, Math.min(0.6, 4 / Math.sqrt(n)));
@@ -268,12 +280,13 @@
         var r = Math.max(1.2, Math.min(singleRow ? 3.5 : 2.8, bandH / 2 - 1));
         var p = place(v, axis, scale);
         xs[i] = p.x;
+        ys[i] = y;
         if (p.kind === "nan") { counts.nan++; continue; }
         if (p.kind !== "ok") {
           counts[p.kind]++;
           ctx.globalAlpha = 1;
           ctx.fillStyle = COLORS.bad;
-          triangle(p.x, y, Math.max(2.5, r), p.x > EDGE);
+          triangle(p.x, y, Math.max(3.5, Math.min(5, bandH / 2)), p.x > EDGE);
           drawn++;
           continue;
         }
@@ -311,7 +324,8 @@
       chart.setAttribute("title", tip);
 
       // test and tooling hooks (no user strings)
-      el.gpvizXs = xs;
+      el.gpvizXs = xs;  // CSS px from the canvas' left edge, one per row (NaN: not drawable)
+      el.gpvizYs = ys;
       el.gpvizCounts = counts;
       el.dataset.drawn = "1";
       el.dataset.points = String(drawn);

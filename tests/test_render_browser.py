@@ -1,0 +1,208 @@
+"""Rendered pages in a real headless Chromium: drawn placeholders, true log axes, negatives, bands, timeline, injection."""
+
+from __future__ import annotations
+
+import math
+
+import gpytorch.kernels as gk
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from botorch.cross_validation import gen_loo_cv_folds
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import SingleTaskGP
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+import gpviz
+from gpviz import render as R
+
+pytestmark = pytest.mark.browser
+
+INJECTION = "</script><script>window.__pwned=1</script>"
+TEMPLATE = "b`${window.__pwned=2}`"
+
+ALL_DRAWN = """() => [...document.querySelectorAll('.gpviz-param')].map(e => ({
+    key: e.dataset.key, drawn: e.dataset.drawn, points: +e.dataset.points, flags: e.dataset.flags,
+    canvas: !!e.querySelector('canvas'), text: e.innerText}))"""
+
+# RGBA of the canvas pixel under row i's dot (CSS px -> device px).
+PIXEL = """([key, i]) => {
+    const el = document.querySelector(`.gpviz-param[data-key="${key}"]`), c = el.querySelector('canvas');
+    const dpr = c.width / parseFloat(c.style.width);
+    const d = c.getContext('2d').getImageData(Math.round(el.gpvizXs[i] * dpr), Math.round(el.gpvizYs[i] * dpr), 1, 1).data;
+    return Array.from(d);
+}"""
+
+
+def _xs(page, key):
+    return page.eval(f"Array.from(document.querySelector('.gpviz-param[data-key=\"{key}\"]').gpvizXs)")
+
+
+def _is_dot(rgba):
+    r, g, b, a = rgba
+    return a > 200 and b > r + 40  # blue dot over the grey strip
+
+
+def _data(n=8, d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64)
+    return X, torch.sin(3 * X[:, :1]) + 0.1 * torch.randn(n, 1, generator=g, dtype=torch.float64)
+
+
+def _check_page(loaded, n_placeholders=None):
+    assert loaded.console_errors == []
+    rows = loaded.eval(ALL_DRAWN)
+    assert rows and all(r["drawn"] == "1" and r["canvas"] for r in rows), rows
+    if n_placeholders is not None:
+        assert len(rows) == n_placeholders
+    assert loaded.eval("window.__pwned") is None
+    return rows
+
+
+def test_single_model_log_axis_negative_mean_and_injection(tmp_path, open_page):
+    X, Y = _data()
+    model = SingleTaskGP(X, Y, covar_module=gk.ScaleKernel(gk.MaternKernel(ard_num_dims=3)))
+    with torch.no_grad():
+        model.covar_module.base_kernel.lengthscale = torch.tensor([[0.1, 1.0, 10.0]])
+        model.mean_module.constant.fill_(-0.7)
+    fig = gpviz.render(model, feature_names=["a", INJECTION, TEMPLATE], title="single " + INJECTION)
+    loaded = open_page(fig.save(tmp_path / "single.html"), screenshot="render_single.png")
+    rows = _check_page(loaded, len(gpviz.model_expr(model).keys))
+    assert all(r["points"] == 1 for r in rows)
+    text = loaded.eval("document.body.innerText")
+    assert INJECTION in text and TEMPLATE in text  # shown as text, not run
+
+    # log axis: pixel positions linear in log10(value)
+    keys = [f"covar_module.base_kernel.lengthscale[{i}]" for i in range(3)]
+    x = [_xs(loaded, k)[0] for k in keys]
+    assert x[0] < x[1] < x[2]
+    assert (x[1] - x[0]) == pytest.approx(x[2] - x[1], abs=0.5)
+    axis = fig.spec["axes"][fig.spec["params"][keys[0]]["axis"]]
+    px_per_decade = 150 / (math.log10(axis["hi"]) - math.log10(axis["lo"]))
+    assert x[1] - x[0] == pytest.approx(px_per_decade, abs=0.5)
+    for k in keys:
+        assert _is_dot(loaded.page.evaluate(PIXEL, [k, 0]))
+
+    # the negative mean is drawn left of zero, inside the plot
+    mean = "mean_module.constant"
+    mx = _xs(loaded, mean)[0]
+    ax = fig.spec["axes"][fig.spec["params"][mean]["axis"]]
+    zero_x = 8 + (0 - ax["lo"]) / (ax["hi"] - ax["lo"]) * 150
+    assert 8 <= mx < zero_x - 10
+    assert _is_dot(loaded.page.evaluate(PIXEL, [mean, 0]))
+    assert "-0.7" in loaded.eval(f"document.querySelector('.gpviz-param[data-key=\"{mean}\"]').innerText")
+
+
+@pytest.mark.slow
+def test_batched_loo_folds_one_dot_per_fold(tmp_path, open_page):
+    X, Y = _data(n=8, d=2)
+    folds = gen_loo_cv_folds(X, Y)
+    model = SingleTaskGP(folds.train_X, folds.train_Y)
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    fig = gpviz.render(model)
+    loaded = open_page(fig.save(tmp_path / "batch.html"), screenshot="render_batch.png")
+    rows = _check_page(loaded, len(gpviz.model_expr(model).keys))
+    assert all(r["points"] == 8 for r in rows), rows
+    summary = loaded.eval("Object.values(window.gpvizSummary)[0]")
+    assert summary["mode"] == "batch" and summary["drawn"] == summary["placeholders"]
+    frame = gpviz.parameters(model)
+    key = "covar_module.lengthscale[0]"
+    xs = _xs(loaded, key)
+    # same order on screen as in value (a log axis is monotone)
+    assert np.all(np.diff(np.array(xs)[np.argsort(frame[key].to_numpy())]) >= -1e-6)
+    drawn = sum(_is_dot(loaded.page.evaluate(PIXEL, [key, i])) for i in range(8))
+    assert drawn >= 6  # overlapping translucent dots may blend
+
+
+def test_configuration_list_has_labelled_bands_top_to_bottom(tmp_path, open_page):
+    rows, sizes = [], [6, 10, 14]
+    for c, n in enumerate(sizes):
+        # three repeats of one size as one batched model; values spread as fits would spread them
+        Xs, Ys = zip(*(_data(n=n, d=2, seed=10 * c + r) for r in range(3)))
+        m = SingleTaskGP(torch.stack(Xs), torch.stack(Ys))
+        g = torch.Generator().manual_seed(c)
+        with torch.no_grad():
+            m.covar_module.lengthscale = 0.2 * (c + 1) * torch.exp(torch.randn(3, 1, 2, generator=g))
+            m.mean_module.constant.copy_(torch.randn(m.mean_module.constant.shape, generator=g))
+        rows.append(gpviz.parameters(m).assign(i_config=c))
+    frame = pd.concat(rows, ignore_index=True)
+    expr = gpviz.model_expr(m)
+    fig = R.render_frame(expr, frame, info=gpviz.parameters(m, long=True), title="sizes",
+                         config_labels=[f"n = {n}" for n in sizes])
+    loaded = open_page(fig.save(tmp_path / "configs.html"), screenshot="render_configs.png")
+    out = _check_page(loaded, len(expr.keys))
+    assert all(r["points"] == 9 for r in out)
+    band = fig.spec["configs"]["band"]
+    assert band >= 4
+    labels = loaded.eval("""() => [...document.querySelector('.gpviz-param').querySelectorAll('.gpviz-band-label')]
+        .map(e => ({text: e.innerText, top: e.getBoundingClientRect().top, h: e.getBoundingClientRect().height}))""")
+    assert [lab["text"] for lab in labels] == ["n = 6", "n = 10", "n = 14"]
+    assert labels[0]["top"] < labels[1]["top"] < labels[2]["top"] and all(lab["h"] >= 4 for lab in labels)
+    key = "covar_module.lengthscale[0]"
+    ys = loaded.eval(f"Array.from(document.querySelector('.gpviz-param[data-key=\"{key}\"]').gpvizYs)")
+    assert ys == [band * (c + 0.5) for c in range(3) for _ in range(3)]  # config c in band c, top to bottom
+    assert loaded.eval(f"document.querySelector('.gpviz-param[data-key=\"{key}\"] canvas').style.height") \
+        == f"{3 * band}px"
+
+
+def test_timeline_plays_sorted_steps_from_an_unsorted_frame(tmp_path, open_page):
+    expr = gpviz.kernel_expr(gk.ScaleKernel(gk.RBFKernel()))
+    ks = list(expr.keys)
+    steps = range(12)
+    frame = pd.DataFrame([{"i_timestep": t, "i_model": 0, ks[0]: 1.0 + t, ks[1]: 0.1 * (t + 1)} for t in steps])
+    frame = frame.sample(frac=1.0, random_state=0)  # rows2prose would sort this column in place
+    fig = R.render_frame(expr, frame, title="timeline")
+    loaded = open_page(fig.save(tmp_path / "timeline.html"), screenshot="render_timeline.png")
+    _check_page(loaded, 2)
+    value = f"document.querySelector('.gpviz-param[data-key=\"{ks[0]}\"] .gpviz-value').innerText"
+    assert loaded.eval("document.querySelector('.gpviz-figure').dataset.step") == "11"
+    assert loaded.eval(value) == "12"
+    assert loaded.eval("document.querySelectorAll('input[type=range]').length") == 1
+    loaded.eval("document.querySelector('.timeState')._r2pState.selectTimestep(3)")
+    assert loaded.eval(value) == "4" and loaded.eval(
+        "document.querySelector('.gpviz-figure').dataset.step") == "3"
+    # replay from the start with rows2prose's own control (the restart button shows at the last step)
+    loaded.page.locator(".slider_container_container > span:visible").click()
+    loaded.page.wait_for_timeout(700)
+    step = int(loaded.eval("document.querySelector('.gpviz-figure').dataset.step"))
+    assert 1 <= step <= 11
+    assert loaded.eval(value) == str(step + 1)
+    assert loaded.console_errors == []
+
+
+def test_bad_values_are_drawn_and_flagged(tmp_path, open_page):
+    expr = gpviz.kernel_expr(gk.ScaleKernel(gk.RBFKernel(ard_num_dims=3)))
+    ks = list(expr.keys)
+    frame = pd.DataFrame({ks[0]: [np.nan, 1.0, 2.0], ks[1]: [0.0, -1.0, np.inf], ks[2]: [-np.inf, 0.5, 2.0],
+                          ks[3]: [np.nan] * 3})
+    loaded = open_page(R.render_frame(expr, frame, title="bad values").save(tmp_path / "bad.html"),
+                       screenshot="render_bad_values.png")
+    rows = {r["key"]: r for r in _check_page(loaded, 4)}
+    assert rows[ks[0]]["flags"] == "nan:1" and "1 NaN" in rows[ks[0]]["text"]
+    assert rows[ks[1]]["flags"] == "inf:1,nonpos:2" and "\u2264 0" in rows[ks[1]]["text"]
+    assert rows[ks[1]]["points"] == 3  # red markers at the edges
+    assert rows[ks[2]]["flags"] == "inf:1"
+    assert rows[ks[3]]["flags"] == "nan:3"
+    assert "flagged values" in loaded.eval("document.body.innerText")
+
+    empty = open_page(R.render_frame(expr, frame.iloc[:0]).save(tmp_path / "empty.html"),
+                      screenshot="render_empty.png")
+    rows = _check_page(empty, 4)
+    assert all(r["points"] == 0 and "empty" in r["flags"] and "no values" in r["text"] for r in rows)
+
+
+def test_several_figures_on_one_notebook_page(tmp_path, open_page):
+    X, Y = _data()
+    a = gpviz.render(SingleTaskGP(X, Y))
+    folds = gen_loo_cv_folds(X, Y)
+    b = gpviz.render(SingleTaskGP(folds.train_X, folds.train_Y))
+    # what a notebook shows: each output self-contained, the same figure possibly twice
+    body = "\n".join([a._repr_html_(), b._repr_html_(), a._repr_html_()])
+    path = tmp_path / "notebook.html"
+    path.write_text(f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>{body}</body></html>',
+                    encoding="utf-8")
+    loaded = open_page(path, screenshot="render_notebook.png")
+    _check_page(loaded)
+    figs = loaded.eval("[...document.querySelectorAll('.gpviz-figure')].map(f => [f.id, f.dataset.drawn])")
+    assert len(figs) == 3 and len({f[0] for f in figs}) == 3 and all(f[1] == "1" for f in figs)
