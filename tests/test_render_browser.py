@@ -135,10 +135,11 @@ def test_configuration_list_has_labelled_bands_top_to_bottom(tmp_path, open_page
     assert all(r["points"] == 9 for r in out)
     band = fig.spec["configs"]["band"]
     assert band >= 4
-    labels = loaded.eval("""() => [...document.querySelector('.gpviz-param').querySelectorAll('.gpviz-band-label')]
-        .map(e => ({text: e.innerText, top: e.getBoundingClientRect().top, h: e.getBoundingClientRect().height}))""")
-    assert [lab["text"] for lab in labels] == ["n = 6", "n = 10", "n = 14"]
-    assert labels[0]["top"] < labels[1]["top"] < labels[2]["top"] and all(lab["h"] >= 4 for lab in labels)
+    labels = loaded.eval("""() => { const e = document.querySelector('.gpviz-param .gpviz-band-labels');
+        return {lines: e.innerText.split('\\n'), height: e.getBoundingClientRect().height,
+                canvas: e.parentNode.querySelector('canvas').getBoundingClientRect().height}; }""")
+    assert labels["lines"] == ["n = 6", "n = 10", "n = 14"]  # one line per band, top to bottom
+    assert labels["height"] == labels["canvas"] == 3 * band
     key = "covar_module.lengthscale[0]"
     ys = loaded.eval(f"Array.from(document.querySelector('.gpviz-param[data-key=\"{key}\"]').gpvizYs)")
     assert ys == [band * (c + 0.5) for c in range(3) for _ in range(3)]  # config c in band c, top to bottom

@@ -1,0 +1,148 @@
+"""Benchmark: page size and load time of gpviz pages vs the same data through plain rows2prose.
+
+Two workloads (the issue's): a 60-member x 30-parameter batch, and a
+16-configuration x 50-repeat list of the same 30 parameters. Each page is
+loaded several times in headless Chromium (Debian's /usr/bin/chromium); the
+load time is ``performance.now()`` when the page has drawn (gpviz's mount sets
+``window.gpvizDrawnAt``; the plain rows2prose page gets a script after its
+block, which draws synchronously), i.e. time since navigation start.
+
+Run: ``.venv/bin/python scripts/bench_render.py [--repeats 7] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+import gpviz
+from gpviz import render as R
+
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run", "--disable-sync"]
+
+
+def thirty_parameter_expr():
+    """A SingleTaskGP with ScaleKernel(Matern(ARD 27)): outputscale + 27 lengthscales + noise + mean = 30 keys."""
+    from botorch.models import SingleTaskGP
+    from gpytorch.kernels import MaternKernel, ScaleKernel
+
+    X = torch.rand(10, 27, dtype=torch.float64)
+    model = SingleTaskGP(X, X.sum(-1, keepdim=True), covar_module=ScaleKernel(MaternKernel(ard_num_dims=27)))
+    expr = gpviz.model_expr(model)
+    assert len(expr.keys) == 30, len(expr.keys)
+    return expr, gpviz.parameters(model, long=True)
+
+
+def values(expr, n: int, rng) -> dict:
+    out = {}
+    for k, role in expr.roles.items():
+        out[k] = rng.normal(0.0, 1.0, n) if role == "mean" else np.exp(rng.normal(-1.0, 1.0, n))
+    return out
+
+
+def batch_frame(expr, rng, members=60) -> pd.DataFrame:
+    return pd.DataFrame({"i_model": np.arange(members, dtype=np.int32), **values(expr, members, rng)})
+
+
+def list_frame(expr, rng, configs=16, repeats=50) -> pd.DataFrame:
+    n = configs * repeats
+    return pd.DataFrame({"i_config": np.repeat(np.arange(configs, dtype=np.int32), repeats),
+                         "i_model": np.tile(np.arange(repeats, dtype=np.int32), configs), **values(expr, n, rng)})
+
+
+def plain_rows2prose_page(expr, frame: pd.DataFrame, listed: bool) -> str:
+    """The same data through rows2prose's own static()/Distribution(List)Snapshot, one class per role."""
+    web = R.rows2prose_web()  # rows2prose needs the pkg_resources stand-in to import at all
+    roles = expr.roles
+    classes = {role: f"r2p-{role}" for role in roles.values()}
+    spans = "".join(f'<div>{R.escape_html(k)}: <span class="{classes[r]}" data-key="{R.escape_html(k)}"></span></div>'
+                    for k, r in roles.items())
+    if listed:
+        views = [web.DistributionListSnapshot.scalar_view(c, log_scale=(r != "mean")) for r, c in classes.items()]
+        script = web.DistributionListSnapshot(*views)
+        df = frame[["i_config", *roles]]
+    else:
+        views = [web.DistributionSnapshot.scalar_view(c, log_scale=(r != "mean")) for r, c in classes.items()]
+        script = web.DistributionSnapshot(*views)
+        df = frame[["i_model", *roles]]
+    body = web.static(df, spans, script) + "<script>window.gpvizDrawnAt = performance.now();</script>"
+    return web.full_html(body)
+
+
+def measure(browser, path: Path, repeats: int) -> dict:
+    drawn, loaded, mount, errors = [], [], [], []
+    for _ in range(repeats):
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.resolve().as_uri())
+        page.wait_for_load_state("load")
+        drawn.append(page.evaluate("window.gpvizDrawnAt || NaN"))
+        loaded.append(page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd"))
+        mount.append(page.evaluate("(Object.values(window.gpvizSummary || {})[0] || {}).ms || NaN"))
+        page.close()
+    mb = path.stat().st_size / 1e6
+    med = statistics.median(drawn)
+    return {"mb": mb, "drawn_ms": med, "load_ms": statistics.median(loaded), "mount_ms": statistics.median(mount),
+            "ms_per_mb": med / mb, "errors": sorted(set(errors))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=None, help="keep the pages here")
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="gpviz-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+
+    rng = np.random.default_rng(0)
+    expr, info = thirty_parameter_expr()
+    cases = {
+        "batch 60 x 30": (batch_frame(expr, rng), False, None),
+        "list 16 x 50 x 30": (list_frame(expr, rng), True, [f"n = {10 * (i + 1)}" for i in range(16)]),
+    }
+    pages = {}
+    for name, (frame, listed, labels) in cases.items():
+        slug = name.split()[0]
+        fig = R.render_frame(expr, frame, info=info, config_labels=labels, title=name, element_id=f"bench-{slug}")
+        pages[(name, "gpviz")] = fig.save(out / f"{slug}_gpviz.html")
+        plain = out / f"{slug}_rows2prose.html"
+        plain.write_text(plain_rows2prose_page(expr, frame, listed), encoding="utf-8")
+        pages[(name, "rows2prose")] = plain
+
+    from playwright.sync_api import sync_playwright
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, headless=True, args=FLAGS)
+        results = {key: measure(browser, path, args.repeats) for key, path in pages.items()}
+        browser.close()
+
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; median of {args.repeats} loads; "
+          f"pages in {out}")
+    header = f"{'workload':<20}{'page':<12}{'MB':>7}{'drawn ms':>10}{'load ms':>9}{'mount ms':>10}{'ms/MB':>8}"
+    print(header)
+    print("-" * len(header))
+    for (name, kind), r in results.items():
+        print(f"{name:<20}{kind:<12}{r['mb']:>7.3f}{r['drawn_ms']:>10.1f}{r['load_ms']:>9.1f}{r['mount_ms']:>10.1f}"
+              f"{r['ms_per_mb']:>8.1f}" + (f"  console errors: {r['errors']}" if r["errors"] else ""))
+    print()
+    for name in cases:
+        g, p_ = results[(name, "gpviz")], results[(name, "rows2prose")]
+        print(f"{name}: size gpviz/rows2prose = {g['mb'] / p_['mb']:.2f}, "
+              f"time to drawn gpviz/rows2prose = {g['drawn_ms'] / p_['drawn_ms']:.2f}, "
+              f"gpviz {g['ms_per_mb']:.1f} ms/MB vs rows2prose {p_['ms_per_mb']:.1f} ms/MB "
+              f"(target <= 30 ms/MB: {'met' if g['ms_per_mb'] <= 30 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
