@@ -956,18 +956,28 @@ class FitTracer:
         return np.unique(np.concatenate([must, even]))
 
     def render_frame(self, max_timesteps: int = MAX_TIMESTEPS) -> pd.DataFrame:
-        """The decimated frame an animated page shows: ``i_timestep`` (renumbered 0..),
-        ``i_model`` and the expression's keys. ``.attrs["timesteps"]`` maps each shown
-        timestep back to ``frames.i_timestep``."""
+        """The decimated frame an animated page shows: ``i_timestep`` (the same numbers as in
+        :attr:`frames`), ``i_model`` and the expression's keys, sorted by step then member."""
         fr = self.frames
-        keep = self.timesteps_to_show(max_timesteps)
         keys = list(self.expr.keys) if self.expr is not None else []
+        if not len(fr):
+            return self._initial_frame()
+        keep = self.timesteps_to_show(max_timesteps)
         sub = fr[fr[I_TIMESTEP].isin(keep)]
-        out = pd.DataFrame({I_TIMESTEP: np.searchsorted(keep, sub[I_TIMESTEP].to_numpy()).astype(np.int32),
-                            I_MODEL: sub[I_MODEL].to_numpy(np.int32)})
+        out = pd.DataFrame({I_TIMESTEP: sub[I_TIMESTEP].to_numpy(np.int32), I_MODEL: sub[I_MODEL].to_numpy(np.int32)})
         for k in keys:
             out[k] = sub[k].to_numpy(np.float64)
-        out.attrs["timesteps"] = [int(t) for t in keep]
+        return out
+
+    def _initial_frame(self) -> pd.DataFrame:
+        """Before the first step: the values the fit starts from, as timestep 0."""
+        keys = list(self.expr.keys) if self.expr is not None else []
+        n = self.n_members
+        out = pd.DataFrame({I_TIMESTEP: np.zeros(n, np.int32), I_MODEL: np.arange(n, dtype=np.int32)})
+        col = {k: i for i, k in enumerate(self.keys)}
+        init = self._initial if self._initial is not None else np.full((n, len(self.keys)), np.nan)
+        for k in keys:
+            out[k] = init[:, col[k]]
         return out
 
     def render(self, max_timesteps: int = MAX_TIMESTEPS, title: str | None = None, loss_chart: bool = True):
@@ -991,15 +1001,10 @@ class FitTracer:
             from gpviz.charts import figure_to_img
 
             extra = figure_to_img(self.plot(), alt="loss per member against the optimizer step")
-        shown = len(frame.attrs.get("timesteps", []))
+        shown = int(frame[I_TIMESTEP].nunique()) if len(frame) else 0
         title = title or (f"Fit of {type(self._groups[0].model).__name__}: {self.n_members} member(s), "
                           f"{self._next_t} timesteps ({shown} shown), {len(self._segments)} run(s)")
-        fig = R.render_frame(self.expr, frame, info=info, title=title, extra_html=extra)
-        try:
-            fig.timesteps = frame.attrs.get("timesteps", [])
-        except Exception:
-            pass
-        return fig
+        return R.render_frame(self.expr, frame, info=info, title=title, extra_html=extra)
 
     def _info(self):
         try:
@@ -1018,25 +1023,36 @@ class FitTracer:
 
     # ----- live view ----------------------------------------------------------------------------
 
-    def show(self):
+    def show(self, display: bool = True):
         """Shows the fit in a notebook: live while it runs (at most 4 updates per second),
-        then a final static view. Outside a fit it displays the finished page."""
+        then a final static view when the ``with`` block ends.
+
+        Call it inside ``with gpviz.trace_fit(mll) as tracer:`` before fitting (or
+        before passing :attr:`callback`); after a fit it displays the finished page.
+
+        Returns:
+            The ``gpviz.render.LiveFigure`` (live) or the final ``Figure``.
+        """
         from gpviz import render as R
 
         if self.expr is None:
             raise InputError("nothing to show: bind the tracer to an MLL first (FitTracer(mll))")
-        if self._in_context or (self._rec is not None and self._rec.n == 0):
-            self._live = R.LiveFigure(self.expr, self.render_frame(), info=self._info(),
+        if self._in_context or self._rec is None or self._rec.n == 0:
+            self._live = R.LiveFigure(self.expr, info=self._info(), display=display,
                                       title=f"Fitting {type(self._groups[0].model).__name__}")
-            self._live_last = 0.0
+            self._live_last = time.perf_counter()
+            self._live.update(self.render_frame())
             return self._live
         fig = self.render()
-        try:
-            from IPython.display import display
+        if display:
+            try:
+                from IPython import get_ipython
+                from IPython.display import display as ipy_display
 
-            display(fig)
-        except Exception:
-            pass
+                if get_ipython() is not None:
+                    ipy_display(fig)
+            except ImportError:
+                pass
         return fig
 
     def _after_commit(self) -> None:
@@ -1048,10 +1064,19 @@ class FitTracer:
         self._live_last = now
         self._live.update(self.render_frame())
 
-    def _finish_live(self) -> None:
+    def finish(self):
+        """Ends a live view started by :meth:`show` (the ``with`` form does this itself).
+
+        Returns:
+            The final ``Figure``, or ``None`` if no live view was running.
+        """
+        return self._guard(self._finish_live)
+
+    def _finish_live(self):
         live, self._live = self._live, None
         if live is not None:
-            live.finish(self.render_frame())
+            return live.finish(self.render_frame())
+        return None
 
 
 def _colormap(n: int):
