@@ -207,3 +207,54 @@ def test_several_figures_on_one_notebook_page(tmp_path, open_page):
     _check_page(loaded)
     figs = loaded.eval("[...document.querySelectorAll('.gpviz-figure')].map(f => [f.id, f.dataset.drawn])")
     assert len(figs) == 3 and len({f[0] for f in figs}) == 3 and all(f[1] == "1" for f in figs)
+
+
+def test_config_labels_and_keys_are_text_not_code(tmp_path, open_page):
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    frame = pd.DataFrame({"i_config": [0, 0, 1, 1], k: [0.5, 0.7, 1.5, 2.0]})
+    fig = R.render_frame(expr, frame, config_labels=[INJECTION, TEMPLATE], title=TEMPLATE)
+    loaded = open_page(fig.save(tmp_path / "labels.html"), screenshot="render_injection_labels.png")
+    _check_page(loaded, 1)
+    lines = loaded.eval("document.querySelector('.gpviz-band-labels').innerText.split('\\n')")
+    assert lines == [INJECTION, TEMPLATE]
+    assert TEMPLATE in loaded.eval("document.querySelector('.gpviz-title').innerText")
+
+
+@pytest.mark.slow
+def test_notebook_outputs_draw_and_live_figure_updates_in_place(tmp_path, open_page):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    cells = [
+        """
+import torch, pandas as pd, numpy as np
+from botorch.models import SingleTaskGP
+import gpytorch.kernels as gk
+import gpviz
+torch.set_default_dtype(torch.float64)
+X = torch.rand(8, 2, generator=torch.Generator().manual_seed(0)); Y = X.sum(-1, keepdim=True)
+gpviz.render(SingleTaskGP(X, Y))
+""",
+        """
+expr = gpviz.kernel_expr(gk.RBFKernel())
+(k,) = expr.keys
+live = gpviz.render.LiveFigure(expr, title="live")
+for t in range(1, 4):
+    live.update(pd.DataFrame({"i_timestep": np.arange(t), "i_model": 0, k: np.arange(t) + 1.0}))
+fig = live.finish(pd.DataFrame({"i_timestep": np.arange(5), "i_model": 0, k: np.arange(5) + 1.0}))
+""",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+    htmls = [o["data"]["text/html"] for c in nb.cells for o in c.get("outputs", [])
+             if o.get("output_type") in ("display_data", "execute_result") and "text/html" in o.get("data", {})]
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors
+    assert len(htmls) == 3  # the figure; the live view's assets once; the live figure (updated in place)
+    path = tmp_path / "notebook_outputs.html"
+    path.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>' + "\n".join(htmls)
+                    + "</body></html>", encoding="utf-8")
+    loaded = open_page(path, screenshot="render_notebook_live.png")
+    _check_page(loaded, 4 + 1)  # two lengthscales, noise, mean; the live kernel's lengthscale
+    summaries = loaded.eval("Object.values(window.gpvizSummary).map(s => [s.mode, s.step])")
+    assert ["timeline", 4] in summaries  # the finished frame, not an intermediate one
