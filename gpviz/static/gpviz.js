@@ -286,6 +286,7 @@
           continue;
         }
         ctx.globalAlpha = alpha;
+        // one fill per dot (not one path for all): overlapping translucent dots darken, showing density
         ctx.fillStyle = (atBound(v, meta.lower) || atBound(v, meta.upper)) ? COLORS.bad : COLORS.dot;
         ctx.beginPath();
         ctx.arc(p.x, y, r, 0, 2 * Math.PI);
@@ -352,6 +353,7 @@
   function mount(container, spec) {
     var t0 = performance.now();
     var table = (window.r2p ? window.r2p.parseColumns : fastParseColumns)(spec.columns);
+    var tParsed = performance.now();
     var iConfig = spec.configs ? table[spec.configs.column] : null;
     var placeholders = container.querySelectorAll(".gpviz-param");
     var views = [];
@@ -368,9 +370,10 @@
       }
     });
 
+    var tBuilt = performance.now();
     var summary = {
       mode: spec.mode, placeholders: placeholders.length, drawn: 0, flagged: [], step: null,
-      rows: spec.n_rows
+      rows: spec.n_rows, parse_ms: tParsed - t0, build_ms: tBuilt - tParsed
     };
     window.gpvizSummary = window.gpvizSummary || {};
     window.gpvizSummary[container.id] = summary;
@@ -393,6 +396,7 @@
       drawRows(0, spec.n_rows);
     }
     container.setAttribute("data-drawn", "1");
+    summary.draw_ms = performance.now() - tBuilt;
     summary.ms = performance.now() - t0;
     window.gpvizDrawnAt = performance.now();
     return summary;
