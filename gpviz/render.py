@@ -189,27 +189,24 @@ def _int_column(frame: pd.DataFrame, name: str) -> np.ndarray:
     dt = s.dtype
     if isinstance(dt, pd.CategoricalDtype):
         raise InputError(f"column {name!r} is categorical; expected integers (pass labels via config_labels)")
-    if pd.api.types.is_bool_dtype(dt):
-        arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
-    elif pd.api.types.is_integer_dtype(dt):
+    if pd.api.types.is_integer_dtype(dt):
         if s.isna().any():
             raise InputError(f"column {name!r} has missing values; expected an integer in every row")
         arr = s.to_numpy(dtype=np.int64)
-    elif pd.api.types.is_float_dtype(dt):
-        arr = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif pd.api.types.is_bool_dtype(dt) or pd.api.types.is_float_dtype(dt):
+        f = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(f) | (f != np.round(f))
+        if bad.any():
+            raise InputError(f"column {name!r} holds {f[bad][0]!r}; expected whole numbers")
+        if len(f) and (f.min() < _I32.min or f.max() > _I32.max):
+            arr = np.array([f.min() if f.min() < _I32.min else f.max()], dtype=np.float64)
+        else:
+            arr = f.astype(np.int64)
     else:
         raise InputError(f"column {name!r} has dtype {dt}; expected integers")
-    if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
-            bad = arr[~np.isfinite(arr) | (arr != np.round(arr))][0]
-            raise InputError(f"column {name!r} holds {bad!r}; expected whole numbers")
-        if len(arr) and (arr.min() < _I32.min or arr.max() > _I32.max):
-            raise InputError(f"column {name!r} holds {arr.max() if arr.max() > _I32.max else arr.min():.0f}, outside "
-                             f"the int32 range the browser reads (int64 would wrap around)")
-        arr = arr.astype(np.int64)
     if len(arr) and (arr.min() < _I32.min or arr.max() > _I32.max):
-        bad = arr.max() if arr.max() > _I32.max else arr.min()
-        raise InputError(f"column {name!r} holds {bad}, outside the int32 range the browser reads "
+        worst = arr.max() if arr.max() > _I32.max else arr.min()
+        raise InputError(f"column {name!r} holds {worst:.0f}, outside the int32 range the browser reads "
                          f"(int64 would wrap around)")
     return arr
 
@@ -309,6 +306,10 @@ def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> _Data:
             + f"; every key of the expression needs a column. Columns: {sorted(columns)[:12]}")
     frame = frame.copy()
     frame.columns = [str(c) for c in frame.columns]
+    wanted = set(keys) | set(INDEX_COLUMNS)
+    dupes = sorted({c for c in frame.columns[frame.columns.duplicated()] if c in wanted})
+    if dupes:
+        raise InputError(f"frame has several columns named {dupes[0]!r}; expected one")
     n = len(frame)
     index = {c: _int_column(frame, c) for c in INDEX_COLUMNS if c in frame.columns}
     values = {k: _float_column(frame, k) for k in dict.fromkeys(keys)}

@@ -13,6 +13,7 @@ Run: ``.venv/bin/python scripts/bench_render.py [--repeats 7] [--out DIR]``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -59,17 +60,27 @@ def list_frame(expr, rng, configs=16, repeats=50) -> pd.DataFrame:
                          "i_model": np.tile(np.arange(repeats, dtype=np.int32), configs), **values(expr, n, rng)})
 
 
-def plain_rows2prose_page(expr, frame: pd.DataFrame, listed: bool) -> str:
+def timeline_frame(expr, rng, steps=200, members=60) -> pd.DataFrame:
+    n = steps * members
+    return pd.DataFrame({"i_timestep": np.repeat(np.arange(steps, dtype=np.int32), members),
+                         "i_model": np.tile(np.arange(members, dtype=np.int32), steps), **values(expr, n, rng)})
+
+
+def plain_rows2prose_page(expr, frame: pd.DataFrame, kind: str) -> str:
     """The same data through rows2prose's own static()/Distribution(List)Snapshot, one class per role."""
     web = R.rows2prose_web()  # rows2prose needs the pkg_resources stand-in to import at all
     roles = expr.roles
     classes = {role: f"r2p-{role}" for role in roles.values()}
     spans = "".join(f'<div>{R.escape_html(k)}: <span class="{classes[r]}" data-key="{R.escape_html(k)}"></span></div>'
                     for k, r in roles.items())
-    if listed:
+    if kind == "list":
         views = [web.DistributionListSnapshot.scalar_view(c, log_scale=(r != "mean")) for r, c in classes.items()]
         script = web.DistributionListSnapshot(*views)
         df = frame[["i_config", *roles]]
+    elif kind == "timeline":
+        views = [web.DistributionTimeline.scalar_view(c, log_scale=(r != "mean")) for r, c in classes.items()]
+        script = web.DistributionTimeline(*views)
+        df = frame[["i_timestep", "i_model", *roles]]
     else:
         views = [web.DistributionSnapshot.scalar_view(c, log_scale=(r != "mean")) for r, c in classes.items()]
         script = web.DistributionSnapshot(*views)
@@ -78,8 +89,14 @@ def plain_rows2prose_page(expr, frame: pd.DataFrame, listed: bool) -> str:
     return web.full_html(body)
 
 
+def baseline_page(header: str) -> str:
+    """Only the scripts every page carries: the fixed cost a page pays before any data."""
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\">{header}</head><body>"
+            "<script>window.gpvizDrawnAt = performance.now();</script></body></html>")
+
+
 def measure(browser, path: Path, repeats: int) -> dict:
-    drawn, loaded, mount, errors = [], [], [], []
+    drawn, loaded, mount, phases, errors = [], [], [], [], []
     for _ in range(repeats):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -89,10 +106,13 @@ def measure(browser, path: Path, repeats: int) -> dict:
         drawn.append(page.evaluate("window.gpvizDrawnAt || NaN"))
         loaded.append(page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd"))
         mount.append(page.evaluate("(Object.values(window.gpvizSummary || {})[0] || {}).ms || NaN"))
+        phases.append(page.evaluate("(s => s ? [s.parse_ms, s.build_ms, s.draw_ms] : [NaN, NaN, NaN])"
+                                    "(Object.values(window.gpvizSummary || {})[0])"))
         page.close()
     mb = path.stat().st_size / 1e6
     med = statistics.median(drawn)
     return {"mb": mb, "drawn_ms": med, "load_ms": statistics.median(loaded), "mount_ms": statistics.median(mount),
+            "phases": [statistics.median(p[i] for p in phases) for i in range(3)],
             "ms_per_mb": med / mb, "errors": sorted(set(errors))}
 
 
@@ -107,17 +127,21 @@ def main() -> None:
     rng = np.random.default_rng(0)
     expr, info = thirty_parameter_expr()
     cases = {
-        "batch 60 x 30": (batch_frame(expr, rng), False, None),
-        "list 16 x 50 x 30": (list_frame(expr, rng), True, [f"n = {10 * (i + 1)}" for i in range(16)]),
+        "batch 60 x 30": (batch_frame(expr, rng), "batch", None),
+        "list 16 x 50 x 30": (list_frame(expr, rng), "list", [f"n = {10 * (i + 1)}" for i in range(16)]),
+        "trace 200 x 60 x 30": (timeline_frame(expr, rng), "timeline", None),
     }
     pages = {}
-    for name, (frame, listed, labels) in cases.items():
-        slug = name.split()[0]
-        fig = R.render_frame(expr, frame, info=info, config_labels=labels, title=name, element_id=f"bench-{slug}")
-        pages[(name, "gpviz")] = fig.save(out / f"{slug}_gpviz.html")
-        plain = out / f"{slug}_rows2prose.html"
-        plain.write_text(plain_rows2prose_page(expr, frame, listed), encoding="utf-8")
+    for name, (frame, kind, labels) in cases.items():
+        fig = R.render_frame(expr, frame, info=info, config_labels=labels, title=name, element_id=f"bench-{kind}")
+        pages[(name, "gpviz")] = fig.save(out / f"{kind}_gpviz.html")
+        plain = out / f"{kind}_rows2prose.html"
+        plain.write_text(plain_rows2prose_page(expr, frame, kind), encoding="utf-8")
         pages[(name, "rows2prose")] = plain
+    baselines = {"gpviz": out / "baseline_gpviz.html", "rows2prose": out / "baseline_rows2prose.html"}
+    baselines["gpviz"].write_text(baseline_page(R.header_html()), encoding="utf-8")
+    baselines["rows2prose"].write_text(baseline_page(R.rows2prose_web().header_content()), encoding="utf-8")
+    pages.update({("scripts only", k): v for k, v in baselines.items()})
 
     from playwright.sync_api import sync_playwright
 
@@ -129,12 +153,18 @@ def main() -> None:
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; median of {args.repeats} loads; "
           f"pages in {out}")
-    header = f"{'workload':<20}{'page':<12}{'MB':>7}{'drawn ms':>10}{'load ms':>9}{'mount ms':>10}{'ms/MB':>8}"
+    header = (f"{'workload':<21}{'page':<12}{'MB':>7}{'drawn ms':>10}{'load ms':>9}{'ms/MB':>8}"
+              f"{'data ms/MB':>12}   gpviz mount: parse/build/draw ms")
     print(header)
     print("-" * len(header))
     for (name, kind), r in results.items():
-        print(f"{name:<20}{kind:<12}{r['mb']:>7.3f}{r['drawn_ms']:>10.1f}{r['load_ms']:>9.1f}{r['mount_ms']:>10.1f}"
-              f"{r['ms_per_mb']:>8.1f}" + (f"  console errors: {r['errors']}" if r["errors"] else ""))
+        base = results[("scripts only", kind)]
+        extra_mb = r["mb"] - base["mb"]
+        data = (r["drawn_ms"] - base["drawn_ms"]) / extra_mb if extra_mb > 0.01 else float("nan")
+        phases = "/".join(f"{x:.1f}" for x in r["phases"]) if not math.isnan(r["phases"][0]) else ""
+        print(f"{name:<21}{kind:<12}{r['mb']:>7.3f}{r['drawn_ms']:>10.1f}{r['load_ms']:>9.1f}{r['ms_per_mb']:>8.1f}"
+              f"{data:>12.1f}   {phases}" + (f"  console errors: {r['errors']}" if r["errors"] else ""))
+    print("data ms/MB: (drawn - scripts-only drawn) / (MB - scripts-only MB), the cost of the data itself")
     print()
     for name in cases:
         g, p_ = results[(name, "gpviz")], results[(name, "rows2prose")]

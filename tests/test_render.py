@@ -384,3 +384,11 @@ def test_live_figure_outside_a_notebook_keeps_the_latest_figure():
         live.update(pd.DataFrame({"i_timestep": list(range(t + 1)), "i_model": 0, k: np.arange(t + 1) + 1.0}))
     fig = live.finish(pd.DataFrame({"i_timestep": [0, 1, 2, 3], "i_model": 0, k: [1.0, 2, 3, 4]}))
     assert live.updates == 4 and fig.spec["steps"] == [0, 1, 2, 3] and fig.element_id == live.element_id
+
+
+def test_duplicate_columns_are_refused_naming_them():
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    frame = pd.concat([pd.DataFrame({k: [1.0]}), pd.DataFrame({k: [2.0]})], axis=1)
+    with pytest.raises(InputError, match=re.escape(f"several columns named {k!r}")):
+        R.render_frame(expr, frame)

@@ -258,3 +258,24 @@ fig = live.finish(pd.DataFrame({"i_timestep": np.arange(5), "i_model": 0, k: np.
     _check_page(loaded, 4 + 1)  # two lengthscales, noise, mean; the live kernel's lengthscale
     summaries = loaded.eval("Object.values(window.gpvizSummary).map(s => [s.mode, s.step])")
     assert ["timeline", 4] in summaries  # the finished frame, not an intermediate one
+
+
+def test_timeline_of_configurations_animates_bands(tmp_path, open_page):
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    rows = [{"i_timestep": t, "i_config": c, "i_model": m, k: (1 + t) * (1 + c) * (1 + 0.1 * m)}
+            for t in range(4) for c in range(2) for m in range(3)]
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=1)
+    fig = R.render_frame(expr, frame, config_labels=["small", "large"])
+    loaded = open_page(fig.save(tmp_path / "timeline_configs.html"), screenshot="render_timeline_configs.png")
+    (row,) = _check_page(loaded, 1)
+    assert row["points"] == 6
+    band = fig.spec["configs"]["band"]
+    ys = loaded.eval("Array.from(document.querySelector('.gpviz-param').gpvizYs)")
+    assert ys == [band * 0.5] * 3 + [band * 1.5] * 3
+    loaded.eval("document.querySelector('.timeState')._r2pState.selectTimestep(0)")
+    xs0 = loaded.eval("Array.from(document.querySelector('.gpviz-param').gpvizXs)")
+    loaded.eval("document.querySelector('.timeState')._r2pState.selectTimestep(3)")
+    xs3 = loaded.eval("Array.from(document.querySelector('.gpviz-param').gpvizXs)")
+    assert all(b > a for a, b in zip(xs0, xs3))  # values grow with the step
+    assert loaded.console_errors == []
