@@ -334,14 +334,16 @@ class ModelExpr(Expr):
             head += f" (batch of {n} {self.member_label}; values of member {member})"
         lines = [head]
         for sec in self.sections:
+            if sec.title == CORRELATION_TITLE:
+                continue  # printed below from the member's own values
             lines.append(f"{sec.title}{' (' + sec.note + ')' if sec.note else ''}:")
             body = to_text(sec.body, lambda p: fmt_number(vals[p.key]), width - 4)
             lines.extend("    " + line for line in body.splitlines())
             if sec is self.sections[0] and self.keys:
                 corr = self.task_correlation(member)
                 if corr is not None:  # F and v are unreadable as a correlation; print it derived
-                    lines.append("    task correlation C[i, j] / sqrt(C[i, i] C[j, j]):")
-                    lines.extend("        " + line for line in corr.round(3).to_string().splitlines())
+                    lines.append(f"{CORRELATION_TITLE} (member {member}):")
+                    lines.extend("    " + line for line in corr.round(3).to_string().splitlines())
         return "\n".join(lines)
 
 
@@ -458,6 +460,9 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
         sections.append(Section("Variational posterior (summarized)",
                                 _variational_summary(owner.variational_strategy), "not drawn"))
     kwargs = dict(out_space=out_space, in_space=in_space, tasks=walker.tasks)
+    corr = _correlation_section(model, root, sections, batch, features)
+    if corr is not None:
+        sections.insert(1, corr)  # right under the covariance it explains
     if kron_tasks is not None:
         return KroneckerModelExpr(root, tuple(sections), batch, walker.modules, features,
                                   join_path(owner_path, "covar_module"), num_tasks=kron_tasks, **kwargs)
@@ -465,6 +470,27 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
                      join_path(owner_path, "covar_module"), **kwargs)
     expr.member_label = member_label(model)
     return expr
+
+
+CORRELATION_TITLE = "Task correlation C[i, j] / sqrt(C[i, i] C[j, j])"
+
+
+def _correlation_section(model, root, sections, batch, features) -> Section | None:
+    """A display-only section: the task correlation matrix, which F and v alone do not make readable.
+
+    Its numbers are those of member 0 when the expression is built (a static
+    table, not animated); ``ModelExpr.task_correlation(member)`` gives any member.
+    """
+    if not any(isinstance(n, TaskCovar) for n in iter_nodes(sections[0].body)):
+        return None
+    try:
+        probe = ModelExpr(root, tuple(sections), batch, {}, features, "")
+        corr = probe.task_correlation(0)
+    except Exception:  # a display extra must never break building the expression
+        return None
+    n = int(torch.Size(batch).numel())
+    note = "derived from F and v at build time" + (f", member 0 of {n}" if n > 1 else "") + "; not animated"
+    return Section(CORRELATION_TITLE, Symbol(corr.round(3).to_string()), note)
 
 
 def _kronecker_tasks(covar: Kernel) -> int | None:
