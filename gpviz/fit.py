@@ -85,6 +85,7 @@ class _FitContext:
     member_evals: int | None = None
     scipy_step: int | None = None    # joint scipy L-BFGS-B: iterations and evaluations so far
     scipy_evals: int | None = None
+    states: list | None = None       # batched L-BFGS-B: the per-member optimizer states
 
 
 def _fit_context(max_depth: int = 80) -> _FitContext:
@@ -102,6 +103,7 @@ def _fit_context(max_depth: int = 80) -> _FitContext:
                 ctx.member_loss = float(s.f)
                 ctx.member_step = int(s.n_iterations)
                 ctx.member_evals = int(s.fun_calls)
+                ctx.states = states
         elif code is _SCIPY_LBFGSB_CODE and ctx.scipy_step is None:
             loc = f.f_locals
             ctx.scipy_step = loc.get("n_iterations")
@@ -168,6 +170,33 @@ class _Recorder:
             self._fill += k
             done += k
             self.n += k
+
+    def append_one(self, t: int, seg: int, step: int, member: int, loss: float, elapsed: float,
+                   evaluation: float, values: np.ndarray) -> None:
+        """Adds a single row (the per-member batched path calls this once per member step)."""
+        if not self._chunks or self._fill == self.chunk:
+            self._new_chunk()
+        c = self._chunks[-1]
+        k = self._fill
+        c["t"][k] = t
+        c["seg"][k] = seg
+        c["step"][k] = step
+        c["member"][k] = member
+        c["loss"][k] = loss
+        c["elapsed"][k] = elapsed
+        c["evaluation"][k] = evaluation
+        if values is not None:  # else filled later by set_values (deferred transform)
+            c["values"][k] = values
+        self._fill = k + 1
+        self.n += 1
+
+    def set_values(self, rows: np.ndarray, values: np.ndarray) -> None:
+        """Writes the value rows of earlier appended rows (numbers from :attr:`n` order)."""
+        rows = np.asarray(rows, np.int64)
+        which, at = np.divmod(rows, self.chunk)
+        for ci in np.unique(which):
+            sel = which == ci
+            self._chunks[int(ci)]["values"][at[sel]] = values[sel]
 
     @property
     def nbytes(self) -> int:
@@ -334,6 +363,21 @@ class _Segment:
     max_evaluation: float = 0.0
 
 
+@dataclass
+class _BatchedRun:
+    """A per-member batched L-BFGS-B run seen by the context form: which member owns which state.
+
+    scipy hands the marker the member's live ``OptimizeResult`` whose ``x`` *is* that
+    member's state array, so after one stack walk per run a dict lookup finds the member.
+    """
+
+    group: int | None
+    attempt: int | None
+    states: list
+    index: dict
+    layout: int | None = None  # index into FitTracer._layouts: raw state -> key columns
+
+
 # --------------------------------------------------------------------------------------
 # Zero-cost iteration markers for the context-manager form
 # --------------------------------------------------------------------------------------
@@ -356,10 +400,14 @@ def _active_for(ctx: _FitContext, fresh_only: bool = True) -> list["FitTracer"]:
     return out
 
 
-def _begin_run() -> None:
+def _begin_run(closure=None) -> None:
     ctx = _fit_context()
-    for tr in _active_for(ctx, fresh_only=False):
-        tr._begin_run()
+    mine = _active_for(ctx, fresh_only=False)
+    for tr in list(_ACTIVE):
+        tr._batched_run = None
+        tr._run_closure = closure
+        if tr in mine:
+            tr._begin_run()
 
 
 def _mark_scipy(xk=None) -> None:
@@ -368,10 +416,9 @@ def _mark_scipy(xk=None) -> None:
         tr._guard(tr._on_joint_step, ctx, None)
 
 
-def _mark_batched(xk=None) -> None:
-    ctx = _fit_context()
-    for tr in _active_for(ctx):
-        tr._guard(tr._on_member_step, ctx)
+def _mark_batched(res) -> None:
+    for tr in list(_ACTIVE):
+        tr._guard(tr._on_batched_marker, res)
 
 
 def _mark_torch(parameters, result) -> None:
@@ -412,14 +459,14 @@ def _patched_fmin_l_bfgs_b_batched(*args, **kwargs):
     user = kwargs.get("callback")
     wrapped_user = _wrap_callback(user) if user is not None else None
 
-    def cb(intermediate_result):
-        _mark_batched()
+    def cb(intermediate_result):  # this exact parameter name makes scipy pass the live OptimizeResult
+        _mark_batched(intermediate_result)
         if wrapped_user is not None:
             return wrapped_user(intermediate_result)
         return None
 
     kwargs["callback"] = cb
-    _begin_run()
+    _begin_run(kwargs.get("func", args[0] if args else None))
     return orig(*args, **kwargs)
 
 
@@ -514,6 +561,10 @@ class FitTracer:
         self._live = None
         self._live_last = 0.0
         self._foreign_warned = False
+        self._batched_run: _BatchedRun | None = None
+        self._run_closure = None
+        self._layouts: list = []
+        self._raw_pending: list = []  # (row, layout index, raw state copy): transformed in bulk later
         if mll is not None:
             self._bind(mll)
 
@@ -556,6 +607,7 @@ class FitTracer:
         self._by_id = {id(g.mll): i for i, g in enumerate(self._groups)}
         self._by_id.setdefault(id(mll), 0 if len(self._groups) == 1 else None)
         self._rec = _Recorder(len(keys))
+        self._raw_pending, self._layouts, self._batched_run = [], [], None
         self._initial = np.vstack([self._read(i) for i in range(len(self._groups))])
 
     @property
@@ -776,31 +828,105 @@ class FitTracer:
         grp.fresh = False
         self._after_commit()
 
+    def _on_batched_marker(self, res) -> None:
+        """Context form, batched path: scipy's live result of one member's new iterate."""
+        run = self._batched_run
+        i = run.index.get(id(getattr(res, "x", None))) if run is not None else None
+        if i is None:
+            ctx = _fit_context()
+            if ctx.member is None or ctx.states is None:
+                raise RuntimeError("batched L-BFGS-B step without its optimizer frame (unknown BoTorch version)")
+            g = self._group_of(ctx.mll) if ctx.mll is not None else self._resolve_group(ctx)
+            run = _BatchedRun(g, ctx.attempt, ctx.states, {id(st.x): k for k, st in enumerate(ctx.states)})
+            if g is not None:
+                run.layout = self._layout(g, self._run_closure)
+            self._batched_run = run
+            i = ctx.member
+        if run.group is None:
+            return  # another MLL's fit
+        st = run.states[i]
+        if run.layout is None:
+            self._commit_member(run.group, run.attempt, i, float(st.f), int(st.n_iterations), float(st.fun_calls))
+            return
+        # fast path: keep a copy of the member's raw state; constraint transforms run in bulk later
+        row = self._rec.n
+        self._commit_member(run.group, run.attempt, i, float(st.f), int(st.n_iterations), float(st.fun_calls),
+                            read=False)
+        self._raw_pending.append((row, run.layout, st.x.copy()))
+        if len(self._raw_pending) >= 20000:
+            self._materialize()
+
+    def _layout(self, g: int, closure) -> int | None:
+        """Where each key's raw element sits in a member's state vector of BoTorch's batched closure."""
+        reader = self._groups[g].reader
+        params = getattr(closure, "parameters", None)
+        sizes = getattr(closure, "_trailing_sizes", None)
+        batch = getattr(closure, "batch_shape", None)
+        if reader is None or not isinstance(params, dict) or not isinstance(sizes, dict) or batch is None:
+            return None
+        offsets, off = {}, 0
+        for name, p in params.items():
+            offsets[id(p)] = (off, int(sizes[name]))
+            off += int(sizes[name])
+        parts = []
+        for info, flat, cols in reader.parts:
+            o = offsets.get(id(info.raw))
+            if o is None or info.member_ndim != len(batch) or int(np.prod(info.elem_shape)) != o[1]:
+                return None  # e.g. a fixed parameter: read the model instead
+            parts.append((o[0] + flat.numpy(), cols, info.constraint))
+        self._layouts.append(parts)
+        return len(self._layouts) - 1
+
+    def _materialize(self) -> None:
+        """Turns pending raw member states into constrained values (one transform per parameter)."""
+        pending, self._raw_pending = self._raw_pending, []
+        if not pending:
+            return
+        by_layout: dict[int, list] = {}
+        for row, layout, x in pending:
+            by_layout.setdefault(layout, []).append((row, x))
+        for layout, items in by_layout.items():
+            rows = np.array([r for r, _ in items], np.int64)
+            X = np.stack([x for _, x in items])
+            vals = np.full((len(rows), len(self.keys)), np.nan)
+            with torch.no_grad():
+                for pos, cols, constraint in self._layouts[layout]:
+                    raw = torch.from_numpy(np.ascontiguousarray(X[:, pos]))
+                    v = constraint.transform(raw) if constraint is not None else raw
+                    vals[:, cols] = v.detach().to("cpu", torch.float64).numpy()
+            self._rec.set_values(rows, vals)
+
     def _on_member_step(self, ctx: _FitContext) -> None:
-        """One member of a batched model took a step of its own L-BFGS-B (per-member batched path)."""
+        """Callback form, batched path: one member took a step of its own L-BFGS-B."""
         if ctx.member is None:
             raise RuntimeError("batched L-BFGS-B callback without its optimizer frame (unknown BoTorch version)")
         g = self._resolve_group(ctx)
         if g is None:
             return
+        evaluation = float(ctx.member_evals) if ctx.member_evals is not None else math.nan
+        self._commit_member(g, ctx.attempt, ctx.member, ctx.member_loss, int(ctx.member_step), evaluation)
+
+    def _commit_member(self, g: int, attempt, member: int, loss: float, step: int, evaluation: float,
+                       read: bool = True) -> None:
         grp = self._groups[g]
-        if ctx.member >= grp.n:
-            raise RuntimeError(f"member {ctx.member} out of range for a batch of {grp.n}")
-        step = int(ctx.member_step)
+        if member >= grp.n:
+            raise RuntimeError(f"member {member} out of range for a batch of {grp.n}")
         seg = self._seg
         restart = bool(seg is not None and seg.group == g and self._run_start is None
-                       and step <= seg.member_steps.get(ctx.member, 0))
-        seg = self._segment(g, ctx.attempt, restart)
+                       and step <= seg.member_steps.get(member, 0))
+        seg = self._segment(g, attempt, restart)
         t = seg.base + step - 1
-        values = self._read(g)[ctx.member]
-        evaluation = float(ctx.member_evals) if ctx.member_evals is not None else math.nan
-        self._rec.append(t, len(self._segments) - 1, step, [grp.offset + ctx.member], ctx.member_loss,
-                         self._elapsed(), evaluation, values[None, :])
-        seg.member_steps[ctx.member] = step
-        seg.last_step = max(seg.last_step, step)
-        seg.max_evaluation = max(seg.max_evaluation, evaluation) if not math.isnan(evaluation) else seg.max_evaluation
-        self._next_t = max(self._next_t, t + 1)
-        self._after_commit()
+        self._rec.append_one(t, len(self._segments) - 1, step, grp.offset + member, loss, self._elapsed(),
+                             evaluation, self._read(g)[member] if read else None)
+        seg.member_steps[member] = step
+        if step > seg.last_step:
+            seg.last_step = step
+        if evaluation > seg.max_evaluation:
+            seg.max_evaluation = evaluation
+        if t >= self._next_t:
+            self._next_t = t + 1
+        if self._live is not None:
+            self._after_commit()
 
     @staticmethod
     def _member_loss(grp: _Group, mll_value: torch.Tensor) -> np.ndarray:
@@ -827,6 +953,7 @@ class FitTracer:
         """
         if self._rec is None:
             return dense_frames(_Recorder(0).arrays(), 0, (), None, np.empty(0))
+        self._materialize()
         n = self._rec.n
         if self._frames_cache is not None and self._frames_cache[0] == n:
             return self._frames_cache[1].copy()
@@ -835,6 +962,8 @@ class FitTracer:
         return df.copy()
 
     def _events(self) -> dict[str, np.ndarray]:
+        if self._rec is not None:
+            self._materialize()
         return self._rec.arrays() if self._rec is not None else _Recorder(0).arrays()
 
     def summary(self, loss_tol: float = 1e-3, param_rtol: float = 1e-2) -> pd.DataFrame:

@@ -33,6 +33,19 @@ N, D = 8, 2
 MAXITER = {"options": {"maxiter": 25}}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One BLAS/torch thread: the batched L-BFGS-B path runs outside BoTorch's threadpool limit, and on a
+    shared 2-core machine spinning BLAS threads make these small fits 5-10x slower (same results)."""
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(old)
+
+
 def data(n=N, d=D, seed=0):
     g = torch.Generator().manual_seed(seed)
     X = torch.rand(n, d, generator=g)
@@ -372,15 +385,15 @@ def test_a_tracer_bug_does_not_abort_the_fit(monkeypatch):
     mll1 = make_mll("batched")
     tracer = trace_fit(mll1)
     calls = {"n": 0}
-    real = tracer._read
+    real = tracer._rec.append_one
 
-    def broken(g):
+    def broken(*args):  # a deliberately broken recorder: the third row raises
         calls["n"] += 1
         if calls["n"] > 2:
             raise ZeroDivisionError("tracer bug")
-        return real(g)
+        return real(*args)
 
-    monkeypatch.setattr(tracer, "_read", broken)
+    monkeypatch.setattr(tracer._rec, "append_one", broken)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with tracer:
