@@ -117,17 +117,18 @@ def test_held_out_predictions_equal_batch_cross_validation(sweep, data):
 def test_same_seed_reproduces_cells_and_another_seed_draws_other_subsets(sweep, data):
     X, Y = data
     # a cell depends on (seed, size, repeat) only: a sweep of one size repeats the big sweep's cells
-    again = cv_sweep(SingleTaskGP, X, Y, sizes=[8], repeats=REPEATS, seed=0, progress=False)
-    for r in range(REPEATS):
+    again = cv_sweep(SingleTaskGP, X, Y, sizes=[8], repeats=2, seed=0, progress=False)
+    for r in range(2):
         np.testing.assert_array_equal(again.subsets[(0, r)], sweep.subsets[(0, r)])
     cols = ["mse", "mae", "nlpd", "evaluations"]
-    pd.testing.assert_frame_equal(again.scores[HEAD + cols], sweep.scores[sweep.scores["size"] == 8][HEAD + cols])
-    pd.testing.assert_frame_equal(again.parameters, sweep.parameters[sweep.parameters["size"] == 8]
-                                  .reset_index(drop=True))
-    other = cv_sweep(SingleTaskGP, X, Y, sizes=[8], repeats=2, seed=1, progress=False)
-    for r in range(2):
-        assert other.subsets[(0, r)].tolist() != sweep.subsets[(0, r)].tolist()
-    assert not np.allclose(other.scores["mse"], sweep.scores["mse"][:2])
+    first = sweep.scores[(sweep.scores["size"] == 8) & (sweep.scores["i_repeat"] < 2)]
+    pd.testing.assert_frame_equal(again.scores[HEAD + cols], first[HEAD + cols])
+    p = sweep.parameters
+    pd.testing.assert_frame_equal(again.parameters, p[(p["size"] == 8) & (p["i_repeat"] < 2)].reset_index(drop=True))
+    other = cv_sweep(SingleTaskGP, X, Y, sizes=[8], repeats=1, seed=1, progress=False)
+    assert other.subsets[(0, 0)].tolist() != sweep.subsets[(0, 0)].tolist()
+    assert other.scores["mse"][0] != sweep.scores["mse"][0]
+    assert not np.array_equal(other.parameters.iloc[:, 4:].to_numpy(), p[p["size"] == 8].iloc[:8, 4:].to_numpy())
     # distinct subsets across repeats, each sorted and without repeats
     for rows in sweep.subsets.values():
         assert len(set(rows.tolist())) == len(rows) and rows.tolist() == sorted(rows.tolist())
@@ -313,3 +314,66 @@ def test_default_metrics_are_pluggable_functions():
 def test_public_names():
     assert gpviz.cv_sweep is cv_sweep and gpviz.Sweep is Sweep
     assert "cv_sweep" in gpviz.__all__ and "Sweep" in gpviz.__all__
+
+
+INTERRUPTED_RUN = """
+import sys, torch
+torch.set_num_threads(1)
+torch.set_default_dtype(torch.float64)
+from botorch.models import SingleTaskGP
+import gpviz
+g = torch.Generator().manual_seed(0)
+X = torch.rand(12, 2, generator=g, dtype=torch.float64)
+Y = torch.sin(5 * X).sum(-1, keepdim=True) + 0.05 * torch.randn(12, 1, generator=g, dtype=torch.float64)
+print("start", flush=True)
+gpviz.cv_sweep(SingleTaskGP, X, Y, sizes=[4, 5, 6, 7, 8], repeats=2, seed=0, cache_dir=sys.argv[1],
+               progress=False)
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_real_process_loses_no_finished_cell(tmp_path, monkeypatch):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cache = tmp_path / "cells"
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_RUN, str(cache)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if cache.exists() and len([p for p in cache.glob("seed0_*") if (p / "cell.json").exists()]) >= 6:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "finished" not in out and "KeyboardInterrupt" in err
+    done = sorted(p.name for p in cache.glob("seed0_*"))
+    assert 6 <= len(done) < 10
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no half-written cell
+
+    # the same data (make_data(12)) and model: the rerun fits only the cells that had not finished
+    import gpviz.sweep as sweep_module
+
+    fits = []
+    real_fit = sweep_module.fit_gpytorch_mll
+
+    def counting_fit(mll, **kwargs):
+        fits.append(mll.model.train_inputs[0].shape[0])
+        return real_fit(mll, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "fit_gpytorch_mll", counting_fit)
+    X, Y = make_data(12)
+    sw = cv_sweep(SingleTaskGP, X, Y, sizes=[4, 5, 6, 7, 8], repeats=2, seed=0, cache_dir=cache,
+                  progress=False)
+    assert len(fits) == 10 - len(done) and int(sw.scores["cached"].sum()) == len(done)
+    cached = sw.scores[sw.scores["cached"]]
+    assert sorted(f"seed0_n{n}_r{r}" for n, r in zip(cached["size"], cached["i_repeat"])) == done
+    assert (sw.scores["status"] == "ok").all()

@@ -1,0 +1,105 @@
+"""Benchmark: wall time of gpviz.cv_sweep vs calling BoTorch's batch_cross_validation on the same cells.
+
+Both sides fit the same leave-one-out folds of the same random subsets (sizes x repeats)
+with a default SingleTaskGP; the sweep adds subset draws, evaluation counting, metrics,
+parameter frames (and, with --cache, writing every cell to disk). Each cell is run by both
+sides back to back, alternating who goes first, so drift in machine load hits both alike.
+Every sweep call holds a single cell, so its fixed per-call costs (argument checks, progress
+bar, assembling frames) are paid once per cell: a conservative measure of a real sweep.
+
+Usage:
+    .venv/bin/python scripts/bench_sweep.py [--sizes 8 16 24] [--repeats 3] [--threads 1] [--cache]
+
+Prints one line per run and the ratio sweep / direct (the target is <= 1.10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import warnings
+
+import torch
+from botorch.cross_validation import batch_cross_validation, gen_loo_cv_folds
+from botorch.models import SingleTaskGP
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+import gpviz
+from gpviz.sweep import subset_indices
+
+
+def make_data(n: int, d: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64)
+    Y = torch.sin(5 * X).sum(-1, keepdim=True) + 0.05 * torch.randn(n, 1, generator=g, dtype=torch.float64)
+    return X, Y
+
+
+def run_direct(X, Y, size, seed) -> tuple[float, float]:
+    """batch_cross_validation on one cell, as a user would call it by hand: (wall, CPU) seconds."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    rows = torch.as_tensor(subset_indices(X.shape[0], size, 0, seed))
+    folds = gen_loo_cv_folds(X[rows], Y[rows])
+    res = batch_cross_validation(SingleTaskGP, ExactMarginalLogLikelihood, folds, observation_noise=True)
+    with torch.no_grad():
+        res.posterior.mean, res.posterior.variance  # noqa: B018 - the predictions a user reads
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+def run_sweep(X, Y, size, seed, cache_dir) -> tuple[float, float, float]:
+    """cv_sweep on the same cell: (wall, CPU, seconds spent outside make_model + fit) ."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    sw = gpviz.cv_sweep(SingleTaskGP, X, Y, [size], 1, seed=seed, cache_dir=cache_dir, progress=False)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert (sw.scores["status"] == "ok").all(), sw.scores["error"].tolist()
+    return wall, cpu, wall - float(sw.scores["fit_seconds"].sum())
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 24])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--points", type=int, default=40, help="rows of the data set")
+    ap.add_argument("--d", type=int, default=3, help="input dimensions")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: leave torch's default)")
+    ap.add_argument("--cache", action="store_true", help="the sweep also writes every cell to a fresh cache_dir")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.set_default_dtype(torch.float64)
+    warnings.simplefilter("ignore")  # the same fit warnings on both sides; keep the table readable
+    X, Y = make_data(args.points, args.d)
+    cells = [(size, seed) for seed in range(args.repeats) for size in args.sizes]
+    print(f"cells: sizes {args.sizes} x {args.repeats} repeats = {len(cells)} cells, d={args.d}, "
+          f"torch threads {torch.get_num_threads()}, cache {'on' if args.cache else 'off'}")
+    run_direct(X, Y, args.sizes[0], 0)  # warm up lazy imports and caches outside the timing
+    run_sweep(X, Y, args.sizes[0], 0, None)
+    direct, sweep, outside = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (size, seed) in enumerate(cells):
+            # each cell is fitted by both sides back to back (alternating who goes first), so a change
+            # in machine load between cells hits both sides alike
+            cache_dir = f"{tmp}/cell{k}" if args.cache else None
+            for side in (("direct", "sweep") if k % 2 == 0 else ("sweep", "direct")):
+                if side == "direct":
+                    direct.append(run_direct(X, Y, size, seed))
+                else:
+                    *t, out = run_sweep(X, Y, size, seed, cache_dir)
+                    sweep.append(tuple(t))
+                    outside.append(out)
+            print(f"cell n={size:3d} seed {seed}: batch_cross_validation {direct[-1][0]:7.3f} s, "
+                  f"cv_sweep {sweep[-1][0]:7.3f} s  (cpu {direct[-1][1]:7.3f} / {sweep[-1][1]:7.3f} s)")
+    for i, what in ((0, "wall"), (1, "cpu")):
+        d, s = [t[i] for t in direct], [t[i] for t in sweep]
+        pair = statistics.median(b / a for a, b in zip(d, s))
+        print(f"{what}: batch_cross_validation {sum(d):.3f} s, cv_sweep {sum(s):.3f} s; ratio cv_sweep / "
+              f"batch_cross_validation = {sum(s) / sum(d):.3f} (totals), {pair:.3f} (median of cells); "
+              f"target <= 1.10")
+    print(f"cv_sweep time outside make_model + fit (folds, prediction, metrics, parameters, frames"
+          f"{', cache' if args.cache else ''}): {sum(outside):.3f} s of {sum(t[0] for t in sweep):.3f} s "
+          f"({100 * sum(outside) / sum(t[0] for t in sweep):.1f}%)")
+
+if __name__ == "__main__":
+    main()
