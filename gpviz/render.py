@@ -423,7 +423,8 @@ def _log_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
         mid = (l0 + l1) / 2
         l0, l1 = mid - 0.5, mid + 0.5
     pad = 0.06 * (l1 - l0)
-    return 10 ** (l0 - pad), 10 ** (l1 + pad)
+    # stay inside float64 (1e-300 .. 1e300 values must not overflow the axis)
+    return 10 ** max(l0 - pad, -307.0), 10 ** min(l1 + pad, 307.0)
 
 
 def _linear_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
@@ -431,17 +432,19 @@ def _linear_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
     if not len(pts):
         return -1.0, 1.0
     lo, hi = float(pts.min()), float(pts.max())
-    span = hi - lo
+    half_span = hi / 2 - lo / 2  # halves: hi - lo overflows for values near +-1.8e308
     # show zero (the sign of a mean matters) unless it would squash the data
-    if lo > 0 and lo <= 2 * max(span, 1e-12):
+    if lo > 0 and lo / 2 <= 2 * max(half_span, 1e-12):
         lo = 0.0
-    elif hi < 0 and -hi <= 2 * max(span, 1e-12):
+    elif hi < 0 and -hi / 2 <= 2 * max(half_span, 1e-12):
         hi = 0.0
-    if hi - lo == 0:
+    if hi == lo:
         width = max(abs(lo) * 0.5, 1.0)
         lo, hi = lo - width, hi + width
-    pad = 0.08 * (hi - lo)
-    return lo - pad, hi + pad
+    pad = 0.08 * (hi / 2 - lo / 2) * 2
+    if math.isfinite(lo - pad) and math.isfinite(hi + pad):
+        lo, hi = lo - pad, hi + pad
+    return lo, hi
 
 
 def _axes(data: _Data, metas: Mapping[str, _Meta]):

@@ -392,3 +392,14 @@ def test_duplicate_columns_are_refused_naming_them():
     frame = pd.concat([pd.DataFrame({k: [1.0]}), pd.DataFrame({k: [2.0]})], axis=1)
     with pytest.raises(InputError, match=re.escape(f"several columns named {k!r}")):
         R.render_frame(expr, frame)
+
+
+def test_extreme_values_never_overflow_the_axes():
+    X, Y = _data()
+    expr = gpviz.model_expr(SingleTaskGP(X, Y))
+    big = np.finfo(np.float64).max
+    frame = pd.DataFrame({k: [1e-300, 1e300] for k in expr.keys})
+    frame["mean_module.constant"] = [-big, big]
+    spec = R.render_frame(expr, frame).spec
+    assert all(math.isfinite(a["lo"]) and math.isfinite(a["hi"]) and a["lo"] < a["hi"] for a in spec["axes"])
+    assert all(c["type"] == "float64" for c in spec["columns"].values())  # float32 would flush 1e-300 to 0

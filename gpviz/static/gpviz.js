@@ -115,11 +115,14 @@
       };
 
   function makeScale(axis) {
-    var log = axis.kind === "log";
-    var a = log ? Math.log10(axis.lo) : axis.lo, b = log ? Math.log10(axis.hi) : axis.hi;
-    var span = (b - a) || 1;
-    // pixel position is linear in log10(value) on a log axis (a TRUE log axis)
-    return function (v) { return EDGE + ((log ? Math.log10(v) : v) - a) / span * PLOT_W; };
+    if (axis.kind === "log") {
+      var l0 = Math.log10(axis.lo), l1 = Math.log10(axis.hi), ls = (l1 - l0) || 1;
+      // pixel position is linear in log10(value): a TRUE log axis
+      return function (v) { return EDGE + (Math.log10(v) - l0) / ls * PLOT_W; };
+    }
+    // halves: hi - lo overflows to Infinity for values near +-1.8e308
+    var a = axis.lo / 2, span = (axis.hi / 2 - a) || 1;
+    return function (v) { return EDGE + (v / 2 - a) / span * PLOT_W; };
   }
 
   // Where a value goes: {x, kind}; kind is "ok", "nan", "inf" (+-inf), "nonpos" (<= 0 on a log
