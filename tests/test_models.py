@@ -148,6 +148,21 @@ def test_every_gp_class_gives_a_truthful_expression_frames_and_a_page(name):
         assert sec.title in text
 
 
+@pytest.mark.parametrize("name", GP_CLASSES)
+def test_feature_names_from_a_dataframe_reach_every_family(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, x1, _, _ = _build(name)
+        frame = pd.DataFrame(x1.numpy(), columns=["alpha", "beta", "gamma"])
+        expr = gpviz.model_expr(model, frame)
+        text = expr.text(width=400)
+    for f in ("x0", "x1", "x2"):
+        assert f"'{f}'" not in text
+    if not expr.opaque:  # an opaque kernel shows its parameters, not its features
+        assert "compare('alpha')" in text and "compare('beta')" in text
+    assert ("'gamma'" in text) or name in ("SingleTaskMultiFidelityGP",)
+
+
 @pytest.mark.parametrize("name", sorted(NOT_GP))
 def test_models_that_are_not_gps_are_refused_by_name(name):
     model = NOT_GP[name]()
@@ -351,6 +366,40 @@ def test_batched_multi_output_models_convert_each_member_with_its_own_output_sig
     model, orig = gpviz.parameters(m), gpviz.parameters(m, units="original")
     k = "likelihood.noise_covar.noise"
     assert np.allclose(orig[k].to_numpy(), model[k].to_numpy() * sd**2, rtol=1e-12)
+
+
+def test_model_list_converts_each_output_with_its_own_transforms():
+    X, Y = _data(n=12)
+    m = bm.ModelListGP(
+        bm.SingleTaskGP(X, Y, covar_module=ScaleKernel(RBFKernel(ard_num_dims=3))),
+        bm.SingleTaskGP(3 * X, 1000 * Y + 5, covar_module=ScaleKernel(RBFKernel(ard_num_dims=3)),
+                        input_transform=Normalize(3)))
+    m.eval()
+    model, orig = gpviz.parameters(m).iloc[0], gpviz.parameters(m, units="original").iloc[0]
+    sd0, sd1 = Y.std().item(), (1000 * Y).std().item()
+    k0, k1 = "models.0.likelihood.noise_covar.noise", "models.1.likelihood.noise_covar.noise"
+    assert orig[k0] == pytest.approx(model[k0] * sd0**2) and orig[k1] == pytest.approx(model[k1] * sd1**2)
+    ls = "models.{}.covar_module.base_kernel.lengthscale[1]"
+    rng1 = (3 * X[:, 1]).max().item() - (3 * X[:, 1]).min().item()
+    assert orig[ls.format(0)] == model[ls.format(0)]  # no input transform: already original
+    assert orig[ls.format(1)] == pytest.approx(model[ls.format(1)] * rng1)
+    _, labels = to_units(gpviz.model_expr(m, outputs=["a", "b"]), gpviz.parameters(m), "original")
+    assert labels["b: Covariance kernel"] == labels["a: Covariance kernel"] == "original inputs, original outputs"
+
+
+def test_to_units_converts_every_row_of_a_trace_by_its_member():
+    X, Y = _data(n=12)
+    m = bm.SingleTaskGP(X, torch.cat([Y, 10 * Y], -1), input_transform=Normalize(3))
+    m.eval()
+    expr = gpviz.model_expr(m)
+    wide = gpviz.parameters(m)
+    trace = pd.concat([wide.assign(i_timestep=t) for t in range(3)], ignore_index=True)
+    conv, _ = gpviz.to_units(expr, trace, "original")
+    once = gpviz.parameters(m, units="original")
+    for t in range(3):
+        step = conv[conv.i_timestep == t].drop(columns="i_timestep").reset_index(drop=True)
+        pd.testing.assert_frame_equal(step, once)
+    assert not trace.equals(conv) and gpviz.to_units(expr, trace, "model")[0] is trace
 
 
 def _fit(model):
