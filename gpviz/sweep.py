@@ -82,7 +82,7 @@ def _as_tensor(name: str, value) -> torch.Tensor:
         arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name} must be a tensor or numeric array, got {type(value).__name__}") from exc
-    return torch.as_tensor(arr, dtype=torch.get_default_dtype())
+    return torch.tensor(arr, dtype=torch.get_default_dtype())  # a copy: the caller's array stays theirs
 
 
 def _check_data(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
@@ -386,7 +386,9 @@ class Sweep:
             from ``cache_dir`` instead of fitted).
         parameters: Fitted constrained parameters, one row per fold of every repeat at
             every size: ``i_config``, ``size``, ``i_repeat``, ``i_model`` (the fold: the
-            batch member), then one float64 column per key of the model's expression.
+            batch member; for a multi-output model one member per fold and output,
+            ``i_model = fold * m + output``), then one float64 column per key of the
+            model's expression. Failed cells have no rows.
         predictions: One row per held-out point: ``i_config``, ``size``, ``i_repeat``,
             ``i_model`` (fold), ``index`` (row of X), ``i_output``, ``y_true``,
             ``pred_mean``, ``pred_var``.
@@ -410,6 +412,7 @@ class Sweep:
         self._make_model = make_model
         self._X, self._Y = X, Y
         self._model = model
+        self.feature_names: list[str] | None = None  # the columns of X when it was a DataFrame
 
     def __repr__(self) -> str:
         failed = int((self.scores["status"] != STATUS_OK).sum())
@@ -430,7 +433,7 @@ class Sweep:
         """The model's expression (structure only; the sweep's values come from :attr:`parameters`)."""
         from gpviz.model import model_expr
 
-        return model_expr(self.model, feature_names)
+        return model_expr(self.model, feature_names if feature_names is not None else self.feature_names)
 
     def summary(self, metric: str = "mse"):
         """Per size: the 10th/90th percentile and centre of ``metric`` across repeats, with counts."""
@@ -515,7 +518,13 @@ class Sweep:
                             extra_html=f'{_BESIDE_CSS}<div class="gpviz-sweep-chart">{img}</div>')
 
     def _repr_html_(self) -> str:
-        return self.render()._repr_html_()
+        try:
+            return self.render()._repr_html_()
+        except Exception as exc:  # a display must never break a notebook: show the scores instead
+            from gpviz.render import escape_html
+
+            return (f"<div><b>{escape_html(repr(self))}</b> (not drawn: {escape_html(type(exc).__name__)}: "
+                    f"{escape_html(exc)})</div>" + self.scores.to_html(index=False, escape=True))
 
 
 def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapping | None = None,
@@ -531,7 +540,8 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
     Args:
         make_model: ``(train_X, train_Y) -> model``: builds a batched BoTorch model from
             ``n x (n-1) x d`` inputs and ``n x (n-1) x m`` outputs (e.g. ``SingleTaskGP``).
-        X: ``N x d`` inputs (tensor, array or DataFrame).
+        X: ``N x d`` inputs (tensor, array or DataFrame; a DataFrame's columns name the
+            features in :meth:`Sweep.render`).
         Y: ``N`` or ``N x m`` outputs.
         sizes: Dataset sizes (each 3..N); run and shown in ascending order.
         repeats: Random subsets per size (>= 1).
@@ -559,6 +569,7 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
     """
     if not callable(make_model):
         raise InputError(f"make_model must be callable (train_X, train_Y) -> model, got {type(make_model).__name__}")
+    feature_names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
     X, Y = _check_data(X, Y)
     sizes = _check_sizes(sizes, X.shape[0])
     repeats = _check_int("repeats", repeats, 1)
@@ -602,7 +613,9 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
                 bar.update(1)
     finally:
         bar.close()
-    return _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y, model)
+    sweep = _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y, model)
+    sweep.feature_names = feature_names
+    return sweep
 
 
 def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y, model) -> Sweep:

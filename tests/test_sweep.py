@@ -377,3 +377,23 @@ def test_ctrl_c_in_a_real_process_loses_no_finished_cell(tmp_path, monkeypatch):
     cached = sw.scores[sw.scores["cached"]]
     assert sorted(f"seed0_n{n}_r{r}" for n, r in zip(cached["size"], cached["i_repeat"])) == done
     assert (sw.scores["status"] == "ok").all()
+
+
+def test_all_failed_sweep_renders_as_a_scores_table_and_render_says_why():
+    X, Y = make_data(10)
+    with pytest.warns(GpvizWarning):
+        sw = cv_sweep(CountingModel(fail_size=4), X, Y, sizes=[4], repeats=2, progress=False)
+    assert sw.parameters.empty and list(sw.parameters.columns) == HEAD + ["i_model"]
+    with pytest.raises(InputError, match="every cell failed.*no model for n=4"):
+        sw.render()
+    html = sw._repr_html_()
+    assert "not drawn" in html and "RuntimeError: no model for n=4" in html and "<table" in html
+
+
+def test_dataframe_inputs_name_the_features():
+    X, Y = make_data(10)
+    frame = pd.DataFrame(X.numpy(), columns=["temperature", "<b>pressure</b>"])
+    sw = cv_sweep(SingleTaskGP, frame, pd.Series(Y[:, 0].numpy()), sizes=[4], repeats=1, progress=False)
+    assert sw.feature_names == ["temperature", "<b>pressure</b>"]
+    html = sw.render().html()
+    assert "temperature" in html and "&lt;b&gt;pressure&lt;/b&gt;" in html and "<b>pressure</b>" not in html
