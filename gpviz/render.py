@@ -414,6 +414,10 @@ def _axis_kind(meta: _Meta) -> tuple[str, bool]:
     return "linear", False
 
 
+_MAX = float(np.finfo(np.float64).max)
+_LOG_MIN, _LOG_MAX = -307.0, 308.25  # log10 of the normal float64 range
+
+
 def _log_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
     pts = np.concatenate([vals[np.isfinite(vals) & (vals > 0)], [r for r in refs if r > 0 and math.isfinite(r)]])
     if not len(pts):
@@ -423,8 +427,13 @@ def _log_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
         mid = (l0 + l1) / 2
         l0, l1 = mid - 0.5, mid + 0.5
     pad = 0.06 * (l1 - l0)
-    # stay inside float64 (1e-300 .. 1e300 values must not overflow the axis)
-    return 10 ** max(l0 - pad, -307.0), 10 ** min(l1 + pad, 307.0)
+    l0, l1 = l0 - pad, l1 + pad
+    # stay inside float64: values near 1e-308 or 1e308 must not overflow the axis
+    if l1 > _LOG_MAX:
+        l0, l1 = min(l0, _LOG_MAX - 1.0), _LOG_MAX
+    if l0 < _LOG_MIN:
+        l0, l1 = _LOG_MIN, max(l1, _LOG_MIN + 1.0)
+    return 10 ** l0, 10 ** l1
 
 
 def _linear_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
@@ -442,8 +451,7 @@ def _linear_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
         width = max(abs(lo) * 0.5, 1.0)
         lo, hi = lo - width, hi + width
     pad = 0.08 * (hi / 2 - lo / 2) * 2
-    if math.isfinite(lo - pad) and math.isfinite(hi + pad):
-        lo, hi = lo - pad, hi + pad
+    lo, hi = max(lo - pad, -_MAX), min(hi + pad, _MAX)
     return lo, hi
 
 
@@ -476,7 +484,7 @@ def _axes(data: _Data, metas: Mapping[str, _Meta]):
             lo = min([lo] + ([float(inside.min())] if len(inside) else []))
             hi = max([hi] + ([float(inside.max())] if len(inside) else []))
             if hi <= lo:
-                lo, hi = (lo / 10, hi * 10) if kind == "log" else (lo - 1, hi + 1)
+                lo, hi = (lo / 10, min(hi * 10, _MAX)) if kind == "log" else (max(lo - 1, -_MAX), min(hi + 1, _MAX))
         elif kind == "log":
             lo, hi = _log_domain(vals, refs)
         else:

@@ -403,3 +403,30 @@ def test_extreme_values_never_overflow_the_axes():
     spec = R.render_frame(expr, frame).spec
     assert all(math.isfinite(a["lo"]) and math.isfinite(a["hi"]) and a["lo"] < a["hi"] for a in spec["axes"])
     assert all(c["type"] == "float64" for c in spec["columns"].values())  # float32 would flush 1e-300 to 0
+
+
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+_FUZZ_EXPR = gpviz.model_expr(SingleTaskGP(*_data(d=2)))
+_value_arrays = hnp.arrays(np.float64, st.integers(0, 6),
+                           elements=st.floats(allow_nan=True, allow_infinity=True, width=64))
+
+
+@given(values=st.lists(_value_arrays, min_size=4, max_size=4), mode=st.sampled_from(["batch", "configs", "timeline"]),
+       seed=st.integers(0, 2**16))
+def test_any_values_render_or_fail_typed(values, mode, seed):
+    n = min(len(v) for v in values)
+    frame = pd.DataFrame({k: v[:n] for k, v in zip(_FUZZ_EXPR.keys, values)})
+    rng = np.random.default_rng(seed)
+    if mode == "configs":
+        frame["i_config"] = rng.integers(0, 3, n)
+    elif mode == "timeline":
+        frame["i_timestep"] = rng.integers(-5, 5, n)
+    fig = R.render_frame(_FUZZ_EXPR, frame)  # never raises for numeric input
+    spec = page_spec(fig.html())
+    assert all(math.isfinite(a["lo"]) and math.isfinite(a["hi"]) and a["lo"] < a["hi"] for a in spec["axes"])
+    assert all(a["lo"] > 0 for a in spec["axes"] if a["kind"] == "log")
+    for k in _FUZZ_EXPR.keys:
+        assert len(decode(spec["columns"][k])) == n
