@@ -400,31 +400,48 @@ def _active_for(ctx: _FitContext, fresh_only: bool = True) -> list["FitTracer"]:
     return out
 
 
-def _begin_run(closure=None) -> None:
+_RUNS: list[list["FitTracer"]] = []  # tracers of each optimizer run in progress (innermost last)
+
+
+def _begin_run(closure=None) -> list["FitTracer"]:
+    """An optimizer run starts: one stack walk finds the MLL and attempt, for the whole run."""
     ctx = _fit_context()
     mine = _active_for(ctx, fresh_only=False)
     for tr in list(_ACTIVE):
         tr._batched_run = None
         tr._run_closure = closure
-        if tr in mine:
-            tr._begin_run()
+    for tr in mine:
+        tr._begin_run(ctx)
+    return mine
+
+
+@contextlib.contextmanager
+def _run(closure=None):
+    mine = _begin_run(closure)
+    _RUNS.append(mine)
+    try:
+        yield
+    finally:
+        _RUNS.pop()
+
+
+def _current() -> list["FitTracer"]:
+    return _RUNS[-1] if _RUNS else []
 
 
 def _mark_scipy(xk=None) -> None:
-    ctx = _fit_context()
-    for tr in _active_for(ctx):
-        tr._guard(tr._on_joint_step, ctx, None)
+    for tr in _current():
+        tr._guard(tr._on_joint_step, tr._run_ctx, None)
 
 
 def _mark_batched(res) -> None:
-    for tr in list(_ACTIVE):
+    for tr in _current():
         tr._guard(tr._on_batched_marker, res)
 
 
 def _mark_torch(parameters, result) -> None:
-    ctx = _fit_context()
-    for tr in _active_for(ctx):
-        tr._guard(tr._on_joint_step, ctx, result)
+    for tr in _current():
+        tr._guard(tr._on_joint_step, tr._run_ctx, result)
 
 
 def _chain_x(user_cb):
@@ -440,16 +457,16 @@ def _chain_x(user_cb):
 def _patched_minimize_with_timeout(*args, **kwargs):
     orig = _ORIGINALS["minimize_with_timeout"][2]
     try:
-        sig = inspect.signature(orig).bind(*args, **kwargs)
-        sig.apply_defaults()
-        arguments = sig.arguments
-        if arguments.get("method") in (None, "L-BFGS-B") and not callable(arguments.get("method")):
-            arguments["callback"] = _chain_x(arguments.get("callback"))
-            _begin_run()
-            return orig(**arguments)
-    except TypeError:
-        pass
-    return orig(*args, **kwargs)
+        bound = inspect.signature(orig).bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+    except TypeError:  # let the original report its own argument error
+        return orig(*args, **kwargs)
+    if arguments.get("method") not in (None, "L-BFGS-B"):
+        return orig(*args, **kwargs)  # other scipy methods: per-evaluation accounting only
+    arguments["callback"] = _chain_x(arguments.get("callback"))
+    with _run():
+        return orig(**arguments)
 
 
 def _patched_fmin_l_bfgs_b_batched(*args, **kwargs):
@@ -466,8 +483,8 @@ def _patched_fmin_l_bfgs_b_batched(*args, **kwargs):
         return None
 
     kwargs["callback"] = cb
-    _begin_run(kwargs.get("func", args[0] if args else None))
-    return orig(*args, **kwargs)
+    with _run(kwargs.get("func", args[0] if args else None)):
+        return orig(*args, **kwargs)
 
 
 def _patched_torch_minimize(*args, **kwargs):
@@ -481,8 +498,8 @@ def _patched_torch_minimize(*args, **kwargs):
         return None
 
     kwargs["callback"] = cb
-    _begin_run()
-    return orig(*args, **kwargs)
+    with _run():
+        return orig(*args, **kwargs)
 
 
 _PATCHES = (
@@ -563,6 +580,7 @@ class FitTracer:
         self._foreign_warned = False
         self._batched_run: _BatchedRun | None = None
         self._run_closure = None
+        self._run_ctx = _FitContext()
         self._layouts: list = []
         self._raw_pending: list = []  # (row, layout index, raw state copy): transformed in bulk later
         if mll is not None:
@@ -710,8 +728,9 @@ class FitTracer:
         mll.__dict__["forward"] = forward
         self._restore.append((mll, had, old))
 
-    def _begin_run(self) -> None:
+    def _begin_run(self, ctx: _FitContext) -> None:
         self._run_start = self._evals
+        self._run_ctx = ctx
 
     # ----- callback form -------------------------------------------------------------------
 

@@ -207,6 +207,35 @@ def test_batched_default_path_callback_form_matches_context_form(monkeypatch):
         fit_gpytorch_mll(make_mll("batched"), optimizer_kwargs={"callback": lambda parameters, result: None})
 
 
+def test_batched_path_softplus_constraints_match_the_model():
+    """Raw member states recorded on the batched path are transformed like the model's own (softplus)."""
+    from gpytorch.kernels import RBFKernel, ScaleKernel
+
+    X, Y = data()
+    folds = gen_loo_cv_folds(X, Y)
+    batch = torch.Size([N])
+
+    def make():
+        torch.manual_seed(2)
+        covar = ScaleKernel(RBFKernel(ard_num_dims=D, batch_shape=batch), batch_shape=batch)
+        m = SingleTaskGP(folds.train_X, folds.train_Y, covar_module=covar)
+        return ExactMarginalLogLikelihood(m.likelihood, m)
+
+    mll_a = make()
+    with trace_fit(mll_a) as ctx_tracer:
+        fit_gpytorch_mll(mll_a, optimizer_kwargs=MAXITER)
+    mll_b = make()
+    cb_tracer = FitTracer(mll_b)
+    fit_gpytorch_mll(mll_b, optimizer_kwargs={"callback": cb_tracer.callback, **MAXITER})
+    a, b = ctx_tracer.frames, cb_tracer.frames
+    keys = list(ctx_tracer.keys)
+    assert any("outputscale" in k for k in keys)
+    np.testing.assert_allclose(a[keys].to_numpy(), b[keys].to_numpy(), rtol=1e-12, atol=1e-12)
+    last = a[a["i_timestep"] == a["i_timestep"].max()]
+    final = gpviz.parameters(mll_a.model)
+    np.testing.assert_allclose(last[keys].to_numpy(), final[keys].to_numpy(), rtol=1e-12, atol=1e-12)
+
+
 def test_batch_cross_validation_without_an_mll():
     X, Y = data()
     folds = gen_loo_cv_folds(X, Y)
