@@ -261,6 +261,7 @@ class _Data:
     config_labels: tuple[str, ...]
     steps: list[int]
     step_starts: list[int]
+    row_members: list[int] | None = None
 
 
 def _config_labels(config_labels, n: int) -> tuple[str, ...]:
@@ -349,7 +350,12 @@ def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> _Data:
         members = int(max(np.diff(starts))) if n else 0
     else:
         members = n
-    return _Data(mode, values, n, members, i_config, labels, steps, starts)
+    row_members = None
+    if mode != "timeline":  # a timeline's rows of one step are its members in order
+        row_members = [int(m) for m in index[I_MODEL]] if I_MODEL in index else list(range(n))
+        if i_config is not None and I_MODEL not in index:  # members count within each configuration
+            row_members = [int(j) for j in pd.Series(i_config).groupby(i_config).cumcount()]
+    return _Data(mode, values, n, members, i_config, labels, steps, starts, row_members)
 
 
 # --------------------------------------------------------------------------- #
@@ -582,6 +588,8 @@ def _legend(spec: dict, has_bad: bool) -> str:
         axes.append(f"{escape_html(ax['role'])}: {scale}{bounds}")
     if axes:
         items.append(f'<span>axes: {"; ".join(dict.fromkeys(axes))}</span>')
+    if spec["mode"] != "snapshot":
+        items.append('<span>hover a dot to ring its member in every chart <b class="gpviz-hover"></b></span>')
     return '<div class="gpviz-legend">' + "".join(items) + "</div>"
 
 
@@ -720,6 +728,7 @@ def _build(expr, frame, *, info=None, title=None, config_labels=None, extra_html
                    for k, p in params.items()},
         "configs": configs,
         "steps": data.steps, "step_starts": data.step_starts, "step_prefix": "Step",
+        "row_members": data.row_members,
         "bad": _bad_values(data, axes, params),
         "columns": columns,
     }

@@ -279,3 +279,21 @@ def test_timeline_of_configurations_animates_bands(tmp_path, open_page):
     xs3 = loaded.eval("Array.from(document.querySelector('.gpviz-param').gpvizXs)")
     assert all(b > a for a, b in zip(xs0, xs3))  # values grow with the step
     assert loaded.console_errors == []
+
+
+def test_hovering_a_dot_rings_that_member_everywhere(tmp_path, open_page):
+    expr = gpviz.kernel_expr(gk.ScaleKernel(gk.RBFKernel()))
+    ks = list(expr.keys)
+    frame = pd.DataFrame({"i_model": [0, 1, 2, 3], ks[0]: [0.5, 1.0, 2.0, 4.0], ks[1]: [4.0, 2.0, 1.0, 0.5]})
+    loaded = open_page(R.render_frame(expr, frame).save(tmp_path / "hover.html"))
+    _check_page(loaded, 2)
+    box = loaded.page.locator(f'.gpviz-param[data-key="{ks[0]}"] canvas').bounding_box()
+    x, y = _xs(loaded, ks[0])[2], loaded.eval(f"document.querySelector('.gpviz-param[data-key=\"{ks[0]}\"]').gpvizYs[2]")
+    loaded.page.mouse.move(box["x"] + x, box["y"] + y)
+    loaded.page.wait_for_timeout(150)
+    assert loaded.eval("[...document.querySelectorAll('.gpviz-param')].map(e => e.gpvizHighlight)") == [2, 2]
+    assert "member 2" in loaded.eval("document.querySelector('.gpviz-hover').innerText")
+    loaded.page.mouse.move(1, 1)
+    loaded.page.wait_for_timeout(150)
+    assert loaded.eval("[...document.querySelectorAll('.gpviz-param')].map(e => e.gpvizHighlight)") == [-1, -1]
+    assert loaded.console_errors == []

@@ -111,7 +111,7 @@
       ROW_H = 14,     // height of a single strip (snapshot, batch)
       COLORS = {
         strip: "#e6e6e6", stripAlt: "#f3f3f3", dot: "#1f5fbf", bad: "#d62728",
-        prior: "#1a9a3a", tick: "#c4c4c4", zero: "#8a8a8a"
+        prior: "#1a9a3a", tick: "#c4c4c4", zero: "#8a8a8a", highlight: "#ff7f0e"
       };
 
   function makeScale(axis) {
@@ -263,7 +263,7 @@
       ctx.fill();
     }
 
-    function draw(start, end) {
+    function draw(start, end, hl) {
       background();
       var n = Math.max(0, end - start);
       var xs = new Float64Array(n), ys = new Float64Array(n);
@@ -298,6 +298,16 @@
         shown.push(v);
       }
       ctx.globalAlpha = 1;
+      // the member under the pointer (in any chart of the figure): an orange ring in every chart
+      el.gpvizHighlight = -1;
+      if (hl >= 0 && hl < n && xs[hl] === xs[hl]) {
+        ctx.strokeStyle = COLORS.highlight;
+        ctx.lineWidth = 2;
+        ctx.beginPath();
+        ctx.arc(xs[hl], ys[hl], Math.max(3, Math.min(5, bandH / 2)), 0, 2 * Math.PI);
+        ctx.stroke();
+        el.gpvizHighlight = hl;
+      }
 
       valueText.textContent = (n === 1) ? fmtValue(column[start]) : "";
       var flags = [];
@@ -335,7 +345,18 @@
       return counts;
     }
 
-    return { draw: draw, el: el };
+    // row offset (within the drawn rows) of the dot nearest to a pointer position, or -1
+    function nearest(mx, my) {
+      var xs = el.gpvizXs, ys = el.gpvizYs, best = -1, bestD = 36;
+      if (!xs) return -1;
+      for (var i = 0; i < xs.length; i++) {
+        var dx = xs[i] - mx, dy = ys[i] - my, d = dx * dx + dy * dy;
+        if (d < bestD) { bestD = d; best = i; }
+      }
+      return best;
+    }
+
+    return { draw: draw, el: el, canvas: canvas, nearest: nearest };
   }
 
   function noDataView(el, key) {
@@ -381,17 +402,49 @@
     window.gpvizSummary = window.gpvizSummary || {};
     window.gpvizSummary[container.id] = summary;
 
+    var drawnRows = [0, 0], hl = -1, pending = false;
+    var hover = container.querySelector(".gpviz-hover");
+
     function drawRows(start, end) {
+      drawnRows = [start, end];
       var flagged = [];
       views.forEach(function (v) {
-        var counts = v.draw(start, end);
+        var counts = v.draw(start, end, hl);
         if (counts && (counts.nan || counts.inf || counts.nonpos || counts.out || end <= start)) {
           flagged.push(v.el.getAttribute("data-key"));
         }
       });
       summary.drawn = container.querySelectorAll('.gpviz-param[data-drawn="1"]').length;
       summary.flagged = flagged;
+      summary.highlight = hl;
+      if (hover) hover.textContent = hl < 0 ? "" : rowLabel(start + hl, hl);
     }
+
+    // "member 3" / "n = 40, member 3": the row's member in plain words (spec.row_members: i_model per row)
+    function rowLabel(row, offset) {
+      var member = spec.row_members ? spec.row_members[row] : offset;
+      var text = "member " + member;
+      if (iConfig && spec.configs) text = spec.configs.labels[iConfig[row]] + ", " + text;
+      return "\u25ef " + text;
+    }
+
+    function setHighlight(i) {
+      if (i === hl) return;
+      hl = i;
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(function () { pending = false; drawRows(drawnRows[0], drawnRows[1]); });
+    }
+
+    views.forEach(function (v) {
+      if (!v.canvas) return;
+      v.canvas.addEventListener("mousemove", function (ev) {
+        var r = v.canvas.getBoundingClientRect();
+        var i = v.nearest(ev.clientX - r.left, ev.clientY - r.top);
+        if (i >= 0) setHighlight(i);
+      });
+      v.canvas.addEventListener("mouseleave", function () { setHighlight(-1); });
+    });
 
     if (spec.mode === "timeline") {
       mountTimeline(container, spec, drawRows, summary);
