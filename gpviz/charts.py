@@ -168,3 +168,37 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
 
 __all__ = ["ChartFigure", "new_figure", "figure_to_png", "figure_to_img", "score_bands", "scaling_curve",
            "BAND_PERCENTILES"]
+
+
+def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str | None = None) -> Figure:
+    """Several sweeps' scaling curves on one chart (the origin post's Chart 2).
+
+    Args:
+        scores_by_label: ``{label: Sweep.scores}``, drawn in order, one colour each.
+        metric: The metric to draw.
+        title: Axes title; default names the metric.
+
+    Returns:
+        A matplotlib Figure: per sweep, a centre line and its 10th–90th percentile band.
+
+    Raises:
+        InputError: if ``scores_by_label`` is empty or ``metric`` is not a column of a frame.
+    """
+    if not scores_by_label:
+        raise InputError("compare_scaling_curves needs at least one {label: scores} entry, got none")
+    fig = new_figure(7.2, 4.2)
+    ax = fig.add_subplot()
+    positive = all(score_bands(s, metric)["center_kind"].eq("geometric mean").all() for s in scores_by_label.values())
+    sizes = set()
+    for i, (label, scores) in enumerate(scores_by_label.items()):
+        scaling_curve(scores, metric, ax=ax, label=str(label), color=f"C{i}", log_y=positive)
+        sizes.update(int(s) for s in scores["size"].unique())
+    lo_p, hi_p = BAND_PERCENTILES
+    ax.set_xticks(sorted(sizes))
+    ax.set_title(title if title is not None else
+                 f"Leave-one-out {metric} vs dataset size (lines: centre; bands: {lo_p:g}th–{hi_p:g}th percentile)",
+                 fontsize=10)
+    return fig
+
+
+__all__ += ["compare_scaling_curves"]

@@ -336,6 +336,94 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     return df
 
 
+# -- verdicts of a whole sweep --------------------------------------------------------------------------------------
+
+def load_member_values(model, values) -> None:
+    """Writes constrained values into a model's parameters, per batch member.
+
+    Args:
+        model: A GP model whose parameters are named by ``model_expr(model).keys``.
+        values: key -> sequence of one value per batch member (flattened batch
+            order, as in ``parameters(model)``), e.g. a wide parameter frame.
+
+    Raises:
+        InputError: if a key's values do not have one entry per batch member.
+    """
+    from gpviz.model import model_batch_shape
+
+    batch = torch.Size(model_batch_shape(model))
+    n = int(batch.numel())
+    with torch.no_grad():
+        for key in values.keys() if hasattr(values, "keys") else values:
+            if key == I_MODEL:
+                continue
+            vals = np.array(values[key], dtype=np.float64).reshape(-1)  # a copy: pandas arrays are read-only
+            if vals.size != n:
+                raise InputError(f"{key}: got {vals.size} values for a model with {n} batch members")
+            path, name, index = parse_key(key)
+            info = param_info(resolve(model, path), name, batch)
+            v = torch.as_tensor(vals, dtype=info.raw.dtype, device=info.raw.device).reshape(batch)
+            # a member-owned parameter takes its own member's value; a shared one the first member's
+            lead = (slice(None),) * info.member_ndim + (0,) * (len(batch) - info.member_ndim)
+            v = v[lead] if len(batch) else v
+            c = info.constraint
+            r = c.inverse_transform(v) if c is not None and getattr(c, "enforced", True) else v
+            members = tuple(info.raw.shape[: info.member_ndim])
+            info.raw.data.view(members + (-1,))[..., info.flat_index(index)] = r
+
+
+def sweep_prior_pull(sweep, repeats: int | None = 1) -> pd.DataFrame:
+    """:func:`prior_pull` of the fitted models of a cross-validation sweep, per size and repeat.
+
+    The sweep keeps fitted parameter values, not models: each cell's model is rebuilt
+    with the sweep's own factory on the cell's folds and given the recorded values, so
+    nothing is refitted.
+
+    Args:
+        sweep: A :class:`gpviz.sweep.Sweep` from :func:`gpviz.cv_sweep`.
+        repeats: How many repeats per size to analyse (``None``: all of them).
+
+    Returns:
+        The rows of :func:`prior_pull` (one per key, fold and cell) with ``i_config``,
+        ``size`` and ``i_repeat`` in front. Failed cells are skipped.
+    """
+    from botorch.cross_validation import gen_loo_cv_folds
+
+    make_model = getattr(sweep, "_make_model", None)
+    X, Y = getattr(sweep, "_X", None), getattr(sweep, "_Y", None)
+    if make_model is None or X is None or Y is None:
+        raise InputError(f"sweep_prior_pull expects a gpviz Sweep (from cv_sweep), got {type(sweep).__name__}")
+    params = sweep.parameters
+    frames = []
+    n_rep = sweep.repeats if repeats is None else min(int(repeats), sweep.repeats)
+    for i_config, size in enumerate(sweep.sizes):
+        for i_repeat in range(n_rep):
+            cell = params[(params["i_config"] == i_config) & (params["i_repeat"] == i_repeat)]
+            rows = sweep.subsets.get((i_config, i_repeat))
+            if cell.empty or rows is None:
+                continue
+            idx = torch.as_tensor(rows, device=X.device)
+            folds = gen_loo_cv_folds(X[idx], Y[idx])
+            model = make_model(folds.train_X, folds.train_Y)
+            cell = cell.sort_values(I_MODEL)
+            keys = [k for k in cell.columns if k not in ("i_config", "size", "i_repeat", I_MODEL)]
+            load_member_values(model, {k: cell[k].to_numpy() for k in keys})
+            pull = prior_pull(model)
+            pull.insert(0, "i_repeat", np.int32(i_repeat))
+            pull.insert(0, "size", np.int32(size))
+            pull.insert(0, "i_config", np.int32(i_config))
+            frames.append(pull)
+    if not frames:
+        return pd.DataFrame(columns=["i_config", "size", "i_repeat"] + COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def held_fractions(pull: pd.DataFrame) -> pd.DataFrame:
+    """Share of folds judged ``held by prior`` per key (rows) and dataset size (columns)."""
+    return (pull.assign(held=pull["verdict"].eq(HELD))
+            .pivot_table(index="key", columns="size", values="held", aggfunc="mean", sort=False))
+
+
 # -- model factories with other priors -----------------------------------------------------------------------------
 
 def _check_prior(role: str, prior) -> None:
@@ -505,4 +593,4 @@ def with_priors(make_model, lengthscale: Prior | None = None, outputscale: Prior
     return PriorFactory(make_model, {"lengthscale": lengthscale, "outputscale": outputscale, "noise": noise})
 
 
-__all__ = ["prior_pull", "with_priors", "apply_priors", "PriorFactory", "VERDICTS", "HELD", "AT_BOUND", "FREE"]
+__all__ = ["prior_pull", "with_priors", "apply_priors", "sweep_prior_pull", "load_member_values", "held_fractions", "PriorFactory", "VERDICTS", "HELD", "AT_BOUND", "FREE"]

@@ -1,0 +1,166 @@
+"""compare(): two prior settings side by side, checked as data and as a page in a real headless Chromium."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from botorch.models import SingleTaskGP
+from gpytorch.kernels import MaternKernel, ScaleKernel
+from gpytorch.priors import GammaPrior
+
+import gpviz
+from gpviz.compare import ComparisonFigure, describe_priors, score_table
+from gpviz.errors import InputError
+from gpviz.priors import HELD, load_member_values, prior_pull, sweep_prior_pull
+
+SIZES, REPEATS = (6, 10), 2
+STRONG, LOOSE = "Gamma(3, 6) <b>strong</b>", "Gamma(1.125, 0.375) loose"
+
+DRAWN = """() => [...document.querySelectorAll('.gpviz-figure')].map(f => ({
+    id: f.id,
+    params: [...f.querySelectorAll('.gpviz-param')].map(e => ({key: e.dataset.key, drawn: e.dataset.drawn,
+        points: +e.dataset.points, held: e.classList.contains('gpviz-held'), canvas: !!e.querySelector('canvas')})),
+    heldLegend: !!f.querySelector('.gpviz-swatch-held'), priorLegend: !!f.querySelector('.gpviz-swatch-prior')}))"""
+
+# Counts green (prior-mode) pixels in the canvas column at CSS x of figure `fig`, parameter `key`.
+GREEN_COLUMN = """([fig, key, x]) => {
+    const el = document.querySelectorAll('.gpviz-figure')[fig].querySelector(`.gpviz-param[data-key="${key}"]`);
+    const c = el.querySelector('canvas'), dpr = c.width / parseFloat(c.style.width);
+    const d = c.getContext('2d').getImageData(Math.round(x * dpr), 0, 1, c.height).data;
+    let green = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 1] > 120 && d[i] < 90 && d[i + 2] < 110 && d[i + 3] > 200) green++;
+    return green;
+}"""
+
+
+def scale_matern(train_X, train_Y):
+    batch = train_X.shape[:-2]
+    return SingleTaskGP(train_X, train_Y, covar_module=ScaleKernel(
+        MaternKernel(nu=2.5, ard_num_dims=train_X.shape[-1], batch_shape=batch), batch_shape=batch))
+
+
+@pytest.fixture(scope="module")
+def sweeps():
+    old_threads, old_dtype = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_num_threads(1)  # two shared cores
+    torch.set_default_dtype(torch.float64)
+    try:
+        g = torch.Generator().manual_seed(0)
+        X = torch.rand(20, 4, generator=g)  # x2, x3 irrelevant
+        Y = (torch.sin(6 * X[:, 0]) + 4 * (X[:, 1] - 0.5) ** 2).unsqueeze(-1)
+        return {
+            STRONG: gpviz.cv_sweep(gpviz.with_priors(scale_matern, lengthscale=GammaPrior(3.0, 6.0)), X, Y,
+                                   sizes=list(SIZES), repeats=REPEATS, progress=False),
+            LOOSE: gpviz.cv_sweep(gpviz.with_priors(scale_matern, lengthscale=GammaPrior(1.125, 0.375)), X, Y,
+                                  sizes=list(SIZES), repeats=REPEATS, progress=False),
+        }
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.set_default_dtype(old_dtype)
+
+
+@pytest.fixture(scope="module")
+def figure(sweeps):
+    return gpviz.compare(sweeps)
+
+
+def test_rebuilt_cell_models_carry_the_fitted_values(sweeps):
+    sweep = sweeps[STRONG]
+    pull = sweep_prior_pull(sweep, repeats=1)
+    assert set(pull["size"]) == set(SIZES)
+    keys = list(sweep.expression().keys)
+    for size in SIZES:
+        at = pull[pull["size"] == size]
+        assert list(dict.fromkeys(at.key)) == keys and len(at) == size * len(keys)
+        fitted = sweep.parameters[(sweep.parameters["size"] == size) & (sweep.parameters["i_repeat"] == 0)]
+        for key in keys:
+            np.testing.assert_allclose(at[at.key == key].sort_values("i_model").value, fitted[key], rtol=1e-9)
+
+
+def test_load_member_values_round_trip():
+    from botorch.cross_validation import gen_loo_cv_folds
+
+    g = torch.Generator().manual_seed(3)
+    X, Y = torch.rand(5, 2, generator=g), torch.rand(5, 1, generator=g)
+    folds = gen_loo_cv_folds(X, Y)
+    model = scale_matern(folds.train_X, folds.train_Y)
+    target = gpviz.parameters(model)
+    for k in target.columns[1:]:
+        target[k] = target[k] * (1.5 + 0.1 * np.arange(len(target)))
+    load_member_values(model, {k: target[k].to_numpy() for k in target.columns[1:]})
+    np.testing.assert_allclose(gpviz.parameters(model).to_numpy(), target.to_numpy(), rtol=1e-9)
+    with pytest.raises(InputError, match="3 values for a model with 5 batch members"):
+        load_member_values(model, {"covar_module.outputscale": [1.0, 2.0, 3.0]})
+
+
+def test_compare_measures_the_two_priors(sweeps, figure):
+    assert isinstance(figure, ComparisonFigure) and figure.labels == [STRONG, LOOSE]
+    table = score_table(sweeps)
+    assert list(table["size"]) == [6, 6, 10, 10] and list(table["label"]) == [STRONG, LOOSE] * 2
+    assert (table[table.label == STRONG].ratio_to_first == 1).all()
+    assert np.isfinite(table["center"]).all()
+    # the strong prior holds more lengthscales than the loose one at the smallest size
+    held = {}
+    for label, pull in figure.pulls.items():
+        ls = pull[pull.key.str.contains("lengthscale") & (pull["size"] == SIZES[0])]
+        held[label] = ls.verdict.eq(HELD).mean()
+    assert held[STRONG] >= 0.5 and held[LOOSE] <= 0.25, held
+    assert describe_priors(sweeps[LOOSE].model)[0] == (
+        "covar_module.base_kernel.lengthscale", "GammaPrior(concentration=1.125, rate=0.375)")
+
+
+def test_compare_errors(sweeps):
+    with pytest.raises(InputError, match="empty"):
+        gpviz.compare({})
+    with pytest.raises(InputError, match="dict"):
+        gpviz.compare([sweeps[STRONG]])
+    with pytest.raises(InputError, match="not a sweep"):
+        gpviz.compare({"a": sweeps[STRONG], "b": "a string"})
+    with pytest.raises(InputError, match="labels must be non-empty strings"):
+        gpviz.compare({3: sweeps[STRONG]})
+    with pytest.raises(InputError, match="unknown metric 'r2'"):
+        gpviz.compare(sweeps, metric="r2")
+
+
+@pytest.mark.browser
+def test_comparison_page_in_chromium(figure, sweeps, tmp_path, open_page):
+    html = figure.html()
+    assert "<b>strong</b>" not in html and "&lt;b&gt;strong&lt;/b&gt;" in html  # labels escaped
+    assert "covar_module.base_kernel.lengthscale ~ GammaPrior(concentration=3, rate=6)" in html
+    assert "GammaPrior(concentration=1.125, rate=0.375)" in html
+    loaded = open_page(figure.save(tmp_path / "compare.html"), screenshot="compare_page.png")
+    assert loaded.console_errors == []
+    figs = loaded.eval(DRAWN)
+    assert len(figs) == 2 and figs[0]["id"] != figs[1]["id"]
+    keys = list(sweeps[STRONG].expression().keys)
+    for fig in figs:
+        assert [p["key"] for p in fig["params"]] == keys
+        assert all(p["drawn"] == "1" and p["canvas"] for p in fig["params"])
+        assert all(p["points"] == REPEATS * sum(SIZES) for p in fig["params"])
+        assert fig["priorLegend"]
+    # held parameters are tinted on the strong prior's view, with a legend entry; fewer on the loose one
+    strong_held = {p["key"] for p in figs[0]["params"] if p["held"]}
+    loose_held = {p["key"] for p in figs[1]["params"] if p["held"]}
+    assert any("lengthscale" in k for k in strong_held) and figs[0]["heldLegend"]
+    assert len([k for k in loose_held if "lengthscale" in k]) < len([k for k in strong_held if "lengthscale" in k])
+    # the prior mode (1/3) is drawn as a green line on each lengthscale's log axis
+    key = "covar_module.base_kernel.lengthscale[2]"
+    for i, label in enumerate([STRONG, LOOSE]):
+        spec = figure.figures[label].spec
+        axis = spec["axes"][spec["params"][key]["axis"]]
+        assert axis["kind"] == "log"
+        x = 8 + (math.log10(1 / 3) - math.log10(axis["lo"])) / (math.log10(axis["hi"]) - math.log10(axis["lo"])) * 150
+        assert loaded.page.evaluate(GREEN_COLUMN, [i, key, x]) > 10, (label, x, axis)
+    img = loaded.eval("(() => { const i = document.querySelector('.gpviz-compare img'); "
+                      "return [i.complete, i.naturalWidth, i.alt]; })()")
+    assert img[0] and img[1] > 300 and "vs" in img[2]
+    assert len(loaded.eval("[...document.querySelectorAll('.gpviz-cmp-scores tr')].map(r => r.innerText)")) == 3
+
+
+def test_notebook_display(figure):
+    a, b = figure._repr_html_(), figure._repr_html_()
+    ids = [f"{i}-d" for i in figure._ids.values()]
+    assert all(i in a for i in ids) and a != b  # unique element ids per display
