@@ -256,6 +256,21 @@ def test_model_list_one_section_group_per_named_output_with_members_per_submodel
         expr.evaluate(X[:3], output=5)
 
 
+def test_model_list_of_incompatible_batches_is_refused_with_the_shapes_and_mll_is_unwrapped():
+    from gpytorch.mlls import SumMarginalLogLikelihood
+
+    from gpviz.errors import UnsupportedError
+
+    X, Y = _data()
+    m = bm.ModelListGP(bm.SingleTaskGP(X, torch.cat([Y, Y], -1)), bm.SingleTaskGP(X, torch.cat([Y, Y, Y], -1)))
+    with pytest.raises(UnsupportedError, match=r"batch shapes \[\[2\], \[3\]\], which do not broadcast"):
+        gpviz.model_expr(m)
+    ok = bm.ModelListGP(bm.SingleTaskGP(X, Y), bm.SingleTaskGP(X, 2 * Y))
+    mll = SumMarginalLogLikelihood(ok.likelihood, ok)
+    assert gpviz.model_expr(mll).keys == gpviz.model_expr(ok).keys
+    assert list(gpviz.parameters(mll).columns) == ["i_model", *gpviz.model_expr(ok).keys]
+
+
 def test_variational_gp_summarizes_variational_parameters_instead_of_keying_them():
     X, Y = _data(n=30)
     m = bm.SingleTaskVariationalGP(X, Y, inducing_points=8)
