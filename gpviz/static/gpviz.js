@@ -159,15 +159,20 @@
     el.appendChild(chart);
 
     if (configs) {
-      // one text block, one line per band (a span per band made layout the slowest part of big pages)
+      // one element per band (class gpviz-band-label), sized by the container's --band variable
       var labels = document.createElement("span");
       labels.className = "gpviz-band-labels";
       labels.style.height = height + "px";
-      labels.style.lineHeight = bandH + "px";
+      labels.style.setProperty("--band", bandH + "px");
       labels.style.fontSize = Math.min(10, Math.max(7, bandH - 1)) + "px";
-      var every = Math.max(1, Math.ceil(9 / bandH));
-      labels.textContent = configs.labels.map(function (text, i) { return i % every ? "" : text; }).join("\n");
       labels.setAttribute("title", configs.labels.join("\n"));
+      var every = Math.max(1, Math.ceil(9 / bandH));
+      configs.labels.forEach(function (text, i) {
+        var lab = document.createElement("span");
+        lab.className = "gpviz-band-label";
+        if (i % every === 0) lab.textContent = text;
+        labels.appendChild(lab);
+      });
       chart.appendChild(labels);
     }
 
