@@ -190,6 +190,31 @@ class _Recorder:
         self._fill = k + 1
         self.n += 1
 
+    def append_block(self, t: int, seg: int, step: int, member_start: int, n: int, elapsed: float,
+                     evaluation: float) -> None:
+        """Adds rows for members ``member_start .. member_start + n - 1``; loss and values come later."""
+        done = 0
+        while done < n:
+            if not self._chunks or self._fill == self.chunk:
+                self._new_chunk()
+            c = self._chunks[-1]
+            k = min(n - done, self.chunk - self._fill)
+            sl = slice(self._fill, self._fill + k)
+            c["t"][sl], c["seg"][sl], c["step"][sl] = t, seg, step
+            c["member"][sl] = np.arange(member_start + done, member_start + done + k)
+            c["elapsed"][sl], c["evaluation"][sl] = elapsed, evaluation
+            self._fill += k
+            done += k
+            self.n += k
+
+    def set_loss(self, rows: np.ndarray, loss: np.ndarray) -> None:
+        """Writes the losses of earlier appended rows."""
+        rows = np.asarray(rows, np.int64)
+        which, at = np.divmod(rows, self.chunk)
+        for ci in np.unique(which):
+            sel = which == ci
+            self._chunks[int(ci)]["loss"][at[sel]] = loss[sel]
+
     def set_values(self, rows: np.ndarray, values: np.ndarray) -> None:
         """Writes the value rows of earlier appended rows (numbers from :attr:`n` order)."""
         rows = np.asarray(rows, np.int64)
@@ -323,14 +348,33 @@ class _Reader:
         out = np.full((self.n, n_columns), np.nan)
         with torch.no_grad():
             for info, flat, cols in self.parts:
-                val = info.value()
-                members = tuple(val.shape[: info.member_ndim])
-                picked = val.reshape(members + (-1,)).index_select(-1, flat.to(val.device))
-                picked = picked.reshape(members + (1,) * (len(self.batch) - len(members)) + (len(cols),))
-                picked = picked.expand(tuple(self.batch) + (len(cols),)).reshape(self.n, len(cols))
-                out[:, cols] = picked.detach().to("cpu", torch.float64).numpy()
+                out[:, cols] = self._gather(info, info.value(), flat).detach().to("cpu", torch.float64).numpy()
         self._cache_version, self._cache = v, out
         return out
+
+    def _gather(self, info, val: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+        """``members x len(flat)``: the keyed elements of a tensor shaped like the raw parameter."""
+        members = tuple(val.shape[: info.member_ndim])
+        picked = val.reshape(members + (-1,)).index_select(-1, flat.to(val.device))
+        picked = picked.reshape(members + (1,) * (len(self.batch) - len(members)) + (len(flat),))
+        return picked.expand(tuple(self.batch) + (len(flat),)).reshape(self.n, len(flat))
+
+    def positions(self, parameters: dict) -> list | None:
+        """Where each keyed element sits in BoTorch's flat state vector of ``parameters``
+        (the parameters' views concatenated in order): ``[(members x cols positions, cols,
+        constraint)]``, or None if a keyed parameter is not optimized."""
+        offsets, off = {}, 0
+        for p in parameters.values():
+            offsets[id(p)] = off
+            off += p.numel()
+        parts = []
+        for info, flat, cols in self.parts:
+            o = offsets.get(id(info.raw))
+            if o is None:
+                return None
+            index = torch.arange(info.raw.numel()).reshape(info.raw.shape)
+            parts.append((self._gather(info, index, flat).numpy() + o, cols, info.constraint))
+        return parts
 
 
 @dataclass
@@ -431,7 +475,7 @@ def _current() -> list["FitTracer"]:
 
 def _mark_scipy(xk=None) -> None:
     for tr in _current():
-        tr._guard(tr._on_joint_step, tr._run_ctx, None)
+        tr._guard(tr._on_joint_step, tr._run_ctx, None, xk)
 
 
 def _mark_batched(res) -> None:
@@ -441,13 +485,13 @@ def _mark_batched(res) -> None:
 
 def _mark_torch(parameters, result) -> None:
     for tr in _current():
-        tr._guard(tr._on_joint_step, tr._run_ctx, result)
+        tr._guard(tr._on_joint_step, tr._run_ctx, result, None, parameters)
 
 
 def _chain_x(user_cb):
     """A scipy-style ``cb(xk)`` that marks the step, then calls the user's callback (if any)."""
     def cb(xk):
-        _mark_scipy()
+        _mark_scipy(np.copy(xk))  # scipy reuses its x buffer
         if user_cb is not None:
             return user_cb(xk)
         return None
@@ -465,7 +509,7 @@ def _patched_minimize_with_timeout(*args, **kwargs):
     if arguments.get("method") not in (None, "L-BFGS-B"):
         return orig(*args, **kwargs)  # other scipy methods: per-evaluation accounting only
     arguments["callback"] = _chain_x(arguments.get("callback"))
-    with _run():
+    with _run(arguments.get("fun")):
         return orig(**arguments)
 
 
@@ -581,6 +625,8 @@ class FitTracer:
         self._batched_run: _BatchedRun | None = None
         self._run_closure = None
         self._run_ctx = _FitContext()
+        self._joint_layout_key = None
+        self._joint_layout_index = None
         self._layouts: list = []
         self._raw_pending: list = []  # (row, layout index, raw state copy): transformed in bulk later
         if mll is not None:
@@ -626,6 +672,7 @@ class FitTracer:
         self._by_id.setdefault(id(mll), 0 if len(self._groups) == 1 else None)
         self._rec = _Recorder(len(keys))
         self._raw_pending, self._layouts, self._batched_run = [], [], None
+        self._joint_layout_key = self._joint_layout_index = None
         self._initial = np.vstack([self._read(i) for i in range(len(self._groups))])
 
     @property
@@ -803,12 +850,25 @@ class FitTracer:
     def _elapsed(self) -> float:
         return time.perf_counter() - (self._t0 if self._t0 is not None else time.perf_counter())
 
-    def _on_joint_step(self, ctx: _FitContext, result) -> None:
-        """All members of a group took one (joint) optimizer step."""
+    def _on_joint_step(self, ctx: _FitContext, result, x=None, parameters=None) -> None:
+        """All members of a group took one (joint) optimizer step.
+
+        In the context form the marker hands over the optimizer's state (scipy's copy of
+        ``x``, or torch's live ``parameters``) and the last evaluation's output: both are
+        kept as they are and turned into values and losses in bulk later.
+        """
         g = self._resolve_group(ctx)
         if g is None:
             return
         grp = self._groups[g]
+        if self._in_context and grp.pending is not None and (x is not None or parameters is not None):
+            layout = self._joint_layout(g, parameters)
+            if layout is not None:
+                if x is None:
+                    x = torch.cat([p.detach().reshape(-1) for p in parameters.values()]).to(
+                        "cpu", torch.float64).numpy()
+                self._joint_fast(g, grp, ctx, result, layout, np.asarray(x, np.float64))
+                return
         step = int(result.step) if result is not None else (int(ctx.scipy_step) if ctx.scipy_step else None)
         seg = self._seg
         restart = bool(seg is not None and seg.group == g and step is not None and step <= seg.last_step
@@ -847,6 +907,42 @@ class FitTracer:
         grp.fresh = False
         self._after_commit()
 
+    def _joint_layout(self, g: int, parameters) -> int | None:
+        """The state layout of the current run (computed once per run)."""
+        key = (g, id(parameters) if parameters is not None else id(self._run_closure))
+        if self._joint_layout_key == key:
+            return self._joint_layout_index
+        params = parameters if parameters is not None else getattr(self._run_closure, "parameters", None)
+        reader = self._groups[g].reader
+        index = None
+        if reader is not None and isinstance(params, dict):
+            parts = reader.positions(params)
+            if parts is not None:
+                self._layouts.append(parts)
+                index = len(self._layouts) - 1
+        self._joint_layout_key, self._joint_layout_index = key, index
+        return index
+
+    def _joint_fast(self, g: int, grp: _Group, ctx: _FitContext, result, layout: int, x: np.ndarray) -> None:
+        step = int(result.step) if result is not None else None
+        seg = self._segment(g, ctx.attempt, False)
+        if step is None:
+            step = seg.last_step + 1
+        t = seg.base + step - 1
+        row = self._rec.n
+        self._rec.append_block(t, len(self._segments) - 1, step, grp.offset, grp.n, self._elapsed(),
+                               float(self._evals - seg.eval_start))
+        self._raw_pending.append((row, layout, x, grp.pending, grp.n))
+        if step > seg.last_step:
+            seg.last_step = step
+        if t >= self._next_t:
+            self._next_t = t + 1
+        grp.fresh = False
+        if len(self._raw_pending) >= 2000:
+            self._materialize()
+        if self._live is not None:
+            self._after_commit()
+
     def _on_batched_marker(self, res) -> None:
         """Context form, batched path: scipy's live result of one member's new iterate."""
         run = self._batched_run
@@ -871,7 +967,7 @@ class FitTracer:
         row = self._rec.n
         self._commit_member(run.group, run.attempt, i, float(st.f), int(st.n_iterations), float(st.fun_calls),
                             read=False)
-        self._raw_pending.append((row, run.layout, st.x.copy()))
+        self._raw_pending.append((row, run.layout, st.x.copy(), None, 1))
         if len(self._raw_pending) >= 20000:
             self._materialize()
 
@@ -892,28 +988,35 @@ class FitTracer:
             o = offsets.get(id(info.raw))
             if o is None or info.member_ndim != len(batch) or int(np.prod(info.elem_shape)) != o[1]:
                 return None  # e.g. a fixed parameter: read the model instead
-            parts.append((o[0] + flat.numpy(), cols, info.constraint))
+            parts.append(((o[0] + flat.numpy())[None, :], cols, info.constraint))
         self._layouts.append(parts)
         return len(self._layouts) - 1
 
     def _materialize(self) -> None:
-        """Turns pending raw member states into constrained values (one transform per parameter)."""
+        """Turns pending raw optimizer states into constrained values (one transform per parameter
+        for all pending steps) and pending evaluation outputs into losses."""
         pending, self._raw_pending = self._raw_pending, []
         if not pending:
             return
         by_layout: dict[int, list] = {}
-        for row, layout, x in pending:
-            by_layout.setdefault(layout, []).append((row, x))
+        for entry in pending:
+            by_layout.setdefault(entry[1], []).append(entry)
         for layout, items in by_layout.items():
-            rows = np.array([r for r, _ in items], np.int64)
-            X = np.stack([x for _, x in items])
+            nrows = items[0][4]
+            rows = (np.array([e[0] for e in items], np.int64)[:, None] + np.arange(nrows)).reshape(-1)
+            X = np.stack([e[2] for e in items])
             vals = np.full((len(rows), len(self.keys)), np.nan)
             with torch.no_grad():
                 for pos, cols, constraint in self._layouts[layout]:
-                    raw = torch.from_numpy(np.ascontiguousarray(X[:, pos]))
+                    raw = torch.from_numpy(np.ascontiguousarray(X[:, pos].reshape(len(rows), len(cols))))
                     v = constraint.transform(raw) if constraint is not None else raw
                     vals[:, cols] = v.detach().to("cpu", torch.float64).numpy()
             self._rec.set_values(rows, vals)
+            outs = [e[3] for e in items]
+            if outs[0] is not None:
+                grp_like = _Group(None, None, None, None, 0, nrows)
+                loss = np.concatenate([self._member_loss(grp_like, o) for o in outs])
+                self._rec.set_loss(rows, loss)
 
     def _on_member_step(self, ctx: _FitContext) -> None:
         """Callback form, batched path: one member took a step of its own L-BFGS-B."""
