@@ -297,3 +297,26 @@ def test_hovering_a_dot_rings_that_member_everywhere(tmp_path, open_page):
     loaded.page.wait_for_timeout(150)
     assert loaded.eval("[...document.querySelectorAll('.gpviz-param')].map(e => e.gpvizHighlight)") == [-1, -1]
     assert loaded.console_errors == []
+
+
+def test_parse_columns_override_and_base64_fallback(tmp_path, open_page):
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    loaded = open_page(R.render_frame(expr, pd.DataFrame({k: [1.0]})).save(tmp_path / "parse.html"))
+    _check_page(loaded, 1)
+    assert loaded.eval("window.r2p.parseColumns === window.gpviz.parseColumns")
+    # the table-driven fallback (browsers without Uint8Array.fromBase64) matches atob byte for byte
+    mismatches = loaded.eval("""() => {
+        const bad = [];
+        for (let n = 0; n < 70; n++) {
+            const bytes = Uint8Array.from({length: n}, (_, i) => (i * 73 + n * 11) % 256);
+            const s = btoa(String.fromCharCode(...bytes));
+            const got = window.gpviz.decodeBase64Fallback(s);
+            if (got.length !== n || got.some((b, i) => b !== bytes[i])) bad.push(n);
+        }
+        return bad; }""")
+    assert mismatches == []
+    cols = {"a": R._encode(np.array([1.5, -2.0, np.nan])), "b": R._encode(np.array([3, 4], dtype=np.int32))}
+    parsed = loaded.page.evaluate("c => { const t = window.gpviz.parseColumns(c); "
+                                  "return [Array.from(t.a).map(String), Array.from(t.b)]; }", cols)
+    assert parsed == [["1.5", "-2", "NaN"], [3, 4]]
