@@ -93,13 +93,14 @@ def _input_scales(model, batch: torch.Size) -> dict[int, np.ndarray] | str:
     indices = it.indices.tolist() if getattr(it, "indices", None) is not None else list(range(coef.shape[-1]))
     out = {}
     for j, d in enumerate(indices):
-        c = coef[..., 0, j]
-        out[int(d)] = _trailing(c, batch)
+        # the transform's batch dims are the model's input batch dims (folds), which lead;
+        # a trailing output dim of the model (batched multi-output) shares the ranges
+        out[int(d)] = _align(coef[..., 0, j], batch)
     return out
 
 
 def _trailing(t: torch.Tensor, batch: torch.Size) -> np.ndarray:
-    """Broadcasts a transform's per-batch tensor to the model's members (transform batch dims lead)."""
+    """Broadcasts an outcome transform's ``batch x m`` tensor to the members (the output dim is the last one)."""
     t = t.detach().to(device="cpu", dtype=torch.float64)
     try:
         return t.expand(batch).reshape(-1).numpy().copy() if t.dim() <= len(batch) else _align(t, batch)
@@ -155,7 +156,7 @@ def _outputscale_keys(tree: Node) -> list[str] | str:
         factors = t.factors if isinstance(t, Product) else (t,)
         scales = [f for f in factors if isinstance(f, Param) and f.role == "outputscale"]
         if len(scales) != 1:
-            return "the kernel has a term without one outputscale factor, so it has no exact σ² conversion"
+            return "no outputscale to multiply by σ²"
         keys.append(scales[0].key)
     return keys
 
@@ -240,7 +241,7 @@ def unit_plan(expr) -> UnitPlan:
                 elif cov_ok:
                     labels[title] = f"{ins}, {ORIGINAL_OUTPUTS}"
                 else:
-                    labels[title] = f"{ins}; scale in {part.output_space} ({cov_reason})"
+                    labels[title] = f"{ins}; kernel scale in {part.output_space} ({cov_reason})"
             elif sec.note in (part.output_space,) and part.output_space != "outputs":
                 keys = [p.key for p in iter_nodes(sec.body) if isinstance(p, Param)]
                 converted = bool(keys) and all(k in conversions for k in keys)

@@ -368,7 +368,8 @@ def test_quantities_without_an_exact_conversion_keep_model_units_and_say_why():
     # a default SingleTaskGP has no outputscale: its kernel stays in standardized units, labelled so
     m2 = bm.SingleTaskGP(*_data())
     labels = unit_plan(gpviz.model_expr(m2)).labels
-    assert "scale in standardized outputs" in labels["Covariance kernel"]
+    assert labels["Covariance kernel"] == ("original inputs; kernel scale in standardized outputs "
+                                           "(no outputscale to multiply by σ²)")
     assert labels["When comparing a point to itself, add noise"] == "original outputs"
 
 
@@ -400,6 +401,23 @@ def test_model_list_converts_each_output_with_its_own_transforms():
     assert orig[ls.format(1)] == pytest.approx(model[ls.format(1)] * rng1)
     _, labels = to_units(gpviz.model_expr(m, outputs=["a", "b"]), gpviz.parameters(m), "original")
     assert labels["b: Covariance kernel"] == labels["a: Covariance kernel"] == "original inputs, original outputs"
+
+
+def test_loo_folds_convert_each_member_with_its_own_fold_ranges_and_moments():
+    from botorch.cross_validation import gen_loo_cv_folds
+
+    X, Y = _data(n=6, d=2)
+    folds = gen_loo_cv_folds(X * torch.tensor([1.0, 10.0]), 7 * Y + 2)
+    m = bm.SingleTaskGP(folds.train_X, folds.train_Y, input_transform=Normalize(2, batch_shape=torch.Size([6])))
+    m.eval()
+    model, orig = gpviz.parameters(m), gpviz.parameters(m, units="original")
+    coef = m.input_transform.coefficient[:, 0, 1].numpy()
+    assert len(set(np.round(coef, 9))) > 1  # the folds really have different ranges
+    k = "covar_module.lengthscale[1]"
+    assert np.allclose(orig[k].to_numpy(), model[k].to_numpy() * coef, rtol=1e-12)
+    n = "likelihood.noise_covar.noise"
+    var = (m.outcome_transform.stdvs[:, 0, 0] ** 2).numpy()
+    assert np.allclose(orig[n].to_numpy(), model[n].to_numpy() * var, rtol=1e-12)
 
 
 def test_to_units_converts_every_row_of_a_trace_by_its_member():
