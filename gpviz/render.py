@@ -264,17 +264,25 @@ class _Data:
     row_members: list[int] | None = None
 
 
+MAX_CONFIGS = 500  # bands of at least MIN_BAND_PX: a taller canvas stops being a chart
+
+
 def _config_labels(config_labels, n: int) -> tuple[str, ...]:
+    """One label per configuration 0..n-1 (more labels than configurations add empty bands)."""
     if config_labels is None:
-        return tuple(f"config {i}" for i in range(n))
-    if isinstance(config_labels, Mapping):
-        return tuple(str(config_labels.get(i, f"config {i}")) for i in range(n))
-    if isinstance(config_labels, str) or not isinstance(config_labels, Sequence):
+        labels = tuple(f"config {i}" for i in range(n))
+    elif isinstance(config_labels, Mapping):
+        labels = tuple(str(config_labels.get(i, f"config {i}")) for i in range(n))
+    elif isinstance(config_labels, str) or not isinstance(config_labels, Sequence):
         raise InputError(f"config_labels must be a list of labels or a mapping i_config -> label, "
                          f"got {type(config_labels).__name__}")
-    labels = tuple(str(x) for x in config_labels)
-    if len(labels) < n:
-        raise InputError(f"config_labels has {len(labels)} labels but i_config goes up to {n - 1}")
+    else:
+        labels = tuple(str(x) for x in config_labels)
+        if len(labels) < n:
+            raise InputError(f"config_labels has {len(labels)} labels but i_config goes up to {n - 1}")
+    if len(labels) > MAX_CONFIGS:
+        raise InputError(f"{len(labels)} configurations (i_config up to {len(labels) - 1}); at most {MAX_CONFIGS} "
+                         f"bands can be drawn")
     return labels
 
 
@@ -333,10 +341,7 @@ def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> _Data:
         i_config = index[I_CONFIG]
         if len(i_config) and i_config.min() < 0:
             raise InputError(f"column 'i_config' holds {i_config.min()}; expected 0, 1, ... (one per configuration)")
-        n_cfg = int(i_config.max()) + 1 if len(i_config) else 0
-        if config_labels is not None and not isinstance(config_labels, Mapping):
-            n_cfg = max(n_cfg, len(config_labels))
-        labels = _config_labels(config_labels, n_cfg)
+        labels = _config_labels(config_labels, int(i_config.max()) + 1 if len(i_config) else 0)
     steps: list[int] = []
     starts: list[int] = []
     if I_TIMESTEP in index:

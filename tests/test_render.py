@@ -430,3 +430,16 @@ def test_any_values_render_or_fail_typed(values, mode, seed):
     assert all(a["lo"] > 0 for a in spec["axes"] if a["kind"] == "log")
     for k in _FUZZ_EXPR.keys:
         assert len(decode(spec["columns"][k])) == n
+
+
+def test_config_labels_validation():
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    frame = pd.DataFrame({"i_config": [0, 1], k: [1.0, 2.0]})
+    assert R.render_frame(expr, frame, config_labels={1: "big"}).spec["configs"]["labels"] == ["config 0", "big"]
+    assert R.render_frame(expr, frame, config_labels=["a", "b", "c"]).spec["configs"]["labels"] == ["a", "b", "c"]
+    for bad, match in ((3, "int"), ("ab", "str"), (["only one"], "1 labels but i_config goes up to 1")):
+        with pytest.raises(InputError, match=match):
+            R.render_frame(expr, frame, config_labels=bad)
+    with pytest.raises(InputError, match="at most 500"):
+        R.render_frame(expr, pd.DataFrame({"i_config": [0, 10**6], k: [1.0, 2.0]}))
