@@ -618,6 +618,20 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
     return sweep
 
 
+def _stack(frames: list[tuple[Cell, pd.DataFrame]], first: list[str]) -> pd.DataFrame:
+    """All cells' rows in one frame led by int32 ``i_config``, ``size``, ``i_repeat`` (one concat, no per-cell copy)."""
+    head = [I_CONFIG, SIZE, I_REPEAT]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=np.int32 if c in head or c.startswith("i_") else np.float64)
+                             for c in head + first})
+    body = pd.concat([f for _, f in frames], ignore_index=True)
+    lengths = [len(f) for _, f in frames]
+    out = {c: np.repeat(np.array([getattr(cell, c) for cell, _ in frames], dtype=np.int32), lengths) for c in head}
+    rest = first + [c for c in body.columns if c not in first]
+    out.update({c: body[c].to_numpy() for c in rest})
+    return pd.DataFrame(out)
+
+
 def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y, model) -> Sweep:
     score_rows, param_frames, pred_frames = [], [], []
     for c in cells:
@@ -635,27 +649,19 @@ def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y
         row.update(fit_seconds=c.fit_seconds, evaluations=c.evaluations, status=status, error=error,
                    cached=c.cached)
         score_rows.append(row)
-        head = {I_CONFIG: np.int32(c.i_config), SIZE: np.int32(c.size), I_REPEAT: np.int32(c.i_repeat)}
         if c.predictions is not None:
-            pred_frames.append(c.predictions.assign(**head))
+            pred_frames.append((c, c.predictions))
         if c.parameters is not None and status == STATUS_OK:
-            param_frames.append(c.parameters.assign(**head))
+            param_frames.append((c, c.parameters))
     scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS + list(metric_fns) + SCORE_TAIL)
     for col in (I_CONFIG, SIZE, I_REPEAT):
         scores[col] = scores[col].astype(np.int32)
     scores["evaluations"] = scores["evaluations"].astype(np.int64)
     scores["cached"] = scores["cached"].astype(bool)
-    head_cols = [I_CONFIG, SIZE, I_REPEAT]
-    if param_frames:
-        parameters = pd.concat(param_frames, ignore_index=True)
-        keys = [c for c in parameters.columns if c not in head_cols + [I_MODEL]]
-        parameters = parameters[head_cols + [I_MODEL] + keys]
-    else:
-        parameters = pd.DataFrame({c: pd.Series(dtype=np.int32) for c in head_cols + [I_MODEL]})
-    if pred_frames:
-        predictions = pd.concat(pred_frames, ignore_index=True)[PREDICTION_COLUMNS]
-    else:
-        predictions = pd.DataFrame({c: pd.Series(dtype=np.float64) for c in PREDICTION_COLUMNS})
+    parameters = _stack(param_frames, [I_MODEL])
+    predictions = _stack(pred_frames, PREDICTION_COLUMNS[3:])
+    if I_MODEL in parameters.columns:
+        parameters[I_MODEL] = parameters[I_MODEL].astype(np.int32)
     return Sweep(scores=scores, parameters=parameters, predictions=predictions, subsets=subsets, sizes=sizes,
                  repeats=repeats, seed=seed, metrics=tuple(metric_fns), make_model=make_model, X=X, Y=Y,
                  model=model)
