@@ -144,8 +144,8 @@ class _Recorder:
 
     def _new_chunk(self) -> None:
         c = {k: np.empty(self.chunk, np.int32) for k in self.INT_FIELDS}
-        c.update({k: np.empty(self.chunk, np.float64) for k in self.FLOAT_FIELDS})
-        c["values"] = np.empty((self.chunk, self.n_values), np.float64)
+        c.update({k: np.full(self.chunk, np.nan) for k in self.FLOAT_FIELDS})
+        c["values"] = np.full((self.chunk, self.n_values), np.nan)  # NaN until written
         self._chunks.append(c)
         self._fill = 0
 
@@ -257,7 +257,6 @@ def dense_frames(ev: dict[str, np.ndarray], n_members: int, keys, initial: np.nd
     """
     keys = list(keys)
     n_ev = len(ev["t"])
-    cols = {c: np.empty(0) for c in META_COLUMNS}
     if n_ev == 0:
         df = pd.DataFrame({I_TIMESTEP: np.empty(0, np.int32), I_ATTEMPT: np.empty(0, np.int32),
                            STEP: np.empty(0, np.int32), I_MODEL: np.empty(0, np.int32),
@@ -265,7 +264,6 @@ def dense_frames(ev: dict[str, np.ndarray], n_members: int, keys, initial: np.nd
         for k in keys:
             df[k] = np.empty(0)
         return df
-    del cols
     T = int(ev["t"].max()) + 1
     M = int(n_members)
     idx = np.full((T, M), -1, np.int64)
@@ -998,6 +996,12 @@ class FitTracer:
         pending, self._raw_pending = self._raw_pending, []
         if not pending:
             return
+        try:
+            self._materialize_entries(pending)
+        except Exception as e:  # contained: those rows keep NaN values
+            self._fail(e)
+
+    def _materialize_entries(self, pending: list) -> None:
         by_layout: dict[int, list] = {}
         for entry in pending:
             by_layout.setdefault(entry[1], []).append(entry)
