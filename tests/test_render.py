@@ -366,8 +366,13 @@ def test_render_dispatch_and_units():
             return "rendered"
 
     assert gpviz.render(Traced()) == "rendered"
-    fig = gpviz.render(_zoo()["default"])
+    model = _zoo()["default"]
+    fig = gpviz.render(model)
     assert gpviz.render(fig) is fig
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    for same in (ExactMarginalLogLikelihood(model.likelihood, model), gpviz.model_expr(model)):
+        assert gpviz.render(same).html() == fig.html()
     with pytest.raises(InputError, match=r"unknown units: 'furlongs' \(must be one of \["):
         gpviz.render(_zoo()["default"], units="furlongs")
     with pytest.raises(InputError, match="str"):
