@@ -149,9 +149,12 @@ def handle_cosine(module, path, walk):
 
 @register_kernel(gk.LinearKernel)
 def handle_linear(module, path, walk):
-    """k = v · x1ᵀ x2."""
-    (v,) = walk.params(module, path, "variance", "variance")
-    return Product((v, walk.dot()))
+    """k = v · x1ᵀ x2; with ARD variances (``ard_num_dims``), k = Σ_d v_d · x1_d x2_d."""
+    vs = walk.params(module, path, "variance", "variance")
+    if len(vs) == 1:
+        return Product((vs[0], walk.dot()))
+    feats = walk.features_for(len(vs))
+    return Sum(tuple(Product((v, Dot((f.dim,), (f.name,)))) for v, f in zip(vs, feats)))
 
 
 @register_kernel(gk.PolynomialKernel)

@@ -106,11 +106,16 @@ GP_CLASSES = ["SingleTaskGP", "SingleTaskMultiFidelityGP", "MixedSingleTaskGP", 
               "AdditiveMapSaasSingleTaskGP", "EnsembleMapSaasSingleTaskGP", "ModelListGP", "ModelList",
               "KroneckerMultiTaskGP", "MultiTaskGP", "PairwiseGP", "PairwiseLaplaceMarginalLogLikelihood",
               "SingleTaskVariationalGP", "ApproximateGPyTorchModel"]
-# Exported classes that are not Gaussian processes: no covariance to show.
+# Exported classes that are not Gaussian processes: no covariance kernel to show, so
+# model_expr / parameters refuse them with an InputError naming the class.
 NOT_GP = {
+    # f(x) = a + x b: a deterministic affine map (no kernel, no noise)
     "AffineDeterministicModel": lambda: bm.AffineDeterministicModel(torch.ones(3, 1)),
+    # f(x) = any user callable
     "GenericDeterministicModel": lambda: bm.GenericDeterministicModel(lambda X: X.sum(-1, keepdim=True)),
+    # the posterior mean of another model as a deterministic function (show the wrapped GP instead)
     "PosteriorMeanModel": lambda: bm.PosteriorMeanModel(bm.SingleTaskGP(*_data())),
+    # a cost model: fixed_cost + fidelity weights (no learned parameters)
     "AffineFidelityCostModel": lambda: bm.AffineFidelityCostModel({2: 1.0}),
 }
 
