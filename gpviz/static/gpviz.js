@@ -156,6 +156,7 @@
     el.textContent = "";
     var chart = document.createElement("span");
     chart.className = "gpviz-chart";
+    chart.setAttribute("role", "img");
     el.appendChild(chart);
 
     if (configs) {
@@ -336,6 +337,7 @@
       if (meta.held) tip += "\nheld by prior";
       if (flags.length) tip += "\n" + flags.join(", ");
       chart.setAttribute("title", tip);
+      chart.setAttribute("aria-label", tip);
 
       // test and tooling hooks (no user strings)
       el.gpvizXs = xs;  // CSS px from the canvas' left edge, one per row (NaN: not drawable)
