@@ -140,12 +140,17 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
     kind = bands["center_kind"].iloc[0] if len(bands) else "mean"
     if log_y is None:
         log_y = kind == "geometric mean"
-    drawn = bands[bands["n_ok"] > 0]
+    # a size whose repeats all failed stays NaN: the line and the band break there instead of
+    # bridging it with an interpolation nobody measured
     lo_p, hi_p = BAND_PERCENTILES
-    line, = ax.plot(drawn["size"], drawn["center"], marker="o", lw=2, color=color,
+    line, = ax.plot(bands["size"], bands["center"], marker="o", lw=2, color=color,
                     label=label or f"{kind}")
-    ax.fill_between(drawn["size"], drawn["low"], drawn["high"], alpha=0.25, color=line.get_color(),
-                    lw=0, label=f"{lo_p:g}th–{hi_p:g}th percentile" if label is None else None)
+    ok = (bands["n_ok"] > 0).to_numpy()
+    ax.fill_between(bands["size"], bands["low"].fillna(0.0), bands["high"].fillna(0.0), where=ok,
+                    alpha=0.25, color=line.get_color(), lw=0,
+                    label=f"{lo_p:g}th–{hi_p:g}th percentile" if label is None else None)
+    # the range at each measured size as a bar too: a size between two failed ones has no band
+    ax.vlines(bands["size"][ok], bands["low"][ok], bands["high"][ok], color=line.get_color(), alpha=0.45, lw=1.5)
     failed = bands[bands["n_failed"] > 0]
     for _, row in failed.iterrows():
         # a size whose repeats all failed has no centre: mark it at the bottom of the axes

@@ -380,8 +380,9 @@ class Sweep:
 
     Attributes:
         scores: One row per (size, repeat): ``i_config``, ``size``, ``i_repeat``, one
-            column per metric (``mse``, ``mae``, ``nlpd`` and any added), ``fit_seconds``,
-            ``evaluations`` (closure evaluations of the batched fit), ``status``
+            column per metric (``mse``, ``mae``, ``nlpd`` and any added), ``fit_seconds``
+            (building and fitting the batched model), ``evaluations`` (closure
+            evaluations of the batched fit, all attempts), ``status``
             ("ok"/"failed"), ``error`` (text, empty when none) and ``cached`` (read
             from ``cache_dir`` instead of fitted).
         parameters: Fitted constrained parameters, one row per fold of every repeat at

@@ -204,6 +204,10 @@ def test_failed_cell_is_recorded_and_the_sweep_goes_on():
     assert set(sw.predictions["size"]) == {5}
     fig = sw.plot()
     assert any("2 failed" in t.get_text() for t in fig.axes[0].texts)
+    y = fig.axes[0].lines[0].get_ydata()
+    assert np.isfinite(y[0]) and np.isnan(y[1])  # the curve breaks at the failed size, no bridging line
+    page = sw.render()  # the failed size keeps its (empty) labelled band
+    assert page.spec["configs"]["labels"] == ["n = 5", "n = 6"] and page.spec["n_rows"] == 10
 
 
 def test_metric_that_raises_marks_its_cell_failed():
