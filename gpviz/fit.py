@@ -1270,7 +1270,12 @@ class FitTracer:
             return None
 
     def _repr_html_(self) -> str:
-        return self.render()._repr_html_()
+        try:
+            return self.render()._repr_html_()
+        except Exception as e:  # a display must never break a notebook
+            from gpviz.render import escape_html
+
+            return f"<pre>{escape_html(repr(self))}: {escape_html(type(e).__name__)}: {escape_html(e)}</pre>"
 
     def __repr__(self) -> str:
         return (f"<FitTracer: {self.n_members} member(s), {len(self.keys)} keys, {self._next_t} timesteps, "
