@@ -56,7 +56,6 @@ from gpviz.expr import Param, fmt_number, layout
 I_MODEL, I_CONFIG, I_TIMESTEP = "i_model", "i_config", "i_timestep"
 INDEX_COLUMNS = (I_MODEL, I_CONFIG, I_TIMESTEP)
 MODES = ("snapshot", "batch", "configs", "timeline")
-UNITS = ("model",)
 
 # Positive, scale-like quantities: drawn on a log axis (pixel position linear in log10(value)).
 LOG_ROLES = frozenset({"lengthscale", "outputscale", "noise", "period", "variance", "alpha", "scale",
@@ -800,7 +799,8 @@ def render(obj, feature_names=None, units: str = "model", *, title: str | None =
             object with ``.render()`` (a fit tracer, a sweep), which is called.
         feature_names: Names of the input columns.
         units: ``"model"``: values as the model stores them (labelled with their
-            space, e.g. "standardized outputs").
+            space, e.g. "standardized outputs"); ``"original"``: converted back to
+            the data's units where an exact conversion exists (see :mod:`gpviz.units`).
         title: Figure title (default: the model's class and batch size).
         element_id: Fixed container id for reproducible output.
 
@@ -812,13 +812,9 @@ def render(obj, feature_names=None, units: str = "model", *, title: str | None =
     from gpviz.params import expression_of, parameters
     from gpviz.walk import Expr
 
-    try:
-        from gpviz import units as _units
-    except ImportError:  # units conversion not available: model units only
-        _units = None
-    valid = _units.UNITS if _units is not None else UNITS
-    if units not in valid:
-        raise InputError(f"unknown units: {units!r} (must be one of {list(valid)})")
+    from gpviz import units as _units
+
+    _units.check_units(units)
     if isinstance(obj, Figure):
         return obj
     if not isinstance(obj, (torch.nn.Module, Expr)) and callable(getattr(obj, "render", None)):
@@ -826,7 +822,7 @@ def render(obj, feature_names=None, units: str = "model", *, title: str | None =
     expr = expression_of(obj, feature_names)
     frame = parameters(expr)
     info = parameters(expr, long=True)
-    if _units is not None and units != "model":
+    if units != "model":
         frame, labels = _units.to_units(expr, frame, units)
         info, _ = _units.to_units(expr, info, units)
         expr = _units.relabel(expr, labels)

@@ -448,3 +448,19 @@ def test_config_labels_validation():
             R.render_frame(expr, frame, config_labels=bad)
     with pytest.raises(InputError, match="at most 500"):
         R.render_frame(expr, pd.DataFrame({"i_config": [0, 10**6], k: [1.0, 2.0]}))
+
+
+def test_original_units_convert_values_bounds_and_labels():
+    from botorch.models.transforms import Normalize
+
+    X, Y = _data()
+    model = SingleTaskGP(10 * X, 100 * Y, input_transform=Normalize(3))
+    model_units = gpviz.render(model).spec
+    original = gpviz.render(model, units="original")
+    html = original.html()
+    assert "(original outputs)" in html and "(standardized outputs)" not in html  # section notes
+    noise = "likelihood.noise_covar.noise"
+    sigma2 = decode(original.spec["columns"][noise])[0] / decode(model_units["columns"][noise])[0]
+    assert sigma2 > 100  # outputs were scaled by 100: noise by about 100**2 times their variance
+    assert original.spec["params"][noise]["lower"] == pytest.approx(model_units["params"][noise]["lower"] * sigma2,
+                                                                    rel=1e-5)
