@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 import pytest
 import torch
@@ -88,3 +90,19 @@ def test_saas_page_draws_the_mcmc_samples_at_each_parameter(tmp_path, open_page)
     loaded = open_page(fig.save(tmp_path / "saas.html"), screenshot="models_saas.png")
     text = _check(loaded, expr, members=2)
     assert "compare('d')" in text
+
+
+def test_every_model_family_page_draws_every_placeholder(tmp_path, open_page):
+    from test_models import GP_CLASSES, _build  # the zoo of every botorch.models GP class
+
+    for name in GP_CLASSES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = _build(name)[0]
+            expr = gpviz.model_expr(model)
+            fig = gpviz.render(model, units="original")
+        loaded = open_page(fig.save(tmp_path / f"{name}.html"))
+        members = int(torch.Size(expr.batch_shape).numel())
+        text = _check(loaded, expr, members=members)
+        assert all(s.title in text for s in expr.sections), name
+        loaded.page.close()
