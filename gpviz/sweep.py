@@ -612,6 +612,14 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
                                       f"({cell.error}); the sweep goes on", GpvizWarning, stacklevel=2)
                 cells.append(cell)
                 bar.update(1)
+    except KeyboardInterrupt as exc:
+        if hasattr(exc, "add_note"):  # Python >= 3.11: say what was kept
+            done = sum(c.status == STATUS_OK for c in cells)
+            exc.add_note(f"gpviz.cv_sweep interrupted after {len(cells)} of {len(sizes) * repeats} cells; "
+                         + (f"the finished cells are kept in {str(cache_dir)!r}: rerun the same call to resume"
+                            if cache is not None else
+                            f"{done} finished cell(s) are lost: pass cache_dir= to keep finished cells"))
+        raise
     finally:
         bar.close()
     sweep = _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y, model)

@@ -226,8 +226,10 @@ def test_interrupted_sweep_resumes_from_cache_without_refitting(tmp_path):
     X, Y = make_data(12)
     cache = tmp_path / "cells"
     first = CountingModel(interrupt_on_call=3)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as info:
         cv_sweep(first, X, Y, sizes=[5, 6], repeats=2, seed=1, cache_dir=cache, progress=False)
+    if hasattr(info.value, "__notes__"):
+        assert "interrupted after 2 of 4 cells" in info.value.__notes__[0] and "rerun" in info.value.__notes__[0]
     assert first.calls == [5, 5, 6]
     assert sorted(p.name for p in cache.iterdir()) == ["manifest.json", "seed1_n5_r0", "seed1_n5_r1"]
 
