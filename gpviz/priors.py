@@ -245,6 +245,9 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
 
     mll = _as_mll(mll)
     model = mll.model
+    subs = getattr(model, "models", None)
+    if subs is not None and not hasattr(model, "covar_module"):
+        return _model_list_pull(model, subs, feature_names)
     expr = model_expr(model, feature_names)
     batch = torch.Size(model_batch_shape(model))
     n = int(batch.numel())
@@ -334,6 +337,25 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=COLUMNS)
     df[I_MODEL] = df[I_MODEL].astype(np.int32)
     return df
+
+
+def _model_list_pull(model, subs, feature_names) -> pd.DataFrame:
+    """A ModelListGP: each sub-model on its own (a SumMarginalLogLikelihood adds their exact MLLs)."""
+    from gpviz.model import model_expr
+
+    frames = []
+    for i, sub in enumerate(subs):
+        if not hasattr(sub, "likelihood") or not hasattr(sub, "train_inputs"):
+            raise UnsupportedError(f"prior_pull: sub-model {i} of {type(model).__name__} is a "
+                                   f"{type(sub).__name__}, not an exact GP")
+        pull = prior_pull(ExactMarginalLogLikelihood(sub.likelihood, sub))
+        frames.append(pull.assign(key=f"models.{i}." + pull["key"]))
+    out = pd.concat(frames, ignore_index=True)
+    order = {k: j for j, k in enumerate(model_expr(model, feature_names).keys)}
+    out = out[out["key"].isin(order)]
+    out = out.iloc[np.lexsort((out[I_MODEL].to_numpy(), out["key"].map(order).to_numpy()))].reset_index(drop=True)
+    out[I_MODEL] = out[I_MODEL].astype(np.int32)
+    return out
 
 
 # -- verdicts of a whole sweep --------------------------------------------------------------------------------------

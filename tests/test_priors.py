@@ -350,3 +350,30 @@ def test_with_priors_errors():
     with pytest.raises(InputError, match="expects a marginal log likelihood"):
         prior_pull("not a model")
     assert isinstance(NormalPrior(0.0, 1.0), gpviz.priors.Prior)
+
+
+def test_input_transform_model_matches_finite_differences():
+    """With a Normalize input transform, the terms are evaluated as BoTorch's loss closure does."""
+    from botorch.models.transforms import Normalize
+
+    X, Y = data(9, seed=7, d=2)
+    model = SingleTaskGP(5 * X + 1, Y, input_transform=Normalize(d=2))
+    fd_check(ExactMarginalLogLikelihood(model.likelihood, model), list(gpviz.model_expr(model).keys))
+
+
+def test_model_list_and_multi_output():
+    from botorch.models import ModelListGP
+    from gpytorch.mlls import SumMarginalLogLikelihood
+
+    X, Y = data(8, seed=8, d=2)
+    Y2 = torch.cat([Y, -Y ** 2], -1)
+    listed = ModelListGP(SingleTaskGP(X, Y), SingleTaskGP(X, -Y ** 2))
+    pull = prior_pull(SumMarginalLogLikelihood(listed.likelihood, listed))
+    assert list(dict.fromkeys(pull.key)) == list(gpviz.model_expr(listed).keys)
+    alone = prior_pull(listed.models[1])
+    second = pull[pull.key.str.startswith("models.1.")].reset_index(drop=True)
+    np.testing.assert_allclose(second.d_log_lik, alone.d_log_lik, rtol=1e-9)
+    # a two-output SingleTaskGP is batched over outputs: one row per output member
+    multi = prior_pull(SingleTaskGP(X, Y2))
+    assert set(multi.i_model) == {0, 1}
+    assert list(dict.fromkeys(multi.key)) == list(gpviz.model_expr(SingleTaskGP(X, Y2)).keys)
