@@ -615,10 +615,12 @@ def _inner_html(expr, data: _Data, spec: dict, title: str | None, extra_html: st
         parts.append(f'<div class="gpviz-title">{escape_html(title)}</div>')
     parts.append(f'<div class="gpviz-subtitle">{escape_html(_subtitle(data))}</div>')
     bad = spec.get("bad", {})
-    if bad:
+    if data.n_rows == 0:
+        parts.append('<div class="gpviz-warning">\u26a0 no values to draw yet (the frame has no rows)</div>')
+    elif bad:
         listed = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:8]) + ("; ..." if len(bad) > 8 else "")
         parts.append(f'<div class="gpviz-warning">\u26a0 flagged values: {escape_html(listed)}</div>')
-    parts.append(_legend(spec, bool(bad)))
+    parts.append(_legend(spec, bool(bad) and data.n_rows > 0))
     if data.mode == "timeline":
         parts.append('<div class="gpviz-time"></div><span class="gpviz-time-state"></span>')
     leaf_chars = LEAF_CHARS[data.mode]
