@@ -605,7 +605,9 @@ def _subtitle(data: _Data) -> str:
     if data.mode == "configs":
         return (f"{len(data.config_labels)} configurations, one labelled band each, top to bottom; "
                 f"one dot per member")
-    return (f"fit trace: {len(data.steps)} steps \u00d7 {data.members} member{'s' if data.members != 1 else ''}; "
+    bands = (f"{len(data.config_labels)} configurations (one labelled band each) \u00d7 "
+             if data.i_config is not None else "")
+    return (f"fit trace: {len(data.steps)} steps; {bands}{data.members} member{'s' if data.members != 1 else ''}; "
             f"play, pause or scrub")
 
 
