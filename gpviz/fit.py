@@ -442,7 +442,14 @@ def _active_for(ctx: _FitContext, fresh_only: bool = True) -> list["FitTracer"]:
     return out
 
 
-_RUNS: list[list["FitTracer"]] = []  # tracers of each optimizer run in progress (innermost last)
+_LOCAL = threading.local()  # per thread: tracers of each optimizer run in progress (innermost last)
+
+
+def _runs() -> list[list["FitTracer"]]:
+    runs = getattr(_LOCAL, "runs", None)
+    if runs is None:
+        runs = _LOCAL.runs = []
+    return runs
 
 
 def _begin_run(closure=None) -> list["FitTracer"]:
@@ -460,15 +467,17 @@ def _begin_run(closure=None) -> list["FitTracer"]:
 @contextlib.contextmanager
 def _run(closure=None):
     mine = _begin_run(closure)
-    _RUNS.append(mine)
+    runs = _runs()
+    runs.append(mine)
     try:
         yield
     finally:
-        _RUNS.pop()
+        runs.pop()
 
 
 def _current() -> list["FitTracer"]:
-    return _RUNS[-1] if _RUNS else []
+    runs = _runs()
+    return runs[-1] if runs else []
 
 
 def _mark_scipy(xk=None) -> None:
@@ -1073,9 +1082,13 @@ class FitTracer:
         """Every member at every recorded step: ``i_timestep, i_attempt, step, i_model, loss, active,
         elapsed`` then one float64 column per key (constrained values).
 
-        ``i_timestep`` is monotonic over attempts and sub-models; ``step`` restarts at
-        1 in each attempt (BoTorch's count); ``active`` is False for a member that is
-        no longer being optimized (it keeps its last values).
+        ``i_timestep`` (0, 1, ...) is monotonic over attempts and sub-models;
+        ``i_attempt`` is 0 for BoTorch's first attempt, 1 for the first retry (which
+        resamples from the priors), ...; ``step`` restarts at 1 in each attempt
+        (BoTorch's count); ``i_model`` is the batch member (or the sub-model of a
+        ModelListGP); ``loss`` is the member's negative MLL; ``active`` is False for a
+        member that is no longer being optimized (it keeps its last values and loss);
+        ``elapsed`` is seconds since tracing began.
         """
         if self._rec is None:
             return dense_frames(_Recorder(0).arrays(), 0, (), None, np.empty(0))
