@@ -166,9 +166,9 @@ def test_timeline_plays_sorted_steps_from_an_unsorted_frame(tmp_path, open_page)
     # replay from the start with rows2prose's own control (the restart button shows at the last step)
     loaded.page.locator(".slider_container_container > span:visible").click()
     loaded.page.wait_for_timeout(700)
-    step = int(loaded.eval("document.querySelector('.gpviz-figure').dataset.step"))
-    assert 1 <= step <= 11
-    assert loaded.eval(value) == str(step + 1)
+    step, shown = loaded.eval(f"[document.querySelector('.gpviz-figure').dataset.step, {value}]")  # one read
+    assert 1 <= int(step) <= 11
+    assert shown == str(int(step) + 1)
     assert loaded.console_errors == []
 
 
