@@ -446,8 +446,20 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
             walker = Walker(tuple(features or ()) + (Feature(d, TASK_COLUMN),), batch, strict=strict,
                             tasks=task_names, modules=walker.modules)
             task_name = TASK_COLUMN
+        outside = _task_covar_outside(model, covar, features)
+        if outside is not None:
+            # e.g. LCEMGP: covar_module sees the inputs without the task column, and the task
+            # covariance is computed in forward from embeddings, not by a kernel module
+            t = int(model._task_feature)
+            # it sees cat([x_before, x_after]): columns after the task column move one to the left
+            rest = [f for i, f in enumerate(features) if i != t]
+            walker = Walker(tuple(Feature(j, f.name) for j, f in enumerate(rest)), batch, strict=strict,
+                            tasks=task_names, modules=walker.modules)
         tree = simplify(walker(covar, join_path(owner_path, "covar_module")))
         sections = [Section("Covariance kernel", tree, in_space)]
+        if outside is not None:
+            sections.append(Section("Times the task covariance", Symbol(outside),
+                                    "computed outside covar_module: not shown, not evaluated"))
     likelihood = getattr(model, "likelihood", None)
     if likelihood is not None:
         sections.append(_likelihood_section(likelihood, join_path(prefix, "likelihood"), walker, out_space,
@@ -491,6 +503,20 @@ def _correlation_section(model, root, sections, batch, features) -> Section | No
     n = int(torch.Size(batch).numel())
     note = "derived from F and v at build time" + (f", member 0 of {n}" if n > 1 else "") + "; not animated"
     return Section(CORRELATION_TITLE, Symbol(corr.round(3).to_string()), note)
+
+
+def _task_covar_outside(model, covar: Kernel, features) -> str | None:
+    """Pseudocode of a multi-task model's task covariance that is not part of ``covar_module``, else ``None``."""
+    from gpviz.walk import infer_num_features
+
+    t = getattr(model, "_task_feature", None)
+    if t is None or features is None or type(covar).__name__ == "MultitaskKernel":
+        return None
+    has_task_kernel = any("Index" in type(k).__name__ for k in covar.modules())
+    if has_task_kernel or infer_num_features(covar) != len(features) - 1:
+        return None
+    name = features[int(t)].name
+    return f"{type(model).__name__}.task_covar_module(x1[{name!r}], x2[{name!r}])"
 
 
 def _kronecker_tasks(covar: Kernel) -> int | None:

@@ -227,6 +227,22 @@ def test_multitask_gp_names_tasks_from_their_values_and_has_per_task_noise():
     assert np.allclose(corr.to_numpy(), (C / d[:, None] / d[None, :]).numpy(), atol=1e-12)
 
 
+def test_lcemgp_task_covariance_outside_the_kernel_is_marked_and_columns_shift():
+    from botorch.models.contextual_multioutput import LCEMGP
+
+    X, Y = _data(n=12)
+    X[:, 0] = (torch.arange(12) % 3).to(X)  # the task column first: the kernel sees columns 1, 2 as 0, 1
+    m = LCEMGP(X, Y, task_feature=0)
+    with torch.no_grad():
+        m.covar_module.lengthscale = torch.tensor([[0.2, 3.0]])
+    expr = gpviz.model_expr(m, ["site", "a", "b"], strict=True)
+    text = expr.text()
+    assert "compare('a') / 0.2" in text and "compare('b') / 3" in text
+    assert "LCEMGP.task_covar_module(x1['site'], x2['site'])" in text and "not shown" in text
+    x = X[:, 1:]
+    assert torch.allclose(expr.evaluate(x[:4], x[5:8]), m.covar_module(x[:4], x[5:8]).to_dense(), atol=1e-10)
+
+
 def test_kronecker_multitask_evaluates_interleaved_like_multitask_kernel():
     X, Y = _data()
     m = bm.KroneckerMultiTaskGP(X, torch.cat([Y, 2 * Y], -1))
