@@ -289,13 +289,12 @@ def test_hovering_a_dot_rings_that_member_everywhere(tmp_path, open_page):
     _check_page(loaded, 2)
     box = loaded.page.locator(f'.gpviz-param[data-key="{ks[0]}"] canvas').bounding_box()
     x, y = _xs(loaded, ks[0])[2], loaded.eval(f"document.querySelector('.gpviz-param[data-key=\"{ks[0]}\"]').gpvizYs[2]")
+    rings = "[...document.querySelectorAll('.gpviz-param')].map(e => e.gpvizHighlight).join()"
     loaded.page.mouse.move(box["x"] + x, box["y"] + y)
-    loaded.page.wait_for_timeout(150)
-    assert loaded.eval("[...document.querySelectorAll('.gpviz-param')].map(e => e.gpvizHighlight)") == [2, 2]
+    loaded.page.wait_for_function(f"{rings} === '2,2'", timeout=5000)  # redrawn at the next frame
     assert "member 2" in loaded.eval("document.querySelector('.gpviz-hover').innerText")
     loaded.page.mouse.move(1, 1)
-    loaded.page.wait_for_timeout(150)
-    assert loaded.eval("[...document.querySelectorAll('.gpviz-param')].map(e => e.gpvizHighlight)") == [-1, -1]
+    loaded.page.wait_for_function(f"{rings} === '-1,-1'", timeout=5000)
     assert loaded.console_errors == []
 
 
