@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import gpytorch
 import torch
 from gpytorch.kernels import Kernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood
@@ -87,8 +88,6 @@ def _mll_terms(mll: MarginalLogLikelihood, n_members: int) -> _Terms:
         term = pr.log_prob(closure(module))
         prior = prior + term.reshape(*term.shape[: total.ndim], -1).sum(-1)
     prior = prior / num_data
-    import gpytorch
-
     if type(mll) is ExactMarginalLogLikelihood and gpytorch.settings.observation_nan_policy.value() == "ignore":
         lik = mll.likelihood(out, *params).log_prob(targets)
         for added in model.added_loss_terms():
@@ -181,11 +180,14 @@ def _derivatives(term: torch.Tensor, infos: dict, elements: dict, batch: torch.S
 
 
 def _is_positive(prior, lower: float) -> bool:
+    """A positive parameter: its constraint's lower bound, or its prior's support, is >= 0."""
     if lower >= 0:
         return True
-    support = getattr(prior, "support", None)
-    return support is not None and ("positive" in str(support).lower() or "greaterthan(lower_bound=0" in
-                                    str(support).replace(" ", "").lower())
+    bound = getattr(getattr(prior, "support", None), "lower_bound", None)
+    try:
+        return bound is not None and float(bound) >= 0
+    except (TypeError, ValueError):  # a tensor-valued bound
+        return False
 
 
 def _prior_std(prior) -> float:
