@@ -565,6 +565,10 @@ class PriorFactory:
         self.make_model = make_model
         self.priors = {k: v for k, v in priors.items() if v is not None}
         functools.update_wrapper(self, make_model, updated=())
+        # cv_sweep's cache tells sweeps apart by the factory's __qualname__: two factories
+        # with different priors must not share cached cells
+        base = getattr(make_model, "__qualname__", type(make_model).__name__)
+        self.__qualname__ = f"{base}[with_priors: {self.describe()}]"
 
     def __call__(self, *args, **kwargs):
         return apply_priors(self.make_model(*args, **kwargs), **self.priors)

@@ -323,6 +323,9 @@ def test_with_priors_default_single_task_gp():
     pull = prior_pull(b)
     assert pull[pull.key.str.contains("lengthscale")].prior.eq("GammaPrior").all()
     assert "lengthscale ~ GammaPrior(concentration=3" in make.describe()
+    # cv_sweep's cache keys sweeps on __qualname__: other priors, another key
+    other = with_priors(default_model, lengthscale=GammaPrior(1.125, 0.375))
+    assert make.__qualname__ != other.__qualname__ and make.__qualname__.startswith("default_model[")
     with pytest.raises(UnsupportedError, match="no ScaleKernel"):
         with_priors(default_model, outputscale=GammaPrior(2.0, 0.15))(X, Y)
 
