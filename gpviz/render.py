@@ -28,6 +28,14 @@ its known defects before it can reach a user:
 User strings are escaped in one place: :func:`escape_html` for HTML text and
 attributes, :func:`js_string` (and the JSON payload writer it shares) for
 scripts.
+
+Hooks a drawn page exposes (for tests and tools; no user strings): each
+``.gpviz-param`` placeholder gets ``data-drawn="1"``, ``data-points`` (dots
+drawn), ``data-flags`` (``nan:1,inf:2,nonpos:1,empty``) and the JS arrays
+``el.gpvizXs`` / ``el.gpvizYs`` (dot centres in CSS px from the canvas' top
+left, one per row); the container gets ``data-drawn`` (and ``data-step`` for a
+trace); ``window.gpvizSummary[container id]`` holds mode, counts, flagged keys,
+the highlighted member and mount timings.
 """
 
 from __future__ import annotations
