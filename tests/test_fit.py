@@ -474,6 +474,33 @@ def test_storage_60_members_2000_steps_30_parameters_under_100_mb():
     assert fr["active"].all() and fr["i_timestep"].iloc[-1] == steps - 1
 
 
+def test_page_of_a_long_wide_fit_stays_small_and_short(tmp_path):
+    """60 members x 2,000 steps x 30 parameters (synthetic steps on a real 60-fold model): the page
+    keeps at most 300 timesteps (one minute at 200 ms per step) and stays under 10 MB."""
+    from gpviz.fit import _Segment
+
+    members, steps, d = 60, 2000, 28
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(members, d, generator=g)
+    Y = X.sum(-1, keepdim=True)
+    folds = gen_loo_cv_folds(X, Y)
+    model = SingleTaskGP(folds.train_X, folds.train_Y)
+    tracer = FitTracer(ExactMarginalLogLikelihood(model.likelihood, model))
+    assert len(tracer.keys) == 30 and tracer.n_members == members
+    base = tracer._initial
+    rng = np.random.default_rng(0)
+    for t in range(steps):
+        tracer._rec.append(t, 0, t + 1, np.arange(members), rng.random(members), 0.01 * t, t + 1.0,
+                           base * (1.0 + 0.1 * rng.random(base.shape)))
+    tracer._segments.append(_Segment(0, 1, 0, 0, 0, last_step=steps))
+    tracer._next_t = steps
+    frame = tracer.render_frame()
+    shown = frame["i_timestep"].unique()
+    assert len(shown) <= 300 and shown[0] == 0 and shown[-1] == steps - 1
+    path = tracer.render(loss_chart=False).save(tmp_path / "long.html")
+    assert path.stat().st_size < 10e6
+
+
 def test_dense_frames_carry_converged_members_forward():
     rec = _Recorder(1)
     # member 0 steps twice, member 1 three times (batched path)
