@@ -123,6 +123,23 @@ def _num(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _round6(x) -> float | None:
+    x = _num(x)
+    return None if x is None else float(f"{x:.6g}")
+
+
+def _round_axis(axis: dict) -> tuple[float, float]:
+    """Axis ends to 6 digits unless that moves an end by more than 0.1% of the axis (then exact)."""
+    lo, hi = float(axis["lo"]), float(axis["hi"])
+    rlo, rhi = float(f"{lo:.6g}"), float(f"{hi:.6g}")
+    if axis["kind"] == "log":
+        span = math.log10(hi) - math.log10(lo)
+        moved = max(abs(math.log10(rlo) - math.log10(lo)), abs(math.log10(rhi) - math.log10(hi)))
+    else:
+        span, moved = hi / 2 - lo / 2, max(abs(rlo - lo), abs(rhi - hi)) / 2
+    return (rlo, rhi) if rlo < rhi and moved <= 1e-3 * span else (lo, hi)
+
+
 # --------------------------------------------------------------------------- #
 # rows2prose import and page assets                                           #
 # --------------------------------------------------------------------------- #
@@ -739,8 +756,9 @@ def _build(expr, frame, *, info=None, title=None, config_labels=None, extra_html
                    "band": int(max(MIN_BAND_PX, min(MAX_BAND_PX, CONFIGS_PX // max(c, 1))))}
     spec = {
         "v": 1, "mode": data.mode, "n_rows": data.n_rows, "members": data.members,
-        "axes": [{k: (_num(v) if k in ("lo", "hi") else v) for k, v in ax.items()} for ax in axes],
-        "params": {k: {**p, "prior": _num(p["prior"]), "lower": _num(p["lower"]), "upper": _num(p["upper"])}
+        # axis ends and prior modes to 6 digits: invisible on a 150 px axis, and the same bytes on every libm
+        "axes": [{**ax, **dict(zip(("lo", "hi"), _round_axis(ax)))} for ax in axes],
+        "params": {k: {**p, "prior": _round6(p["prior"]), "lower": _num(p["lower"]), "upper": _num(p["upper"])}
                    for k, p in params.items()},
         "configs": configs,
         "steps": data.steps, "step_starts": data.step_starts, "step_prefix": "Step",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import re
 import subprocess
 import sys
 import textwrap
 from html.parser import HTMLParser
+from pathlib import Path
 
 import gpytorch.kernels as gk
 import numpy as np
@@ -453,3 +455,25 @@ def test_original_units_convert_values_bounds_and_labels():
     assert sigma2 > 100  # outputs were scaled by 100: noise by about 100**2 times their variance
     assert original.spec["params"][noise]["lower"] == pytest.approx(model_units["params"][noise]["lower"] * sigma2,
                                                                     rel=1e-5)
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "render_scale_rbf_batch.html"
+
+
+def _golden_figure():
+    k = gk.ScaleKernel(gk.RBFKernel(ard_num_dims=2, batch_shape=torch.Size([3])), batch_shape=torch.Size([3]))
+    with torch.no_grad():
+        k.outputscale = torch.tensor([0.5, 1.0, 2.0])
+        k.base_kernel.lengthscale = torch.tensor([[[0.1, 1.0]], [[0.2, 2.0]], [[0.4, 4.0]]])
+    return gpviz.render(k, feature_names=["temp", "it's <b>"], element_id="golden")
+
+
+def test_fragment_matches_golden_file():
+    """Same input, same bytes, across processes. Regenerate with GPVIZ_UPDATE_GOLDEN=1."""
+    fig = _golden_figure()
+    text = fig.fragment()
+    assert placeholder_keys(text) and set(placeholder_keys(text)) == set(page_spec(text)["columns"])
+    if os.environ.get("GPVIZ_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8")
