@@ -216,3 +216,13 @@ def test_assert_expr_matches_kernel_catches_a_lying_handler():
     x = torch.rand(4, 2, dtype=torch.float64)
     with pytest.raises(AssertionError, match="differs from the kernel"):
         assert_expr_matches_kernel(Doubled().double(), x)
+
+
+def test_non_psd_sum_times_linear_found_by_hypothesis():
+    """Cosine over two dims is not PSD; GPyTorch's symmetric lazy product is then approximate."""
+    kernel = _randomize(gk.ScaleKernel(gk.PeriodicKernel(ard_num_dims=2, active_dims=[0, 1])
+                                       + gk.CosineKernel(active_dims=[0, 1]))
+                        * gk.LinearKernel(active_dims=[0]), 3).double()
+    g = torch.Generator().manual_seed(3)
+    x1 = torch.rand(4, D, generator=g, dtype=torch.float64)
+    assert_expr_matches_kernel(kernel, x1, torch.rand(3, D, generator=g, dtype=torch.float64))
