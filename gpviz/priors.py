@@ -267,6 +267,7 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     raws = {pk: info.raw for pk, info in infos.items()}
     flags = {pk: r.requires_grad for pk, r in raws.items()}
     modes = [(m, m.training) for m in mll.modules()]
+    model_training = model.training
     try:
         for r in raws.values():
             r.requires_grad_(True)
@@ -278,8 +279,11 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     finally:
         for pk, r in raws.items():
             r.requires_grad_(flags[pk])
+        # the model's own train(mode) first: BoTorch swaps original and transformed
+        # train inputs on train()/eval(); then each module's own flag as it was
+        model.train(model_training)
         for m, was_training in modes:
-            m.training = was_training  # per module: train(mode) would recurse
+            m.training = was_training
     rows = []
     for key in keys:
         path, name, index = parse_key(key)

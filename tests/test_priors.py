@@ -389,3 +389,21 @@ def test_model_list_and_multi_output():
     multi = prior_pull(SingleTaskGP(X, Y2))
     assert set(multi.i_model) == {0, 1}
     assert list(dict.fromkeys(multi.key)) == list(gpviz.model_expr(SingleTaskGP(X, Y2)).keys)
+
+
+def test_eval_mode_model_with_input_transform_predicts_the_same_afterwards():
+    """BoTorch swaps transformed/original train inputs on train()/eval(): the model must come back intact."""
+    from botorch.models.transforms import Normalize
+
+    X, Y = data(9, seed=9, d=2)
+    model = SingleTaskGP(5 * X + 1, Y, input_transform=Normalize(d=2))
+    model.eval()
+    Xt = 5 * torch.rand(4, 2, generator=torch.Generator().manual_seed(1)) + 1
+    with torch.no_grad():
+        before = model.posterior(Xt).mean.clone()
+    inputs = model.train_inputs[0].clone()
+    prior_pull(model)
+    assert not model.training
+    assert torch.equal(model.train_inputs[0], inputs)
+    with torch.no_grad():
+        assert torch.allclose(model.posterior(Xt).mean, before, rtol=0, atol=1e-10)
