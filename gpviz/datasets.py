@@ -62,7 +62,8 @@ class Dataset:
 
         Args:
             original: Convert inputs to their original units (log-scaled
-                settings exponentiated, categories as labels).
+                settings exponentiated and named without their ``log_``
+                prefix, categories as labels).
         """
         data = {}
         for j, name in enumerate(self.feature_names):
@@ -76,8 +77,9 @@ class Dataset:
                 lo, hi = self.ranges[name]
                 if name in self.log_scaled:
                     col = 10 ** (math.log10(lo) + col * (math.log10(hi) - math.log10(lo)))
-                else:
-                    col = lo + col * (hi - lo)
+                    data[name[4:] if name.startswith("log_") else name] = col
+                    continue
+                col = lo + col * (hi - lo)
             data[name] = col
         data["y"] = self.Y[:, 0].numpy().copy()
         return pd.DataFrame(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -69,9 +70,13 @@ def test_noise_has_the_requested_size():
 def test_frame_original_units():
     ds = hyperparameter_landscape(40, seed=0)
     df = ds.frame(original=True)
-    assert list(df.columns) == list(ds.feature_names) + ["y"]
-    assert df["log_learning_rate"].between(1e-5, 1e-1).all()
-    assert df["log_batch_size"].between(16, 1024).all()
+    assert list(df.columns) == [n.removeprefix("log_") for n in ds.feature_names] + ["y"]
+    assert df["learning_rate"].between(1e-5, 1e-1).all()
+    assert df["batch_size"].between(16, 1024).all()
+    # a log-scaled setting is spread evenly on a log axis: its unit-cube value is the log position
+    lo, hi = ds.ranges["log_learning_rate"]
+    expect = (np.log10(df["learning_rate"]) - np.log10(lo)) / (np.log10(hi) - np.log10(lo))
+    assert np.allclose(expect, ds.X[:, 0].numpy())
     assert isinstance(df["optimizer"].dtype, pd.CategoricalDtype)
     assert set(df["optimizer"]) <= {"sgd", "adam", "adamw"}
     unit = ds.frame()
