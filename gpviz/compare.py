@@ -159,7 +159,8 @@ class ComparisonFigure:
 
     Attributes:
         labels: Sweep labels, in the order given.
-        figures: label -> the sweep's parameter :class:`gpviz.render.Figure`.
+        figures: label -> the sweep's parameter :class:`gpviz.render.Figure` (none for a sweep
+            whose every cell failed).
         chart: The matplotlib figure with every sweep's scaling curve.
         scores: :func:`score_table` of the sweeps.
         pulls: label -> :func:`gpviz.priors.sweep_prior_pull` rows (empty if not computed).
@@ -175,18 +176,19 @@ class ComparisonFigure:
         self.chart = chart
         self.scores = scores
         self.pulls = pulls
-        self.labels = list(figures)
+        self.labels = list(sections)
         digest = hashlib.sha256("".join(f.element_id for f in figures.values()).encode()).hexdigest()[:10]
-        self._ids = {lb: f"gpviz-cmp{i}-{digest}" for i, lb in enumerate(figures)}
+        self._ids = {lb: f"gpviz-cmp{i}-{digest}" for i, lb in enumerate(self.labels)}
 
     def _body(self, suffix: str = "") -> str:
         from gpviz.render import escape_html
 
         parts = [f'<div class="gpviz-compare"><h1>{escape_html(self.title)}</h1>', self._lead]
-        for label, fig in self.figures.items():
+        for label in self.labels:
             parts.append(f"<h2>{escape_html(label)}</h2>")
             parts.append(self._sections[label])
-            parts.append(fig.fragment(self._ids[label] + suffix))
+            if label in self.figures:
+                parts.append(self.figures[label].fragment(self._ids[label] + suffix))
         parts.append("</div>")
         return "\n".join(parts)
 
@@ -217,7 +219,7 @@ class ComparisonFigure:
         return path
 
     def __repr__(self) -> str:
-        return f"<gpviz.ComparisonFigure: {len(self.figures)} sweeps {self.labels}>"
+        return f"<gpviz.ComparisonFigure: {len(self.labels)} sweeps {self.labels}>"
 
 
 _DISPLAYS = itertools.count(1)  # unique element ids for repeated notebook displays
@@ -264,6 +266,12 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     table = score_table(sweeps, metric)
     figures, sections, pulls = {}, {}, {}
     for label, sweep in sweeps.items():
+        if sweep.parameters.empty:  # every cell failed: say so, and show the others
+            first_error = sweep.scores["error"].iloc[0] if len(sweep.scores) else "no cells"
+            sections[label] = (f'<div class="gpviz-cmp-lead">Every cell of this sweep failed, so there are no '
+                               f'fitted parameters to show (first error: {escape_html(first_error)}).</div>')
+            pulls[label] = pd.DataFrame()
+            continue
         expr = sweep.expression(feature_names)
         frame = sweep.frame(one_fold_per_repeat, keys=list(expr.keys))
         pull = None

@@ -118,6 +118,19 @@ def test_compare_measures_the_two_priors(sweeps, figure):
         "covar_module.base_kernel.lengthscale", "GammaPrior(concentration=1.125, rate=0.375)")
 
 
+def test_a_sweep_whose_cells_all_failed_is_reported_not_raised(sweeps):
+    def broken(train_X, train_Y):
+        raise RuntimeError("no model <b>here</b>")
+
+    X = torch.rand(8, 2, dtype=torch.float64)
+    with pytest.warns(gpviz.errors.GpvizWarning):
+        bad = gpviz.cv_sweep(broken, X, X[:, :1], sizes=[4], repeats=1, progress=False)
+    fig = gpviz.compare({STRONG: sweeps[STRONG], "broken": bad})
+    html = fig.html()
+    assert fig.labels == [STRONG, "broken"] and list(fig.figures) == [STRONG]
+    assert "Every cell of this sweep failed" in html and "no model &lt;b&gt;here&lt;/b&gt;" in html
+
+
 def test_compare_errors(sweeps):
     with pytest.raises(InputError, match="empty"):
         gpviz.compare({})
