@@ -60,15 +60,12 @@ def score_table(sweeps: Mapping, metric: str = "mse") -> pd.DataFrame:
     """
     from gpviz.charts import score_bands
 
-    frames = []
-    for label, sweep in sweeps.items():
-        frames.append(score_bands(sweep.scores, metric).assign(label=label))
-    table = pd.concat(frames, ignore_index=True)
-    first = table[table["label"] == next(iter(sweeps))].set_index("size")["center"]
+    frames = [score_bands(sweep.scores, metric).assign(label=label, order=i)
+              for i, (label, sweep) in enumerate(sweeps.items())]
+    table = pd.concat(frames, ignore_index=True).sort_values(["size", "order"], kind="stable")
+    first = table[table["order"] == 0].set_index("size")["center"]
     table["ratio_to_first"] = table["center"] / table["size"].map(first)
-    return table[["size", "label", "low", "center", "high", "n_ok", "ratio_to_first"]].sort_values(
-        ["size", "label"], key=lambda c: c.map({lb: i for i, lb in enumerate(sweeps)}) if c.name == "label" else c,
-        kind="stable").reset_index(drop=True)
+    return table[["size", "label", "low", "center", "high", "n_ok", "ratio_to_first"]].reset_index(drop=True)
 
 
 def describe_priors(model) -> list[tuple[str, str]]:

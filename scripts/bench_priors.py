@@ -8,6 +8,12 @@ held-out error per size for each prior, their ratio, the share of folds whose
 lengthscales prior_pull judges "held by prior", and writes the comparison page.
 
 Usage: .venv/bin/python scripts/bench_priors.py [--out artifacts] [--sizes 8 16 32] [--repeats 3]
+
+Measured (seed 0, sizes 8/16/32, 3 repeats; botorch 0.18.1, gpytorch 1.15.2): geometric-mean
+LOO MSE 0.885 / 0.460 / 0.118 with Gamma(3, 6) vs 0.246 / 0.135 / 0.038 with Gamma(1.125, 0.375),
+i.e. 3.6x / 3.4x / 3.1x larger with the strong prior; prior_pull judged 100% / 93% / 0% of the
+irrelevant lengthscales "held by prior" under Gamma(3, 6) and 0% at every size under the loose prior.
+About 3 min of CPU in all (one torch thread).
 """
 
 from __future__ import annotations
