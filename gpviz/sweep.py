@@ -628,7 +628,7 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
 
 
 def _stack(frames: list[tuple[Cell, pd.DataFrame]], first: list[str]) -> pd.DataFrame:
-    """All cells' rows in one frame led by int32 ``i_config``, ``size``, ``i_repeat`` (one concat, no per-cell copy)."""
+    """All cells' rows in one frame led by int32 ``i_config``, ``size``, ``i_repeat`` (one concat)."""
     head = [I_CONFIG, SIZE, I_REPEAT]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=np.int32 if c in head or c.startswith("i_") else np.float64)

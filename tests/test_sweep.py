@@ -105,7 +105,8 @@ def test_held_out_predictions_equal_batch_cross_validation(sweep, data):
         ref = batch_cross_validation(SingleTaskGP, ExactMarginalLogLikelihood, folds, observation_noise=True)
         pr = sweep.predictions
         cell = pr[(pr.i_config == i_config) & (pr.i_repeat == i_repeat)]
-        np.testing.assert_allclose(cell["pred_mean"], ref.posterior.mean.detach().reshape(-1).numpy(), rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(cell["pred_mean"], ref.posterior.mean.detach().reshape(-1).numpy(), rtol=1e-7,
+                                   atol=1e-9)
         np.testing.assert_allclose(cell["pred_var"], ref.posterior.variance.detach().reshape(-1).numpy(), rtol=1e-7,
                                    atol=1e-12)
         np.testing.assert_array_equal(cell["y_true"], ref.observed_Y.reshape(-1).numpy())

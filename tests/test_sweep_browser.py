@@ -1,4 +1,4 @@
-"""The sweep page in a real headless Chromium: one labelled band per size, every placeholder drawn, the curve beside."""
+"""The sweep page in a real headless Chromium: a labelled band per size, every placeholder drawn, curve beside."""
 
 from __future__ import annotations
 
