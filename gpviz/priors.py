@@ -224,8 +224,9 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     False); no ``.grad`` is written.
 
     Args:
-        mll: A marginal log likelihood (``ExactMarginalLogLikelihood``) or an exact
-            GP model (an exact MLL is built around it).
+        mll: A marginal log likelihood (``ExactMarginalLogLikelihood``; for a
+            ``ModelListGP`` its ``SumMarginalLogLikelihood``, each sub-model on its
+            own) or an exact GP model (an exact MLL is built around it).
         feature_names: Passed to :func:`gpviz.model_expr` (keys do not depend on it).
 
     Returns:
