@@ -8,6 +8,7 @@ one batch member (size-1 dimensions dropped, omitted for scalars).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -81,6 +82,14 @@ class ParamInfo:
         if len(index) != len(shape) or any(not 0 <= i < s for i, s in zip(index, shape)):
             raise InputError(f"index {list(index)} out of range for parameter {self.name!r} of shape {list(shape)}")
         return int(np.ravel_multi_index(index, shape)) if shape else 0
+
+    def bounds(self) -> tuple[float, float]:
+        """The constraint's ``(lower, upper)`` bounds (infinite where there is none)."""
+        c = self.constraint
+        lower = getattr(c, "lower_bound", None) if c is not None else None
+        upper = getattr(c, "upper_bound", None) if c is not None else None
+        return (float(torch.as_tensor(lower).reshape(-1)[0]) if lower is not None else -math.inf,
+                float(torch.as_tensor(upper).reshape(-1)[0]) if upper is not None else math.inf)
 
     def value(self) -> torch.Tensor:
         """The constrained value tensor (detached)."""

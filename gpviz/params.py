@@ -151,10 +151,7 @@ def parameters(obj, long: bool = False, feature_names=None, units: str = "model"
                                  info.elem_shape)
             raws = member_values(raw_info, index, batch).reshape(-1).numpy()
             c = info.constraint
-            lower = float(torch.as_tensor(getattr(c, "lower_bound", -math.inf)).reshape(-1)[0]) if c is not None \
-                else -math.inf
-            upper = float(torch.as_tensor(getattr(c, "upper_bound", math.inf)).reshape(-1)[0]) if c is not None \
-                else math.inf
+            lower, upper = info.bounds()
             prior = priors.get((path, name))
             for i in range(n):
                 rows.append({

@@ -293,11 +293,7 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
         t1, t2 = _elem(info, t1, index, batch).numpy(), _elem(info, t2, index, batch).numpy()
         values = member_values(info, index, batch).reshape(-1).numpy()
         raw_vals = _elem(info, info.raw, index, batch).numpy()
-        c = info.constraint
-        lower = float(torch.as_tensor(getattr(c, "lower_bound", -math.inf)).reshape(-1)[0]) if c is not None \
-            else -math.inf
-        upper = float(torch.as_tensor(getattr(c, "upper_bound", math.inf)).reshape(-1)[0]) if c is not None \
-            else math.inf
+        lower, upper = info.bounds()
         prior = priors.get((path, name))
         mode = prior_mode(prior) if prior is not None else float("nan")
         positive = prior is not None and _is_positive(prior, lower)

@@ -13,7 +13,7 @@ from gpviz import kernels as _kernels
 from gpviz.errors import HandlerError, InputError, KeyMismatchError, OpaqueKernelWarning
 from gpviz.expr import (Compare, Differ, Dot, EvalEnv, Node, Opaque, Param, evaluate, fmt_number, keys_of,
                         roles_of, simplify, to_text)
-from gpviz.keys import join_path, make_key, param_info, read_member_values
+from gpviz.keys import make_key, param_info, read_member_values
 
 _WARNED_OPAQUE: set[type] = set()
 

@@ -23,7 +23,6 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from botorch.models import SingleTaskGP
 from gpytorch.kernels import MaternKernel, ScaleKernel

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 

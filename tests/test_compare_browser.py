@@ -14,7 +14,7 @@ from gpytorch.priors import GammaPrior
 import gpviz
 from gpviz.compare import ComparisonFigure, describe_priors, score_table
 from gpviz.errors import InputError
-from gpviz.priors import HELD, load_member_values, prior_pull, sweep_prior_pull
+from gpviz.priors import HELD, load_member_values, sweep_prior_pull
 
 pytestmark = pytest.mark.slow  # two real cv_sweeps (about 40 s of CPU)
 

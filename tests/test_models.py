@@ -19,7 +19,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
 from gpviz.errors import InputError
-from gpviz.expr import Opaque, Param, TaskCovar, iter_nodes
+from gpviz.expr import Param, TaskCovar, iter_nodes
 from gpviz.model import KroneckerModelExpr, ModelListExpr
 from gpviz.units import to_units, unit_plan
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import gpytorch
 import gpytorch.kernels as gk
 import numpy as np
 import pytest
