@@ -900,8 +900,9 @@ class LiveFigure:
             except ImportError:
                 self._display = False
                 return
-            if get_ipython() is None:
-                self._display = False
+            shell = get_ipython()
+            if shell is None or getattr(shell, "kernel", None) is None:  # plain Python or a terminal IPython:
+                self._display = False                                    # no frontend that renders HTML
                 return
             self._ipd = ipd
             ipd.display(ipd.HTML(header_html()))
