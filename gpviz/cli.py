@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 #: Dataset sizes, repeats and fold counts of the demo (default and ``--quick``).
-DEFAULT_SIZES = (8, 16, 24)
-DEFAULT_REPEATS = 3
+DEFAULT_SIZES = (8, 16, 24, 32, 40)
+DEFAULT_REPEATS = 4
 QUICK_SIZES = (6, 10)
 QUICK_REPEATS = 2
 
@@ -41,7 +41,8 @@ class Settings:
         seed: Seed of the data and the subsets.
         fit_size: Points of the traced leave-one-out fit (that many folds).
         modes_size: Points of the batched-vs-separate comparison.
-        maxiter: L-BFGS-B iteration cap of every fit (keeps the tour short; ``None``: BoTorch's default).
+        maxiter: L-BFGS-B iteration cap per fold in the sweeps (keeps the tour short: a loose prior's
+            folds can take hundreds of iterations for little change; ``None``: BoTorch's default).
         progress: Show progress bars.
         threads: Torch threads while the tour runs.
     """
@@ -52,7 +53,7 @@ class Settings:
     seed: int
     fit_size: int
     modes_size: int
-    maxiter: int | None = None
+    maxiter: int | None = 100
     progress: bool = True
     threads: int = 1
     data_size: int = field(init=False)
@@ -62,7 +63,8 @@ class Settings:
         self.data_size = max(2 * max(self.sizes), self.fit_size, self.modes_size, 40)
 
     @property
-    def fit_kwargs(self) -> dict:
+    def sweep_fit_kwargs(self) -> dict:
+        """``fit_gpytorch_mll`` keyword arguments of the sweeps' fits."""
         if self.maxiter is None:
             return {}
         return {"optimizer_kwargs": {"options": {"maxiter": self.maxiter}}}
@@ -246,7 +248,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
         n = X.shape[0]
         model = SingleTaskGP(X, Y)
         with _quiet():
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), **s.fit_kwargs)
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         expr = gpviz.model_expr(model, names)
         say("")
         say(expr.text())
@@ -276,7 +278,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         with _quiet():
             with gpviz.trace_fit(mll, feature_names=names) as tracer:
-                fit_gpytorch_mll(mll, **s.fit_kwargs)
+                fit_gpytorch_mll(mll)
         summary = tracer.summary()
         waste = summary.attrs.get("waste", float("nan"))
         say(f"  traced {tracer.n_members} folds: {len(tracer.frames)} recorded rows, "
@@ -292,7 +294,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
     def sweep(label: str, factory):
         with _quiet():
             return gpviz.cv_sweep(factory, data.X, data.Y, sizes=list(s.sizes), repeats=s.repeats, seed=s.seed,
-                                  progress=s.progress, fit_kwargs=s.fit_kwargs or None)
+                                  progress=s.progress, fit_kwargs=s.sweep_fit_kwargs or None)
 
     def step_sweep():
         sw = sweep(strong_label, make_strong)
@@ -331,8 +333,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
 
         n = s.modes_size
         with _quiet():
-            table = gpviz.compare_fit_modes(make_strong, data.X[:n], data.Y[:n],
-                                            optimizer_kwargs=s.fit_kwargs.get("optimizer_kwargs"))
+            table = gpviz.compare_fit_modes(make_strong, data.X[:n], data.Y[:n])
         say(table.to_string(float_format=lambda v: f"{v:.4g}"))
         chart = table.chart()
         body = (f"<p>The same {n} leave-one-out folds fit three ways: one batched model on BoTorch's default "
@@ -368,6 +369,9 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
         for i, (name, what, fn) in enumerate(steps, 1):
             bar.set_postfix_str(name)
             say(f"[{i}/{len(steps)}] {what}")
+            # BoTorch resamples parameters from their priors when a fit attempt fails, from
+            # torch's global generator: seed it per step so each page is reproducible alone.
+            torch.manual_seed(s.seed)
             tour.run_step(name, fn)
             bar.update(1)
     finally:
@@ -452,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--repeats", type=_positive_int(1), metavar="N",
                    help=f"random subsets per size (default {DEFAULT_REPEATS}; quick {QUICK_REPEATS})")
     d.add_argument("--seed", type=_positive_int(0), default=0, metavar="S", help="seed of data and subsets")
+    d.add_argument("--maxiter", type=_positive_int(0), default=100, metavar="N",
+                   help="L-BFGS-B iterations per fold in the sweeps (default %(default)s; 0: no cap)")
     d.add_argument("--threads", type=_positive_int(1), default=1, metavar="N",
                    help="torch threads (default 1: faster for the tour's small matrices)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -474,7 +480,7 @@ def settings_from(args) -> Settings:
         raise UsageError(f"--out: {str(out)!r} exists and is not a folder")
     return Settings(out=out, sizes=sizes, repeats=repeats, seed=args.seed,
                     fit_size=8 if quick else 16, modes_size=6 if quick else 10,
-                    maxiter=None, progress=not args.no_progress,
+                    maxiter=args.maxiter or None, progress=not args.no_progress,
                     threads=args.threads)
 
 
