@@ -83,18 +83,16 @@ def describe_priors(model) -> list[tuple[str, str]]:
 
 
 def _verdict_info(info: pd.DataFrame, pull: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """``info`` with a per-key ``verdict``: held by prior when most folds are held at some size."""
-    from gpviz.priors import AT_BOUND, FREE, HELD, held_fractions
+    """``info`` with a per-key ``verdict``: held by prior when at least half the folds of some size are held
+    (:func:`gpviz.render.key_verdicts` with ``by="size"``, the rule of ``Sweep.render`` too)."""
+    from gpviz.priors import AT_BOUND, FREE, held_fractions
+    from gpviz.render import key_verdicts, with_verdicts
 
-    info = info.copy()
     if pull is None or pull.empty:
+        info = info.copy()
         info["verdict"] = np.where(info.get("at_bound", False), AT_BOUND, FREE)
         return info, None
-    fractions = held_fractions(pull)
-    held_keys = set(fractions.index[(fractions >= 0.5).any(axis=1)])
-    at_bound = set(pull.loc[pull["verdict"] == AT_BOUND, "key"])
-    info["verdict"] = [HELD if k in held_keys else AT_BOUND if k in at_bound else FREE for k in info["key"]]
-    return info, fractions
+    return with_verdicts(info, key_verdicts(pull, by="size")), held_fractions(pull)
 
 
 def _fmt(x: float) -> str:

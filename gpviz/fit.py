@@ -1248,9 +1248,16 @@ class FitTracer:
             out[k] = init[:, col[k]]
         return out
 
-    def render(self, max_timesteps: int = MAX_TIMESTEPS, title: str | None = None, loss_chart: bool = True):
+    def render(self, max_timesteps: int = MAX_TIMESTEPS, title: str | None = None, loss_chart: bool = True,
+               verdicts: bool | None = None):
         """The animated page: the model's expression with one dot per member per parameter,
         stepping through the fit (play, pause, scrub).
+
+        Each chart marks the prior mode and the bounds a value sits at. Parameters that
+        :func:`gpviz.prior_pull` judges held by their prior at the model's current values
+        (the last step, once the fit is done) in at least half the members are tinted;
+        ``verdicts``: ``None`` when the model is small enough (see
+        :func:`gpviz.render.model_verdicts`), ``True`` always, ``False`` never.
 
         Frames are decimated to at most ``max_timesteps`` (and a page-size budget),
         keeping the first, the last and every retry boundary; :attr:`frames` keeps all.
@@ -1263,7 +1270,7 @@ class FitTracer:
         if self.expr is None:
             raise InputError("nothing to render: the tracer has no model expression (no MLL bound yet)")
         frame = self.render_frame(max_timesteps)
-        info = self._info()
+        info = self._info(verdicts)
         extra = ""
         if loss_chart and len(frame):
             from gpviz.charts import figure_to_img
@@ -1274,13 +1281,24 @@ class FitTracer:
                           f"{self._next_t} timesteps ({shown} shown), {len(self._segments)} run(s)")
         return R.render_frame(self.expr, frame, info=info, title=title, extra_html=extra)
 
-    def _info(self):
+    def _info(self, verdicts: bool | None = None):
+        """Bounds and prior modes per key, and prior_pull's verdicts on the model as it is now (the last step).
+
+        Verdicts follow :func:`gpviz.render.model_verdicts` (skipped for big models, never an error).
+        """
         try:
             from gpviz.params import parameters
 
-            return parameters(self.expr, long=True)
+            info = parameters(self.expr, long=True)
         except Exception:
             return None
+        if verdicts is not False:
+            from gpviz.render import model_verdicts, with_verdicts
+
+            found = model_verdicts(self.expr, force=bool(verdicts))
+            if found:
+                info = with_verdicts(info, found)
+        return info
 
     def _repr_html_(self) -> str:
         try:
@@ -1311,7 +1329,7 @@ class FitTracer:
         if self.expr is None:
             raise InputError("nothing to show: bind the tracer to an MLL first (FitTracer(mll))")
         if self._in_context or self._rec is None or self._rec.n == 0:
-            self._live = R.LiveFigure(self.expr, info=self._info(), display=display,
+            self._live = R.LiveFigure(self.expr, info=self._info(verdicts=False), display=display,
                                       title=f"Fitting {type(self._groups[0].model).__name__}")
             self._live_last = time.perf_counter()
             self._live.update(self.render_frame())

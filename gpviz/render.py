@@ -596,7 +596,7 @@ def _sections(expr) -> list[tuple[str, str, object]]:
     return [("Kernel", "", expr.tree)]
 
 
-def _legend(spec: dict, has_bad: bool) -> str:
+def _legend(spec: dict, has_bad: bool, judged: bool = False) -> str:
     items = ['<span><span class="gpviz-swatch gpviz-swatch-dot"></span>'
              + ("value" if spec["mode"] == "snapshot" else "one dot per member") + "</span>"]
     params = spec["params"].values()
@@ -606,7 +606,10 @@ def _legend(spec: dict, has_bad: bool) -> str:
         items.append('<span><span class="gpviz-swatch gpviz-swatch-bound"></span>'
                      "constraint bound a value sits at (those values red)</span>")
     if any(p["held"] for p in params):
-        items.append('<span><span class="gpviz-swatch gpviz-swatch-held"></span>held by prior</span>')
+        items.append('<span title="gpviz.prior_pull: the prior, not the data, sets the value">'
+                     '<span class="gpviz-swatch gpviz-swatch-held"></span>held by prior</span>')
+    elif judged:
+        items.append('<span class="gpviz-legend-noheld">gpviz.prior_pull: no parameter held by its prior</span>')
     if has_bad:
         items.append('<span><span class="gpviz-swatch gpviz-swatch-flag">\u26a0 \u25b6</span>'
                      "NaN, inf or \u2264 0 on a log axis (drawn at the edge)</span>")
@@ -636,7 +639,7 @@ def _subtitle(data: _Data) -> str:
             f"play, pause or scrub")
 
 
-def _inner_html(expr, data: _Data, spec: dict, title: str | None, extra_html: str) -> str:
+def _inner_html(expr, data: _Data, spec: dict, title: str | None, extra_html: str, judged: bool = False) -> str:
     parts = []
     if title:
         parts.append(f'<div class="gpviz-title">{escape_html(title)}</div>')
@@ -647,7 +650,7 @@ def _inner_html(expr, data: _Data, spec: dict, title: str | None, extra_html: st
     elif bad:
         listed = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:8]) + ("; ..." if len(bad) > 8 else "")
         parts.append(f'<div class="gpviz-warning">\u26a0 flagged values: {escape_html(listed)}</div>')
-    parts.append(_legend(spec, bool(bad) and data.n_rows > 0))
+    parts.append(_legend(spec, bool(bad) and data.n_rows > 0, judged))
     if data.mode == "timeline":
         parts.append('<div class="gpviz-time"></div><span class="gpviz-time-state"></span>')
     leaf_chars = LEAF_CHARS[data.mode]
@@ -766,7 +769,8 @@ def _build(expr, frame, *, info=None, title=None, config_labels=None, extra_html
         "bad": _bad_values(data, axes, params),
         "columns": columns,
     }
-    inner = _inner_html(expr, data, spec, title, extra_html or "")
+    judged = any(m.verdict for m in metas.values())  # info carried verdicts: say so even when none is held
+    inner = _inner_html(expr, data, spec, title, extra_html or "", judged)
     return inner, spec
 
 
@@ -809,6 +813,93 @@ def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extr
     return Figure(inner, spec, _check_id(element_id), title or "gpviz")
 
 
+# --------------------------------------------------------------------------- #
+# Verdicts: which parameters a prior holds                                    #
+# --------------------------------------------------------------------------- #
+
+#: render() runs gpviz.prior_pull only below these sizes (its curvature costs a backward pass per element
+#: through the Cholesky: ~1 s at 200 points x 8 elements, ~13 s at 1000 x 12); above, it draws no verdicts.
+PULL_MAX_POINTS = 500
+PULL_MAX_ELEMENTS = 400  # parameter elements x batch members
+#: A parameter is tinted when prior_pull holds it in at least this share of the members (of some group).
+HELD_MAJORITY = 0.5
+
+
+def key_verdicts(pull: pd.DataFrame, by: str | None = None) -> dict[str, str]:
+    """One verdict per key from :func:`gpviz.prior_pull` rows: the rule every view tints by.
+
+    A key is ``held by prior`` when at least :data:`HELD_MAJORITY` (half) of its rows
+    are held, within some group of ``by`` (e.g. ``"size"`` for a sweep: half the
+    folds of one dataset size suffice) or over all rows when ``by`` is None (the
+    members of a batch); otherwise ``at bound`` if any row sits on a bound, else
+    ``free``.
+
+    Args:
+        pull: Rows with ``key`` and ``verdict`` (and ``by``).
+        by: Column grouping the rows, or None.
+
+    Returns:
+        key -> verdict, for every key in ``pull``.
+    """
+    if pull is None or len(pull) == 0 or "key" not in pull.columns or "verdict" not in pull.columns:
+        return {}
+    held = pull["verdict"].astype(str).eq(HELD)
+    groups = [pull["key"].astype(str)] + ([pull[by]] if by is not None and by in pull.columns else [])
+    share = held.groupby(groups, sort=False).mean()
+    if share.index.nlevels > 1:
+        share = share.groupby(level=0, sort=False).max()
+    bound = pull["verdict"].astype(str).eq("at bound").groupby(pull["key"].astype(str), sort=False).any()
+    return {k: HELD if share[k] >= HELD_MAJORITY else ("at bound" if bound.get(k, False) else "free")
+            for k in share.index}
+
+
+def with_verdicts(info: pd.DataFrame, verdicts: Mapping[str, str]) -> pd.DataFrame:
+    """``info`` (a long frame with ``key``) with a ``verdict`` column from :func:`key_verdicts` (keys missing: "")."""
+    info = info.copy()
+    info["verdict"] = [verdicts.get(str(k), "") for k in info["key"]]
+    return info
+
+
+def _pull_cost(expr) -> tuple[int, int] | None:
+    """(training points, parameter elements x members) of a model expression, or None if not an exact GP."""
+    from gpviz.model import is_gp_model
+
+    model = getattr(expr, "module", None)
+    if model is None or not is_gp_model(model):
+        return None
+    subs = list(getattr(model, "models", None) or [model])
+    points = 0
+    for sub in subs:
+        inputs = getattr(sub, "train_inputs", None)
+        if not inputs:
+            return None
+        points = max(points, int(inputs[0].shape[-2]))
+    members = int(np.prod(tuple(getattr(expr, "batch_shape", ())) or (1,)))
+    return points, len(expr.keys) * members
+
+
+def model_verdicts(expr, force: bool = False) -> dict[str, str]:
+    """:func:`key_verdicts` of ``prior_pull`` on the model behind ``expr``, or ``{}``.
+
+    Never raises: a model prior_pull cannot analyse (a kernel alone, no training
+    data, an approximate GP, any error) gets no verdicts, and so does a model above
+    :data:`PULL_MAX_POINTS` / :data:`PULL_MAX_ELEMENTS` unless ``force``.
+    """
+    import warnings
+
+    cost = _pull_cost(expr)
+    if cost is None or (not force and (cost[0] > PULL_MAX_POINTS or cost[1] > PULL_MAX_ELEMENTS)):
+        return {}
+    try:
+        from gpviz.priors import prior_pull
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return key_verdicts(prior_pull(expr.module))
+    except Exception:  # noqa: BLE001 - verdicts are an extra: the figure is drawn without them
+        return {}
+
+
 def _default_title(expr) -> str:
     module = getattr(expr, "module", None)
     name = type(module).__name__ if module is not None else "model"
@@ -817,12 +908,14 @@ def _default_title(expr) -> str:
 
 
 def render(obj, feature_names=None, units: str = "model", *, title: str | None = None,
-           element_id: str | None = None) -> Figure:
+           element_id: str | None = None, verdicts: bool | None = None) -> Figure:
     """Renders a model, kernel, MLL or expression, or anything with a ``.render()`` method.
 
     A model with one member is drawn as a snapshot (its values); a batched
     model (CV folds, MCMC samples) with one dot per member. Prior modes and
-    constraint bounds come from the model itself.
+    constraint bounds come from the model itself; a GP with training data also
+    gets :func:`gpviz.prior_pull` verdicts (parameters held by their prior in at
+    least half the members are tinted, see :func:`key_verdicts`).
 
     Args:
         obj: A BoTorch/GPyTorch model, kernel, MLL or gpviz expression; or an
@@ -833,6 +926,10 @@ def render(obj, feature_names=None, units: str = "model", *, title: str | None =
             the data's units where an exact conversion exists (see :mod:`gpviz.units`).
         title: Figure title (default: the model's class and batch size).
         element_id: Fixed container id for reproducible output.
+        verdicts: ``None`` (default): prior_pull verdicts when the model is small
+            enough to analyse quickly (:data:`PULL_MAX_POINTS`, :data:`PULL_MAX_ELEMENTS`);
+            ``True``: whatever the size; ``False``: none. A model prior_pull cannot
+            analyse is drawn without verdicts, never an error.
 
     Raises:
         InputError: unknown ``units`` or an object gpviz cannot render.
@@ -852,6 +949,10 @@ def render(obj, feature_names=None, units: str = "model", *, title: str | None =
     expr = expression_of(obj, feature_names)
     frame = parameters(expr)
     info = parameters(expr, long=True)
+    if verdicts is not False:
+        found = model_verdicts(expr, force=bool(verdicts))
+        if found:
+            info = with_verdicts(info, found)
     if units != "model":
         frame, labels = _units.to_units(expr, frame, units)
         info, _ = _units.to_units(expr, info, units)

@@ -484,15 +484,53 @@ class Sweep:
         long["at_bound"] = flags
         return long
 
+    def verdict_info(self, expr=None, verdicts: bool | None = None, repeats: int | None = 1) -> pd.DataFrame:
+        """:meth:`info` with a ``verdict`` per key from prior_pull of the first ``repeats`` repeats (see :meth:`render`).
+
+        Returns :meth:`info` unchanged when ``verdicts`` is False, the sweep is too big
+        for the automatic analysis, or the analysis fails (with a GpvizWarning).
+        """
+        from gpviz.render import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, key_verdicts, with_verdicts  # noqa: I001
+
+        expr = expr if expr is not None else self.expression()
+        info = self.info(expr)
+        biggest = max(self.sizes) if self.sizes else 0
+        # one LOO batch per size: `biggest` members of `biggest - 1` points (0.06 s for 14 x 5 elements here)
+        small = biggest <= PULL_MAX_POINTS and biggest * len(expr.keys) <= 5 * PULL_MAX_ELEMENTS
+        if verdicts is False or (verdicts is None and not small):
+            return info
+        from gpviz.priors import sweep_prior_pull
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pull = sweep_prior_pull(self, repeats=repeats)
+        except Exception as exc:  # the page stands without verdicts
+            warnings.warn(f"gpviz: prior_pull failed on the sweep ({type(exc).__name__}: {exc}); the page shows no "
+                          f"held-by-prior verdicts", GpvizWarning, stacklevel=3)
+            return info
+        return with_verdicts(info, key_verdicts(pull, by=SIZE))
+
     def render(self, one_fold_per_repeat: bool = False, *, metric: str = "mse", feature_names=None,
-               title: str | None = None):
+               title: str | None = None, verdicts: bool | None = None):
         """The model's expression with one labelled band per dataset size, beside the scaling curve.
+
+        Each chart marks the prior mode and the bounds a fold sits at. With verdicts,
+        :func:`gpviz.priors.sweep_prior_pull` analyses the folds of the first repeat at
+        every size, and a parameter is tinted "held by prior" when its prior holds it in
+        at least half the folds of some size (:func:`gpviz.render.key_verdicts` with
+        ``by="size"``: the tint says "at some size, the prior sets this value").
 
         Args:
             one_fold_per_repeat: One dot per repeat (its first fold) instead of one per fold.
             metric: The metric of the scaling curve.
             feature_names: Names of the input columns.
             title: Page title.
+            verdicts: ``None`` (default): prior_pull verdicts when every size is at most
+                :data:`gpviz.render.PULL_MAX_POINTS` points and the folds of the largest
+                size hold at most 5 x ``PULL_MAX_ELEMENTS`` parameter elements (each size
+                rebuilds one batched model, nothing is refitted); ``True``: always;
+                ``False``: none. A failing analysis warns and draws no verdicts.
 
         Returns:
             A gpviz Figure (``.html()``, ``.save(path)``, ``_repr_html_``).
@@ -514,7 +552,7 @@ class Sweep:
         per = "first fold of each repeat" if one_fold_per_repeat else "every fold of every repeat"
         title = title or (f"Leave-one-out sweep: {type(self.model).__name__}, n = "
                           f"{', '.join(str(s) for s in self.sizes)}, {self.repeats} repeats ({per})")
-        return render_frame(expr, frame, info=self.info(expr), title=title,
+        return render_frame(expr, frame, info=self.verdict_info(expr, verdicts), title=title,
                             config_labels=[f"n = {s}" for s in self.sizes],
                             extra_html=f'{_BESIDE_CSS}<div class="gpviz-sweep-chart">{img}</div>')
 

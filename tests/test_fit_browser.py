@@ -87,3 +87,22 @@ def test_long_fits_are_decimated_for_the_page(traced, tmp_path, open_page):
     assert loaded.console_errors == []
     loaded.eval("document.querySelector('.timeState')._r2pState.selectTimestep(1)")
     assert loaded.eval("document.querySelector('.gpviz-figure').dataset.step") == str(steps[1])
+
+
+def test_fit_page_marks_prior_modes_and_tints_what_prior_pull_holds_at_the_end(traced, tmp_path, open_page):
+    from gpviz.render import key_verdicts
+
+    expected = {k for k, v in key_verdicts(gpviz.prior_pull(traced._mll)).items() if v == "held by prior"}
+    assert expected, "fixture: the default noise prior holds the LOO folds' noise"
+    fig = traced.render(loss_chart=False)
+    params = fig.spec["params"]
+    assert {k for k, p in params.items() if p["held"]} == expected
+    assert all(p["prior"] is not None for k, p in params.items() if "lengthscale" in k or "noise" in k)
+    assert all(p["lower"] is not None for k, p in params.items() if "lengthscale" in k or "noise" in k)
+    assert not any(p["held"] for p in traced.render(loss_chart=False, verdicts=False).spec["params"].values())
+    loaded = open_page(fig.save(tmp_path / "fit_held.html"), screenshot="fit_trace_held.png")
+    assert loaded.console_errors == []
+    tinted = loaded.eval("[...document.querySelectorAll('.gpviz-param.gpviz-held')].map(e => e.dataset.key)")
+    assert set(tinted) == expected
+    assert loaded.eval("!!document.querySelector('.gpviz-legend .gpviz-swatch-held')")
+    assert loaded.eval("!!document.querySelector('.gpviz-legend .gpviz-swatch-prior')")

@@ -477,3 +477,64 @@ def test_fragment_matches_golden_file():
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text, encoding="utf-8")
     assert text == GOLDEN.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- prior_pull verdicts in render()
+
+
+def _held_fit():
+    """Gamma(3, 6) lengthscales on 8 inputs, 2 relevant, 8 points: prior_pull holds the irrelevant ones."""
+    from botorch.fit import fit_gpytorch_mll
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+    from gpytorch.priors import GammaPrior
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(8, 8, generator=g)
+    Y = (torch.sin(6 * X[:, 0]) + 4 * (X[:, 1] - 0.5) ** 2).unsqueeze(-1) + 0.01 * torch.randn(8, 1, generator=g)
+    covar = gk.ScaleKernel(gk.MaternKernel(nu=2.5, ard_num_dims=8, lengthscale_prior=GammaPrior(3.0, 6.0)),
+                           outputscale_prior=GammaPrior(2.0, 0.15))
+    model = SingleTaskGP(X, Y, covar_module=covar)
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    return model
+
+
+def test_render_of_a_fitted_model_tints_what_prior_pull_holds():
+    model = _held_fit()
+    pull = gpviz.prior_pull(model)
+    held = set(pull.key[pull.verdict == "held by prior"])
+    assert held, "fixture: prior_pull should hold some lengthscales"
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    fig = gpviz.render(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # left as found
+    p = fig.spec["params"]
+    assert {k for k, m in p.items() if m["held"]} == held
+    assert all(m["prior"] is not None for k, m in p.items() if "lengthscale" in k)
+    html = fig.html()
+    assert 'class="gpviz-swatch gpviz-swatch-held"' in html and "held by prior" in html
+    assert html.count("gpviz-param gpviz-held") + html.count(" gpviz-held\"") >= len(held)
+    # verdicts=False: the same page without tints; a kernel alone has no data, so no verdicts (and no error)
+    assert not any(m["held"] for m in gpviz.render(model, verdicts=False).spec["params"].values())
+    kfig = gpviz.render(model.covar_module)
+    assert not any(m["held"] for m in kfig.spec["params"].values()) and "prior_pull" not in kfig.html()
+
+
+def test_render_verdicts_rule_and_containment():
+    # the rule: held in at least half the members of some group
+    pull = pd.DataFrame({"key": ["a"] * 4 + ["b"] * 4 + ["c"] * 2,
+                         "size": [8, 8, 40, 40] * 2 + [8, 8],
+                         "verdict": ["held by prior", "held by prior", "free", "free",
+                                     "held by prior", "free", "free", "free", "at bound", "free"]})
+    assert R.key_verdicts(pull) == {"a": "held by prior", "b": "free", "c": "at bound"}
+    assert R.key_verdicts(pull, by="size") == {"a": "held by prior", "b": "held by prior", "c": "at bound"}
+    assert R.key_verdicts(pd.DataFrame()) == {}
+    # a model without priors: prior_pull runs, holds nothing, and the legend says so
+    X, Y = _data()
+    plain = SingleTaskGP(X, Y, covar_module=gk.RBFKernel(ard_num_dims=3),
+                         likelihood=__import__("gpytorch").likelihoods.GaussianLikelihood())
+    html = gpviz.render(plain).html()
+    assert "no parameter held by its prior" in html and 'class="gpviz-swatch gpviz-swatch-held"' not in html
+    # a model prior_pull cannot analyse (training targets of the wrong shape): drawn, without verdicts
+    broken = SingleTaskGP(X, Y)
+    broken.train_targets = torch.zeros(3)
+    fig = gpviz.render(broken)
+    assert fig.spec["params"] and "prior_pull" not in fig.html()

@@ -82,3 +82,27 @@ def test_sweep_displays_through_render_and_in_notebooks(sweep):
     assert isinstance(fig, Figure) and fig.spec["n_rows"] == REPEATS * sum(SIZES)
     html = sweep._repr_html_()
     assert 'class="gpviz-figure"' in html and "gpviz-sweep-chart" in html and "data:image/png;base64," in html
+
+
+HELD_VIEW = """() => [...document.querySelectorAll('.gpviz-param')].map(e => ({key: e.dataset.key,
+    held: e.classList.contains('gpviz-held'), bg: getComputedStyle(e).backgroundColor}))"""
+
+
+def test_sweep_page_tints_what_prior_pull_holds_at_some_size(sweep, tmp_path, open_page):
+    from gpviz.priors import sweep_prior_pull
+
+    pull = sweep_prior_pull(sweep)
+    share = pull.assign(h=pull.verdict.eq("held by prior")).groupby(["key", "size"]).h.mean()
+    expected = {k for (k, _size), v in share.items() if v >= 0.5}  # the rule: half the folds of some size
+    assert expected, "fixture: the default noise prior holds the noise at these sizes"
+    fig = sweep.render()
+    assert {k for k, p in fig.spec["params"].items() if p["held"]} == expected
+    assert not any(p["held"] for p in sweep.render(verdicts=False).spec["params"].values())
+    loaded = open_page(fig.save(tmp_path / "sweep_held.html"), screenshot="sweep_page_held.png")
+    assert loaded.console_errors == []
+    views = loaded.eval(HELD_VIEW)
+    assert {v["key"] for v in views if v["held"]} == expected
+    for v in views:  # tinted (an orange background) exactly when held
+        assert (v["bg"] not in ("rgba(0, 0, 0, 0)", "transparent")) == v["held"], v
+    legend = loaded.eval("document.querySelector('.gpviz-legend').innerText")
+    assert "held by prior" in legend and "prior mode" in legend
