@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 import sys
 import types
 import warnings
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from gpviz.errors import GpvizWarning, InputError
+from gpviz.render import Page, escape_html
 
 _PAGE_CSS = """
 .gpviz-compare { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
@@ -95,6 +94,17 @@ def _verdict_info(info: pd.DataFrame, pull: pd.DataFrame | None) -> tuple[pd.Dat
     return with_verdicts(info, key_verdicts(pull, by="size")), held_fractions(pull)
 
 
+def shared_ranges(figures) -> dict[str, tuple[float, float]]:
+    """key -> (lowest lo, highest hi) of the key's axis over ``figures`` (for ``render_frame(axis_ranges=...)``)."""
+    out: dict[str, tuple[float, float]] = {}
+    for fig in figures:
+        for key, p in fig.spec["params"].items():
+            ax = fig.spec["axes"][p["axis"]]
+            lo, hi = out.get(key, (ax["lo"], ax["hi"]))
+            out[key] = (min(lo, ax["lo"]), max(hi, ax["hi"]))
+    return out
+
+
 def _fmt(x: float) -> str:
     if x is None or not math.isfinite(x):
         return "–"
@@ -149,7 +159,7 @@ def _held_html(fractions: pd.DataFrame | None, n_repeats: int) -> str:
             f'{head}</tr>{"".join(rows)}</table>')
 
 
-class ComparisonFigure:
+class ComparisonFigure(Page):
     """The comparison page: ``.html()`` (standalone, offline), ``._repr_html_()``, ``.save(path)``.
 
     Attributes:
@@ -175,9 +185,12 @@ class ComparisonFigure:
         digest = hashlib.sha256("".join(f.element_id for f in figures.values()).encode()).hexdigest()[:10]
         self._ids = {lb: f"gpviz-cmp{i}-{digest}" for i, lb in enumerate(self.labels)}
 
-    def _body(self, suffix: str = "") -> str:
-        from gpviz.render import escape_html
+    _what = "comparison"
 
+    def _head(self) -> str:
+        return f"<style>{_PAGE_CSS}</style>\n"
+
+    def _body(self, suffix: str = "") -> str:
         parts = [f'<div class="gpviz-compare"><h1>{escape_html(self.title)}</h1>', self._lead]
         for label in self.labels:
             parts.append(f"<h2>{escape_html(label)}</h2>")
@@ -185,39 +198,10 @@ class ComparisonFigure:
             if label in self.figures:
                 parts.append(self.figures[label].fragment(self._ids[label] + suffix))
         parts.append("</div>")
-        return "\n".join(parts)
-
-    def html(self) -> str:
-        """A standalone page (UTF-8, everything inline, works offline)."""
-        from gpviz.render import escape_html, header_html
-
-        return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                f"<title>{escape_html(self.title)}</title>\n{header_html()}<style>{_PAGE_CSS}</style>\n</head>\n"
-                f"<body>\n{self._body()}\n</body>\n</html>\n")
-
-    def _repr_html_(self) -> str:
-        from gpviz.render import escape_html, header_html
-
-        try:
-            suffix = f"-d{next(_DISPLAYS)}"
-            return f"{header_html()}<style>{_PAGE_CSS}</style>{self._body(suffix)}"
-        except Exception as exc:  # noqa: BLE001 - a display must never break a notebook
-            return f"<pre>gpviz could not display this comparison: {escape_html(type(exc).__name__)}: " \
-                   f"{escape_html(exc)}</pre>"
-
-    def save(self, path) -> Path:
-        """Writes :meth:`html` to ``path`` (parent folders are created) and returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.html(), encoding="utf-8")
-        return path
+        return "\n".join(parts) + "\n"
 
     def __repr__(self) -> str:
         return f"<gpviz.ComparisonFigure: {len(self.labels)} sweeps {self.labels}>"
-
-
-_DISPLAYS = itertools.count(1)  # unique element ids for repeated notebook displays
 
 
 def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool = False, feature_names=None,
@@ -259,7 +243,7 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
                              f"{[c for c in sweep.metrics] if hasattr(sweep, 'metrics') else list(sweep.scores)})")
     chart = compare_scaling_curves({lb: s.scores for lb, s in sweeps.items()}, metric)
     table = score_table(sweeps, metric)
-    figures, sections, pulls = {}, {}, {}
+    figures, sections, pulls, views = {}, {}, {}, {}
     for label, sweep in sweeps.items():
         if sweep.parameters.empty:  # every cell failed: say so, and show the others
             first_error = sweep.scores["error"].iloc[0] if len(sweep.scores) else "no cells"
@@ -281,7 +265,13 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
         n_rep = sweep.repeats if pull_repeats is None else min(pull_repeats, sweep.repeats)
         sections[label] = _priors_html(sweep.model) + _held_html(fractions, n_rep)
         # the section heading carries the label: no second title inside the figure
-        figures[label] = render_frame(expr, frame, info=info, config_labels=[f"n = {s}" for s in sweep.sizes])
+        views[label] = dict(expr=expr, frame=frame, info=info, config_labels=[f"n = {s}" for s in sweep.sizes],
+                            member_label=sweep.member_label(one_fold_per_repeat)
+                            if hasattr(sweep, "member_label") else None)
+        figures[label] = render_frame(**views[label])
+    # stacked views are compared by position: each key's axis spans every sweep's axis for that key
+    ranges = shared_ranges(figures.values())
+    figures = {label: render_frame(**views[label], axis_ranges=ranges) for label in figures}
     title = title or "Comparison: " + " vs ".join(labels)
     img = figure_to_img(chart, alt=f"leave-one-out {metric} per dataset size: " + " vs ".join(labels))
     lead = (f'<div class="gpviz-cmp-lead">Leave-one-out cross-validation, held-out {escape_html(metric)} per '
@@ -290,7 +280,7 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     return ComparisonFigure(title, lead, figures, sections, chart, table, pulls)
 
 
-__all__ = ["compare", "ComparisonFigure", "score_table", "describe_priors"]
+__all__ = ["compare", "ComparisonFigure", "score_table", "describe_priors", "shared_ranges"]
 
 
 class _CallableModule(types.ModuleType):

@@ -490,8 +490,12 @@ def _linear_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
     return lo, hi
 
 
-def _axes(data: _Data, metas: Mapping[str, _Meta]):
-    """Shared axes (one per role and kind, or per bounds) and per-key drawing metadata."""
+def _axes(data: _Data, metas: Mapping[str, _Meta], ranges: Mapping[str, Sequence[float]] | None = None):
+    """Shared axes (one per role and kind, or per bounds) and per-key drawing metadata.
+
+    ``ranges``: key -> (lo, hi) each axis must cover (an axis is widened to the
+    union of its keys' ranges, never narrowed: no value is pushed off the axis).
+    """
     groups: dict[tuple, list[str]] = {}
     kinds: dict[str, tuple[str, bool]] = {}
     for key, meta in metas.items():
@@ -524,6 +528,11 @@ def _axes(data: _Data, metas: Mapping[str, _Meta]):
             lo, hi = _log_domain(vals, refs)
         else:
             lo, hi = _linear_domain(vals, refs)
+        for k in keys:
+            if ranges and k in ranges:
+                ends = [float(e) for e in ranges[k] if _num(e) is not None and (kind != "log" or float(e) > 0)]
+                if ends:
+                    lo, hi = min([lo] + ends), max([hi] + ends)
         label = gid[1]
         axes.append({"kind": kind, "lo": float(lo), "hi": float(hi), "role": label, "bounded": bounded})
         for k in keys:
@@ -597,8 +606,9 @@ def _sections(expr) -> list[tuple[str, str, object]]:
 
 
 def _legend(spec: dict, has_bad: bool, judged: bool = False) -> str:
+    one = escape_html(spec.get("member", "member"))
     items = ['<span><span class="gpviz-swatch gpviz-swatch-dot"></span>'
-             + ("value" if spec["mode"] == "snapshot" else "one dot per member") + "</span>"]
+             + ("value" if spec["mode"] == "snapshot" else f"one dot per {one}") + "</span>"]
     params = spec["params"].values()
     if any(p["prior"] is not None for p in params):
         items.append('<span><span class="gpviz-swatch gpviz-swatch-prior"></span>prior mode</span>')
@@ -621,29 +631,43 @@ def _legend(spec: dict, has_bad: bool, judged: bool = False) -> str:
     if axes:
         items.append(f'<span>axes: {"; ".join(dict.fromkeys(axes))}</span>')
     if spec["mode"] != "snapshot":
-        items.append('<span>hover a dot to ring its member in every chart <b class="gpviz-hover"></b></span>')
+        items.append(f'<span>hover a dot to ring its {one} in every chart <b class="gpviz-hover"></b></span>')
     return '<div class="gpviz-legend">' + "".join(items) + "</div>"
 
 
-def _subtitle(data: _Data) -> str:
+def _singular(label: str) -> str:
+    """"MCMC samples" -> "MCMC sample", "outputs" -> "output" (the last word loses its plural s)."""
+    return label[:-1] if label.endswith("s") and not label.endswith("ss") else label
+
+
+def _member_label(expr, member_label: str | None) -> str:
+    """What a dot is, plural ("members", "MCMC samples", "outputs", "leave-one-out folds")."""
+    label = member_label if member_label is not None else getattr(expr, "member_label", None)
+    label = " ".join(str(label).split()) if label else ""
+    return label or "members"
+
+
+def _subtitle(data: _Data, label: str = "members") -> str:
+    one = _singular(label)
     if data.mode == "snapshot":
         return "one model: each parameter's value on its own axis"
     if data.mode == "batch":
-        return f"batch of {data.n_rows} members: one dot per member"
+        return f"batch of {data.n_rows} {label}: one dot per {one}"
     if data.mode == "configs":
         return (f"{len(data.config_labels)} configurations, one labelled band each, top to bottom; "
-                f"one dot per member")
+                f"one dot per {one}")
     bands = (f"{len(data.config_labels)} configurations (one labelled band each) \u00d7 "
              if data.i_config is not None else "")
-    return (f"fit trace: {len(data.steps)} steps; {bands}{data.members} member{'s' if data.members != 1 else ''}; "
+    return (f"fit trace: {len(data.steps)} steps; {bands}{data.members} {label if data.members != 1 else one}; "
             f"play, pause or scrub")
 
 
-def _inner_html(expr, data: _Data, spec: dict, title: str | None, extra_html: str, judged: bool = False) -> str:
+def _inner_html(expr, data: _Data, spec: dict, title: str | None, extra_html: str, judged: bool = False,
+                label: str = "members") -> str:
     parts = []
     if title:
         parts.append(f'<div class="gpviz-title">{escape_html(title)}</div>')
-    parts.append(f'<div class="gpviz-subtitle">{escape_html(_subtitle(data))}</div>')
+    parts.append(f'<div class="gpviz-subtitle">{escape_html(_subtitle(data, label))}</div>')
     bad = spec.get("bad", {})
     if data.n_rows == 0:
         parts.append('<div class="gpviz-warning">\u26a0 no values to draw yet (the frame has no rows)</div>')
@@ -671,7 +695,47 @@ def _inner_html(expr, data: _Data, spec: dict, title: str | None, extra_html: st
     return "\n".join(parts)
 
 
-class Figure:
+class Page:
+    """A displayable gpviz page: ``.html()`` (standalone, offline), ``._repr_html_()``, ``.save(path)``.
+
+    Subclasses give :meth:`_body` (the page content; ``suffix`` makes element ids
+    unique per notebook display) and optionally :meth:`_head` (extra ``<head>``
+    content, e.g. a ``<style>``). The page assets (:func:`header_html`) come once.
+    """
+
+    title: str = "gpviz"
+    _what = "figure"  # named in the message of a display that failed
+
+    def _head(self) -> str:
+        return ""
+
+    def _body(self, suffix: str = "") -> str:
+        raise NotImplementedError
+
+    def html(self) -> str:
+        """A standalone page (UTF-8, everything inline, works offline)."""
+        return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                f"<title>{escape_html(self.title or 'gpviz')}</title>\n{header_html()}{self._head()}</head>\n<body>\n"
+                f"{self._body()}</body>\n</html>\n")
+
+    def _repr_html_(self) -> str:
+        """Notebook display: self-contained (assets inline, no network) with ids unique on the page."""
+        try:
+            return header_html() + self._head() + self._body(f"-d{next(_DISPLAYS)}")
+        except Exception as exc:  # noqa: BLE001 - a display must never break a notebook
+            return f"<pre>gpviz could not display this {self._what}: {escape_html(type(exc).__name__)}: " \
+                   f"{escape_html(exc)}</pre>"
+
+    def save(self, path) -> Path:
+        """Writes :meth:`html` to ``path`` (parent folders are created) and returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.html(), encoding="utf-8")
+        return path
+
+
+class Figure(Page):
     """A rendered expression: ``.html()`` (standalone offline page), ``._repr_html_()``, ``.save(path)``.
 
     Attributes:
@@ -705,27 +769,8 @@ class Figure:
                  "else{(window.gpvizQueue=window.gpvizQueue||[]).push(f);}})();</script>")
         return f'<div class="gpviz-figure" id="{escape_html(eid)}">\n{self._inner}\n</div>\n{mount}\n'
 
-    def html(self) -> str:
-        """A standalone page (UTF-8, everything inline, works offline)."""
-        return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                f"<title>{escape_html(self.title or 'gpviz')}</title>\n{header_html()}</head>\n<body>\n"
-                f"{self.fragment()}</body>\n</html>\n")
-
-    def _repr_html_(self) -> str:
-        """Notebook display: self-contained (assets inline, no network) with an id unique on the page."""
-        try:
-            return header_html() + self.fragment(f"{self.element_id}-d{next(_DISPLAYS)}")
-        except Exception as exc:  # noqa: BLE001 - a display must never break a notebook
-            return f"<pre>gpviz could not display this figure: {escape_html(type(exc).__name__)}: " \
-                   f"{escape_html(exc)}</pre>"
-
-    def save(self, path) -> Path:
-        """Writes :meth:`html` to ``path`` (parent folders are created) and returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.html(), encoding="utf-8")
-        return path
+    def _body(self, suffix: str = "") -> str:
+        return self.fragment(self.element_id + suffix)
 
     def __repr__(self) -> str:
         return (f"<gpviz.Figure {self.mode}: {len(self.keys)} parameters, {self.spec['n_rows']} rows, "
@@ -744,12 +789,15 @@ def _check_id(element_id) -> str:
     return element_id
 
 
-def _build(expr, frame, *, info=None, title=None, config_labels=None, extra_html="") -> tuple[str, dict]:
+def _build(expr, frame, *, info=None, title=None, config_labels=None, extra_html="",
+           member_label=None, axis_ranges=None) -> tuple[str, dict]:
     keys = tuple(expr.keys)
     roles = dict(expr.roles)
     data = prepare_frame(keys, frame, config_labels)
     metas = _info_meta(info, keys, roles)
-    axes, params = _axes(data, metas)
+    if axis_ranges is not None and not isinstance(axis_ranges, Mapping):
+        raise InputError(f"axis_ranges must map parameter keys to (lo, hi), got {type(axis_ranges).__name__}")
+    axes, params = _axes(data, metas, axis_ranges)
     columns = {k: _encode(data.values[k]) for k in keys}
     configs = None
     if data.i_config is not None:
@@ -759,6 +807,7 @@ def _build(expr, frame, *, info=None, title=None, config_labels=None, extra_html
                    "band": int(max(MIN_BAND_PX, min(MAX_BAND_PX, CONFIGS_PX // max(c, 1))))}
     spec = {
         "v": 1, "mode": data.mode, "n_rows": data.n_rows, "members": data.members,
+        "member": _singular(_member_label(expr, member_label)),  # what a dot is, in the hover text
         # axis ends and prior modes to 6 digits: invisible on a 150 px axis, and the same bytes on every libm
         "axes": [{**ax, **dict(zip(("lo", "hi"), _round_axis(ax)))} for ax in axes],
         "params": {k: {**p, "prior": _round6(p["prior"]), "lower": _num(p["lower"]), "upper": _num(p["upper"])}
@@ -770,12 +819,13 @@ def _build(expr, frame, *, info=None, title=None, config_labels=None, extra_html
         "columns": columns,
     }
     judged = any(m.verdict for m in metas.values())  # info carried verdicts: say so even when none is held
-    inner = _inner_html(expr, data, spec, title, extra_html or "", judged)
+    inner = _inner_html(expr, data, spec, title, extra_html or "", judged, _member_label(expr, member_label))
     return inner, spec
 
 
 def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extra_html: str = "",
-                 element_id: str | None = None) -> Figure:
+                 element_id: str | None = None, member_label: str | None = None,
+                 axis_ranges: Mapping[str, Sequence[float]] | None = None) -> Figure:
     """Draws a parameter frame inside an expression.
 
     The view follows the columns: ``i_timestep`` -> animated fit trace (rows2prose's
@@ -795,6 +845,11 @@ def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extr
         extra_html: Trusted HTML made by gpviz (e.g. a chart image), placed below.
         element_id: A fixed container id for reproducible output (default: a
             hash of the content, so the same input gives identical bytes).
+        member_label: What a dot is, plural ("leave-one-out folds"); default the
+            expression's ``member_label`` ("MCMC samples", "outputs", "members").
+        axis_ranges: key -> ``(lo, hi)`` the key's axis must cover: figures given
+            the same ranges put the same value at the same position (e.g. stacked
+            sweeps in :func:`gpviz.compare`). Axes are widened, never narrowed.
 
     Returns:
         A :class:`Figure`.
@@ -806,7 +861,8 @@ def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extr
     if not hasattr(expr, "keys") or not hasattr(expr, "tree"):
         raise InputError(f"render_frame expects an expression from gpviz.model_expr / kernel_expr, "
                          f"got {type(expr).__name__}")
-    inner, spec = _build(expr, frame, info=info, title=title, config_labels=config_labels, extra_html=extra_html)
+    inner, spec = _build(expr, frame, info=info, title=title, config_labels=config_labels, extra_html=extra_html,
+                         member_label=member_label, axis_ranges=axis_ranges)
     if element_id is None:
         digest = hashlib.sha256((inner + "\0" + script_json(spec)).encode("utf-8")).hexdigest()
         element_id = f"gpviz-{digest[:12]}"
@@ -870,6 +926,10 @@ def _pull_cost(expr) -> tuple[int, int] | None:
     subs = list(getattr(model, "models", None) or [model])
     points = 0
     for sub in subs:
+        # fully Bayesian (MCMC) models: their samples are not MAP fits, and BoTorch's .train() on them DROPS the
+        # samples (covar_module becomes None), which prior_pull's train()/eval() round trip would trigger
+        if hasattr(sub, "pyro_model") or "FullyBayesian" in type(sub).__name__:
+            return None
         inputs = getattr(sub, "train_inputs", None)
         if not inputs:
             return None
@@ -904,7 +964,7 @@ def _default_title(expr) -> str:
     module = getattr(expr, "module", None)
     name = type(module).__name__ if module is not None else "model"
     n = int(np.prod(tuple(getattr(expr, "batch_shape", ())) or (1,)))
-    return f"{name}" + (f" \u2014 batch of {n}" if n > 1 else "")
+    return f"{name}" + (f" \u2014 batch of {n} {_member_label(expr, None)}" if n > 1 else "")
 
 
 def render(obj, feature_names=None, units: str = "model", *, title: str | None = None,
@@ -1042,5 +1102,5 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["Figure", "LiveFigure", "escape_html", "js_string", "render", "render_frame", "rows2prose_web",
+__all__ = ["Figure", "Page", "LiveFigure", "escape_html", "js_string", "render", "render_frame", "rows2prose_web",
            "header_html", "prepare_frame", "script_json"]

@@ -484,13 +484,20 @@ class Sweep:
         long["at_bound"] = flags
         return long
 
+    @staticmethod
+    def member_label(one_fold_per_repeat: bool = False) -> str:
+        """What a dot of the sweep's view is: a leave-one-out fold, or a repeat (its first fold)."""
+        return "repeats" if one_fold_per_repeat else "leave-one-out folds"
+
     def verdict_info(self, expr=None, verdicts: bool | None = None, repeats: int | None = 1) -> pd.DataFrame:
-        """:meth:`info` with a ``verdict`` per key from prior_pull of the first ``repeats`` repeats (see :meth:`render`).
+        """:meth:`info` with a ``verdict`` per key from prior_pull of the first ``repeats`` repeats.
+
+        The rule is :meth:`render`'s.
 
         Returns :meth:`info` unchanged when ``verdicts`` is False, the sweep is too big
         for the automatic analysis, or the analysis fails (with a GpvizWarning).
         """
-        from gpviz.render import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, key_verdicts, with_verdicts  # noqa: I001
+        from gpviz.render import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, key_verdicts, with_verdicts
 
         expr = expr if expr is not None else self.expression()
         info = self.info(expr)
@@ -554,6 +561,7 @@ class Sweep:
                           f"{', '.join(str(s) for s in self.sizes)}, {self.repeats} repeats ({per})")
         return render_frame(expr, frame, info=self.verdict_info(expr, verdicts), title=title,
                             config_labels=[f"n = {s}" for s in self.sizes],
+                            member_label=self.member_label(one_fold_per_repeat),
                             extra_html=f'{_BESIDE_CSS}<div class="gpviz-sweep-chart">{img}</div>')
 
     def _repr_html_(self) -> str:

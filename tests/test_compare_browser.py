@@ -179,6 +179,16 @@ def test_comparison_page_in_chromium(figure, sweeps, tmp_path, open_page):
     assert len(loaded.eval("[...document.querySelectorAll('.gpviz-cmp-scores tr')].map(r => r.innerText)")) == 3
 
 
+def test_stacked_views_share_each_parameter_axis(figure, sweeps):
+    specs = [figure.figures[label].spec for label in (STRONG, LOOSE)]
+    for key in sweeps[STRONG].expression().keys:
+        a, b = (s["axes"][s["params"][key]["axis"]] for s in specs)
+        assert (a["kind"], a["lo"], a["hi"]) == (b["kind"], b["lo"], b["hi"]), key
+        for s, sweep in zip(specs, (sweeps[STRONG], sweeps[LOOSE])):  # every fold of both sweeps fits on it
+            vals = sweep.parameters[key]
+            assert a["lo"] <= vals.min() and vals.max() <= a["hi"], key
+
+
 def test_notebook_display(figure):
     a, b = figure._repr_html_(), figure._repr_html_()
     ids = [f"{i}-d" for i in figure._ids.values()]

@@ -538,3 +538,61 @@ def test_render_verdicts_rule_and_containment():
     broken.train_targets = torch.zeros(3)
     fig = gpviz.render(broken)
     assert fig.spec["params"] and "prior_pull" not in fig.html()
+
+
+def test_pages_name_what_a_dot_is():
+    X, Y = _data()
+    two = SingleTaskGP(X, torch.cat([Y, -Y], -1))  # a batch of 2 outputs
+    fig = gpviz.render(two, verdicts=False)
+    html = fig.html()
+    assert "batch of 2 outputs: one dot per output" in html and "one dot per member" not in html
+    assert fig.spec["member"] == "output" and "\u2014 batch of 2 outputs" in fig.title
+    expr = gpviz.model_expr(_zoo()["loo_folds"])
+    expr.member_label = "MCMC samples"  # what model_expr says for a fully Bayesian model
+    frame = gpviz.parameters(expr)
+    html = R.render_frame(expr, frame).html()
+    assert "batch of 8 MCMC samples: one dot per MCMC sample" in html and "ring its MCMC sample" in html
+    html = R.render_frame(expr, frame, member_label="leave-one-out folds").html()
+    assert "one dot per leave-one-out fold" in html
+    trace = frame.assign(i_timestep=0)
+    assert "1 steps; 8 MCMC samples;" in R.render_frame(expr, trace).html()
+    # a plain batch keeps the old words
+    assert "one dot per member" in R.render_frame(gpviz.model_expr(_zoo()["loo_folds"]), frame).html()
+
+
+def test_axis_ranges_widen_axes_so_two_figures_share_positions():
+    expr = gpviz.kernel_expr(gk.ScaleKernel(gk.RBFKernel()))
+    ks = list(expr.keys)
+    a = R.render_frame(expr, pd.DataFrame({"i_model": [0, 1], ks[0]: [0.5, 1.0], ks[1]: [0.2, 0.3]}))
+    b = R.render_frame(expr, pd.DataFrame({"i_model": [0, 1], ks[0]: [5.0, 9.0], ks[1]: [1e-3, 2e-3]}))
+    assert a.spec["axes"] != b.spec["axes"]
+    from gpviz.compare import shared_ranges
+
+    ranges = shared_ranges([a, b])
+    frames = [pd.DataFrame({"i_model": [0, 1], ks[0]: [0.5, 1.0], ks[1]: [0.2, 0.3]}),
+              pd.DataFrame({"i_model": [0, 1], ks[0]: [5.0, 9.0], ks[1]: [1e-3, 2e-3]})]
+    a2, b2 = (R.render_frame(expr, f, axis_ranges=ranges) for f in frames)
+    for k in ks:
+        ax_a, ax_b = (f.spec["axes"][f.spec["params"][k]["axis"]] for f in (a2, b2))
+        assert (ax_a["lo"], ax_a["hi"]) == (ax_b["lo"], ax_b["hi"])
+        both = np.concatenate([f[k].to_numpy() for f in frames])
+        assert ax_a["lo"] <= both.min() and ax_a["hi"] >= both.max()
+    # widened, never narrowed; non-positive ends are ignored on a log axis; bad types are refused
+    narrow = R.render_frame(expr, frames[1], axis_ranges={ks[0]: (6.0, 7.0), ks[1]: (-1.0, 0.0)})
+    assert narrow.spec["axes"] == b.spec["axes"]
+    with pytest.raises(InputError, match="axis_ranges must map"):
+        R.render_frame(expr, frames[0], axis_ranges=[(0, 1)])
+
+
+def test_figure_and_comparison_share_one_page_class(tmp_path):
+    from gpviz.compare import ComparisonFigure
+
+    assert issubclass(ComparisonFigure, R.Page) and issubclass(R.Figure, R.Page)
+    assert "html" not in vars(ComparisonFigure) and "save" not in vars(ComparisonFigure)
+    fig = gpviz.render(_zoo()["kernel_only"], element_id="pg")
+    page = fig.html()
+    assert page.startswith("<!DOCTYPE html>") and page.count(R.header_html()) == 1
+    assert page.endswith(f"<body>\n{fig.fragment()}</body>\n</html>\n")
+    assert fig.save(tmp_path / "a" / "p.html").read_text(encoding="utf-8") == page
+    shown = fig._repr_html_()
+    assert shown.startswith(R.header_html()) and 'id="pg-d' in shown

@@ -293,6 +293,11 @@ def test_hovering_a_dot_rings_that_member_everywhere(tmp_path, open_page):
     loaded.page.mouse.move(box["x"] + x, box["y"] + y)
     loaded.page.wait_for_function(f"{rings} === '2,2'", timeout=5000)  # redrawn at the next frame
     assert "member 2" in loaded.eval("document.querySelector('.gpviz-hover').innerText")
+    # the hover names what a dot is
+    loaded = open_page(R.render_frame(expr, frame, member_label="MCMC samples").save(tmp_path / "hover_mcmc.html"))
+    loaded.page.mouse.move(box["x"] + x, box["y"] + y)
+    loaded.page.wait_for_function(f"{rings} === '2,2'", timeout=5000)
+    assert "MCMC sample 2" in loaded.eval("document.querySelector('.gpviz-hover').innerText")
     loaded.page.mouse.move(1, 1)
     loaded.page.wait_for_function(f"{rings} === '-1,-1'", timeout=5000)
     assert loaded.console_errors == []

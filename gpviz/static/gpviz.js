@@ -430,7 +430,7 @@
     // "member 3" / "n = 40, member 3": the row's member in plain words (spec.row_members: i_model per row)
     function rowLabel(row, offset) {
       var member = spec.row_members ? spec.row_members[row] : offset;
-      var text = "member " + member;
+      var text = (spec.member || "member") + " " + member;  // "MCMC sample 3", "leave-one-out fold 3"
       if (iConfig && spec.configs) text = spec.configs.labels[iConfig[row]] + ", " + text;
       return "\u25ef " + text;
     }
