@@ -95,3 +95,49 @@ def test_quick_demo_end_to_end_pages_load_without_errors(tmp_path, open_page):
             assert n_fig >= 1, p.name
             n_svg = loaded.eval("document.querySelectorAll('.gpviz-figure svg, .gpviz-figure canvas').length")
             assert n_svg > 0, p.name
+
+
+def _settings(tmp_path):
+    from gpviz.cli import Settings
+
+    return Settings(out=tmp_path, sizes=(6, 10), repeats=2, seed=0, fit_size=8, modes_size=6)
+
+
+def test_a_failing_step_is_reported_and_the_tour_goes_on(tmp_path):
+    from gpviz.cli import Tour, index_html
+
+    said = []
+    tour = Tour(_settings(tmp_path), said.append)
+
+    def boom():
+        raise RuntimeError("the <b>fit</b> broke")
+
+    assert tour.run_step("fit", boom) is False
+    assert tour.run_step("sweep", lambda: tour.add("sweep", tmp_path / "sweep.html", "ok page")) is True
+    assert any("step 'fit' failed: RuntimeError: the <b>fit</b> broke" in s for s in said)
+    page = index_html(tour)
+    # the error is shown, escaped; the page of the next step is linked
+    assert 'class="failed"' in page and "the &lt;b&gt;fit&lt;/b&gt; broke" in page and "<b>fit</b>" not in page
+    assert 'href="sweep.html"' in page
+
+
+def test_index_escapes_what_it_prints(tmp_path):
+    from gpviz.cli import Tour, index_html
+
+    tour = Tour(_settings(tmp_path), lambda s: None)
+    evil = "</li><script>window.__pwned=1</script>"
+    tour.add("model", tmp_path / 'a"b.html', evil)
+    page = index_html(tour)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert 'href="a&quot;b.html"' in page
+
+
+def test_settings_defaults_and_quick():
+    from gpviz.cli import DEFAULT_REPEATS, DEFAULT_SIZES, QUICK_SIZES, build_parser, settings_from
+
+    s = settings_from(build_parser().parse_args(["demo"]))
+    assert s.sizes == DEFAULT_SIZES and s.repeats == DEFAULT_REPEATS and s.maxiter == 100 and s.threads == 1
+    assert s.data_size >= 2 * max(DEFAULT_SIZES)
+    q = settings_from(build_parser().parse_args(["demo", "--quick", "--sizes", "9", "5", "9", "--maxiter", "0"]))
+    assert q.sizes == (5, 9) and q.maxiter is None and q.sweep_fit_kwargs == {}
+    assert settings_from(build_parser().parse_args(["demo", "--quick"])).sizes == QUICK_SIZES
