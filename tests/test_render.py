@@ -67,10 +67,19 @@ def placeholder_keys(html: str) -> list[str]:
 
 
 def page_spec(html: str) -> dict:
-    """The JSON the page's mount script hands to the browser."""
+    """The JSON the page's mount script hands to the browser, its columns read back from the data element."""
     m = re.search(r"var s=(\{.*?\});var f=function", html, re.S)
     assert m, "no mount script with a data payload"
-    return json.loads(m.group(1))
+    spec = json.loads(m.group(1))
+    if spec.get("packed"):
+        blobs = re.findall(r'<script type="application/octet-stream" class="gpviz-data">([A-Za-z0-9+/=]*)</script>',
+                           html)
+        assert len(blobs) == 1, "one data element per figure"
+        raw = base64.b64decode(blobs[0])
+        size = {"float32": 4, "float64": 8, "int32": 4}
+        spec["columns"] = {k: {"type": c["type"], "data": base64.b64encode(
+            raw[c["offset"]:c["offset"] + c["length"] * size[c["type"]]]).decode()} for k, c in spec["columns"].items()}
+    return spec
 
 
 def decode(col: dict) -> np.ndarray:

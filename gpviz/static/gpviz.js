@@ -16,7 +16,7 @@
 (function () {
   "use strict";
 
-  var VERSION = "1";
+  var VERSION = "2";  // bumped when mount() reads a new spec format (a notebook may hold an older copy)
 
   /* ---------------------------------------------------------------- base64 -> typed arrays */
 
@@ -69,6 +69,25 @@
       var bytes = decodeBase64(d[k].data);
       // fromBase64 and the fallback return fresh, 0-aligned buffers
       parsed[k] = new Ctor(bytes.buffer, bytes.byteOffset, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
+    });
+    return parsed;
+  }
+
+  // A packed figure: every column in one base64 text inside the container's
+  // <script type="application/octet-stream" class="gpviz-data"> (parsed by the HTML parser, never
+  // by the JS parser), decoded once; each column is a typed-array view at its 8-byte-aligned offset.
+  function unpackColumns(container, layout) {
+    var holder = container.querySelector("script.gpviz-data");
+    if (!holder) throw new Error("gpviz: figure " + container.id + " has no data element");
+    var bytes = decodeBase64(holder.textContent.trim());
+    var parsed = {};
+    Object.keys(layout).forEach(function (k) {
+      var c = layout[k], Ctor = ARRAY_TYPES[c.type];
+      if (!Ctor) throw new Error("gpviz: unknown column type " + JSON.stringify(c.type) + " for " + JSON.stringify(k));
+      if (c.offset + c.length * Ctor.BYTES_PER_ELEMENT > bytes.byteLength) {
+        throw new Error("gpviz: column " + JSON.stringify(k) + " runs past the figure's data");
+      }
+      parsed[k] = new Ctor(bytes.buffer, bytes.byteOffset + c.offset, c.length);
     });
     return parsed;
   }
@@ -383,7 +402,8 @@
 
   function mount(container, spec) {
     var t0 = performance.now();
-    var table = (window.r2p ? window.r2p.parseColumns : fastParseColumns)(spec.columns);
+    var table = spec.packed ? unpackColumns(container, spec.columns)
+      : (window.r2p ? window.r2p.parseColumns : fastParseColumns)(spec.columns);
     var tParsed = performance.now();
     var iConfig = spec.configs ? table[spec.configs.column] : null;
     var placeholders = container.querySelectorAll(".gpviz-param");
@@ -525,7 +545,7 @@
   }
 
   window.gpviz = {
-    version: VERSION, mount: mount, mountById: mountById, parseColumns: fastParseColumns,
+    version: VERSION, mount: mount, mountById: mountById, parseColumns: fastParseColumns, unpackColumns: unpackColumns,
     decodeBase64: decodeBase64, decodeBase64Fallback: decodeBase64Fallback, fmt: fmt
   };
   drainQueue();
