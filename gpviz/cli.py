@@ -503,7 +503,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     try:
-        tour = run_demo(settings)
+        from tqdm.auto import tqdm
+
+        # tqdm.write prints above the progress bars instead of through them
+        tour = run_demo(settings, say=tqdm.write if settings.progress else print)
     except KeyboardInterrupt:
         print("\ngpviz demo: interrupted; pages written so far are in "
               f"{settings.out.resolve()}", file=sys.stderr)

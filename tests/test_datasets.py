@@ -29,7 +29,8 @@ def test_landscape_shapes_names_and_unit_cube():
 
 
 def test_same_seed_same_data_other_seed_other_data():
-    a, b, c = hyperparameter_landscape(30, seed=3), hyperparameter_landscape(30, seed=3), hyperparameter_landscape(30, seed=4)
+    a, b = hyperparameter_landscape(30, seed=3), hyperparameter_landscape(30, seed=3)
+    c = hyperparameter_landscape(30, seed=4)
     assert torch.equal(a.X, b.X) and torch.equal(a.Y, b.Y)
     assert not torch.equal(a.X, c.X) and not torch.equal(a.Y, c.Y)
     s1, s2 = smooth(20, seed=5), smooth(20, seed=5)
