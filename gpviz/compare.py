@@ -187,6 +187,9 @@ class ComparisonFigure(Page):
 
     _what = "comparison"
 
+    def _animated(self) -> bool:
+        return any(f.mode == "timeline" for f in self.figures.values())
+
     def _head(self) -> str:
         return f"<style>{_PAGE_CSS}</style>\n"
 

@@ -194,10 +194,16 @@ def _static(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def header_html() -> str:
-    """Everything a page needs once: the rows2prose header, then gpviz's CSS and JS (which patch it)."""
-    return (rows2prose_web().header_content()
-            + f"\n<style>\n{_static('gpviz.css')}</style>\n<script>\n{_static('gpviz.js')}</script>\n")
+def header_html(time: bool = True) -> str:
+    """Everything a page needs once: the rows2prose header (if ``time``), then gpviz's CSS and JS (which patch it).
+
+    Only an animated fit trace uses rows2prose (its time control, which needs d3's
+    selections): other pages leave out its 420 KB header (d3.min.js and the r2p
+    bundle), ~60 ms of script parsing per page load. ``time=True`` (the default)
+    is what a page that may show a trace needs (live notebook figures).
+    """
+    gpviz_assets = f"<style>\n{_static('gpviz.css')}</style>\n<script>\n{_static('gpviz.js')}</script>\n"
+    return (rows2prose_web().header_content() + "\n" + gpviz_assets) if time else gpviz_assets
 
 
 # --------------------------------------------------------------------------- #
@@ -733,6 +739,10 @@ class Page:
     title: str = "gpviz"
     _what = "figure"  # named in the message of a display that failed
 
+    def _animated(self) -> bool:
+        """Whether the page shows a fit trace (and so needs rows2prose's time control)."""
+        return True
+
     def _head(self) -> str:
         return ""
 
@@ -743,13 +753,14 @@ class Page:
         """A standalone page (UTF-8, everything inline, works offline)."""
         return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                f"<title>{escape_html(self.title or 'gpviz')}</title>\n{header_html()}{self._head()}</head>\n<body>\n"
+                f"<title>{escape_html(self.title or 'gpviz')}</title>\n{header_html(self._animated())}{self._head()}"
+                "</head>\n<body>\n"
                 f"{self._body()}</body>\n</html>\n")
 
     def _repr_html_(self) -> str:
         """Notebook display: self-contained (assets inline, no network) with ids unique on the page."""
         try:
-            return header_html() + self._head() + self._body(f"-d{next(_DISPLAYS)}")
+            return header_html(self._animated()) + self._head() + self._body(f"-d{next(_DISPLAYS)}")
         except Exception as exc:  # noqa: BLE001 - a display must never break a notebook
             return f"<pre>gpviz could not display this {self._what}: {escape_html(type(exc).__name__)}: " \
                    f"{escape_html(exc)}</pre>"
@@ -801,6 +812,9 @@ class Figure(Page):
 
     def _body(self, suffix: str = "") -> str:
         return self.fragment(self.element_id + suffix)
+
+    def _animated(self) -> bool:
+        return self.mode == "timeline"
 
     def __repr__(self) -> str:
         return (f"<gpviz.Figure {self.mode}: {len(self.keys)} parameters, {self.spec['n_rows']} rows, "

@@ -10,7 +10,10 @@ block, which draws synchronously), i.e. time since navigation start, and the
 time of the next frame (canvases rasterized). A page with only the scripts
 (no figure) gives the fixed cost every page pays.
 
-Run: ``.venv/bin/python scripts/bench_render.py [--repeats 7] [--out DIR]``.
+Run: ``.venv/bin/python scripts/bench_render.py [--repeats 7] [--out DIR] [--before DIR]``.
+``--before DIR`` also loads the gpviz pages an earlier version wrote with ``--out DIR``
+(same workloads, same seed), interleaved with the current ones in the same browser,
+so "before" and "after" see the same machine load.
 """
 
 from __future__ import annotations
@@ -128,10 +131,24 @@ def measure(browser, path: Path, repeats: int) -> dict:
             "ms_per_mb": med / mb, "errors": sorted(set(errors))}
 
 
+def merge(runs: list[dict]) -> dict:
+    """One result from single-load measurements: medians, the fastest load, all errors."""
+    drawn = [r["drawn_ms"] for r in runs]
+    med = statistics.median(drawn)
+    return {"mb": runs[0]["mb"], "drawn_ms": med, "min_ms": min(drawn),
+            "load_ms": statistics.median(r["load_ms"] for r in runs),
+            "mount_ms": statistics.median(r["mount_ms"] for r in runs),
+            "phases": [statistics.median(r["phases"][i] for r in runs) for i in range(3)],
+            "painted_ms": statistics.median(r["painted_ms"] for r in runs), "ms_per_mb": med / runs[0]["mb"],
+            "errors": sorted({e for r in runs for e in r["errors"]})}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None, help="keep the pages here")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a folder of pages written by an earlier version (--out): measured alongside")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="gpviz-bench-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -150,17 +167,29 @@ def main() -> None:
         plain = out / f"{kind}_rows2prose.html"
         plain.write_text(plain_rows2prose_page(expr, frame, kind), encoding="utf-8")
         pages[(name, "rows2prose")] = plain
-    baselines = {"gpviz": out / "baseline_gpviz.html", "rows2prose": out / "baseline_rows2prose.html"}
-    baselines["gpviz"].write_text(baseline_page(R.header_html()), encoding="utf-8")
+    # gpviz pages without a trace carry only gpviz's assets; a trace page also rows2prose's header
+    baselines = {"gpviz": out / "baseline_gpviz.html", "gpviz+r2p": out / "baseline_gpviz_time.html",
+                 "rows2prose": out / "baseline_rows2prose.html"}
+    baselines["gpviz"].write_text(baseline_page(R.header_html(time=False)), encoding="utf-8")
+    baselines["gpviz+r2p"].write_text(baseline_page(R.header_html(time=True)), encoding="utf-8")
     baselines["rows2prose"].write_text(baseline_page(R.rows2prose_web().header_content()), encoding="utf-8")
     pages.update({("scripts only", k): v for k, v in baselines.items()})
+    if args.before is not None:
+        for (name, kind), path in list(pages.items()):
+            old = args.before / path.name
+            if kind == "gpviz" and old.exists():
+                pages[(name, "before")] = old
+        if (args.before / "baseline_gpviz.html").exists():
+            pages[("scripts only", "before")] = args.before / "baseline_gpviz.html"
 
     from playwright.sync_api import sync_playwright
 
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, headless=True, args=FLAGS)
-        results = {key: measure(browser, path, args.repeats) for key, path in pages.items()}
+        # interleaved: every page once per round, so a burst of load hits all pages alike
+        rounds = [{key: measure(browser, path, 1) for key, path in pages.items()} for _ in range(args.repeats)]
+        results = {key: merge([r[key] for r in rounds]) for key in pages}
         browser.close()
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; median of {args.repeats} loads; "
@@ -170,7 +199,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for (name, kind), r in results.items():
-        base = results[("scripts only", kind)]
+        base = results[("scripts only", "gpviz+r2p" if kind == "gpviz" and "trace" in name else kind)]
         extra_mb = r["mb"] - base["mb"]
         data = (r["min_ms"] - base["min_ms"]) / extra_mb if extra_mb > 0.01 else float("nan")
         phases = "/".join(f"{x:.1f}" for x in r["phases"]) if not math.isnan(r["phases"][0]) else ""
@@ -182,6 +211,12 @@ def main() -> None:
           "ms/MB = drawn median / MB")
     print("data ms/MB: (min - scripts-only min) / (MB - scripts-only MB), the cost of the data itself")
     print()
+    for name in cases:
+        if (name, "before") in results:
+            g, b = results[(name, "gpviz")], results[(name, "before")]
+            print(f"{name}: now {g['mb']:.3f} MB, {g['drawn_ms']:.1f} ms median ({g['min_ms']:.1f} fastest), "
+                  f"{g['ms_per_mb']:.1f} ms/MB; before {b['mb']:.3f} MB, {b['drawn_ms']:.1f} ms median "
+                  f"({b['min_ms']:.1f} fastest), {b['ms_per_mb']:.1f} ms/MB")
     for name in cases:
         g, p_ = results[(name, "gpviz")], results[(name, "rows2prose")]
         print(f"{name}: size gpviz/rows2prose = {g['mb'] / p_['mb']:.2f}, "

@@ -357,7 +357,10 @@ def test_repr_html_is_self_contained_with_unique_ids():
     one, two = fig._repr_html_(), fig._repr_html_()
     ids = [re.search(r'class="gpviz-figure" id="([^"]+)"', h).group(1) for h in (one, two)]
     assert ids[0] != ids[1] and all(i.startswith(fig.element_id) for i in ids)
-    assert "var r2p" in one and "window.gpviz" in one
+    assert "var r2p" not in one and "d3js.org" not in one and "window.gpviz" in one  # no trace: no rows2prose
+    trace = R.render_frame(gpviz.model_expr(_zoo()["default"]), gpviz.parameters(_zoo()["default"]).assign(
+        i_timestep=0))
+    assert "var r2p" in trace._repr_html_() and "var r2p" in trace.html()
 
 
 def test_render_dispatch_and_units():
@@ -600,8 +603,8 @@ def test_figure_and_comparison_share_one_page_class(tmp_path):
     assert "html" not in vars(ComparisonFigure) and "save" not in vars(ComparisonFigure)
     fig = gpviz.render(_zoo()["kernel_only"], element_id="pg")
     page = fig.html()
-    assert page.startswith("<!DOCTYPE html>") and page.count(R.header_html()) == 1
+    assert page.startswith("<!DOCTYPE html>") and page.count(R.header_html(time=False)) == 1
     assert page.endswith(f"<body>\n{fig.fragment()}</body>\n</html>\n")
     assert fig.save(tmp_path / "a" / "p.html").read_text(encoding="utf-8") == page
     shown = fig._repr_html_()
-    assert shown.startswith(R.header_html()) and 'id="pg-d' in shown
+    assert shown.startswith(R.header_html(time=False)) and 'id="pg-d' in shown

@@ -308,7 +308,11 @@ def test_parse_columns_override_and_base64_fallback(tmp_path, open_page):
     (k,) = expr.keys
     loaded = open_page(R.render_frame(expr, pd.DataFrame({k: [1.0]})).save(tmp_path / "parse.html"))
     _check_page(loaded, 1)
+    assert loaded.eval("window.r2p === undefined && window.d3 === undefined")  # no trace: no rows2prose header
+    trace = R.render_frame(expr, pd.DataFrame({k: [1.0, 2.0], "i_timestep": [0, 1]}))
+    loaded = open_page(trace.save(tmp_path / "parse_trace.html"))
     assert loaded.eval("window.r2p.parseColumns === window.gpviz.parseColumns")
+    _check_page(loaded, 1)
     # the table-driven fallback (browsers without Uint8Array.fromBase64) matches atob byte for byte
     mismatches = loaded.eval("""() => {
         const bad = [];
