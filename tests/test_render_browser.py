@@ -163,6 +163,12 @@ def test_timeline_plays_sorted_steps_from_an_unsorted_frame(tmp_path, open_page)
     loaded.eval("document.querySelector('.timeState')._r2pState.selectTimestep(3)")
     assert loaded.eval(value) == "4" and loaded.eval(
         "document.querySelector('.gpviz-figure').dataset.step") == "3"
+    # scrub with rows2prose's slider: the step, the values and the slider's label follow
+    loaded.eval("(() => { const s = document.querySelector('input[type=range]'); s.value = 5; "
+                "s.dispatchEvent(new Event('input')); })()")
+    assert loaded.eval("document.querySelector('.gpviz-figure').dataset.step") == "5" and loaded.eval(value) == "6"
+    assert loaded.eval("document.querySelector('.slider_text').innerText") == "Step 5"
+    loaded.eval("document.querySelector('.timeState')._r2pState.selectTimestep(11)")
     # replay from the start with rows2prose's own control (the restart button shows at the last step)
     loaded.page.locator(".slider_container_container > span:visible").click()
     loaded.page.wait_for_timeout(700)
@@ -312,6 +318,7 @@ def test_parse_columns_override_and_base64_fallback(tmp_path, open_page):
     trace = R.render_frame(expr, pd.DataFrame({k: [1.0, 2.0], "i_timestep": [0, 1]}))
     loaded = open_page(trace.save(tmp_path / "parse_trace.html"))
     assert loaded.eval("window.r2p.parseColumns === window.gpviz.parseColumns")
+    assert loaded.eval("window.d3 === undefined")  # the time control runs on the r2p bundle's own d3
     _check_page(loaded, 1)
     # the table-driven fallback (browsers without Uint8Array.fromBase64) matches atob byte for byte
     mismatches = loaded.eval("""() => {

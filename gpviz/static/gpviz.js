@@ -489,36 +489,71 @@
     return summary;
   }
 
-  // The fit trace: rows2prose's hiddenTimeState + timeControl, fed with timesteps sorted in Python.
+  // The smallest part of a d3 selection that rows2prose's timeControl calls on the selection it is
+  // given (each, datum, select, property, style, text; one node; select() hands the datum down as
+  // d3 does). Inside, timeControl uses its own bundled d3, so pages need no global d3.min.js (280 KB).
+  function oneNodeSelection(node) {
+    function value(v) { return typeof v === "function" ? v.call(node, node && node.__data__) : v; }
+    var sel = {
+      node: function () { return node; },
+      each: function (fn) { if (node) fn.call(node, node.__data__, 0, [node]); return sel; },
+      datum: function (d) {
+        if (!arguments.length) return node ? node.__data__ : undefined;
+        if (node) node.__data__ = d;
+        return sel;
+      },
+      select: function (q) {
+        var child = node ? node.querySelector(q) : null;
+        if (child && node && "__data__" in node) child.__data__ = node.__data__;
+        return oneNodeSelection(child);
+      },
+      property: function (name, v) { if (node) node[name] = value(v); return sel; },
+      style: function (name, v) { if (node) node.style.setProperty(name, value(v)); return sel; },
+      text: function (v) { if (node) node.textContent = value(v); return sel; },
+      call: function (fn) { fn(sel); return sel; }
+    };
+    return sel;
+  }
+
+  // The fit trace: rows2prose's timeControl (slider, play, pause, restart), fed with timesteps sorted
+  // in Python. The step state is gpviz's own (rows2prose's hiddenTimeState needs a global d3); it
+  // keeps hiddenTimeState's hook, `.timeState` element's `_r2pState.selectTimestep(i)`.
   function mountTimeline(container, spec, drawRows, summary) {
-    var steps = spec.steps, starts = spec.step_starts, index = new Map();
-    steps.forEach(function (t, i) { index.set(t, i); });
+    var steps = spec.steps, starts = spec.step_starts;
     var stateHolder = container.querySelector(".gpviz-time-state");
     var controlHolder = container.querySelector(".gpviz-time");
-    var control = r2p.timeControl()
-      .prefix(spec.step_prefix)
-      .onupdate(function (i) {
-        d3.select(stateHolder).select(".timeState").node()._r2pState.selectTimestep(i);
-      });
-    var state = r2p.hiddenTimeState()
-      .renderTimestep(function (t) {
-        var i = index.get(t);
-        if (i === undefined) return;
-        drawRows(starts[i], starts[i + 1]);
-        summary.step = t;
-        container.setAttribute("data-step", String(t));
-      })
-      .renderTime(function (sortedUniqueTimesteps, i) {
-        d3.select(controlHolder).datum({ sortedUniqueTimesteps: sortedUniqueTimesteps, index: i }).call(control);
-        // rows2prose gives every slider the same DOM id; drop it (several figures share a page)
-        controlHolder.querySelectorAll("#timestep").forEach(function (e) { e.removeAttribute("id"); });
-      });
     if (!steps.length) {
       drawRows(0, 0);
       return;
     }
+    var shown = -1;
+    function renderStep(i) {
+      if (i === shown) return;
+      shown = i;
+      drawRows(starts[i], starts[i + 1]);
+      summary.step = steps[i];
+      container.setAttribute("data-step", String(steps[i]));
+    }
     // `steps` is a fresh array made from JSON: rows2prose never sees (nor sorts) a column buffer
-    d3.select(stateHolder).datum(steps).call(state);
+    var control = r2p.timeControl().prefix(spec.step_prefix).onupdate(function (v) { state.selectTimestep(v); });
+    var selection = window.d3 ? d3.select(controlHolder) : oneNodeSelection(controlHolder);
+    function renderTime(index) {
+      selection.datum({ sortedUniqueTimesteps: steps, index: index }).call(control);
+      // rows2prose gives every slider the same DOM id; drop it (several figures share a page)
+      controlHolder.querySelectorAll("#timestep").forEach(function (e) { e.removeAttribute("id"); });
+    }
+    var timeState = document.createElement("span");
+    timeState.className = "timeState";
+    stateHolder.appendChild(timeState);
+    var state = timeState._r2pState = {
+      selectTimestep: function (v) {  // v: a (fractional) index into steps, as the slider gives it
+        var i = Math.max(0, Math.min(steps.length - 1, Math.floor(v)));
+        renderStep(i);
+        renderTime(v);
+      }
+    };
+    renderStep(steps.length - 1);  // the fit's end first, as rows2prose does
+    renderTime(steps.length - 1);
   }
 
   function mountById(id, spec) {
