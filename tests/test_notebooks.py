@@ -57,6 +57,9 @@ def test_notebook_runs_top_to_bottom(path, kernel_manager_factory, tmp_path):
     seconds = time.perf_counter() - start
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
+    # a notebook that teaches must not show a gpviz warning about its own example (e.g. a failed sweep cell)
+    streams = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert "GpvizWarning" not in streams, streams[-2000:]
     # every notebook shows something gpviz drew
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     assert any("gpviz" in h for h in html), path.name
