@@ -1,8 +1,9 @@
 """Rendering: a model's expression with every parameter drawn inline, as an offline HTML page or a notebook figure.
 
 This is the ONLY module that imports rows2prose (0.1.0). It keeps rows2prose's
-header (d3 + the r2p bundle) and its time components, and neutralizes each of
-its known defects before it can reach a user:
+r2p bundle and its time control for fit traces (pages without a trace carry no
+rows2prose code at all, trace pages no global d3.min.js: see :func:`header_html`),
+and neutralizes each of its known defects before it can reach a user:
 
 - ``rows2prose.web`` imports ``pkg_resources`` (gone in setuptools >= 81, and a
   deprecation warning before that): :func:`rows2prose_web` imports it with a tiny
@@ -21,8 +22,10 @@ its known defects before it can reach a user:
   are dropped.
 - ``uuid1`` element ids and no ``<meta charset>``: ids are content hashes (or a
   fixed ``element_id``), pages declare UTF-8.
-- Slow base64 decoding: ``r2p.parseColumns`` is replaced after the header by one
-  using ``Uint8Array.fromBase64`` (with a table-driven fallback); float columns
+- Slow base64 decoding: a figure's columns travel as ONE base64 text in a
+  non-executed ``<script type="application/octet-stream">`` inside its container
+  (:func:`pack_columns`), decoded once with ``Uint8Array.fromBase64`` (or a
+  table-driven fallback); ``r2p.parseColumns`` is replaced too. Float columns
   travel as float32 when that loses nothing visible, halving the payload.
 
 User strings are escaped in one place: :func:`escape_html` for HTML text and

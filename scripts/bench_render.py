@@ -10,6 +10,15 @@ block, which draws synchronously), i.e. time since navigation start, and the
 time of the next frame (canvases rasterized). A page with only the scripts
 (no figure) gives the fixed cost every page pays.
 
+Measured here (2 shared cores, load ~5, 9 interleaved loads, 2026-11-22), drawn ms median (fastest)
+before -> after the page-weight changes (no rows2prose header without a trace, no global d3 on a
+trace page, columns in one non-executed data element):
+batch 60 x 30: 0.474 MB 146 (71) ms -> 0.053 MB 75 (52) ms; list 16 x 50 x 30: 0.599 MB 178 (109) ms
+-> 0.179 MB 120 (84) ms; trace 200 x 60 x 30: 2.386 MB 246 (179) ms -> 2.110 MB 195 (151) ms.
+The 30 ms/MB target is not met: 2 MB of base64 cost Chromium's HTML parser ~60-70 ms by itself here
+(the same in a <script> string literal, an octet-stream <script>, a <template> or a comment), so
+per-MB cost is bounded by parsing bytes; only fewer bytes would help further.
+
 Run: ``.venv/bin/python scripts/bench_render.py [--repeats 7] [--out DIR] [--before DIR]``.
 ``--before DIR`` also loads the gpviz pages an earlier version wrote with ``--out DIR``
 (same workloads, same seed), interleaved with the current ones in the same browser,
