@@ -348,6 +348,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
         tour.add("fit modes", path, "Batched vs joint vs separate fitting: evaluations and wall time.")
         tour.add("fit modes", _savefig(chart, tour.out("fit_modes.png")), "The same as a chart.")
         table.to_csv(tour.out("fit_modes.csv"))
+        tour.add("fit modes", tour.out("fit_modes.csv"), "The table as CSV.")
 
     steps = [
         ("model", "a fitted model, printed and drawn", step_model),
