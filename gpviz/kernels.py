@@ -35,8 +35,10 @@ def register_kernel(cls: type) -> Callable[[Handler], Handler]:
 
         @gpviz.register_kernel(MyKernel)
         def handle_my_kernel(module, path, walk):
+            # k = exp(-Σ_d |x1_d - x2_d| / ℓ)
             (ls,) = walk.params(module, path, "lengthscale")
-            return Call("exp", (Neg(Div(Call("norm_l1", (walk.compare_vector(),)), ls)),))
+            diffs = Vector(tuple(walk.compare(f) for f in walk.features_for(None)))
+            return Call("exp", (Neg(Div(Call("norm_l1", (diffs,)), ls)),))
 
     Args:
         cls: A ``gpytorch.kernels.Kernel`` subclass.

@@ -71,6 +71,11 @@ def subset_indices(num_points: int, size: int, i_repeat: int, seed: int) -> np.n
     return np.sort(rng.choice(num_points, size=size, replace=False)).astype(np.int64)
 
 
+def cell_seed(seed: int, size: int, i_repeat: int) -> int:
+    """The torch seed one (size, repeat) cell fits under; like its rows, it depends on nothing else."""
+    return int(np.random.default_rng([int(seed), int(size), int(i_repeat), 1]).integers(2**62))
+
+
 # -- argument checks -----------------------------------------------------------------------
 
 def _as_tensor(name: str, value) -> torch.Tensor:
@@ -632,7 +637,11 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
             "mll_cls": getattr(mll_cls, "__qualname__", str(mll_cls)),
             "observation_noise": bool(observation_noise)})
 
-    from tqdm.auto import tqdm
+    try:  # tqdm.auto's notebook bar needs ipywidgets and warns without it
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
 
     cells: list[Cell] = []
     subsets: dict[tuple[int, int], np.ndarray] = {}
@@ -646,9 +655,14 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
                 bar.set_postfix_str(f"n={size} repeat {i_repeat + 1}/{repeats}", refresh=False)
                 cell = cache.load(seed, i_config, size, i_repeat) if cache is not None else None
                 if cell is None:
-                    cell = run_cell(make_model, X, Y, rows, i_config=i_config, i_repeat=i_repeat,
-                                    mll_cls=mll_cls, fit_kwargs=fit_kwargs,
-                                    observation_noise=observation_noise, keep_model=True)
+                    # BoTorch's retries redraw parameters from their priors with torch's global
+                    # generator: seed it per cell (and restore the user's state afterwards) so a
+                    # cell fits the same whether it runs fresh, after others, or after a resume.
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(cell_seed(seed, size, i_repeat))
+                        cell = run_cell(make_model, X, Y, rows, i_config=i_config, i_repeat=i_repeat,
+                                        mll_cls=mll_cls, fit_kwargs=fit_kwargs,
+                                        observation_noise=observation_noise, keep_model=True)
                     if cell.status == STATUS_OK:
                         model, cell.model = cell.model, None  # keep one model alive, not all
                         if cache is not None:

@@ -403,3 +403,28 @@ def test_dataframe_inputs_name_the_features():
     assert sw.feature_names == ["temperature", "<b>pressure</b>"]
     html = sw.render().html()
     assert "temperature" in html and "&lt;b&gt;pressure&lt;/b&gt;" in html and "<b>pressure</b>" not in html
+
+
+def test_cells_fit_under_their_own_seed_and_leave_the_global_generator_alone():
+    """A cell's fit may draw from torch's generator (BoTorch's retries); it is seeded per cell."""
+    from botorch.models import SingleTaskGP
+
+    from gpviz.sweep import cell_seed
+
+    g = torch.Generator().manual_seed(5)
+    X = torch.rand(10, 2, generator=g, dtype=torch.float64)
+    Y = X.sum(-1, keepdim=True)
+    draws = []
+
+    def make_model(train_X, train_Y):
+        draws.append(torch.rand(1).item())  # what a retry's prior sample would see
+        return SingleTaskGP(train_X, train_Y)
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    gpviz.cv_sweep(make_model, X, Y, sizes=[5], repeats=2, seed=0, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.manual_seed(999)  # a different global state must not change the cells
+    gpviz.cv_sweep(make_model, X, Y, sizes=[5], repeats=2, seed=0, progress=False)
+    assert draws[:2] == draws[2:] and draws[0] != draws[1]
+    assert cell_seed(0, 5, 0) != cell_seed(0, 5, 1) != cell_seed(1, 5, 1)
