@@ -660,6 +660,16 @@ def _sections(expr) -> list[tuple[str, str, object]]:
     return [("Kernel", "", expr.tree)]
 
 
+def _bound_on_axis(p: dict, axis: dict) -> bool:
+    """Whether gpviz.js draws a dashed bound line for ``p`` (a bound inside a non-Interval axis, no value at it)."""
+    if axis["bounded"]:
+        return False
+    for b, at in ((p["lower"], p["mark_lower"]), (p["upper"], p["mark_upper"])):
+        if b is not None and not at and axis["lo"] <= b <= axis["hi"] and (axis["kind"] != "log" or b > 0):
+            return True
+    return False
+
+
 def _legend(spec: dict, has_bad: bool, judged: bool = False) -> str:
     one = escape_html(spec.get("member", "member"))
     items = ['<span><span class="gpviz-swatch gpviz-swatch-dot"></span>'
@@ -670,6 +680,8 @@ def _legend(spec: dict, has_bad: bool, judged: bool = False) -> str:
     if any(p["mark_lower"] or p["mark_upper"] for p in params):
         items.append('<span><span class="gpviz-swatch gpviz-swatch-bound"></span>'
                      "constraint bound a value sits at (those values red)</span>")
+    if any(_bound_on_axis(p, spec["axes"][p["axis"]]) for p in params):
+        items.append('<span><span class="gpviz-swatch gpviz-swatch-bound-dash"></span>constraint bound</span>')
     if any(p["held"] for p in params):
         items.append('<span title="gpviz.prior_pull: the prior, not the data, sets the value">'
                      '<span class="gpviz-swatch gpviz-swatch-held"></span>held by prior</span>')

@@ -609,3 +609,18 @@ def test_figure_and_comparison_share_one_page_class(tmp_path):
     assert fig.save(tmp_path / "a" / "p.html").read_text(encoding="utf-8") == page
     shown = fig._repr_html_()
     assert shown.startswith(R.header_html(time=False)) and 'id="pg-d' in shown
+
+
+def test_a_bound_inside_the_axis_is_marked_even_when_no_value_sits_at_it():
+    X, Y = _data()
+    model = SingleTaskGP(X, Y)
+    with torch.no_grad():
+        model.likelihood.noise = torch.tensor([1.2e-4])  # BoTorch's lower bound is 1e-4: on the axis, not touched
+    fig = gpviz.render(model, verdicts=False)
+    noise = fig.spec["params"]["likelihood.noise_covar.noise"]
+    axis = fig.spec["axes"][noise["axis"]]
+    assert not noise["mark_lower"] and axis["lo"] <= noise["lower"] <= axis["hi"]
+    assert 'class="gpviz-swatch gpviz-swatch-bound-dash"' in fig.html()
+    with torch.no_grad():
+        model.likelihood.noise = torch.tensor([0.5])  # far from the bound: nothing to mark
+    assert 'class="gpviz-swatch gpviz-swatch-bound-dash"' not in gpviz.render(model, verdicts=False).html()

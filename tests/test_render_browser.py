@@ -335,3 +335,31 @@ def test_parse_columns_override_and_base64_fallback(tmp_path, open_page):
     parsed = loaded.page.evaluate("c => { const t = window.gpviz.parseColumns(c); "
                                   "return [Array.from(t.a).map(String), Array.from(t.b)]; }", cols)
     assert parsed == [["1.5", "-2", "NaN"], [3, 4]]
+
+
+def test_a_bound_inside_the_axis_is_drawn_dashed(tmp_path, open_page):
+    X, Y = _data()
+    model = SingleTaskGP(X, Y)
+    with torch.no_grad():
+        model.likelihood.noise = torch.tensor([1.2e-4])
+    fig = gpviz.render(model, verdicts=False)
+    key = "likelihood.noise_covar.noise"
+    p = fig.spec["params"][key]
+    axis = fig.spec["axes"][p["axis"]]
+    x = 8 + (math.log10(p["lower"]) - math.log10(axis["lo"])) / (math.log10(axis["hi"]) - math.log10(axis["lo"])) * 150
+    loaded = open_page(fig.save(tmp_path / "bound.html"))
+    _check_page(loaded)
+    red = loaded.page.evaluate("""([key, x]) => {
+        const c = document.querySelector(`.gpviz-param[data-key="${key}"] canvas`);
+        const dpr = c.width / parseFloat(c.style.width);
+        let best = 0;
+        for (let dx = -1; dx <= 1; dx++) {
+            const d = c.getContext('2d').getImageData(Math.floor(x * dpr) + dx, 0, 1, c.height).data;
+            let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (d[i] > 150 && d[i + 1] < 120 && d[i + 3] > 100) n++;
+            best = Math.max(best, n);
+        }
+        return [best, c.height];
+    }""", [key, x])
+    assert 0 < red[0] < red[1]  # dashed: red in part of the column, not all of it
+    assert "lower bound: 1.00e-4" in loaded.eval(f"document.querySelector('.gpviz-param[data-key=\"{key}\"] .gpviz-chart').title")

@@ -269,13 +269,20 @@
           ctx.fill();
         }
       }
-      // a constraint bound that some value sits at: a red bar
+      // a constraint bound: a red bar where some value sits at it, else a dashed red line when it
+      // falls inside the axis (an Interval's bounds are the axis ends themselves)
       [["lower", meta.mark_lower], ["upper", meta.mark_upper]].forEach(function (m) {
-        if (!m[1] || meta[m[0]] === null) return;
-        var pb = place(meta[m[0]], axis, scale);
+        var b = meta[m[0]];
+        if (b === null || b === undefined || (axis.bounded && !m[1])) return;
+        var pb = place(b, axis, scale);
         if (pb.kind !== "ok") return;
         ctx.fillStyle = COLORS.bad;
-        ctx.fillRect(pb.x - 1, 0, 2, height);
+        if (m[1]) {
+          ctx.fillRect(pb.x - 1, 0, 2, height);
+        } else {
+          var xb = Math.floor(pb.x);  // on whole pixels: a crisp 1 px dash, not a blur
+          for (var yb = 0; yb < height; yb += 4) ctx.fillRect(xb, yb, 1, 2);
+        }
       });
     }
 
@@ -353,6 +360,8 @@
       }
       tip += "\naxis: " + (axis.kind === "log" ? "log" : "linear") + " " + fmt(axis.lo) + " .. " + fmt(axis.hi);
       if (meta.prior !== null && meta.prior !== undefined) tip += "\nprior mode: " + fmtValue(meta.prior);
+      if (meta.lower !== null && meta.lower !== undefined) tip += "\nlower bound: " + fmtValue(meta.lower);
+      if (meta.upper !== null && meta.upper !== undefined) tip += "\nupper bound: " + fmtValue(meta.upper);
       if (meta.held) tip += "\nheld by prior";
       if (flags.length) tip += "\n" + flags.join(", ");
       chart.setAttribute("title", tip);
