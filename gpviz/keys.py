@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gpviz.errors import InputError, KeyMismatchError
+from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
 
 _KEY_RE = re.compile(r"^(?:(?P<path>.*)\.)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>[0-9, ]+)\])?$")
 
@@ -166,10 +166,14 @@ def member_values(info: ParamInfo, index: tuple[int, ...], batch_shape: torch.Si
     if len(members) > len(batch_shape):
         raise InputError(
             f"parameter {info.name!r} has batch shape {list(members)}, larger than the model's {list(batch_shape)}")
-    # Align on leading dims (a module batched over folds inside a model batched
-    # over folds x outputs), then broadcast.
-    flat = flat.reshape(tuple(members) + (1,) * (len(batch_shape) - len(members)))
-    return flat.expand(batch_shape).clone()
+    # Align on trailing dims, as torch broadcasting (and so GPyTorch) does, then expand.
+    flat = flat.reshape((1,) * (len(batch_shape) - len(members)) + tuple(members))
+    try:
+        return flat.expand(batch_shape).clone()
+    except RuntimeError:
+        raise UnsupportedError(
+            f"parameter {info.name!r} has batch shape {list(members)}, which does not broadcast to the "
+            f"model's batch shape {list(batch_shape)}") from None
 
 
 def read_member_values(root: torch.nn.Module, keys, batch_shape: torch.Size) -> dict[str, torch.Tensor]:

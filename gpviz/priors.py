@@ -242,12 +242,19 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
 
     Raises:
         InputError: if ``mll`` is neither an MLL nor an exact GP model.
-        UnsupportedError: if the MLL does not return one value per batch member.
+        UnsupportedError: if the MLL does not return one value per batch member, or the
+            model is fully Bayesian (SAAS: MCMC samples, no MLL fit).
     """
     from gpviz.model import model_batch_shape, model_expr
 
     mll = _as_mll(mll)
     model = mll.model
+    if getattr(model, "_is_fully_bayesian", False):
+        # their MCMC samples are not fitted by the MLL, and BoTorch drops them on
+        # model.train(): refuse before touching the model
+        raise UnsupportedError(f"prior_pull needs a model fit by maximizing its MLL; {type(model).__name__} is "
+                               f"fully Bayesian (MCMC samples): read its priors with gpviz.parameters(model, "
+                               f"long=True) instead")
     subs = getattr(model, "models", None)
     if subs is not None and not hasattr(model, "covar_module"):
         return _model_list_pull(model, subs, feature_names)
@@ -573,6 +580,16 @@ class PriorFactory:
 
     def __call__(self, *args, **kwargs):
         return apply_priors(self.make_model(*args, **kwargs), **self.priors)
+
+    def fingerprint(self) -> str:
+        """The factory's priors at full precision (for ``cv_sweep``'s cache)."""
+        from gpviz.sweep import factory_fingerprint
+
+        parts = [factory_fingerprint(self.make_model)]
+        for role, p in sorted(self.priors.items()):
+            state = {k: v.detach().cpu().double().reshape(-1).tolist() for k, v in p.state_dict().items()}
+            parts.append(f"{role}:{type(p).__qualname__}:{sorted(state.items())}")
+        return "|".join(parts)
 
     def describe(self) -> str:
         """E.g. ``lengthscale ~ GammaPrior(concentration=1.125, rate=0.375)``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -169,6 +170,39 @@ def _fingerprint(X: torch.Tensor, Y: torch.Tensor) -> str:
         a = t.detach().cpu().contiguous()
         h.update(f"{list(a.shape)}|{a.dtype}|".encode())
         h.update(a.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def factory_fingerprint(make_model, depth: int = 0) -> str:
+    """What the cache knows a model factory by.
+
+    Its module and name and, where Python exposes them, its code, constants,
+    defaults, closure values and ``functools.partial`` arguments: two lambdas share
+    a name, not a fingerprint. Objects may add state through a ``fingerprint()``
+    method (``with_priors`` factories give their priors at full precision).
+    """
+    h = hashlib.sha256()
+    obj = make_model
+    if isinstance(obj, functools.partial):
+        h.update(factory_fingerprint(obj.func, depth + 1).encode())
+        h.update(repr((obj.args, sorted(obj.keywords.items()))).encode())
+        return h.hexdigest()[:16]
+    h.update(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}".encode())
+    own = getattr(obj, "fingerprint", None)
+    if callable(own):
+        h.update(str(own()).encode())
+    code = getattr(obj, "__code__", None)
+    if code is not None:
+        h.update(code.co_code)
+        h.update(repr((code.co_consts, code.co_names, getattr(obj, "__defaults__", None),
+                       getattr(obj, "__kwdefaults__", None))).encode())
+        for cell in getattr(obj, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            h.update((factory_fingerprint(value, depth + 1) if callable(value) and depth < 4
+                      else repr(value)).encode())
     return h.hexdigest()[:16]
 
 
@@ -634,6 +668,8 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
         cache = CellCache(cache_dir, {
             "format": CACHE_FORMAT, "data": _fingerprint(X, Y),
             "make_model": getattr(make_model, "__qualname__", type(make_model).__name__),
+            "make_model_fingerprint": factory_fingerprint(make_model),
+            "fit_kwargs": repr(sorted((fit_kwargs or {}).items())),
             "mll_cls": getattr(mll_cls, "__qualname__", str(mll_cls)),
             "observation_noise": bool(observation_noise)})
 
@@ -666,7 +702,12 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
                     if cell.status == STATUS_OK:
                         model, cell.model = cell.model, None  # keep one model alive, not all
                         if cache is not None:
-                            cache.store(seed, cell)
+                            try:
+                                cache.store(seed, cell)
+                            except OSError as exc:  # a full disk must not cost the fitted cells
+                                warnings.warn(f"gpviz.cv_sweep: could not cache the cell n={size}, repeat "
+                                              f"{i_repeat} ({exc}); it is kept in memory and the sweep goes on",
+                                              GpvizWarning, stacklevel=2)
                     else:
                         warnings.warn(f"gpviz.cv_sweep: the cell n={size}, repeat {i_repeat} failed "
                                       f"({cell.error}); the sweep goes on", GpvizWarning, stacklevel=2)

@@ -10,9 +10,9 @@ import torch
 from gpytorch.kernels import Kernel
 
 from gpviz import kernels as _kernels
-from gpviz.errors import HandlerError, InputError, KeyMismatchError, OpaqueKernelWarning
-from gpviz.expr import (Compare, Differ, Dot, EvalEnv, Node, Opaque, Param, evaluate, fmt_number, keys_of,
-                        roles_of, simplify, to_text)
+from gpviz.errors import HandlerError, InputError, KeyMismatchError, OpaqueKernelWarning, UnsupportedError
+from gpviz.expr import (Compare, Differ, Dot, EvalEnv, Node, Opaque, Param, evaluate, fmt_number, iter_nodes,
+                        keys_of, roles_of, simplify, to_text)
 from gpviz.keys import make_key, param_info, read_member_values
 
 _WARNED_OPAQUE: set[type] = set()
@@ -215,7 +215,14 @@ class Expr:
         return roles_of(self.tree)
 
     def values(self, member: int = 0) -> dict[str, float]:
-        """key -> current value of batch member ``member``."""
+        """key -> current value of batch member ``member``.
+
+        Raises:
+            InputError: if ``member`` is not one of the ``batch_shape`` members.
+        """
+        count = int(torch.Size(self.batch_shape).numel())
+        if isinstance(member, bool) or not isinstance(member, int) or not 0 <= member < count:
+            raise InputError(f"member must be an integer in [0, {count}) for this batch of {count}, got {member!r}")
         vals = read_member_values(self.module, self.keys, self.batch_shape)
         return {k: float(v.reshape(-1)[member]) for k, v in vals.items()}
 
@@ -246,6 +253,11 @@ class Expr:
 
         Returns:
             ``batch_shape x n x m`` kernel matrix, equal to ``kernel(x1, x2).to_dense()``.
+
+        Raises:
+            InputError: if the inputs are not tensors of at least 2 dimensions.
+            KeyMismatchError: if ``values`` lacks a key of the expression.
+            UnsupportedError: if ``values`` is given and the tree has opaque kernels.
         """
         x2 = x1 if x2 is None else x2
         if not isinstance(x1, torch.Tensor) or not isinstance(x2, torch.Tensor):
@@ -257,6 +269,12 @@ class Expr:
             vals = {k: v.to(x1.dtype) for k, v in vals.items()}
             batch = torch.broadcast_shapes(self.batch_shape, x1.shape[:-2], x2.shape[:-2])
         else:
+            opaque = sorted({n.cls_name for n in iter_nodes(self.covariance_tree()) if isinstance(n, Opaque)})
+            if opaque:
+                # an opaque kernel is computed by its module, at the module's own values
+                raise UnsupportedError(
+                    f"evaluate(values=...) cannot set the parameters of opaque kernels {opaque}; register "
+                    f"handlers for them or evaluate at the module's current values (values=None)")
             if hasattr(values, "to_dict"):
                 values = values.to_dict()
             vals = {}

@@ -226,3 +226,27 @@ def test_non_psd_sum_times_linear_found_by_hypothesis():
     g = torch.Generator().manual_seed(3)
     x1 = torch.rand(4, D, generator=g, dtype=torch.float64)
     assert_expr_matches_kernel(kernel, x1, torch.rand(3, D, generator=g, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("outer, inner", [((3, 3), (3,)), ((2, 3), (3,))])
+def test_sub_kernel_with_fewer_batch_dims_broadcasts_like_torch(outer, inner):
+    """Members align on trailing batch dims, as torch broadcasting (and GPyTorch) does."""
+    k = (gk.RBFKernel(batch_shape=torch.Size(outer)) + gk.RBFKernel(batch_shape=torch.Size(inner))).double()
+    with torch.no_grad():
+        k.kernels[1].raw_lengthscale.copy_(torch.linspace(-3, 3, inner[-1]).reshape(*inner, 1, 1))
+    x = torch.rand(4, 2, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(gpviz.kernel_expr(k).evaluate(x), k(x).to_dense(), atol=1e-12, rtol=0)
+    frame = gpviz.parameters(k)
+    want = k.kernels[1].lengthscale.detach().expand(*outer, 1, 1).reshape(-1)
+    torch.testing.assert_close(torch.tensor(frame["kernels.1.lengthscale"].to_numpy()), want)
+
+
+def test_batch_shapes_that_do_not_broadcast_are_a_typed_error():
+    from gpviz.errors import UnsupportedError
+
+    from gpviz.keys import read_member_values
+
+    k = gk.RBFKernel(batch_shape=torch.Size([2]))  # as if inside a model batched 2 x 3
+    with pytest.raises(UnsupportedError, match=r"batch shape \[2\].*\[2, 3\]"):
+        read_member_values(k, ["lengthscale"], torch.Size([2, 3]))

@@ -512,3 +512,15 @@ def test_original_units_equal_a_fit_on_raw_data():
     model = gpviz.parameters(a).iloc[0]
     assert model["covar_module.base_kernel.lengthscale[1]"] < 0.2 * raw["covar_module.base_kernel.lengthscale[1]"]
 
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="the fully-bayesian extra (jax, numpyro) is not installed")
+def test_prior_pull_refuses_a_fully_bayesian_model_and_leaves_it_intact():
+    from gpviz.errors import UnsupportedError
+
+    m, X = fitted_saas()
+    before = m.covar_module(X[:3], X[:3]).to_dense().detach().clone()
+    with pytest.raises(UnsupportedError, match="SaasFullyBayesianSingleTaskGP is fully Bayesian"):
+        gpviz.prior_pull(m)
+    assert m.covar_module is not None  # BoTorch drops MCMC samples on model.train()
+    torch.testing.assert_close(m.covar_module(X[:3], X[:3]).to_dense().detach(), before)

@@ -428,3 +428,51 @@ def test_cells_fit_under_their_own_seed_and_leave_the_global_generator_alone():
     gpviz.cv_sweep(make_model, X, Y, sizes=[5], repeats=2, seed=0, progress=False)
     assert draws[:2] == draws[2:] and draws[0] != draws[1]
     assert cell_seed(0, 5, 0) != cell_seed(0, 5, 1) != cell_seed(1, 5, 1)
+
+
+def test_cache_tells_apart_same_named_factories_and_fit_settings(tmp_path):
+    """Two lambdas share a __qualname__; their cells must not be served for each other."""
+    from gpytorch.kernels import MaternKernel, ScaleKernel
+
+    from gpviz.sweep import factory_fingerprint
+
+    X, Y = make_data(10)
+    rbf = lambda tx, ty: SingleTaskGP(tx, ty)  # noqa: E731
+    matern = lambda tx, ty: SingleTaskGP(tx, ty, covar_module=ScaleKernel(MaternKernel(  # noqa: E731
+        nu=0.5, batch_shape=tx.shape[:-2]), batch_shape=tx.shape[:-2]))
+    assert rbf.__qualname__ == matern.__qualname__
+    assert factory_fingerprint(rbf) != factory_fingerprint(matern)
+    assert factory_fingerprint(rbf) == factory_fingerprint(lambda tx, ty: SingleTaskGP(tx, ty))
+    cache = tmp_path / "cache"
+    cv_sweep(rbf, X, Y, sizes=[5], repeats=1, cache_dir=cache, progress=False)
+    with pytest.raises(InputError, match="another sweep.*make_model_fingerprint"):
+        cv_sweep(matern, X, Y, sizes=[5], repeats=1, cache_dir=cache, progress=False)
+    with pytest.raises(InputError, match="another sweep.*fit_kwargs"):
+        cv_sweep(rbf, X, Y, sizes=[5], repeats=1, cache_dir=cache, progress=False,
+                 fit_kwargs={"optimizer_kwargs": {"options": {"maxiter": 1}}})
+    again = cv_sweep(rbf, X, Y, sizes=[5], repeats=1, cache_dir=cache, progress=False)
+    assert again.scores["cached"].all()
+
+
+def test_with_priors_factories_differ_past_printed_precision():
+    from gpytorch.priors import GammaPrior
+
+    from gpviz.sweep import factory_fingerprint
+
+    a = gpviz.with_priors(SingleTaskGP, lengthscale=GammaPrior(3.0, 6.0))
+    b = gpviz.with_priors(SingleTaskGP, lengthscale=GammaPrior(3.000001, 6.0))
+    assert a.describe() == b.describe()
+    assert factory_fingerprint(a) != factory_fingerprint(b)
+
+
+def test_a_cache_write_failure_keeps_the_cells_and_goes_on(tmp_path, monkeypatch):
+    from gpviz.sweep import CellCache
+
+    def full_disk(self, seed, cell):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(CellCache, "store", full_disk)
+    X, Y = make_data(10)
+    with pytest.warns(GpvizWarning, match="could not cache the cell n=5.*No space left"):
+        sw = cv_sweep(SingleTaskGP, X, Y, sizes=[5, 6], repeats=1, cache_dir=tmp_path / "c", progress=False)
+    assert list(sw.scores["status"]) == ["ok", "ok"] and len(sw.parameters) == 11

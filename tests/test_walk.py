@@ -167,3 +167,21 @@ def test_walking_leaves_the_kernel_as_found():
     assert all(torch.equal(before[n], p) for n, p in k.named_parameters())
     assert [p.grad for p in k.parameters()] == grads_before
     assert all(p.dtype == torch.float64 for p in k.parameters())
+
+
+def test_values_cannot_silently_skip_an_opaque_kernel():
+    from gpviz.errors import UnsupportedError
+
+    k = gk.ScaleKernel(ExpAbsKernel()).double()
+    with pytest.warns(OpaqueKernelWarning):
+        e = gpviz.kernel_expr(k)
+    row = gpviz.parameters(k).iloc[0]
+    with pytest.raises(UnsupportedError, match=r"opaque kernels \['ExpAbsKernel'\]"):
+        e.evaluate(torch.rand(3, 2), values=row)
+
+
+@pytest.mark.parametrize("member", [3, -1, 1.0, True])
+def test_member_out_of_range_is_a_typed_error(member):
+    k = gk.RBFKernel(batch_shape=torch.Size([3]))
+    with pytest.raises(InputError, match=r"member must be an integer in \[0, 3\)"):
+        gpviz.kernel_expr(k).text(member=member)
