@@ -402,7 +402,8 @@ class CellCache:
 # chart shows below the expression.
 _BESIDE_CSS = """<style>
 .gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) {
-  display: grid; grid-template-columns: max-content minmax(0, 1fr); column-gap: 28px; align-items: start;
+  display: grid; grid-template-columns: minmax(0, max-content) minmax(420px, 1fr); column-gap: 28px;
+  align-items: start;
   min-height: 470px; }
 .gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > * { grid-column: 1; }
 .gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > .gpviz-extra {
