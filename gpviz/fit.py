@@ -522,7 +522,10 @@ def _patched_minimize_with_timeout(*args, **kwargs):
 
 def _patched_fmin_l_bfgs_b_batched(*args, **kwargs):
     orig = _ORIGINALS["fmin_l_bfgs_b_batched"][2]
-    from scipy.optimize._optimize import _wrap_callback
+    try:  # scipy's private helper: if a scipy release moves it, run the fit untouched
+        from scipy.optimize._optimize import _wrap_callback
+    except ImportError:
+        return orig(*args, **kwargs)
 
     user = kwargs.get("callback")
     wrapped_user = _wrap_callback(user) if user is not None else None
