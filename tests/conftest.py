@@ -22,6 +22,23 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
                   "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """One torch and BLAS thread for the whole run.
+
+    The batched L-BFGS-B path runs outside BoTorch's threadpool limit, and on a 2-core
+    machine spinning BLAS threads make these small fits several times slower (the results
+    are the same).
+    """
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(autouse=True)
 def _float64_and_quiet():
     """Tests run in float64 (numerical truth to 1e-8) and never leak a default dtype change."""

@@ -50,8 +50,7 @@ def scale_matern(train_X, train_Y):
 
 @pytest.fixture(scope="module")
 def sweeps():
-    old_threads, old_dtype = torch.get_num_threads(), torch.get_default_dtype()
-    torch.set_num_threads(1)  # two shared cores
+    old_dtype = torch.get_default_dtype()  # module scope: the per-test float64 fixture is not active yet
     torch.set_default_dtype(torch.float64)
     try:
         g = torch.Generator().manual_seed(0)
@@ -64,7 +63,6 @@ def sweeps():
                                   sizes=list(SIZES), repeats=REPEATS, progress=False),
         }
     finally:
-        torch.set_num_threads(old_threads)
         torch.set_default_dtype(old_dtype)
 
 

@@ -33,19 +33,6 @@ N, D = 8, 2
 MAXITER = {"options": {"maxiter": 25}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One BLAS/torch thread: the batched L-BFGS-B path runs outside BoTorch's threadpool limit, and on a
-    shared 2-core machine spinning BLAS threads make these small fits 5-10x slower (same results)."""
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(old)
-
-
 def data(n=N, d=D, seed=0):
     g = torch.Generator().manual_seed(seed)
     X = torch.rand(n, d, generator=g)

@@ -23,15 +23,6 @@ from gpviz.priors import AT_BOUND, FREE, HELD, prior_pull, with_priors
 D = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two shared cores: a second torch thread only spins against the other engineers' jobs."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def f_two_of_eight(X: torch.Tensor) -> torch.Tensor:
     """Depends on inputs 0 and 1 only; the other six are irrelevant."""
     return (torch.sin(6 * X[:, 0]) + 4 * (X[:, 1] - 0.5) ** 2).unsqueeze(-1)

@@ -29,15 +29,6 @@ def make_data(n=N, d=D, seed=0):
     return X, Y
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Two shared cores: one torch thread per process avoids oversubscription (results do not change)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def data():
     return make_data()
