@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from gpviz.errors import InputError
 
-#: Percentiles of the band drawn around the centre line (the origin post's Chart 1).
+#: Percentiles of the band drawn around the centre line.
 BAND_PERCENTILES = (10.0, 90.0)
 
 
@@ -113,7 +113,7 @@ def score_bands(scores: pd.DataFrame, metric: str = "mse",
 
 def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: bool | None = None,
                   label: str | None = None, title: str | None = None, color: str | None = None) -> Figure:
-    """The scaling curve of a cross-validation sweep (the origin post's Chart 1).
+    """The scaling curve of a cross-validation sweep: held-out error against dataset size.
 
     Per dataset size, a band from the 10th to the 90th percentile of the metric
     across repeats and a line through its geometric mean.
@@ -176,7 +176,7 @@ __all__ = ["ChartFigure", "new_figure", "figure_to_png", "figure_to_img", "score
 
 
 def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str | None = None) -> Figure:
-    """Several sweeps' scaling curves on one chart (the origin post's Chart 2).
+    """Several sweeps' scaling curves on one chart (e.g. two prior settings).
 
     Args:
         scores_by_label: ``{label: Sweep.scores}``, drawn in order, one colour each.

@@ -20,7 +20,7 @@ DEFAULT_REPEATS = 4
 QUICK_SIZES = (6, 10)
 QUICK_REPEATS = 2
 
-#: The two lengthscale priors the origin post compares: BoTorch's former default
+#: The two lengthscale priors the tour compares: BoTorch's former default
 #: and a looser one with the same mode (1/3) and ~96x the variance.
 STRONG_PRIOR = (3.0, 6.0)
 LOOSE_PRIOR = (1.125, 0.375)

@@ -209,7 +209,7 @@ class ComparisonFigure(Page):
 
 def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool = False, feature_names=None,
             title: str | None = None, pull_repeats: int | None = 1) -> ComparisonFigure:
-    """One page comparing cross-validation sweeps, e.g. two prior settings (the origin post's Chart 2).
+    """One page comparing cross-validation sweeps, e.g. two prior settings (their scaling curves on one chart).
 
     The page shows every sweep's scaling curve on one chart and a table of the
     metric per size with the ratio to the first sweep; then, for each sweep, its

@@ -108,7 +108,7 @@ def _check(n: int, seed: int, noise_std: float) -> None:
 
 
 def _sobol(n: int, d: int, seed: int) -> torch.Tensor:
-    # Sobol points, as in the origin post's experiments: spread out, so the
+    # Sobol points, as hyperparameter searches often use: spread out, so the
     # model is never forced to explain two nearby observations with noise.
     return torch.quasirandom.SobolEngine(d, scramble=True, seed=seed).draw(n, dtype=torch.float64)
 
@@ -164,7 +164,7 @@ def _landscape_f(X: torch.Tensor) -> torch.Tensor:
 
 
 def hyperparameter_landscape(n: int = 120, seed: int = 0, noise_std: float = 0.02) -> Dataset:
-    """A 10-input "hyperparameter landscape": the kind of problem the origin post's GP modelled.
+    """A 10-input "hyperparameter landscape": the kind of problem a BO user's GP models.
 
     Inputs: nine training settings (six of them log-scaled) and one
     categorical optimizer choice (``sgd``/``adam``/``adamw``); outputs: a

@@ -493,7 +493,7 @@ class Sweep:
 
         Args:
             one_fold_per_repeat: Keep only the first fold of each repeat (one dot per
-                repeat, as the origin post draws it) instead of every fold.
+                repeat, one dot per repeat) instead of every fold.
             keys: Key columns to keep (default: every key column).
         """
         p = self.parameters

@@ -1,6 +1,6 @@
 """Measures how a strong lengthscale prior hurts small-data accuracy: Gamma(3, 6) vs Gamma(1.125, 0.375).
 
-The origin post's experiment in miniature: leave-one-out CV sweeps of a
+A prior-strength experiment in miniature: leave-one-out CV sweeps of a
 Scale-Matern-5/2 SingleTaskGP on an 8-input function where only 2 inputs matter,
 at small sizes, with BoTorch's former default lengthscale prior Gamma(3, 6) and
 the looser Gamma(1.125, 0.375) (same mode 1/3, ~96x the variance). Prints the
