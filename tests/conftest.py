@@ -23,20 +23,23 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-network
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    """One torch and BLAS thread for the whole run.
+def _session_defaults():
+    """float64 and one torch/BLAS thread for the whole run, module fixtures included.
 
-    The batched L-BFGS-B path runs outside BoTorch's threadpool limit, and on a 2-core
-    machine spinning BLAS threads make these small fits several times slower (the results
-    are the same).
+    Module-scoped fixtures (shared sweeps and fits) run before the per-test fixture
+    below, so the defaults are set here for them too. One thread: the batched L-BFGS-B
+    path runs outside BoTorch's threadpool limit, and on a 2-core machine spinning BLAS
+    threads make these small fits several times slower (the results are the same).
     """
     from threadpoolctl import threadpool_limits
 
-    old = torch.get_num_threads()
+    old_threads, old_dtype = torch.get_num_threads(), torch.get_default_dtype()
     torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
     with threadpool_limits(limits=1):
         yield
-    torch.set_num_threads(old)
+    torch.set_num_threads(old_threads)
+    torch.set_default_dtype(old_dtype)
 
 
 @pytest.fixture(autouse=True)

@@ -50,20 +50,15 @@ def scale_matern(train_X, train_Y):
 
 @pytest.fixture(scope="module")
 def sweeps():
-    old_dtype = torch.get_default_dtype()  # module scope: the per-test float64 fixture is not active yet
-    torch.set_default_dtype(torch.float64)
-    try:
-        g = torch.Generator().manual_seed(0)
-        X = torch.rand(20, 4, generator=g)  # x2, x3 irrelevant
-        Y = (torch.sin(6 * X[:, 0]) + 4 * (X[:, 1] - 0.5) ** 2).unsqueeze(-1)
-        return {
-            STRONG: gpviz.cv_sweep(gpviz.with_priors(scale_matern, lengthscale=GammaPrior(3.0, 6.0)), X, Y,
-                                   sizes=list(SIZES), repeats=REPEATS, progress=False),
-            LOOSE: gpviz.cv_sweep(gpviz.with_priors(scale_matern, lengthscale=GammaPrior(1.125, 0.375)), X, Y,
-                                  sizes=list(SIZES), repeats=REPEATS, progress=False),
-        }
-    finally:
-        torch.set_default_dtype(old_dtype)
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(20, 4, generator=g)  # x2, x3 irrelevant
+    Y = (torch.sin(6 * X[:, 0]) + 4 * (X[:, 1] - 0.5) ** 2).unsqueeze(-1)
+    return {
+        STRONG: gpviz.cv_sweep(gpviz.with_priors(scale_matern, lengthscale=GammaPrior(3.0, 6.0)), X, Y,
+                               sizes=list(SIZES), repeats=REPEATS, progress=False),
+        LOOSE: gpviz.cv_sweep(gpviz.with_priors(scale_matern, lengthscale=GammaPrior(1.125, 0.375)), X, Y,
+                              sizes=list(SIZES), repeats=REPEATS, progress=False),
+    }
 
 
 @pytest.fixture(scope="module")

@@ -113,7 +113,6 @@ def fd_check(mll, keys, rel: float = 1e-3):
 @pytest.fixture(scope="module")
 def small_gamma_fit():
     """Legacy BoTorch prior Gamma(3, 6) on a Scale-Matern kernel, 8 inputs (2 relevant), only 8 points."""
-    torch.set_default_dtype(torch.float64)
     X, Y = data(8, seed=0)
     model = SingleTaskGP(X, Y, covar_module=scale_matern(ls_prior=GammaPrior(3.0, 6.0)))
     mll = ExactMarginalLogLikelihood(model.likelihood, model)

@@ -37,12 +37,7 @@ def data():
 @pytest.fixture(scope="module")
 def sweep(data) -> Sweep:
     X, Y = data
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # module fixtures run before the per-test float64 fixture
-    try:
-        return cv_sweep(SingleTaskGP, X, Y, sizes=list(SIZES), repeats=REPEATS, seed=0, progress=False)
-    finally:
-        torch.set_default_dtype(old)
+    return cv_sweep(SingleTaskGP, X, Y, sizes=list(SIZES), repeats=REPEATS, seed=0, progress=False)
 
 
 def test_scores_have_documented_columns_and_a_row_per_cell(sweep):

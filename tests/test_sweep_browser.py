@@ -28,15 +28,10 @@ CHART = """() => { const img = document.querySelector('.gpviz-sweep-chart img');
 
 @pytest.fixture(scope="module")
 def sweep():
-    old_dtype = torch.get_default_dtype()  # module scope: the per-test float64 fixture is not active yet
-    torch.set_default_dtype(torch.float64)
-    try:
-        g = torch.Generator().manual_seed(2)
-        X = torch.rand(30, 3, generator=g, dtype=torch.float64)
-        Y = torch.sin(5 * X).sum(-1, keepdim=True) + 0.05 * torch.randn(30, 1, generator=g, dtype=torch.float64)
-        return gpviz.cv_sweep(SingleTaskGP, X, Y, sizes=list(SIZES), repeats=REPEATS, seed=0, progress=False)
-    finally:
-        torch.set_default_dtype(old_dtype)
+    g = torch.Generator().manual_seed(2)
+    X = torch.rand(30, 3, generator=g, dtype=torch.float64)
+    Y = torch.sin(5 * X).sum(-1, keepdim=True) + 0.05 * torch.randn(30, 1, generator=g, dtype=torch.float64)
+    return gpviz.cv_sweep(SingleTaskGP, X, Y, sizes=list(SIZES), repeats=REPEATS, seed=0, progress=False)
 
 
 def _check(loaded, sweep, dots_per_band):
