@@ -209,19 +209,19 @@ class _Recorder:
 
     def set_loss(self, rows: np.ndarray, loss: np.ndarray) -> None:
         """Writes the losses of earlier appended rows."""
-        rows = np.asarray(rows, np.int64)
-        which, at = np.divmod(rows, self.chunk)
-        for ci in np.unique(which):
-            sel = which == ci
-            self._chunks[int(ci)]["loss"][at[sel]] = loss[sel]
+        self._scatter("loss", rows, loss)
 
     def set_values(self, rows: np.ndarray, values: np.ndarray) -> None:
         """Writes the value rows of earlier appended rows (numbers from :attr:`n` order)."""
+        self._scatter("values", rows, values)
+
+    def _scatter(self, column: str, rows: np.ndarray, data: np.ndarray) -> None:
+        """``column[rows] = data`` across the chunks the rows fall in."""
         rows = np.asarray(rows, np.int64)
         which, at = np.divmod(rows, self.chunk)
         for ci in np.unique(which):
             sel = which == ci
-            self._chunks[int(ci)]["values"][at[sel]] = values[sel]
+            self._chunks[int(ci)][column][at[sel]] = data[sel]
 
     @property
     def nbytes(self) -> int:
