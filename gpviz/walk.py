@@ -229,7 +229,7 @@ class Expr:
     def text(self, member: int = 0, width: int = 88) -> str:
         """Pseudocode with the values of batch member ``member``."""
         vals = self.values(member) if self.keys else {}
-        return to_text(self.tree, lambda p: _fmt(vals[p.key]), width)
+        return to_text(self.tree, lambda p: fmt_number(vals[p.key]), width)
 
     def __str__(self) -> str:
         return self.text()
@@ -292,10 +292,6 @@ class Expr:
     def covariance_tree(self) -> Node:
         """The part of the tree that :meth:`evaluate` computes."""
         return self.tree
-
-
-def _fmt(v: float) -> str:
-    return fmt_number(v)
 
 
 class KernelExpr(Expr):
