@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gpviz.errors import InputError
+from gpviz.html.markup import Markup, escape_html
 
 #: Percentiles of the band drawn around the centre line.
 BAND_PERCENTILES = (10.0, 90.0)
@@ -46,7 +47,7 @@ def figure_to_png(fig: Figure, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-def figure_to_img(fig: Figure, alt: str = "chart", dpi: int = 110, css_class: str = "gpviz-chart") -> str:
+def figure_to_img(fig: Figure, alt: str = "chart", dpi: int = 110, css_class: str = "gpviz-chart") -> Markup:
     """An ``<img>`` tag holding the figure as a base64 PNG, for ``render_frame(extra_html=...)``.
 
     Args:
@@ -56,14 +57,12 @@ def figure_to_img(fig: Figure, alt: str = "chart", dpi: int = 110, css_class: st
         css_class: CSS class of the tag.
 
     Returns:
-        Trusted HTML: ``<img class=... alt=... src="data:image/png;base64,...">``.
+        Trusted HTML (:class:`~gpviz.html.markup.Markup`): ``<img class=... alt=... src="data:image/png;base64,...">``.
     """
-    from gpviz.render import escape_html  # the one place strings are escaped
-
     data = base64.b64encode(figure_to_png(fig, dpi=dpi)).decode("ascii")
     width = int(round(fig.get_figwidth() * dpi))
-    return (f'<img class="{escape_html(css_class)}" alt="{escape_html(alt)}" width="{width}" '
-            f'style="max-width:100%;height:auto" src="data:image/png;base64,{data}">')
+    return Markup(f'<img class="{escape_html(css_class)}" alt="{escape_html(alt)}" width="{width}" '
+                  f'style="max-width:100%;height:auto" src="data:image/png;base64,{data}">')
 
 
 def _geometric_mean(values: np.ndarray) -> float:

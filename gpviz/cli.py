@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import html
-import math
 import sys
 import time
 import traceback
@@ -13,6 +12,23 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
+
+import torch
+from botorch.cross_validation import gen_loo_cv_folds
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import SingleTaskGP
+from gpytorch.kernels import MaternKernel, ScaleKernel
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import GammaPrior
+from tqdm.auto import tqdm
+
+import gpviz
+from gpviz.charts import figure_to_img, figure_to_png
+from gpviz.compare import compare
+from gpviz.datasets import hyperparameter_landscape
+from gpviz.html.markup import Markup, as_html, escape_html
+from gpviz.html.page import document, table_html
+from gpviz.sweep.scores import score_table
 
 #: Dataset sizes, repeats and fold counts of the demo (default and ``--quick``).
 DEFAULT_SIZES = (8, 16, 24, 32, 40)
@@ -82,9 +98,6 @@ def scale_matern(train_X, train_Y):
         train_X: ``batch_shape x n x d`` inputs (a batch of leave-one-out folds, or one data set).
         train_Y: ``batch_shape x n x 1`` outputs.
     """
-    from botorch.models import SingleTaskGP
-    from gpytorch.kernels import MaternKernel, ScaleKernel
-    from gpytorch.priors import GammaPrior
 
     batch = train_X.shape[:-2]
     covar = ScaleKernel(MaternKernel(nu=2.5, ard_num_dims=train_X.shape[-1], batch_shape=batch),
@@ -94,9 +107,6 @@ def scale_matern(train_X, train_Y):
 
 def prior_factories() -> dict[str, Callable]:
     """Label -> model factory for the two lengthscale priors of the comparison."""
-    import gpviz
-    from gpytorch.priors import GammaPrior
-
     return {
         f"Gamma({STRONG_PRIOR[0]:g}, {STRONG_PRIOR[1]:g}) lengthscale prior":
             gpviz.with_priors(scale_matern, lengthscale=GammaPrior(*STRONG_PRIOR)),
@@ -121,33 +131,13 @@ ul.pages li { margin: 0.4rem 0; }
 """
 
 
-def _esc(s) -> str:
-    from gpviz.render import escape_html
-
-    return escape_html(str(s))
+_esc = escape_html
 
 
-def page(title: str, body_html: str) -> str:
-    """A small standalone page (UTF-8, no scripts) around trusted ``body_html``; the title is escaped here."""
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            f"<title>{_esc(title)}</title>\n<style>{_PAGE_CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{_esc(title)}</h1>\n{body_html}\n</body>\n</html>\n")
-
-
-def table_html(df, float_format: str = "{:,.4g}") -> str:
-    """A DataFrame as an HTML table, every cell escaped."""
-    head = "".join(f"<th>{_esc(c)}</th>" for c in [df.index.name or ""] + list(df.columns))
-    rows = []
-    for idx, row in df.iterrows():
-        cells = [f"<th>{_esc(idx)}</th>"]
-        for v in row:
-            if isinstance(v, float):
-                cells.append(f'<td class="num">{_esc(float_format.format(v)) if math.isfinite(v) else _esc(v)}</td>')
-            else:
-                cells.append(f"<td>{_esc(v)}</td>")
-        rows.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+def page(title: str, body_html: Markup) -> str:
+    """A small standalone page (UTF-8, no scripts) around gpviz-built ``body_html``; the title is escaped here."""
+    return document(title, Markup(f"<h1>{_esc(title)}</h1>\n") + as_html(body_html) + Markup("\n"),
+                    Markup(f"<style>{_PAGE_CSS}</style>\n"))
 
 
 @dataclass
@@ -202,8 +192,6 @@ def _quiet():
 
 
 def _savefig(fig, path: Path) -> Path:
-    from gpviz.charts import figure_to_png
-
     path.write_bytes(figure_to_png(fig))
     return path
 
@@ -220,11 +208,6 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
     Returns:
         The :class:`Tour` with what was written and how long each step took.
     """
-    import torch
-
-    import gpviz
-    from gpviz.datasets import hyperparameter_landscape
-
     s = settings
     s.out.mkdir(parents=True, exist_ok=True)
     tour = Tour(s, say)
@@ -238,9 +221,6 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
     state: dict = {}
 
     def step_model():
-        from botorch.fit import fit_gpytorch_mll
-        from botorch.models import SingleTaskGP
-        from gpytorch.mlls import ExactMarginalLogLikelihood
 
         # BoTorch's default model on all the data: with enough points its ARD
         # lengthscales separate the five irrelevant inputs from the relevant ones.
@@ -268,9 +248,6 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
         tour.add("model", tour.out("model_parameters.csv"), "Its parameters: value, constraint, prior, units.")
 
     def step_fit():
-        from botorch.cross_validation import gen_loo_cv_folds
-        from botorch.fit import fit_gpytorch_mll
-        from gpytorch.mlls import ExactMarginalLogLikelihood
 
         n = s.fit_size
         folds = gen_loo_cv_folds(data.X[:n], data.Y[:n])
@@ -314,7 +291,6 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
         tour.add("sweep", tour.out("sweep_parameters.csv"), "Fitted parameters per size, repeat and fold.")
 
     def step_priors():
-        from gpviz.compare import compare, score_table
 
         strong = state.get("strong") or sweep(strong_label, make_strong)
         loose = sweep(loose_label, factories[loose_label])
@@ -329,20 +305,18 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
         tour.add("priors", tour.out("priors_scores.csv"), "Held-out error per size for each prior.")
 
     def step_modes():
-        from gpviz.charts import figure_to_img
-
         n = s.modes_size
         with _quiet():
             table = gpviz.compare_fit_modes(make_strong, data.X[:n], data.Y[:n])
         say(table.to_string(float_format=lambda v: f"{v:.4g}"))
         chart = table.chart()
-        body = (f"<p>The same {n} leave-one-out folds fit three ways: one batched model on BoTorch's default "
-                f"path (one L-BFGS-B per fold, every fold computed in every evaluation), the same batch "
-                f"optimized jointly on the summed loss, and one model per fold.</p>"
-                f"{figure_to_img(chart, alt='member-evaluations and wall time per fit mode')}"
-                f"{table_html(table)}"
-                f"<p class=\"muted\">waste = member-evaluations computed / needed by each fold's own "
-                f"convergence.</p>")
+        body = Markup(f"<p>The same {n} leave-one-out folds fit three ways: one batched model on BoTorch's default "
+                      f"path (one L-BFGS-B per fold, every fold computed in every evaluation), the same batch "
+                      f"optimized jointly on the summed loss, and one model per fold.</p>"
+                      f"{figure_to_img(chart, alt='member-evaluations and wall time per fit mode')}"
+                      f"{table_html(table)}"
+                      f"<p class=\"muted\">waste = member-evaluations computed / needed by each fold's own "
+                      f"convergence.</p>")
         path = tour.out("fit_modes.html")
         path.write_text(page(f"Batched vs joint vs separate fitting of {n} folds", body), encoding="utf-8")
         tour.add("fit modes", path, "Batched vs joint vs separate fitting: evaluations and wall time.")
@@ -357,7 +331,6 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
         ("priors", "two lengthscale priors compared", step_priors),
         ("fit modes", f"batched vs joint vs separate fitting ({s.modes_size} folds)", step_modes),
     ]
-    from tqdm.auto import tqdm
 
     old_dtype, old_threads = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
@@ -410,7 +383,7 @@ def index_html(tour: Tour) -> str:
         parts.append("</ul>")
     total = sum(tour.timings.values())
     parts.append(f'<p class="muted">Made by <code>gpviz demo</code> in {total:.0f} s.</p>')
-    return page("gpviz demo", "\n".join(parts))
+    return page("gpviz demo", Markup("\n".join(parts)))  # every user string in parts went through _esc
 
 
 # --------------------------------------------------------------------------- #
@@ -440,10 +413,8 @@ def _positive_int(minimum: int):
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``gpviz`` argument parser."""
-    from gpviz import __version__
-
     p = _Parser(prog="gpviz", description="See a BoTorch/GPyTorch Gaussian-process model as its own code.")
-    p.add_argument("--version", action="version", version=f"gpviz {__version__}")
+    p.add_argument("--version", action="version", version=f"gpviz {gpviz.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     d = sub.add_parser("demo", help="run the tour on built-in data and write HTML pages and charts",
                        description="Runs the gpviz tour on a built-in synthetic data set: a fitted model, a traced "
@@ -504,8 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     start = time.perf_counter()
     try:
-        from tqdm.auto import tqdm
-
+    
         # tqdm.write prints above the progress bars instead of through them
         tour = run_demo(settings, say=tqdm.write if settings.progress else print)
     except KeyboardInterrupt:

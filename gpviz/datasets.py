@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from gpviz.errors import InputError
+from gpviz.values.tensors import to_numpy
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Dataset:
         """
         data = {}
         for j, name in enumerate(self.feature_names):
-            col = self.X[:, j].numpy().copy()
+            col = to_numpy(self.X[:, j])
             if original and name in self.categorical:
                 labels = self.categorical[name]
                 codes = (col * (len(labels) - 1)).round().astype(int)
@@ -81,7 +82,7 @@ class Dataset:
                     continue
                 col = lo + col * (hi - lo)
             data[name] = col
-        data["y"] = self.Y[:, 0].numpy().copy()
+        data["y"] = to_numpy(self.Y[:, 0])
         return pd.DataFrame(data)
 
     def subset(self, n: int, seed: int = 0) -> "Dataset":

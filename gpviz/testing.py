@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from gpviz.expr import Opaque, iter_nodes
-from gpviz.walk import kernel_expr
+from gpviz.tree.nodes import Opaque, iter_nodes
+from gpviz.walk.expr import kernel_expr
 
 
 def assert_expr_matches_kernel(kernel, x1: torch.Tensor, x2: torch.Tensor | None = None, *,

@@ -51,6 +51,17 @@ def _float64_and_quiet():
     torch.set_default_dtype(old)
 
 
+@pytest.fixture(autouse=True)
+def _kernel_registry_restored():
+    """Tests that register kernel handlers leave the registry exactly as they found it."""
+    from gpviz.walk.registry import HANDLERS
+
+    saved = dict(HANDLERS)
+    yield
+    HANDLERS.clear()
+    HANDLERS.update(saved)
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     """Folder for screenshots and pages a person should look at after the run."""

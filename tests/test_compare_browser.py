@@ -12,9 +12,12 @@ from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.priors import GammaPrior
 
 import gpviz
-from gpviz.compare import ComparisonFigure, describe_priors, score_table
+from gpviz.html.comparison import ComparisonFigure
+from gpviz.sweep.scores import score_table
+from gpviz.values.prior_info import describe_priors
 from gpviz.errors import InputError
-from gpviz.priors import HELD, load_member_values, sweep_prior_pull
+from gpviz.priors.pull import load_member_values, sweep_prior_pull
+from gpviz.priors.verdicts import HELD
 
 pytestmark = pytest.mark.slow  # two real cv_sweeps (about 40 s of CPU)
 

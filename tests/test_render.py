@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import base64
 import json
 import math
@@ -23,7 +24,7 @@ from botorch.models import MixedSingleTaskGP, SingleTaskGP
 from gpytorch.constraints import Interval
 
 import gpviz
-from gpviz import render as R
+R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
 from gpviz.errors import InputError, KeyMismatchError
 
 INJECTION = "</script><script>window.__pwned=1</script>"
@@ -106,20 +107,22 @@ def test_imports_warn_nothing_and_rows2prose_needs_no_pkg_resources():
         warnings.simplefilter("error")
         import sys, gpviz, gpviz.render
         assert "rows2prose" not in sys.modules and "IPython" not in sys.modules, sorted(sys.modules)
-        assert callable(gpviz.render) and gpviz.render.render_frame and gpviz.render.escape_html
-        import gpviz.render as R
-        assert R.LiveFigure is gpviz.render.LiveFigure
+        import types
+        assert isinstance(gpviz.render, types.FunctionType)  # a function, no module class swap
+        from gpviz.render import LiveFigure, escape_html, render_frame  # the module's names stay importable
+        assert callable(render_frame) and callable(escape_html) and LiveFigure.__module__ == "gpviz.html.live"
 
         assert int(setuptools.__version__.split(".")[0]) >= 81  # no pkg_resources in this venv
         assert "pkg_resources" not in sys.modules
-        web = R.rows2prose_web()
+        from gpviz.html import assets
+        web = assets.rows2prose_web()
         assert "pkg_resources" not in sys.modules and web.__name__ == "rows2prose.web"
         assert len(web.header_content()) > 400000  # d3 and the r2p bundle, read without pkg_resources
         sentinel = type(sys)("pkg_resources")  # whatever was there before is put back
         sys.modules["pkg_resources"] = sentinel
-        R.rows2prose_web.cache_clear()
+        assets.rows2prose_web.cache_clear()
         del sys.modules["rows2prose.web"], sys.modules["rows2prose"]
-        R.rows2prose_web()
+        assets.rows2prose_web()
         assert sys.modules["pkg_resources"] is sentinel
     """)
     assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r.stderr
@@ -579,7 +582,7 @@ def test_axis_ranges_widen_axes_so_two_figures_share_positions():
     a = R.render_frame(expr, pd.DataFrame({"i_model": [0, 1], ks[0]: [0.5, 1.0], ks[1]: [0.2, 0.3]}))
     b = R.render_frame(expr, pd.DataFrame({"i_model": [0, 1], ks[0]: [5.0, 9.0], ks[1]: [1e-3, 2e-3]}))
     assert a.spec["axes"] != b.spec["axes"]
-    from gpviz.compare import shared_ranges
+    from gpviz.html.comparison import shared_ranges
 
     ranges = shared_ranges([a, b])
     frames = [pd.DataFrame({"i_model": [0, 1], ks[0]: [0.5, 1.0], ks[1]: [0.2, 0.3]}),
@@ -598,7 +601,7 @@ def test_axis_ranges_widen_axes_so_two_figures_share_positions():
 
 
 def test_figure_and_comparison_share_one_page_class(tmp_path):
-    from gpviz.compare import ComparisonFigure
+    from gpviz.html.comparison import ComparisonFigure
 
     assert issubclass(ComparisonFigure, R.Page) and issubclass(R.Figure, R.Page)
     assert "html" not in vars(ComparisonFigure) and "save" not in vars(ComparisonFigure)

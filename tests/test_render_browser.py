@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import gpytorch.kernels as gk
@@ -15,7 +16,8 @@ from botorch.models import SingleTaskGP
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
-from gpviz import render as R
+R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
+from gpviz.html.encode import encode_column  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -244,7 +246,8 @@ gpviz.render(SingleTaskGP(X, Y))
         """
 expr = gpviz.kernel_expr(gk.RBFKernel())
 (k,) = expr.keys
-live = gpviz.render.LiveFigure(expr, title="live")
+from gpviz.html.live import LiveFigure
+live = LiveFigure(expr, title="live")
 for t in range(1, 4):
     live.update(pd.DataFrame({"i_timestep": np.arange(t), "i_model": 0, k: np.arange(t) + 1.0}))
 fig = live.finish(pd.DataFrame({"i_timestep": np.arange(5), "i_model": 0, k: np.arange(5) + 1.0}))
@@ -331,7 +334,7 @@ def test_parse_columns_override_and_base64_fallback(tmp_path, open_page):
         }
         return bad; }""")
     assert mismatches == []
-    cols = {"a": R._encode(np.array([1.5, -2.0, np.nan])), "b": R._encode(np.array([3, 4], dtype=np.int32))}
+    cols = {"a": encode_column(np.array([1.5, -2.0, np.nan])), "b": encode_column(np.array([3, 4], dtype=np.int32))}
     parsed = loaded.page.evaluate("c => { const t = window.gpviz.parseColumns(c); "
                                   "return [Array.from(t.a).map(String), Array.from(t.b)]; }", cols)
     assert parsed == [["1.5", "-2", "NaN"], [3, 4]]

@@ -1,0 +1,66 @@
+"""Where results find their page: a renderer registry that the page layer fills.
+
+Expressions, fit tracers and sweeps sit early in the pipeline and the pages late,
+so an early stage cannot import the page layer. Each result type's renderer is
+registered here instead (by :mod:`gpviz.render`, which ``import gpviz`` always
+loads), and ``Expr._repr_html_``, ``FitTracer.render`` and ``Sweep.render`` call
+:func:`render`. Lookup follows the MRO, like the kernel handler registry.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from gpviz.errors import UnsupportedError
+
+Renderer = Callable[..., object]
+
+#: How a result can be shown: ``"page"`` (a Figure) or ``"show"`` (displayed in a notebook, maybe live).
+KINDS = ("page", "show")
+
+RENDERERS: dict[tuple[str, type], Renderer] = {}
+
+
+def register_renderer(cls: type, kind: str = "page") -> Callable[[Renderer], Renderer]:
+    """Registers ``fn(obj, **options)`` as the ``kind`` renderer of ``cls`` (and its subclasses)."""
+    if kind not in KINDS:
+        raise UnsupportedError(f"unknown renderer kind {kind!r} (must be one of {list(KINDS)})")
+
+    def deco(fn: Renderer) -> Renderer:
+        RENDERERS[(kind, cls)] = fn
+        return fn
+
+    return deco
+
+
+def renderer_for(obj, kind: str = "page") -> Renderer | None:
+    """The renderer registered for the nearest class in ``type(obj)``'s MRO, or None."""
+    for base in type(obj).__mro__:
+        if (kind, base) in RENDERERS:
+            return RENDERERS[(kind, base)]
+    return None
+
+
+def _call(kind: str, obj, options):
+    fn = renderer_for(obj, kind)
+    if fn is None:
+        raise UnsupportedError(f"gpviz has no {kind} renderer for {type(obj).__module__}.{type(obj).__name__}")
+    return fn(obj, **options)
+
+
+def render(obj, **options):
+    """Renders ``obj`` as a page with its registered renderer.
+
+    Raises:
+        UnsupportedError: if no renderer is registered for ``type(obj)``.
+    """
+    return _call("page", obj, options)
+
+
+def show(obj, **options):
+    """Shows ``obj`` in a notebook with its registered ``show`` renderer (a live figure while a fit runs).
+
+    Raises:
+        UnsupportedError: if none is registered for ``type(obj)``.
+    """
+    return _call("show", obj, options)

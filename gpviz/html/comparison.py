@@ -1,0 +1,136 @@
+"""The comparison page's HTML: tables of scores, priors and held shares, then each sweep's figure on shared axes."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import pandas as pd
+
+from gpviz.html.markup import Markup, escape_html
+from gpviz.html.page import Page
+
+_PAGE_CSS = """
+.gpviz-compare { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
+  max-width: 1300px; margin: 0 auto; padding: 12px 18px; }
+.gpviz-compare h1 { font-size: 20px; margin: 6px 0 4px; }
+.gpviz-compare h2 { font-size: 16px; margin: 26px 0 6px; padding-top: 10px; border-top: 2px solid #ccc; }
+.gpviz-compare .gpviz-cmp-lead { color: #555; font-size: 13px; margin: 2px 0 10px; }
+.gpviz-compare table { border-collapse: collapse; font-size: 12px; margin: 6px 0 12px; }
+.gpviz-compare th, .gpviz-compare td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+.gpviz-compare th { background: #f4f4f4; }
+.gpviz-compare td.gpviz-cmp-key, .gpviz-compare th.gpviz-cmp-key { text-align: left; font-family: monospace; }
+.gpviz-compare .gpviz-cmp-priors { font-family: monospace; font-size: 12px; background: #fafafa;
+  border: 1px solid #e4e4e4; padding: 6px 10px; margin: 4px 0 10px; white-space: pre-wrap; }
+.gpviz-compare .gpviz-cmp-held { background: rgba(255, 170, 0, 0.22); }
+"""
+
+
+def shared_ranges(figures) -> dict[str, tuple[float, float]]:
+    """key -> (lowest lo, highest hi) of the key's axis over ``figures`` (for ``render_frame(axis_ranges=...)``)."""
+    out: dict[str, tuple[float, float]] = {}
+    for fig in figures:
+        for key, p in fig.spec["params"].items():
+            ax = fig.spec["axes"][p["axis"]]
+            lo, hi = out.get(key, (ax["lo"], ax["hi"]))
+            out[key] = (min(lo, ax["lo"]), max(hi, ax["hi"]))
+    return out
+
+
+def _fmt(x: float) -> str:
+    if x is None or not math.isfinite(x):
+        return "–"
+    return f"{x:.4g}"
+
+
+def scores_html(table: pd.DataFrame, labels: list[str], metric: str) -> Markup:
+    """The metric per size and sweep, with the ratio of each sweep's centre to the first's."""
+    head = "".join(f"<th>{escape_html(lb)}<br>{escape_html(metric)} [10th, 90th]</th>" for lb in labels)
+    ratio_head = "".join(f"<th>ratio {escape_html(lb)} / {escape_html(labels[0])}</th>" for lb in labels[1:])
+    rows = []
+    for size, grp in table.groupby("size", sort=True):
+        by = grp.set_index("label")
+        cells = "".join(
+            f"<td>{_fmt(by.loc[lb, 'center'])} [{_fmt(by.loc[lb, 'low'])}, {_fmt(by.loc[lb, 'high'])}]</td>"
+            if lb in by.index else "<td>–</td>" for lb in labels)
+        ratios = "".join(f"<td>{_fmt(by.loc[lb, 'ratio_to_first'])}</td>" if lb in by.index else "<td>–</td>"
+                         for lb in labels[1:])
+        rows.append(f"<tr><td>{int(size)}</td>{cells}{ratios}</tr>")
+    return Markup(f'<table class="gpviz-cmp-scores"><tr><th>n</th>{head}{ratio_head}</tr>{"".join(rows)}</table>')
+
+
+def priors_html(described: list[tuple[str, str]]) -> Markup:
+    """A sweep's priors written out, one ``path ~ Prior(params)`` per line."""
+    lines = [f"{path} ~ {desc}" for path, desc in described]
+    body = "\n".join(lines) if lines else "(no priors: every parameter is fitted by the data alone)"
+    return Markup(f'<div class="gpviz-cmp-priors" title="priors">{escape_html(body)}</div>')
+
+
+def held_html(fractions: pd.DataFrame | None, n_repeats: int) -> Markup:
+    """The share of folds held by their prior, per key and size (those held in half the folds tinted)."""
+    if fractions is None:
+        return Markup()
+    shown = fractions[(fractions > 0).any(axis=1)]
+    if shown.empty:
+        return Markup('<div class="gpviz-cmp-lead">prior_pull: no parameter is held by its prior in any fold.</div>')
+    head = "".join(f"<th>n = {int(s)}</th>" for s in shown.columns)
+    rows = []
+    for key, row in shown.iterrows():
+        cells = "".join(
+            f'<td class="{"gpviz-cmp-held" if v >= 0.5 else ""}">{v:.0%}</td>' if math.isfinite(v) else "<td>–</td>"
+            for v in row.to_numpy(dtype=float))
+        rows.append(f'<tr><td class="gpviz-cmp-key">{escape_html(key)}</td>{cells}</tr>')
+    what = "the first repeat" if n_repeats == 1 else f"the first {n_repeats} repeats"
+    return Markup(f'<div class="gpviz-cmp-lead">Share of folds (of {escape_html(what)} per size) that '
+            f'<code>gpviz.prior_pull</code> judges <b>held by prior</b> (the prior supplies most of the curvature '
+            f'and the value sits near its mode); parameters held in at least half the folds of some size are '
+            f'tinted in the view below.</div><table class="gpviz-cmp-heldtable"><tr><th class="gpviz-cmp-key">parameter</th>'
+            f'{head}</tr>{"".join(rows)}</table>')
+
+
+class ComparisonFigure(Page):
+    """The comparison page: ``.html()`` (standalone, offline), ``._repr_html_()``, ``.save(path)``.
+
+    Attributes:
+        labels: Sweep labels, in the order given.
+        figures: label -> the sweep's parameter :class:`~gpviz.html.figure.Figure` (none for a sweep
+            whose every cell failed).
+        chart: The matplotlib figure with every sweep's scaling curve.
+        scores: :func:`gpviz.sweep.scores.score_table` of the sweeps.
+        pulls: label -> :func:`gpviz.priors.pull.sweep_prior_pull` rows (empty if not computed).
+        title: Page title.
+    """
+
+    def __init__(self, title: str, lead_html: str, figures: dict, sections: dict, chart, scores: pd.DataFrame,
+                 pulls: dict):
+        self.title = title
+        self._lead = lead_html
+        self.figures = figures
+        self._sections = sections
+        self.chart = chart
+        self.scores = scores
+        self.pulls = pulls
+        self.labels = list(sections)
+        digest = hashlib.sha256("".join(f.element_id for f in figures.values()).encode()).hexdigest()[:10]
+        self._ids = {lb: f"gpviz-cmp{i}-{digest}" for i, lb in enumerate(self.labels)}
+
+    _what = "comparison"
+
+    def _animated(self) -> bool:
+        return any(f.mode == "timeline" for f in self.figures.values())
+
+    def _head(self) -> str:
+        return f"<style>{_PAGE_CSS}</style>\n"
+
+    def _body(self, suffix: str = "") -> str:
+        parts = [f'<div class="gpviz-compare"><h1>{escape_html(self.title)}</h1>', self._lead]
+        for label in self.labels:
+            parts.append(f"<h2>{escape_html(label)}</h2>")
+            parts.append(self._sections[label])
+            if label in self.figures:
+                parts.append(self.figures[label].fragment(self._ids[label] + suffix))
+        parts.append("</div>")
+        return "\n".join(parts) + "\n"
+
+    def __repr__(self) -> str:
+        return f"<gpviz.ComparisonFigure: {len(self.labels)} sweeps {self.labels}>"

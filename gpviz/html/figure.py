@@ -1,0 +1,276 @@
+"""A figure's HTML: the expression as code with one chart placeholder per parameter, its legend and its data.
+
+Reads a :class:`~gpviz.view.records.ViewData` and writes what ``static/gpviz.js``
+mounts: the container, the placeholders (``.gpviz-param`` with ``data-key``), the
+spec (axes, per-key metadata, step offsets) and the packed columns.
+
+Hooks a drawn page exposes (for tests and tools; no user strings): each
+``.gpviz-param`` placeholder gets ``data-drawn="1"``, ``data-points`` (dots
+drawn), ``data-flags`` (``nan:1,inf:2,nonpos:1,empty``) and the JS arrays
+``el.gpvizXs`` / ``el.gpvizYs`` (dot centres in CSS px from the canvas' top
+left, one per row); the container gets ``data-drawn`` (and ``data-step`` for a
+trace); ``window.gpvizSummary[container id]`` holds mode, counts, flagged keys,
+the highlighted member and mount timings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+
+import numpy as np
+
+from gpviz.errors import InputError
+from gpviz.html.encode import encode_column, pack_columns
+from gpviz.html.markup import escape_html, js_string, script_json
+from gpviz.html.page import Page
+from gpviz.tree.nodes import Param
+from gpviz.tree.printer import fmt_number, layout
+from gpviz.values.columns import I_CONFIG
+from gpviz.view.axes import bound_on_axis, finite_or_none
+from gpviz.view.records import AxisView, FrameData, ParamView, ViewData
+
+LAYOUT_WIDTH = 110  # characters per code line
+LEAF_CHARS = {"snapshot": 32, "batch": 28, "configs": 36, "timeline": 32}  # a chart's width in characters
+MAX_BAND_PX, MIN_BAND_PX, CONFIGS_PX = 12, 4, 192
+
+_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_STR_RE = re.compile(r"('(?:[^'\\]|\\.)*')")
+
+
+def check_id(element_id) -> str:
+    """Validates a container id.
+
+    Raises:
+        InputError: unless it starts with a letter and holds at most 64 letters, digits, '-' and '_'.
+    """
+    if not isinstance(element_id, str) or not _ID_RE.match(element_id):
+        raise InputError(f"element_id must start with a letter and hold only letters, digits, '-' and '_' "
+                         f"(at most 64), got {element_id!r}")
+    return element_id
+
+
+def _round6(x) -> float | None:
+    x = finite_or_none(x)
+    return None if x is None else float(f"{x:.6g}")
+
+
+def _round_axis(axis: AxisView) -> tuple[float, float]:
+    """Axis ends to 6 digits unless that moves an end by more than 0.1% of the axis (then exact)."""
+    lo, hi = float(axis.lo), float(axis.hi)
+    rlo, rhi = float(f"{lo:.6g}"), float(f"{hi:.6g}")
+    if axis.kind == "log":
+        span = math.log10(hi) - math.log10(lo)
+        moved = max(abs(math.log10(rlo) - math.log10(lo)), abs(math.log10(rhi) - math.log10(hi)))
+    else:
+        span, moved = hi / 2 - lo / 2, max(abs(rlo - lo), abs(rhi - hi)) / 2
+    return (rlo, rhi) if rlo < rhi and moved <= 1e-3 * span else (lo, hi)
+
+
+# --------------------------------------------------------------------------- #
+# HTML pieces                                                                 #
+# --------------------------------------------------------------------------- #
+
+
+def _code_html(text: str) -> str:
+    """Escaped code text with quoted strings (feature names) tinted."""
+    parts = _STR_RE.split(text)
+    return "".join(f'<span class="gpviz-str">{escape_html(p)}</span>' if i % 2 else escape_html(p)
+                   for i, p in enumerate(parts) if p)
+
+
+def _css_token(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", str(s)) or "value"
+
+
+def _placeholder(p: Param, view: ParamView, axis: AxisView, fallback: str) -> str:
+    classes = ["gpviz-param", f"gpviz-role-{_css_token(view.role)}", f"gpviz-axis-{axis.kind}"]
+    if view.held:
+        classes.append("gpviz-held")
+    return (f'<span class="{" ".join(classes)}" data-key="{escape_html(p.key)}">'
+            f"{escape_html(fallback)}</span>")
+
+
+def _fallback_text(v: np.ndarray) -> str:
+    """What a placeholder shows before (or without) JavaScript."""
+    if len(v) == 1:
+        return fmt_number(float(v[0]))
+    finite = v[np.isfinite(v)]
+    if not len(finite):
+        return f"[{len(v)} values]"
+    return f"[{fmt_number(float(np.median(finite)))} median of {len(v)}]"
+
+
+def _legend(view: ViewData, has_bad: bool) -> str:
+    one = escape_html(view.member)
+    mode = view.frame.mode
+    items = ['<span><span class="gpviz-swatch gpviz-swatch-dot"></span>'
+             + ("value" if mode == "snapshot" else f"one dot per {one}") + "</span>"]
+    params = view.params.values()
+    if any(p.prior is not None for p in params):
+        items.append('<span><span class="gpviz-swatch gpviz-swatch-prior"></span>prior mode</span>')
+    if any(p.mark_lower or p.mark_upper for p in params):
+        items.append('<span><span class="gpviz-swatch gpviz-swatch-bound"></span>'
+                     "constraint bound a value sits at (those values red)</span>")
+    if any(bound_on_axis(p, _rounded(view.axes[p.axis])) for p in params):
+        items.append('<span><span class="gpviz-swatch gpviz-swatch-bound-dash"></span>constraint bound</span>')
+    if any(p.held for p in params):
+        items.append('<span title="gpviz.prior_pull: the prior, not the data, sets the value">'
+                     '<span class="gpviz-swatch gpviz-swatch-held"></span>held by prior</span>')
+    elif view.judged:
+        items.append('<span class="gpviz-legend-noheld">gpviz.prior_pull: no parameter held by its prior</span>')
+    if has_bad:
+        items.append('<span><span class="gpviz-swatch gpviz-swatch-flag">\u26a0 \u25b6</span>'
+                     "NaN, inf or \u2264 0 on a log axis (drawn at the edge)</span>")
+    axes = []
+    for ax in view.axes:
+        scale = "log" if ax.kind == "log" else "linear"
+        bounds = " (its bounds)" if ax.bounded else ""
+        axes.append(f"{escape_html(ax.role)}: {scale}{bounds}")
+    if axes:
+        items.append(f'<span>axes: {"; ".join(dict.fromkeys(axes))}</span>')
+    if mode != "snapshot":
+        items.append(f'<span>hover a dot to ring its {one} in every chart <b class="gpviz-hover"></b></span>')
+    return '<div class="gpviz-legend">' + "".join(items) + "</div>"
+
+
+def _rounded(axis: AxisView) -> AxisView:
+    """The axis as the browser receives it (ends rounded to 6 digits where that is invisible)."""
+    lo, hi = _round_axis(axis)
+    return AxisView(axis.kind, lo, hi, axis.role, axis.bounded)
+
+
+def _subtitle(data: FrameData, label: str, one: str) -> str:
+    if data.mode == "snapshot":
+        return "one model: each parameter's value on its own axis"
+    if data.mode == "batch":
+        return f"batch of {data.n_rows} {label}: one dot per {one}"
+    if data.mode == "configs":
+        return (f"{len(data.config_labels)} configurations, one labelled band each, top to bottom; "
+                f"one dot per {one}")
+    bands = (f"{len(data.config_labels)} configurations (one labelled band each) \u00d7 "
+             if data.i_config is not None else "")
+    return (f"fit trace: {len(data.steps)} steps; {bands}{data.members} {label if data.members != 1 else one}; "
+            f"play, pause or scrub")
+
+
+def inner_html(view: ViewData) -> str:
+    """The figure's content (title, subtitle, warnings, legend, the expression with placeholders, extra)."""
+    data = view.frame
+    parts = []
+    if view.title:
+        parts.append(f'<div class="gpviz-title">{escape_html(view.title)}</div>')
+    parts.append(f'<div class="gpviz-subtitle">{escape_html(_subtitle(data, view.members, view.member))}</div>')
+    bad = view.flagged
+    if data.n_rows == 0:
+        parts.append('<div class="gpviz-warning">\u26a0 no values to draw yet (the frame has no rows)</div>')
+    elif bad:
+        listed = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:8]) + ("; ..." if len(bad) > 8 else "")
+        parts.append(f'<div class="gpviz-warning">\u26a0 flagged values: {escape_html(listed)}</div>')
+    parts.append(_legend(view, bool(bad) and data.n_rows > 0))
+    if data.mode == "timeline":
+        parts.append('<div class="gpviz-time"></div><span class="gpviz-time-state"></span>')
+    leaf_chars = LEAF_CHARS[data.mode]
+    for sec in view.sections:
+        tokens = layout(sec.tree, lambda p: "#" * leaf_chars, LAYOUT_WIDTH)
+        code = []
+        for t in tokens:
+            if isinstance(t, Param):
+                pv = view.params[t.key]
+                code.append(_placeholder(t, pv, view.axes[pv.axis], _fallback_text(data.values[t.key])))
+            else:
+                code.append(_code_html(t))
+        note_html = f' <span class="gpviz-note">({escape_html(sec.note)})</span>' if sec.note else ""
+        parts.append(f'<div class="gpviz-section"><div class="gpviz-section-title">{escape_html(sec.title)}'
+                     f'{note_html}</div><pre class="gpviz-code">{"".join(code)}</pre></div>')
+    if view.extra:
+        parts.append(f'<div class="gpviz-extra">{view.extra}</div>')  # Markup: built by gpviz itself
+    return "\n".join(parts)
+
+
+def spec_of(view: ViewData) -> dict:
+    """What the browser receives: mode, axes, per-key metadata, step offsets and the encoded columns."""
+    data = view.frame
+    columns = {k: encode_column(data.values[k]) for k in view.params}
+    configs = None
+    if data.i_config is not None:
+        columns[I_CONFIG] = encode_column(data.i_config.astype(np.int32))
+        c = len(data.config_labels)
+        configs = {"column": I_CONFIG, "labels": list(data.config_labels),
+                   "band": int(max(MIN_BAND_PX, min(MAX_BAND_PX, CONFIGS_PX // max(c, 1))))}
+    return {
+        "v": 1, "mode": data.mode, "n_rows": data.n_rows, "members": data.members,
+        "member": view.member,  # what a dot is, in the hover text
+        # axis ends and prior modes to 6 digits: invisible on a 150 px axis, and the same bytes on every libm
+        "axes": [{"kind": ax.kind, "lo": lo, "hi": hi, "role": ax.role, "bounded": ax.bounded}
+                 for ax in view.axes for lo, hi in [_round_axis(ax)]],
+        "params": {k: {"axis": p.axis, "role": p.role, "prior": _round6(p.prior), "lower": finite_or_none(p.lower),
+                       "upper": finite_or_none(p.upper), "mark_lower": p.mark_lower, "mark_upper": p.mark_upper,
+                       "held": p.held}
+                   for k, p in view.params.items()},
+        "configs": configs,
+        "steps": data.steps, "step_starts": data.step_starts, "step_prefix": "Step",
+        "row_members": data.row_members,
+        "bad": view.flagged,
+        "columns": columns,
+    }
+
+
+class Figure(Page):
+    """A rendered expression: ``.html()`` (standalone offline page), ``._repr_html_()``, ``.save(path)``.
+
+    Attributes:
+        element_id: Id of the figure's container (a content hash unless fixed).
+        spec: What the browser receives (mode, axes, per-key metadata, encoded columns).
+        keys: Placeholder keys, in print order.
+        columns: Columns sent to the browser: the keys, plus ``i_config`` for a configuration list.
+        title: The page title.
+        view: The :class:`~gpviz.view.records.ViewData` it was drawn from.
+    """
+
+    def __init__(self, inner_html: str, spec: dict, element_id: str, title: str, view: ViewData | None = None):
+        self._inner = inner_html
+        self.spec = spec
+        self._blob, packed = pack_columns(spec["columns"])
+        self._spec_json = script_json({**spec, "columns": packed, "packed": True})
+        self.element_id = element_id
+        self.title = title
+        self.keys = tuple(spec["params"])
+        self.columns = tuple(spec["columns"])
+        self.view = view
+
+    @property
+    def mode(self) -> str:
+        """``snapshot``, ``batch``, ``configs`` or ``timeline``."""
+        return self.spec["mode"]
+
+    def fragment(self, element_id: str | None = None) -> str:
+        """The figure's container and mount script, without the page assets (see :func:`header_html`)."""
+        eid = element_id or self.element_id
+        mount = (f"<script>(function(){{var s={self._spec_json};"
+                 f"var f=function(){{window.gpviz.mountById({js_string(eid)},s);}};"
+                 "if(window.gpviz&&window.gpviz.mountById){f();}"
+                 "else{(window.gpvizQueue=window.gpvizQueue||[]).push(f);}})();</script>")
+        # the data: base64 in a script the browser does not run (see pack_columns), inside the container
+        data = f'<script type="application/octet-stream" class="gpviz-data">{self._blob}</script>'
+        return f'<div class="gpviz-figure" id="{escape_html(eid)}">\n{self._inner}\n{data}\n</div>\n{mount}\n'
+
+    def _body(self, suffix: str = "") -> str:
+        return self.fragment(self.element_id + suffix)
+
+    def _animated(self) -> bool:
+        return self.mode == "timeline"
+
+    def __repr__(self) -> str:
+        return (f"<gpviz.Figure {self.mode}: {len(self.keys)} parameters, {self.spec['n_rows']} rows, "
+                f"id {self.element_id}>")
+
+
+def figure(view: ViewData, element_id: str | None = None) -> Figure:
+    """The :class:`Figure` of a view (its id a hash of the content unless ``element_id`` is given)."""
+    inner, spec = inner_html(view), spec_of(view)
+    if element_id is None:
+        digest = hashlib.sha256((inner + "\0" + script_json(spec)).encode("utf-8")).hexdigest()
+        element_id = f"gpviz-{digest[:12]}"
+    return Figure(inner, spec, check_id(element_id), view.title or "gpviz", view)

@@ -1,0 +1,469 @@
+"""Whole-model expressions: covariance, noise and mean sections of a GPyTorch/BoTorch model.
+
+One builder covers every family in :mod:`gpviz.models.families`: exact single- and
+multi-output GPs (SingleTaskGP, MixedSingleTaskGP, fully Bayesian and MAP-SAAS
+models, fixed noise), MultiTaskGP (per-task noise and means, named tasks),
+KroneckerMultiTaskGP (a task covariance times a data kernel over a virtual
+``task`` column), ModelListGP (one group of sections per output, keys
+``models.<i>.``), approximate GPs (the kernel of the inner ``model``, variational
+parameters summarized) and HigherOrderGP (a data kernel plus one kernel per
+output dimension over learned latent positions).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from gpytorch.kernels import IndexKernel, Kernel, MultitaskKernel
+from gpytorch.likelihoods import (FixedNoiseGaussianLikelihood, GaussianLikelihood, MultitaskGaussianLikelihood)
+from gpytorch.likelihoods.noise_models import MultitaskHomoskedasticNoise
+from gpytorch.means import ConstantMean, LinearMean, Mean, MultitaskMean, ZeroMean
+
+from gpviz import hooks
+from gpviz.errors import InputError
+from gpviz.models.families import (HIGHER_ORDER, MODEL_LIST, family_of, input_space, is_gp_model, member_label,
+                                   model_batch_shape, num_inputs, output_space, unwrap_model)
+from gpviz.tree.nodes import (Call, Const, Node, Opaque, Param, Part, Product, Section, Sum, Symbol, TaskCovar, Vector,
+                              iter_nodes)
+from gpviz.tree.ops import simplify
+from gpviz.tree.printer import fmt_number, to_text
+from gpviz.values.keys import join_path
+from gpviz.values.tensors import to_numpy
+from gpviz.walk.expr import Expr
+from gpviz.walk.walker import Feature, Walker, infer_num_features, root_features
+
+TASK_COLUMN = "task"
+
+def _mean_tree(mean: Mean, path: str, walker: Walker, task_name: str | None) -> Node:
+    if isinstance(mean, ConstantMean):
+        (c,) = walker.params(mean, path, "constant", "mean")
+        return c
+    if isinstance(mean, ZeroMean):
+        return Const(0.0)
+    if isinstance(mean, LinearMean):
+        ws = walker.params(mean, path, "weights", "weight")
+        feats = walker.features_for(len(ws))
+        terms = [Product((w, Symbol(f"x[{f.name!r}]"))) for w, f in zip(ws, feats)]
+        if mean.bias is not None:
+            terms.append(walker.params(mean, path, "bias", "mean")[0])
+        return Sum(tuple(terms))
+    if isinstance(mean, MultitaskMean):
+        parts = tuple(_mean_tree(m, join_path(path, f"base_means.{i}"), walker, None)
+                      for i, m in enumerate(mean.base_means))
+        return Call("per_task", (Vector(parts), _task_symbol(task_name)))
+    leaves: list[Param] = []
+    for raw_name, p in mean._parameters.items():
+        if p is not None:
+            leaves.extend(walker.params(mean, path, raw_name))
+    return Call(type(mean).__name__, tuple(leaves))
+
+
+def _task_symbol(task_name: str | None) -> Symbol:
+    return Symbol(f"x[{task_name!r}]" if task_name else TASK_COLUMN)
+
+
+def _noise_tree(likelihood, path: str, walker: Walker, task_name: str | None = None) -> Node | None:
+    """The noise added on the diagonal, or ``None`` when the likelihood is not Gaussian."""
+    if isinstance(likelihood, FixedNoiseGaussianLikelihood):
+        fixed = Symbol("train_Yvar[i]")
+        second = getattr(likelihood, "second_noise_covar", None)
+        if second is not None:
+            (n,) = walker.params(second, join_path(path, "second_noise_covar"), "noise", "noise")
+            return Sum((fixed, n))
+        return fixed
+    if isinstance(likelihood, MultitaskGaussianLikelihood):
+        # Kronecker multi-task: Σ = diag(task_noises) ⊗ I + noise · I  (rank 0), or a low-rank task noise
+        terms: list[Node] = []
+        if getattr(likelihood, "has_task_noise", False) and "raw_task_noises" in likelihood._parameters:
+            tn = walker.params(likelihood, path, "task_noises", "noise")
+            # batched over outputs (a multi-output variational GP): each member's own task noise
+            terms.append(tn[0] if len(tn) == 1 else Call("per_task", (Vector(tn), _task_symbol(task_name))))
+        elif getattr(likelihood, "has_task_noise", False):
+            terms.append(Symbol("task_noise_covar[task, task]"))
+        if getattr(likelihood, "has_global_noise", False):
+            terms.append(walker.params(likelihood, path, "noise", "noise")[0])
+        return Sum(tuple(terms)) if terms else Const(0.0)
+    noise_covar = getattr(likelihood, "noise_covar", None)
+    if isinstance(noise_covar, MultitaskHomoskedasticNoise):
+        # Hadamard multi-task (MultiTaskGP): one noise per task, picked by the task column
+        leaves = walker.params(noise_covar, join_path(path, "noise_covar"), "noise", "noise")
+        return Call("per_task", (Vector(leaves), _task_symbol(task_name)))
+    if isinstance(likelihood, GaussianLikelihood) or (
+            isinstance(noise_covar, torch.nn.Module) and "raw_noise" in noise_covar._parameters):
+        try:
+            leaves = walker.params(noise_covar, join_path(path, "noise_covar"), "noise", "noise")
+        except Exception:  # heteroskedastic noise models have no raw_noise
+            return Symbol(f"{type(noise_covar).__name__}(x)")
+        return leaves[0] if len(leaves) == 1 else Vector(leaves)
+    return None
+
+
+def _likelihood_section(likelihood, path: str, walker: Walker, space: str, task_name: str | None) -> Section:
+    noise = _noise_tree(likelihood, path, walker, task_name)
+    if noise is None:
+        # a non-Gaussian likelihood (PairwiseProbitLikelihood, Bernoulli...): no noise term to add
+        return Section("Likelihood", Symbol(type(likelihood).__name__), "not Gaussian: no noise term",
+                       Part.likelihood)
+    return Section("When comparing a point to itself, add noise", simplify(noise), space, Part.noise)
+
+
+def _task_name(model, features) -> str | None:
+    t = hooks.task_feature(model)
+    if t is not None and features is not None:
+        return features[t].name
+    return None
+
+
+def default_task_names(model) -> tuple[str, ...]:
+    """Display names of a multi-task model's tasks: its task values (``[0, 5, 9]`` -> ``"0", "5", "9"``)."""
+    tasks = hooks.output_tasks(model)
+    if tasks is None:
+        return ()
+    try:
+        values = list(tasks)
+    except TypeError:
+        return ()
+    num = getattr(model, "num_tasks", len(values))
+    if len(values) != num:
+        return ()
+
+    def fmt(v):
+        v = float(v)
+        return str(int(v)) if v == int(v) else f"{v:g}"
+
+    return tuple(fmt(v) for v in values)
+
+
+def _variational_summary(strategy) -> Node:
+    """A one-line, display-only summary of the variational posterior q(u) (no key per inducing value)."""
+    base = getattr(strategy, "base_variational_strategy", strategy)
+    points = getattr(base, "inducing_points", None)
+    dist = getattr(base, "_variational_distribution", None)
+    m = int(points.shape[-2]) if isinstance(points, torch.Tensor) else "?"
+    learned = bool(getattr(points, "requires_grad", False))
+    dist_name = type(dist).__name__ if dist is not None else "variational distribution"
+    counts = ", ".join(f"{n}: {tuple(p.shape)}" for n, p in (dist.named_parameters() if dist is not None else ()))
+    text = (f"q(u) = {dist_name} over {m} {'learned' if learned else 'fixed'} inducing points "
+            f"({type(strategy).__name__}; {counts})")
+    return Symbol(text)
+
+
+class ModelExpr(Expr):
+    """The expression of a whole model: covariance, noise and mean sections.
+
+    Attributes:
+        sections: ``Section`` nodes in print order (covariance, noise, mean...).
+        output_space: Units of noise, outputscale and mean.
+        input_space: Units the lengthscales are measured in.
+        member_label: What the batch members are ("MCMC samples", "outputs"...).
+        tasks: Display names of the tasks (multi-task models), else ``()``.
+    """
+
+    def __init__(self, model, sections: tuple[Section, ...], batch_shape: torch.Size, modules: dict,
+                 features, covar_path: str, *, out_space: str | None = None, in_space: str | None = None,
+                 tasks: tuple[str, ...] = ()):
+        self.module = model
+        self.sections = sections
+        self.tree = Vector(sections)
+        self.batch_shape = batch_shape
+        self.modules = modules
+        self.features = features
+        self.output_space = out_space if out_space is not None else output_space(model)
+        self.input_space = in_space if in_space is not None else input_space(model)
+        self.member_label = member_label(model)
+        self.tasks = tuple(tasks)
+        self._covar_path = covar_path
+
+    def covariance_tree(self) -> Node:
+        return self.sections[0].body
+
+    @property
+    def opaque(self) -> tuple[str, ...]:
+        """Class names of the parts of the covariance gpviz shows but cannot write out (evaluated by the module)."""
+        return tuple(n.cls_name for n in iter_nodes(self.covariance_tree()) if isinstance(n, Opaque))
+
+    def task_correlation(self, member: int = 0):
+        """The task correlation matrix ``C[i, j] / sqrt(C[i, i] C[j, j])`` of batch member ``member``.
+
+        Returns:
+            A ``num_tasks x num_tasks`` DataFrame indexed by task names, or
+            ``None`` when the covariance has no task covariance.
+        """
+        tcs = [n for n in iter_nodes(self.covariance_tree()) if isinstance(n, TaskCovar)]
+        if not tcs:
+            return None
+        tc = tcs[0]
+        vals = self.values(member)
+        f = torch.tensor([[vals[c.key] if isinstance(c, Param) else float(getattr(c, "value", 0.0)) for c in row]
+                          for row in tc.factor], dtype=torch.float64)
+        v = torch.tensor([vals[x.key] if isinstance(x, Param) else float(getattr(x, "value", 0.0)) for x in tc.var],
+                         dtype=torch.float64)
+        c = f @ f.T + torch.diag(v)
+        d = c.diagonal().sqrt()
+        names = list(tc.tasks) if len(tc.tasks) == len(v) else [str(i) for i in range(len(v))]
+        return pd.DataFrame(to_numpy(c / d[:, None] / d[None, :]), index=names, columns=names)
+
+    def text(self, member: int = 0, width: int = 88) -> str:
+        vals = self.values(member) if self.keys else {}
+        n = int(torch.Size(self.batch_shape).numel())
+        head = f"{type(self.module).__name__}: Gaussian process"
+        if n > 1:
+            head += f" (batch of {n} {self.member_label}; values of member {member})"
+        lines = [head]
+        for sec in self.sections:
+            if sec.part is Part.task_correlation:
+                continue  # printed below from the member's own values
+            lines.append(f"{sec.title}{' (' + sec.note + ')' if sec.note else ''}:")
+            body = to_text(sec.body, lambda p: fmt_number(vals[p.key]), width - 4)
+            lines.extend("    " + line for line in body.splitlines())
+            if sec is self.sections[0] and self.keys:
+                corr = self.task_correlation(member)
+                if corr is not None:  # F and v are unreadable as a correlation; print it derived
+                    lines.append(f"{CORRELATION_TITLE} (member {member}):")
+                    lines.extend("    " + line for line in corr.round(3).to_string().splitlines())
+        return "\n".join(lines)
+
+
+class KroneckerModelExpr(ModelExpr):
+    """A Kronecker multi-task model: ``k((x, i), (x', j)) = k_data(x, x') · C[i, j]``.
+
+    The tree reads the task from a virtual column ``task`` appended after the
+    inputs; :meth:`evaluate` takes plain ``n x d`` inputs and returns the
+    ``nt x mt`` matrix in GPyTorch's interleaved order (row ``a·t + i`` is
+    point ``a``, task ``i``), like ``MultitaskKernel``.
+    """
+
+    def __init__(self, *args, num_tasks: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_tasks = num_tasks
+
+    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None) -> torch.Tensor:
+        """``batch_shape x nt x mt`` covariance for ``n x d`` and ``m x d`` inputs."""
+        x2 = x1 if x2 is None else x2
+        if not isinstance(x1, torch.Tensor) or not isinstance(x2, torch.Tensor):
+            raise InputError(f"x1 and x2 must be tensors, got {type(x1).__name__} and {type(x2).__name__}")
+        return super().evaluate(_with_tasks(x1, self.num_tasks), _with_tasks(x2, self.num_tasks), values)
+
+
+def _with_tasks(x: torch.Tensor, t: int) -> torch.Tensor:
+    """``... x n x d`` -> ``... x nt x (d+1)``: every point repeated once per task, task index appended."""
+    rep = x.repeat_interleave(t, dim=-2)
+    task = torch.arange(t, dtype=x.dtype, device=x.device).repeat(x.shape[-2])
+    task = task.expand(*x.shape[:-2], -1).unsqueeze(-1)
+    return torch.cat([rep, task], dim=-1)
+
+
+class ModelListExpr(ModelExpr):
+    """A list of independent models (``ModelListGP``): one group of sections per output.
+
+    Attributes:
+        parts: One :class:`ModelExpr` per sub-model; their keys start with
+            ``models.<i>.`` and their values are read from the list itself.
+        outputs: Display names of the outputs.
+    """
+
+    def __init__(self, model, parts: tuple[ModelExpr, ...], outputs: tuple[str, ...], batch_shape: torch.Size,
+                 features):
+        sections = []
+        for name, part in zip(outputs, parts):
+            for sec in part.sections:
+                sections.append(Section(f"{name}: {sec.title}", sec.body, sec.note, sec.part))
+        modules = {}
+        for part in parts:
+            modules.update(part.modules)
+        spaces = {p.output_space for p in parts}
+        in_spaces = {p.input_space for p in parts}
+        super().__init__(model, tuple(sections), batch_shape, modules, features, "models",
+                         out_space=spaces.pop() if len(spaces) == 1 else "per output",
+                         in_space=in_spaces.pop() if len(in_spaces) == 1 else "per output")
+        self.parts = parts
+        self.outputs = outputs
+        self.member_label = "members"
+
+    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None, output: int | None = None
+                 ) -> torch.Tensor:
+        """Covariances of the outputs.
+
+        Args:
+            x1: ``n x d`` inputs.
+            x2: ``m x d`` inputs (default: ``x1``).
+            values: As in :meth:`Expr.evaluate`.
+            output: One output's index; ``None`` for all of them stacked.
+
+        Returns:
+            ``batch_shape x n x m`` for one output, else
+            ``num_outputs x batch_shape x n x m``.
+        """
+        if output is not None:
+            if not 0 <= int(output) < len(self.parts):
+                raise InputError(f"output {output!r} out of range: the model list has {len(self.parts)} outputs")
+            return self.parts[int(output)].evaluate(x1, x2, values)
+        outs = [p.evaluate(x1, x2, values) for p in self.parts]
+        shape = torch.broadcast_shapes(*(o.shape for o in outs))
+        return torch.stack([o.expand(shape) for o in outs], 0)
+
+
+def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool, tasks) -> ModelExpr:
+    """The expression of one exact, approximate or higher-order GP whose modules sit at ``prefix`` in ``root``."""
+    family = family_of(model)
+    owner = family.owner(model)
+    owner_path = join_path(prefix, family.covar_path)
+    task_name = _task_name(model, features)
+    task_names = tuple(tasks or ()) or default_task_names(model)
+    walker = Walker(features, batch, strict=strict, tasks=task_names)
+    out_space, in_space = output_space(model), input_space(model)
+    kron_tasks = None
+    if family is HIGHER_ORDER:
+        sections = _hogp_sections(model, prefix, walker, in_space)
+    else:
+        covar = owner.covar_module
+        kron_tasks = _kronecker_tasks(covar)
+        if kron_tasks is not None:
+            # MultitaskKernel: data kernel x task covariance over a virtual task column after the inputs
+            d = len(features) if features is not None else 0
+            walker = Walker(tuple(features or ()) + (Feature(d, TASK_COLUMN),), batch, strict=strict,
+                            tasks=task_names, modules=walker.modules)
+            task_name = TASK_COLUMN
+        outside = _task_covar_outside(model, covar, features)
+        if outside is not None:
+            # e.g. LCEMGP: covar_module sees the inputs without the task column, and the task
+            # covariance is computed in forward from embeddings, not by a kernel module
+            t = hooks.task_feature(model)
+            # it sees cat([x_before, x_after]): columns after the task column move one to the left
+            rest = [f for i, f in enumerate(features) if i != t]
+            walker = Walker(tuple(Feature(j, f.name) for j, f in enumerate(rest)), batch, strict=strict,
+                            tasks=task_names, modules=walker.modules)
+        tree = simplify(walker(covar, join_path(owner_path, "covar_module")))
+        sections = [Section("Covariance kernel", tree, in_space, Part.covariance)]
+        if outside is not None:
+            sections.append(Section("Times the task covariance", Symbol(outside),
+                                    "computed outside covar_module: not shown, not evaluated", Part.task_covariance))
+    likelihood = getattr(model, "likelihood", None)
+    if likelihood is not None:
+        sections.append(_likelihood_section(likelihood, join_path(prefix, "likelihood"), walker, out_space,
+                                            task_name))
+    mean = getattr(owner, "mean_module", None)
+    if isinstance(mean, Mean):
+        sections.append(Section("Mean", simplify(_mean_tree(mean, join_path(owner_path, "mean_module"), walker,
+                                                            task_name)), out_space, Part.mean))
+    if owner is not model:
+        sections.append(Section("Variational posterior (summarized)",
+                                _variational_summary(owner.variational_strategy), "not drawn", Part.variational))
+    kwargs = dict(out_space=out_space, in_space=in_space, tasks=walker.tasks)
+    corr = _correlation_section(model, root, sections, batch, features)
+    if corr is not None:
+        sections.insert(1, corr)  # right under the covariance it explains
+    if kron_tasks is not None:
+        return KroneckerModelExpr(root, tuple(sections), batch, walker.modules, features,
+                                  join_path(owner_path, "covar_module"), num_tasks=kron_tasks, **kwargs)
+    expr = ModelExpr(root, tuple(sections), batch, walker.modules, features,
+                     join_path(owner_path, "covar_module"), **kwargs)
+    expr.member_label = member_label(model)
+    return expr
+
+
+CORRELATION_TITLE = "Task correlation C[i, j] / sqrt(C[i, i] C[j, j])"
+
+
+def _correlation_section(model, root, sections, batch, features) -> Section | None:
+    """A display-only section: the task correlation matrix, which F and v alone do not make readable.
+
+    Its numbers are those of member 0 when the expression is built (a static
+    table, not animated); ``ModelExpr.task_correlation(member)`` gives any member.
+    """
+    if not any(isinstance(n, TaskCovar) for n in iter_nodes(sections[0].body)):
+        return None
+    try:
+        probe = ModelExpr(root, tuple(sections), batch, {}, features, "")
+        corr = probe.task_correlation(0)
+    except Exception:  # a display extra must never break building the expression
+        return None
+    n = int(torch.Size(batch).numel())
+    note = "derived from F and v at build time" + (f", member 0 of {n}" if n > 1 else "") + "; not animated"
+    return Section(CORRELATION_TITLE, Symbol(corr.round(3).to_string()), note, Part.task_correlation)
+
+
+def _task_covar_outside(model, covar: Kernel, features) -> str | None:
+    """Pseudocode of a multi-task model's task covariance that is not part of ``covar_module``, else ``None``."""
+    t = hooks.task_feature(model)
+    if t is None or features is None or isinstance(covar, MultitaskKernel):
+        return None
+    has_task_kernel = any(isinstance(k, IndexKernel) for k in covar.modules())
+    if has_task_kernel or infer_num_features(covar) != len(features) - 1:
+        return None
+    name = features[t].name
+    return f"{type(model).__name__}.task_covar_module(x1[{name!r}], x2[{name!r}])"
+
+
+def _kronecker_tasks(covar: Kernel) -> int | None:
+    if isinstance(covar, MultitaskKernel):
+        return int(covar.num_tasks)
+    return None
+
+
+def _hogp_sections(model, prefix: str, walker: Walker, in_space: str) -> list[Section]:
+    """HigherOrderGP: the data kernel, then one kernel per output dimension over learned latent positions."""
+    mods = model.covar_modules
+    data = simplify(walker(mods[0], join_path(prefix, "covar_modules.0")))
+    sections = [Section("Covariance kernel", data, in_space, Part.covariance)]
+    latents = getattr(model, "latent_parameters", ())
+    for k in range(1, len(mods)):
+        lat = latents[k - 1] if k - 1 < len(latents) else None
+        width = int(lat.shape[-1]) if isinstance(lat, torch.Tensor) else 1
+        feats = tuple(Feature(j, f"z{k}[{j}]" if width > 1 else f"z{k}") for j in range(width))
+        tree = simplify(walker.with_features(feats)(mods[k], join_path(prefix, f"covar_modules.{k}")))
+        shape = "x".join(str(s) for s in lat.shape) if isinstance(lat, torch.Tensor) else "?"
+        sections.append(Section(f"Times, over output dimension {k}", tree,
+                                f"z{k} = learned latent positions latent_parameters.{k - 1} ({shape}), not drawn",
+                                Part.covariance))
+    return sections
+
+
+def _list_outputs(model, outputs) -> tuple[str, ...]:
+    n = len(model.models)
+    if outputs is None:
+        return tuple(f"output {i}" for i in range(n))
+    if isinstance(outputs, str):
+        raise InputError(f"outputs must be a list of {n} names, got the string {outputs!r}")
+    names = tuple(str(o) for o in outputs)
+    if len(names) != n:
+        raise InputError(f"outputs has {len(names)} names but {type(model).__name__} has {n} outputs")
+    return names
+
+
+def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, outputs=None) -> ModelExpr:
+    """Builds the expression of a GP model: covariance kernel, noise and mean.
+
+    Args:
+        model: A BoTorch model or GPyTorch GP (exact, approximate, multi-task,
+            Kronecker, higher-order, a ``ModelListGP``), or an MLL wrapping one.
+        feature_names: Names of the input columns (list or a DataFrame of inputs).
+        strict: Re-raise kernel handler errors.
+        tasks: Display names of tasks (multi-task models); default: the task
+            values seen in the training data.
+        outputs: Display names of the outputs of a ``ModelListGP``.
+
+    Returns:
+        A :class:`ModelExpr` (a :class:`ModelListExpr` for model lists);
+        ``.evaluate(x1, x2)`` computes the covariance.
+
+    Raises:
+        InputError: if ``model`` is not a GP model, or names have the wrong length.
+        UnsupportedError: if a model list's sub-models have incompatible batch shapes.
+    """
+    model = unwrap_model(model)
+    if not is_gp_model(model):
+        raise InputError(
+            f"model_expr expects a Gaussian-process model with a covariance kernel (e.g. botorch SingleTaskGP, "
+            f"ModelListGP, SingleTaskVariationalGP), got {type(model).__module__}.{type(model).__name__}"
+            + ("; for a kernel use gpviz.kernel_expr" if isinstance(model, Kernel) else ""))
+    batch = model_batch_shape(model)
+    if family_of(model) is MODEL_LIST:
+        names = _list_outputs(model, outputs)
+        n_in = [num_inputs(m) for m in model.models]
+        features = root_features(feature_names, n_in[0] if len(set(n_in)) == 1 else None, type(model).__name__)
+        parts = tuple(_gp_expr(m, model, f"models.{i}", features if features is not None else root_features(
+            None, num_inputs(m), type(m).__name__), batch, strict, tasks) for i, m in enumerate(model.models))
+        return ModelListExpr(model, parts, names, batch, features)
+    features = root_features(feature_names, num_inputs(model), type(model).__name__)
+    return _gp_expr(model, model, "", features, batch, strict, tasks)

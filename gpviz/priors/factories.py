@@ -1,0 +1,193 @@
+"""Model factories with other priors: two sweeps that differ in their priors and nothing else."""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import torch
+from gpytorch.kernels import Kernel, ScaleKernel
+from gpytorch.priors import Prior
+
+from gpviz import hooks
+from gpviz.errors import InputError, UnsupportedError
+from gpviz.sweep.cache import factory_fingerprint
+from gpviz.values.prior_info import prior_params
+
+def _check_prior(role: str, prior) -> None:
+    if prior is not None and not isinstance(prior, Prior):
+        raise InputError(f"with_priors({role}=...) expects a gpytorch.priors.Prior (e.g. GammaPrior(3.0, 6.0)) or "
+                         f"None, got {type(prior).__module__}.{type(prior).__name__}: {prior!r}")
+
+
+def _kernels(kernel: Kernel):
+    """The kernel and all its descendant kernels, each once."""
+    seen = set()
+    for m in kernel.modules():
+        if isinstance(m, Kernel) and id(m) not in seen:
+            seen.add(id(m))
+            yield m
+
+
+def _install(module: torch.nn.Module, name: str, prior: Prior, closure, setting, where: str) -> None:
+    """Registers a copy of ``prior`` (in the parameter's dtype) on ``module`` and checks it can score the value."""
+    raw = getattr(module, f"raw_{name}")
+    p = copy.deepcopy(prior).to(device=raw.device, dtype=raw.dtype)
+    try:
+        with torch.no_grad():
+            lp = p.log_prob(closure(module))
+    except Exception as exc:
+        raise InputError(f"the {name} prior {type(prior).__name__}({prior_params(prior)}) cannot score {where}."
+                         f"{name} of shape {list(closure(module).shape)}: {type(exc).__name__}: {exc}") from exc
+    if lp.dim() > closure(module).dim() or not torch.isfinite(lp).any():
+        raise InputError(f"the {name} prior {type(prior).__name__}({prior_params(prior)}) gives log-probability "
+                         f"{lp.reshape(-1)[:4].tolist()} at {where}.{name} = "
+                         f"{closure(module).reshape(-1)[:4].tolist()}: expected a prior over positive values "
+                         f"with batch shape broadcastable to the parameter's")
+    module.register_prior(f"{name}_prior", p, closure, setting)
+
+
+def _lengthscale_closure(m):
+    return m.lengthscale
+
+
+def _lengthscale_setting(m, v):
+    hooks.set_lengthscale(m, v)
+
+
+def _outputscale_closure(m):
+    return m.outputscale
+
+
+def _outputscale_setting(m, v):
+    hooks.set_outputscale(m, v)
+
+
+def _noise_closure(m):
+    return m.noise
+
+
+def _noise_setting(m, v):
+    hooks.set_noise(m, v)
+
+
+def apply_priors(model, lengthscale: Prior | None = None, outputscale: Prior | None = None,
+                 noise: Prior | None = None):
+    """Replaces the named priors of ``model`` in place and returns it.
+
+    Args:
+        model: A BoTorch/GPyTorch GP with a ``covar_module``.
+        lengthscale: Prior for every kernel lengthscale in ``covar_module``.
+        outputscale: Prior for every ``ScaleKernel`` outputscale in ``covar_module``.
+        noise: Prior for the likelihood's learned noise.
+
+    Raises:
+        InputError: for a prior that is not a GPyTorch prior or cannot score the parameter.
+        UnsupportedError: if the model has no parameter of that kind (names the model's kernel).
+    """
+    for role, p in (("lengthscale", lengthscale), ("outputscale", outputscale), ("noise", noise)):
+        _check_prior(role, p)
+    covar = getattr(model, "covar_module", None)
+    if not isinstance(covar, Kernel):
+        raise UnsupportedError(f"with_priors needs a model with a gpytorch covar_module, got {type(model).__name__}")
+    names = {id(m): n for n, m in model.named_modules()}
+    if lengthscale is not None:
+        targets = [k for k in _kernels(covar) if getattr(k, "has_lengthscale", False)
+                   and getattr(k, "raw_lengthscale", None) is not None]
+        if not targets:
+            raise UnsupportedError(f"with_priors(lengthscale=...): {type(covar).__name__} in {type(model).__name__} "
+                                   f"has no kernel with a lengthscale")
+        for k in targets:
+            _install(k, "lengthscale", lengthscale, _lengthscale_closure, _lengthscale_setting, names.get(id(k), "?"))
+    if outputscale is not None:
+        targets = [k for k in _kernels(covar) if isinstance(k, ScaleKernel)]
+        if not targets:
+            raise UnsupportedError(
+                f"with_priors(outputscale=...): the covar_module of {type(model).__name__} is a "
+                f"{type(covar).__name__} with no ScaleKernel, so there is no outputscale to put a prior on "
+                f"(BoTorch's default SingleTaskGP has none); pass covar_module=ScaleKernel(...) to the model")
+        for k in targets:
+            _install(k, "outputscale", outputscale, _outputscale_closure, _outputscale_setting, names.get(id(k), "?"))
+    if noise is not None:
+        noise_covar = getattr(getattr(model, "likelihood", None), "noise_covar", None)
+        if noise_covar is None or getattr(noise_covar, "raw_noise", None) is None:
+            raise UnsupportedError(
+                f"with_priors(noise=...): the likelihood of {type(model).__name__} "
+                f"({type(getattr(model, 'likelihood', None)).__name__}) has no learned noise (fixed noise?)")
+        _install(noise_covar, "noise", noise, _noise_closure, _noise_setting, names.get(id(noise_covar), "?"))
+    return model
+
+
+class PriorFactory:
+    """A model factory that builds ``make_model``'s model, then swaps in other priors.
+
+    Calling it passes every argument to ``make_model``. ``.priors`` holds the
+    replaced priors by role; ``.describe()`` writes them out.
+    """
+
+    def __init__(self, make_model, priors: dict):
+        self.make_model = make_model
+        self.priors = {k: v for k, v in priors.items() if v is not None}
+        functools.update_wrapper(self, make_model, updated=())
+        # cv_sweep's cache tells sweeps apart by the factory's __qualname__: two factories
+        # with different priors must not share cached cells
+        base = getattr(make_model, "__qualname__", type(make_model).__name__)
+        self.__qualname__ = f"{base}[with_priors: {self.describe()}]"
+
+    def __call__(self, *args, **kwargs):
+        return apply_priors(self.make_model(*args, **kwargs), **self.priors)
+
+    def fingerprint(self) -> str:
+        """The factory's priors at full precision (for ``cv_sweep``'s cache)."""
+        parts = [factory_fingerprint(self.make_model)]
+        for role, p in sorted(self.priors.items()):
+            state = {k: v.detach().cpu().double().reshape(-1).tolist() for k, v in p.state_dict().items()}
+            parts.append(f"{role}:{type(p).__qualname__}:{sorted(state.items())}")
+        return "|".join(parts)
+
+    def describe(self) -> str:
+        """E.g. ``lengthscale ~ GammaPrior(concentration=1.125, rate=0.375)``."""
+        return "; ".join(f"{role} ~ {type(p).__name__}({prior_params(p)})" for role, p in self.priors.items())
+
+    def __repr__(self) -> str:
+        return f"with_priors({getattr(self.make_model, '__name__', self.make_model)!s}, {self.describe()})"
+
+
+def with_priors(make_model, lengthscale: Prior | None = None, outputscale: Prior | None = None,
+                noise: Prior | None = None) -> PriorFactory:
+    """A model factory whose models are ``make_model``'s, except for the named priors.
+
+    Each built model gets its own copy of each prior (in the parameter's dtype);
+    priors not named stay as ``make_model`` made them. Parameter values are not
+    touched.
+
+    Example::
+
+        loose = gpviz.with_priors(lambda X, Y: SingleTaskGP(X, Y, covar_module=ScaleKernel(MaternKernel(
+            ard_num_dims=X.shape[-1]))), lengthscale=GammaPrior(1.125, 0.375))
+        model = loose(train_X, train_Y)
+
+    Args:
+        make_model: A callable returning a GP model (``make_model(X, Y)`` for sweeps).
+        lengthscale: Prior for every lengthscale in the covariance module.
+        outputscale: Prior for every ``ScaleKernel`` outputscale (an error on a model
+            without one, e.g. BoTorch's default ``SingleTaskGP``).
+        noise: Prior for the learned likelihood noise.
+
+    Returns:
+        A :class:`PriorFactory` (callable like ``make_model``).
+
+    Raises:
+        InputError: at once if a prior is not a ``gpytorch.priors.Prior`` or
+            ``make_model`` is not callable; when a model is built, if a prior cannot
+            score its parameter.
+        UnsupportedError: when a model is built without a parameter of the named kind.
+    """
+    if not callable(make_model):
+        raise InputError(f"with_priors expects a model factory (a callable returning a model), got "
+                         f"{type(make_model).__name__}")
+    for role, p in (("lengthscale", lengthscale), ("outputscale", outputscale), ("noise", noise)):
+        _check_prior(role, p)
+    if lengthscale is None and outputscale is None and noise is None:
+        raise InputError("with_priors needs at least one of lengthscale=, outputscale=, noise= (got none)")
+    return PriorFactory(make_model, {"lengthscale": lengthscale, "outputscale": outputscale, "noise": noise})

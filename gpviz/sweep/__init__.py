@@ -1,0 +1,1 @@
+"""Analysis: cross-validation sweeps (cells, the cell cache, the runner, the result and its scores)."""

@@ -1,0 +1,263 @@
+"""One cell of a cross-validation sweep: a random subset of one size, its leave-one-out folds fit as one batch.
+
+A cell's result depends only on ``(seed, size, repeat)`` and the inputs: its subset
+comes from :func:`subset_indices`, its torch seed from :func:`cell_seed`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from botorch.cross_validation import gen_loo_cv_folds
+from botorch.fit import fit_gpytorch_mll
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+from gpviz.errors import InputError
+from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
+from gpviz.values.parameters import parameters
+from gpviz.values.tensors import to_numpy
+
+STATUS_OK, STATUS_FAILED = "ok", "failed"
+
+def mse(y_true: np.ndarray, pred_mean: np.ndarray, pred_var: np.ndarray) -> float:
+    """Mean squared error of the held-out predictions."""
+    return float(np.mean((y_true - pred_mean) ** 2))
+
+
+def mae(y_true: np.ndarray, pred_mean: np.ndarray, pred_var: np.ndarray) -> float:
+    """Mean absolute error of the held-out predictions."""
+    return float(np.mean(np.abs(y_true - pred_mean)))
+
+
+def nlpd(y_true: np.ndarray, pred_mean: np.ndarray, pred_var: np.ndarray) -> float:
+    """Mean negative log predictive density of the held-out points under Gaussian predictions."""
+    var = np.maximum(pred_var, np.finfo(float).tiny)
+    return float(np.mean(0.5 * np.log(2 * math.pi * var) + (y_true - pred_mean) ** 2 / (2 * var)))
+
+
+#: Metrics every sweep computes; ``cv_sweep(metrics=...)`` adds to (or overrides) these.
+DEFAULT_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]] = {
+    "mse": mse, "mae": mae, "nlpd": nlpd}
+
+SCORE_COLUMNS = [I_CONFIG, SIZE, I_REPEAT]  # then metrics, then the bookkeeping below
+SCORE_TAIL = ["fit_seconds", "evaluations", "status", "error", "cached"]
+PREDICTION_COLUMNS = [I_CONFIG, SIZE, I_REPEAT, I_MODEL, "index", "i_output", "y_true", "pred_mean", "pred_var"]
+
+
+def subset_indices(num_points: int, size: int, i_repeat: int, seed: int) -> np.ndarray:
+    """The rows of the data used by one (size, repeat) cell: sorted, without replacement.
+
+    The draw depends only on ``(seed, size, i_repeat)``, not on the other sizes or the
+    order cells run in, so adding sizes or repeats to a cached sweep reuses its cells.
+
+    Returns:
+        ``size`` sorted int64 row indices into the ``num_points`` rows.
+    """
+    rng = np.random.default_rng([int(seed), int(size), int(i_repeat)])
+    return np.sort(rng.choice(num_points, size=size, replace=False)).astype(np.int64)
+
+
+def cell_seed(seed: int, size: int, i_repeat: int) -> int:
+    """The torch seed one (size, repeat) cell fits under; like its rows, it depends on nothing else."""
+    return int(np.random.default_rng([int(seed), int(size), int(i_repeat), 1]).integers(2**62))
+
+
+# -- argument checks -----------------------------------------------------------------------
+
+def _as_tensor(name: str, value) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        value = value.to_numpy()
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a tensor or numeric array, got {type(value).__name__}") from exc
+    return torch.tensor(arr, dtype=torch.get_default_dtype())  # a copy: the caller's array stays theirs
+
+
+def _check_data(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
+    X = _as_tensor("X", X)
+    Y = _as_tensor("Y", Y)
+    if X.dim() != 2:
+        raise InputError(f"X must be 2-D (n x d), got shape {list(X.shape)}")
+    if Y.dim() == 1:
+        Y = Y.unsqueeze(-1)
+    if Y.dim() != 2:
+        raise InputError(f"Y must be n or n x m, got shape {list(Y.shape)}")
+    if Y.shape[0] != X.shape[0]:
+        raise InputError(f"X and Y must have the same number of rows: X has shape {list(X.shape)}, "
+                         f"Y has shape {list(Y.shape)}")
+    if not X.is_floating_point() or not Y.is_floating_point():
+        raise InputError(f"X and Y must be floating point, got {X.dtype} and {Y.dtype}")
+    for name, t in (("X", X), ("Y", Y)):
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            row = int(bad.nonzero()[0, 0])
+            raise InputError(f"{name} must be finite: {int(bad.sum())} non-finite value(s), first in row {row} "
+                             f"({t[row].tolist()})")
+    return X, Y
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if int(value) < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {int(value)}")
+    return int(value)
+
+
+def _check_sizes(sizes, num_points: int) -> tuple[int, ...]:
+    if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
+        sizes = [sizes]
+    try:
+        raw = list(sizes)
+    except TypeError as exc:
+        raise InputError(f"sizes must be a list of integers, got {sizes!r}") from exc
+    if not raw:
+        raise InputError("sizes must name at least one dataset size, got an empty list")
+    out = []
+    for s in raw:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+            raise InputError(f"sizes must be integers, got {s!r} in {raw!r}")
+        s = int(s)
+        if s < 3:
+            raise InputError(f"dataset size {s} is too small: leave-one-out needs at least 3 points")
+        if s > num_points:
+            raise InputError(f"dataset size {s} is larger than the data ({num_points} rows)")
+        out.append(s)
+    if len(set(out)) != len(out):
+        raise InputError(f"sizes must be distinct, got {raw!r}")
+    return tuple(sorted(out))
+
+
+def _check_metrics(metrics) -> dict[str, Callable]:
+    out = dict(DEFAULT_METRICS)
+    if metrics is None:
+        return out
+    if not isinstance(metrics, Mapping):
+        raise InputError(f"metrics must be a dict name -> f(y_true, pred_mean, pred_var), got "
+                         f"{type(metrics).__name__}")
+    reserved = set(SCORE_COLUMNS) | set(SCORE_TAIL)
+    for name, fn in metrics.items():
+        if not isinstance(name, str) or not name or name in reserved:
+            raise InputError(f"metric name {name!r} must be a non-empty string other than {sorted(reserved)}")
+        if not callable(fn):
+            raise InputError(f"metric {name!r} must be callable (y_true, pred_mean, pred_var) -> float, "
+                             f"got {type(fn).__name__}")
+        out[name] = fn
+    return out
+
+
+
+
+@dataclass
+class Cell:
+    """The outcome of one (size, repeat) cell: held-out predictions and fitted parameters."""
+
+    i_config: int
+    size: int
+    i_repeat: int
+    status: str = STATUS_OK
+    error: str = ""
+    fit_seconds: float = math.nan
+    evaluations: int = 0
+    predictions: pd.DataFrame | None = None  # index, i_model, i_output, y_true, pred_mean, pred_var
+    parameters: pd.DataFrame | None = None   # i_model + one float column per key
+    cached: bool = False
+    model: object = field(default=None, repr=False)
+
+
+def _count_evaluations(mll) -> list[int]:
+    """Counts closure evaluations by wrapping the instance's ``forward``.
+
+    gpytorch's ``Module.__call__`` calls ``self.forward`` directly, so torch hooks never
+    fire on an MLL; an instance attribute shadows the class method for this mll only.
+    """
+    count = [0]
+    forward = mll.forward
+
+    def counting_forward(*args, **kwargs):
+        count[0] += 1
+        return forward(*args, **kwargs)
+
+    mll.forward = counting_forward
+    return count
+
+
+def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, i_config: int, i_repeat: int,
+             mll_cls=ExactMarginalLogLikelihood, fit_kwargs: Mapping | None = None,
+             observation_noise: bool = True, keep_model: bool = False) -> Cell:
+    """Fits the leave-one-out folds of one subset as a batch and predicts each held-out point.
+
+    Mirrors ``botorch.cross_validation.batch_cross_validation``: folds from
+    ``gen_loo_cv_folds``, one batched model, ``fit_gpytorch_mll``, posterior at the
+    held-out points.
+
+    Args:
+        make_model: ``(train_X, train_Y) -> model`` with ``train_X`` of shape
+            ``n x (n-1) x d`` and ``train_Y`` of shape ``n x (n-1) x m``.
+        X: ``N x d`` data.
+        Y: ``N x m`` data.
+        rows: The ``n`` rows of the subset.
+        i_config: Size index (recorded).
+        i_repeat: Repeat index (recorded).
+        mll_cls: Marginal log likelihood class, called as ``mll_cls(likelihood, model)``.
+        fit_kwargs: Keyword arguments of ``fit_gpytorch_mll``.
+        observation_noise: Predict noisy observations (as the NLPD needs) rather than
+            the latent function; the means are the same either way.
+        keep_model: Keep the fitted model on the cell.
+
+    Returns:
+        A :class:`Cell`; a failure anywhere is recorded in ``status``/``error``, never raised.
+    """
+    n = len(rows)
+    cell = Cell(i_config, n, i_repeat)
+    idx = torch.as_tensor(rows, device=X.device)
+    mll = None
+    count = [0]
+    try:
+        folds = gen_loo_cv_folds(X[idx], Y[idx])
+        t0 = time.perf_counter()
+        try:
+            model = make_model(folds.train_X, folds.train_Y)
+            mll = mll_cls(model.likelihood, model)
+            mll.to(folds.train_X)
+            count = _count_evaluations(mll)
+            fit_gpytorch_mll(mll, **dict(fit_kwargs or {}))
+        finally:
+            cell.fit_seconds = time.perf_counter() - t0
+            cell.evaluations = count[0]
+            if mll is not None:
+                mll.__dict__.pop("forward", None)  # the model goes back to the user untouched
+        with torch.no_grad():
+            post = model.posterior(folds.test_X, observation_noise=observation_noise)
+            mean = post.mean.detach().cpu().to(torch.float64)          # n x 1 x m
+            var = post.variance.detach().cpu().to(torch.float64)       # n x 1 x m
+        y = folds.test_Y.detach().cpu().to(torch.float64)              # n x 1 x m
+        m = y.shape[-1]
+        cell.predictions = pd.DataFrame({
+            I_MODEL: np.repeat(np.arange(n, dtype=np.int32), m),
+            "index": np.repeat(rows.astype(np.int64), m),
+            "i_output": np.tile(np.arange(m, dtype=np.int32), n),
+            "y_true": to_numpy(y.reshape(-1)),
+            "pred_mean": to_numpy(mean.reshape(-1)),
+            "pred_var": to_numpy(var.reshape(-1)),
+        })
+        if keep_model:
+            cell.model = model
+    except Exception as exc:  # one failed cell must not end a long sweep
+        cell.status, cell.error = STATUS_FAILED, f"{type(exc).__name__}: {exc}"
+        return cell
+    try:
+        cell.parameters = parameters(model)
+    except Exception as exc:  # the scores stand even if the parameters cannot be read
+        cell.error = f"parameters not read: {type(exc).__name__}: {exc}"
+    return cell

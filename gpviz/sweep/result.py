@@ -1,0 +1,153 @@
+"""The result of a sweep: scores, fitted parameters and predictions per cell, and the frames its pictures draw."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from botorch.cross_validation import gen_loo_cv_folds
+
+from gpviz import display
+from gpviz.charts import scaling_curve, score_bands
+from gpviz.errors import InputError
+from gpviz.html.markup import escape_html
+from gpviz.models.expr import model_expr
+from gpviz.sweep.cells import STATUS_OK, subset_indices
+from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
+
+
+class Sweep:
+    """The result of :func:`cv_sweep`.
+
+    Attributes:
+        scores: One row per (size, repeat): ``i_config``, ``size``, ``i_repeat``, one
+            column per metric (``mse``, ``mae``, ``nlpd`` and any added), ``fit_seconds``
+            (building and fitting the batched model), ``evaluations`` (closure
+            evaluations of the batched fit, all attempts), ``status``
+            ("ok"/"failed"), ``error`` (text, empty when none) and ``cached`` (read
+            from ``cache_dir`` instead of fitted).
+        parameters: Fitted constrained parameters, one row per fold of every repeat at
+            every size: ``i_config``, ``size``, ``i_repeat``, ``i_model`` (the fold: the
+            batch member; for a multi-output model one member per fold and output,
+            ``i_model = fold * m + output``), then one float64 column per key of the
+            model's expression. Failed cells have no rows.
+        predictions: One row per held-out point: ``i_config``, ``size``, ``i_repeat``,
+            ``i_model`` (fold), ``index`` (row of X), ``i_output``, ``y_true``,
+            ``pred_mean``, ``pred_var``.
+        subsets: ``(i_config, i_repeat) -> rows of X`` used by each cell.
+        sizes: Dataset sizes, ascending (``i_config`` indexes them).
+        repeats: Random subsets per size.
+        seed: Seed of the subset draws.
+        metrics: Names of the metric columns.
+    """
+
+    def __init__(self, *, scores, parameters, predictions, subsets, sizes, repeats, seed, metrics,
+                 make_model, X, Y, model=None):
+        self.scores: pd.DataFrame = scores
+        self.parameters: pd.DataFrame = parameters
+        self.predictions: pd.DataFrame = predictions
+        self.subsets: dict[tuple[int, int], np.ndarray] = subsets
+        self.sizes: tuple[int, ...] = sizes
+        self.repeats: int = repeats
+        self.seed: int = seed
+        self.metrics: tuple[str, ...] = metrics
+        self.make_model = make_model
+        self.X, self.Y = X, Y
+        self._model = model
+        self.feature_names: list[str] | None = None  # the columns of X when it was a DataFrame
+
+    def __repr__(self) -> str:
+        failed = int((self.scores["status"] != STATUS_OK).sum())
+        return (f"<Sweep: sizes {list(self.sizes)} x {self.repeats} repeats, seed {self.seed}, "
+                f"{len(self.scores)} cells ({failed} failed)>")
+
+    @property
+    def model(self):
+        """A model of the sweep, for its expression: the last one fitted, or one built unfitted."""
+        if self._model is None:
+            rows = subset_indices(self.X.shape[0], self.sizes[0], 0, self.seed)
+            idx = torch.as_tensor(rows, device=self.X.device)
+            folds = gen_loo_cv_folds(self.X[idx], self.Y[idx])
+            self._model = self.make_model(folds.train_X, folds.train_Y)
+        return self._model
+
+    def expression(self, feature_names=None):
+        """The model's expression (structure only; the sweep's values come from :attr:`parameters`)."""
+        return model_expr(self.model, feature_names if feature_names is not None else self.feature_names)
+
+    def summary(self, metric: str = "mse"):
+        """Per size: the 10th/90th percentile and centre of ``metric`` across repeats, with counts."""
+        return score_bands(self.scores, metric)
+
+    def plot(self, metric: str = "mse", **kwargs):
+        """The scaling curve (matplotlib Figure): see :func:`gpviz.charts.scaling_curve`."""
+        return scaling_curve(self.scores, metric, **kwargs)
+
+    def frame(self, one_fold_per_repeat: bool = False, keys: Sequence[str] | None = None) -> pd.DataFrame:
+        """The parameters as ``render_frame`` takes them: ``i_config``, ``i_model`` (a dot), key columns.
+
+        Args:
+            one_fold_per_repeat: Keep only the first fold of each repeat (one dot per
+                repeat, one dot per repeat) instead of every fold.
+            keys: Key columns to keep (default: every key column).
+        """
+        p = self.parameters
+        if one_fold_per_repeat:
+            p = p[p[I_MODEL] == 0]
+        key_cols = list(keys) if keys is not None else [c for c in p.columns
+                                                         if c not in (I_CONFIG, SIZE, I_REPEAT, I_MODEL)]
+        p = p.sort_values([I_CONFIG, I_REPEAT, I_MODEL], kind="stable")
+        out = pd.DataFrame({
+            I_CONFIG: p[I_CONFIG].to_numpy(dtype=np.int32),
+            # rows2prose draws one dot per i_model within a band: number the dots of a band
+            I_MODEL: p.groupby(I_CONFIG).cumcount().to_numpy(dtype=np.int32),
+        })
+        for k in key_cols:
+            out[k] = p[k].to_numpy(dtype=np.float64)
+        return out
+
+    @staticmethod
+    def member_label(one_fold_per_repeat: bool = False) -> str:
+        """What a dot of the sweep's view is: a leave-one-out fold, or a repeat (its first fold)."""
+
+    def render(self, one_fold_per_repeat: bool = False, *, metric: str = "mse", feature_names=None,
+               title: str | None = None, verdicts: bool | None = None):
+        """The model's expression with one labelled band per dataset size, beside the scaling curve.
+
+        Each chart marks the prior mode and the bounds a fold sits at. With verdicts,
+        :func:`gpviz.priors.pull.sweep_prior_pull` analyses the folds of the first repeat at
+        every size, and a parameter is tinted "held by prior" when its prior holds it in
+        at least half the folds of some size (:func:`gpviz.priors.verdicts.key_verdicts` with
+        ``by="size"``: the tint says "at some size, the prior sets this value").
+
+        Args:
+            one_fold_per_repeat: One dot per repeat (its first fold) instead of one per fold.
+            metric: The metric of the scaling curve.
+            feature_names: Names of the input columns.
+            title: Page title.
+            verdicts: ``None`` (default): prior_pull verdicts when every size is at most
+                :data:`gpviz.priors.verdicts.PULL_MAX_POINTS` points and the folds of the largest
+                size hold at most 5 x ``PULL_MAX_ELEMENTS`` parameter elements (each size
+                rebuilds one batched model, nothing is refitted); ``True``: always;
+                ``False``: none. A failing analysis warns and draws no verdicts.
+
+        Returns:
+            A gpviz Figure (``.html()``, ``.save(path)``, ``_repr_html_``).
+
+        Raises:
+            InputError: if no cell of the sweep finished.
+        """
+        if self.parameters.empty:
+            raise InputError("the sweep has no fitted parameters to render: every cell failed "
+                             f"({self.scores['error'].iloc[0] if len(self.scores) else 'no cells'})")
+        return display.render(self, one_fold_per_repeat=one_fold_per_repeat, metric=metric,
+                              feature_names=feature_names, title=title, verdicts=verdicts)
+
+    def _repr_html_(self) -> str:
+        try:
+            return self.render()._repr_html_()
+        except Exception as exc:  # a display must never break a notebook: show the scores instead
+            return (f"<div><b>{escape_html(repr(self))}</b> (not drawn: {escape_html(type(exc).__name__)}: "
+                    f"{escape_html(exc)})</div>" + self.scores.to_html(index=False, escape=True))

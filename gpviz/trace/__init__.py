@@ -1,0 +1,1 @@
+"""Analysis: the fit tracer (frame store, value reader, recording, summary, loss plot, fit-mode comparison)."""

@@ -1,0 +1,1 @@
+"""Stage 1, the expression tree: frozen nodes, tree operations, numeric evaluation, the printer."""

@@ -1,0 +1,214 @@
+"""Numeric evaluation of an expression tree: the same kernel matrix as the GPyTorch module it came from."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+
+from gpviz.errors import InputError, KeyMismatchError
+from gpviz.tree.nodes import (Call, Compare, Const, Differ, Div, Dot, Neg, Node, Opaque, Param, Pow, Product, Section,
+                              Sum, TaskCovar, Vector)
+
+def _rbf(r):
+    return torch.exp(-0.5 * r**2)
+
+
+def _matern(nu: float):
+    def f(r):
+        if nu == 0.5:
+            return torch.exp(-r)
+        if nu == 1.5:
+            s = math.sqrt(3.0) * r
+            return (1.0 + s) * torch.exp(-s)
+        s = math.sqrt(5.0) * r
+        return (1.0 + s + s**2 / 3.0) * torch.exp(-s)
+
+    return f
+
+
+def _rq(r, alpha):
+    return (1.0 + r**2 / (2.0 * alpha)) ** (-alpha)
+
+
+# name -> (function of evaluated args, docstring formula). Reducers are handled
+# separately because they consume a Vector.
+FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
+    "exp": (torch.exp, "exp(a)"),
+    "sqrt": (torch.sqrt, "sqrt(a)"),
+    "sin": (torch.sin, "sin(a)"),
+    "cos": (torch.cos, "cos(a)"),
+    "abs": (torch.abs, "|a|"),
+    "rbf": (_rbf, "exp(-r**2 / 2)"),
+    "matern_05": (_matern(0.5), "exp(-r)"),
+    "matern_15": (_matern(1.5), "(1 + sqrt(3) r) exp(-sqrt(3) r)"),
+    "matern_25": (_matern(2.5), "(1 + sqrt(5) r + 5/3 r**2) exp(-sqrt(5) r)"),
+    "rq": (_rq, "(1 + r**2 / (2 alpha)) ** -alpha"),
+}
+REDUCERS = ("norm_l2", "norm_l1", "sum", "mean", "prod")
+
+
+@dataclass
+class EvalEnv:
+    """Inputs of a numeric evaluation.
+
+    Attributes:
+        x1: ``batch_shape x n x d`` (already expanded to the batch shape).
+        x2: ``batch_shape x m x d``.
+        values: key -> ``batch_shape`` tensor (or a scalar tensor).
+        modules: path -> module, for delegating :class:`Opaque` nodes.
+    """
+
+    x1: torch.Tensor
+    x2: torch.Tensor
+    values: Mapping[str, torch.Tensor]
+    modules: Mapping[str, torch.nn.Module]
+
+
+@dataclass
+class _Val:
+    t: torch.Tensor
+    vec: bool = False
+
+
+def _elementwise(a: _Val, b: _Val, op) -> _Val:
+    return _Val(op(a.t, b.t), a.vec or b.vec)
+
+
+def evaluate(node: Node, env: EvalEnv) -> torch.Tensor:
+    """Evaluates a tree to a ``batch_shape x n x m`` tensor.
+
+    Raises:
+        InputError: if the tree evaluates to a vector at the top level or uses
+            a node that cannot be evaluated (a :class:`Symbol`).
+        KeyMismatchError: if a parameter key has no value.
+    """
+    out = _eval(node, env)
+    if out.vec:
+        raise InputError("expression evaluates to one value per feature; wrap it in a reducer such as norm_l2")
+    return out.t
+
+
+def _eval(node: Node, env: EvalEnv) -> _Val:
+    if isinstance(node, Param):
+        try:
+            v = env.values[node.key]
+        except KeyError:
+            raise KeyMismatchError(f"no value for parameter key {node.key!r}") from None
+        v = torch.as_tensor(v, dtype=env.x1.dtype, device=env.x1.device)
+        return _Val(v[..., None, None])
+    if isinstance(node, Const):
+        return _Val(torch.tensor(node.value, dtype=env.x1.dtype, device=env.x1.device))
+    if isinstance(node, Compare):
+        if node.dim is None:
+            diff = env.x1[..., :, None, :] - env.x2[..., None, :, :]
+            return _Val(diff.movedim(-1, 0), vec=True)
+        return _Val(env.x1[..., :, node.dim, None] - env.x2[..., None, :, node.dim])
+    if isinstance(node, Differ):
+        if node.dim is None:
+            diff = (env.x1[..., :, None, :] != env.x2[..., None, :, :]).to(env.x1.dtype)
+            return _Val(diff.movedim(-1, 0), vec=True)
+        return _Val((env.x1[..., :, node.dim, None] != env.x2[..., None, :, node.dim]).to(env.x1.dtype))
+    if isinstance(node, Dot):
+        a, b = env.x1, env.x2
+        if node.dims is not None:
+            a, b = a[..., list(node.dims)], b[..., list(node.dims)]
+        return _Val(a @ b.transpose(-1, -2))
+    if isinstance(node, Sum):
+        vals = [_eval(t, env) for t in node.terms]
+        acc = vals[0]
+        for v in vals[1:]:
+            acc = _elementwise(acc, v, torch.add)
+        return acc
+    if isinstance(node, Product):
+        vals = [_eval(t, env) for t in node.factors]
+        acc = vals[0]
+        for v in vals[1:]:
+            acc = _elementwise(acc, v, torch.mul)
+        return acc
+    if isinstance(node, Div):
+        return _elementwise(_eval(node.num, env), _eval(node.den, env), torch.div)
+    if isinstance(node, Neg):
+        v = _eval(node.arg, env)
+        return _Val(-v.t, v.vec)
+    if isinstance(node, Pow):
+        return _elementwise(_eval(node.base, env), _eval(node.exponent, env), torch.pow)
+    if isinstance(node, Call):
+        return _eval_call(node, env)
+    if isinstance(node, TaskCovar):
+        return _Val(_eval_task_covar(node, env))
+    if isinstance(node, Opaque):
+        return _Val(_eval_opaque(node, env))
+    if isinstance(node, Section):
+        return _eval(node.body, env)
+    raise InputError(f"cannot evaluate a {type(node).__name__} node ({node!r}); it is display-only")
+
+
+def _eval_call(node: Call, env: EvalEnv) -> _Val:
+    if node.fn in REDUCERS:
+        if len(node.args) != 1 or not isinstance(node.args[0], Vector):
+            raise InputError(f"{node.fn} takes one list argument, got {node.args!r}")
+        total = None
+        count = 0
+        for item in node.args[0].items:
+            v = _eval(item, env)
+            parts = v.t
+            if node.fn == "norm_l2":
+                parts = parts**2
+            elif node.fn == "norm_l1":
+                parts = parts.abs()
+            if node.fn == "prod":
+                red = parts.prod(0) if v.vec else parts
+                total = red if total is None else total * red
+            else:
+                red = parts.sum(0) if v.vec else parts
+                total = red if total is None else total + red
+            count += parts.shape[0] if v.vec else 1
+        if total is None:
+            raise InputError(f"{node.fn} of an empty list")
+        if node.fn == "norm_l2":
+            # clamp like gpytorch's covar_dist so that sqrt has a finite gradient at 0
+            total = total.clamp_min(1e-30).sqrt()
+        elif node.fn == "mean":
+            total = total / count
+        return _Val(total)
+    try:
+        fn = FUNCTIONS[node.fn][0]
+    except KeyError:
+        raise InputError(f"unknown function {node.fn!r} (known: {sorted(FUNCTIONS) + list(REDUCERS)})") from None
+    vals = [_eval(a, env) for a in node.args]
+    return _Val(fn(*[v.t for v in vals]), any(v.vec for v in vals))
+
+
+def _member_tensor(node: Node, env: EvalEnv) -> torch.Tensor:
+    """A leaf's value with shape ``batch_shape`` (no trailing n x m dims)."""
+    return _eval(node, env).t[..., 0, 0] if isinstance(node, Param) else _eval(node, env).t
+
+
+def _eval_task_covar(node: TaskCovar, env: EvalEnv) -> torch.Tensor:
+    batch = env.x1.shape[:-2]
+    f_rows = [torch.stack([_member_tensor(c, env).expand(batch) for c in row], -1) for row in node.factor]
+    factor = torch.stack(f_rows, -2)  # batch x t x r
+    var = torch.stack([_member_tensor(v, env).expand(batch) for v in node.var], -1)  # batch x t
+    covar = factor @ factor.transpose(-1, -2) + torch.diag_embed(var)
+    if node.target is not None:
+        covar = covar / covar[..., node.target, node.target][..., None, None]
+    t = covar.shape[-1]
+    col = 0 if node.dim is None else node.dim
+    e1 = torch.nn.functional.one_hot(env.x1[..., col].long(), t).to(covar.dtype)  # batch x n x t
+    e2 = torch.nn.functional.one_hot(env.x2[..., col].long(), t).to(covar.dtype)
+    return e1 @ covar @ e2.transpose(-1, -2)
+
+
+def _eval_opaque(node: Opaque, env: EvalEnv) -> torch.Tensor:
+    module = env.modules.get(node.path)
+    if module is None:
+        raise InputError(f"opaque kernel at {node.path!r} ({node.cls_name}) has no module to delegate to")
+    x1, x2 = env.x1, env.x2
+    if node.dims is not None:
+        x1, x2 = x1[..., list(node.dims)], x2[..., list(node.dims)]
+    with torch.no_grad():
+        out = module.forward(x1, x2)
+    return out.to_dense() if hasattr(out, "to_dense") else out

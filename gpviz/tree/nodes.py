@@ -1,0 +1,301 @@
+"""Expression tree nodes: frozen, slotted, hashable records that hold structure only.
+
+The tree holds *structure* only. Leaves reference parameters by key (for
+example ``covar_module.lengthscale[3]``); values come from elsewhere (the
+module, a dataframe row) and are joined on the key. Nodes are small frozen,
+slotted dataclasses holding tuples, so trees are hashable and compare by value.
+
+Evaluation convention: every node evaluates to a tensor that broadcasts to
+``batch_shape x n x m`` (a kernel matrix per batch member). A *vector* node
+(``Compare(None)``, the whole input when the number of features is unknown)
+carries its feature axis in front: ``k x batch_shape x n x m``; only the
+reducers (``norm_l2``, ``sum``, ``mean``, ``prod``) and elementwise operations
+accept it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import Iterator
+
+from gpviz.errors import InputError
+
+
+class Role(enum.StrEnum):
+    """What a learned parameter is. Views give each role its own axis (and scale).
+
+    Members compare and hash equal to their string values (``Role.noise == "noise"``),
+    so frames and pages that carry the plain string stay readable.
+    """
+
+    value = "value"              # a parameter gpviz has no specific meaning for
+    lengthscale = "lengthscale"
+    outputscale = "outputscale"
+    noise = "noise"
+    mean = "mean"                # constant mean
+    weight = "weight"            # linear-mean weights, mixture weights
+    bias = "bias"
+    constant = "constant"        # ConstantKernel
+    alpha = "alpha"              # rational-quadratic shape
+    period = "period"
+    variance = "variance"        # linear/polynomial kernel variance
+    offset = "offset"
+    frequency = "frequency"      # spectral-mixture means
+    scale = "scale"              # spectral-mixture scales
+    task_factor = "task_factor"  # F of a task covariance F F^T + diag(v)
+    task_var = "task_var"        # v of a task covariance
+
+    @classmethod
+    def parse(cls, role) -> "Role":
+        """The role named ``role`` (a :class:`Role` or its string value).
+
+        Raises:
+            InputError: for a name that is not a role, listing the valid ones.
+        """
+        try:
+            return cls(role)
+        except ValueError:
+            raise InputError(f"unknown parameter role {role!r} (must be one of {[r.value for r in cls]})") from None
+
+    @classmethod
+    def of_parameter(cls, name: str) -> "Role":
+        """The role a parameter called ``name`` has when its handler names none (``value`` if unknown)."""
+        try:
+            return cls(name)
+        except ValueError:
+            return cls.value
+
+class Node:
+    """Base class of every expression node."""
+
+    __slots__ = ()
+
+    def children(self) -> tuple["Node", ...]:
+        """The direct child nodes, in print order."""
+        out: list[Node] = []
+        for f in fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if isinstance(v, Node):
+                out.append(v)
+            elif isinstance(v, tuple):
+                for item in v:
+                    if isinstance(item, Node):
+                        out.append(item)
+                    elif isinstance(item, tuple):
+                        out.extend(x for x in item if isinstance(x, Node))
+        return tuple(out)
+
+
+class Part(enum.StrEnum):
+    """Which part of a model a :class:`Section` holds."""
+
+    covariance = "covariance"      # the covariance kernel (what ``evaluate`` computes)
+    task_covariance = "task_covariance"  # a task covariance computed outside covar_module (display only)
+    task_correlation = "task_correlation"  # the task correlation matrix, derived at build time (display only)
+    noise = "noise"
+    likelihood = "likelihood"      # a non-Gaussian likelihood (no noise term)
+    mean = "mean"
+    variational = "variational"    # the summarized variational posterior
+    other = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Param(Node):
+    """A learned parameter element, referenced by key.
+
+    Attributes:
+        key: The join key with the parameter dataframe.
+        role: What the parameter is (``lengthscale``, ``outputscale``, ``noise``,
+            ``mean``, ``weight``, ...); renderers give each role its own axis.
+    """
+
+    key: str
+    role: Role = Role.value
+
+    def __post_init__(self):
+        if not isinstance(self.role, Role):
+            object.__setattr__(self, "role", Role.parse(self.role))
+
+
+@dataclass(frozen=True, slots=True)
+class Const(Node):
+    """A number fixed by the model's structure (not learned); ``label`` prints instead of the value."""
+
+    value: float
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol(Node):
+    """A named quantity that gpviz shows but does not evaluate (e.g. ``train_Yvar``)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Compare(Node):
+    """Pseudocode for the signed difference ``x1[..., dim] - x2[..., dim]``.
+
+    ``dim=None`` stands for every input column at once (a vector node).
+    """
+
+    dim: int | None
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Differ(Node):
+    """Pseudocode for the indicator ``x1[..., dim] != x2[..., dim]`` (categorical inputs)."""
+
+    dim: int | None
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dot(Node):
+    """Inner product ``sum_d x1[..., d] * x2[..., d]`` over ``dims`` (``None``: all columns)."""
+
+    dims: tuple[int, ...] | None
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sum(Node):
+    """n-ary sum."""
+
+    terms: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Product(Node):
+    """n-ary product."""
+
+    factors: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Div(Node):
+    """``num / den``."""
+
+    num: Node
+    den: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Neg(Node):
+    """``-arg``."""
+
+    arg: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Pow(Node):
+    """``base ** exponent``."""
+
+    base: Node
+    exponent: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Vector(Node):
+    """A list literal ``[a, b, ...]``; the argument of the reducers."""
+
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Node):
+    """A named function applied to arguments; see :data:`FUNCTIONS`."""
+
+    fn: str
+    args: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCovar(Node):
+    """A task covariance matrix looked up at the task indices of both inputs.
+
+    ``C = F Fᵀ + diag(v)``, optionally divided by ``C[target, target]``;
+    the value is ``C[x1[..., dim], x2[..., dim]]``.
+
+    Attributes:
+        dim: The input column holding the task index (``None``: the only column).
+        name: Display name of the task column.
+        factor: ``num_tasks x rank`` leaves of ``F``.
+        var: ``num_tasks`` leaves of ``v``.
+        target: Index of the task whose variance is normalized to one, or ``None``.
+        tasks: Display names of the tasks.
+    """
+
+    dim: int | None
+    name: str
+    factor: tuple[tuple[Node, ...], ...]
+    var: tuple[Node, ...]
+    target: int | None = None
+    tasks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Opaque(Node):
+    """A kernel gpviz has no handler for: shown by class name with its own parameters.
+
+    It evaluates by delegating to the module (at the module's current values),
+    which :class:`EvalEnv` finds by ``path``.
+    """
+
+    cls_name: str
+    path: str
+    dims: tuple[int, ...] | None
+    params: tuple[Param, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Section(Node):
+    """A titled part of a model expression (covariance, noise, mean).
+
+    Attributes:
+        title: What a reader sees above the part.
+        body: The part's tree.
+        note: The units or caveat shown beside the title.
+        part: Which part of the model it is (code asks this, never the title).
+    """
+
+    title: str
+    body: Node
+    note: str = ""
+    part: Part = Part.other
+
+    def __post_init__(self):
+        if not isinstance(self.part, Part):
+            object.__setattr__(self, "part", Part(self.part))
+
+
+# --------------------------------------------------------------------------- #
+# Generic traversal                                                           #
+# --------------------------------------------------------------------------- #
+
+
+def iter_nodes(node: Node) -> Iterator[Node]:
+    """Yields every node of the tree in print order (pre-order)."""
+    yield node
+    for child in node.children():
+        yield from iter_nodes(child)
+
+
+def keys_of(node: Node) -> tuple[str, ...]:
+    """The parameter keys of a tree in print order, each once."""
+    seen: dict[str, None] = {}
+    for n in iter_nodes(node):
+        if isinstance(n, Param):
+            seen.setdefault(n.key, None)
+    return tuple(seen)
+
+
+def roles_of(node: Node) -> dict[str, Role]:
+    """Maps every key of the tree to its role (first occurrence wins)."""
+    out: dict[str, Role] = {}
+    for n in iter_nodes(node):
+        if isinstance(n, Param):
+            out.setdefault(n.key, n.role)
+    return out

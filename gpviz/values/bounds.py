@@ -1,0 +1,32 @@
+"""The at-bound rule: when a value sits on its constraint's bound (one place for every view and verdict)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: A value within this share of a bound's scale (floored at 1e-8) sits on the bound.
+AT_BOUND_RTOL = 1e-4
+
+
+def at_bound(value: float, lower: float, upper: float, rtol: float = AT_BOUND_RTOL) -> bool:
+    """Whether ``value`` sits on a finite constraint bound (within ``rtol`` of the bound's scale)."""
+    return bool(at_bounds(np.asarray([value], np.float64), lower, upper, rtol)[0])
+
+
+def at_bounds(values: np.ndarray, lower: float | None, upper: float | None,
+              rtol: float = AT_BOUND_RTOL) -> np.ndarray:
+    """Elementwise :func:`at_bound` of an array (``None`` or infinite bounds never match; NaN never sits on one)."""
+    values = np.asarray(values, np.float64)
+    out = np.zeros(values.shape, bool)
+    for b in (lower, upper):
+        if b is not None and math.isfinite(b):
+            with np.errstate(invalid="ignore"):
+                out |= np.abs(values - b) <= rtol * max(abs(b), 1e-8)
+    return out
+
+
+def any_at_bound(values: np.ndarray, bound: float | None, rtol: float = AT_BOUND_RTOL) -> bool:
+    """Whether any finite value of ``values`` sits on ``bound`` (a view marks that bound)."""
+    return bool(at_bounds(values, bound, None, rtol).any())

@@ -1,0 +1,333 @@
+"""Units: parameter values in the model's own space, or converted back to the data's original units.
+
+BoTorch models usually see normalized inputs (``Normalize``: ``x' = (x - offset) /
+coefficient``) and standardized outputs (``Standardize``: ``y' = (y - μ) / σ``).
+In original units:
+
+- a lengthscale (or period) on input column ``d``: ``ℓ × coefficient_d``;
+- noise, and the outputscale of each additive term of the kernel: ``× σ²``;
+- a constant mean: ``c × σ + μ``.
+
+A quantity with no exact conversion (a lengthscale shared by inputs of different
+ranges, a kernel with no outputscale, a task covariance, a chained transform)
+keeps its model units, and its label says so. Conversions are per batch member
+(a multi-output model has one σ per output).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from botorch.models.transforms.input import Normalize
+from botorch.models.transforms.outcome import Standardize
+
+from gpviz import hooks
+from gpviz.errors import InputError
+from gpviz.models.families import sub_models
+from gpviz.tree.nodes import Call, Compare, Div, Node, Param, Part, Product, Role, Section, Sum, Vector, iter_nodes
+from gpviz.values.columns import I_MODEL
+from gpviz.values.keys import align_leading
+from gpviz.values.tensors import to_numpy
+
+UNITS = ("model", "original")
+ORIGINAL_INPUTS = "original inputs"
+ORIGINAL_OUTPUTS = "original outputs"
+
+
+def check_units(units) -> str:
+    """Validates a ``units`` option.
+
+    Raises:
+        InputError: if ``units`` is not one of :data:`UNITS`.
+    """
+    if units not in UNITS:
+        raise InputError(f"unknown units: {units!r} (must be one of {list(UNITS)})")
+    return units
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """``original = value × scale + offset``, per batch member.
+
+    Attributes:
+        scale: ``num_members`` factors.
+        offset: ``num_members`` offsets.
+        space: The units after conversion ("original inputs" / "original outputs").
+    """
+
+    scale: np.ndarray
+    offset: np.ndarray
+    space: str
+
+
+@dataclass(frozen=True)
+class UnitPlan:
+    """Every conversion gpviz can make for one expression.
+
+    Attributes:
+        conversions: key -> :class:`Conversion` (keys with no exact conversion are absent).
+        labels: Section title -> units label of that section in original units.
+        reasons: key -> why it was not converted.
+    """
+
+    conversions: dict
+    labels: dict
+    reasons: dict
+
+
+def _input_scales(model, batch: torch.Size) -> dict[int, np.ndarray] | str:
+    """Input column -> per-member coefficient of a ``Normalize`` transform, or why there is none."""
+    it = getattr(model, "input_transform", None)
+    if it is None:
+        return "no input transform: inputs are already in original units"
+    if type(it) is not Normalize:  # a subclass may map inputs differently
+        return f"{type(it).__name__} input transform has no exact lengthscale conversion"
+    coef = it.coefficient.detach()  # batch_shape x 1 x len(indices)
+    indices = it.indices.tolist() if getattr(it, "indices", None) is not None else list(range(coef.shape[-1]))
+    out = {}
+    for j, d in enumerate(indices):
+        # the transform's batch dims are the model's input batch dims (folds), which lead;
+        # a trailing output dim of the model (batched multi-output) shares the ranges
+        out[int(d)] = align_leading(coef[..., 0, j], batch)
+    return out
+
+
+def _trailing(t: torch.Tensor, batch: torch.Size) -> np.ndarray:
+    """Broadcasts an outcome transform's ``batch x m`` tensor to the members (the output dim is the last one)."""
+    try:
+        return to_numpy(t.detach().expand(batch).reshape(-1)) if t.dim() <= len(batch) else align_leading(t, batch)
+    except RuntimeError:
+        return align_leading(t, batch)
+
+
+def _output_moments(model, batch: torch.Size) -> tuple[np.ndarray, np.ndarray] | str:
+    """Per-member ``(σ, μ)`` of a ``Standardize`` outcome transform, or why there is none."""
+    ot = getattr(model, "outcome_transform", None)
+    if ot is None:
+        return "no outcome transform: outputs are already in original units"
+    if type(ot) is not Standardize:  # StratifiedStandardize has one σ per stratum, not per output
+        return f"{type(ot).__name__} outcome transform has no exact conversion"
+    stdvs, means = ot.stdvs.detach(), ot.means.detach()  # tb x 1 x m
+    num_outputs = hooks.num_outputs(model, default=stdvs.shape[-1])
+    if num_outputs > 1:
+        s, mu = stdvs[..., 0, :], means[..., 0, :]  # tb x m: the last member dim is the output
+    else:
+        s, mu = stdvs[..., 0, 0], means[..., 0, 0]
+    return _trailing(s, batch), _trailing(mu, batch)
+
+
+def _length_keys(tree: Node) -> dict[str, tuple[int | None, ...]]:
+    """key -> input columns it divides (lengthscales and periods over ``compare``).
+
+    Recognizes ``compare(f) / ℓ``, ``(π · compare(f)) / p`` and ``norm([compare(f)...]) / ℓ``.
+    """
+    found: dict[str, tuple[int | None, ...]] = {}
+    for n in iter_nodes(tree):
+        if not isinstance(n, Div) or not isinstance(n.den, Param) or n.den.role not in (Role.lengthscale, Role.period):
+            continue
+        num = n.num
+        dims: tuple | None = None
+        if isinstance(num, Compare):
+            dims = (num.dim,)
+        elif isinstance(num, Product) and sum(isinstance(f, Compare) for f in num.factors) == 1:
+            dims = tuple(f.dim for f in num.factors if isinstance(f, Compare))
+        elif isinstance(num, Call) and num.fn in ("norm_l2", "norm_l1") and len(num.args) == 1 and isinstance(
+                num.args[0], Vector) and all(isinstance(i, Compare) for i in num.args[0].items):
+            dims = tuple(i.dim for i in num.args[0].items)
+        if dims is not None:
+            prev = found.get(n.den.key, ())
+            found[n.den.key] = prev + tuple(d for d in dims if d not in prev)
+    return found
+
+
+def _outputscale_keys(tree: Node) -> list[str] | str:
+    """The outputscale of every additive term of the kernel (scaling them all by σ² scales the kernel)."""
+    terms = tree.terms if isinstance(tree, Sum) else (tree,)
+    keys = []
+    for t in terms:
+        factors = t.factors if isinstance(t, Product) else (t,)
+        scales = [f for f in factors if isinstance(f, Param) and f.role is Role.outputscale]
+        if len(scales) != 1:
+            return "no outputscale to multiply by σ²"
+        keys.append(scales[0].key)
+    return keys
+
+
+def _parts(expr):
+    """(sub-expression, model) pairs: one per output of a model list, else the expression itself."""
+    parts = getattr(expr, "parts", None)
+    if parts is not None:
+        return list(zip(parts, sub_models(expr.module)))
+    return [(expr, expr.module)]
+
+
+def unit_plan(expr) -> UnitPlan:
+    """Works out which keys convert to original units, and how.
+
+    Args:
+        expr: A model expression (:func:`gpviz.model_expr`); a kernel expression has
+            no transforms, so nothing converts.
+    """
+    conversions: dict[str, Conversion] = {}
+    labels: dict[str, str] = {}
+    reasons: dict[str, str] = {}
+    sections = getattr(expr, "sections", None)
+    if sections is None:
+        return UnitPlan(conversions, labels, reasons)
+    batch = torch.Size(expr.batch_shape)
+    n = int(batch.numel())
+    for part, model in _parts(expr):
+        part_sections = part.sections
+        title_prefix = f"{expr.outputs[expr.parts.index(part)]}: " if part is not expr else ""
+        covar = part.covariance_tree()
+        # inputs
+        scales = _input_scales(model, batch)
+        lengths = _length_keys(covar)
+        in_ok = True
+        for key, dims in lengths.items():
+            if isinstance(scales, str):
+                reasons[key] = scales
+                in_ok = in_ok and scales.startswith("no input transform")
+                continue
+            facs = [scales.get(d, np.ones(n)) if d is not None else None for d in dims]
+            if any(f is None for f in facs):
+                reasons[key], in_ok = "the lengthscale's input columns are unknown", False
+                continue
+            if any(not np.allclose(f, facs[0], rtol=1e-12, atol=0) for f in facs[1:]):
+                reasons[key], in_ok = "one lengthscale is shared by inputs of different ranges", False
+                continue
+            conversions[key] = Conversion(facs[0], np.zeros(n), ORIGINAL_INPUTS)
+        other_len = [p.key for p in iter_nodes(covar) if isinstance(p, Param) and p.role in (Role.lengthscale, Role.period)
+                     and p.key not in lengths]
+        for key in other_len:
+            reasons[key] = "not a length along one input (e.g. a categorical or periodic-shape parameter)"
+        # outputs
+        moments = _output_moments(model, batch)
+        out_ok = not isinstance(moments, str)
+        out_reason = moments if isinstance(moments, str) else ""
+        cov_ok = out_ok
+        if out_ok:
+            sigma, mu = moments
+            var = sigma**2
+            scale_keys = _outputscale_keys(covar)
+            if isinstance(scale_keys, str):
+                cov_ok, cov_reason = False, scale_keys
+            else:
+                for key in scale_keys:
+                    conversions[key] = Conversion(var, np.zeros(n), ORIGINAL_OUTPUTS)
+            for sec in part_sections[1:]:
+                for p in iter_nodes(sec.body):
+                    if not isinstance(p, Param):
+                        continue
+                    if p.role is Role.noise:
+                        conversions[p.key] = Conversion(var, np.zeros(n), ORIGINAL_OUTPUTS)
+                    elif p.role is Role.mean and sec.part is Part.mean:
+                        conversions[p.key] = Conversion(sigma, mu, ORIGINAL_OUTPUTS)
+        # section labels
+        for i, sec in enumerate(part_sections):
+            title = title_prefix + sec.title
+            if i == 0:
+                ins = ORIGINAL_INPUTS if in_ok else f"{sec.note or 'inputs'} (lengthscales not converted)"
+                if not out_ok:
+                    labels[title] = ins
+                elif cov_ok:
+                    labels[title] = f"{ins}, {ORIGINAL_OUTPUTS}"
+                else:
+                    labels[title] = f"{ins}; kernel scale in {part.output_space} ({cov_reason})"
+            elif sec.note in (part.output_space,) and part.output_space != "outputs":
+                keys = [p.key for p in iter_nodes(sec.body) if isinstance(p, Param)]
+                converted = bool(keys) and all(k in conversions for k in keys)
+                labels[title] = ORIGINAL_OUTPUTS if converted else (
+                    f"{sec.note} (not converted: {out_reason or 'no parameter to convert'})")
+            elif sec.note in ("outputs", "inputs"):
+                labels[title] = f"original {sec.note}"
+            else:
+                labels[title] = sec.note
+    return UnitPlan(conversions, labels, reasons)
+
+
+def convert_wide(expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.DataFrame:
+    """A copy of a wide frame (``i_model`` + one column per key) with values in original units."""
+    plan = plan or unit_plan(expr)
+    out = frame.copy()
+    if not plan.conversions:
+        return out
+    if I_MODEL not in out.columns:
+        raise InputError(f"a wide parameter frame needs an 'i_model' column, got columns {list(out.columns)[:6]}")
+    members = out[I_MODEL].to_numpy().astype(np.int64)
+    for key, conv in plan.conversions.items():
+        if key in out.columns:
+            idx = np.clip(members, 0, len(conv.scale) - 1)
+            out[key] = out[key].to_numpy(dtype=np.float64) * conv.scale[idx] + conv.offset[idx]
+    return out
+
+
+def convert_long(expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.DataFrame:
+    """A copy of a long frame (``parameters(model, long=True)``) with value, bounds, prior mode in original units.
+
+    ``raw`` stays the optimizer's own number; ``space`` names the new units.
+    """
+    plan = plan or unit_plan(expr)
+    out = frame.copy()
+    if not plan.conversions or out.empty:
+        return out
+    keys = out["key"].to_numpy()
+    members = out[I_MODEL].to_numpy().astype(np.int64)
+    scale = np.ones(len(out))
+    offset = np.zeros(len(out))
+    space = out["space"].to_numpy(dtype=object).copy() if "space" in out.columns else np.full(len(out), "", object)
+    for i, (k, m) in enumerate(zip(keys, members)):
+        conv = plan.conversions.get(k)
+        if conv is not None:
+            j = min(int(m), len(conv.scale) - 1)
+            scale[i], offset[i], space[i] = conv.scale[j], conv.offset[j], conv.space
+    for col in ("value", "lower", "upper", "prior_mode"):
+        if col in out.columns:
+            with np.errstate(invalid="ignore"):
+                out[col] = out[col].to_numpy(dtype=np.float64) * scale + offset
+    if "space" in out.columns:
+        out["space"] = space
+    return out
+
+
+def to_units(expr, frame: pd.DataFrame, units: str = "model") -> tuple[pd.DataFrame, dict[str, str]]:
+    """Puts a wide or long parameter frame in the requested units.
+
+    Args:
+        expr: The model expression the frame's keys come from.
+        frame: Wide (``i_model`` + key columns, maybe ``i_timestep``/``i_config``)
+            or long (``key``, ``value``...) frame.
+        units: ``"model"`` (unchanged) or ``"original"``.
+
+    Returns:
+        ``(frame, space_labels)``: the converted copy, and section title -> the
+        units that section is shown in (for the view's labels).
+
+    Raises:
+        InputError: for an unknown ``units``.
+    """
+    check_units(units)
+    sections = getattr(expr, "sections", ())
+    if units == "model":
+        return frame, {s.title: s.note for s in sections}
+    plan = unit_plan(expr)
+    labels = {s.title: plan.labels.get(s.title, s.note) for s in sections}
+    if "key" in frame.columns and "value" in frame.columns:
+        return convert_long(expr, frame, plan), labels
+    return convert_wide(expr, frame, plan), labels
+
+
+def relabel(expr, labels: dict[str, str]):
+    """A shallow copy of a model expression whose section notes are ``labels`` (title -> units)."""
+    sections = getattr(expr, "sections", None)
+    if sections is None:
+        return expr
+    new = copy.copy(expr)
+    new.sections = tuple(Section(s.title, s.body, labels.get(s.title, s.note), s.part) for s in sections)
+    new.tree = Vector(new.sections)
+    return new
+

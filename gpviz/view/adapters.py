@@ -1,0 +1,150 @@
+"""One adapter per source: a model, a fit trace, a sweep each become one :class:`~gpviz.view.records.ViewData`.
+
+An adapter reads its source's frames and what the values layer knows about each
+parameter (bounds, prior modes, units), takes the verdicts an analysis already
+computed, and builds the view. Adding a source (or a new kind of view of one) is
+one function here; the HTML layer needs no change.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gpviz.charts import figure_to_img
+from gpviz.html.markup import Markup
+from gpviz.priors.verdicts import with_verdicts
+from gpviz.sweep.result import Sweep
+from gpviz.trace.tracer import FitTracer
+from gpviz.values.bounds import at_bounds
+from gpviz.values.parameters import parameters
+from gpviz.values.units import check_units, relabel, to_units
+from gpviz.view.build import build_view, facts_from_info, members_label
+from gpviz.view.records import ViewData
+
+# The scaling curve goes beside the expression: the figure becomes a two-column grid, every
+# part of the expression in the first (as wide as its code), the chart in the second. The chart's
+# cell has zero height so it stretches no row of the code; min-height keeps the page below clear.
+# Scoped with :has() to figures holding a sweep chart; without :has() (or on a narrow screen) the
+# chart shows below the expression.
+BESIDE_CSS = Markup("""<style>
+.gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) {
+  display: grid; grid-template-columns: minmax(0, max-content) minmax(420px, 1fr); column-gap: 28px;
+  align-items: start;
+  min-height: 470px; }
+.gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > * { grid-column: 1; }
+.gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > .gpviz-extra {
+  grid-column: 2; grid-row: 1 / span 40; height: 0; overflow: visible; }
+.gpviz-figure .gpviz-sweep-chart img { max-width: min(100%, 680px); height: auto; }
+@media (max-width: 1100px) {
+  .gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) { display: block; min-height: 0; }
+  .gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > .gpviz-extra { height: auto; } }
+</style>""")
+
+
+def default_title(expr) -> str:
+    """The model's class, and its batch size when it has several members."""
+    module = getattr(expr, "module", None)
+    name = type(module).__name__ if module is not None else "model"
+    n = int(torch.Size(getattr(expr, "batch_shape", ())).numel())
+    return f"{name}" + (f" \u2014 batch of {n} {members_label(expr)}" if n > 1 else "")
+
+
+def _facts(expr, info):
+    return facts_from_info(info, tuple(expr.keys), dict(expr.roles))
+
+
+def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str = "model",
+               title: str | None = None) -> ViewData:
+    """A model's (or kernel's) current values: a snapshot, or one dot per batch member.
+
+    Args:
+        expr: Its expression.
+        verdicts: key -> verdict (from :func:`gpviz.priors.judge.model_verdicts`), or None.
+        units: ``"model"`` or ``"original"`` (see :mod:`gpviz.values.units`).
+        title: Figure title (default: :func:`default_title`).
+    """
+    check_units(units)
+    frame = parameters(expr)
+    info = parameters(expr, long=True)
+    if verdicts:
+        info = with_verdicts(info, verdicts)
+    if units != "model":
+        frame, labels = to_units(expr, frame, units)
+        info, _ = to_units(expr, info, units)
+        expr = relabel(expr, labels)
+    return build_view(expr, frame, _facts(expr, info), title=title or default_title(expr))
+
+
+def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max_timesteps: int | None = None,
+               title: str | None = None, loss_chart: bool = True) -> ViewData:
+    """A fit trace: every member's parameters stepping through the fit, the loss chart below.
+
+    Args:
+        tracer: A bound :class:`~gpviz.trace.tracer.FitTracer`.
+        verdicts: key -> verdict at the model's current values, or None.
+        max_timesteps: At most this many steps on the page (default: the tracer's cap).
+        title: Figure title.
+        loss_chart: Put the loss chart (a PNG of :meth:`FitTracer.plot`) below.
+    """
+    frame = tracer.render_frame() if max_timesteps is None else tracer.render_frame(max_timesteps)
+    try:
+        info = parameters(tracer.expr, long=True)
+    except Exception:  # a model whose parameters cannot be listed still has its trace drawn
+        info = None
+    if info is not None and verdicts:
+        info = with_verdicts(info, verdicts)
+    extra = None
+    if loss_chart and len(frame):
+        extra = figure_to_img(tracer.plot(), alt="loss per member against the optimizer step")
+    shown = int(frame["i_timestep"].nunique()) if len(frame) else 0
+    title = title or (f"Fit of {tracer.model_name}: {tracer.n_members} member(s), "
+                      f"{tracer.n_timesteps} timesteps ({shown} shown), {tracer.n_runs} run(s)")
+    return build_view(tracer.expr, frame, _facts(tracer.expr, info), title=title, extra=extra)
+
+
+def sweep_info(sweep: Sweep, expr) -> pd.DataFrame:
+    """One row per key (bounds, prior mode); ``at_bound`` if any fold of the sweep sits on a bound."""
+    long = parameters(expr, long=True).drop_duplicates("key").reset_index(drop=True)
+    flags = []
+    for _, row in long.iterrows():
+        vals = sweep.parameters[row["key"]].dropna().to_numpy(np.float64) if row["key"] in sweep.parameters else []
+        flags.append(bool(at_bounds(vals, row["lower"], row["upper"]).any()))
+    long["at_bound"] = flags
+    return long
+
+
+def sweep_view(sweep: Sweep, expr, verdicts: Mapping[str, str] | None = None, one_fold_per_repeat: bool = False,
+               metric: str = "mse", title: str | None = None, chart: bool = True,
+               axis_ranges: Mapping | None = None) -> ViewData:
+    """A sweep: one labelled band per dataset size, the scaling curve beside it.
+
+    Args:
+        sweep: A :class:`~gpviz.sweep.result.Sweep`.
+        expr: The expression of its model (with the feature names to show).
+        verdicts: key -> verdict (from :func:`gpviz.priors.judge.sweep_verdicts`), or None.
+        one_fold_per_repeat: One dot per repeat (its first fold) instead of one per fold.
+        metric: The metric of the scaling curve.
+        title: Figure title (default: the sweep's sizes and repeats; "" for none).
+        chart: Put the scaling curve beside the expression.
+        axis_ranges: key -> (lo, hi) its axis must cover (stacked sweeps share axes).
+    """
+    frame = sweep.frame(one_fold_per_repeat, keys=list(expr.keys))
+    info = sweep_info(sweep, expr)
+    if verdicts:
+        info = with_verdicts(info, verdicts)
+    extra = None
+    if chart:
+        img = figure_to_img(sweep.plot(metric), alt=f"scaling curve: leave-one-out {metric} per dataset size",
+                            css_class="gpviz-sweep-curve")
+        extra = BESIDE_CSS + Markup('<div class="gpviz-sweep-chart">') + img + Markup("</div>")
+    per = "first fold of each repeat" if one_fold_per_repeat else "every fold of every repeat"
+    if title is None:  # "" means no title (the comparison page's headings carry the label)
+        title = (f"Leave-one-out sweep: {type(sweep.model).__name__}, n = "
+                 f"{', '.join(str(s) for s in sweep.sizes)}, {sweep.repeats} repeats ({per})")
+    return build_view(expr, frame, _facts(expr, info), title=title,
+                      config_labels=[f"n = {s}" for s in sweep.sizes],
+                      member_label=sweep.member_label(one_fold_per_repeat), extra=extra, axis_ranges=axis_ranges)

@@ -1,0 +1,161 @@
+"""Axes and markers: which keys share an axis, its kind (log or linear) and range, and what each chart marks."""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from gpviz.tree.nodes import Role
+from gpviz.values.bounds import any_at_bound
+from gpviz.view.records import AxisView, FrameData, ParamFacts, ParamView
+
+# Positive, scale-like quantities: drawn on a log axis (pixel position linear in log10(value)).
+LOG_ROLES = frozenset({Role.lengthscale, Role.outputscale, Role.noise, Role.period, Role.variance, Role.alpha,
+                       Role.scale, Role.frequency, Role.task_var})
+# Signed quantities: a linear axis that shows negatives (and zero).
+SIGNED_ROLES = frozenset({Role.mean, Role.bias, Role.task_factor})
+
+def finite_or_none(x) -> float | None:
+    """A finite float for JSON, or ``None``."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _axis_kind(meta: ParamFacts) -> tuple[str, bool]:
+    """``("log" | "linear", bounded)`` for one parameter."""
+    bounded = meta.lower is not None and meta.upper is not None
+    if bounded:
+        return ("log" if meta.role in LOG_ROLES and meta.lower > 0 else "linear"), True
+    if meta.role in LOG_ROLES:
+        return "log", False
+    if meta.role not in SIGNED_ROLES and meta.lower is not None and meta.lower >= 0:
+        return "log", False  # a positive-constrained parameter of a role gpviz does not know
+    return "linear", False
+
+
+_MAX = float(np.finfo(np.float64).max)
+_LOG_MIN, _LOG_MAX = -307.0, 308.25  # log10 of the normal float64 range
+
+
+def _log_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
+    pts = np.concatenate([vals[np.isfinite(vals) & (vals > 0)], [r for r in refs if r > 0 and math.isfinite(r)]])
+    if not len(pts):
+        return 0.1, 10.0
+    l0, l1 = math.log10(pts.min()), math.log10(pts.max())
+    if l1 - l0 < 1.0:  # at least one decade, centred on the data
+        mid = (l0 + l1) / 2
+        l0, l1 = mid - 0.5, mid + 0.5
+    pad = 0.06 * (l1 - l0)
+    l0, l1 = l0 - pad, l1 + pad
+    # stay inside float64: values near 1e-308 or 1e308 must not overflow the axis
+    if l1 > _LOG_MAX:
+        l0, l1 = min(l0, _LOG_MAX - 1.0), _LOG_MAX
+    if l0 < _LOG_MIN:
+        l0, l1 = _LOG_MIN, max(l1, _LOG_MIN + 1.0)
+    return 10 ** l0, 10 ** l1
+
+
+def _linear_domain(vals: np.ndarray, refs: list[float]) -> tuple[float, float]:
+    pts = np.concatenate([vals[np.isfinite(vals)], [r for r in refs if math.isfinite(r)]])
+    if not len(pts):
+        return -1.0, 1.0
+    lo, hi = float(pts.min()), float(pts.max())
+    half_span = hi / 2 - lo / 2  # halves: hi - lo overflows for values near +-1.8e308
+    # show zero (the sign of a mean matters) unless it would squash the data
+    if lo > 0 and lo / 2 <= 2 * max(half_span, 1e-12):
+        lo = 0.0
+    elif hi < 0 and -hi / 2 <= 2 * max(half_span, 1e-12):
+        hi = 0.0
+    if hi == lo:
+        width = max(abs(lo) * 0.5, 1.0)
+        lo, hi = lo - width, hi + width
+    pad = 0.08 * (hi / 2 - lo / 2) * 2
+    lo, hi = max(lo - pad, -_MAX), min(hi + pad, _MAX)
+    return lo, hi
+
+
+def chart_views(frame: FrameData, facts: Mapping[str, ParamFacts],
+                ranges: Mapping[str, Sequence[float]] | None = None) -> tuple[tuple[AxisView, ...], dict[str, ParamView]]:
+    """Shared axes (one per role and kind, or per bounds) and one :class:`ParamView` per key.
+
+    Args:
+        frame: The validated values.
+        facts: key -> what is known about it besides its values, in key order.
+        ranges: key -> (lo, hi) each axis must cover (an axis is widened to the
+            union of its keys' ranges, never narrowed: no value is pushed off the axis).
+
+    Returns:
+        ``(axes, key -> chart)``.
+    """
+    groups: dict[tuple, list[str]] = {}
+    kinds: dict[str, tuple[str, bool]] = {}
+    for key, meta in facts.items():
+        kind, bounded = _axis_kind(meta)
+        kinds[key] = (kind, bounded)
+        gid = (kind, meta.role) + ((meta.lower, meta.upper) if bounded else ())
+        groups.setdefault(gid, []).append(key)
+    axes: list[AxisView] = []
+    params: dict[str, ParamView] = {}
+    for gid, keys in groups.items():
+        kind, bounded = kinds[keys[0]]
+        vals = np.concatenate([frame.values[k] for k in keys]) if keys else np.zeros(0)
+        refs = [m.prior_mode for m in (facts[k] for k in keys) if m.prior_mode is not None]
+        marks = {k: (any_at_bound(frame.values[k], facts[k].lower), any_at_bound(frame.values[k], facts[k].upper))
+                 for k in keys}
+        for k in keys:
+            if marks[k][0]:
+                refs.append(facts[k].lower)
+            if marks[k][1]:
+                refs.append(facts[k].upper)
+        if bounded:
+            lo, hi = facts[keys[0]].lower, facts[keys[0]].upper
+            inside = vals[np.isfinite(vals)]
+            if kind == "log":
+                inside = inside[inside > 0]
+            lo = min([lo] + ([float(inside.min())] if len(inside) else []))
+            hi = max([hi] + ([float(inside.max())] if len(inside) else []))
+            if hi <= lo:
+                lo, hi = (lo / 10, min(hi * 10, _MAX)) if kind == "log" else (max(lo - 1, -_MAX), min(hi + 1, _MAX))
+        elif kind == "log":
+            lo, hi = _log_domain(vals, refs)
+        else:
+            lo, hi = _linear_domain(vals, refs)
+        for k in keys:
+            if ranges and k in ranges:
+                ends = [float(e) for e in ranges[k] if finite_or_none(e) is not None and (kind != "log" or float(e) > 0)]
+                if ends:
+                    lo, hi = min([lo] + ends), max([hi] + ends)
+        axis = AxisView(kind, float(lo), float(hi), str(gid[1]), bounded)
+        axes.append(axis)
+        for k in keys:
+            m = facts[k]
+            params[k] = ParamView(k, str(m.role), len(axes) - 1, m.prior_mode, m.lower, m.upper, marks[k][0],
+                                  marks[k][1], m.held, _flags(frame.values[k], axis))
+    return tuple(axes), {k: params[k] for k in facts}
+
+
+def _flags(v: np.ndarray, axis: AxisView) -> str:
+    """Short description of NaN / inf / non-positive-on-log values (for the page's warning), or ""."""
+    parts = []
+    if np.isnan(v).any():
+        parts.append(f"{int(np.isnan(v).sum())} NaN")
+    if np.isinf(v).any():
+        parts.append(f"{int(np.isinf(v).sum())} inf")
+    if axis.kind == "log" and (v[np.isfinite(v)] <= 0).any():
+        parts.append(f"{int((v[np.isfinite(v)] <= 0).sum())} \u2264 0 on a log axis")
+    return ", ".join(parts)
+
+
+def bound_on_axis(p: ParamView, axis: AxisView) -> bool:
+    """Whether the page draws a dashed bound line for ``p`` (a bound inside a non-Interval axis, no value at it)."""
+    if axis.bounded:
+        return False
+    for b, at in ((p.lower, p.mark_lower), (p.upper, p.mark_upper)):
+        if b is not None and not at and axis.lo <= b <= axis.hi and (axis.kind != "log" or b > 0):
+            return True
+    return False

@@ -1,0 +1,115 @@
+"""Building a page's view data: an expression and its values become one :class:`~gpviz.view.records.ViewData`.
+
+This is the one place where a frame, what is known about each parameter
+(:class:`~gpviz.view.records.ParamFacts`) and the expression's sections meet; the
+HTML layer only reads the result. :func:`facts_from_info` turns a long parameter
+frame (``gpviz.parameters(model, long=True)``, optionally with a ``verdict``
+column) into facts once, at the door.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from gpviz.errors import InputError
+from gpviz.html.markup import Markup, as_html
+from gpviz.tree.nodes import Role
+from gpviz.view.axes import chart_views, finite_or_none
+from gpviz.view.frame import prepare_frame
+from gpviz.view.records import HELD, ParamFacts, Section, ViewData
+
+
+def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict[str, ParamFacts]:
+    """Per key: role, bounds, prior mode and verdict from a long frame like ``parameters(model, long=True)``.
+
+    Args:
+        info: ``None``, or a DataFrame with ``key`` and any of ``lower``, ``upper``,
+            ``prior_mode``, ``verdict``, ``role`` (the first finite value per key counts;
+            a key is held when any of its rows is).
+        keys: The expression's keys, in order.
+        roles: key -> role from the expression (wins over the frame's ``role``).
+
+    Raises:
+        InputError: if ``info`` is not such a frame.
+    """
+    facts = {k: ParamFacts(Role.of_parameter(str(roles.get(k, "value")))) for k in keys}
+    if info is None:
+        return facts
+    if not isinstance(info, pd.DataFrame) or "key" not in info.columns:
+        raise InputError(f"info must be a DataFrame with a 'key' column (like gpviz.parameters(model, long=True)), "
+                         f"got {type(info).__name__}")
+    wanted = set(keys)
+    for key, rows in info.groupby(info["key"].astype(str), sort=False):
+        if key not in wanted:
+            continue
+
+        def first(col):
+            if col not in rows.columns:
+                return None
+            vals = [finite_or_none(v) for v in rows[col]]
+            vals = [v for v in vals if v is not None]
+            return vals[0] if vals else None
+
+        verdicts = [str(v) for v in rows["verdict"]] if "verdict" in rows.columns else []
+        verdict = HELD if HELD in verdicts else (verdicts[0] if verdicts else "")
+        role = roles.get(key, str(rows["role"].iloc[0]) if "role" in rows.columns else "value")
+        facts[key] = ParamFacts(Role.of_parameter(str(role)), first("lower"), first("upper"), first("prior_mode"),
+                                verdict)
+    return facts
+
+
+def singular(label: str) -> str:
+    """"MCMC samples" -> "MCMC sample", "outputs" -> "output" (the last word loses its plural s)."""
+    return label[:-1] if label.endswith("s") and not label.endswith("ss") else label
+
+
+def members_label(expr, member_label: str | None = None) -> str:
+    """What a dot is, plural ("members", "MCMC samples", "outputs", "leave-one-out folds")."""
+    label = member_label if member_label is not None else getattr(expr, "member_label", None)
+    label = " ".join(str(label).split()) if label else ""
+    return label or "members"
+
+
+def sections_of(expr) -> tuple[Section, ...]:
+    """The expression's parts as the page prints them (a kernel expression is one "Kernel" part)."""
+    secs = getattr(expr, "sections", None)
+    if secs:
+        return tuple(Section(s.title, s.note, s.body) for s in secs)
+    return (Section("Kernel", "", expr.tree),)
+
+
+def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, title: str | None = None,
+               config_labels=None, extra: Markup | None = None, member_label: str | None = None,
+               axis_ranges: Mapping[str, Sequence[float]] | None = None) -> ViewData:
+    """The view data of ``expr`` drawn with the values in ``frame``.
+
+    Args:
+        expr: A kernel or model expression.
+        frame: Wide frame: one column per ``expr.keys`` (see :func:`gpviz.view.frame.prepare_frame`).
+        facts: key -> :class:`ParamFacts` (default: the expression's roles only).
+        title: Figure title.
+        config_labels: Labels of the configurations.
+        extra: HTML placed below the expression: a :class:`~gpviz.html.markup.Markup` as it is,
+            any other string escaped (shown as text).
+        member_label: What a dot is, plural (default: the expression's).
+        axis_ranges: key -> (lo, hi) its axis must cover.
+
+    Raises:
+        KeyMismatchError: a key has no column in ``frame``.
+        InputError: unreadable columns, bad labels, ranges or extra HTML.
+    """
+    keys = tuple(expr.keys)
+    if facts is None:
+        facts = facts_from_info(None, keys, dict(expr.roles))
+    if axis_ranges is not None and not isinstance(axis_ranges, Mapping):
+        raise InputError(f"axis_ranges must map parameter keys to (lo, hi), got {type(axis_ranges).__name__}")
+    data = prepare_frame(keys, frame, config_labels)
+    roles = dict(expr.roles)
+    facts = {k: facts.get(k) or ParamFacts(Role.of_parameter(str(roles.get(k, "value")))) for k in dict.fromkeys(keys)}
+    axes, params = chart_views(data, facts, axis_ranges)
+    plural = members_label(expr, member_label)
+    return ViewData(sections_of(expr), data, axes, params, singular(plural), plural, title,
+                    judged=any(f.verdict for f in facts.values()),  # verdicts were computed: say so even if none held
+                    extra=as_html(extra) if extra else Markup())

@@ -1,0 +1,166 @@
+"""Typed view data: what each chart of a page shows, made once by the view layer and read by the HTML layer.
+
+A page is drawn from one :class:`ViewData`: the expression's sections, the
+validated frame (:class:`FrameData`), the shared axes (:class:`AxisView`) and one
+:class:`ParamView` per parameter key (its role, axis, prior mode, bounds, verdict
+tint and flags). Analyses say what they know about a parameter besides its values
+in a :class:`ParamFacts` (bounds and prior from the model, the verdict from
+``prior_pull``); nothing downstream reads meaning from column names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from gpviz.html.markup import Markup
+from gpviz.tree.nodes import Node, Role
+
+#: Verdict of a parameter that its prior, not the data, sets (the one the views tint).
+HELD = "held by prior"
+
+
+@dataclass(frozen=True)
+class ParamFacts:
+    """What gpviz knows about one parameter key besides its values.
+
+    Attributes:
+        role: What the parameter is (picks its axis and scale).
+        lower: Its constraint's lower bound, or None.
+        upper: Its constraint's upper bound, or None.
+        prior_mode: The mode of its prior in the shown units, or None.
+        verdict: ``prior_pull``'s verdict for the key ("" when not judged).
+    """
+
+    role: Role = Role.value
+    lower: float | None = None
+    upper: float | None = None
+    prior_mode: float | None = None
+    verdict: str = ""
+
+    @property
+    def held(self) -> bool:
+        """Whether the verdict says the prior holds the parameter (the page tints it)."""
+        return self.verdict == HELD
+
+
+@dataclass(frozen=True, eq=False)
+class FrameData:
+    """A validated frame: mode, sorted float columns per key, index columns, step offsets.
+
+    Attributes:
+        mode: ``snapshot`` (one row), ``batch`` (one dot per member), ``configs``
+            (labelled bands) or ``timeline`` (a fit trace).
+        values: key -> float64 values in row order (sorted by step, config, member).
+        n_rows: Rows.
+        members: Members per step / configuration.
+        i_config: Configuration of each row, or None.
+        config_labels: One label per configuration.
+        steps: The distinct timesteps (timeline), in order.
+        step_starts: Row offset of each step, then ``n_rows``.
+        row_members: The member of each row (not for a timeline), or None.
+    """
+
+    mode: str
+    values: dict[str, np.ndarray]
+    n_rows: int
+    members: int
+    i_config: np.ndarray | None
+    config_labels: tuple[str, ...]
+    steps: list[int]
+    step_starts: list[int]
+    row_members: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class AxisView:
+    """One axis shared by every key of the same kind of quantity.
+
+    Attributes:
+        kind: ``"log"`` or ``"linear"``.
+        lo: Its low end.
+        hi: Its high end.
+        role: The role of its keys (its label).
+        bounded: Its ends are the keys' constraint bounds (an ``Interval``).
+    """
+
+    kind: str
+    lo: float
+    hi: float
+    role: str
+    bounded: bool
+
+
+@dataclass(frozen=True)
+class ParamView:
+    """What one parameter's chart shows.
+
+    Attributes:
+        key: The parameter key (the frame column).
+        role: What it is.
+        axis: Index into :attr:`ViewData.axes`.
+        prior: Prior mode drawn on the chart, or None.
+        lower: Constraint lower bound, or None.
+        upper: Constraint upper bound, or None.
+        mark_lower: Some value sits on the lower bound (the bound is drawn, those values red).
+        mark_upper: Likewise for the upper bound.
+        held: Tinted "held by prior".
+        flags: What is wrong with its values ("1 NaN, 2 inf"), or "".
+    """
+
+    key: str
+    role: str
+    axis: int
+    prior: float | None
+    lower: float | None
+    upper: float | None
+    mark_lower: bool
+    mark_upper: bool
+    held: bool
+    flags: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One titled part of the expression as the page prints it."""
+
+    title: str
+    note: str
+    tree: Node
+
+
+@dataclass(frozen=True, eq=False)
+class ViewData:
+    """Everything a page of one expression needs, made once.
+
+    Attributes:
+        sections: The expression's parts, in print order.
+        frame: The validated values.
+        axes: Shared axes.
+        params: key -> its chart, in the expression's key order.
+        member: What one dot is, singular ("leave-one-out fold").
+        members: The same, plural.
+        title: Figure title, or None.
+        judged: Verdicts were computed (the legend says so even when none is held).
+        extra: Trusted HTML placed below the expression (a chart image).
+    """
+
+    sections: tuple[Section, ...]
+    frame: FrameData
+    axes: tuple[AxisView, ...]
+    params: Mapping[str, ParamView]
+    member: str
+    members: str
+    title: str | None = None
+    judged: bool = False
+    extra: Markup = field(default_factory=Markup)
+
+    @property
+    def flagged(self) -> dict[str, str]:
+        """key -> flags, for the keys whose values are flagged."""
+        out = {k: p.flags for k, p in self.params.items() if p.flags}
+        if self.frame.n_rows == 0:
+            out = {k: "no values" for k in self.params}
+        return out

@@ -1,0 +1,1 @@
+"""Stage 2, walking kernels: the handler registry, the built-in handlers, the walker and kernel expressions."""

@@ -1,0 +1,124 @@
+"""Whole-model expressions of BoTorch's default models: sections, units, truthfulness, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from botorch.cross_validation import gen_loo_cv_folds
+from botorch.models import MixedSingleTaskGP, MultiTaskGP, SingleTaskGP
+from botorch.models.transforms import Normalize
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+import gpviz
+from gpviz.errors import InputError
+from gpviz.tree.nodes import Opaque, iter_nodes
+
+
+def _data(n=10, d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64)
+    Y = torch.sin(3 * X[:, :1]) + 0.1 * torch.randn(n, 1, generator=g, dtype=torch.float64)
+    return X, Y
+
+
+def _models():
+    X, Y = _data()
+    Xt = torch.cat([X, (torch.arange(10) % 2).double().unsqueeze(-1)], -1)
+    Xc = torch.cat([X, (torch.arange(10) % 3).double().unsqueeze(-1)], -1)
+    folds = gen_loo_cv_folds(X, Y)
+    return {
+        "single": SingleTaskGP(X, Y),
+        "single_normalized": SingleTaskGP(X, Y, input_transform=Normalize(3)),
+        "loo_batch": SingleTaskGP(folds.train_X, folds.train_Y),
+        "two_outputs": SingleTaskGP(X, torch.cat([Y, -Y], -1)),
+        "multitask": MultiTaskGP(Xt, Y, task_feature=-1),
+        "mixed": MixedSingleTaskGP(Xc, Y, cat_dims=[3]),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_models()))
+def test_default_models_covariance_is_truthful(name):
+    model = _models()[name]
+    e = gpviz.model_expr(model, strict=True)
+    assert not [n for n in iter_nodes(e.tree) if isinstance(n, Opaque)]
+    d = model.train_inputs[0].shape[-1]
+    g = torch.Generator().manual_seed(3)
+    x1 = torch.rand(5, d, generator=g, dtype=torch.float64)
+    x2 = torch.rand(4, d, generator=g, dtype=torch.float64)
+    if name in ("multitask", "mixed"):
+        x1[:, -1] = torch.tensor([0.0, 1, 0, 1, 0]) * (1 if name == "multitask" else 2)
+        x2[:, -1] = torch.tensor([1.0, 0, 1, 1])
+    with torch.no_grad():
+        for a, b in ((x1, x1), (x1, x2)):
+            torch.testing.assert_close(e.evaluate(a, b), model.covar_module(a, b).to_dense(), atol=1e-8, rtol=0)
+
+
+def test_sections_units_and_text():
+    X, Y = _data()
+    model = SingleTaskGP(X, Y, input_transform=Normalize(3))
+    e = gpviz.model_expr(model, feature_names=["lr", "epochs", "wd"])
+    titles = [s.title for s in e.sections]
+    assert titles == ["Covariance kernel", "When comparing a point to itself, add noise", "Mean"]
+    assert e.sections[0].note == "normalized inputs"
+    assert e.sections[1].note == e.sections[2].note == "standardized outputs"
+    assert e.keys == ("covar_module.lengthscale[0]", "covar_module.lengthscale[1]", "covar_module.lengthscale[2]",
+                      "likelihood.noise_covar.noise", "mean_module.constant")
+    text = str(e)
+    assert text.startswith("SingleTaskGP: Gaussian process\nCovariance kernel (normalized inputs):\n    rbf(")
+    assert "compare('epochs') / " in text
+
+
+def test_batched_model_one_tree_values_per_member():
+    X, Y = _data()
+    folds = gen_loo_cv_folds(X, Y)
+    model = SingleTaskGP(folds.train_X, folds.train_Y)
+    with torch.no_grad():
+        model.covar_module.raw_lengthscale.copy_(torch.linspace(0.1, 2.0, 10 * 3).reshape(10, 1, 3))
+    e = gpviz.model_expr(model)
+    assert tuple(e.batch_shape) == (10,)
+    assert "batch of 10 members" in str(e)
+    frame = gpviz.parameters(model)
+    assert list(frame.columns) == ["i_model", *e.keys] and len(frame) == 10
+    assert frame["covar_module.lengthscale[2]"].nunique() == 10
+
+
+def test_mll_is_accepted_and_model_left_as_found():
+    X, Y = _data()
+    model = SingleTaskGP(X, Y)
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    e = gpviz.model_expr(mll)
+    str(e)
+    gpviz.parameters(mll, long=True)
+    assert model.training
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("bad", [torch.nn.Linear(2, 1), object(), "SingleTaskGP"])
+def test_not_a_model_names_the_type(bad):
+    with pytest.raises(InputError, match=type(bad).__name__):
+        gpviz.model_expr(bad)
+
+
+def test_feature_names_must_match_model_inputs():
+    X, Y = _data()
+    with pytest.raises(InputError, match="2 names but SingleTaskGP has 3 input features"):
+        gpviz.model_expr(SingleTaskGP(X, Y), feature_names=["a", "b"])
+
+
+def test_import_prints_no_warning_with_newest_setuptools():
+    code = "import gpviz; gpviz.kernel_expr"
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == "" and plain.stderr == ""
+    # with every warning shown, none comes from gpviz (the stack's own deprecations may)
+    loud = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 0, loud.stderr
+    assert not [line for line in loud.stderr.splitlines() if "gpviz" in line or "pkg_resources" in line]
+    import setuptools
+
+    assert int(setuptools.__version__.split(".")[0]) >= 81  # the venv really has the newest setuptools

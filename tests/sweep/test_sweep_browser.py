@@ -1,0 +1,101 @@
+"""The sweep page in a real headless Chromium: a labelled band per size, every placeholder drawn, curve beside."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from botorch.models import SingleTaskGP
+
+import gpviz
+from gpviz.render import Figure
+
+pytestmark = pytest.mark.browser
+
+SIZES, REPEATS = (6, 10, 14), 2
+
+PLACEHOLDERS = """() => [...document.querySelectorAll('.gpviz-param')].map(e => ({
+    key: e.dataset.key, drawn: e.dataset.drawn, points: +e.dataset.points, canvas: !!e.querySelector('canvas'),
+    labels: [...e.querySelectorAll('.gpviz-band-label')].map(l => l.innerText.trim()),
+    tops: [...e.querySelectorAll('.gpviz-band-label')].map(l => l.getBoundingClientRect().top)}))"""
+
+CHART = """() => { const img = document.querySelector('.gpviz-sweep-chart img');
+    const code = [...document.querySelectorAll('.gpviz-code')].map(c => c.getBoundingClientRect());
+    const r = img.getBoundingClientRect();
+    return {loaded: img.complete && img.naturalWidth > 0, width: r.width, left: r.left, top: r.top,
+            bottom: r.bottom, alt: img.alt, codeRight: Math.max(...code.map(c => c.right)),
+            codeTop: Math.min(...code.map(c => c.top)), codeBottom: Math.max(...code.map(c => c.bottom))}; }"""
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    g = torch.Generator().manual_seed(2)
+    X = torch.rand(30, 3, generator=g, dtype=torch.float64)
+    Y = torch.sin(5 * X).sum(-1, keepdim=True) + 0.05 * torch.randn(30, 1, generator=g, dtype=torch.float64)
+    return gpviz.cv_sweep(SingleTaskGP, X, Y, sizes=list(SIZES), repeats=REPEATS, seed=0, progress=False)
+
+
+def _check(loaded, sweep, dots_per_band):
+    assert loaded.console_errors == []
+    rows = loaded.eval(PLACEHOLDERS)
+    keys = list(sweep.expression().keys)
+    assert [r["key"] for r in rows] == keys  # every key once, in expression order
+    for r in rows:
+        assert r["drawn"] == "1" and r["canvas"], r
+        assert r["points"] == sum(dots_per_band), r
+        assert r["labels"] == [f"n = {s}" for s in SIZES], r  # one labelled band per size
+        assert r["tops"] == sorted(r["tops"])  # top to bottom, smallest size first
+    return rows
+
+
+def test_sweep_page_draws_every_fold_in_one_band_per_size(sweep, tmp_path, open_page, artifacts):
+    fig = sweep.render()
+    assert isinstance(fig, Figure) and fig.mode == "configs"
+    assert fig.spec["configs"]["labels"] == ["n = 6", "n = 10", "n = 14"]
+    loaded = open_page(fig.save(tmp_path / "sweep.html"), screenshot="sweep_page.png")
+    _check(loaded, sweep, [REPEATS * s for s in SIZES])
+    chart = loaded.eval(CHART)
+    assert chart["loaded"] and chart["width"] > 300 and "scaling curve" in chart["alt"]
+    # beside the expression on a wide screen: right of the code, starting at its height
+    assert chart["left"] >= chart["codeRight"] and chart["top"] < chart["codeBottom"]
+    (artifacts / "sweep_page_chart.png").write_bytes(sweep.plot()._repr_png_())
+
+
+def test_one_fold_per_repeat_and_narrow_screen(sweep, tmp_path, open_page):
+    fig = sweep.render(one_fold_per_repeat=True, metric="mae")
+    loaded = open_page(fig.save(tmp_path / "sweep_one.html"), screenshot="sweep_page_narrow.png", width=900)
+    _check(loaded, sweep, [REPEATS] * len(SIZES))
+    chart = loaded.eval(CHART)
+    assert chart["loaded"] and "mae" in chart["alt"]
+    assert chart["top"] >= chart["codeBottom"]  # too narrow to sit beside: below the expression
+    assert chart["width"] <= 900
+
+
+def test_sweep_displays_through_render_and_in_notebooks(sweep):
+    fig = gpviz.render(sweep)
+    assert isinstance(fig, Figure) and fig.spec["n_rows"] == REPEATS * sum(SIZES)
+    html = sweep._repr_html_()
+    assert 'class="gpviz-figure"' in html and "gpviz-sweep-chart" in html and "data:image/png;base64," in html
+
+
+HELD_VIEW = """() => [...document.querySelectorAll('.gpviz-param')].map(e => ({key: e.dataset.key,
+    held: e.classList.contains('gpviz-held'), bg: getComputedStyle(e).backgroundColor}))"""
+
+
+def test_sweep_page_tints_what_prior_pull_holds_at_some_size(sweep, tmp_path, open_page):
+    from gpviz.priors.pull import sweep_prior_pull
+
+    pull = sweep_prior_pull(sweep)
+    share = pull.assign(h=pull.verdict.eq("held by prior")).groupby(["key", "size"]).h.mean()
+    expected = {k for (k, _size), v in share.items() if v >= 0.5}  # the rule: half the folds of some size
+    assert expected, "fixture: the default noise prior holds the noise at these sizes"
+    fig = sweep.render()
+    assert {k for k, p in fig.spec["params"].items() if p["held"]} == expected
+    assert not any(p["held"] for p in sweep.render(verdicts=False).spec["params"].values())
+    loaded = open_page(fig.save(tmp_path / "sweep_held.html"), screenshot="sweep_page_held.png")
+    assert loaded.console_errors == []
+    views = loaded.eval(HELD_VIEW)
+    assert {v["key"] for v in views if v["held"]} == expected
+    for v in views:  # tinted (an orange background) exactly when held
+        assert (v["bg"] not in ("rgba(0, 0, 0, 0)", "transparent")) == v["held"], v
+    legend = loaded.eval("document.querySelector('.gpviz-legend').innerText")
+    assert "held by prior" in legend and "prior mode" in legend

@@ -1,0 +1,39 @@
+"""Keys and batch members: the grammar, and the one rule that says which member a value belongs to."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gpviz.errors import InputError, UnsupportedError
+from gpviz.values.keys import align_leading, expand_members, join_path, make_key, parse_key
+
+
+def test_keys_round_trip():
+    key = make_key("covar_module.base_kernel", "lengthscale", (3,))
+    assert key == "covar_module.base_kernel.lengthscale[3]"
+    assert parse_key(key) == ("covar_module.base_kernel", "lengthscale", (3,))
+    assert parse_key("noise") == ("", "noise", ())
+    with pytest.raises(InputError, match="malformed parameter key 'a b'"):
+        parse_key("a b")
+
+
+def test_join_path_leaves_empty_parts_out():
+    assert join_path("models.0", "") == "models.0"
+    assert join_path("", "covar_module") == "covar_module"
+    assert join_path("models.0", "covar_module") == "models.0.covar_module"
+
+
+def test_member_dims_align_with_the_trailing_batch_dims_like_torch_broadcasting():
+    t = torch.tensor([1.0, 2.0, 3.0])  # one value per output of a 2 x 3 batch
+    out = expand_members(t, 1, torch.Size([2, 3]))
+    assert out.tolist() == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+    with pytest.raises(InputError, match="larger than the model's"):
+        expand_members(torch.zeros(2, 3), 2, torch.Size([3]))
+    with pytest.raises(UnsupportedError, match="does not broadcast"):
+        expand_members(torch.zeros(4), 1, torch.Size([3]))
+
+
+def test_transform_tensors_align_with_the_leading_batch_dims():
+    coef = torch.tensor([10.0, 20.0])  # one Normalize coefficient per fold of a 2-fold, 3-output batch
+    assert align_leading(coef, torch.Size([2, 3])).tolist() == [10.0] * 3 + [20.0] * 3

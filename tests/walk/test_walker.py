@@ -1,0 +1,187 @@
+"""The walker: handler registry lookup, opaque fallback, strict/lenient failures, features and bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import gpytorch.kernels as gk
+import pytest
+import torch
+
+import gpviz
+from gpviz.walk import walker as walk_module
+from gpviz.errors import GpvizError, HandlerError, InputError, OpaqueKernelWarning
+from gpviz.tree.nodes import Call, Div, Neg, Opaque, Vector, iter_nodes
+from gpviz.walk.registry import KERNEL_HANDLERS, lookup
+
+
+class ExpAbsKernel(gk.Kernel):
+    """A user kernel gpviz has no handler for: k = exp(-Σ|x1 - x2| / ℓ)."""
+
+    has_lengthscale = True
+
+    def forward(self, x1, x2, diag=False, **params):
+        d = (x1.unsqueeze(-2) - x2.unsqueeze(-3)).abs().sum(-1)
+        return torch.exp(-d / self.lengthscale)
+
+
+class RBFSubclassSameForward(gk.RBFKernel):
+    pass
+
+
+class RBFSubclassNewForward(gk.RBFKernel):
+    def forward(self, x1, x2, **params):
+        return 2 * super().forward(x1, x2, **params)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_opaque_warnings():
+    walk_module._WARNED_OPAQUE.clear()
+    yield
+    walk_module._WARNED_OPAQUE.clear()
+
+
+def test_subclass_keeps_parent_handler_only_if_forward_is_unchanged():
+    assert lookup(RBFSubclassSameForward)[0][0] is gk.RBFKernel
+    assert lookup(RBFSubclassNewForward) == []
+    with pytest.warns(OpaqueKernelWarning):
+        e = gpviz.kernel_expr(RBFSubclassNewForward())
+    assert isinstance(e.tree, Opaque) and e.tree.cls_name == "RBFSubclassNewForward"
+
+
+def test_unknown_kernel_is_opaque_with_its_parameters_and_warns_exactly_once():
+    k = gk.ScaleKernel(ExpAbsKernel()).double() + ExpAbsKernel().double()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        e = gpviz.kernel_expr(k)
+        gpviz.kernel_expr(k)
+    opaque_warnings = [w for w in caught if issubclass(w.category, OpaqueKernelWarning)]
+    assert len(opaque_warnings) == 1
+    assert "ExpAbsKernel" in str(opaque_warnings[0].message)
+    opaque = [n for n in iter_nodes(e.tree) if isinstance(n, Opaque)]
+    assert [o.path for o in opaque] == ["kernels.0.base_kernel", "kernels.1"]
+    assert e.keys == ("kernels.0.outputscale", "kernels.0.base_kernel.lengthscale", "kernels.1.lengthscale")
+    assert "ExpAbsKernel(lengthscale=" in str(e)
+    # delegated evaluation is still truthful
+    x1, x2 = torch.rand(4, 2), torch.rand(3, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(e.evaluate(x1, x2), k(x1, x2).to_dense(), atol=1e-10, rtol=0)
+
+
+def test_registered_user_handler_is_used_and_truthful():
+    class L1Kernel(ExpAbsKernel):
+        pass
+
+    @gpviz.register_kernel(L1Kernel)
+    def handle_l1(module, path, walk):
+        """k = exp(-Σ_d |x1_d - x2_d| / ℓ)."""
+        (ls,) = walk.params(module, path, "lengthscale")
+        feats = walk.features_for(None)
+        return Call("exp", (Neg(Div(Call("norm_l1", (Vector(tuple(walk.compare(f) for f in feats)),)), ls)),))
+
+    try:
+        k = L1Kernel().double()
+        k.lengthscale = 0.7
+        e = gpviz.kernel_expr(k, feature_names=["a", "b"])
+        assert str(e) == "exp(-(norm_l1([compare('a'), compare('b')]) / 0.7))"
+        from gpviz.testing import assert_expr_matches_kernel
+
+        assert_expr_matches_kernel(k, torch.rand(5, 2), feature_names=["a", "b"])
+    finally:
+        from gpviz.walk.registry import HANDLERS as _HANDLERS
+
+        _HANDLERS.pop(L1Kernel, None)
+    assert L1Kernel not in KERNEL_HANDLERS
+
+
+def test_failing_handler_strict_raises_lenient_warns_and_goes_opaque():
+    class Broken(gk.RBFKernel):
+        pass
+
+    @gpviz.register_kernel(Broken)
+    def handle_broken(module, path, walk):
+        raise RuntimeError("handler bug")
+
+    try:
+        with pytest.raises(HandlerError, match="handle_broken.*Broken.*handler bug"):
+            gpviz.kernel_expr(Broken(), strict=True)
+        with pytest.warns(OpaqueKernelWarning, match="handler bug"):
+            e = gpviz.kernel_expr(Broken())
+        assert isinstance(e.tree, Opaque)
+    finally:
+        from gpviz.walk.registry import HANDLERS as _HANDLERS
+
+        _HANDLERS.pop(Broken, None)
+
+
+def test_handler_returning_notimplemented_falls_back():
+    assert not isinstance(gpviz.kernel_expr(gk.MaternKernel(nu=2.5)).tree, Opaque)
+    k = gk.MaternKernel(nu=2.5)
+    k.nu = 3.5  # not a Matern GPyTorch supports in closed form here: opaque, not wrong
+    with pytest.warns(OpaqueKernelWarning):
+        e = gpviz.kernel_expr(k)
+    assert isinstance(e.tree, Opaque)
+
+
+def test_active_dims_follow_call_semantics_and_scale_bypass():
+    # ScaleKernel copies the base kernel's active_dims and applies them itself;
+    # the base kernel's forward then sees the sliced input once (not twice).
+    k = gk.ScaleKernel(gk.RBFKernel(active_dims=[2, 0], ard_num_dims=2)).double()
+    e = gpviz.kernel_expr(k, feature_names=["a", "b", "c"])
+    assert "compare('c')" in str(e) and "compare('a')" in str(e) and "compare('b')" not in str(e)
+    x1, x2 = torch.rand(4, 3), torch.rand(2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(e.evaluate(x1, x2), k(x1, x2).to_dense(), atol=1e-12, rtol=0)
+
+
+def test_feature_names_wrong_length_names_expected_and_given():
+    with pytest.raises(InputError, match="3 names but the kernel has 2 input features"):
+        gpviz.kernel_expr(gk.RBFKernel(ard_num_dims=2), feature_names=["a", "b", "c"])
+    with pytest.raises(InputError, match="list of strings, got str"):
+        gpviz.kernel_expr(gk.RBFKernel(), feature_names="abc")
+
+
+def test_feature_names_from_a_dataframe():
+    import pandas as pd
+
+    df = pd.DataFrame({"lr": [0.1], "depth": [3.0]})
+    e = gpviz.kernel_expr(gk.RBFKernel(ard_num_dims=2), feature_names=df)
+    assert "compare('lr')" in str(e) and "compare('depth')" in str(e)
+
+
+@pytest.mark.parametrize("bad", [torch.nn.Linear(2, 2), "rbf", None, 3])
+def test_not_a_kernel_is_a_typed_error_naming_the_type(bad):
+    with pytest.raises(GpvizError, match=type(bad).__name__):
+        gpviz.kernel_expr(bad)
+
+
+def test_walking_leaves_the_kernel_as_found():
+    k = gk.ScaleKernel(gk.RBFKernel(ard_num_dims=3)).double()
+    k.train()
+    before = {n: p.detach().clone() for n, p in k.named_parameters()}
+    grads_before = [p.grad for p in k.parameters()]
+    e = gpviz.kernel_expr(k)
+    str(e)
+    gpviz.parameters(k)
+    assert k.training
+    assert all(torch.equal(before[n], p) for n, p in k.named_parameters())
+    assert [p.grad for p in k.parameters()] == grads_before
+    assert all(p.dtype == torch.float64 for p in k.parameters())
+
+
+def test_values_cannot_silently_skip_an_opaque_kernel():
+    from gpviz.errors import UnsupportedError
+
+    k = gk.ScaleKernel(ExpAbsKernel()).double()
+    with pytest.warns(OpaqueKernelWarning):
+        e = gpviz.kernel_expr(k)
+    row = gpviz.parameters(k).iloc[0]
+    with pytest.raises(UnsupportedError, match=r"opaque kernels \['ExpAbsKernel'\]"):
+        e.evaluate(torch.rand(3, 2), values=row)
+
+
+@pytest.mark.parametrize("member", [3, -1, 1.0, True])
+def test_member_out_of_range_is_a_typed_error(member):
+    k = gk.RBFKernel(batch_shape=torch.Size([3]))
+    with pytest.raises(InputError, match=r"member must be an integer in \[0, 3\)"):
+        gpviz.kernel_expr(k).text(member=member)
