@@ -29,7 +29,8 @@ from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.priors import GammaPrior
 
 import gpviz
-from gpviz.priors import HELD, sweep_prior_pull
+from gpviz.priors.pull import sweep_prior_pull
+from gpviz.priors.verdicts import HELD
 
 D, RELEVANT = 8, 2
 

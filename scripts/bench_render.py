@@ -27,6 +27,7 @@ so "before" and "after" see the same machine load.
 
 from __future__ import annotations
 
+import importlib
 import argparse
 import math
 import os
@@ -40,7 +41,7 @@ import pandas as pd
 import torch
 
 import gpviz
-from gpviz import render as R
+R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--no-first-run", "--disable-sync"]

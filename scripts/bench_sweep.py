@@ -28,7 +28,7 @@ from botorch.models import SingleTaskGP
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
-from gpviz.sweep import subset_indices
+from gpviz.sweep.cells import subset_indices
 
 
 def make_data(n: int, d: int, seed: int = 0):
