@@ -3,28 +3,37 @@
 #
 #   bash scripts/run.sh demo [gpviz demo options]   # the tour, HTML pages in ./gpviz-demo
 #   bash scripts/run.sh test [pytest options]       # the whole test suite
+#   bash scripts/run.sh test-oldest [pytest opts]   # core tests on the oldest declared dependencies
 #
 # Creates .venv, installs CPU torch first (torch==2.13.0 is served from this
 # disk; an unpinned torch would pull a multi-GB CUDA build), then gpviz with its
-# test extras, and (for tests) Debian's chromium for the browser tests.
+# extras (test, fully-bayesian, ax, dask), and (for tests) Debian's chromium for
+# the browser tests. test-oldest uses its own .venv-oldest with exactly the lower
+# bounds of pyproject.toml (scripts/oldest-constraints.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 job="${1:-test}"; shift || true
 PY="${PYTHON:-python3}"
 VENV=.venv
 TORCH_PIN="torch==2.13.0"
+if [ "$job" = test-oldest ]; then
+  VENV=.venv-oldest
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 stamp="$VENV/.gpviz-installed"
-want="$(cat pyproject.toml setup.cfg | sha256sum | cut -c1-16)-$job"
+want="$(cat pyproject.toml setup.cfg scripts/oldest-constraints.txt | sha256sum | cut -c1-16)-$job"
 if [ ! -f "$stamp" ] || ! grep -qx -- "$want" "$stamp"; then
   "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
   "$VENV/bin/python" -m pip install -q "$TORCH_PIN"
   if [ "$job" = test ]; then
-    # the fully-bayesian extra (jax, numpyro) so that the SAAS tests run in CI instead of skipping
-    "$VENV/bin/python" -m pip install -q -e ".[test,fully-bayesian]"
+    # every extra, so that the SAAS, Ax and Dask tests run in CI instead of skipping
+    "$VENV/bin/python" -m pip install -q -e ".[test,fully-bayesian,ax,dask]"
+  elif [ "$job" = test-oldest ]; then
+    "$VENV/bin/python" -m pip install -q -c scripts/oldest-constraints.txt -e . pytest pytest-timeout hypothesis \
+      threadpoolctl
   else
     "$VENV/bin/python" -m pip install -q -e .
   fi
@@ -48,8 +57,13 @@ case "$job" in
     export GPVIZ_REQUIRE_BROWSER=1
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
+  test-oldest)
+    # the stages that touch BoTorch/GPyTorch/pandas most: walker, values, tracer, hooks (no browser, no extras)
+    exec "$VENV/bin/python" -m pytest -m "not browser and not slow" tests/tree tests/walk tests/values \
+      tests/trace/test_tracer.py tests/test_hooks.py "$@"
+    ;;
   *)
-    echo "usage: bash scripts/run.sh demo|test [options]" >&2
+    echo "usage: bash scripts/run.sh demo|test|test-oldest [options]" >&2
     exit 2
     ;;
 esac
