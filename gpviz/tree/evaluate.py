@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -116,18 +117,9 @@ def _eval(node: Node, env: EvalEnv) -> _Val:
         if node.dims is not None:
             a, b = a[..., list(node.dims)], b[..., list(node.dims)]
         return _Val(a @ b.transpose(-1, -2))
-    if isinstance(node, Sum):
-        vals = [_eval(t, env) for t in node.terms]
-        acc = vals[0]
-        for v in vals[1:]:
-            acc = _elementwise(acc, v, torch.add)
-        return acc
-    if isinstance(node, Product):
-        vals = [_eval(t, env) for t in node.factors]
-        acc = vals[0]
-        for v in vals[1:]:
-            acc = _elementwise(acc, v, torch.mul)
-        return acc
+    if isinstance(node, (Sum, Product)):  # a left fold, in print order
+        op, parts = (torch.add, node.terms) if isinstance(node, Sum) else (torch.mul, node.factors)
+        return functools.reduce(lambda a, b: _elementwise(a, b, op), [_eval(t, env) for t in parts])
     if isinstance(node, Div):
         return _elementwise(_eval(node.num, env), _eval(node.den, env), torch.div)
     if isinstance(node, Neg):

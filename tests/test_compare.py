@@ -1,0 +1,33 @@
+"""compare: what it accepts (sweeps, by label) and the score table it puts on the page."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import gpviz
+from gpviz.errors import InputError
+from gpviz.sweep.scores import score_table
+
+
+class _Scores:
+    def __init__(self, mse):
+        self.scores = pd.DataFrame({"i_config": [0, 0, 1, 1], "size": [5, 5, 9, 9], "i_repeat": [0, 1, 0, 1],
+                                    "mse": mse, "status": ["ok"] * 4})
+
+
+def test_score_table_ratios_are_to_the_first_sweep():
+    table = score_table({"a": _Scores([1.0, 1.0, 0.5, 0.5]), "b": _Scores([2.0, 2.0, 0.25, 0.25])})
+    assert list(table["label"]) == ["a", "b", "a", "b"]
+    assert table["ratio_to_first"].tolist() == pytest.approx([1.0, 2.0, 1.0, 0.5])
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([1, 2], "expects a dict"),
+    ({}, "at least one sweep"),
+    ({"": None}, "non-empty strings"),
+    ({"a": "not a sweep"}, "is a str, not a sweep from gpviz.cv_sweep"),
+])
+def test_bad_input_is_a_typed_error_naming_it(bad, message):
+    with pytest.raises(InputError, match=message):
+        gpviz.compare(bad)
