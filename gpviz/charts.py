@@ -20,6 +20,17 @@ from matplotlib.figure import Figure
 from gpviz.errors import InputError
 from gpviz.html.markup import Markup, escape_html
 
+def mpl_text(text) -> str:
+    """User text (labels, titles, metric names) as matplotlib shows it literally.
+
+    Matplotlib reads a pair of ``$`` as mathtext: ``"cost $5 and $6"`` is parsed
+    as math (and ``\\``, ``_``, ``^`` inside it as commands), which raises or
+    prints something else. An escaped ``\\$`` is a literal dollar and keeps all
+    other characters literal, so every user string reaches a chart through here.
+    """
+    return str(text).replace("$", r"\$")
+
+
 #: Percentiles of the band drawn around the centre line.
 BAND_PERCENTILES = (10.0, 90.0)
 
@@ -143,7 +154,7 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
     # bridging it with an interpolation nobody measured
     lo_p, hi_p = BAND_PERCENTILES
     line, = ax.plot(bands["size"], bands["center"], marker="o", lw=2, color=color,
-                    label=label or f"{kind}")
+                    label=mpl_text(label) if label else f"{kind}")
     ok = (bands["n_ok"] > 0).to_numpy()
     ax.fill_between(bands["size"], bands["low"].fillna(0.0), bands["high"].fillna(0.0), where=ok,
                     alpha=0.25, color=line.get_color(), lw=0,
@@ -160,17 +171,17 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel("dataset size n (leave-one-out folds)")
-    ax.set_ylabel(f"held-out {metric}")
+    ax.set_ylabel(mpl_text(f"held-out {metric}"))
     ax.set_xticks(bands["size"].tolist())
     n_rep = int(scores.groupby("size").size().max()) if len(scores) else 0
-    ax.set_title(title if title is not None else f"Leave-one-out {metric} vs dataset size ({n_rep} repeats per size)",
-                 fontsize=10)
+    ax.set_title(mpl_text(title if title is not None else
+                          f"Leave-one-out {metric} vs dataset size ({n_rep} repeats per size)"), fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
 
 
-__all__ = ["ChartFigure", "new_figure", "figure_to_png", "figure_to_img", "score_bands", "scaling_curve",
+__all__ = ["ChartFigure", "mpl_text", "new_figure", "figure_to_png", "figure_to_img", "score_bands", "scaling_curve",
            "BAND_PERCENTILES"]
 
 
@@ -199,9 +210,9 @@ def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str |
         sizes.update(int(s) for s in scores["size"].unique())
     lo_p, hi_p = BAND_PERCENTILES
     ax.set_xticks(sorted(sizes))
-    ax.set_title(title if title is not None else
-                 f"Leave-one-out {metric} vs dataset size (lines: centre; bands: {lo_p:g}th–{hi_p:g}th percentile)",
-                 fontsize=10)
+    ax.set_title(mpl_text(title if title is not None else
+                          f"Leave-one-out {metric} vs dataset size (lines: centre; bands: {lo_p:g}th–{hi_p:g}th "
+                          f"percentile)"), fontsize=10)
     return fig
 
 

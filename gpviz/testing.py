@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gpviz.tree.nodes import Opaque, iter_nodes
+from gpviz.tree.nodes import Opaque, ValueBlock, iter_nodes
 from gpviz.walk.expr import kernel_expr
 
 
@@ -15,7 +15,9 @@ def assert_expr_matches_kernel(kernel, x1: torch.Tensor, x2: torch.Tensor | None
 
     Builds the expression in strict mode (a failing handler raises), evaluates it
     from the tree alone, and compares with ``kernel(x1, x2).to_dense()`` for
-    ``x2`` and for ``x1`` against itself.
+    ``x2`` and for ``x1`` against itself. For a gradient kernel (a
+    :class:`~gpviz.tree.nodes.ValueBlock` root) it compares the value block, every
+    ``1 + k``-th row and column, which is what the expression claims.
 
     Args:
         kernel: The kernel (batched or not), ideally in float64.
@@ -43,7 +45,12 @@ def assert_expr_matches_kernel(kernel, x1: torch.Tensor, x2: torch.Tensor | None
     padded = torch.cat([x1, x1[..., :1, :] + 0.5], dim=-2)
     with torch.no_grad():
         for b, cols in ((padded, n), (x2, x2.shape[-2])):
-            want = kernel(x1, b).to_dense()[..., :cols]
+            want = kernel(x1, b).to_dense()
+            if isinstance(expr.tree, ValueBlock):
+                # a gradient kernel interleaves 1 + k rows per point; the expression claims the value rows
+                per_point = kernel.num_outputs_per_input(x1, b)
+                want = want[..., ::per_point, ::per_point]
+            want = want[..., :cols]
             got = expr.evaluate(x1, b)[..., :cols]
             assert got.shape == want.shape, f"expression shape {list(got.shape)} != kernel shape {list(want.shape)}"
             err = (got - want).abs().max().item() if want.numel() else 0.0

@@ -25,6 +25,7 @@ from gpviz.models.families import (HIGHER_ORDER, MODEL_LIST, family_of, input_sp
                                    model_batch_shape, num_inputs, output_space, unwrap_model)
 from gpviz.tree.nodes import (Call, Const, Node, Opaque, Param, Part, Product, Section, Sum, Symbol, TaskCovar, Vector,
                               iter_nodes)
+from gpviz.tree.evaluate import check_inputs
 from gpviz.tree.ops import simplify
 from gpviz.tree.printer import fmt_number, to_text
 from gpviz.values.keys import join_path
@@ -173,6 +174,11 @@ class ModelExpr(Expr):
         self.member_label = member_label(model)
         self.tasks = tuple(tasks)
         self._covar_path = covar_path
+        self.covariance_width: int | None = None  # columns the covariance kernel sees, when not the features
+
+    def input_width(self) -> int | None:
+        """Columns :meth:`evaluate` expects: the kernel's own inputs (LCEMGP's lack the task column)."""
+        return self.covariance_width if self.covariance_width is not None else super().input_width()
 
     def covariance_tree(self) -> Node:
         return self.sections[0].body
@@ -237,12 +243,16 @@ class KroneckerModelExpr(ModelExpr):
         super().__init__(*args, **kwargs)
         self.num_tasks = num_tasks
 
-    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None) -> torch.Tensor:
-        """``batch_shape x nt x mt`` covariance for ``n x d`` and ``m x d`` inputs."""
+    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None, *,
+                 transform_inputs: bool = False) -> torch.Tensor:
+        """``batch_shape x nt x mt`` covariance for ``n x d`` and ``m x d`` inputs (see :meth:`Expr.evaluate`)."""
         x2 = x1 if x2 is None else x2
-        if not isinstance(x1, torch.Tensor) or not isinstance(x2, torch.Tensor):
-            raise InputError(f"x1 and x2 must be tensors, got {type(x1).__name__} and {type(x2).__name__}")
-        return super().evaluate(_with_tasks(x1, self.num_tasks), _with_tasks(x2, self.num_tasks), values)
+        if transform_inputs:
+            x1, x2 = self.transform_inputs(x1), self.transform_inputs(x2)
+        width = self.input_width()
+        check_inputs(x1, x2, width)
+        return self._evaluate(_with_tasks(x1, self.num_tasks), _with_tasks(x2, self.num_tasks), values,
+                              None if width is None else width + 1)
 
 
 def _with_tasks(x: torch.Tensor, t: int) -> torch.Tensor:
@@ -280,8 +290,8 @@ class ModelListExpr(ModelExpr):
         self.outputs = outputs
         self.member_label = "members"
 
-    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None, output: int | None = None
-                 ) -> torch.Tensor:
+    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None, output: int | None = None,
+                 *, transform_inputs: bool = False) -> torch.Tensor:
         """Covariances of the outputs.
 
         Args:
@@ -289,6 +299,8 @@ class ModelListExpr(ModelExpr):
             x2: ``m x d`` inputs (default: ``x1``).
             values: As in :meth:`Expr.evaluate`.
             output: One output's index; ``None`` for all of them stacked.
+            transform_inputs: Apply each sub-model's own input transform first
+                (default ``False``, see :meth:`Expr.evaluate`).
 
         Returns:
             ``batch_shape x n x m`` for one output, else
@@ -297,8 +309,8 @@ class ModelListExpr(ModelExpr):
         if output is not None:
             if not 0 <= int(output) < len(self.parts):
                 raise InputError(f"output {output!r} out of range: the model list has {len(self.parts)} outputs")
-            return self.parts[int(output)].evaluate(x1, x2, values)
-        outs = [p.evaluate(x1, x2, values) for p in self.parts]
+            return self.parts[int(output)].evaluate(x1, x2, values, transform_inputs=transform_inputs)
+        outs = [p.evaluate(x1, x2, values, transform_inputs=transform_inputs) for p in self.parts]
         shape = torch.broadcast_shapes(*(o.shape for o in outs))
         return torch.stack([o.expand(shape) for o in outs], 0)
 
@@ -312,7 +324,7 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
     task_names = tuple(tasks or ()) or default_task_names(model)
     walker = Walker(features, batch, strict=strict, tasks=task_names)
     out_space, in_space = output_space(model), input_space(model)
-    kron_tasks = None
+    kron_tasks = outside = None
     if family is HIGHER_ORDER:
         sections = _hogp_sections(model, prefix, walker, in_space)
     else:
@@ -354,11 +366,15 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
     if corr is not None:
         sections.insert(1, corr)  # right under the covariance it explains
     if kron_tasks is not None:
-        return KroneckerModelExpr(root, tuple(sections), batch, walker.modules, features,
+        expr = KroneckerModelExpr(root, tuple(sections), batch, walker.modules, features,
                                   join_path(owner_path, "covar_module"), num_tasks=kron_tasks, **kwargs)
-    expr = ModelExpr(root, tuple(sections), batch, walker.modules, features,
-                     join_path(owner_path, "covar_module"), **kwargs)
-    expr.member_label = member_label(model)
+    else:
+        expr = ModelExpr(root, tuple(sections), batch, walker.modules, features,
+                         join_path(owner_path, "covar_module"), **kwargs)
+        expr.member_label = member_label(model)
+    expr.input_transform = getattr(model, "input_transform", None)
+    if outside is not None:
+        expr.covariance_width = len(features) - 1
     return expr
 
 

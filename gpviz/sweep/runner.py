@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
+from gpviz._factory import check_factory
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.cache import CACHE_FORMAT, CellCache, _fingerprint, factory_fingerprint
 from gpviz.sweep.cells import (PREDICTION_COLUMNS, SCORE_COLUMNS, SCORE_TAIL, STATUS_FAILED,
@@ -60,8 +61,7 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
             shapes, non-finite data, a bad ``repeats``/``seed``/``metrics``, or a
             ``cache_dir`` holding another sweep.
     """
-    if not callable(make_model):
-        raise InputError(f"make_model must be callable (train_X, train_Y) -> model, got {type(make_model).__name__}")
+    check_factory(make_model)
     feature_names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
     X, Y = _check_data(X, Y)
     sizes = _check_sizes(sizes, X.shape[0])

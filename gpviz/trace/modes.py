@@ -13,6 +13,7 @@ from botorch.cross_validation import gen_loo_cv_folds
 from botorch.fit import fit_gpytorch_mll
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
+from gpviz._factory import check_factory
 from gpviz.charts import new_figure
 from gpviz.errors import InputError
 from gpviz.trace.tracer import trace_fit
@@ -73,8 +74,9 @@ def compare_fit_modes(make_model, X, Y, *, modes=FIT_MODES, optimizer_kwargs=Non
         needed by each member's own convergence). ``.chart()`` draws it.
 
     Raises:
-        InputError: for unknown modes or inputs of the wrong shape.
+        InputError: for a model instead of a factory, unknown modes or inputs of the wrong shape.
     """
+    check_factory(make_model)
     bad = [m for m in modes if m not in FIT_MODES]
     if bad:
         raise InputError(f"unknown fit mode(s) {bad} (must be among {list(FIT_MODES)})")

@@ -56,6 +56,30 @@ from gpviz.values.tensors import to_numpy
 #: At most this many live updates per second in a notebook.
 LIVE_UPDATES_PER_SECOND = 4.0
 
+def _unwrap_forward(mll, wrapper) -> None:
+    """Takes one tracer's ``forward`` wrapper off an MLL, wherever it sits in the chain.
+
+    Nested tracers wrap each other's wrappers. Exiting them in any order must
+    leave the MLL exactly as found: the wrapper on top is replaced by what it
+    wrapped (or the instance attribute removed, if there was none); a wrapper
+    further down is skipped by relinking the one above it.
+    """
+    top = mll.__dict__.get("forward")
+    if top is wrapper:
+        if wrapper._gpviz_had:
+            mll.__dict__["forward"] = wrapper.__wrapped__
+        else:
+            mll.__dict__.pop("forward", None)
+        return
+    above = top
+    while getattr(above, "_gpviz_tracer", None) is not None:
+        if above.__wrapped__ is wrapper:
+            above.__wrapped__ = wrapper.__wrapped__
+            above._gpviz_had = wrapper._gpviz_had
+            return
+        above = above.__wrapped__
+
+
 class FitTracer:
     """Records every optimizer step of every batch member of a model fit.
 
@@ -207,11 +231,8 @@ class FitTracer:
         try:
             hooks.uninstall(self)
         finally:
-            for mll, had, old in reversed(self._restore):
-                if had:
-                    mll.__dict__["forward"] = old
-                else:
-                    mll.__dict__.pop("forward", None)
+            for mll, wrapper in reversed(self._restore):
+                _unwrap_forward(mll, wrapper)
             self._restore = []
             self._in_context = False
             for g in self._groups:
@@ -223,13 +244,12 @@ class FitTracer:
     def _wrap_forward(self, i: int, g: Group) -> None:
         mll = g.mll
         had = "forward" in mll.__dict__
-        old = mll.__dict__.get("forward")
-        orig = mll.forward  # bound method (or an instance attribute already there)
         tracer = self
 
         def forward(*args, **kwargs):
             try:
-                out = orig(*args, **kwargs)
+                # looked up at call time: a tracer that exits out of order relinks the chain
+                out = forward.__wrapped__(*args, **kwargs)
             except BaseException:
                 if not tracer._disabled:
                     g.pending, g.pending_failed, g.fresh = None, True, True
@@ -249,9 +269,11 @@ class FitTracer:
                     tracer._fail(e)
             return out
 
-        forward.__wrapped__ = orig
+        forward.__wrapped__ = mll.forward  # bound method (or another tracer's wrapper already there)
+        forward._gpviz_had = had
+        forward._gpviz_tracer = tracer
         mll.__dict__["forward"] = forward
-        self._restore.append((mll, had, old))
+        self._restore.append((mll, forward))
 
     # ----- what gpviz.hooks calls during a traced fit ------------------------------------
 

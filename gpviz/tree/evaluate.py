@@ -10,8 +10,8 @@ from typing import Callable, Mapping
 import torch
 
 from gpviz.errors import InputError, KeyMismatchError
-from gpviz.tree.nodes import (Call, Compare, Const, Differ, Div, Dot, Neg, Node, Opaque, Param, Pow, Product, Section,
-                              Sum, TaskCovar, Vector)
+from gpviz.tree.nodes import (Call, Compare, Const, Differ, Div, Dot, Input, Neg, Node, Opaque, Param, Pow, Product,
+                              Section, Sum, TaskCovar, Unused, ValueBlock, Vector, iter_nodes)
 
 def _rbf(r):
     return torch.exp(-0.5 * r**2)
@@ -47,6 +47,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
     "matern_15": (_matern(1.5), "(1 + sqrt(3) r) exp(-sqrt(3) r)"),
     "matern_25": (_matern(2.5), "(1 + sqrt(5) r + 5/3 r**2) exp(-sqrt(5) r)"),
     "rq": (_rq, "(1 + r**2 / (2 alpha)) ** -alpha"),
+    "clamp01": (lambda a: a.clamp(0, 1), "min(max(a, 0), 1)"),
 }
 REDUCERS = ("norm_l2", "norm_l1", "sum", "mean", "prod")
 
@@ -78,6 +79,50 @@ def _elementwise(a: _Val, b: _Val, op) -> _Val:
     return _Val(op(a.t, b.t), a.vec or b.vec)
 
 
+def required_width(node: Node) -> int:
+    """One past the largest input column the tree reads (0 if it reads none by index)."""
+    dims = [0]
+    for n in iter_nodes(node):
+        if isinstance(n, (Compare, Differ, Input, TaskCovar)) and n.dim is not None:
+            dims.append(n.dim + 1)
+        elif isinstance(n, (Dot, Opaque)) and n.dims:
+            dims.append(max(n.dims) + 1)
+    return max(dims)
+
+
+def check_inputs(x1, x2, width: int | None, min_width: int = 0) -> None:
+    """Refuses inputs that would silently give a wrong value instead of the kernel's.
+
+    Args:
+        x1: ``batch_shape x n x d`` tensor.
+        x2: ``batch_shape x m x d`` tensor.
+        width: The exact number of columns expected (``None``: any width of at
+            least ``min_width``).
+        min_width: One past the largest column the expression reads.
+
+    Raises:
+        InputError: naming the type, shape, dtype or device received and the one expected.
+    """
+    for name, x in (("x1", x1), ("x2", x2)):
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"{name} must be a tensor, got {type(x).__name__}")
+        if x.dim() < 2:
+            raise InputError(f"{name} must be at least 2-D (n x d), got shape {list(x.shape)}")
+        if not x.is_floating_point():
+            # parameters would be cast to the input's dtype: 0 or NaN instead of the learned values
+            raise InputError(f"{name} has dtype {x.dtype}; expected a floating-point tensor (float32 or float64)")
+        if x.is_meta:
+            raise InputError(f"{name} is on the meta device (no data); expected a tensor with values")
+        d = x.shape[-1]
+        if width is not None and d != width:
+            raise InputError(f"{name} has {d} columns (shape {list(x.shape)}); the expression expects {width}")
+        if d < min_width:
+            raise InputError(f"{name} has {d} columns (shape {list(x.shape)}); the expression reads column "
+                             f"{min_width - 1}, so it expects at least {min_width}")
+    if x1.dtype != x2.dtype:
+        raise InputError(f"x1 and x2 have different dtypes ({x1.dtype}, {x2.dtype}); expected one dtype")
+
+
 def evaluate(node: Node, env: EvalEnv) -> torch.Tensor:
     """Evaluates a tree to a ``batch_shape x n x m`` tensor.
 
@@ -107,6 +152,11 @@ def _eval(node: Node, env: EvalEnv) -> _Val:
             diff = env.x1[..., :, None, :] - env.x2[..., None, :, :]
             return _Val(diff.movedim(-1, 0), vec=True)
         return _Val(env.x1[..., :, node.dim, None] - env.x2[..., None, :, node.dim])
+    if isinstance(node, Input):
+        x = env.x1[..., :, None, :] if node.side == 1 else env.x2[..., None, :, :]
+        if node.dim is None:
+            return _Val(x.movedim(-1, 0), vec=True)
+        return _Val(x[..., node.dim])
     if isinstance(node, Differ):
         if node.dim is None:
             diff = (env.x1[..., :, None, :] != env.x2[..., None, :, :]).to(env.x1.dtype)
@@ -133,8 +183,10 @@ def _eval(node: Node, env: EvalEnv) -> _Val:
         return _Val(_eval_task_covar(node, env))
     if isinstance(node, Opaque):
         return _Val(_eval_opaque(node, env))
-    if isinstance(node, Section):
+    if isinstance(node, (Section, Unused)):
         return _eval(node.body, env)
+    if isinstance(node, ValueBlock):
+        return _eval(node.value, env)
     raise InputError(f"cannot evaluate a {type(node).__name__} node ({node!r}); it is display-only")
 
 

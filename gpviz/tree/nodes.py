@@ -45,6 +45,7 @@ class Role(enum.StrEnum):
     scale = "scale"              # spectral-mixture scales
     task_factor = "task_factor"  # F of a task covariance F F^T + diag(v)
     task_var = "task_var"        # v of a task covariance
+    power = "power"              # exponents of BoTorch's fidelity, decay and downsampling kernels
 
     @classmethod
     def parse(cls, role) -> "Role":
@@ -140,6 +141,19 @@ class Compare(Node):
     ``dim=None`` stands for every input column at once (a vector node).
     """
 
+    dim: int | None
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Input(Node):
+    """Pseudocode for one side's input column: ``x1[..., :, dim]`` (``side=1``) or ``x2[..., :, dim]`` (``side=2``).
+
+    For kernels that are not functions of the difference of both inputs
+    (fidelity and decay kernels). ``dim=None`` stands for every column (a vector node).
+    """
+
+    side: int
     dim: int | None
     name: str
 
@@ -242,11 +256,52 @@ class Opaque(Node):
 
     It evaluates by delegating to the module (at the module's current values),
     which :class:`EvalEnv` finds by ``path``.
+
+    Attributes:
+        cls_name: The kernel's class name.
+        path: Its module path (where :class:`EvalEnv` finds the module).
+        dims: The input columns it sees (``None``: all of them).
+        params: Leaves of every parameter of its subtree that ``inner`` does not show.
+        inner: ``(label, expression)`` of wrapped kernels gpviz understands; display
+            only (the module computes the value), so their parameters are drawn too.
+        note: What the wrapper changes (an approximation, fidelity columns...).
     """
 
     cls_name: str
     path: str
     dims: tuple[int, ...] | None
+    params: tuple[Param, ...]
+    inner: tuple[tuple[str, Node], ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ValueBlock(Node):
+    """The value block of a kernel that also returns derivative blocks (GPyTorch's ``*KernelGrad``).
+
+    Such a kernel returns an ``n(1+k) x m(1+k)`` matrix, point-interleaved: entry
+    ``[a(1+k), b(1+k)]`` is ``value(x1_a, x2_b)``, the other ``k`` rows and columns
+    per point are derivatives of it. The node evaluates to the ``n x m`` value block.
+
+    Attributes:
+        value: The expression of the value block.
+        derivatives: What the other blocks hold ("gradient", "gradient and second-derivative").
+    """
+
+    value: Node
+    derivatives: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unused(Node):
+    """A kernel's expression plus parameters of its subtree that the formula does not use.
+
+    For example the global shrinkage ``tau`` that BoTorch's SAAS prior adds to a
+    kernel: learned, drawn and traced, but it enters only the prior. Evaluates
+    to ``body``.
+    """
+
+    body: Node
     params: tuple[Param, ...]
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from gpviz.errors import InputError
-from gpviz.tree.nodes import (Call, Compare, Const, Differ, Div, Dot, Neg, Node, Opaque, Param, Pow, Product, Section,
-                              Sum, Symbol, TaskCovar, Vector)
+from gpviz.tree.nodes import (Call, Compare, Const, Differ, Div, Dot, Input, Neg, Node, Opaque, Param, Pow, Product,
+                              Section, Sum, Symbol, TaskCovar, Unused, ValueBlock, Vector)
 
 # Precedence: higher binds tighter.
 _P_SUM, _P_PROD, _P_NEG, _P_POW, _P_ATOM = 1, 2, 3, 4, 5
@@ -54,6 +54,8 @@ def _doc(node: Node):
         return f"compare({_quote(node.name)})"
     if isinstance(node, Differ):
         return f"differ({_quote(node.name)})"
+    if isinstance(node, Input):
+        return f"x{node.side}" if node.dim is None else f"x{node.side}[{_quote(node.name)}]"
     if isinstance(node, Dot):
         return _Group("dot(", ("x1", "x2"), ")") if node.dims is None else _Group(
             "dot(", tuple(_quote(n) for n in node.names), ")")
@@ -90,7 +92,14 @@ def _doc(node: Node):
         col = _quote(node.name)
         return [_Group("task_covar(", args, ")"), f"[x1[{col}], x2[{col}]]"]
     if isinstance(node, Opaque):
-        return _Group(f"{node.cls_name}(", tuple([f"{_short(p.key)}=", p] for p in node.params) or ("...",), ")")
+        items = [f"note={_quote(node.note)}"] if node.note else []
+        items += [[f"{label}=", _doc(n)] for label, n in node.inner]
+        items += [[f"{_relative(p.key, node.path)}=", p] for p in node.params]
+        return _Group(f"{node.cls_name}(", tuple(items) or ("...",), ")")
+    if isinstance(node, Unused):
+        return _Group("with_unused(", (_doc(node.body),) + tuple([f"{_short(p.key)}=", p] for p in node.params), ")")
+    if isinstance(node, ValueBlock):
+        return _Group("with_derivatives(", (_doc(node.value), f"blocks={_quote(node.derivatives)}"), ")")
     if isinstance(node, Section):
         return _doc(node.body)
     raise InputError(f"cannot print a {type(node).__name__} node")
@@ -114,6 +123,11 @@ def _split_ops(parts: list) -> list:
 
 def _short(key: str) -> str:
     return key.rsplit(".", 1)[-1]
+
+
+def _relative(key: str, path: str) -> str:
+    """``key`` without the opaque kernel's own ``path`` prefix (``base_kernel.lengthscale``)."""
+    return key[len(path) + 1:] if path and key.startswith(path + ".") else key
 
 
 def _quote(name: str) -> str:

@@ -7,7 +7,7 @@ from gpytorch.kernels import Kernel
 
 from gpviz import display
 from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
-from gpviz.tree.evaluate import EvalEnv, evaluate
+from gpviz.tree.evaluate import EvalEnv, check_inputs, evaluate, required_width
 from gpviz.tree.nodes import Node, Opaque, Role, iter_nodes, keys_of, roles_of
 from gpviz.tree.ops import simplify
 from gpviz.tree.printer import fmt_number, to_text
@@ -66,34 +66,80 @@ class Expr:
     def _repr_html_(self) -> str:
         return display.render(self)._repr_html_()
 
-    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None) -> torch.Tensor:
+    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None, *,
+                 transform_inputs: bool = False) -> torch.Tensor:
         """Evaluates the kernel expression numerically, from the tree alone.
 
+        The expression works on the inputs the kernel sees: for a model with an
+        input transform (``Normalize``...), those are the *transformed* inputs.
+        By default ``x1`` and ``x2`` are taken as already transformed (as
+        ``model.train_inputs`` are); ``transform_inputs=True`` applies the
+        model's input transform first, as ``model.posterior(X)`` does.
+
         Args:
-            x1: ``n x d`` or ``batch_shape x n x d`` inputs.
+            x1: ``n x d`` or ``batch_shape x n x d`` floating-point inputs.
             x2: ``m x d`` inputs (default: ``x1``).
             values: ``None`` for the module's current values (all members), or a
                 mapping / dataframe row key -> value (the same for all members).
+            transform_inputs: Apply the model's input transform to ``x1`` and
+                ``x2`` first (default ``False``: inputs are in the kernel's space).
 
         Returns:
-            ``batch_shape x n x m`` kernel matrix, equal to ``kernel(x1, x2).to_dense()``.
+            ``batch_shape x n x m`` kernel matrix, equal to ``kernel(x1, x2).to_dense()``
+            (for a gradient kernel, its ``n x m`` value block; for an opaque
+            root, whatever shape the module returns).
 
         Raises:
-            InputError: if the inputs are not tensors of at least 2 dimensions.
+            InputError: if the inputs are not floating-point tensors of at least
+                2 dimensions, have another number of columns than the expression's
+                features, batch shapes that do not broadcast, or live on the meta
+                device; or if ``transform_inputs`` is asked without an input transform.
             KeyMismatchError: if ``values`` lacks a key of the expression.
             UnsupportedError: if ``values`` is given and the tree has opaque kernels.
         """
         x2 = x1 if x2 is None else x2
-        if not isinstance(x1, torch.Tensor) or not isinstance(x2, torch.Tensor):
-            raise InputError(f"x1 and x2 must be tensors, got {type(x1).__name__} and {type(x2).__name__}")
-        if x1.dim() < 2 or x2.dim() < 2:
-            raise InputError(f"x1 and x2 must be at least 2-D (n x d), got shapes {list(x1.shape)}, {list(x2.shape)}")
+        if transform_inputs:
+            x1, x2 = self.transform_inputs(x1), self.transform_inputs(x2)
+        return self._evaluate(x1, x2, values, self.input_width())
+
+    #: The model's input transform (set by the model builder; a kernel has none).
+    input_transform = None
+
+    def transform_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` through the model's input transform as ``model.posterior`` applies it (eval mode).
+
+        The transform is put in eval mode for the call (a learning ``Normalize``
+        would otherwise update its bounds) and restored to its mode afterwards.
+
+        Raises:
+            InputError: if there is no input transform (a kernel, or a model without one).
+        """
+        it = self.input_transform
+        if it is None:
+            raise InputError(f"transform_inputs=True, but {type(self.module).__name__} has no input_transform; "
+                             "pass inputs in the kernel's own space")
+        was_training = it.training
+        try:
+            it.eval()
+            with torch.no_grad():
+                return it(x)
+        finally:
+            it.train(was_training)
+
+    def input_width(self) -> int | None:
+        """The number of input columns :meth:`evaluate` expects, when the features fix it."""
+        return None if self.features is None else len(self.features)
+
+    def _evaluate(self, x1: torch.Tensor, x2: torch.Tensor, values, width: int | None) -> torch.Tensor:
+        tree = self.covariance_tree()
+        check_inputs(x1, x2, width, required_width(tree))
+        batch = torch.Size()
         if values is None:
             vals = read_member_values(self.module, self.keys, self.batch_shape)
             vals = {k: v.to(x1.dtype) for k, v in vals.items()}
-            batch = torch.broadcast_shapes(self.batch_shape, x1.shape[:-2], x2.shape[:-2])
+            batch = self.batch_shape
         else:
-            opaque = sorted({n.cls_name for n in iter_nodes(self.covariance_tree()) if isinstance(n, Opaque)})
+            opaque = sorted({n.cls_name for n in iter_nodes(tree) if isinstance(n, Opaque)})
             if opaque:
                 # an opaque kernel is computed by its module, at the module's own values
                 raise UnsupportedError(
@@ -106,12 +152,20 @@ class Expr:
                 if k not in values:
                     raise KeyMismatchError(f"values has no entry for parameter key {k!r}")
                 vals[k] = torch.tensor(float(values[k]), dtype=x1.dtype)
-            batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
+        try:
+            batch = torch.broadcast_shapes(batch, x1.shape[:-2], x2.shape[:-2])
+        except RuntimeError:
+            raise InputError(
+                f"batch shapes do not broadcast: x1 {list(x1.shape[:-2])}, x2 {list(x2.shape[:-2])}, "
+                f"parameters {list(batch)} (expected shapes that broadcast, as in torch)") from None
         x1e = x1.expand(*batch, *x1.shape[-2:])
         x2e = x2.expand(*batch, *x2.shape[-2:])
-        tree = self.covariance_tree()
         out = evaluate(tree, EvalEnv(x1e, x2e, vals, self.modules))
-        return out.expand(*batch, x1.shape[-2], x2.shape[-2])
+        shape = (x1.shape[-2], x2.shape[-2])
+        if any(s not in (1, want) for s, want in zip(out.shape[-2:], shape)):
+            # an opaque multi-task or gradient kernel returns more rows than points: keep its shape
+            shape = tuple(out.shape[-2:])
+        return out.expand(*batch, *shape)
 
     def covariance_tree(self) -> Node:
         """The part of the tree that :meth:`evaluate` computes."""

@@ -49,6 +49,33 @@ def register_kernel(cls: type) -> Callable[[Handler], Handler]:
     return deco
 
 
+#: Width functions of kernels that pick their own input columns; see :func:`register_width`.
+WIDTHS: dict[type, Callable[..., "int | None"]] = {}
+
+
+def register_width(cls: type):
+    """Decorator: ``fn(module) -> int | None`` gives the input width of a kernel that picks its own columns.
+
+    Such a kernel (SAC, LCEA, fidelity kernels) indexes the input itself, so the
+    ARD sizes of its children describe a slice, not the input: the walker asks
+    this function instead of guessing from them (``None``: the width is unknown).
+    """
+
+    def deco(fn):
+        WIDTHS[cls] = fn
+        return fn
+
+    return deco
+
+
+def lookup_width(cls: type):
+    """The width function registered for ``cls`` or its nearest base, else ``None``."""
+    for base in cls.__mro__:
+        if base in WIDTHS:
+            return WIDTHS[base]
+    return None
+
+
 def lookup(cls: type, registry=None) -> list[tuple[type, Handler]]:
     """Candidate handlers for ``cls``, nearest first, along the MRO.
 

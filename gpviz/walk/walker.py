@@ -9,11 +9,12 @@ from typing import Mapping, Sequence
 import torch
 from gpytorch.kernels import Kernel
 
-from gpviz.errors import HandlerError, InputError, OpaqueKernelWarning
-from gpviz.tree.nodes import Compare, Differ, Dot, Node, Opaque, Param, Role
-from gpviz.values.keys import make_key, param_info
+from gpviz.errors import HandlerError, InputError, OpaqueKernelWarning, UnsupportedError
+from gpviz.tree.nodes import Compare, Differ, Dot, Input, Node, Opaque, Param, Role, Unused, keys_of
+from gpviz.values.keys import join_path, make_key, param_info
 from gpviz.walk import handlers as _handlers  # noqa: F401 - importing it registers the built-in handlers
-from gpviz.walk.registry import HANDLERS, lookup
+from gpviz.walk import handlers_extra as _handlers_extra  # noqa: F401 - and the ones at the edges of the stack
+from gpviz.walk.registry import HANDLERS, lookup, lookup_width
 
 
 _WARNED_OPAQUE: set[type] = set()
@@ -61,10 +62,15 @@ class Walker:
         """
         if not isinstance(module, Kernel):
             raise InputError(f"expected a gpytorch Kernel at {path or 'the root'}, got {type(module).__name__}")
+        if type(module).forward is Kernel.forward:
+            # nothing to show or compute: GPyTorch itself raises NotImplementedError when it is called
+            raise UnsupportedError(
+                f"{type(module).__name__} at {path or 'the root'} does not implement forward (the abstract "
+                f"gpytorch Kernel base); expected a kernel that computes a covariance")
         walker = self
-        active = getattr(module, "active_dims", None)
+        active = active_dims_of(module)
         if active is not None and not via_forward:
-            walker = replace(self, features=_select(self.features, [int(i) for i in active.tolist()]))
+            walker = replace(self, features=_select(self.features, active))
         self.modules[path] = module
         for cls, handler in lookup(type(module), self.registry):
             try:
@@ -80,14 +86,29 @@ class Walker:
                     OpaqueKernelWarning, stacklevel=2)
                 return walker.opaque(module, path)
             if node is not NotImplemented:
-                return node
+                return walker.keep_unused(module, path, node)
+        node = walker.opaque(module, path)
         if type(module) not in _WARNED_OPAQUE:
             _WARNED_OPAQUE.add(type(module))
             warnings.warn(
-                f"gpviz has no handler for {type(module).__name__}; it is shown as an opaque node and "
-                f"evaluated by calling the module. Register one with @gpviz.register_kernel({type(module).__name__}).",
+                f"gpviz has no handler for {type(module).__name__}: it is shown as an opaque node with all "
+                f"{len(node.params)} parameter elements of its subtree (values, priors and traces), but not its "
+                f"formula, and evaluated by calling the module. Register a handler with "
+                f"@gpviz.register_kernel({type(module).__name__}).",
                 OpaqueKernelWarning, stacklevel=2)
-        return walker.opaque(module, path)
+        return node
+
+    def keep_unused(self, module: torch.nn.Module, path: str, node: Node) -> Node:
+        """``node``, or :class:`Unused` around it when the module's subtree has parameters the formula skips.
+
+        A handler writes the formula; a parameter that only a prior reads (the SAAS
+        ``tau``) would vanish from ``parameters``, pages and traces without this.
+        """
+        if isinstance(node, Opaque):
+            return node
+        used = set(keys_of(node))
+        missing = tuple(p for p in subtree_params(self, module, path) if p.key not in used)
+        return Unused(node, missing) if missing else node
 
     def with_features(self, features: Sequence[Feature] | None) -> "Walker":
         """A walker whose child kernels see ``features``."""
@@ -115,6 +136,10 @@ class Walker:
         """``compare('name')``: the difference of both inputs on feature ``f``."""
         return Compare(f.dim, f.name)
 
+    def input(self, f: Feature, side: int) -> Input:
+        """``x1['name']`` (``side=1``) or ``x2['name']`` (``side=2``): one side's value on feature ``f``."""
+        return Input(side, f.dim, f.name)
+
     def differ(self, f: Feature) -> Differ:
         """``differ('name')``: 1 where both inputs differ on categorical feature ``f``."""
         return Differ(f.dim, f.name)
@@ -129,15 +154,53 @@ class Walker:
         """Display names of ``count`` tasks."""
         return self.tasks if len(self.tasks) == count else tuple(str(i) for i in range(count))
 
-    def opaque(self, module: torch.nn.Module, path: str) -> Opaque:
-        """An opaque node listing the module's own (non-child) parameters."""
-        leaves: list[Param] = []
-        for raw_name, p in module._parameters.items():
-            if p is None:
-                continue
-            leaves.extend(self.params(module, path, raw_name))
+    def opaque(self, module: torch.nn.Module, path: str, inner: Sequence[tuple[str, Node]] = (),
+               note: str = "") -> Opaque:
+        """An opaque node that keeps every parameter of the module's whole subtree.
+
+        Args:
+            module: The kernel gpviz cannot write out.
+            path: Its module path.
+            inner: ``(label, expression)`` of wrapped kernels gpviz understands
+                (display only); their parameters are not listed twice.
+            note: What the wrapper changes, printed with the node.
+
+        Returns:
+            An :class:`Opaque` node whose ``params`` hold one leaf per element of
+            every parameter in the subtree (children's too, shared ones once)
+            that ``inner`` does not show, in ``named_parameters`` order.
+        """
+        inner = tuple((str(label), n) for label, n in inner)
+        shown = {k for _, n in inner for k in keys_of(n)}
+        leaves = [p for p in subtree_params(self, module, path) if p.key not in shown]
         dims = None if self.features is None else tuple(f.dim for f in self.features)
-        return Opaque(type(module).__name__, path, dims, tuple(leaves))
+        return Opaque(type(module).__name__, path, dims, tuple(leaves), inner, note)
+
+
+def subtree_params(walk: "Walker", module: torch.nn.Module, path: str) -> list[Param]:
+    """One leaf per element of every parameter under ``module`` (its own and its children's).
+
+    ``named_parameters`` lists a parameter shared by several children once, at
+    its first path, and so does the result.
+    """
+    leaves: list[Param] = []
+    for name, _ in module.named_parameters():
+        sub, _, raw_name = name.rpartition(".")
+        owner = module.get_submodule(sub) if sub else module
+        leaves.extend(walk.params(owner, join_path(path, sub) if sub else path, raw_name))
+    return leaves
+
+
+def active_dims_of(module: torch.nn.Module) -> list[int] | None:
+    """A kernel's ``active_dims`` as a list of ints, or ``None``.
+
+    GPyTorch keeps what the user passed as a tensor: ``active_dims=1`` becomes a
+    0-d tensor, so it is flattened (an int, tuple, list or tensor all work).
+    """
+    active = getattr(module, "active_dims", None)
+    if active is None:
+        return None
+    return [int(i) for i in torch.as_tensor(active).reshape(-1).tolist()]
 
 
 def _select(features: tuple[Feature, ...] | None, active: list[int]) -> tuple[Feature, ...]:
@@ -153,13 +216,21 @@ def infer_num_features(kernel: Kernel) -> int | None:
     """The exact input dimension a kernel implies, when it implies one.
 
     Only an ARD parameter of a kernel that sees the whole input (no
-    ``active_dims`` on its path) fixes it; ``active_dims`` alone do not.
+    ``active_dims`` on its path) fixes it, or the width a kernel that picks its
+    own columns declares (:func:`~gpviz.walk.registry.register_width`);
+    ``active_dims`` alone do not. A kernel without a handler may index its input
+    any way, so its children's ARD sizes are not believed.
     """
 
     def visit(k, sliced: bool) -> int | None:
         sliced = sliced or getattr(k, "active_dims", None) is not None
+        width = lookup_width(type(k))
+        if width is not None:  # the kernel selects its own columns: its children's ARD sizes say nothing
+            return None if sliced else width(k)
         found = None
         ard = getattr(k, "ard_num_dims", None)
+        if not lookup(type(k)):
+            return int(ard) if not sliced and ard is not None and int(ard) > 1 else None
         if not sliced and ard is not None and int(ard) > 1:
             found = int(ard)
         for name, child in k.named_children():

@@ -161,7 +161,7 @@ def test_feature_names_from_a_dataframe_reach_every_family(name):
         assert f"'{f}'" not in text
     if not expr.opaque:  # an opaque kernel shows its parameters, not its features
         assert "compare('alpha')" in text and "compare('beta')" in text
-    assert ("'gamma'" in text) or name in ("SingleTaskMultiFidelityGP",)
+    assert "'gamma'" in text  # the multi-fidelity GP's fidelity column too (x1['gamma'])
 
 
 @pytest.mark.parametrize("name", sorted(NOT_GP))
@@ -173,14 +173,14 @@ def test_models_that_are_not_gps_are_refused_by_name(name):
         gpviz.parameters(model)
 
 
-def test_only_the_fidelity_kernel_is_opaque_in_the_zoo():
+def test_no_kernel_is_opaque_in_the_zoo():
+    # the multi-fidelity GP's LinearTruncatedFidelityKernel was the last opaque one
     opaque = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in GP_CLASSES:
             opaque[name] = gpviz.model_expr(_build(name)[0]).opaque
-    assert {k: v for k, v in opaque.items() if v} == {
-        "SingleTaskMultiFidelityGP": ("LinearTruncatedFidelityKernel",)}
+    assert {k: v for k, v in opaque.items() if v} == {}
 
 
 # --------------------------------------------------------------------------- #

@@ -14,6 +14,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from matplotlib.figure import Figure
 
 import gpviz
+from gpviz.charts import compare_scaling_curves, figure_to_png, mpl_text
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.cells import DEFAULT_METRICS, nlpd, subset_indices
 from gpviz.sweep.result import Sweep
@@ -464,3 +465,36 @@ def test_a_cache_write_failure_keeps_the_cells_and_goes_on(tmp_path, monkeypatch
     with pytest.warns(GpvizWarning, match="could not cache the cell n=5.*No space left"):
         sw = cv_sweep(SingleTaskGP, X, Y, sizes=[5, 6], repeats=1, cache_dir=tmp_path / "c", progress=False)
     assert list(sw.scores["status"]) == ["ok", "ok"] and len(sw.parameters) == 11
+
+
+# --------------------------------------------------------------------------- #
+# Typed errors at the door: factories, labels                               #
+# --------------------------------------------------------------------------- #
+
+
+def _x(n: int, d: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_a_model_instead_of_a_factory_is_refused_before_fitting():
+    X, Y = _x(10, 2), _x(10, 1)
+    model = SingleTaskGP(X, Y)
+    with pytest.raises(InputError, match="got a SingleTaskGP instance"):
+        gpviz.cv_sweep(model, X, Y, sizes=[5], repeats=1)
+    with pytest.raises(InputError, match="got a SingleTaskGP instance"):
+        gpviz.compare_fit_modes(model, X, Y)
+
+
+@pytest.mark.parametrize("label", ["cost $5 and $6", "lr_max \\alpha $x$", "back\\slash"])
+def test_labels_reach_the_charts_literally(label):
+    from gpviz.charts import mpl_text
+
+    X = _x(8, 2)
+    Y = torch.sin(5 * X[:, :1])
+    sweep = gpviz.cv_sweep(lambda x, y: SingleTaskGP(x, y), X, Y, sizes=[4], repeats=1, seed=0)
+    fig = compare_scaling_curves({label: sweep.scores, "plain": sweep.scores}, title=f"mse {label}")
+    assert figure_to_png(fig)[:4] == b"\x89PNG"  # drawn, no mathtext error
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert mpl_text(label) in legend
+    page = gpviz.compare({label: sweep, "plain": sweep}).html()
+    assert "<img" in page

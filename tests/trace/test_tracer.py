@@ -26,6 +26,9 @@ import botorch.optim.batched_lbfgs_b as batched_lbfgs_b
 import botorch.optim.core as optim_core
 import botorch.optim.fit as optim_fit
 import gpviz
+import gpytorch.kernels as gk
+from gpviz.errors import OpaqueKernelWarning
+from gpviz.walk import walker as walk_module
 from gpviz.errors import TracerWarning
 from gpviz.trace.store import Recorder as _Recorder, dense_frames
 from gpviz.trace.tracer import FitTracer, trace_fit
@@ -608,3 +611,68 @@ def test_live_notebook_executes_without_errors(tmp_path):
     updates = [o for o in outputs if o.get("output_type") in ("display_data", "update_display_data")]
     assert updates
     gc.collect()
+
+
+# --------------------------------------------------------------------------- #
+# Opaque children traced; tracers exited in any order                       #
+# --------------------------------------------------------------------------- #
+
+
+def _x(n: int, d: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+class DoubledKernel(gk.Kernel):
+    """A user kernel gpviz has no handler for, wrapping a kernel it knows: k = 2 k_base."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def forward(self, x1, x2, **params):
+        return 2 * self.base(x1, x2, **params).to_dense()
+
+
+def test_unknown_kernel_warning_says_what_is_shown_and_its_children_are_kept_in_the_fit_trace():
+    X = _x(12, 2)
+    Y = torch.sin(6 * X[:, :1])
+    model = SingleTaskGP(X, Y, covar_module=DoubledKernel(gk.RBFKernel(ard_num_dims=2)))
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    walk_module._WARNED_OPAQUE.clear()  # the warning comes once per class and process
+    with pytest.warns(OpaqueKernelWarning, match=r"all 2 parameter elements of its subtree.*not its formula"):
+        expr = gpviz.model_expr(model)
+    assert {"covar_module.base.lengthscale[0]", "covar_module.base.lengthscale[1]"} <= set(expr.keys)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with gpviz.trace_fit(mll) as tracer:
+            fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 5}})
+    lengthscale = tracer.frames["covar_module.base.lengthscale[0]"]
+    assert lengthscale.notna().all() and lengthscale.nunique() > 1  # traced, and it moved
+
+
+@pytest.mark.parametrize("order", ["inner first", "outer first"])
+def test_tracers_exited_in_any_order_restore_the_mll(order):
+    X = _x(10, 2)
+    model = SingleTaskGP(X, torch.sin(5 * X[:, :1]))
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    outer, inner = gpviz.FitTracer(mll), gpviz.FitTracer(mll)
+    outer.__enter__()
+    inner.__enter__()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 3}})
+    first, second = (inner, outer) if order == "inner first" else (outer, inner)
+    first.__exit__(None, None, None)
+    rows = {id(t): len(t.frames) for t in (outer, inner)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 3}})
+    assert len(first.frames) == rows[id(first)]  # the exited tracer stopped counting
+    assert len(second.frames) > rows[id(second)]  # the one still open kept counting
+    second.__exit__(None, None, None)
+    assert "forward" not in mll.__dict__  # exactly as found
+    rows = {id(t): len(t.frames) for t in (outer, inner)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 3}})
+    assert {id(t): len(t.frames) for t in (outer, inner)} == rows

@@ -91,3 +91,23 @@ def test_model_on_another_device_dtype_and_mode_left_as_found():
 def test_bad_object_is_a_typed_error():
     with pytest.raises(InputError, match="got builtins.dict"):
         gpviz.parameters({"lengthscale": 1.0})
+
+
+# --------------------------------------------------------------------------- #
+# Parameters without values                                                 #
+# --------------------------------------------------------------------------- #
+
+
+def _x(n: int, d: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_meta_and_uninitialized_parameters_are_a_typed_error():
+    kernel = gk.ScaleKernel(gk.RBFKernel()).to("meta")
+    with pytest.raises(InputError, match="meta"):
+        gpviz.parameters(kernel)
+    model = SingleTaskGP(_x(6, 2), _x(6, 1)).to("meta")
+    with pytest.raises(InputError, match="meta"):
+        gpviz.parameters(model)
+    with pytest.raises(InputError, match="meta device"):
+        gpviz.kernel_expr(gk.RBFKernel().double()).evaluate(torch.empty(3, 2, device="meta"))

@@ -167,18 +167,20 @@ def test_index_kernel_against_hand_formula():
 # --------------------------------------------------------------------------- #
 
 _LEAVES = [
-    lambda ad: gk.RBFKernel(ard_num_dims=len(ad), active_dims=ad),
-    lambda ad: gk.MaternKernel(nu=0.5, active_dims=ad),
-    lambda ad: gk.MaternKernel(nu=2.5, ard_num_dims=len(ad), active_dims=ad),
-    lambda ad: gk.RQKernel(active_dims=ad),
-    lambda ad: gk.PeriodicKernel(ard_num_dims=len(ad), active_dims=ad),
-    lambda ad: gk.LinearKernel(active_dims=ad),
-    lambda ad: gk.CosineKernel(active_dims=ad),
-    lambda ad: gk.ConstantKernel(active_dims=ad),
+    lambda ad, arg: gk.RBFKernel(ard_num_dims=len(ad), active_dims=arg),
+    lambda ad, arg: gk.MaternKernel(nu=0.5, active_dims=arg),
+    lambda ad, arg: gk.MaternKernel(nu=2.5, ard_num_dims=len(ad), active_dims=arg),
+    lambda ad, arg: gk.RQKernel(active_dims=arg),
+    lambda ad, arg: gk.PeriodicKernel(ard_num_dims=len(ad), active_dims=arg),
+    lambda ad, arg: gk.LinearKernel(active_dims=arg),
+    lambda ad, arg: gk.CosineKernel(active_dims=arg),
+    lambda ad, arg: gk.ConstantKernel(active_dims=arg),
 ]
 
 _dims = st.lists(st.integers(0, D - 1), min_size=1, max_size=D, unique=True).map(sorted)
-_leaf = st.builds(lambda i, ad: _LEAVES[i](ad), st.integers(0, len(_LEAVES) - 1), _dims)
+# active_dims as GPyTorch accepts them: a list, a tuple, a tensor, or a bare int for one column
+_forms = st.sampled_from([list, tuple, torch.tensor, lambda ad: ad[0] if len(ad) == 1 else ad])
+_leaf = st.builds(lambda i, ad, form: _LEAVES[i](ad, form(ad)), st.integers(0, len(_LEAVES) - 1), _dims, _forms)
 
 
 def _extend(children):

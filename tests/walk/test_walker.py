@@ -9,6 +9,13 @@ import pytest
 import torch
 
 import gpviz
+from gpviz.testing import assert_expr_matches_kernel
+from botorch.models import SingleTaskGP
+from botorch.models.kernels.contextual_lcea import LCEAKernel
+from botorch.models.kernels.contextual_sac import SACKernel
+from botorch.models.kernels.heterogeneous_multitask import CombinatorialCovarModule
+from botorch.models.kernels.linear_truncated_fidelity import LinearTruncatedFidelityKernel
+from gpytorch.likelihoods import GaussianLikelihood
 from gpviz.walk import walker as walk_module
 from gpviz.errors import GpvizError, HandlerError, InputError, OpaqueKernelWarning
 from gpviz.tree.nodes import Call, Div, Neg, Opaque, Vector, iter_nodes
@@ -185,3 +192,128 @@ def test_member_out_of_range_is_a_typed_error(member):
     k = gk.RBFKernel(batch_shape=torch.Size([3]))
     with pytest.raises(InputError, match=r"member must be an integer in \[0, 3\)"):
         gpviz.kernel_expr(k).text(member=member)
+
+
+# --------------------------------------------------------------------------- #
+# Opaque parts keep every parameter; widths from what a kernel sees; any form of active_dims #
+# --------------------------------------------------------------------------- #
+
+
+def _x(n: int, d: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def _all_keys(kernel) -> int:
+    """Parameter elements of a kernel's subtree, per batch member."""
+    batch = int(torch.Size(kernel.batch_shape).numel())
+    return sum(p.numel() for p in kernel.parameters()) // batch
+
+
+@pytest.mark.parametrize("name, make, count", [
+    ("GridInterpolationKernel", lambda: gk.GridInterpolationKernel(gk.ScaleKernel(gk.RBFKernel()), grid_size=8,
+                                                                    num_dims=1), 2),
+    ("SACKernel", lambda: SACKernel({"a": [0], "b": [1]}, batch_shape=torch.Size([])), 3),
+    ("LCEAKernel", lambda: LCEAKernel({"a": [0, 1], "b": [2, 3]}, batch_shape=torch.Size([])), None),
+    ("LinearTruncatedFidelityKernel", lambda: LinearTruncatedFidelityKernel(fidelity_dims=[2], dimension=3), None),
+    ("InducingPointKernel", lambda: gk.InducingPointKernel(gk.ScaleKernel(gk.RBFKernel()), torch.rand(1, 1),
+                                                           GaussianLikelihood()), 4),
+])
+def test_every_parameter_of_the_subtree_is_shown(name, make, count):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kernel = make().double()
+        expr = gpviz.kernel_expr(kernel)
+        frame = gpviz.parameters(kernel)
+        page = gpviz.render(kernel).html()
+    want = _all_keys(kernel)
+    if count is not None:  # the counts of the report: "shows 0 of its 2 parameters"...
+        assert want == count
+    assert len(expr.keys) == want and frame.shape[1] == want + 1
+    for key in expr.keys:
+        assert f'data-key="{key}"' in page
+
+
+def test_wrappers_show_the_inner_expression_and_what_they_change():
+    ski = gpviz.kernel_expr(gk.GridInterpolationKernel(gk.ScaleKernel(gk.RBFKernel()), grid_size=8,
+                                                       num_dims=1).double())
+    text = str(ski)
+    assert "approximates=" in text and "rbf(" in text and "8 grid, interpolated" in text
+    ip = str(gpviz.kernel_expr(gk.InducingPointKernel(gk.RBFKernel(), torch.rand(3, 1), GaussianLikelihood())))
+    assert "rbf(" in ip and "3 learned inducing points" in ip
+    fid = str(gpviz.kernel_expr(LinearTruncatedFidelityKernel(fidelity_dims=[2], dimension=3)))
+    assert "clamp01(x1['x2'])" in fid and "compare('x0')" in fid  # the fidelity column, read on each side
+
+
+def test_prior_only_parameter_is_kept_next_to_the_formula():
+    """The SAAS ``tau`` enters only the prior; it was dropped from every view."""
+    from botorch.models.kernels.heterogeneous_multitask import CombinatorialCovarModule
+
+    kernel = CombinatorialCovarModule(ard_num_dims=2).double()
+    expr = gpviz.kernel_expr(kernel, strict=True)
+    assert "base_kernel.tau" in expr.keys and "with_unused(" in str(expr)
+    x = (_x(4, 2) > 0.5).double()
+    with torch.no_grad():
+        torch.testing.assert_close(expr.evaluate(x), kernel(x).to_dense(), atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("cls", [SACKernel, LCEAKernel])
+def test_standalone_contextual_kernels_see_their_four_columns_not_their_childs_two(cls):
+    kernel = cls({"a": [0, 1], "b": [2, 3]}, batch_shape=torch.Size([])).double()
+    names = ["a_lr", "a_wd", "b_lr", "b_wd"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OpaqueKernelWarning)  # LCEA is opaque, with every parameter
+        expr = gpviz.kernel_expr(kernel, names, strict=True)
+    if cls is SACKernel:
+        assert "compare('b_wd')" in str(expr)
+    x = _x(5, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(expr.evaluate(x), kernel(x).to_dense(), atol=1e-8, rtol=0)
+    with pytest.raises(InputError, match="2 names but the kernel has 4 input features"):
+        gpviz.kernel_expr(kernel, ["lr", "wd"])
+
+
+@pytest.mark.parametrize("active", [1, (1,), [1], torch.tensor(1), torch.tensor([1])])
+def test_integer_and_other_active_dims_reach_model_expr_render_and_parameters(active):
+    X = _x(8, 3)
+    model = SingleTaskGP(X, X[:, :1], covar_module=gk.ScaleKernel(gk.RBFKernel(active_dims=active))
+                         + gk.RBFKernel(active_dims=2))
+    expr = gpviz.model_expr(model, ["a", "b", "c"], strict=True)
+    assert "compare('b')" in str(expr) and "compare('c')" in str(expr)
+    assert {"covar_module.kernels.0.base_kernel.lengthscale", "covar_module.kernels.1.lengthscale"} <= set(
+        gpviz.parameters(model).columns)
+    assert "gpviz-param" in gpviz.render(model).html()
+    with torch.no_grad():
+        torch.testing.assert_close(expr.evaluate(X), model.covar_module(X).to_dense(), atol=1e-8, rtol=0)
+
+
+def test_opaque_evaluation_keeps_the_module_shape():
+    """A standalone MultitaskKernel is opaque: its n·t x m·t matrix comes back whole."""
+    kernel = gk.MultitaskKernel(gk.RBFKernel(), num_tasks=2).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expr = gpviz.kernel_expr(kernel)
+    assert any(isinstance(n, Opaque) for n in iter_nodes(expr.tree))
+    x = _x(3, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(expr.evaluate(x), kernel(x).to_dense(), atol=1e-8, rtol=0)
+
+
+# --------------------------------------------------------------------------- #
+# Gradient kernels: the value block                                         #
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("make", [gk.RBFKernelGrad, gk.RBFKernelGradGrad, gk.Matern52KernelGrad,
+                                  lambda: gk.PolynomialKernelGrad(power=2)])
+def test_gradient_kernels_evaluate_their_value_block(make):
+    kernel = make().double()
+    x = _x(4, 2)
+    if make is not gk.RBFKernelGradGrad:  # GPyTorch computes RBFKernelGradGrad only for n == m
+        assert_expr_matches_kernel(kernel, x, x + 0.1, allow_opaque=True)  # a raw shape error before
+    got = gpviz.kernel_expr(kernel).evaluate(x, x + 0.1)
+    assert got.shape == (4, 4)
+    with torch.no_grad():
+        full = kernel(x, x + 0.1).to_dense()
+    per_point = full.shape[-1] // 4  # 1 + d (gradient) or 1 + 2d (and second derivatives)
+    torch.testing.assert_close(got.detach(), full[::per_point, ::per_point], atol=1e-8, rtol=0)
+    assert "with_derivatives(" in str(gpviz.kernel_expr(kernel))
