@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-import functools
+import copyreg
+import inspect
 
 import torch
 from gpytorch.kernels import Kernel, ScaleKernel
@@ -118,39 +119,72 @@ def apply_priors(model, lengthscale: Prior | None = None, outputscale: Prior | N
     return model
 
 
-class PriorFactory:
-    """A model factory that builds ``make_model``'s model, then swaps in other priors.
+def _call_factory(make_model, args: tuple, kwargs: dict):
+    """Calls ``make_model``; ``train_X=`` / ``train_Y=`` keywords (how BoTorch's
+    ``batch_cross_validation`` calls ``model_cls``) go in positionally when it does not name them so."""
+    if not args and "train_X" in kwargs and "train_Y" in kwargs:
+        try:
+            inspect.signature(make_model).bind(**kwargs)
+        except TypeError:  # e.g. `lambda X, Y: ...`
+            rest = {k: v for k, v in kwargs.items() if k not in ("train_X", "train_Y")}
+            return make_model(kwargs["train_X"], kwargs["train_Y"], **rest)
+        except ValueError:  # no signature to read (a builtin): call as given
+            pass
+    return make_model(*args, **kwargs)
 
-    Calling it passes every argument to ``make_model``. ``.priors`` holds the
-    replaced priors by role; ``.describe()`` writes them out.
+
+class PriorFactory(type):
+    """The type of :func:`with_priors` factories: a factory is a class, and calling it builds a model.
+
+    Being a class, a factory is accepted wherever BoTorch wants a model class, e.g.
+    ``batch_cross_validation(model_cls=factory, ...)`` (which checks
+    ``issubclass(model_cls, MultiTaskGP)`` and calls ``model_cls(train_X=..., train_Y=...)``);
+    the call returns ``make_model``'s model (not an instance of the factory) with
+    the factory's priors installed. A factory pickles (with ``pickle`` and
+    ``cloudpickle``) whenever ``make_model`` does, so it travels to sweep workers.
+
+    Attributes (of each factory):
+        make_model: The wrapped factory.
+        priors: role -> the prior that replaces the model's own (``lengthscale``, ``outputscale``, ``noise``).
     """
 
-    def __init__(self, make_model, priors: dict):
-        self.make_model = make_model
-        self.priors = {k: v for k, v in priors.items() if v is not None}
-        functools.update_wrapper(self, make_model, updated=())
-        # cv_sweep's cache tells sweeps apart by the factory's __qualname__: two factories
-        # with different priors must not share cached cells
-        base = getattr(make_model, "__qualname__", type(make_model).__name__)
-        self.__qualname__ = f"{base}[with_priors: {self.describe()}]"
+    def __call__(cls, *args, **kwargs):
+        return apply_priors(_call_factory(cls.make_model, args, kwargs), **cls.priors)
 
-    def __call__(self, *args, **kwargs):
-        return apply_priors(self.make_model(*args, **kwargs), **self.priors)
-
-    def fingerprint(self) -> str:
+    def fingerprint(cls) -> str:
         """The factory's priors at full precision (for ``cv_sweep``'s cache)."""
-        parts = [factory_fingerprint(self.make_model)]
-        for role, p in sorted(self.priors.items()):
+        parts = [factory_fingerprint(cls.make_model)]
+        for role, p in sorted(cls.priors.items()):
             state = {k: v.detach().cpu().double().reshape(-1).tolist() for k, v in p.state_dict().items()}
             parts.append(f"{role}:{type(p).__qualname__}:{sorted(state.items())}")
         return "|".join(parts)
 
-    def describe(self) -> str:
+    def describe(cls) -> str:
         """E.g. ``lengthscale ~ GammaPrior(concentration=1.125, rate=0.375)``."""
-        return "; ".join(f"{role} ~ {type(p).__name__}({prior_params(p)})" for role, p in self.priors.items())
+        return "; ".join(f"{role} ~ {type(p).__name__}({prior_params(p)})" for role, p in cls.priors.items())
 
-    def __repr__(self) -> str:
-        return f"with_priors({getattr(self.make_model, '__name__', self.make_model)!s}, {self.describe()})"
+    def __repr__(cls) -> str:
+        return f"with_priors({getattr(cls.make_model, '__name__', cls.make_model)!s}, {cls.describe()})"
+
+
+def _make_factory(make_model, priors: dict) -> PriorFactory:
+    base = getattr(make_model, "__qualname__", type(make_model).__name__)
+    name = getattr(make_model, "__name__", type(make_model).__name__)
+    attrs = {"make_model": staticmethod(make_model), "priors": {k: v for k, v in priors.items() if v is not None},
+             "__doc__": getattr(make_model, "__doc__", None), "__module__": __name__, "__wrapped__": make_model}
+    cls = PriorFactory(f"with_priors[{name}]", (), attrs)
+    # cv_sweep's cache tells sweeps apart by the factory's __qualname__: two factories
+    # with different priors must not share cached cells
+    cls.__qualname__ = f"{base}[with_priors: {cls.describe()}]"
+    return cls
+
+
+def _reduce_factory(cls):
+    """Pickles a factory as the call that makes it (a class made at run time has no importable name)."""
+    return _make_factory, (cls.make_model, dict(cls.priors))
+
+
+copyreg.pickle(PriorFactory, _reduce_factory)
 
 
 def with_priors(make_model, lengthscale: Prior | None = None, outputscale: Prior | None = None,
@@ -175,7 +209,12 @@ def with_priors(make_model, lengthscale: Prior | None = None, outputscale: Prior
         noise: Prior for the learned likelihood noise.
 
     Returns:
-        A :class:`PriorFactory` (callable like ``make_model``).
+        A factory (a class of type :class:`PriorFactory`), callable like ``make_model``
+        and accepted by BoTorch as a model class::
+
+            from botorch.cross_validation import batch_cross_validation, gen_loo_cv_folds
+            cv = batch_cross_validation(model_cls=loose, mll_cls=ExactMarginalLogLikelihood,
+                                        cv_folds=gen_loo_cv_folds(train_X, train_Y))
 
     Raises:
         InputError: at once if a prior is not a ``gpytorch.priors.Prior`` or
@@ -190,4 +229,4 @@ def with_priors(make_model, lengthscale: Prior | None = None, outputscale: Prior
         _check_prior(role, p)
     if lengthscale is None and outputscale is None and noise is None:
         raise InputError("with_priors needs at least one of lengthscale=, outputscale=, noise= (got none)")
-    return PriorFactory(make_model, {"lengthscale": lengthscale, "outputscale": outputscale, "noise": noise})
+    return _make_factory(make_model, {"lengthscale": lengthscale, "outputscale": outputscale, "noise": noise})

@@ -22,7 +22,9 @@ from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood
 from gpviz.errors import InputError, UnsupportedError
 from gpviz.models.expr import model_expr
 from gpviz.models.families import MODEL_LIST, family_of, is_fully_bayesian, model_batch_shape, sub_models
-from gpviz.priors.verdicts import AT_BOUND, FREE, HELD
+from gpviz.priors.derivatives import (derivatives, element, fast_prior_derivs, is_positive, log_std, mll_terms,
+                                      prior_std, transform_derivs)
+from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
 from gpviz.sweep.result import Sweep
 from gpviz.values.bounds import at_bound
 from gpviz.values.columns import I_MODEL
@@ -30,24 +32,9 @@ from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, r
 from gpviz.values.prior_info import prior_mode, prior_params, priors_by_param
 from gpviz.values.tensors import to_numpy
 
-NEAR_LOG = math.log(2.0)
-#: A real-valued parameter is "near the mode" within this many prior standard deviations.
-NEAR_STD = 1.0
-#: The prior holds a parameter when it supplies more than this share of the local curvature.
-HELD_SHARE = 0.5
-
 COLUMNS = ["key", I_MODEL, "value", "raw", "lower", "upper", "trainable", "prior", "prior_params", "prior_mode",
-           "distance", "distance_space", "d_log_prior", "d_log_lik", "ratio", "curv_prior", "curv_lik",
-           "prior_share", "verdict"]
-
-
-@dataclass
-class _Terms:
-    """The MLL split in two, per batch member (flattened), both already divided by n like the MLL."""
-
-    lik: torch.Tensor  # n_members
-    prior: torch.Tensor  # n_members
-    total: torch.Tensor  # n_members: the MLL's own value
+           "distance", "distance_space", "distance_sd", "d_log_prior", "d_log_lik", "ratio", "curv_prior",
+           "curv_lik", "prior_share", "verdict"]
 
 
 def _as_mll(obj) -> MarginalLogLikelihood:
@@ -60,142 +47,8 @@ def _as_mll(obj) -> MarginalLogLikelihood:
                      f"GP model, got {type(obj).__module__}.{type(obj).__name__}")
 
 
-def _mll_terms(mll: MarginalLogLikelihood, n_members: int) -> _Terms:
-    """Evaluates the MLL the way BoTorch's loss closure does, and its two terms separately.
-
-    The prior term is summed exactly as ``ExactMarginalLogLikelihood._add_other_terms``
-    sums it (``model.named_priors()``, no deduplication; a prior on a parameter
-    shared by all members is added to every member's term). For an exact MLL the
-    likelihood term is computed on its own (``likelihood(f).log_prob(y)`` plus added
-    loss terms), so ``lik + prior == total`` is a check, not a definition; for other
-    MLL classes it is ``total - prior``.
-    """
-    model = mll.model
-    inputs = tuple(model.train_inputs)
-    targets = model.train_targets
-    transform = getattr(model, "transform_inputs", None)
-    # BoTorch transforms inputs in forward while training and passes the transformed
-    # inputs to the likelihood as extra params (botorch.optim.closures).
-    params = tuple(transform(X=t) for t in inputs) if callable(transform) else inputs
-    out = model(*inputs)
-    total = mll(out, targets, *params)
-    num_data = out.event_shape.numel()
-    prior = torch.zeros_like(total)
-    for _name, module, pr, closure, _setting in model.named_priors():
-        term = pr.log_prob(closure(module))
-        prior = prior + term.reshape(*term.shape[: total.ndim], -1).sum(-1)
-    prior = prior / num_data
-    if type(mll) is ExactMarginalLogLikelihood and gpytorch.settings.observation_nan_policy.value() == "ignore":
-        lik = mll.likelihood(out, *params).log_prob(targets)
-        for added in model.added_loss_terms():
-            lik = lik + added.loss(*params)
-        lik = lik / num_data
-    else:
-        lik = total - prior
-    shape = torch.broadcast_shapes(total.shape, prior.shape, lik.shape)
-    if int(shape.numel()) != n_members:
-        raise UnsupportedError(f"the MLL of {type(model).__name__} returns shape {list(shape)}, but the model has "
-                               f"{n_members} batch members: prior_pull needs one MLL value per member")
-    return _Terms(lik.expand(shape).reshape(-1), prior.expand(shape).reshape(-1), total.expand(shape).reshape(-1))
-
-
-def _transform_derivs(info: ParamInfo) -> tuple[torch.Tensor, torch.Tensor]:
-    """dθ/draw and d²θ/draw² elementwise (raw-shaped); (1, 0) when raw == value."""
-    c = info.constraint
-    raw = info.raw.detach()
-    if c is None or not getattr(c, "enforced", True):
-        # BoTorch's GreaterThan(lb, transform=None): not enforced, raw == value
-        return torch.ones_like(raw), torch.zeros_like(raw)
-    r = raw.clone().requires_grad_(True)
-    with torch.enable_grad():
-        d1 = torch.autograd.grad(c.transform(r).sum(), r, create_graph=True)[0]
-        d2 = torch.autograd.grad(d1.sum(), r, allow_unused=True)[0] if d1.requires_grad else None
-    return d1.detach(), (d2.detach() if d2 is not None else torch.zeros_like(raw))
-
-
-def _elem(info: ParamInfo, tensor: torch.Tensor, index: tuple[int, ...], batch: torch.Size) -> torch.Tensor:
-    """One element of a raw-shaped tensor for every batch member (flattened)."""
-    view = ParamInfo(info.module, info.name, info.raw_name, tensor.detach(), None, info.member_ndim, info.elem_shape)
-    return member_values(view, index, batch).reshape(-1)
-
-
-def _pick(info: ParamInfo, tensor: torch.Tensor, index: tuple[int, ...]) -> torch.Tensor:
-    """Sum over members of one element of a raw-shaped tensor (keeps the graph)."""
-    members = tensor.shape[: info.member_ndim]
-    return tensor.reshape(tuple(members) + (-1,))[..., info.flat_index(index)].sum()
-
-
-def _derivatives(term: torch.Tensor, infos: dict, elements: dict, batch: torch.Size, shared: set
-                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """key -> (first, second) derivative of ``term`` in raw space, per member (flattened).
-
-    Members of a batched model are independent, so the gradient of the summed
-    term separates per member; a parameter shared across members gets one
-    backward pass per member instead.
-    """
-    n = int(batch.numel())
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if not term.requires_grad:  # e.g. no priors at all: the term is a constant
-        for key in elements:
-            out[key] = (np.zeros(n), np.zeros(n))
-        return out
-    own = [pk for pk in infos if pk not in shared]
-    if own:
-        raws = [infos[pk].raw for pk in own]
-        grads = torch.autograd.grad(term.sum(), raws, create_graph=True, allow_unused=True)
-        for pk, g in zip(own, grads):
-            info = infos[pk]
-            for key, index in elements.items():
-                if (parse_key(key)[0], parse_key(key)[1]) != pk:
-                    continue
-                if g is None or not g.requires_grad:
-                    gz = torch.zeros_like(info.raw) if g is None else g
-                    out[key] = (to_numpy(_elem(info, gz, index, batch)), np.zeros(n))
-                    continue
-                h = torch.autograd.grad(_pick(info, g, index), info.raw, retain_graph=True, allow_unused=True)[0]
-                h = torch.zeros_like(info.raw) if h is None else h
-                out[key] = (to_numpy(_elem(info, g, index, batch)), to_numpy(_elem(info, h, index, batch)))
-    for pk in shared:
-        info = infos[pk]
-        keys = [k for k in elements if (parse_key(k)[0], parse_key(k)[1]) == pk]
-        first = {k: np.zeros(n) for k in keys}
-        second = {k: np.zeros(n) for k in keys}
-        for i in range(n):
-            g = torch.autograd.grad(term[i], info.raw, create_graph=True, retain_graph=True, allow_unused=True)[0]
-            if g is None:
-                continue
-            for k in keys:
-                index = elements[k]
-                first[k][i] = float(_elem(info, g, index, batch)[i])
-                if g.requires_grad:
-                    h = torch.autograd.grad(_pick(info, g, index), info.raw, retain_graph=True, allow_unused=True)[0]
-                    if h is not None:
-                        second[k][i] = float(_elem(info, h, index, batch)[i])
-        for k in keys:
-            out[k] = (first[k], second[k])
-    return out
-
-
-def _is_positive(prior, lower: float) -> bool:
-    """A positive parameter: its constraint's lower bound, or its prior's support, is >= 0."""
-    if lower >= 0:
-        return True
-    bound = getattr(getattr(prior, "support", None), "lower_bound", None)
-    try:
-        return bound is not None and float(bound) >= 0
-    except (TypeError, ValueError):  # a tensor-valued bound
-        return False
-
-
-def _prior_std(prior) -> float:
-    try:
-        return float(torch.as_tensor(prior.stddev).reshape(-1)[0])
-    except Exception:  # priors without a closed-form standard deviation
-        return float("nan")
-
-
 def prior_pull(mll, feature_names=None) -> pd.DataFrame:
-    """How hard each parameter's prior pulls on it, compared with the data.
+    """How hard each parameter's prior pulls on it, compared with the data, and the verdict that follows.
 
     The MLL that BoTorch maximizes is ``(log likelihood + Σ log prior) / n``
     (GPyTorch's ``ExactMarginalLogLikelihood``). Both terms are reported with that
@@ -208,13 +61,25 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     At a fitted optimum the two gradients are equal and opposite (their ``ratio`` is
     about 1 whatever the prior's strength), so the verdict looks at what would
     happen if the parameter moved: the curvature each term contributes,
-    ``curv = -d²(term)/dθ²``. ``prior_share = curv_prior / (curv_prior + curv_lik)``
-    (negative curvatures counted as 0) is the prior's share of the restoring
-    force; a parameter is ``held by prior`` when that share exceeds
-    :data:`HELD_SHARE` and its value sits near the prior's mode (within a factor
-    :data:`NEAR_LOG` in log space for positive parameters, :data:`NEAR_STD` prior
-    standard deviations otherwise). ``at bound`` means the value sits on a finite
-    constraint bound; everything else is ``free``.
+    ``curv = -d²(term)/dθ²``, and the prior's share of the restoring force::
+
+        prior_share = max(curv_prior, 0) / (max(curv_prior, 0) + max(curv_lik, 0))
+
+    (NaN when both are <= 0: nothing holds the value). The distance to the prior's
+    mode is ``log θ - log mode`` for a positive parameter (``distance_space`` "log")
+    and ``θ - mode`` otherwise ("linear"); ``distance_sd`` is that distance in prior
+    standard deviations (of ``log θ``, or of θ). :func:`gpviz.priors.verdicts.classify` turns these numbers
+    into one of :data:`VERDICTS`: ``at bound`` (on a finite constraint bound), else
+    ``held at prior mode`` (``prior_share > 0.5`` and within a factor 2 of the mode,
+    or 1 prior standard deviation for a real-valued parameter), ``set by prior``
+    (``prior_share > 0.5``, away from the mode), or ``free``.
+
+    Cost: every member is judged at once. Each batch member's MLL depends only on its
+    own parameters, so one gradient of the summed likelihood term gives every
+    member's gradient, and one Hessian-vector product per parameter element gives
+    that element's curvature in every member (exact, through the Cholesky). The
+    priors' curvatures need no such pass: a univariate prior on a parameter's own
+    value is differentiated elementwise in two passes for all elements.
 
     The model's parameters, modes and ``requires_grad`` flags are left as found
     (fixed parameters are differentiated too, and reported with ``trainable``
@@ -228,14 +93,14 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
 
     Returns:
         One row per parameter element (in ``model_expr(model).keys`` order) per batch
-        member, columns: ``key``, ``i_model``, ``value``, ``raw``, ``lower``, ``upper``,
-        ``trainable``, ``prior`` (class name or "none"), ``prior_params``,
-        ``prior_mode``, ``distance`` (value - mode; in log space for positive
-        parameters, see ``distance_space``), ``d_log_prior``, ``d_log_lik``
-        (per-datum derivatives w.r.t. θ), ``ratio`` (``|d_log_prior| / |d_log_lik|``),
-        ``curv_prior``, ``curv_lik``, ``prior_share``, ``verdict``. A model without
-        priors gives rows with prior "none", zero prior derivatives and no "held by
-        prior" verdict.
+        member (members in flattened batch order within each key), columns:
+        ``key``, ``i_model``, ``value``, ``raw``, ``lower``, ``upper``, ``trainable``,
+        ``prior`` (class name or "none"), ``prior_params``, ``prior_mode``,
+        ``distance``, ``distance_space``, ``distance_sd``, ``d_log_prior``,
+        ``d_log_lik`` (per-datum derivatives w.r.t. θ), ``ratio``
+        (``|d_log_prior| / |d_log_lik|``), ``curv_prior``, ``curv_lik``,
+        ``prior_share``, ``verdict``. A model without priors gives rows with prior
+        "none", zero prior derivatives and only ``free`` / ``at bound`` verdicts.
 
     Raises:
         InputError: if ``mll`` is neither an MLL nor an exact GP model.
@@ -275,9 +140,10 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
             r.requires_grad_(True)
         mll.train()
         with torch.enable_grad():
-            terms = _mll_terms(mll, n)
-            d_prior = _derivatives(terms.prior, infos, elements, batch, shared)
-            d_lik = _derivatives(terms.lik, infos, elements, batch, shared)
+            terms = mll_terms(mll, n, infos)
+            fast = fast_prior_derivs(terms, infos)
+            d_slow = derivatives(terms.slow_prior, infos, elements, batch, shared)
+            d_lik = derivatives(terms.lik, infos, elements, batch, shared)
     finally:
         for pk, r in raws.items():
             r.requires_grad_(flags[pk])
@@ -286,60 +152,62 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
         model.train(model_training)
         for m, was_training in modes:
             m.training = was_training
-    rows = []
+    cols: dict[str, list] = {c: [] for c in COLUMNS}
     for key in keys:
         path, name, index = parse_key(key)
         info = infos[(path, name)]
-        t1, t2 = _transform_derivs(info)
-        t1, t2 = to_numpy(_elem(info, t1, index, batch)), to_numpy(_elem(info, t2, index, batch))
+        t1, t2 = transform_derivs(info)
+        t1, t2 = to_numpy(element(info, t1, index, batch)), to_numpy(element(info, t2, index, batch))
         values = to_numpy(member_values(info, index, batch).reshape(-1))
-        raw_vals = to_numpy(_elem(info, info.raw, index, batch))
         lower, upper = info.bounds()
         prior = priors.get((path, name))
         mode = prior_mode(prior) if prior is not None else float("nan")
-        positive = prior is not None and _is_positive(prior, lower)
-        std = _prior_std(prior) if prior is not None and not positive else float("nan")
+        positive = prior is not None and is_positive(prior, lower)
         with np.errstate(divide="ignore", invalid="ignore"):
             # chain rule: df/dθ = (df/dr) / θ'(r); d²f/dθ² = f''(r)/θ'² - f'(r) θ''/θ'³
-            gp = d_prior[key][0] / t1
             gl = d_lik[key][0] / t1
-            cp = -(d_prior[key][1] / t1 ** 2 - d_prior[key][0] * t2 / t1 ** 3)
             cl = -(d_lik[key][1] / t1 ** 2 - d_lik[key][0] * t2 / t1 ** 3)
-        for i in range(n):
-            v = float(values[i])
+            gp = d_slow[key][0] / t1
+            cp = -(d_slow[key][1] / t1 ** 2 - d_slow[key][0] * t2 / t1 ** 3)
+            if (path, name) in fast:
+                f1, f2 = fast[(path, name)]
+                gp = gp + to_numpy(element(info, f1, index, batch))
+                cp = cp - to_numpy(element(info, f2, index, batch))
             if prior is None or not math.isfinite(mode):
-                dist, space, near = float("nan"), "", False
+                dist, space, sd = np.full(n, np.nan), "", float("nan")
+                near = np.zeros(n, dtype=bool)
             elif positive:
-                space = "log"
-                dist = math.log(v) - math.log(mode) if v > 0 and mode > 0 else float("nan")
-                near = math.isfinite(dist) and abs(dist) <= NEAR_LOG
+                space, sd = "log", log_std(prior)
+                dist = np.where((values > 0) & (mode > 0), np.log(np.abs(values)) - math.log(max(mode, 1e-300)),
+                                np.nan)
+                near = np.isfinite(dist) & (np.abs(dist) <= NEAR_LOG)
             else:
-                space = "linear"
-                dist = v - mode
-                near = math.isfinite(std) and abs(dist) <= NEAR_STD * std
-            gpi, gli = float(gp[i]), float(gl[i])
-            ratio = abs(gpi) / abs(gli) if gli != 0 else (math.inf if gpi != 0 else float("nan"))
-            cpi, cli = float(cp[i]), float(cl[i])
-            pos_p = cpi if math.isfinite(cpi) and cpi > 0 else 0.0
-            pos_l = cli if math.isfinite(cli) and cli > 0 else 0.0
-            share = pos_p / (pos_p + pos_l) if pos_p + pos_l > 0 else float("nan")
-            if at_bound(v, lower, upper):
-                verdict = AT_BOUND
-            elif prior is not None and near and math.isfinite(share) and share > HELD_SHARE:
-                verdict = HELD
-            else:
-                verdict = FREE
-            rows.append({
-                "key": key, I_MODEL: i, "value": v, "raw": float(raw_vals[i]), "lower": lower, "upper": upper,
-                "trainable": bool(flags[(path, name)]),
-                "prior": type(prior).__name__ if prior is not None else "none",
-                "prior_params": prior_params(prior) if prior is not None else "",
-                "prior_mode": mode, "distance": dist, "distance_space": space,
-                "d_log_prior": gpi, "d_log_lik": gli, "ratio": ratio,
-                "curv_prior": cpi, "curv_lik": cli, "prior_share": share, "verdict": verdict,
-            })
-    df = pd.DataFrame(rows, columns=COLUMNS)
+                space, sd = "linear", prior_std(prior)
+                dist = values - mode
+                near = math.isfinite(sd) & (np.abs(dist) <= NEAR_STD * sd)
+            cp, cl = cp + 0.0, cl + 0.0  # -0.0 (no curvature) reads as 0
+            ratio = np.where(gl != 0, np.abs(gp) / np.abs(gl), np.where(gp != 0, np.inf, np.nan))
+            pos_p, pos_l = np.where(cp > 0, cp, 0.0), np.where(cl > 0, cl, 0.0)
+            share = np.where(pos_p + pos_l > 0, pos_p / (pos_p + pos_l), np.nan)
+            dist_sd = dist / sd if sd and math.isfinite(sd) else np.full(n, np.nan)
+        verdict = classify(values, lower, upper, prior is not None, dist, near, share)
+        part = {
+            "key": [key] * n, I_MODEL: np.arange(n), "value": values,
+            "raw": to_numpy(element(info, info.raw, index, batch)), "lower": np.full(n, lower),
+            "upper": np.full(n, upper), "trainable": np.full(n, bool(flags[(path, name)])),
+            "prior": [type(prior).__name__ if prior is not None else "none"] * n,
+            "prior_params": [prior_params(prior) if prior is not None else ""] * n,
+            "prior_mode": np.full(n, mode), "distance": dist, "distance_space": [space] * n,
+            "distance_sd": dist_sd, "d_log_prior": gp, "d_log_lik": gl, "ratio": ratio, "curv_prior": cp,
+            "curv_lik": cl, "prior_share": share, "verdict": verdict,
+        }
+        for c in COLUMNS:
+            cols[c].append(np.asarray(part[c]))
+    df = pd.DataFrame({c: np.concatenate(v) if v else np.zeros(0) for c, v in cols.items()}, columns=COLUMNS)
     df[I_MODEL] = df[I_MODEL].astype(np.int32)
+    df["trainable"] = df["trainable"].astype(bool)
+    for c in ("key", "prior", "prior_params", "distance_space", "verdict"):
+        df[c] = df[c].astype(object)
     return df
 
 
@@ -394,48 +262,134 @@ def load_member_values(model, values) -> None:
             info.raw.data.view(members + (-1,))[..., info.flat_index(index)] = r
 
 
-def sweep_prior_pull(sweep, repeats: int | None = 1) -> pd.DataFrame:
-    """:func:`prior_pull` of the fitted models of a cross-validation sweep, per size and repeat.
+#: A stacked model holds at most this many batch members x training points²: it bounds the memory of the
+#: Hessian-vector products' graph (about 100 such tensors live at once, 8 bytes per element).
+STACK_BUDGET = 1_000_000
+SWEEP_COLUMNS = ["i_config", "size", "i_repeat"] + COLUMNS
 
-    The sweep keeps fitted parameter values, not models: each cell's model is rebuilt
-    with the sweep's own factory on the cell's folds and given the recorded values, so
-    nothing is refitted.
+
+def _sweep_parts(sweep):
+    if not isinstance(sweep, Sweep):
+        raise InputError(f"sweep_prior_pull expects a gpviz Sweep (from gpviz.cv_sweep), got {type(sweep).__name__}")
+    return sweep.make_model, sweep.X, sweep.Y
+
+
+def _folds(sweep, i_config: int, i_repeat: int):
+    _, X, Y = _sweep_parts(sweep)
+    idx = torch.as_tensor(sweep.subsets[(i_config, i_repeat)], device=X.device)
+    return gen_loo_cv_folds(X[idx], Y[idx])
+
+
+def _cell_values(params: pd.DataFrame, i_config: int, i_repeat: int, keys) -> dict[str, np.ndarray]:
+    cell = params[(params["i_config"] == i_config) & (params["i_repeat"] == i_repeat)].sort_values(I_MODEL)
+    return {k: cell[k].to_numpy(dtype=np.float64) for k in keys}
+
+
+def _member_mll(model) -> torch.Tensor:
+    """The MLL of every member (flattened), as BoTorch's loss closure evaluates it."""
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    mll.train()
+    with torch.no_grad():
+        inputs = tuple(model.train_inputs)
+        transform = getattr(model, "transform_inputs", None)
+        params = tuple(transform(X=t) for t in inputs) if callable(transform) else inputs
+        return mll(model(*inputs), model.train_targets, *params).reshape(-1)
+
+
+def _stacked_model(sweep, i_config: int, repeats: list[int], keys):
+    """One model whose batch holds the folds of several repeats of one size, with their fitted values.
+
+    Every factory of a LOO sweep builds a model from ``n x (n-1) x d`` folds; given
+    ``(R n) x (n-1) x d`` it builds the R cells' models side by side (members of a
+    batch are independent), so one pass judges them all. Returns None when the
+    factory does not build such a model (a fixed batch shape): the caller judges each
+    cell on its own.
+    """
+    make_model, _, _ = _sweep_parts(sweep)
+    folds = [_folds(sweep, i_config, r) for r in repeats]
+    values = [_cell_values(sweep.parameters, i_config, r, keys) for r in repeats]
+    try:
+        model = make_model(torch.cat([f.train_X for f in folds]), torch.cat([f.train_Y for f in folds]))
+        load_member_values(model, {k: np.concatenate([v[k] for v in values]) for k in keys})
+        per_cell = len(next(iter(values[0].values()))) if keys else 0
+        # the check that stacking changed nothing: the first and last cell's MLL per member
+        # equals that cell's own model's
+        stacked = _member_mll(model)
+        for j in {0, len(repeats) - 1}:
+            alone = make_model(folds[j].train_X, folds[j].train_Y)
+            load_member_values(alone, values[j])
+            mine = stacked[j * per_cell:(j + 1) * per_cell]
+            if mine.shape != _member_mll(alone).shape or not torch.allclose(mine, _member_mll(alone), rtol=1e-9,
+                                                                             atol=1e-12):
+                return None
+    except Exception:  # noqa: BLE001 - a factory that cannot stack: judged cell by cell instead
+        return None
+    return model, per_cell
+
+
+def sweep_prior_pull(sweep, repeats: int | None = None) -> pd.DataFrame:
+    """:func:`prior_pull` verdicts for every fold of every repeat of a cross-validation sweep.
+
+    Nothing is refitted: each cell's model is rebuilt with the sweep's own factory on
+    the cell's folds and given the recorded fitted values (so cells read from the
+    cache are judged alike). The repeats of one size are stacked into one batched
+    model (as many as :data:`STACK_BUDGET` allows) and judged in one
+    :func:`prior_pull`; the result equals judging each fold on its own. A factory
+    whose model cannot be stacked (checked: the stacked members' MLL must equal the
+    cell's own model's) is judged cell by cell.
 
     Args:
-        sweep: A :class:`gpviz.sweep.result.Sweep` from :func:`gpviz.cv_sweep`.
-        repeats: How many repeats per size to analyse (``None``: all of them).
+        sweep: A :class:`gpviz.sweep.Sweep` from :func:`gpviz.cv_sweep`.
+        repeats: How many repeats per size to judge (default ``None``: all of them).
 
     Returns:
-        The rows of :func:`prior_pull` (one per key, fold and cell) with ``i_config``,
-        ``size`` and ``i_repeat`` in front. Failed cells are skipped.
+        The rows of :func:`prior_pull` (one per key and fold of each cell, ``i_model``
+        the fold within its cell) with ``i_config``, ``size`` and ``i_repeat`` in front,
+        ordered by size, repeat, key, fold. Failed cells are skipped.
+
+    Raises:
+        InputError: if ``sweep`` is not a gpviz sweep, or ``repeats`` is not None or >= 0.
     """
-    if not isinstance(sweep, Sweep):
-        raise InputError(f"sweep_prior_pull expects a gpviz Sweep (from cv_sweep), got {type(sweep).__name__}")
+    make_model, _, _ = _sweep_parts(sweep)
+    if repeats is not None and (isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 0):
+        raise InputError(f"sweep_prior_pull: repeats must be None (all) or an integer >= 0, got {repeats!r}")
     params = sweep.parameters
-    frames = []
+    keys = [k for k in params.columns if k not in ("i_config", "size", "i_repeat", I_MODEL)]
     n_rep = sweep.repeats if repeats is None else min(int(repeats), sweep.repeats)
+    frames = []
     for i_config, size in enumerate(sweep.sizes):
-        for i_repeat in range(n_rep):
-            cell = params[(params["i_config"] == i_config) & (params["i_repeat"] == i_repeat)]
-            rows = sweep.subsets.get((i_config, i_repeat))
-            if cell.empty or rows is None:
-                continue
-            idx = torch.as_tensor(rows, device=sweep.X.device)
-            folds = gen_loo_cv_folds(sweep.X[idx], sweep.Y[idx])
-            model = sweep.make_model(folds.train_X, folds.train_Y)
-            cell = cell.sort_values(I_MODEL)
-            keys = [k for k in cell.columns if k not in ("i_config", "size", "i_repeat", I_MODEL)]
-            load_member_values(model, {k: cell[k].to_numpy() for k in keys})
-            pull = prior_pull(model)
-            pull.insert(0, "i_repeat", np.int32(i_repeat))
+        done = set(int(r) for r in params.loc[params["i_config"] == i_config, "i_repeat"])
+        cells = [r for r in range(n_rep) if r in done and (i_config, r) in sweep.subsets]
+        if not cells:
+            continue
+        per_cell = int(((params["i_config"] == i_config) & (params["i_repeat"] == cells[0])).sum())
+        fit = max(1, STACK_BUDGET // max(1, per_cell * (int(size) - 1) ** 2))
+        chunks = [cells[i:i + fit] for i in range(0, len(cells), fit)]
+        for chunk in chunks:
+            stacked = _stacked_model(sweep, i_config, chunk, keys) if len(chunk) > 1 else None
+            if stacked is not None:
+                model, members = stacked
+                pull = prior_pull(model)
+                i_model = pull[I_MODEL].to_numpy()
+                pull[I_MODEL] = (i_model % members).astype(np.int32)
+                pull.insert(0, "i_repeat", np.asarray(chunk, dtype=np.int32)[i_model // members])
+                pull = pull.sort_values(["i_repeat"], kind="stable")
+            else:
+                parts = []
+                for r in chunk:
+                    folds = _folds(sweep, i_config, r)
+                    model = make_model(folds.train_X, folds.train_Y)
+                    load_member_values(model, _cell_values(params, i_config, r, keys))
+                    part = prior_pull(model)
+                    part.insert(0, "i_repeat", np.int32(r))
+                    parts.append(part)
+                pull = pd.concat(parts, ignore_index=True)
             pull.insert(0, "size", np.int32(size))
             pull.insert(0, "i_config", np.int32(i_config))
             frames.append(pull)
     if not frames:
-        return pd.DataFrame(columns=["i_config", "size", "i_repeat"] + COLUMNS)
-    return pd.concat(frames, ignore_index=True)
-
-
-
-
-# -- model factories with other priors -----------------------------------------------------------------------------
+        return pd.DataFrame(columns=SWEEP_COLUMNS)
+    out = pd.concat(frames, ignore_index=True)
+    for c in ("i_config", "size", "i_repeat", I_MODEL):
+        out[c] = out[c].astype(np.int32)
+    return out

@@ -1,15 +1,72 @@
-"""The verdict vocabulary and the rules that turn per-member verdicts into one per key (what every view tints by)."""
+"""The verdict vocabulary, the rule that turns a prior pull's numbers into a verdict, and the counts per key and
+dataset size that views tint by (see :mod:`gpviz.priors.stories` for the sentences)."""
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
+import numpy as np
 import pandas as pd
 
-HELD = "held by prior"
-AT_BOUND = "at bound"
 FREE = "free"
-VERDICTS = (HELD, AT_BOUND, FREE)
+HELD = "held at prior mode"
+SET = "set by prior"
+AT_BOUND = "at bound"
+#: Every verdict :func:`prior_pull` gives, in the order pages list them.
+VERDICTS = (FREE, HELD, SET, AT_BOUND)
+
+#: A positive parameter is "near the mode" within this distance in log space (a factor of 2).
+NEAR_LOG = math.log(2.0)
+#: A real-valued parameter is "near the mode" within this many prior standard deviations.
+NEAR_STD = 1.0
+#: The prior dominates a parameter when it supplies more than this share of the local curvature.
+HELD_SHARE = 0.5
+
+
+def classify(value, lower, upper, has_prior, distance, near, prior_share) -> np.ndarray:
+    """The verdict of each parameter element from the numbers behind it (vectorized, no model needed).
+
+    In this order:
+
+    * ``at bound`` when the value sits on a finite constraint bound
+      (:func:`gpviz.values.bounds.at_bound`: within a relative 1e-4 of it);
+    * else, when the parameter has a prior and ``prior_share > HELD_SHARE`` (the prior
+      supplies most of the curvature that holds the value in place):
+      ``held at prior mode`` if ``near`` (the value is within :data:`NEAR_LOG` of the
+      mode in log space for a positive parameter, :data:`NEAR_STD` prior standard
+      deviations otherwise), ``set by prior`` if not (the prior, not the data, fixes
+      the value, but away from the mode: e.g. an outputscale of 0.30 under a
+      Gamma(2, 0.15) prior whose mode is 6.67, where the data's curvature is negative);
+    * else ``free``: the data supplies most of the curvature (or there is no prior).
+
+    Args:
+        value, lower, upper: Constrained value and constraint bounds (arrays of one shape).
+        has_prior: Whether the element has a prior.
+        distance: Distance to the prior's mode (only its finiteness is used here).
+        near: Whether the value is near the mode (see above).
+        prior_share: ``max(curv_prior, 0) / (max(curv_prior, 0) + max(curv_lik, 0))`` (NaN when both <= 0).
+
+    Returns:
+        An object array of verdict strings (one of :data:`VERDICTS`).
+    """
+    value, lower, upper = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(value, lower, upper))
+    has_prior = np.broadcast_to(np.asarray(has_prior, dtype=bool), value.shape)
+    near = np.broadcast_to(np.asarray(near, dtype=bool), value.shape)
+    share = np.broadcast_to(np.asarray(prior_share, dtype=float), value.shape)
+    del distance  # documented for the reader: `near` already says how far
+    bound = np.zeros(value.shape, dtype=bool)
+    for b in (lower, upper):
+        with np.errstate(invalid="ignore"):
+            bound |= np.isfinite(b) & (np.abs(value - b) <= 1e-4 * np.maximum(np.abs(b), 1e-8))
+    with np.errstate(invalid="ignore"):
+        dominated = has_prior & np.isfinite(share) & (share > HELD_SHARE)
+    out = np.full(value.shape, FREE, dtype=object)
+    out[dominated & ~near] = SET
+    out[dominated & near] = HELD
+    out[bound] = AT_BOUND
+    return out
+
 
 #: A parameter is tinted when prior_pull holds it in at least this share of the members (of some group).
 HELD_MAJORITY = 0.5
@@ -18,7 +75,7 @@ HELD_MAJORITY = 0.5
 def key_verdicts(pull: pd.DataFrame, by: str | None = None) -> dict[str, str]:
     """One verdict per key from :func:`gpviz.prior_pull` rows: the rule every view tints by.
 
-    A key is ``held by prior`` when at least :data:`HELD_MAJORITY` (half) of its rows
+    A key is ``held at prior mode`` when at least :data:`HELD_MAJORITY` (half) of its rows
     are held, within some group of ``by`` (e.g. ``"size"`` for a sweep: half the
     folds of one dataset size suffice) or over all rows when ``by`` is None (the
     members of a batch); otherwise ``at bound`` if any row sits on a bound, else
@@ -51,6 +108,73 @@ def with_verdicts(info: pd.DataFrame, verdicts: Mapping[str, str]) -> pd.DataFra
 
 
 def held_fractions(pull: pd.DataFrame) -> pd.DataFrame:
-    """Share of folds judged ``held by prior`` per key (rows) and dataset size (columns)."""
+    """Share of folds judged ``held at prior mode`` per key (rows) and dataset size (columns)."""
     return (pull.assign(held=pull["verdict"].eq(HELD))
             .pivot_table(index="key", columns="size", values="held", aggfunc="mean", sort=False))
+
+
+#: Columns of :func:`verdict_table`.
+TABLE_COLUMNS = ["key", "size", "prior", "members", "free", "held", "set", "at_bound", "held_share", "set_share",
+                 "repeats", "repeats_held"]
+
+
+def verdict_table(pull: pd.DataFrame) -> pd.DataFrame:
+    """Per key and dataset size: how many members got each verdict, over every repeat.
+
+    A repeat counts as held at a size when at least half of its folds are ``held at
+    prior mode`` (the dots of that repeat sit on the mode).
+
+    Args:
+        pull: Rows of :func:`sweep_prior_pull` (``key``, ``size``, ``i_repeat``, ``verdict``).
+
+    Returns:
+        One row per key (in first-seen order) and size (ascending): ``members``
+        (folds judged), ``free``, ``held``, ``set``, ``at_bound`` (counts per verdict),
+        ``held_share`` (``held / members``), ``set_share`` (``set / members``),
+        ``repeats`` and ``repeats_held``; ``prior`` is the prior's class name ("none").
+    """
+    if pull is None or len(pull) == 0:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    v = pull["verdict"].astype(str)
+    flags = pd.DataFrame({"key": pull["key"].astype(str), "size": pull["size"].astype(int),
+                          "i_repeat": pull["i_repeat"].astype(int) if "i_repeat" in pull else 0,
+                          "free": v.eq(FREE), "held": v.eq(HELD), "set": v.eq(SET), "at_bound": v.eq(AT_BOUND)})
+    order = {k: i for i, k in enumerate(dict.fromkeys(flags["key"]))}
+    per_repeat = flags.groupby(["key", "size", "i_repeat"], sort=False)["held"].mean().ge(0.5)
+    repeats = per_repeat.groupby(level=[0, 1], sort=False).agg(["size", "sum"])
+    counts = flags.groupby(["key", "size"], sort=False)[["free", "held", "set", "at_bound"]].sum()
+    counts["members"] = flags.groupby(["key", "size"], sort=False).size()
+    prior = pull["prior"].astype(str) if "prior" in pull else pd.Series("none", index=pull.index)
+    counts["prior"] = prior.groupby([flags["key"], flags["size"]], sort=False).first()
+    counts["repeats"] = repeats["size"]
+    counts["repeats_held"] = repeats["sum"]
+    out = counts.reset_index()
+    for c in ("members", "free", "held", "set", "at_bound", "repeats", "repeats_held"):
+        out[c] = out[c].astype(np.int64)
+    out["held_share"] = out["held"] / out["members"]
+    out["set_share"] = out["set"] / out["members"]
+    out = out.iloc[np.lexsort((out["size"].to_numpy(), out["key"].map(order).to_numpy()))]
+    return out[TABLE_COLUMNS].reset_index(drop=True)
+
+
+def band_text(row) -> str:
+    """What one size band of a parameter says on hover: its share held and every count behind it.
+
+    E.g. ``"n = 80: held at the prior's mode in 163 of 320 folds (51%), in 2 of 4 repeats;
+    set by prior 0, free 157, at bound 0"``.
+    """
+    return (f"n = {int(row['size'])}: held at the prior's mode in {int(row['held'])} of {int(row['members'])} folds "
+            f"({row['held_share']:.0%}), in {int(row['repeats_held'])} of {int(row['repeats'])} repeats; "
+            f"set by prior {int(row['set'])}, free {int(row['free'])}, at bound {int(row['at_bound'])}")
+
+
+def size_bands(table: pd.DataFrame, sizes) -> dict[str, tuple]:
+    """key -> one ``(held share, hover text)`` per size of ``sizes`` (None for a size not judged).
+
+    The tint of each size band of a parameter's chart (see :func:`verdict_table`).
+    """
+    out: dict[str, tuple] = {}
+    for key, rows in table.groupby("key", sort=False):
+        by = {int(r["size"]): (float(r["held_share"]), band_text(r)) for _, r in rows.iterrows()}
+        out[str(key)] = tuple(by.get(int(s)) for s in sizes)
+    return out

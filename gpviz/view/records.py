@@ -16,10 +16,9 @@ from typing import Mapping
 import numpy as np
 
 from gpviz.html.markup import Markup
+from gpviz.priors.verdicts import HELD
 from gpviz.tree.nodes import Node, Role
 
-#: Verdict of a parameter that its prior, not the data, sets (the one the views tint).
-HELD = "held by prior"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from botorch.cross_validation import gen_loo_cv_folds
@@ -20,7 +21,7 @@ import gpviz
 from gpviz.errors import InputError, UnsupportedError
 from gpviz.values.keys import param_info, parse_key, resolve
 from gpviz.priors.factories import with_priors
-from gpviz.priors.pull import prior_pull
+from gpviz.priors.pull import _stacked_model, load_member_values, prior_pull, sweep_prior_pull
 from gpviz.priors.verdicts import AT_BOUND, FREE, HELD
 
 D = 8
@@ -399,3 +400,63 @@ def test_eval_mode_model_with_input_transform_predicts_the_same_afterwards():
     assert torch.equal(model.train_inputs[0], inputs)
     with torch.no_grad():
         assert torch.allclose(model.posterior(Xt).mean, before, rtol=0, atol=1e-10)
+
+
+# -- every fold of every repeat of a sweep ---------------------------------------------------------------------------
+
+def scale_rbf(train_X, train_Y):
+    batch = train_X.shape[:-2]
+    return SingleTaskGP(train_X, train_Y, covar_module=ScaleKernel(
+        RBFKernel(ard_num_dims=train_X.shape[-1], batch_shape=batch, lengthscale_prior=GammaPrior(3.0, 6.0)),
+        batch_shape=batch, outputscale_prior=GammaPrior(2.0, 0.15)))
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(24, 2, generator=g)
+    Y = torch.sin(6 * X[:, :1]) + 0.05 * torch.randn(24, 1, generator=g)
+    return gpviz.cv_sweep(scale_rbf, X, Y, sizes=[4, 7], repeats=3, progress=False,
+                          fit_kwargs={"optimizer_kwargs": {"options": {"maxiter": 20}}})
+
+
+def test_sweep_verdicts_cover_every_fold_of_every_repeat_and_equal_a_per_member_loop(sweep):
+    pull = sweep_prior_pull(sweep)
+    keys = list(sweep.expression().keys)
+    # the repeats of a size were judged as one stacked model (the vectorized path under test)
+    assert _stacked_model(sweep, 1, [0, 1, 2], keys) is not None
+    assert len(pull) == sum(len(keys) * size * sweep.repeats for size in sweep.sizes)
+    assert set(pull.i_repeat) == set(range(sweep.repeats))
+    loop_rows = []
+    for i_config, size in enumerate(sweep.sizes):
+        for r in range(sweep.repeats):
+            folds = gen_folds(sweep, i_config, r)
+            cell = sweep.parameters[(sweep.parameters.i_config == i_config) & (sweep.parameters.i_repeat == r)]
+            for i in range(size):  # one model per fold, not batched
+                model = scale_rbf(folds.train_X[i], folds.train_Y[i])
+                row = cell[cell.i_model == i]
+                load_member_values(model, {k: row[k].to_numpy() for k in keys})
+                one = prior_pull(model).assign(i_config=i_config, size=size, i_repeat=r, i_model=i)
+                loop_rows.append(one)
+    loop = pd.concat(loop_rows, ignore_index=True)
+    index = ["i_config", "i_repeat", "key", "i_model"]
+    mine, ref = pull.set_index(index).sort_index(), loop.set_index(index).sort_index()
+    assert mine.index.equals(ref.index)
+    assert list(mine.verdict) == list(ref.verdict)
+    for col in ("value", "d_log_prior", "d_log_lik", "curv_prior", "curv_lik", "prior_share", "distance_sd"):
+        a, b = mine[col].to_numpy(float), ref[col].to_numpy(float)
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.nanmax(np.abs(b)), equal_nan=True, err_msg=col)
+
+
+def gen_folds(sweep, i_config, i_repeat):
+    idx = torch.as_tensor(sweep.subsets[(i_config, i_repeat)])
+    return gen_loo_cv_folds(sweep.X[idx], sweep.Y[idx])
+
+
+def test_sweep_prior_pull_arguments(sweep):
+    assert set(sweep_prior_pull(sweep, repeats=1).i_repeat) == {0}
+    assert sweep_prior_pull(sweep, repeats=0).empty
+    with pytest.raises(InputError, match="repeats must be None"):
+        sweep_prior_pull(sweep, repeats=-1)
+    with pytest.raises(InputError, match="expects a gpviz Sweep"):
+        sweep_prior_pull("not a sweep")

@@ -1,0 +1,124 @@
+"""The break-free story of a sweep: per parameter element, the first size at which it leaves its prior's mode,
+and one sentence per parameter group that says so with feature names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gpviz.tree.nodes import Compare, Differ, Div, Param, iter_nodes
+from gpviz.values.keys import parse_key
+
+
+@dataclass(frozen=True)
+class KeyStory:
+    """Where one parameter element breaks free of its prior's mode, over the sizes of a sweep.
+
+    Attributes:
+        key: The parameter key.
+        group: ``module path.name`` of its parameter (the elements of one ARD lengthscale share it).
+        feature: The input feature(s) the element scales, or its index ("" for a scalar).
+        story: ``held`` (every repeat held at every size), ``free`` (no repeat held at any
+            size), ``breaks free`` (some size where not every repeat is held), ``no prior``.
+        size: The first size where not every repeat is held (``breaks free``), else 0.
+        repeats_free: Repeats not held at that size.
+        repeats: Repeats judged at that size.
+        still_held: Repeats still held at the largest size.
+        largest: The largest size.
+    """
+
+    key: str
+    group: str
+    feature: str
+    story: str
+    size: int = 0
+    repeats_free: int = 0
+    repeats: int = 0
+    still_held: int = 0
+    largest: int = 0
+    set_sizes: tuple[int, ...] = ()  # sizes where most members are set by the prior away from its mode
+
+
+def key_features(expr) -> dict[str, str]:
+    """key -> the input feature names a parameter element divides (``Div(compare('a'), lengthscale)``)."""
+    out: dict[str, list[str]] = {}
+    for node in iter_nodes(expr.tree):
+        if isinstance(node, Div) and isinstance(node.den, Param):
+            names = [n.name for n in iter_nodes(node.num) if isinstance(n, (Compare, Differ)) and n.name]
+            if names:
+                out.setdefault(node.den.key, [])
+                out[node.den.key] += [n for n in names if n not in out[node.den.key]]
+    return {k: ", ".join(v) for k, v in out.items()}
+
+
+def key_stories(table: pd.DataFrame, features: dict[str, str] | None = None) -> list[KeyStory]:
+    """One :class:`KeyStory` per key of a :func:`verdict_table`."""
+    features = features or {}
+    out = []
+    for key, rows in table.groupby("key", sort=False):
+        rows = rows.sort_values("size")
+        path, name, index = parse_key(str(key))
+        group = f"{path}.{name}" if path else name
+        feature = features.get(str(key), ",".join(str(i) for i in index))
+        held, reps = rows["repeats_held"].to_numpy(), rows["repeats"].to_numpy()
+        sizes = rows["size"].to_numpy()
+        last = dict(still_held=int(held[-1]), largest=int(sizes[-1]),
+                    set_sizes=tuple(int(z) for z in sizes[rows["set_share"].to_numpy() >= 0.5]))
+        if (rows["prior"].astype(str) == "none").all():
+            out.append(KeyStory(str(key), group, feature, "no prior", **last))
+        elif (held == reps).all():
+            out.append(KeyStory(str(key), group, feature, "held", **last))
+        elif (held == 0).all():
+            out.append(KeyStory(str(key), group, feature, "free", **last))
+        else:
+            j = int(np.argmax(held < reps))
+            out.append(KeyStory(str(key), group, feature, "breaks free", int(sizes[j]), int(reps[j] - held[j]),
+                                int(reps[j]), **last))
+    return out
+
+
+def _plural(word: str, count: int) -> str:
+    return word if count == 1 else (word[:-1] + "ies" if word.endswith("y") else word + "s")
+
+
+def break_free_sentences(stories: list[KeyStory]) -> dict[str, str]:
+    """group -> one sentence saying where each of its elements leaves the prior's mode.
+
+    E.g. ``"covar_module.base_kernel.lengthscale: 6 lengthscales leave the prior's mode
+    at n = 80 in 2 of 4 repeats (x2, x3, x4, x5, x6, x7); 2 are never held at the prior's mode (x0, x1)."``
+    """
+    groups: dict[str, list[KeyStory]] = {}
+    for st in stories:
+        groups.setdefault(st.group, []).append(st)
+    out = {}
+    for group, items in groups.items():
+        noun = group.rsplit(".", 1)[-1]
+        clauses: dict[tuple, list[KeyStory]] = {}
+        for st in items:
+            clauses.setdefault((st.story, st.size, st.repeats_free, st.repeats, st.still_held, st.largest,
+                                st.set_sizes), []).append(st)
+        parts = []
+        for i, ((story, size, free, reps, still, largest, set_sizes), sts) in enumerate(clauses.items()):
+            count = len(sts)
+            named = [s.feature for s in sts if s.feature]
+            feats = f" ({', '.join(named)})" if named else ""
+            subject = (noun if len(items) == 1 else f"{count} {_plural(noun, count)}") if i == 0 else str(count)
+            one = count == 1
+            if set_sizes:
+                feats = (f", set by the prior away from its mode at n = {', '.join(str(z) for z in set_sizes)}"
+                         + feats)
+            if story == "no prior":
+                parts.append(f"{subject} {'has' if one else 'have'} no prior: the data alone sets "
+                             f"{'it' if one else 'them'}{feats}")
+            elif story == "held":
+                parts.append(f"{subject} {'stays' if one else 'stay'} at the prior's mode at every size{feats}")
+            elif story == "free":
+                parts.append(f"{subject} {'is' if one else 'are'} never held at the prior's mode{feats}")
+            else:
+                tail = f", still held in {still} of {reps} at n = {largest}" if still and largest != size else ""
+                parts.append(f"{subject} {'leaves' if one else 'leave'} the prior's mode at n = {size} in {free} "
+                             f"of {reps} repeats{tail}{feats}")
+        out[group] = f"{group}: " + "; ".join(parts) + "."
+    return out
