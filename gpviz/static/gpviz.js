@@ -191,6 +191,13 @@
         var lab = document.createElement("span");
         lab.className = "gpviz-band-label";
         if (i % every === 0) lab.textContent = text;
+        // the band's verdict counts (meta.bands[i] = [share held at the prior's mode, "n = 40: ..."])
+        var band = meta.bands ? meta.bands[i] : null;
+        if (band) {
+          lab.dataset.held = String(band[0]);
+          lab.setAttribute("title", band[1]);
+          if (band[0] > 0) lab.classList.add("gpviz-band-held");
+        }
         labels.appendChild(lab);
       });
       chart.appendChild(labels);
@@ -240,6 +247,12 @@
       for (var i = 0; i < nBands; i++) {
         ctx.fillStyle = (i % 2) ? COLORS.stripAlt : COLORS.strip;
         ctx.fillRect(EDGE, i * bandH, PLOT_W, bandH);
+        // a size band tinted by the share of its members held at the prior's mode (none: no tint)
+        var held = meta.bands && meta.bands[i] ? meta.bands[i][0] : 0;
+        if (held > 0) {
+          ctx.fillStyle = "rgba(255, 170, 0, " + (0.10 + 0.45 * held).toFixed(3) + ")";
+          ctx.fillRect(EDGE, i * bandH, PLOT_W, bandH);
+        }
       }
       // axis ends
       ctx.fillStyle = COLORS.zero;
@@ -362,7 +375,10 @@
       if (meta.prior !== null && meta.prior !== undefined) tip += "\nprior mode: " + fmtValue(meta.prior);
       if (meta.lower !== null && meta.lower !== undefined) tip += "\nlower bound: " + fmtValue(meta.lower);
       if (meta.upper !== null && meta.upper !== undefined) tip += "\nupper bound: " + fmtValue(meta.upper);
-      if (meta.held) tip += "\nheld by prior";
+      if (meta.held) tip += "\nheld at the prior's mode";
+      if (meta.bands) {
+        meta.bands.forEach(function (b) { if (b) tip += "\n" + b[1]; });
+      }
       if (flags.length) tip += "\n" + flags.join(", ");
       chart.setAttribute("title", tip);
       chart.setAttribute("aria-label", tip);
