@@ -121,8 +121,37 @@ def score_bands(scores: pd.DataFrame, metric: str = "mse",
     return out
 
 
+#: How the dashed reference line of a scaling curve is labelled, per metric.
+REFERENCE_LABELS = {"mse": "predict the training mean", "mae": "predict the training mean",
+                    "nlpd": "Gaussian with the training mean and variance"}
+
+
+def reference_label(metric: str) -> str:
+    """The legend text of the reference line for ``metric``."""
+    return REFERENCE_LABELS.get(metric, "training mean and variance")
+
+
+def draw_reference(ax, reference: pd.DataFrame, metric: str, color: str = "0.35", label: str | None = None):
+    """A dashed line through the centre (per size, as the curve's) of the reference scores; None if it has none.
+
+    See :func:`gpviz.sweep.baseline_scores`: per fold, the training mean (and, for the
+    NLPD, the training variance) predicts the held-out point.
+    """
+    if reference is None or metric not in getattr(reference, "columns", ()):
+        return None
+    bands = score_bands(reference, metric)
+    bands = bands[bands["n_ok"] > 0]
+    if bands.empty:
+        return None
+    line, = ax.plot(bands["size"], bands["center"], ls="--", lw=1.4, color=color, zorder=1.5,
+                    label=mpl_text(label) if label else f"reference: {reference_label(metric)}")
+    line.set_gid("gpviz-reference")
+    return line
+
+
 def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: bool | None = None,
-                  label: str | None = None, title: str | None = None, color: str | None = None) -> Figure:
+                  label: str | None = None, title: str | None = None, color: str | None = None,
+                  reference: pd.DataFrame | None = None) -> Figure:
     """The scaling curve of a cross-validation sweep: held-out error against dataset size.
 
     Per dataset size, a band from the 10th to the 90th percentile of the metric
@@ -137,6 +166,12 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
         label: Legend label of the centre line.
         title: Axes title; default names the metric.
         color: Line and band colour.
+        reference: Scores of the "predict the training mean" reference
+            (``Sweep.reference_scores``): drawn as a dashed grey line through their
+            centre per size (the same centre as the curve's), labelled
+            :func:`reference_label`. For the MSE it is the error of predicting each
+            held-out point by the mean of its fold's training outputs; for the NLPD
+            that of the Gaussian with the training mean and variance.
 
     Returns:
         The matplotlib Figure drawn into.
@@ -161,6 +196,7 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
                     label=f"{lo_p:g}th–{hi_p:g}th percentile" if label is None else None)
     # the range at each measured size as a bar too: a size between two failed ones has no band
     ax.vlines(bands["size"][ok], bands["low"][ok], bands["high"][ok], color=line.get_color(), alpha=0.45, lw=1.5)
+    draw_reference(ax, reference, metric)
     failed = bands[bands["n_failed"] > 0]
     for _, row in failed.iterrows():
         # a size whose repeats all failed has no centre: mark it at the bottom of the axes
@@ -182,16 +218,20 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
 
 
 __all__ = ["ChartFigure", "mpl_text", "new_figure", "figure_to_png", "figure_to_img", "score_bands", "scaling_curve",
-           "BAND_PERCENTILES"]
+           "BAND_PERCENTILES", "draw_reference", "reference_label", "REFERENCE_LABELS"]
 
 
-def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str | None = None) -> Figure:
+def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str | None = None,
+                           references=None) -> Figure:
     """Several sweeps' scaling curves on one chart (e.g. two prior settings).
 
     Args:
         scores_by_label: ``{label: Sweep.scores}``, drawn in order, one colour each.
         metric: The metric to draw.
         title: Axes title; default names the metric.
+        references: ``{label: Sweep.reference_scores}``: dashed reference lines (one grey
+            line when every sweep has the same, e.g. the same data and subsets; else
+            one per sweep in its colour).
 
     Returns:
         A matplotlib Figure: per sweep, a centre line and its 10th–90th percentile band.
@@ -208,6 +248,16 @@ def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str |
     for i, (label, scores) in enumerate(scores_by_label.items()):
         scaling_curve(scores, metric, ax=ax, label=str(label), color=f"C{i}", log_y=positive)
         sizes.update(int(s) for s in scores["size"].unique())
+    refs = {lb: r for lb, r in (references or {}).items() if r is not None and metric in r.columns}
+    centres = [score_bands(r, metric)[["size", "center"]].to_numpy() for r in refs.values()]
+    if centres and all(c.shape == centres[0].shape and np.allclose(c, centres[0], equal_nan=True) for c in centres):
+        draw_reference(ax, next(iter(refs.values())), metric)
+    else:
+        for i, (label, ref) in enumerate(scores_by_label.items()):
+            if label in refs:
+                draw_reference(ax, refs[label], metric, color=f"C{i}",
+                               label=f"{label}: {reference_label(metric)}")
+    ax.legend(fontsize=8)
     lo_p, hi_p = BAND_PERCENTILES
     ax.set_xticks(sorted(sizes))
     ax.set_title(mpl_text(title if title is not None else

@@ -83,7 +83,8 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     for label, sweep in sweeps.items():
         if metric not in sweep.scores.columns:
             raise InputError(f"compare: unknown metric {metric!r} for {label!r} (scores have {list(sweep.metrics)})")
-    chart = compare_scaling_curves({lb: s.scores for lb, s in sweeps.items()}, metric)
+    chart = compare_scaling_curves({lb: s.scores for lb, s in sweeps.items()}, metric,
+                                   references={lb: s.reference_scores for lb, s in sweeps.items()})
     table = score_table(sweeps, metric)
     figures, sections, pulls, views = {}, {}, {}, {}
     for label, sweep in sweeps.items():

@@ -57,6 +57,8 @@ class Sweep:
         self.X, self.Y = X, Y
         self._model = model
         self.feature_names: list[str] | None = None  # the columns of X when it was a DataFrame
+        #: The metrics of the "predict the training mean" reference per cell (:func:`gpviz.sweep.scores.baseline_scores`).
+        self.reference_scores: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         failed = int((self.scores["status"] != STATUS_OK).sum())
@@ -82,7 +84,8 @@ class Sweep:
         return score_bands(self.scores, metric)
 
     def plot(self, metric: str = "mse", **kwargs):
-        """The scaling curve (matplotlib Figure): see :func:`gpviz.charts.scaling_curve`."""
+        """The scaling curve (matplotlib Figure) with its dashed reference: see :func:`gpviz.charts.scaling_curve`."""
+        kwargs.setdefault("reference", self.reference_scores)
         return scaling_curve(self.scores, metric, **kwargs)
 
     def frame(self, one_fold_per_repeat: bool = False, keys: Sequence[str] | None = None) -> pd.DataFrame:

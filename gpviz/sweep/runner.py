@@ -19,6 +19,7 @@ from gpviz.sweep.cells import (PREDICTION_COLUMNS, SCORE_COLUMNS, SCORE_TAIL, ST
                                STATUS_OK, Cell, _check_data, _check_int, _check_metrics, _check_sizes, cell_seed,
                                run_cell, subset_indices)
 from gpviz.sweep.result import Sweep
+from gpviz.sweep.scores import baseline_scores
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 
 def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapping | None = None,
@@ -179,7 +180,9 @@ def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y
     predictions = _stack(pred_frames, PREDICTION_COLUMNS[3:])
     if I_MODEL in parameters.columns:
         parameters[I_MODEL] = parameters[I_MODEL].astype(np.int32)
-    return Sweep(scores=scores, parameters=parameters, predictions=predictions, subsets=subsets, sizes=sizes,
-                 repeats=repeats, seed=seed, metrics=tuple(metric_fns), make_model=make_model, X=X, Y=Y,
-                 model=model)
+    sweep = Sweep(scores=scores, parameters=parameters, predictions=predictions, subsets=subsets, sizes=sizes,
+                  repeats=repeats, seed=seed, metrics=tuple(metric_fns), make_model=make_model, X=X, Y=Y,
+                  model=model)
+    sweep.reference_scores = baseline_scores(predictions, metric_fns)
+    return sweep
 

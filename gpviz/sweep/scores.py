@@ -1,12 +1,17 @@
-"""Scores across sweeps: the metric per dataset size for each sweep, side by side with the ratio to the first."""
+"""Scores: the "predict the training mean" reference of a sweep, and the metric per dataset size for each sweep
+side by side with the ratio to the first."""
 
 from __future__ import annotations
 
-from typing import Mapping
+import math
+from typing import Callable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from gpviz.charts import score_bands
+from gpviz.sweep.cells import STATUS_OK
+from gpviz.values.columns import I_CONFIG, I_REPEAT, SIZE
 
 
 def score_table(sweeps: Mapping, metric: str = "mse") -> pd.DataFrame:
@@ -23,3 +28,57 @@ def score_table(sweeps: Mapping, metric: str = "mse") -> pd.DataFrame:
     first = table[table["order"] == 0].set_index("size")["center"]
     table["ratio_to_first"] = table["center"] / table["size"].map(first)
     return table[["size", "label", "low", "center", "high", "n_ok", "ratio_to_first"]].reset_index(drop=True)
+
+
+def baseline_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The "predict the training mean" reference of every held-out point.
+
+    Fold ``i`` of a leave-one-out cell trains on the cell's other ``n - 1`` points:
+    its reference prediction of the held-out point is their mean
+    ``ȳ₋ᵢ = (Σⱼ yⱼ - yᵢ) / (n - 1)``, with variance their sample variance
+    ``s²₋ᵢ = (Σⱼ yⱼ² - yᵢ² - (n - 1) ȳ₋ᵢ²) / (n - 2)`` (per output). Fed to a metric,
+    this gives the error of a model that learned nothing but the mean: the MSE of
+    predicting the training mean, and the NLPD of the Gaussian N(ȳ₋ᵢ, s²₋ᵢ).
+
+    Args:
+        predictions: ``Sweep.predictions`` (``i_config``, ``i_repeat``, ``i_output``, ``y_true``, ...).
+
+    Returns:
+        ``predictions`` with ``pred_mean`` and ``pred_var`` replaced by the reference's.
+    """
+    out = predictions.copy()
+    if out.empty:
+        return out
+    cell = [out[I_CONFIG], out[I_REPEAT], out["i_output"]]
+    y = out["y_true"].astype(np.float64)
+    n = y.groupby(cell).transform("size").to_numpy(dtype=np.float64)
+    total = y.groupby(cell).transform("sum").to_numpy()
+    squares = (y ** 2).groupby(cell).transform("sum").to_numpy()
+    yv = y.to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (total - yv) / (n - 1)
+        var = (squares - yv ** 2 - (n - 1) * mean ** 2) / (n - 2)
+    out["pred_mean"] = mean
+    out["pred_var"] = np.maximum(var, 0.0)
+    return out
+
+
+def baseline_scores(predictions: pd.DataFrame, metrics: Mapping[str, Callable]) -> pd.DataFrame:
+    """Every metric of the "predict the training mean" reference, per cell (see :func:`baseline_predictions`).
+
+    Returns:
+        One row per cell with predictions: ``i_config``, ``size``, ``i_repeat``, one column
+        per metric, and ``status`` ("ok"), so :func:`gpviz.charts.score_bands` reads it
+        like ``Sweep.scores``.
+    """
+    base = baseline_predictions(predictions)
+    rows = []
+    for (i_config, size, i_repeat), p in base.groupby([I_CONFIG, SIZE, I_REPEAT], sort=True):
+        row = {I_CONFIG: int(i_config), SIZE: int(size), I_REPEAT: int(i_repeat), "status": STATUS_OK}
+        for name, fn in metrics.items():
+            try:
+                row[name] = float(fn(p["y_true"].to_numpy(), p["pred_mean"].to_numpy(), p["pred_var"].to_numpy()))
+            except Exception:  # noqa: BLE001 - a user's metric that cannot score the reference: no line for it
+                row[name] = math.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[I_CONFIG, SIZE, I_REPEAT] + list(metrics) + ["status"])
