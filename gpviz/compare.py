@@ -6,22 +6,21 @@ example two prior settings of the same model), not two models.
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import replace
 from typing import Mapping
 
 import pandas as pd
 
 from gpviz.charts import compare_scaling_curves, figure_to_img
-from gpviz.errors import GpvizWarning, InputError
-from gpviz.html.comparison import ComparisonFigure, held_html, priors_html, scores_html, shared_ranges
+from gpviz.errors import InputError
+from gpviz.html.comparison import ComparisonFigure, priors_html, scores_html, shared_ranges
 from gpviz.html.figure import figure
 from gpviz.html.markup import Markup, escape_html
-from gpviz.priors.pull import sweep_prior_pull
-from gpviz.priors.verdicts import AT_BOUND, FREE, held_fractions, key_verdicts
+from gpviz.priors.judge import sweep_verdicts
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import score_table
 from gpviz.values.prior_info import describe_priors
-from gpviz.view.adapters import sweep_info, sweep_view
+from gpviz.view.adapters import sweep_view
 
 __all__ = ["compare", "ComparisonFigure", "score_table", "describe_priors", "shared_ranges"]
 
@@ -41,25 +40,17 @@ def _check_sweeps(sweeps) -> dict:
     return out
 
 
-def _sweep_verdicts(sweep: Sweep, expr, pull: pd.DataFrame | None) -> tuple[dict[str, str], pd.DataFrame | None]:
-    """key -> verdict: held by prior when at least half the folds of some size are held
-    (:func:`gpviz.priors.verdicts.key_verdicts` with ``by="size"``, the rule of ``Sweep.render`` too);
-    without a pull, ``at bound`` where some fold sits on a bound, else ``free``."""
-    if pull is None or pull.empty:
-        info = sweep_info(sweep, expr)
-        return {str(k): AT_BOUND if b else FREE for k, b in zip(info["key"], info["at_bound"])}, None
-    return key_verdicts(pull, by="size"), held_fractions(pull)
-
-
 def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool = False, feature_names=None,
-            title: str | None = None, pull_repeats: int | None = 1) -> ComparisonFigure:
+            title: str | None = None, pull_repeats: int | None = None) -> ComparisonFigure:
     """One page comparing cross-validation sweeps, e.g. two prior settings (their scaling curves on one chart).
 
     The page shows every sweep's scaling curve on one chart and a table of the
     metric per size with the ratio to the first sweep; then, for each sweep, its
-    priors written out, a table of how often :func:`gpviz.prior_pull` judges each
-    parameter held by its prior, and its parameter view (one band per size) with
-    prior modes and bounds marked and held parameters tinted.
+    priors written out, and its parameter view (one band per size) with prior modes
+    and bounds marked, each size band tinted by the share of its folds that
+    :func:`gpviz.prior_pull` holds at the prior's mode (every fold of every repeat by
+    default), one sentence per parameter group saying where it leaves the mode, and
+    a table of the held shares.
 
     Args:
         sweeps: ``{label: sweep}`` from :func:`gpviz.cv_sweep`, in display order
@@ -68,8 +59,9 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
         one_fold_per_repeat: One dot per repeat (its first fold) instead of one per fold.
         feature_names: Names of the input columns.
         title: Page title.
-        pull_repeats: Repeats per size whose fitted models are analysed by
-            ``prior_pull`` (``None``: all; ``0``: skip the verdicts).
+        pull_repeats: Repeats per size whose fitted models are judged by
+            ``prior_pull`` (``None``, the default: all; ``0``: skip the verdicts, and
+            the page says so).
 
     Returns:
         A :class:`~gpviz.html.comparison.ComparisonFigure`.
@@ -95,19 +87,14 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
             pulls[label] = pd.DataFrame()
             continue
         expr = sweep.expression(feature_names)
-        pull = None
-        if pull_repeats is None or pull_repeats > 0:
-            try:
-                pull = sweep_prior_pull(sweep, repeats=pull_repeats)
-            except Exception as exc:  # the comparison stands without verdicts
-                warnings.warn(f"gpviz.compare: prior_pull failed for {label!r} ({type(exc).__name__}: {exc}); "
-                              f"the page shows no verdicts for it", GpvizWarning, stacklevel=2)
-        pulls[label] = pull if pull is not None else pd.DataFrame()
-        verdicts, fractions = _sweep_verdicts(sweep, expr, pull)
-        n_rep = sweep.repeats if pull_repeats is None else min(pull_repeats, sweep.repeats)
-        sections[label] = priors_html(describe_priors(sweep.model)) + held_html(fractions, n_rep)
+        judgement = sweep_verdicts(sweep, expr, None if pull_repeats is None or pull_repeats > 0 else False,
+                                   repeats=pull_repeats)
+        if not judgement.judged and pull_repeats == 0:
+            judgement = replace(judgement, note="Verdicts not computed: compare(pull_repeats=0) was asked for.")
+        pulls[label] = judgement.pull if judgement.pull is not None else pd.DataFrame()
+        sections[label] = priors_html(describe_priors(sweep.model))
         # the section heading carries the label: no second title inside the figure, no curve beside it
-        views[label] = dict(sweep=sweep, expr=expr, verdicts=verdicts, one_fold_per_repeat=one_fold_per_repeat,
+        views[label] = dict(sweep=sweep, expr=expr, judgement=judgement, one_fold_per_repeat=one_fold_per_repeat,
                             title="", chart=False)
         figures[label] = figure(sweep_view(**views[label]))
     # stacked views are compared by position: each key's axis spans every sweep's axis for that key

@@ -167,5 +167,5 @@ def _safe_info(tracer: FitTracer):
 def _render_sweep(sweep: Sweep, one_fold_per_repeat: bool = False, metric: str = "mse", feature_names=None,
                   title: str | None = None, verdicts: bool | None = None) -> Figure:
     expr = sweep.expression(feature_names)
-    found = sweep_verdicts(sweep, expr, verdicts)
-    return figure(sweep_view(sweep, expr, found, one_fold_per_repeat, metric, title))
+    judgement = sweep_verdicts(sweep, expr, verdicts)
+    return figure(sweep_view(sweep, expr, judgement, one_fold_per_repeat, metric, title))

@@ -17,7 +17,7 @@ from gpviz.sweep.scores import score_table
 from gpviz.values.prior_info import describe_priors
 from gpviz.errors import InputError
 from gpviz.priors.pull import load_member_values, sweep_prior_pull
-from gpviz.priors.verdicts import HELD
+from gpviz.priors.verdicts import HELD, verdict_table
 
 pytestmark = pytest.mark.slow  # two real cv_sweeps (about 40 s of CPU)
 
@@ -64,9 +64,29 @@ def sweeps():
     }
 
 
+FEATURES = ["temp", "pressure", "speed", "noise_level"]
+
+# per figure, key -> the held share each size band's label carries (null: not judged)
+BANDS = """() => [...document.querySelectorAll('.gpviz-figure')].map(f => Object.fromEntries(
+    [...f.querySelectorAll('.gpviz-param')].map(e => [e.dataset.key, [...e.querySelectorAll('.gpviz-band-label')]
+        .map(l => l.dataset.held === undefined ? null : [+l.dataset.held, l.title])])))"""
+
+# the orange share of the pixels of band `band` of figure `fig`'s chart of `key` (the strip's own grey is not)
+BAND_TINT = """([fig, key, band]) => {
+    const el = document.querySelectorAll('.gpviz-figure')[fig].querySelector(`.gpviz-param[data-key="${key}"]`);
+    const c = el.querySelector('canvas'), dpr = c.width / parseFloat(c.style.width);
+    const h = c.height / el.querySelectorAll('.gpviz-band-label').length;
+    const d = c.getContext('2d').getImageData(Math.floor(10 * dpr), Math.floor((band + 0.1) * h), Math.floor(20 * dpr),
+                                            1).data;
+    let orange = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 2] < 215 && d[i] - d[i + 2] > 25) orange++;
+    return orange / (d.length / 4);
+}"""
+
+
 @pytest.fixture(scope="module")
 def figure(sweeps):
-    return gpviz.compare(sweeps)
+    return gpviz.compare(sweeps, feature_names=FEATURES)
 
 
 def test_rebuilt_cell_models_carry_the_fitted_values(sweeps):
@@ -156,11 +176,32 @@ def test_comparison_page_in_chromium(figure, sweeps, tmp_path, open_page):
         assert all(p["drawn"] == "1" and p["canvas"] for p in fig["params"])
         assert all(p["points"] == REPEATS * sum(SIZES) for p in fig["params"])
         assert fig["priorLegend"]
-    # held parameters are tinted on the strong prior's view, with a legend entry; fewer on the loose one
-    strong_held = {p["key"] for p in figs[0]["params"] if p["held"]}
-    loose_held = {p["key"] for p in figs[1]["params"] if p["held"]}
-    assert any("lengthscale" in k for k in strong_held) and figs[0]["heldLegend"]
-    assert len([k for k in loose_held if "lengthscale" in k]) < len([k for k in strong_held if "lengthscale" in k])
+    # every size band of every parameter carries its share held at the prior's mode: the table's share
+    bands = loaded.eval(BANDS)
+    for i, label in enumerate([STRONG, LOOSE]):
+        table = verdict_table(figure.pulls[label])
+        assert set(table.repeats) == {REPEATS}  # every repeat judged
+        for key in keys:
+            shares = [b[0] for b in bands[i][key]]
+            expected = table[table.key == key].sort_values("size").held_share.tolist()
+            assert shares == pytest.approx(expected, abs=1e-6), (label, key)
+        # a tinted band is orange on the canvas, an untinted one is not; its label's hover gives the counts
+        held = [(k, j) for k in keys for j, b in enumerate(bands[i][k]) if b[0] >= 0.5]
+        free = [(k, j) for k in keys for j, b in enumerate(bands[i][k]) if b[0] == 0]
+        for k, j in held[:3]:
+            assert loaded.page.evaluate(BAND_TINT, [i, k, j]) > 0.5, (label, k, j)
+            assert "held at the prior's mode in" in bands[i][k][j][1] and f"of {REPEATS} repeats" in bands[i][k][j][1]
+        for k, j in free[:3]:
+            assert loaded.page.evaluate(BAND_TINT, [i, k, j]) < 0.05, (label, k, j)
+    strong_held = sum(b[0] for k in keys if "lengthscale" in k for b in bands[0][k])
+    loose_held = sum(b[0] for k in keys if "lengthscale" in k for b in bands[1][k])
+    assert strong_held > loose_held and figs[0]["heldLegend"]
+    # the summary: one sentence per parameter group, naming the features; a note on what was judged
+    text = loaded.eval("[...document.querySelectorAll('.gpviz-verdict-sentences li')].map(e => e.innerText)")
+    lengthscales = [t for t in text if t.startswith("covar_module.base_kernel.lengthscale:")]
+    assert len(lengthscales) == 2 and all(any(f in t for f in FEATURES) for t in lengthscales), text
+    notes = loaded.eval("[...document.querySelectorAll('.gpviz-verdict-note')].map(e => e.innerText)")
+    assert len(notes) == 2 and all("every fold of every repeat" in n for n in notes)
     # the prior mode (1/3) is drawn as a green line on each lengthscale's log axis
     key = "covar_module.base_kernel.lengthscale[2]"
     for i, label in enumerate([STRONG, LOOSE]):
@@ -189,3 +230,17 @@ def test_notebook_display(figure):
     a, b = figure._repr_html_(), figure._repr_html_()
     ids = [f"{i}-d" for i in figure._ids.values()]
     assert all(i in a for i in ids) and a != b  # unique element ids per display
+
+
+@pytest.mark.browser
+def test_a_comparison_without_verdicts_says_so_and_shows_none(sweeps, tmp_path, open_page):
+    fig = gpviz.compare(sweeps, feature_names=FEATURES, pull_repeats=0)
+    loaded = open_page(fig.save(tmp_path / "compare_skipped.html"))
+    assert loaded.console_errors == []
+    notes = loaded.eval("[...document.querySelectorAll('.gpviz-verdict-note')].map(e => e.innerText)")
+    assert notes == ["Verdicts not computed: compare(pull_repeats=0) was asked for."] * 2
+    text = loaded.eval("document.body.innerText")
+    assert "held at the prior" not in text and "leave the prior" not in text
+    bands = loaded.eval(BANDS)
+    assert all(b is None for fig_bands in bands for key_bands in fig_bands.values() for b in key_bands)
+    assert loaded.eval("document.querySelectorAll('.gpviz-verdict-sentences, .gpviz-verdict-table').length") == 0

@@ -66,28 +66,6 @@ def priors_html(described: list[tuple[str, str]]) -> Markup:
     return Markup(f'<div class="gpviz-cmp-priors" title="priors">{escape_html(body)}</div>')
 
 
-def held_html(fractions: pd.DataFrame | None, n_repeats: int) -> Markup:
-    """The share of folds held by their prior, per key and size (those held in half the folds tinted)."""
-    if fractions is None:
-        return Markup()
-    shown = fractions[(fractions > 0).any(axis=1)]
-    if shown.empty:
-        return Markup('<div class="gpviz-cmp-lead">prior_pull: no parameter is held by its prior in any fold.</div>')
-    head = "".join(f"<th>n = {int(s)}</th>" for s in shown.columns)
-    rows = []
-    for key, row in shown.iterrows():
-        cells = "".join(
-            f'<td class="{"gpviz-cmp-held" if v >= 0.5 else ""}">{v:.0%}</td>' if math.isfinite(v) else "<td>–</td>"
-            for v in row.to_numpy(dtype=float))
-        rows.append(f'<tr><td class="gpviz-cmp-key">{escape_html(key)}</td>{cells}</tr>')
-    what = "the first repeat" if n_repeats == 1 else f"the first {n_repeats} repeats"
-    return Markup(f'<div class="gpviz-cmp-lead">Share of folds (of {escape_html(what)} per size) that '
-            f'<code>gpviz.prior_pull</code> judges <b>held by prior</b> (the prior supplies most of the curvature '
-            f'and the value sits near its mode); parameters held in at least half the folds of some size are '
-            f'tinted in the view below.</div><table class="gpviz-cmp-heldtable"><tr><th class="gpviz-cmp-key">parameter</th>'
-            f'{head}</tr>{"".join(rows)}</table>')
-
-
 class ComparisonFigure(Page):
     """The comparison page: ``.html()`` (standalone, offline), ``._repr_html_()``, ``.save(path)``.
 

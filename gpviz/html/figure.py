@@ -29,7 +29,7 @@ from gpviz.tree.nodes import Param
 from gpviz.tree.printer import fmt_number, layout
 from gpviz.values.columns import I_CONFIG
 from gpviz.view.axes import bound_on_axis, finite_or_none
-from gpviz.view.records import AxisView, FrameData, ParamView, ViewData
+from gpviz.view.records import AxisView, FrameData, ParamView, VerdictSummary, ViewData
 
 LAYOUT_WIDTH = 110  # characters per code line
 LEAF_CHARS = {"snapshot": 32, "batch": 28, "configs": 36, "timeline": 32}  # a chart's width in characters
@@ -115,11 +115,17 @@ def _legend(view: ViewData, has_bad: bool) -> str:
                      "constraint bound a value sits at (those values red)</span>")
     if any(bound_on_axis(p, _rounded(view.axes[p.axis])) for p in params):
         items.append('<span><span class="gpviz-swatch gpviz-swatch-bound-dash"></span>constraint bound</span>')
-    if any(p.held for p in params):
-        items.append('<span title="gpviz.prior_pull: the prior, not the data, sets the value">'
-                     '<span class="gpviz-swatch gpviz-swatch-held"></span>held by prior</span>')
+    banded = any(p.bands and any(b is not None and b.held for b in p.bands) for p in params)
+    if banded:
+        items.append('<span title="gpviz.prior_pull: the prior, not the data, sets the value, near its mode">'
+                     '<span class="gpviz-swatch gpviz-swatch-held"></span>held at the prior\'s mode '
+                     '(a band\'s tint: the share of its folds)</span>')
+    elif any(p.held for p in params):
+        items.append('<span title="gpviz.prior_pull: the prior, not the data, sets the value, near its mode">'
+                     '<span class="gpviz-swatch gpviz-swatch-held"></span>held at the prior\'s mode</span>')
     elif view.judged:
-        items.append('<span class="gpviz-legend-noheld">gpviz.prior_pull: no parameter held by its prior</span>')
+        items.append('<span class="gpviz-legend-noheld">gpviz.prior_pull: no parameter held at its prior\'s mode'
+                     '</span>')
     if has_bad:
         items.append('<span><span class="gpviz-swatch gpviz-swatch-flag">\u26a0 \u25b6</span>'
                      "NaN, inf or \u2264 0 on a log axis (drawn at the edge)</span>")
@@ -184,9 +190,48 @@ def inner_html(view: ViewData) -> str:
         note_html = f' <span class="gpviz-note">({escape_html(sec.note)})</span>' if sec.note else ""
         parts.append(f'<div class="gpviz-section"><div class="gpviz-section-title">{escape_html(sec.title)}'
                      f'{note_html}</div><pre class="gpviz-code">{"".join(code)}</pre></div>')
+    if view.summary is not None:
+        parts.append(summary_html(view.summary))
     if view.extra:
         parts.append(f'<div class="gpviz-extra">{view.extra}</div>')  # Markup: built by gpviz itself
     return "\n".join(parts)
+
+
+def summary_html(summary: VerdictSummary) -> str:
+    """The verdicts in words: the note, one sentence per parameter group, and the held share per key and size.
+
+    A table cell reads "51% (2/4)": the share of the folds at that size held at the
+    prior's mode, and the repeats in which most folds are; its hover gives every count.
+    """
+    parts = [f'<div class="gpviz-verdicts"><div class="gpviz-verdict-note">{escape_html(summary.note)}</div>']
+    if summary.sentences:
+        parts.append('<ul class="gpviz-verdict-sentences">'
+                     + "".join(f"<li>{escape_html(t)}</li>" for t in summary.sentences) + "</ul>")
+    if summary.rows:
+        head = "".join(f"<th>n = {int(s)}</th>" for s in summary.sizes)
+        rows = []
+        for key, bands in summary.rows:
+            cells = []
+            for b in bands:
+                if b is None:
+                    cells.append("<td>\u2013</td>")
+                    continue
+                alpha = 0.10 + 0.45 * b.share if b.share > 0 else 0.0
+                cells.append(f'<td class="gpviz-verdict-cell" data-held="{b.share:.6g}" '
+                             f'title="{escape_html(b.text)}" style="background: rgba(255, 170, 0, {alpha:.3f})">'
+                             f"{b.share:.0%} ({b.repeats_held}/{b.repeats})</td>")
+            rows.append(f'<tr><td class="gpviz-verdict-key">{escape_html(key)}</td>{"".join(cells)}</tr>')
+        parts.append('<table class="gpviz-verdict-table"><tr><th class="gpviz-verdict-key">held at the prior\'s '
+                     f'mode: share of folds (repeats)</th>{head}</tr>{"".join(rows)}</table>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _bands_spec(bands) -> list | None:
+    """Per configuration ``[share, hover text]`` or None, for gpviz.js (None when the key has no bands)."""
+    if not bands:
+        return None
+    return [[round(b.share, 6), b.text] if b is not None else None for b in bands]
 
 
 def spec_of(view: ViewData) -> dict:
@@ -207,7 +252,7 @@ def spec_of(view: ViewData) -> dict:
                  for ax in view.axes for lo, hi in [_round_axis(ax)]],
         "params": {k: {"axis": p.axis, "role": p.role, "prior": _round6(p.prior), "lower": finite_or_none(p.lower),
                        "upper": finite_or_none(p.upper), "mark_lower": p.mark_lower, "mark_upper": p.mark_upper,
-                       "held": p.held}
+                       "held": p.held, **({"bands": _bands_spec(p.bands)} if p.bands else {})}
                    for k, p in view.params.items()},
         "configs": configs,
         "steps": data.steps, "step_starts": data.step_starts, "step_prefix": "Step",

@@ -10,10 +10,8 @@ sit where the prior put them rather than where the data would take them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
-import gpytorch
 import pandas as pd
 import torch
 from botorch.cross_validation import gen_loo_cv_folds
@@ -26,7 +24,6 @@ from gpviz.priors.derivatives import (derivatives, element, fast_prior_derivs, i
                                       prior_std, transform_derivs)
 from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
 from gpviz.sweep.result import Sweep
-from gpviz.values.bounds import at_bound
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, resolve
 from gpviz.values.prior_info import prior_mode, prior_params, priors_by_param

@@ -4,6 +4,7 @@ dataset size that views tint by (see :mod:`gpviz.priors.stories` for the sentenc
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -168,13 +169,38 @@ def band_text(row) -> str:
             f"set by prior {int(row['set'])}, free {int(row['free'])}, at bound {int(row['at_bound'])}")
 
 
+@dataclass(frozen=True)
+class BandCount:
+    """The verdicts of one parameter element at one dataset size, over every fold of every repeat.
+
+    Attributes:
+        size: The dataset size.
+        share: Share of the folds held at the prior's mode (the band's tint).
+        held: Folds held at the prior's mode.
+        members: Folds judged.
+        repeats_held: Repeats in which at least half the folds are held.
+        repeats: Repeats judged.
+        text: The hover text (:func:`band_text`).
+    """
+
+    size: int
+    share: float
+    held: int
+    members: int
+    repeats_held: int
+    repeats: int
+    text: str
+
+
 def size_bands(table: pd.DataFrame, sizes) -> dict[str, tuple]:
-    """key -> one ``(held share, hover text)`` per size of ``sizes`` (None for a size not judged).
+    """key -> one :class:`BandCount` per size of ``sizes`` (None for a size not judged).
 
     The tint of each size band of a parameter's chart (see :func:`verdict_table`).
     """
     out: dict[str, tuple] = {}
     for key, rows in table.groupby("key", sort=False):
-        by = {int(r["size"]): (float(r["held_share"]), band_text(r)) for _, r in rows.iterrows()}
+        by = {int(r["size"]): BandCount(int(r["size"]), float(r["held_share"]), int(r["held"]), int(r["members"]),
+                                        int(r["repeats_held"]), int(r["repeats"]), band_text(r))
+              for _, r in rows.iterrows()}
         out[str(key)] = tuple(by.get(int(s)) for s in sizes)
     return out

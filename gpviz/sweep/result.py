@@ -119,22 +119,21 @@ class Sweep:
                title: str | None = None, verdicts: bool | None = None):
         """The model's expression with one labelled band per dataset size, beside the scaling curve.
 
-        Each chart marks the prior mode and the bounds a fold sits at. With verdicts,
-        :func:`gpviz.priors.pull.sweep_prior_pull` analyses the folds of the first repeat at
-        every size, and a parameter is tinted "held by prior" when its prior holds it in
-        at least half the folds of some size (:func:`gpviz.priors.verdicts.key_verdicts` with
-        ``by="size"``: the tint says "at some size, the prior sets this value").
+        Each chart marks the prior mode and the bounds a fold sits at. By default
+        :func:`gpviz.priors.pull.sweep_prior_pull` judges every fold of every repeat at
+        every size: each size band of each parameter is tinted by the share of its folds
+        held at the prior's mode (hover a band label for the counts), and the page says in
+        one sentence per parameter group where each leaves the prior's mode, with a table
+        of the held shares. Without verdicts the page says why in one line.
 
         Args:
             one_fold_per_repeat: One dot per repeat (its first fold) instead of one per fold.
             metric: The metric of the scaling curve.
             feature_names: Names of the input columns.
             title: Page title.
-            verdicts: ``None`` (default): prior_pull verdicts when every size is at most
-                :data:`gpviz.priors.verdicts.PULL_MAX_POINTS` points and the folds of the largest
-                size hold at most 5 x ``PULL_MAX_ELEMENTS`` parameter elements (each size
-                rebuilds one batched model, nothing is refitted); ``True``: always;
-                ``False``: none. A failing analysis warns and draws no verdicts.
+            verdicts: ``None`` or ``True`` (default): judge every fold (nothing is refitted:
+                each size's repeats are rebuilt as one batched model with their fitted
+                values); ``False``: none. A failing analysis warns and the page says so.
 
         Returns:
             A gpviz Figure (``.html()``, ``.save(path)``, ``_repr_html_``).

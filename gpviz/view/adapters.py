@@ -8,6 +8,7 @@ one function here; the HTML layer needs no change.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 
 from gpviz.charts import figure_to_img
 from gpviz.html.markup import Markup
+from gpviz.priors.judge import SweepJudgement
 from gpviz.priors.verdicts import with_verdicts
 from gpviz.sweep.result import Sweep
 from gpviz.trace.tracer import FitTracer
@@ -23,7 +25,7 @@ from gpviz.values.bounds import at_bounds
 from gpviz.values.parameters import parameters
 from gpviz.values.units import check_units, relabel, to_units
 from gpviz.view.build import build_view, facts_from_info, members_label
-from gpviz.view.records import ViewData
+from gpviz.view.records import VerdictSummary, ViewData
 
 # The scaling curve goes beside the expression: the figure becomes a two-column grid, every
 # part of the expression in the first (as wide as its code), the chart in the second. The chart's
@@ -117,15 +119,27 @@ def sweep_info(sweep: Sweep, expr) -> pd.DataFrame:
     return long
 
 
-def sweep_view(sweep: Sweep, expr, verdicts: Mapping[str, str] | None = None, one_fold_per_repeat: bool = False,
+def verdict_summary(judgement: SweepJudgement | None, sizes) -> VerdictSummary | None:
+    """What a sweep page says about its verdicts: the note, the sentences, and the table rows of held keys."""
+    if judgement is None:
+        return None
+    rows = tuple((k, bands) for k, bands in judgement.bands.items() if any(b is not None and b.held for b in bands))
+    return VerdictSummary(judgement.note, tuple(judgement.sentences.values()), tuple(int(s) for s in sizes), rows)
+
+
+def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_fold_per_repeat: bool = False,
                metric: str = "mse", title: str | None = None, chart: bool = True,
                axis_ranges: Mapping | None = None) -> ViewData:
     """A sweep: one labelled band per dataset size, the scaling curve beside it.
 
+    With a judgement that holds verdicts, each size band of each parameter is tinted
+    by the share of its folds held at the prior's mode (over every repeat judged),
+    and the page says in words where each parameter leaves its prior's mode.
+
     Args:
         sweep: A :class:`~gpviz.sweep.result.Sweep`.
         expr: The expression of its model (with the feature names to show).
-        verdicts: key -> verdict (from :func:`gpviz.priors.judge.sweep_verdicts`), or None.
+        judgement: From :func:`gpviz.priors.judge.sweep_verdicts`, or None (no verdicts, no note).
         one_fold_per_repeat: One dot per repeat (its first fold) instead of one per fold.
         metric: The metric of the scaling curve.
         title: Figure title (default: the sweep's sizes and repeats; "" for none).
@@ -134,8 +148,11 @@ def sweep_view(sweep: Sweep, expr, verdicts: Mapping[str, str] | None = None, on
     """
     frame = sweep.frame(one_fold_per_repeat, keys=list(expr.keys))
     info = sweep_info(sweep, expr)
-    if verdicts:
-        info = with_verdicts(info, verdicts)
+    if judgement is not None and judgement.verdicts:
+        info = with_verdicts(info, judgement.verdicts)
+    facts = _facts(expr, info)
+    if judgement is not None and judgement.bands:
+        facts = {k: replace(f, bands=judgement.bands.get(k)) for k, f in facts.items()}
     extra = None
     if chart:
         img = figure_to_img(sweep.plot(metric), alt=f"scaling curve: leave-one-out {metric} per dataset size",
@@ -145,6 +162,7 @@ def sweep_view(sweep: Sweep, expr, verdicts: Mapping[str, str] | None = None, on
     if title is None:  # "" means no title (the comparison page's headings carry the label)
         title = (f"Leave-one-out sweep: {type(sweep.model).__name__}, n = "
                  f"{', '.join(str(s) for s in sweep.sizes)}, {sweep.repeats} repeats ({per})")
-    return build_view(expr, frame, _facts(expr, info), title=title,
+    return build_view(expr, frame, facts, title=title,
                       config_labels=[f"n = {s}" for s in sweep.sizes],
-                      member_label=sweep.member_label(one_fold_per_repeat), extra=extra, axis_ranges=axis_ranges)
+                      member_label=sweep.member_label(one_fold_per_repeat), extra=extra, axis_ranges=axis_ranges,
+                      summary=verdict_summary(judgement, sweep.sizes))

@@ -135,7 +135,7 @@ def chart_views(frame: FrameData, facts: Mapping[str, ParamFacts],
         for k in keys:
             m = facts[k]
             params[k] = ParamView(k, str(m.role), len(axes) - 1, m.prior_mode, m.lower, m.upper, marks[k][0],
-                                  marks[k][1], m.held, _flags(frame.values[k], axis))
+                                  marks[k][1], m.held and not m.bands, _flags(frame.values[k], axis), m.bands)
     return tuple(axes), {k: params[k] for k in facts}
 
 

@@ -82,7 +82,7 @@ def sections_of(expr) -> tuple[Section, ...]:
 
 def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, title: str | None = None,
                config_labels=None, extra: Markup | None = None, member_label: str | None = None,
-               axis_ranges: Mapping[str, Sequence[float]] | None = None) -> ViewData:
+               axis_ranges: Mapping[str, Sequence[float]] | None = None, summary=None) -> ViewData:
     """The view data of ``expr`` drawn with the values in ``frame``.
 
     Args:
@@ -95,6 +95,7 @@ def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, ti
             any other string escaped (shown as text).
         member_label: What a dot is, plural (default: the expression's).
         axis_ranges: key -> (lo, hi) its axis must cover.
+        summary: The verdicts in words (a :class:`~gpviz.view.records.VerdictSummary`), or None.
 
     Raises:
         KeyMismatchError: a key has no column in ``frame``.
@@ -111,5 +112,6 @@ def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, ti
     axes, params = chart_views(data, facts, axis_ranges)
     plural = members_label(expr, member_label)
     return ViewData(sections_of(expr), data, axes, params, singular(plural), plural, title,
-                    judged=any(f.verdict for f in facts.values()),  # verdicts were computed: say so even if none held
-                    extra=as_html(extra) if extra else Markup())
+                    # verdicts were computed: say so even if none held
+                    judged=any(f.verdict or f.bands for f in facts.values()),
+                    extra=as_html(extra) if extra else Markup(), summary=summary)

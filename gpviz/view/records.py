@@ -31,6 +31,8 @@ class ParamFacts:
         upper: Its constraint's upper bound, or None.
         prior_mode: The mode of its prior in the shown units, or None.
         verdict: ``prior_pull``'s verdict for the key ("" when not judged).
+        bands: One :class:`~gpviz.priors.verdicts.BandCount` (or None) per configuration: the
+            share of its members held at the prior's mode tints that band (sweeps).
     """
 
     role: Role = Role.value
@@ -38,6 +40,7 @@ class ParamFacts:
     upper: float | None = None
     prior_mode: float | None = None
     verdict: str = ""
+    bands: tuple | None = None
 
     @property
     def held(self) -> bool:
@@ -105,8 +108,9 @@ class ParamView:
         upper: Constraint upper bound, or None.
         mark_lower: Some value sits on the lower bound (the bound is drawn, those values red).
         mark_upper: Likewise for the upper bound.
-        held: Tinted "held by prior".
+        held: Tinted as a whole "held at prior mode" (a model; a sweep tints each band instead).
         flags: What is wrong with its values ("1 NaN, 2 inf"), or "".
+        bands: Per configuration, its :class:`~gpviz.priors.verdicts.BandCount` (or None), or None.
     """
 
     key: str
@@ -119,6 +123,7 @@ class ParamView:
     mark_upper: bool
     held: bool
     flags: str = ""
+    bands: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,23 @@ class Section:
     title: str
     note: str
     tree: Node
+
+
+@dataclass(frozen=True)
+class VerdictSummary:
+    """What a sweep page says in words about its verdicts.
+
+    Attributes:
+        note: One line: how the verdicts were judged, or why there are none.
+        sentences: One sentence per parameter group (where each element leaves its prior's mode).
+        sizes: The dataset sizes (the table's columns).
+        rows: ``(key, per-size BandCount or None)`` for the keys held at the prior's mode somewhere.
+    """
+
+    note: str
+    sentences: tuple[str, ...] = ()
+    sizes: tuple[int, ...] = ()
+    rows: tuple = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,6 +166,7 @@ class ViewData:
         title: Figure title, or None.
         judged: Verdicts were computed (the legend says so even when none is held).
         extra: Trusted HTML placed below the expression (a chart image).
+        summary: The verdicts in words (a sweep), or None.
     """
 
     sections: tuple[Section, ...]
@@ -155,6 +178,7 @@ class ViewData:
     title: str | None = None
     judged: bool = False
     extra: Markup = field(default_factory=Markup)
+    summary: VerdictSummary | None = None
 
     @property
     def flagged(self) -> dict[str, str]:
