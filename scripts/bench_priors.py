@@ -5,14 +5,21 @@ Scale-Matern-5/2 SingleTaskGP on an 8-input function where only 2 inputs matter,
 at small sizes, with BoTorch's former default lengthscale prior Gamma(3, 6) and
 the looser Gamma(1.125, 0.375) (same mode 1/3, ~96x the variance). Prints the
 held-out error per size for each prior, their ratio, the share of folds whose
-lengthscales prior_pull judges "held by prior", and writes the comparison page.
+lengthscales prior_pull judges "held at prior mode" (every fold of every repeat) with the
+break-free sentences, the verdict cost against the sweep's fit time (CPU seconds, side by
+side: stacked per size and cell by cell), and writes the comparison page.
 
 Usage: .venv/bin/python scripts/bench_priors.py [--out artifacts] [--sizes 8 16 32] [--repeats 3]
 
 Measured (seed 0, sizes 8/16/32, 3 repeats; botorch 0.18.1, gpytorch 1.15.2): geometric-mean
 LOO MSE 0.885 / 0.460 / 0.118 with Gamma(3, 6) vs 0.246 / 0.135 / 0.038 with Gamma(1.125, 0.375),
 i.e. 3.6x / 3.4x / 3.1x larger with the strong prior; prior_pull judged 100% / 93% / 0% of the
-irrelevant lengthscales "held by prior" under Gamma(3, 6) and 0% at every size under the loose prior.
+irrelevant lengthscales "held at prior mode" (every fold of all 3 repeats) under Gamma(3, 6) and 0% at
+every size under the loose prior. Verdicts of every fold of every repeat: 0.95 s CPU (1.05 s cell by
+cell) = 1.6% of the strong sweep's 60 s fit CPU; 0.84 s (1.32 s) = 0.6% of the loose sweep's 145 s
+(load average 11-20 on 2 cores). A 24-input model at n = 40, 80 (2 repeats) measured separately:
+15.1 s CPU stacked (18.0 s cell by cell) = 17% of its 88 s fit CPU, over the 10% target: one exact
+Hessian-vector product per parameter element through the Cholesky dominates there.
 About 3 min of CPU in all (one torch thread).
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from pathlib import Path
 
@@ -29,8 +37,10 @@ from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.priors import GammaPrior
 
 import gpviz
+import gpviz.priors.pull as pull_module
 from gpviz.priors.pull import sweep_prior_pull
-from gpviz.priors.verdicts import HELD
+from gpviz.priors.stories import break_free_sentences, key_features, key_stories
+from gpviz.priors.verdicts import HELD, verdict_table
 
 D, RELEVANT = 8, 2
 
@@ -68,14 +78,28 @@ def main() -> None:
                                                                    lengthscale=GammaPrior(1.125, 0.375)),
     }
     sweeps, pulls = {}, {}
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
     for label, make in configs.items():
         t0, c0 = time.perf_counter(), time.process_time()
         sweeps[label] = gpviz.cv_sweep(make, X, Y, sizes=args.sizes, repeats=args.repeats, seed=args.seed,
                                        progress=False)
-        t1, c1 = time.perf_counter(), time.process_time()
+        fit_cpu = time.process_time() - c0
+        fit_wall = time.perf_counter() - t0
+        # the verdicts of every fold of every repeat, side by side: stacked per size (the default) and
+        # cell by cell (the former path), interleaved so that both see the same machine load
+        c1 = time.process_time()
         pulls[label] = sweep_prior_pull(sweeps[label], repeats=None)
-        print(f"{label}: sweep {t1 - t0:.1f} s wall / {c1 - c0:.1f} s CPU; prior_pull of every cell "
-              f"{time.perf_counter() - t1:.1f} s wall / {time.process_time() - c1:.1f} s CPU", flush=True)
+        stacked_cpu = time.process_time() - c1
+        budget, pull_module.STACK_BUDGET = pull_module.STACK_BUDGET, 0
+        try:
+            c2 = time.process_time()
+            sweep_prior_pull(sweeps[label], repeats=None)
+            per_cell_cpu = time.process_time() - c2
+        finally:
+            pull_module.STACK_BUDGET = budget
+        print(f"{label}: sweep fit {fit_wall:.1f} s wall / {fit_cpu:.1f} s CPU; verdicts of every fold of every "
+              f"repeat {stacked_cpu:.2f} s CPU stacked per size ({per_cell_cpu:.2f} s cell by cell): "
+              f"verdict cost / sweep fit time = {stacked_cpu / fit_cpu:.1%} (target <= 10%)", flush=True)
 
     strong, loose = list(configs)
     print(f"\nLeave-one-out MSE (geometric mean over {args.repeats} repeats; 10th-90th percentile), "
@@ -87,7 +111,8 @@ def main() -> None:
         print(f"{n:>4}  {a.center:>10.4f} [{a.low:.4f}, {a.high:.4f}]  {b.center:>10.4f} [{b.low:.4f}, "
               f"{b.high:.4f}]  {a.center / b.center:>18.2f}")
 
-    print("\nShare of folds whose lengthscale prior_pull judges 'held by prior' (irrelevant x2..x7 | relevant x0, x1):")
+    print("\nShare of folds whose lengthscale prior_pull judges 'held at prior mode' (irrelevant x2..x7 | relevant "
+          "x0, x1), every repeat:")
     for label, pull in pulls.items():
         ls = pull[pull.key.str.contains("lengthscale")].copy()
         dim = ls.key.str.extract(r"\[(\d+)\]")[0].astype(int)
@@ -100,6 +125,9 @@ def main() -> None:
             med = at[at.irrelevant].value.median()
             parts.append(f"n={n}: {irr:.0%} | {rel:.0%} (median irrelevant lengthscale {med:.2f})")
         print(f"  {label}: " + "; ".join(parts))
+        features = key_features(sweeps[label].expression())
+        for sentence in break_free_sentences(key_stories(verdict_table(pull), features)).values():
+            print(f"    {sentence}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
