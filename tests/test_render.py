@@ -24,6 +24,7 @@ from botorch.models import MixedSingleTaskGP, SingleTaskGP
 from gpytorch.constraints import Interval
 
 import gpviz
+from gpviz.priors.verdicts import HELD
 R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
 from gpviz.errors import InputError, KeyMismatchError
 
@@ -295,7 +296,7 @@ def test_prior_mode_bound_and_held_markers_from_info():
         model.likelihood.noise_covar.raw_noise.fill_(1e-4)  # at BoTorch's lower bound
     expr = gpviz.model_expr(model)
     info = gpviz.parameters(model, long=True)
-    info["verdict"] = np.where(info["key"].str.contains("lengthscale"), "held by prior", "free")
+    info["verdict"] = np.where(info["key"].str.contains("lengthscale"), HELD, "free")
     fig = R.render_frame(expr, gpviz.parameters(model), info=info)
     p = fig.spec["params"]
     noise = p["likelihood.noise_covar.noise"]
@@ -304,7 +305,7 @@ def test_prior_mode_bound_and_held_markers_from_info():
     assert p["covar_module.lengthscale[0]"]["held"] and not noise["held"]
     html = fig.html()
     assert html.count("gpviz-held") >= 3 + 1  # three placeholders and the legend swatch
-    assert "held by prior" in html and "prior mode" in html
+    assert "held at the prior's mode" in html and "prior mode" in html
 
 
 def test_sections_titles_and_notes_are_on_the_page():
@@ -517,7 +518,7 @@ def _held_fit():
 def test_render_of_a_fitted_model_tints_what_prior_pull_holds():
     model = _held_fit()
     pull = gpviz.prior_pull(model)
-    held = set(pull.key[pull.verdict == "held by prior"])
+    held = set(pull.key[pull.verdict == HELD])
     assert held, "fixture: prior_pull should hold some lengthscales"
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     fig = gpviz.render(model)
@@ -526,7 +527,7 @@ def test_render_of_a_fitted_model_tints_what_prior_pull_holds():
     assert {k for k, m in p.items() if m["held"]} == held
     assert all(m["prior"] is not None for k, m in p.items() if "lengthscale" in k)
     html = fig.html()
-    assert 'class="gpviz-swatch gpviz-swatch-held"' in html and "held by prior" in html
+    assert 'class="gpviz-swatch gpviz-swatch-held"' in html and "held at the prior's mode" in html
     assert html.count("gpviz-param gpviz-held") + html.count(" gpviz-held\"") >= len(held)
     # verdicts=False: the same page without tints; a kernel alone has no data, so no verdicts (and no error)
     assert not any(m["held"] for m in gpviz.render(model, verdicts=False).spec["params"].values())
@@ -538,10 +539,10 @@ def test_render_verdicts_rule_and_containment():
     # the rule: held in at least half the members of some group
     pull = pd.DataFrame({"key": ["a"] * 4 + ["b"] * 4 + ["c"] * 2,
                          "size": [8, 8, 40, 40] * 2 + [8, 8],
-                         "verdict": ["held by prior", "held by prior", "free", "free",
-                                     "held by prior", "free", "free", "free", "at bound", "free"]})
-    assert R.key_verdicts(pull) == {"a": "held by prior", "b": "free", "c": "at bound"}
-    assert R.key_verdicts(pull, by="size") == {"a": "held by prior", "b": "held by prior", "c": "at bound"}
+                         "verdict": [HELD, HELD, "free", "free",
+                                     HELD, "free", "free", "free", "at bound", "free"]})
+    assert R.key_verdicts(pull) == {"a": HELD, "b": "free", "c": "at bound"}
+    assert R.key_verdicts(pull, by="size") == {"a": HELD, "b": HELD, "c": "at bound"}
     assert R.key_verdicts(pd.DataFrame()) == {}
     # a model without priors: prior_pull runs, holds nothing, and the legend says so
     X, Y = _data()

@@ -77,25 +77,28 @@ def test_sweep_displays_through_render_and_in_notebooks(sweep):
     assert 'class="gpviz-figure"' in html and "gpviz-sweep-chart" in html and "data:image/png;base64," in html
 
 
-HELD_VIEW = """() => [...document.querySelectorAll('.gpviz-param')].map(e => ({key: e.dataset.key,
-    held: e.classList.contains('gpviz-held'), bg: getComputedStyle(e).backgroundColor}))"""
+BANDS = """() => Object.fromEntries([...document.querySelectorAll('.gpviz-param')].map(e => [e.dataset.key,
+    [...e.querySelectorAll('.gpviz-band-label')].map(l => l.dataset.held === undefined ? null : +l.dataset.held)]))"""
 
 
-def test_sweep_page_tints_what_prior_pull_holds_at_some_size(sweep, tmp_path, open_page):
+def test_sweep_page_tints_each_size_band_by_its_held_share(sweep, tmp_path, open_page):
     from gpviz.priors.pull import sweep_prior_pull
+    from gpviz.priors.verdicts import verdict_table
 
-    pull = sweep_prior_pull(sweep)
-    share = pull.assign(h=pull.verdict.eq("held by prior")).groupby(["key", "size"]).h.mean()
-    expected = {k for (k, _size), v in share.items() if v >= 0.5}  # the rule: half the folds of some size
-    assert expected, "fixture: the default noise prior holds the noise at these sizes"
+    table = verdict_table(sweep_prior_pull(sweep))
+    assert (table.held > 0).any(), "fixture: the default noise prior holds the noise at these sizes"
     fig = sweep.render()
-    assert {k for k, p in fig.spec["params"].items() if p["held"]} == expected
-    assert not any(p["held"] for p in sweep.render(verdicts=False).spec["params"].values())
+    assert not any(p["held"] for p in fig.spec["params"].values())  # a tint per band, not per parameter
+    assert all("bands" not in p for p in sweep.render(verdicts=False).spec["params"].values())
     loaded = open_page(fig.save(tmp_path / "sweep_held.html"), screenshot="sweep_page_held.png")
     assert loaded.console_errors == []
-    views = loaded.eval(HELD_VIEW)
-    assert {v["key"] for v in views if v["held"]} == expected
-    for v in views:  # tinted (an orange background) exactly when held
-        assert (v["bg"] not in ("rgba(0, 0, 0, 0)", "transparent")) == v["held"], v
+    bands = loaded.eval(BANDS)
+    for key, shares in bands.items():  # every repeat judged: the shares of the verdict table
+        assert shares == pytest.approx(table[table.key == key].sort_values("size").held_share.tolist()), key
     legend = loaded.eval("document.querySelector('.gpviz-legend').innerText")
-    assert "held by prior" in legend and "prior mode" in legend
+    assert "held at the prior's mode" in legend and "prior mode" in legend
+    note = loaded.eval("document.querySelector('.gpviz-verdict-note').innerText")
+    assert "every fold of every repeat" in note
+    skipped = open_page(sweep.render(verdicts=False).save(tmp_path / "sweep_skipped.html"))
+    assert skipped.eval("document.querySelector('.gpviz-verdict-note').innerText") == (
+        "Verdicts not computed: render(verdicts=False) was asked for.")
