@@ -549,7 +549,7 @@ def test_render_verdicts_rule_and_containment():
     plain = SingleTaskGP(X, Y, covar_module=gk.RBFKernel(ard_num_dims=3),
                          likelihood=__import__("gpytorch").likelihoods.GaussianLikelihood())
     html = gpviz.render(plain).html()
-    assert "no parameter held by its prior" in html and 'class="gpviz-swatch gpviz-swatch-held"' not in html
+    assert "no parameter held at its prior's mode" in html and 'class="gpviz-swatch gpviz-swatch-held"' not in html
     # a model prior_pull cannot analyse (training targets of the wrong shape): drawn, without verdicts
     broken = SingleTaskGP(X, Y)
     broken.train_targets = torch.zeros(3)

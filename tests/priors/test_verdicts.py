@@ -133,6 +133,7 @@ def test_verdict_table_counts_every_repeat():
 def test_size_bands_give_each_size_its_share_and_counts():
     bands = size_bands(verdict_table(constructed_pull()), [20, 40, 80, 160])
     late = bands["covar_module.lengthscale[5]"]
-    assert [b[0] if b else None for b in late] == [1.0, 1.0, 0.5, None]
-    assert late[2][1] == ("n = 80: held at the prior's mode in 160 of 320 folds (50%), in 2 of 4 repeats; "
+    assert [b.share if b else None for b in late] == [1.0, 1.0, 0.5, None]
+    assert (late[2].held, late[2].members, late[2].repeats_held, late[2].repeats) == (160, 320, 2, 4)
+    assert late[2].text == ("n = 80: held at the prior's mode in 160 of 320 folds (50%), in 2 of 4 repeats; "
                           "set by prior 0, free 160, at bound 0")
