@@ -26,6 +26,7 @@ from gpviz.html.page import Page
 from gpviz.priors.judge import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, model_verdicts, sweep_verdicts
 from gpviz.priors.verdicts import key_verdicts, with_verdicts
 from gpviz.sweep.result import Sweep
+from gpviz.trace.summary import MAX_TIMESTEPS
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.parameters import expression_of, parameters
 from gpviz.values.units import check_units
@@ -142,7 +143,7 @@ def _show_tracer(tracer: FitTracer, live: bool, display: bool = True):
     if live:
         facts = facts_from_info(_safe_info(tracer), tuple(tracer.expr.keys), dict(tracer.expr.roles))
         fig = LiveFigure(tracer.expr, facts=facts, display=display, title=f"Fitting {tracer.model_name}")
-        fig.update(tracer.render_frame())
+        fig.update(tracer.render_frame(MAX_TIMESTEPS))
         return fig
     fig = tracer.render()
     if display:

@@ -27,6 +27,7 @@ import gpviz
 from gpviz.priors.verdicts import HELD
 R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
 from gpviz.errors import InputError, KeyMismatchError
+from gpviz.html.compact import decode_compact
 
 INJECTION = "</script><script>window.__pwned=1</script>"
 TEMPLATE = "b`${window.__pwned=2}`"
@@ -73,7 +74,14 @@ def page_spec(html: str) -> dict:
     m = re.search(r"var s=(\{.*?\});var f=function", html, re.S)
     assert m, "no mount script with a data payload"
     spec = json.loads(m.group(1))
-    if spec.get("packed"):
+    if spec.get("packed") == "compact":  # a fit trace: read back at display precision (gpviz.html.compact)
+        blobs = re.findall(r'<script type="application/octet-stream" class="gpviz-data">([A-Za-z0-9+/=]*)</script>',
+                           html)
+        assert len(blobs) == 1, "one data element per figure"
+        cols = decode_compact(blobs[0], spec["columns"])
+        spec["columns"] = {k: {"type": "float64" if v.dtype.kind == "f" else "int32", "data": base64.b64encode(
+            v.astype("<f8" if v.dtype.kind == "f" else "<i4").tobytes()).decode()} for k, v in cols.items()}
+    elif spec.get("packed"):
         blobs = re.findall(r'<script type="application/octet-stream" class="gpviz-data">([A-Za-z0-9+/=]*)</script>',
                            html)
         assert len(blobs) == 1, "one data element per figure"

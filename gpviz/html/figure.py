@@ -11,6 +11,14 @@ drawn), ``data-flags`` (``nan:1,inf:2,nonpos:1,empty``) and the JS arrays
 left, one per row); the container gets ``data-drawn`` (and ``data-step`` for a
 trace); ``window.gpvizSummary[container id]`` holds mode, counts, flagged keys,
 the highlighted member and mount timings.
+
+A fit trace (``timeline``) carries its values at display precision
+(:mod:`gpviz.html.compact`: 4 significant digits, delta coded over steps,
+deflated), so every step of every member fits on the page; each placeholder
+then also gets ``el.gpvizValues`` (the values drawn, as decoded), and the
+container ``gpvizShowStep(i)``, ``gpvizSetSpeed(s)``, ``data-speed`` and
+``data-steps`` (the player's speed control). Other figures carry float32
+(float64 where float32 would lose range).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import re
 import numpy as np
 
 from gpviz.errors import InputError
+from gpviz.html.compact import CompactData, encode_compact
 from gpviz.html.encode import encode_column, pack_columns
 from gpviz.html.markup import escape_html, js_string, script_json
 from gpviz.html.page import Page
@@ -272,13 +281,21 @@ class Figure(Page):
         columns: Columns sent to the browser: the keys, plus ``i_config`` for a configuration list.
         title: The page title.
         view: The :class:`~gpviz.view.records.ViewData` it was drawn from.
+        compact: What a fit trace's page carries instead of :attr:`spec`'s exact columns
+            (:class:`~gpviz.html.compact.CompactData`), or None.
     """
 
-    def __init__(self, inner_html: str, spec: dict, element_id: str, title: str, view: ViewData | None = None):
+    def __init__(self, inner_html: str, spec: dict, element_id: str, title: str, view: ViewData | None = None,
+                 compact: CompactData | None = None):
         self._inner = inner_html
         self.spec = spec
-        self._blob, packed = pack_columns(spec["columns"])
-        self._spec_json = script_json({**spec, "columns": packed, "packed": True})
+        self.compact = compact
+        if compact is not None:  # a fit trace: values at display precision, deflated (gpviz.html.compact)
+            self._blob = compact.text
+            self._spec_json = script_json({**spec, "columns": compact.layout, "packed": "compact"})
+        else:
+            self._blob, packed = pack_columns(spec["columns"])
+            self._spec_json = script_json({**spec, "columns": packed, "packed": True})
         self.element_id = element_id
         self.title = title
         self.keys = tuple(spec["params"])
@@ -312,10 +329,28 @@ class Figure(Page):
                 f"id {self.element_id}>")
 
 
+def compact_of(view: ViewData, spec: dict) -> CompactData:
+    """A timeline's columns at display precision, deltas along each member's steps (see :mod:`gpviz.html.compact`).
+
+    Each column is checked against the axis the page draws it on (``spec["axes"]``, the rounded ends)
+    and its bounds, so positions, flags and red at-bound dots survive the rounding.
+    """
+    data = view.frame
+    counts = np.diff(data.step_starts) if data.steps else np.zeros(0, np.int64)
+    grid = (len(data.steps), int(counts[0])) if len(counts) and (counts == counts[0]).all() else None
+    columns = {k: data.values[k] for k in view.params}
+    if data.i_config is not None:
+        columns[I_CONFIG] = data.i_config.astype(np.int32)
+    params = spec["params"]
+    return encode_compact(columns, grid=grid, axes={k: spec["axes"][params[k]["axis"]] for k in view.params},
+                          bounds={k: (params[k]["lower"], params[k]["upper"]) for k in view.params})
+
+
 def figure(view: ViewData, element_id: str | None = None) -> Figure:
     """The :class:`Figure` of a view (its id a hash of the content unless ``element_id`` is given)."""
     inner, spec = inner_html(view), spec_of(view)
     if element_id is None:
         digest = hashlib.sha256((inner + "\0" + script_json(spec)).encode("utf-8")).hexdigest()
         element_id = f"gpviz-{digest[:12]}"
-    return Figure(inner, spec, check_id(element_id), view.title or "gpviz", view)
+    compact = compact_of(view, spec) if view.frame.mode == "timeline" else None
+    return Figure(inner, spec, check_id(element_id), view.title or "gpviz", view, compact)

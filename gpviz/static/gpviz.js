@@ -16,7 +16,7 @@
 (function () {
   "use strict";
 
-  var VERSION = "2";  // bumped when mount() reads a new spec format (a notebook may hold an older copy)
+  var VERSION = "3";  // bumped when mount() reads a new spec format (a notebook may hold an older copy)
 
   /* ---------------------------------------------------------------- base64 -> typed arrays */
 
@@ -92,6 +92,71 @@
     return parsed;
   }
 
+  /* ---------------------------------------------------------------- compact frame data */
+
+  // The decoder of gpviz/html/compact.py (its docstring describes the format): the payload is a zlib
+  // stream, inflated natively by DecompressionStream; each column is zigzag varints of code deltas
+  // (along each member's steps in a timeline grid, else along rows); "sig" codes are values rounded
+  // to `digits` significant digits, "int" codes are the integers themselves, "f64" is raw float64.
+  var POW10 = [];
+  for (var p10 = 0; p10 < 330; p10++) POW10.push(Number("1e" + p10));  // correctly rounded, as Python's table
+
+  function inflate(bytes) {
+    if (typeof DecompressionStream !== "function") {
+      return Promise.reject(new Error("gpviz: this browser cannot inflate the figure's data (no DecompressionStream)"));
+    }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).arrayBuffer().then(function (b) { return new Uint8Array(b); });
+  }
+
+  function decodeCompactColumn(bytes, col, grid, name) {
+    var n = col.length;
+    if (col.codec === "f64") return new Float64Array(bytes.buffer, bytes.byteOffset + col.offset, n);
+    var sig = col.codec === "sig";
+    if (!sig && col.codec !== "int") throw new Error("gpviz: unknown codec " + JSON.stringify(col.codec) + " for " + JSON.stringify(name));
+    var out = sig ? new Float64Array(n) : new Int32Array(n);
+    var steps = grid ? grid[0] : n, members = grid ? grid[1] : 1;
+    var digits = col.digits, base = Math.pow(10, digits - 1), per = 9 * base, e0 = col.e0, top = col.top;
+    var pos = col.offset, end = col.offset + col.nbytes;
+    for (var m = 0; m < members; m++) {
+      var q = 0;
+      for (var s = 0, row = m; s < steps; s++, row += members) {
+        var b = bytes[pos++], u = b & 127, mul = 128;
+        while (b & 128) { b = bytes[pos++]; u += (b & 127) * mul; mul *= 128; }
+        q += (u % 2) ? -(u + 1) / 2 : u / 2;  // zigzag, in arithmetic (deltas may pass 2^31 - 1)
+        if (!sig) { out[row] = q; continue; }
+        var v;
+        if (q === 0) v = 0;
+        else if (q === top) v = Infinity;
+        else if (q === -top) v = -Infinity;
+        else if (q === top + 1) v = NaN;
+        else {
+          var mag = (q < 0 ? -q : q) - 1, decade = Math.floor(mag / per), k = e0 + decade - digits + 1;
+          var mant = mag - decade * per + base;
+          v = k >= 0 ? mant * POW10[k] : mant / POW10[-k];  // exact power of ten: the value nearest the decimal
+          if (q < 0) v = -v;
+        }
+        out[row] = v;
+      }
+    }
+    if (pos !== end) throw new Error("gpviz: column " + JSON.stringify(name) + " does not end where its layout says");
+    return out;
+  }
+
+  // A compact figure's columns: base64 -> inflate -> decode. Resolves to {column: TypedArray}.
+  function unpackCompact(container, layout) {
+    var holder = container.querySelector("script.gpviz-data");
+    if (!holder) return Promise.reject(new Error("gpviz: figure " + container.id + " has no data element"));
+    return inflate(decodeBase64(holder.textContent.trim())).then(function (bytes) {
+      if (bytes.byteLength !== layout.bytes) throw new Error("gpviz: figure data inflates to " + bytes.byteLength + " bytes, expected " + layout.bytes);
+      var table = {};
+      Object.keys(layout.columns).forEach(function (k) {
+        table[k] = decodeCompactColumn(bytes, layout.columns[k], layout.grid, k);
+      });
+      return table;
+    });
+  }
+
   // Re-applied every time this file runs: a notebook output re-running the rows2prose header
   // creates a fresh `r2p` object.
   if (window.r2p) window.r2p.parseColumns = fastParseColumns;
@@ -116,11 +181,13 @@
     return String(parseFloat(v.toPrecision(a >= 100 ? 3 : 2)));
   }
 
-  function fmtValue(v) {
+  // A value in `digits` significant digits (3; a compact figure prints the digits its values carry).
+  function fmtValue(v, digits) {
+    var p = digits || 3;
     if (v !== v || !isFinite(v)) return fmt(v);
     var a = Math.abs(v);
-    if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(2).replace("e+", "e");
-    return String(parseFloat(v.toPrecision(3)));
+    if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(p - 1).replace("e+", "e");
+    return String(parseFloat(v.toPrecision(p)));
   }
 
   /* ---------------------------------------------------------------- geometry */
@@ -164,7 +231,7 @@
   /* ---------------------------------------------------------------- the parameter view */
 
   // One parameter placeholder: builds its DOM once, then draw(start, end) shows rows [start, end).
-  function paramView(el, key, meta, axis, column, iConfig, configs, singleRow) {
+  function paramView(el, key, meta, axis, column, iConfig, configs, singleRow, digits) {
     var scale = makeScale(axis);
     var nBands = configs ? configs.labels.length : 1;
     var bandH = configs ? configs.band : ROW_H;
@@ -354,7 +421,7 @@
         el.gpvizHighlight = hl;
       }
 
-      valueText.textContent = (n === 1) ? fmtValue(column[start]) : "";
+      valueText.textContent = (n === 1) ? fmtValue(column[start], digits) : "";
       var flags = [];
       if (counts.nan) flags.push(counts.nan + " NaN");
       if (counts.inf) flags.push(counts.inf + " inf");
@@ -365,11 +432,11 @@
       el.classList.toggle("gpviz-flagged", flags.length > 0);
 
       var tip = key;
-      if (n === 1) tip += " = " + fmtValue(column[start]);
+      if (n === 1) tip += " = " + fmtValue(column[start], digits);
       else if (shown.length) {
         var sorted = shown.slice().sort(function (a, b) { return a - b; });
-        tip += "\n" + n + " values: min " + fmtValue(sorted[0]) + ", median " +
-          fmtValue(sorted[Math.floor(sorted.length / 2)]) + ", max " + fmtValue(sorted[sorted.length - 1]);
+        tip += "\n" + n + " values: min " + fmtValue(sorted[0], digits) + ", median " +
+          fmtValue(sorted[Math.floor(sorted.length / 2)], digits) + ", max " + fmtValue(sorted[sorted.length - 1], digits);
       }
       tip += "\naxis: " + (axis.kind === "log" ? "log" : "linear") + " " + fmt(axis.lo) + " .. " + fmt(axis.hi);
       if (meta.prior !== null && meta.prior !== undefined) tip += "\nprior mode: " + fmtValue(meta.prior);
@@ -385,6 +452,7 @@
 
       // test and tooling hooks (no user strings)
       el.gpvizXs = xs;  // CSS px from the canvas' left edge, one per row (NaN: not drawable)
+      el.gpvizValues = column.slice(start, start + n);  // the values drawn, as the page decoded them
       el.gpvizYs = ys;
       el.gpvizCounts = counts;
       el.dataset.drawn = "1";
@@ -425,9 +493,10 @@
 
   /* ---------------------------------------------------------------- mounting */
 
-  function mount(container, spec) {
-    var t0 = performance.now();
-    var table = spec.packed ? unpackColumns(container, spec.columns)
+  // `decoded`: {table, t0} when the columns were decoded already (a compact figure inflates asynchronously)
+  function mount(container, spec, decoded) {
+    var t0 = decoded ? decoded.t0 : performance.now();
+    var table = decoded ? decoded.table : spec.packed ? unpackColumns(container, spec.columns)
       : (window.r2p ? window.r2p.parseColumns : fastParseColumns)(spec.columns);
     var tParsed = performance.now();
     var iConfig = spec.configs ? table[spec.configs.column] : null;
@@ -439,7 +508,8 @@
       var meta = spec.params[key], column = table[key];
       try {
         views.push((meta && column)
-          ? paramView(el, key, meta, spec.axes[meta.axis], column, iConfig, spec.configs, singleRow)
+          ? paramView(el, key, meta, spec.axes[meta.axis], column, iConfig, spec.configs, singleRow,
+                      spec.packed === "compact" ? spec.columns.columns[key].digits : 3)
           : noDataView(el, key));
       } catch (err) {
         console.error("gpviz: cannot draw " + key + ": " + err);
@@ -507,9 +577,10 @@
     summary.draw_ms = performance.now() - tBuilt;
     summary.ms = performance.now() - t0;
     window.gpvizDrawnAt = performance.now();
-    // canvases rasterize at the next frame: note when that has happened (benchmarks read it)
+    // the first frame with the drawn canvases gets style, layout and raster after the next animation
+    // frame callback; the one after that starts once it was produced: "painted" (benchmarks read it)
     requestAnimationFrame(function () {
-      setTimeout(function () { window.gpvizPaintedAt = summary.painted_at = performance.now(); }, 0);
+      requestAnimationFrame(function () { window.gpvizPaintedAt = summary.painted_at = performance.now(); });
     });
     return summary;
   }
@@ -540,9 +611,17 @@
     return sel;
   }
 
+  // Playback speeds (steps per slider unit; rows2prose's player moves 5 units per second).
+  var SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+  var PLAY_SECONDS = 40;  // the default speed plays the whole fit in at most this long
+
   // The fit trace: rows2prose's timeControl (slider, play, pause, restart), fed with timesteps sorted
   // in Python. The step state is gpviz's own (rows2prose's hiddenTimeState needs a global d3); it
-  // keeps hiddenTimeState's hook, `.timeState` element's `_r2pState.selectTimestep(i)`.
+  // keeps hiddenTimeState's hook, `.timeState` element's `_r2pState.selectTimestep(v)` (v in slider
+  // units). A speed control maps one slider unit to `speed` steps: rows2prose's player advances
+  // 5 units per second, so 1,000 steps play in 200 s at 1x and in 40 s at 5x; the slider stays
+  // fractional, so scrubbing reaches every step at any speed. Tools and tests can call
+  // `container.gpvizShowStep(i)` (i: an index into the steps) and `container.gpvizSetSpeed(s)`.
   function mountTimeline(container, spec, drawRows, summary) {
     var steps = spec.steps, starts = spec.step_starts;
     var stateHolder = container.querySelector(".gpviz-time-state");
@@ -551,7 +630,16 @@
       drawRows(0, 0);
       return;
     }
-    var shown = -1;
+    var last = steps.length - 1;
+    var speed = SPEEDS.filter(function (x) { return x * PLAY_SECONDS * 5 >= last; })[0] || SPEEDS[SPEEDS.length - 1];
+    var units = [];  // what rows2prose's slider runs over: one entry per slider unit
+    function makeUnits() {
+      units = [];
+      for (var u = 0; u * speed < last; u++) units.push(steps[u * speed]);
+      units.push(steps[last]);
+    }
+    var shown = -1, position = 0;
+    var label = null;
     function renderStep(i) {
       if (i === shown) return;
       shown = i;
@@ -559,26 +647,65 @@
       summary.step = steps[i];
       container.setAttribute("data-step", String(steps[i]));
     }
-    // `steps` is a fresh array made from JSON: rows2prose never sees (nor sorts) a column buffer
+    // `units` is a fresh array made from JSON: rows2prose never sees (nor sorts) a column buffer
     var control = r2p.timeControl().prefix(spec.step_prefix).onupdate(function (v) { state.selectTimestep(v); });
     var selection = window.d3 ? d3.select(controlHolder) : oneNodeSelection(controlHolder);
-    function renderTime(index) {
-      selection.datum({ sortedUniqueTimesteps: steps, index: index }).call(control);
+    function renderTime(v) {
+      position = v;
+      selection.datum({ sortedUniqueTimesteps: units, index: v }).call(control);
       // rows2prose gives every slider the same DOM id; drop it (several figures share a page)
       controlHolder.querySelectorAll("#timestep").forEach(function (e) { e.removeAttribute("id"); });
+      // its label names the slider unit's first step: name the step drawn
+      label = label || controlHolder.querySelector(".slider_text");
+      if (label) label.textContent = spec.step_prefix + " " + steps[shown];
     }
     var timeState = document.createElement("span");
     timeState.className = "timeState";
     stateHolder.appendChild(timeState);
     var state = timeState._r2pState = {
-      selectTimestep: function (v) {  // v: a (fractional) index into steps, as the slider gives it
-        var i = Math.max(0, Math.min(steps.length - 1, Math.floor(v)));
-        renderStep(i);
-        renderTime(v);
+      selectTimestep: function (v) {  // v: a (fractional) slider position, as the slider gives it
+        var u = Math.max(0, Math.min(units.length - 1, v));
+        renderStep(Math.max(0, Math.min(last, Math.floor(u * speed + 1e-9))));
+        renderTime(u);
       }
     };
-    renderStep(steps.length - 1);  // the fit's end first, as rows2prose does
-    renderTime(steps.length - 1);
+    container.gpvizShowStep = function (i) {
+      var k = Math.max(0, Math.min(last, Math.floor(i)));
+      renderStep(k);
+      renderTime(k / speed);
+    };
+
+    var speedHolder = document.createElement("label");
+    speedHolder.className = "gpviz-speed";
+    speedHolder.appendChild(document.createTextNode("speed "));
+    var select = document.createElement("select");
+    SPEEDS.filter(function (x) { return x === 1 || x <= last; }).forEach(function (x) {
+      var opt = document.createElement("option");
+      opt.value = String(x);
+      opt.textContent = x + "\u00d7 (" + 5 * x + " steps/s)";
+      select.appendChild(opt);
+    });
+    select.value = String(speed);
+    speedHolder.appendChild(select);
+    controlHolder.parentNode.insertBefore(speedHolder, controlHolder.nextSibling);
+    function setSpeed(x) {
+      var at = shown;
+      speed = Math.max(1, Math.floor(+x) || 1);
+      select.value = String(speed);
+      makeUnits();
+      summary.speed = speed;
+      container.setAttribute("data-speed", String(speed));
+      renderTime(at / speed);  // the same step, at the new scale
+    }
+    select.addEventListener("change", function () { setSpeed(select.value); });
+    container.gpvizSetSpeed = setSpeed;
+
+    makeUnits();
+    container.setAttribute("data-steps", String(steps.length));
+    summary.speed = speed;
+    container.setAttribute("data-speed", String(speed));
+    renderStep(last);  // the fit's end first, as rows2prose does
+    renderTime(units.length - 1);
   }
 
   function mountById(id, spec) {
@@ -587,11 +714,21 @@
     for (var i = 0; i < nodes.length; i++) {
       if (nodes[i].id === id && !nodes[i].gpvizMounted) {
         nodes[i].gpvizMounted = true;
-        try {
-          return mount(nodes[i], spec);
-        } catch (err) {
+        var node = nodes[i];
+        var failed = function (err) {
           console.error("gpviz: figure " + id + " failed: " + (err && err.stack || err));
           return null;
+        };
+        if (spec.packed === "compact") {
+          var t0 = performance.now();
+          return unpackCompact(node, spec.columns).then(function (table) {
+            return mount(node, spec, { table: table, t0: t0 });
+          }).catch(failed);
+        }
+        try {
+          return mount(node, spec);
+        } catch (err) {
+          return failed(err);
         }
       }
     }
@@ -606,6 +743,7 @@
 
   window.gpviz = {
     version: VERSION, mount: mount, mountById: mountById, parseColumns: fastParseColumns, unpackColumns: unpackColumns,
+    unpackCompact: unpackCompact, inflate: inflate, fmtValue: fmtValue,
     decodeBase64: decodeBase64, decodeBase64Fallback: decodeBase64Fallback, fmt: fmt
   };
   drainQueue();

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from gpviz.errors import InputError
 from gpviz.values.columns import I_MODEL
 
-#: The player advances one step per 200 ms: 300 timesteps play in one minute.
+#: Steps a live notebook view keeps while the fit runs (it is redrawn up to 4 times a second);
+#: the finished page keeps every step (its values at display precision, see gpviz.html.compact).
 MAX_TIMESTEPS = 300
-#: Budget for the frame data inlined in an animated page (base64 adds a third).
-MAX_PAGE_DATA_BYTES = 6_000_000
 
 
 def summarize(ev: dict, groups, segments, loss_tol: float = 1e-3, param_rtol: float = 1e-2) -> pd.DataFrame:
@@ -83,27 +83,45 @@ def summarize(ev: dict, groups, segments, loss_tol: float = 1e-3, param_rtol: fl
     # ----- views -------------------------------------------------------------------------------
 
 
-def timesteps_to_show(n_timesteps: int, segments, n_members: int, n_keys: int, max_timesteps: int = MAX_TIMESTEPS,
-                      max_bytes: int = MAX_PAGE_DATA_BYTES) -> np.ndarray:
-    """Timesteps an animated page shows: evenly spaced, always with the first and last and
-    every retry boundary (first and last step of each attempt).
+def check_max_timesteps(max_timesteps) -> int | None:
+    """``max_timesteps`` as None (every step) or an int >= 2 (the first and the last step).
+
+    Raises:
+        InputError: for anything else, naming the value received.
+    """
+    if max_timesteps is None:
+        return None
+    try:
+        cap = int(max_timesteps)
+    except (TypeError, ValueError, OverflowError):
+        cap = None
+    if isinstance(max_timesteps, bool) or cap is None or cap != max_timesteps or cap < 2:
+        raise InputError(f"max_timesteps must be None (every step) or a whole number >= 2, got {max_timesteps!r}")
+    return cap
+
+
+def timesteps_to_show(n_timesteps: int, segments, max_timesteps: int | None = None) -> np.ndarray:
+    """Timesteps an animated page shows: every one (``max_timesteps=None``), or at most ``max_timesteps``
+    evenly spaced, always with the first and last and every retry boundary (first and last step of
+    each attempt).
 
     Args:
         n_timesteps: Timesteps recorded.
         segments: The optimizer runs (their first and last steps are kept).
-        n_members: Members drawn per step.
-        n_keys: Parameter keys drawn per member.
-        max_timesteps: At most this many steps.
-        max_bytes: And at most this many bytes of frame data.
+        max_timesteps: None, or at most this many steps (a whole number >= 2).
 
     Returns:
         Sorted timestep numbers.
+
+    Raises:
+        InputError: a ``max_timesteps`` that is not None or a whole number >= 2.
     """
     T = int(n_timesteps)
+    cap = check_max_timesteps(max_timesteps)
     if T == 0:
         return np.empty(0, np.int64)
-    per_step = max(n_members * (n_keys + 2) * 8, 1)
-    cap = max(2, min(int(max_timesteps), int(max_bytes // per_step)))
+    if cap is None:
+        return np.arange(T)
     must = {0, T - 1}
     for s in segments:
         must.add(s.base)

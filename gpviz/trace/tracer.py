@@ -49,7 +49,7 @@ from gpviz.models.families import model_batch_shape
 from gpviz.trace.plot import loss_plot
 from gpviz.trace.reader import BatchedRun, Group, Segment, ValueReader
 from gpviz.trace.store import Recorder, dense_frames
-from gpviz.trace.summary import MAX_PAGE_DATA_BYTES, MAX_TIMESTEPS, summarize, timesteps_to_show
+from gpviz.trace.summary import MAX_TIMESTEPS, summarize, timesteps_to_show
 from gpviz.values.columns import I_MODEL, I_TIMESTEP
 from gpviz.values.tensors import to_numpy
 
@@ -637,14 +637,15 @@ class FitTracer:
         """Loss per member against the timestep (matplotlib ``Figure``; see :func:`gpviz.trace.plot.loss_plot`)."""
         return loss_plot(self._events(), self.summary(), self._segments, self.n_members, ax=ax)
 
-    def timesteps_to_show(self, max_timesteps: int = MAX_TIMESTEPS, max_bytes: int = MAX_PAGE_DATA_BYTES) -> np.ndarray:
-        """Timesteps an animated page shows (see :func:`gpviz.trace.summary.timesteps_to_show`)."""
-        return timesteps_to_show(self._next_t, self._segments, self.n_members, len(self.keys), max_timesteps,
-                                 max_bytes)
+    def timesteps_to_show(self, max_timesteps: int | None = None) -> np.ndarray:
+        """Timesteps an animated page shows: all, or at most ``max_timesteps`` (see
+        :func:`gpviz.trace.summary.timesteps_to_show`)."""
+        return timesteps_to_show(self._next_t, self._segments, max_timesteps)
 
-    def render_frame(self, max_timesteps: int = MAX_TIMESTEPS) -> pd.DataFrame:
-        """The decimated frame an animated page shows: ``i_timestep`` (the same numbers as in
-        :attr:`frames`), ``i_model`` and the expression's keys, sorted by step then member."""
+    def render_frame(self, max_timesteps: int | None = None) -> pd.DataFrame:
+        """The frame an animated page shows: ``i_timestep`` (the same numbers as in :attr:`frames`),
+        ``i_model`` and the expression's keys, sorted by step then member; every step, or at most
+        ``max_timesteps`` of them."""
         fr = self.frames
         keys = list(self.expr.keys) if self.expr is not None else []
         if not len(fr):
@@ -682,7 +683,7 @@ class FitTracer:
         """Optimizer runs recorded: attempts, and one per sub-model of a ModelListGP."""
         return len(self._segments)
 
-    def render(self, max_timesteps: int = MAX_TIMESTEPS, title: str | None = None, loss_chart: bool = True,
+    def render(self, max_timesteps: int | None = None, title: str | None = None, loss_chart: bool = True,
                verdicts: bool | None = None):
         """The animated page: the model's expression with one dot per member per parameter,
         stepping through the fit (play, pause, scrub).
@@ -693,8 +694,10 @@ class FitTracer:
         ``verdicts``: ``None`` when the model is small enough (see
         :func:`gpviz.priors.verdicts.model_verdicts`), ``True`` always, ``False`` never.
 
-        Frames are decimated to at most ``max_timesteps`` (and a page-size budget),
-        keeping the first, the last and every retry boundary; :attr:`frames` keeps all.
+        Every step of every member is on the page, its values at display precision (4
+        significant digits, see :mod:`gpviz.html.compact`); the player's speed control makes
+        1,000+ steps watchable. An explicit ``max_timesteps`` keeps at most that many steps,
+        always the first, the last and every retry boundary; :attr:`frames` keeps every exact value.
 
         Returns:
             A :class:`gpviz.html.figure.Figure`.
@@ -742,7 +745,7 @@ class FitTracer:
         if now - self._live_last < 1.0 / LIVE_UPDATES_PER_SECOND:
             return
         self._live_last = now
-        self._live.update(self.render_frame())
+        self._live.update(self.render_frame(MAX_TIMESTEPS))
 
     def finish(self):
         """Ends a live view started by :meth:`show` (the ``with`` form does this itself).

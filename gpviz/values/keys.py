@@ -220,6 +220,28 @@ def member_values(info: ParamInfo, index: tuple[int, ...], batch_shape: torch.Si
     return expand_members(flat, info.member_ndim, batch_shape, f"parameter {info.name!r}").clone()
 
 
+def member_block(info: ParamInfo, indices, batch_shape: torch.Size, raw: bool = False) -> torch.Tensor:
+    """Several elements' values for every batch member, from one constraint transform.
+
+    Args:
+        info: From :func:`param_info`.
+        indices: Squeezed element indices (k of them).
+        batch_shape: The root's batch shape; the result is expanded to it.
+        raw: The raw (unconstrained) values instead.
+
+    Returns:
+        A ``(*batch_shape, k)`` float64 CPU tensor: column j equals ``member_values(info, indices[j], ...)``.
+    """
+    with torch.no_grad():
+        tensor = info.raw.detach() if raw or info.constraint is None else info.value()
+    value = require_values(tensor, f"parameter {info.name!r}")
+    members = value.shape[: info.member_ndim]
+    flat_idx = torch.as_tensor([info.flat_index(tuple(i)) for i in indices], dtype=torch.long, device=value.device)
+    flat = value.reshape(tuple(members) + (-1,)).index_select(-1, flat_idx)
+    flat = flat.detach().to(device="cpu", dtype=torch.float64)
+    return expand_members(flat, info.member_ndim, batch_shape, f"parameter {info.name!r}").clone()
+
+
 def read_member_values(root: torch.nn.Module, keys, batch_shape: torch.Size) -> dict[str, torch.Tensor]:
     """key -> ``batch_shape`` tensor of constrained values, for every key."""
     out = {}

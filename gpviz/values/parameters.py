@@ -10,9 +10,9 @@ from gpytorch.kernels import Kernel
 from gpviz.errors import InputError
 from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.models.families import is_gp_model, unwrap_model
-from gpviz.values.bounds import at_bound
+from gpviz.values.bounds import at_bounds
 from gpviz.values.columns import I_MODEL
-from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, resolve
+from gpviz.values.keys import member_block, param_info, parse_key, resolve
 from gpviz.values.prior_info import prior_mode, prior_params, priors_by_param
 from gpviz.values.tensors import to_numpy
 from gpviz.values.units import check_units, to_units
@@ -69,46 +69,62 @@ def parameters(obj, long: bool = False, feature_names=None, units: str = "model"
     root = expr.module
     batch = torch.Size(expr.batch_shape)
     n = int(batch.numel())
+    keys = list(expr.keys)
     roles = expr.roles
+    # one group per parameter tensor: one constraint transform and one prior look-up for all its elements
+    # (a 1,000-D ARD lengthscale is one transform, not 1,000; its prior mode is computed once)
+    groups: dict[tuple[str, str], list[tuple[str, tuple[int, ...]]]] = {}
+    for key in keys:
+        path, name, index = parse_key(key)
+        groups.setdefault((path, name), []).append((key, index))
     priors = priors_by_param(root) if long else {}
-    wide: dict[str, np.ndarray] = {I_MODEL: np.arange(n, dtype=np.int32)}
-    rows = []
-    with torch.no_grad():
-        infos: dict[tuple[str, str], ParamInfo] = {}
-        for key in expr.keys:
-            path, name, index = parse_key(key)
-            if (path, name) not in infos:
-                infos[(path, name)] = param_info(resolve(root, path), name, batch)
-            info = infos[(path, name)]
-            vals = to_numpy(member_values(info, index, batch).reshape(-1))
-            wide[key] = vals.astype(np.float64)
-            if not long:
-                continue
-            raw_info = ParamInfo(info.module, info.name, info.raw_name, info.raw, None, info.member_ndim,
-                                 info.elem_shape)
-            raws = to_numpy(member_values(raw_info, index, batch).reshape(-1))
-            c = info.constraint
-            lower, upper = info.bounds()
-            prior = priors.get((path, name))
-            for i in range(n):
-                rows.append({
-                    "key": key, "module": path, "parameter": name,
-                    "index": ",".join(str(j) for j in index), I_MODEL: i,
-                    "role": roles.get(key, name),
-                    "raw": float(raws[i]), "value": float(vals[i]),
-                    "constraint": type(c).__name__ if c is not None else "none",
-                    "lower": lower, "upper": upper,
-                    "enforced": bool(getattr(c, "enforced", False)) if c is not None else False,
-                    "at_bound": at_bound(float(vals[i]), lower, upper),
-                    "prior": type(prior).__name__ if prior is not None else "none",
-                    "prior_params": prior_params(prior) if prior is not None else "",
-                    "prior_mode": prior_mode(prior) if prior is not None else float("nan"),
-                    "space": _space(roles.get(key, name), expr),
-                })
-    if long:
-        cols = ["key", "module", "parameter", "index", I_MODEL, "role", "raw", "value", "constraint", "lower",
-                "upper", "enforced", "at_bound", "prior", "prior_params", "prior_mode", "space"]
-        df = pd.DataFrame(rows, columns=cols)
-        df[I_MODEL] = df[I_MODEL].astype(np.int32)
-        return to_units(expr, df, units)[0]
-    return to_units(expr, pd.DataFrame(wide), units)[0]
+    values: dict[str, np.ndarray] = {}
+    facts: dict[str, dict] = {}
+    for (path, name), items in groups.items():
+        info = param_info(resolve(root, path), name, batch)
+        indices = [index for _, index in items]
+        block = to_numpy(member_block(info, indices, batch).reshape(n, len(items)))
+        for j, (key, _) in enumerate(items):
+            values[key] = block[:, j].astype(np.float64)
+        if not long:
+            continue
+        raws = to_numpy(member_block(info, indices, batch, raw=True).reshape(n, len(items)))
+        c = info.constraint
+        lower, upper = info.bounds()
+        prior = priors.get((path, name))
+        shared = {
+            "module": path, "parameter": name, "constraint": type(c).__name__ if c is not None else "none",
+            "lower": lower, "upper": upper,
+            "enforced": bool(getattr(c, "enforced", False)) if c is not None else False,
+            "prior": type(prior).__name__ if prior is not None else "none",
+            "prior_params": prior_params(prior) if prior is not None else "",
+            "prior_mode": prior_mode(prior) if prior is not None else float("nan"),
+        }
+        for j, (key, index) in enumerate(items):
+            facts[key] = {**shared, "index": ",".join(str(i) for i in index), "raw": raws[:, j].astype(np.float64)}
+    if not long:
+        return to_units(expr, pd.DataFrame({I_MODEL: np.arange(n, dtype=np.int32), **{k: values[k] for k in keys}}),
+                        units)[0]
+
+    def per_key(name, dtype=object):  # one value per key, repeated for its n member rows
+        return np.repeat(np.array([facts[k][name] for k in keys], dtype=dtype), n)
+
+    role = [roles.get(k, facts[k]["parameter"]) for k in keys]
+    value = np.concatenate([values[k] for k in keys]) if keys else np.zeros(0)
+    lower, upper = per_key("lower", np.float64), per_key("upper", np.float64)
+    at = np.zeros(len(value), bool)
+    for k, (lo, hi) in enumerate(zip(lower[::n] if n else [], upper[::n] if n else [])):
+        at[k * n:(k + 1) * n] = at_bounds(value[k * n:(k + 1) * n], lo, hi)
+    df = pd.DataFrame({
+        "key": np.repeat(np.array(keys, dtype=object), n), "module": per_key("module"),
+        "parameter": per_key("parameter"), "index": per_key("index"),
+        I_MODEL: np.tile(np.arange(n, dtype=np.int32), len(keys)),
+        "role": np.repeat(np.array(role, dtype=object), n),
+        "raw": np.concatenate([facts[k]["raw"] for k in keys]) if keys else np.zeros(0), "value": value,
+        "constraint": per_key("constraint"), "lower": lower, "upper": upper,
+        "enforced": per_key("enforced", bool), "at_bound": at,
+        "prior": per_key("prior"), "prior_params": per_key("prior_params"),
+        "prior_mode": per_key("prior_mode", np.float64),
+        "space": np.repeat(np.array([_space(r, expr) for r in role], dtype=object), n),
+    })
+    return to_units(expr, df, units)[0]

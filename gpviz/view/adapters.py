@@ -88,11 +88,11 @@ def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max
     Args:
         tracer: A bound :class:`~gpviz.trace.tracer.FitTracer`.
         verdicts: key -> verdict at the model's current values, or None.
-        max_timesteps: At most this many steps on the page (default: the tracer's cap).
+        max_timesteps: At most this many steps on the page (default None: every step).
         title: Figure title.
         loss_chart: Put the loss chart (a PNG of :meth:`FitTracer.plot`) below.
     """
-    frame = tracer.render_frame() if max_timesteps is None else tracer.render_frame(max_timesteps)
+    frame = tracer.render_frame(max_timesteps)
     try:
         info = parameters(tracer.expr, long=True)
     except Exception:  # a model whose parameters cannot be listed still has its trace drawn
