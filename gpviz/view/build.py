@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from gpviz.errors import InputError
@@ -40,23 +41,30 @@ def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict
     if not isinstance(info, pd.DataFrame) or "key" not in info.columns:
         raise InputError(f"info must be a DataFrame with a 'key' column (like gpviz.parameters(model, long=True)), "
                          f"got {type(info).__name__}")
-    wanted = set(keys)
-    for key, rows in info.groupby(info["key"].astype(str), sort=False):
-        if key not in wanted:
-            continue
+    key_col = info["key"].astype(str).to_numpy()
+    mask = np.isin(key_col, list(keys))
+    rows, by = info[mask], key_col[mask]
+    if not len(rows):
+        return facts
 
-        def first(col):
-            if col not in rows.columns:
-                return None
-            vals = [finite_or_none(v) for v in rows[col]]
-            vals = [v for v in vals if v is not None]
-            return vals[0] if vals else None
+    def first(col) -> dict:  # key -> its first finite value (one groupby for all keys, not one per key)
+        if col not in rows.columns:
+            return {}
+        vals = pd.to_numeric(rows[col], errors="coerce").astype(np.float64).to_numpy()
+        vals = np.where(np.isfinite(vals), vals, np.nan)
+        return pd.Series(vals).groupby(by, sort=False).first().to_dict()
 
-        verdicts = [str(v) for v in rows["verdict"]] if "verdict" in rows.columns else []
-        verdict = HELD if HELD in verdicts else (verdicts[0] if verdicts else "")
-        role = roles.get(key, str(rows["role"].iloc[0]) if "role" in rows.columns else "value")
-        facts[key] = ParamFacts(Role.of_parameter(str(role)), first("lower"), first("upper"), first("prior_mode"),
-                                verdict)
+    lower, upper, prior = first("lower"), first("upper"), first("prior_mode")
+    verdicts = rows["verdict"].astype(str).to_numpy() if "verdict" in rows.columns else None
+    held = pd.Series(verdicts == HELD).groupby(by, sort=False).any().to_dict() if verdicts is not None else {}
+    first_verdict = pd.Series(verdicts).groupby(by, sort=False).first().to_dict() if verdicts is not None else {}
+    first_role = (pd.Series(rows["role"].to_numpy()).groupby(by, sort=False).first().to_dict()
+                  if "role" in rows.columns else {})
+    for key in dict.fromkeys(by):
+        verdict = HELD if held.get(key) else first_verdict.get(key, "")
+        role = roles.get(key, str(first_role[key]) if key in first_role else "value")
+        facts[key] = ParamFacts(Role.of_parameter(str(role)), finite_or_none(lower.get(key)),
+                                finite_or_none(upper.get(key)), finite_or_none(prior.get(key)), verdict)
     return facts
 
 

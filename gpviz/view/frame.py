@@ -95,6 +95,19 @@ def _config_labels(config_labels, n: int) -> tuple[str, ...]:
     return labels
 
 
+def _float_columns(frame: pd.DataFrame, keys: list[str]) -> dict[str, np.ndarray]:
+    """:func:`_float_column` of every key; plain float/int columns in one conversion (1,000 keys: one copy)."""
+    plain = [k for k in keys if frame[k].dtype.kind in "fiu"]
+    out = {}
+    if plain:
+        block = frame[plain].to_numpy(dtype=np.float64)
+        out = {k: block[:, j].copy() for j, k in enumerate(plain)}
+    for k in keys:
+        if k not in out:
+            out[k] = _float_column(frame, k)
+    return {k: out[k] for k in keys}
+
+
 def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> FrameData:
     """Validates and normalizes a wide parameter frame for drawing.
 
@@ -130,7 +143,7 @@ def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> FrameData:
         raise InputError(f"frame has several columns named {dupes[0]!r}; expected one")
     n = len(frame)
     index = {c: _int_column(frame, c) for c in INDEX_COLUMNS if c in frame.columns}
-    values = {k: _float_column(frame, k) for k in dict.fromkeys(keys)}
+    values = _float_columns(frame, list(dict.fromkeys(keys)))
 
     if I_TIMESTEP in index:
         mode = "timeline"

@@ -32,13 +32,22 @@ class Expr:
 
     @property
     def keys(self) -> tuple[str, ...]:
-        """Parameter keys in print order."""
-        return keys_of(self.tree)
+        """Parameter keys in print order (the tree is walked once per tree, not on every access)."""
+        return self._walked()[0]
 
     @property
     def roles(self) -> dict[str, Role]:
         """key -> role (``lengthscale``, ``noise``...)."""
-        return roles_of(self.tree)
+        return dict(self._walked()[1])
+
+    def _walked(self) -> tuple[tuple[str, ...], dict[str, Role]]:
+        # A render asks for keys and roles several times; a 1,000-D ARD tree is ~30,000 nodes.
+        # Cached per tree object: an expression whose tree is replaced (units.relabel) walks the new one.
+        cached = self.__dict__.get("_walk_cache")
+        if cached is None or cached[0] is not self.tree:
+            cached = (self.tree, keys_of(self.tree), roles_of(self.tree))
+            self.__dict__["_walk_cache"] = cached
+        return cached[1], cached[2]
 
     def values(self, member: int = 0) -> dict[str, float]:
         """key -> current value of batch member ``member``.
