@@ -61,6 +61,7 @@ class Settings:
             folds can take hundreds of iterations for little change; ``None``: BoTorch's default).
         progress: Show progress bars.
         threads: Torch threads while the tour runs.
+        workers: Worker processes of the sweeps (1: in this process).
     """
 
     out: Path
@@ -72,6 +73,7 @@ class Settings:
     maxiter: int | None = 100
     progress: bool = True
     threads: int = 1
+    workers: int = 1
     data_size: int = field(init=False)
 
     def __post_init__(self):
@@ -270,8 +272,8 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
 
     def sweep(label: str, factory):
         with _quiet():
-            return gpviz.cv_sweep(factory, data.X, data.Y, sizes=list(s.sizes), repeats=s.repeats, seed=s.seed,
-                                  progress=s.progress, fit_kwargs=s.sweep_fit_kwargs or None)
+            return gpviz.cv_sweep(factory, data.X, data.Y, list(s.sizes), s.repeats, seed=s.seed, progress=s.progress,
+                                  fit_kwargs=s.sweep_fit_kwargs or None, workers=s.workers, threads=s.threads)
 
     def step_sweep():
         sw = sweep(strong_label, make_strong)
@@ -432,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="L-BFGS-B iterations per fold in the sweeps (default %(default)s; 0: no cap)")
     d.add_argument("--threads", type=_positive_int(1), default=1, metavar="N",
                    help="torch threads (default 1: faster for the tour's small matrices)")
+    d.add_argument("--workers", type=_positive_int(1), default=1, metavar="N", help="worker processes of the sweeps")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -450,10 +453,9 @@ def settings_from(args) -> Settings:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {str(out)!r} exists and is not a folder")
-    return Settings(out=out, sizes=sizes, repeats=repeats, seed=args.seed,
-                    fit_size=8 if quick else 16, modes_size=6 if quick else 10,
-                    maxiter=args.maxiter or None, progress=not args.no_progress,
-                    threads=args.threads)
+    return Settings(out=out, sizes=sizes, repeats=repeats, seed=args.seed, fit_size=8 if quick else 16,
+                    modes_size=6 if quick else 10, maxiter=args.maxiter or None, progress=not args.no_progress,
+                    threads=args.threads, workers=args.workers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

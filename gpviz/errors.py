@@ -43,3 +43,7 @@ class OpaqueKernelWarning(GpvizWarning):
 
 class TracerWarning(GpvizWarning):
     """The fit tracer hit a problem of its own; the fit goes on untouched."""
+
+
+class CacheWarning(GpvizWarning):
+    """A cached sweep cell or manifest could not be trusted (damaged, truncated, unknown); those cells are refit."""

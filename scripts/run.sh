@@ -54,7 +54,7 @@ case "$job" in
     ;;
   test)
     ensure_chromium
-    export GPVIZ_REQUIRE_BROWSER=1
+    export GPVIZ_REQUIRE_BROWSER=1 GPVIZ_REQUIRE_DASK=1
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   test-oldest)

@@ -66,7 +66,7 @@ def _console_script() -> list[str]:
 def test_quick_demo_end_to_end_pages_load_without_errors(tmp_path, open_page):
     out = tmp_path / "tour"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run(_console_script() + ["demo", "--quick", "--out", str(out), "--no-progress"],
+    proc = subprocess.run(_console_script() + ["demo", "--quick", "--workers", "2", "--out", str(out), "--no-progress"],
                           capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
@@ -141,3 +141,4 @@ def test_settings_defaults_and_quick():
     q = settings_from(build_parser().parse_args(["demo", "--quick", "--sizes", "9", "5", "9", "--maxiter", "0"]))
     assert q.sizes == (5, 9) and q.maxiter is None and q.sweep_fit_kwargs == {}
     assert settings_from(build_parser().parse_args(["demo", "--quick"])).sizes == QUICK_SIZES
+    assert s.workers == 1 and settings_from(build_parser().parse_args(["demo", "--workers", "2"])).workers == 2

@@ -173,6 +173,10 @@ class Cell:
     parameters: pd.DataFrame | None = None   # i_model + one float column per key
     cached: bool = False
     model: object = field(default=None, repr=False)
+    # the fitted model's state_dict (CPU tensors): with the factory and the cell's folds it rebuilds the model
+    state: dict | None = field(default=None, repr=False)
+    # (category, message) of the warnings a worker's fit raised, for the caller to show
+    warnings: list = field(default_factory=list, repr=False)
 
 
 def _count_evaluations(mll) -> list[int]:
@@ -251,6 +255,7 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
             "pred_mean": to_numpy(mean.reshape(-1)),
             "pred_var": to_numpy(var.reshape(-1)),
         })
+        cell.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         if keep_model:
             cell.model = model
     except Exception as exc:  # one failed cell must not end a long sweep
@@ -261,3 +266,43 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
     except Exception as exc:  # the scores stand even if the parameters cannot be read
         cell.error = f"parameters not read: {type(exc).__name__}: {exc}"
     return cell
+
+
+@dataclass(frozen=True)
+class CellJob:
+    """What every cell of one sweep needs besides its (seed, size, repeat): sent once to each worker."""
+
+    make_model: Callable
+    X: torch.Tensor
+    Y: torch.Tensor
+    mll_cls: type
+    fit_kwargs: Mapping | None
+    observation_noise: bool
+    dtype: torch.dtype   # torch's default dtype in the caller: factories build priors and constants in it
+    threads: int | None  # torch threads while a cell fits (None: leave the process's setting)
+
+
+def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -> Cell:
+    """Fits one cell exactly the same way wherever it runs (this process, a worker, a cluster).
+
+    The result depends only on ``(seed, size, i_repeat)`` and the job: the rows come from
+    :func:`subset_indices`, torch's generator is seeded with :func:`cell_seed` (BoTorch's
+    retries redraw parameters from their priors) and restored afterwards, the default
+    dtype and torch's thread count (which changes reduction order) are set for the fit and
+    restored afterwards.
+    """
+    rows = subset_indices(job.X.shape[0], size, i_repeat, seed)
+    old_dtype, old_threads = torch.get_default_dtype(), torch.get_num_threads()
+    try:
+        torch.set_default_dtype(job.dtype)
+        if job.threads is not None and job.threads != old_threads:
+            torch.set_num_threads(job.threads)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cell_seed(seed, size, i_repeat))
+            return run_cell(job.make_model, job.X, job.Y, rows, i_config=i_config, i_repeat=i_repeat,
+                            mll_cls=job.mll_cls, fit_kwargs=job.fit_kwargs,
+                            observation_noise=job.observation_noise)
+    finally:
+        torch.set_default_dtype(old_dtype)
+        if torch.get_num_threads() != old_threads:
+            torch.set_num_threads(old_threads)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import numbers
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from gpviz.charts import scaling_curve, score_bands
 from gpviz.errors import InputError
 from gpviz.html.markup import escape_html
 from gpviz.models.expr import model_expr
-from gpviz.sweep.cells import STATUS_OK, subset_indices
+from gpviz.sweep.cells import STATUS_OK, cell_seed, subset_indices
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 
 
@@ -44,7 +45,7 @@ class Sweep:
     """
 
     def __init__(self, *, scores, parameters, predictions, subsets, sizes, repeats, seed, metrics,
-                 make_model, X, Y, model=None):
+                 make_model, X, Y, states: Mapping | None = None):
         self.scores: pd.DataFrame = scores
         self.parameters: pd.DataFrame = parameters
         self.predictions: pd.DataFrame = predictions
@@ -55,7 +56,8 @@ class Sweep:
         self.metrics: tuple[str, ...] = metrics
         self.make_model = make_model
         self.X, self.Y = X, Y
-        self._model = model
+        self._states: dict = dict(states or {})  # (i_config, i_repeat) -> the fitted model's state_dict
+        self._model = None
         self.feature_names: list[str] | None = None  # the columns of X when it was a DataFrame
         #: The metrics of the "predict the training mean" reference per cell (:func:`gpviz.sweep.scores.baseline_scores`).
         self.reference_scores: pd.DataFrame | None = None
@@ -67,13 +69,63 @@ class Sweep:
 
     @property
     def model(self):
-        """A model of the sweep, for its expression: the last one fitted, or one built unfitted."""
+        """A fitted model of the sweep (its last finished cell: largest size, last repeat), for its expression.
+
+        Rebuilt by :meth:`models`, so it is the same whether the cell was fitted in this
+        process, in a worker or read from the cache. A sweep whose every cell failed gives
+        an unfitted model of the first cell's folds (the expression's structure only).
+        """
         if self._model is None:
-            rows = subset_indices(self.X.shape[0], self.sizes[0], 0, self.seed)
-            idx = torch.as_tensor(rows, device=self.X.device)
-            folds = gen_loo_cv_folds(self.X[idx], self.Y[idx])
-            self._model = self.make_model(folds.train_X, folds.train_Y)
+            if self._states:
+                i_config, i_repeat = max(self._states)
+                self._model = self.models(self.sizes[i_config], i_repeat)
+            else:
+                self._model = self._build(0, 0)
         return self._model
+
+    def _build(self, i_config: int, i_repeat: int):
+        """The cell's model as its factory builds it on the cell's folds (unfitted), under the cell's seed."""
+        size = self.sizes[i_config]
+        rows = subset_indices(self.X.shape[0], size, i_repeat, self.seed)
+        idx = torch.as_tensor(rows, device=self.X.device)
+        folds = gen_loo_cv_folds(self.X[idx], self.Y[idx])
+        with torch.random.fork_rng(devices=[]):  # a factory that draws initial values draws the fit's draws
+            torch.manual_seed(cell_seed(self.seed, size, i_repeat))
+            return self.make_model(folds.train_X, folds.train_Y)
+
+    def models(self, size: int, repeat: int):
+        """The fitted batched model of one cell (one member per leave-one-out fold).
+
+        The sweep keeps each cell's ``state_dict`` (in memory and in ``cache_dir``); the
+        model is rebuilt by the sweep's factory on the cell's folds and given that state,
+        so nothing is refitted and a cached cell gives the model that was fitted. Each
+        call returns a new model (in eval mode) that the caller may change.
+
+        Args:
+            size: The dataset size (one of :attr:`sizes`).
+            repeat: The repeat index, ``0 .. repeats - 1``.
+
+        Returns:
+            The model, batch shape ``size`` (fold ``i`` held out row ``subsets[...][i]``).
+
+        Raises:
+            InputError: for a size or repeat not in the sweep, or a cell that failed.
+        """
+        if size not in self.sizes:
+            raise InputError(f"sweep.models: size {size!r} is not one of the sweep's sizes {list(self.sizes)}")
+        if isinstance(repeat, bool) or not isinstance(repeat, numbers.Integral) or not 0 <= repeat < self.repeats:
+            raise InputError(f"sweep.models: repeat must be an integer in 0..{self.repeats - 1}, got {repeat!r}")
+        i_config = self.sizes.index(size)
+        state = self._states.get((i_config, int(repeat)))
+        if state is None:
+            row = self.scores[(self.scores[I_CONFIG] == i_config) & (self.scores[I_REPEAT] == repeat)]
+            why = row["error"].iloc[0] if len(row) else "no such cell"
+            raise InputError(f"sweep.models: the cell n={size}, repeat {repeat} has no fitted model (it failed: "
+                             f"{why})")
+        model = self._build(i_config, int(repeat))
+        model.load_state_dict(state)
+        model.eval()
+        return model
 
     def expression(self, feature_names=None):
         """The model's expression (structure only; the sweep's values come from :attr:`parameters`)."""

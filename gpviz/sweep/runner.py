@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import os
 import warnings
@@ -14,23 +15,40 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz._factory import check_factory
 from gpviz.errors import GpvizWarning, InputError
-from gpviz.sweep.cache import CACHE_FORMAT, CellCache, _fingerprint, factory_fingerprint
-from gpviz.sweep.cells import (PREDICTION_COLUMNS, SCORE_COLUMNS, SCORE_TAIL, STATUS_FAILED,
-                               STATUS_OK, Cell, _check_data, _check_int, _check_metrics, _check_sizes, cell_seed,
-                               run_cell, subset_indices)
+from gpviz.sweep.cache import CellCache, sweep_identity
+from gpviz.sweep.cells import (PREDICTION_COLUMNS, SCORE_COLUMNS, SCORE_TAIL, STATUS_FAILED, STATUS_OK, Cell,
+                               CellJob, _check_data, _check_int, _check_metrics, _check_sizes, subset_indices)
+from gpviz.sweep.progress import SweepProgress
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import baseline_scores
+from gpviz.sweep.workers import CellRunner, _is_dask_client
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
+
+def _check_parallel(workers, executor, threads) -> tuple[int, object, int | None]:
+    workers = _check_int("workers", workers, 1)
+    if threads is not None:
+        threads = _check_int("threads", threads, 1)
+    if executor is not None:
+        if workers != 1:
+            raise InputError(f"pass workers= or executor=, not both (got workers={workers} and "
+                             f"executor={type(executor).__name__})")
+        if not (isinstance(executor, concurrent.futures.Executor) or _is_dask_client(executor)):
+            raise InputError(f"executor must be a concurrent.futures.Executor or a dask.distributed.Client, got "
+                             f"{type(executor).__module__}.{type(executor).__name__}")
+    return workers, executor, threads
+
 
 def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapping | None = None,
              cache_dir=None, progress: bool = True, *, fit_kwargs: Mapping | None = None,
-             mll_cls=ExactMarginalLogLikelihood, observation_noise: bool = True) -> Sweep:
+             mll_cls=ExactMarginalLogLikelihood, observation_noise: bool = True, workers: int = 1,
+             executor=None, threads: int | None = 1) -> Sweep:
     """Leave-one-out cross-validation at several dataset sizes, repeated on random subsets.
 
     For each size ``n`` and repeat, draws ``n`` rows of the data (seeded), builds the
     ``n`` leave-one-out folds with ``gen_loo_cv_folds``, fits them as one batched model
     with ``fit_gpytorch_mll`` and predicts each held-out point, exactly as BoTorch's
-    ``batch_cross_validation`` does.
+    ``batch_cross_validation`` does. Cells are independent: they run in this process,
+    in ``workers`` processes or on an ``executor`` (a Dask cluster), with the same result.
 
     Args:
         make_model: ``(train_X, train_Y) -> model``: builds a batched BoTorch model from
@@ -47,20 +65,31 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
             ``mse``, ``mae`` and ``nlpd`` are always computed unless replaced.
         cache_dir: Folder keeping every finished cell; a rerun (or a run after Ctrl-C)
             reads finished cells instead of refitting them. Failed cells are retried.
-        progress: Show a tqdm progress bar over cells.
+            Sweeps with other data, factories or fit arguments keep their cells apart in
+            the same folder; damaged cells are refit with a :class:`CacheWarning`.
+        progress: Show a progress bar over cells (with an ETA weighted by cell size).
         fit_kwargs: Keyword arguments of ``fit_gpytorch_mll`` (e.g. ``optimizer_kwargs``).
         mll_cls: Marginal log likelihood class.
         observation_noise: Predict noisy observations (the default: the NLPD is about
             observations) instead of the latent function. Means do not depend on it.
+        workers: Worker processes on this machine (a ``concurrent.futures`` process pool);
+            ``1`` fits in this process. The factory, data and fit arguments are sent with
+            cloudpickle, so lambdas and closures work.
+        executor: A ``concurrent.futures.Executor`` or a ``dask.distributed.Client`` to
+            run the cells on instead (e.g. a Dask cluster); not with ``workers``.
+        threads: torch threads while a cell fits, here or in a worker (default 1: small
+            GP fits run faster on one thread per process, and a fixed count keeps results
+            identical everywhere); ``None`` leaves torch's setting.
 
     Returns:
-        A :class:`Sweep` with ``scores``, ``parameters``, ``predictions``, ``plot()`` and
-        ``render()``.
+        A :class:`Sweep` with ``scores``, ``parameters``, ``predictions``, ``models()``,
+        ``plot()`` and ``render()``.
 
     Raises:
         InputError: for a size above the number of rows or below 3, mismatched X/Y
-            shapes, non-finite data, a bad ``repeats``/``seed``/``metrics``, or a
-            ``cache_dir`` holding another sweep.
+            shapes, non-finite data, a bad ``repeats``/``seed``/``metrics``/``workers``/
+            ``executor``, a factory that cannot be sent to workers, or a ``cache_dir``
+            that cannot be written.
     """
     check_factory(make_model)
     feature_names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
@@ -69,69 +98,64 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
     repeats = _check_int("repeats", repeats, 1)
     seed = _check_int("seed", seed, 0)
     metric_fns = _check_metrics(metrics)
+    workers, executor, threads = _check_parallel(workers, executor, threads)
+    job = CellJob(make_model, X, Y, mll_cls, dict(fit_kwargs) if fit_kwargs else None, bool(observation_noise),
+                  torch.get_default_dtype(), threads)
     cache = None
     if cache_dir is not None:
         if not isinstance(cache_dir, (str, os.PathLike)):
             raise InputError(f"cache_dir must be a path, got {type(cache_dir).__name__}")
-        cache = CellCache(cache_dir, {
-            "format": CACHE_FORMAT, "data": _fingerprint(X, Y),
-            "make_model": getattr(make_model, "__qualname__", type(make_model).__name__),
-            "make_model_fingerprint": factory_fingerprint(make_model),
-            "fit_kwargs": repr(sorted((fit_kwargs or {}).items())),
-            "mll_cls": getattr(mll_cls, "__qualname__", str(mll_cls)),
-            "observation_noise": bool(observation_noise)})
+        cache = CellCache(cache_dir, sweep_identity(X, Y, make_model, fit_kwargs, mll_cls, observation_noise))
 
-    try:  # tqdm.auto's notebook bar needs ipywidgets and warns without it
-        import ipywidgets  # noqa: F401
-        from tqdm.auto import tqdm
-    except ImportError:
-        from tqdm import tqdm
+    order = [(i_config, size, i_repeat) for i_config, size in enumerate(sizes) for i_repeat in range(repeats)]
+    cells: dict[tuple[int, int], Cell] = {}
+    bar = SweepProgress(len(order), progress, workers)
 
-    cells: list[Cell] = []
-    subsets: dict[tuple[int, int], np.ndarray] = {}
-    model = None
-    bar = tqdm(total=len(sizes) * repeats, desc="cv_sweep", unit="cell", disable=not progress, leave=True)
+    def finish(cell: Cell) -> None:
+        for category, message in cell.warnings:
+            warnings.warn(f"{message} [cell n={cell.size}, repeat {cell.i_repeat}, in a worker]", category,
+                          stacklevel=4)
+        cell.warnings = []
+        if cell.status == STATUS_OK and not cell.cached and cache is not None:
+            try:
+                cache.store(seed, cell)
+            except OSError as exc:  # a full disk must not cost the fitted cells
+                warnings.warn(f"gpviz.cv_sweep: could not cache the cell n={cell.size}, repeat {cell.i_repeat} "
+                              f"({exc}); it is kept in memory and the sweep goes on", GpvizWarning, stacklevel=4)
+        elif cell.status != STATUS_OK:
+            warnings.warn(f"gpviz.cv_sweep: the cell n={cell.size}, repeat {cell.i_repeat} failed "
+                          f"({cell.error}); the sweep goes on", GpvizWarning, stacklevel=4)
+        cell.model = None
+        cells[(cell.i_config, cell.i_repeat)] = cell
+        bar.done(cell)
+
     try:
-        for i_config, size in enumerate(sizes):
-            for i_repeat in range(repeats):
-                rows = subset_indices(X.shape[0], size, i_repeat, seed)
-                subsets[(i_config, i_repeat)] = rows
-                bar.set_postfix_str(f"n={size} repeat {i_repeat + 1}/{repeats}", refresh=False)
-                cell = cache.load(seed, i_config, size, i_repeat) if cache is not None else None
-                if cell is None:
-                    # BoTorch's retries redraw parameters from their priors with torch's global
-                    # generator: seed it per cell (and restore the user's state afterwards) so a
-                    # cell fits the same whether it runs fresh, after others, or after a resume.
-                    with torch.random.fork_rng(devices=[]):
-                        torch.manual_seed(cell_seed(seed, size, i_repeat))
-                        cell = run_cell(make_model, X, Y, rows, i_config=i_config, i_repeat=i_repeat,
-                                        mll_cls=mll_cls, fit_kwargs=fit_kwargs,
-                                        observation_noise=observation_noise, keep_model=True)
-                    if cell.status == STATUS_OK:
-                        model, cell.model = cell.model, None  # keep one model alive, not all
-                        if cache is not None:
-                            try:
-                                cache.store(seed, cell)
-                            except OSError as exc:  # a full disk must not cost the fitted cells
-                                warnings.warn(f"gpviz.cv_sweep: could not cache the cell n={size}, repeat "
-                                              f"{i_repeat} ({exc}); it is kept in memory and the sweep goes on",
-                                              GpvizWarning, stacklevel=2)
-                    else:
-                        warnings.warn(f"gpviz.cv_sweep: the cell n={size}, repeat {i_repeat} failed "
-                                      f"({cell.error}); the sweep goes on", GpvizWarning, stacklevel=2)
-                cells.append(cell)
-                bar.update(1)
+        todo = []
+        for i_config, size, i_repeat in order:
+            cell = cache.load(seed, i_config, size, i_repeat) if cache is not None else None
+            if cell is None:
+                todo.append((i_config, size, i_repeat))
+            else:
+                finish(cell)
+        if workers > 1 or executor is not None:
+            # the biggest cells first: the last cells to finish are small ones, so workers idle least
+            todo.sort(key=lambda c: (-c[1], c[2]))
+        bar.start([size for _, size, _ in todo])
+        CellRunner(job, seed, finish, workers, executor).run(todo)
     except KeyboardInterrupt as exc:
         if hasattr(exc, "add_note"):  # Python >= 3.11: say what was kept
-            done = sum(c.status == STATUS_OK for c in cells)
-            exc.add_note(f"gpviz.cv_sweep interrupted after {len(cells)} of {len(sizes) * repeats} cells; "
-                         + (f"the finished cells are kept in {str(cache_dir)!r}: rerun the same call to resume"
-                            if cache is not None else
+            done = sum(c.status == STATUS_OK for c in cells.values())
+            exc.add_note(f"gpviz.cv_sweep interrupted after {len(cells)} of {len(order)} cells; "
+                         + (f"the {done} finished cell(s) are kept in {str(cache_dir)!r}: rerun the same call to "
+                            f"resume" if cache is not None else
                             f"{done} finished cell(s) are lost: pass cache_dir= to keep finished cells"))
         raise
     finally:
         bar.close()
-    sweep = _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y, model)
+    subsets = {(i_config, i_repeat): subset_indices(X.shape[0], size, i_repeat, seed)
+               for i_config, size, i_repeat in order}
+    sweep = _assemble([cells[(c[0], c[2])] for c in order], subsets, sizes, repeats, seed, metric_fns,
+                      make_model, X, Y)
     sweep.feature_names = feature_names
     return sweep
 
@@ -150,8 +174,9 @@ def _stack(frames: list[tuple[Cell, pd.DataFrame]], first: list[str]) -> pd.Data
     return pd.DataFrame(out)
 
 
-def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y, model) -> Sweep:
+def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y) -> Sweep:
     score_rows, param_frames, pred_frames = [], [], []
+    states = {(c.i_config, c.i_repeat): c.state for c in cells if c.status == STATUS_OK and c.state is not None}
     for c in cells:
         row = {I_CONFIG: c.i_config, SIZE: c.size, I_REPEAT: c.i_repeat}
         status, error = c.status, c.error
@@ -182,7 +207,7 @@ def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y
         parameters[I_MODEL] = parameters[I_MODEL].astype(np.int32)
     sweep = Sweep(scores=scores, parameters=parameters, predictions=predictions, subsets=subsets, sizes=sizes,
                   repeats=repeats, seed=seed, metrics=tuple(metric_fns), make_model=make_model, X=X, Y=Y,
-                  model=model)
+                  states=states)
     sweep.reference_scores = baseline_scores(predictions, metric_fns)
     return sweep
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -220,7 +221,8 @@ def test_interrupted_sweep_resumes_from_cache_without_refitting(tmp_path):
     if hasattr(info.value, "__notes__"):
         assert "interrupted after 2 of 4 cells" in info.value.__notes__[0] and "rerun" in info.value.__notes__[0]
     assert first.calls == [5, 5, 6]
-    assert sorted(p.name for p in cache.iterdir()) == ["manifest.json", "seed1_n5_r0", "seed1_n5_r1"]
+    (namespace,) = cache.iterdir()  # one sweep: one namespace, its manifest and the two finished cells
+    assert sorted(p.name for p in namespace.iterdir()) == ["manifest.json", "seed1_n5_r0.cell", "seed1_n5_r1.cell"]
 
     second = CountingModel()
     resumed = cv_sweep(second, X, Y, sizes=[5, 6], repeats=2, seed=1, cache_dir=cache, progress=False)
@@ -240,12 +242,13 @@ def test_interrupted_sweep_resumes_from_cache_without_refitting(tmp_path):
     fourth = CountingModel()
     cv_sweep(fourth, X, Y, sizes=[5, 6], repeats=3, seed=1, cache_dir=cache, progress=False)
     assert fourth.calls == [5, 6]
-    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    assert not [p for p in cache.rglob(".*")]  # no temporary leftovers
 
     X2 = X.clone()
-    X2[0, 0] += 0.5
-    with pytest.raises(InputError, match="holds cells of another sweep"):
-        cv_sweep(CountingModel(), X2, Y, sizes=[5], repeats=1, seed=1, cache_dir=cache, progress=False)
+    X2[0, 0] += 0.5  # other data: another sweep, in its own namespace of the same folder
+    other = CountingModel()
+    cv_sweep(other, X2, Y, sizes=[5], repeats=1, seed=1, cache_dir=cache, progress=False)
+    assert other.calls == [5] and len(list(cache.iterdir())) == 2
 
 
 def test_failed_cells_are_not_cached_and_are_retried(tmp_path):
@@ -321,38 +324,43 @@ g = torch.Generator().manual_seed(0)
 X = torch.rand(12, 2, generator=g, dtype=torch.float64)
 Y = torch.sin(5 * X).sum(-1, keepdim=True) + 0.05 * torch.randn(12, 1, generator=g, dtype=torch.float64)
 print("start", flush=True)
-gpviz.cv_sweep(SingleTaskGP, X, Y, sizes=[4, 5, 6, 7, 8], repeats=2, seed=0, cache_dir=sys.argv[1],
-               progress=False)
-print("finished", flush=True)
+if __name__ == "__main__":  # worker processes may import this script
+    gpviz.cv_sweep(SingleTaskGP, X, Y, sizes=[4, 5, 6, 7, 8], repeats=2, seed=0, cache_dir=sys.argv[1],
+                   progress=False, workers=int(sys.argv[2]))
+    print("finished", flush=True)
 """
 
 
 @pytest.mark.slow
-def test_ctrl_c_in_a_real_process_loses_no_finished_cell(tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_in_a_real_process_loses_no_finished_cell(tmp_path, monkeypatch, workers):
     import signal
     import subprocess
     import sys
     import time
 
     cache = tmp_path / "cells"
-    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_RUN, str(cache)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_RUN, str(cache), str(workers)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if cache.exists() and len([p for p in cache.glob("seed0_*") if (p / "cell.json").exists()]) >= 6:
+            if cache.exists() and len(list(cache.glob("sweep-*/seed0_*.cell"))) >= 6:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        # what Ctrl-C sends (a terminal sends it to the whole process group: workers ignore it, the caller
+        # cancels the sweep and stops them)
+        os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode != 0 and "finished" not in out and "KeyboardInterrupt" in err
-    done = sorted(p.name for p in cache.glob("seed0_*"))
+    assert proc.returncode != 0 and "finished" not in out and "KeyboardInterrupt" in err, (out, err[-3000:])
+    assert "finished cell(s) are kept in" in err
+    done = sorted(p.name[: -len(".cell")] for p in cache.glob("sweep-*/seed0_*.cell"))
     assert 6 <= len(done) < 10
-    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no half-written cell
+    assert not [p for p in cache.rglob(".*")]  # no half-written cell
 
     # the same data (make_data(12)) and model: the rerun fits only the cells that had not finished
     import gpviz.sweep.cells as sweep_module  # where run_cell looks fit_gpytorch_mll up
@@ -434,11 +442,11 @@ def test_cache_tells_apart_same_named_factories_and_fit_settings(tmp_path):
     assert factory_fingerprint(rbf) == factory_fingerprint(lambda tx, ty: SingleTaskGP(tx, ty))
     cache = tmp_path / "cache"
     cv_sweep(rbf, X, Y, sizes=[5], repeats=1, cache_dir=cache, progress=False)
-    with pytest.raises(InputError, match="another sweep.*make_model_fingerprint"):
-        cv_sweep(matern, X, Y, sizes=[5], repeats=1, cache_dir=cache, progress=False)
-    with pytest.raises(InputError, match="another sweep.*fit_kwargs"):
-        cv_sweep(rbf, X, Y, sizes=[5], repeats=1, cache_dir=cache, progress=False,
-                 fit_kwargs={"optimizer_kwargs": {"options": {"maxiter": 1}}})
+    other = cv_sweep(matern, X, Y, sizes=[5], repeats=1, cache_dir=cache, progress=False)
+    capped = cv_sweep(rbf, X, Y, sizes=[5], repeats=1, cache_dir=cache, progress=False,
+                      fit_kwargs={"optimizer_kwargs": {"options": {"maxiter": 1}}})
+    assert not other.scores["cached"].any() and not capped.scores["cached"].any()
+    assert len(list(cache.glob("sweep-*/manifest.json"))) == 3  # three sweeps, three namespaces
     again = cv_sweep(rbf, X, Y, sizes=[5], repeats=1, cache_dir=cache, progress=False)
     assert again.scores["cached"].all()
 

@@ -1,0 +1,75 @@
+"""Sweep.models and Sweep.model: the fitted model of every cell, from a fit or from the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from botorch.models import SingleTaskGP
+
+import gpviz
+from gpviz.errors import GpvizWarning, InputError
+from gpviz.sweep.runner import cv_sweep
+from tests.sweep.scale import FIT, KEYS, LOOSE, REPEATS, SIZES, make_data
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    """The in-process sweeps every other path must reproduce."""
+    X, Y = data
+    return {name: cv_sweep(f, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT)
+            for name, f in (("stgp", SingleTaskGP), ("loose", LOOSE))}
+
+
+# -- fitted models of every cell ---------------------------------------------------------------------------------
+
+def test_models_of_cells_from_a_fit_and_from_the_cache_are_the_fitted_models(tmp_path, data, reference):
+    X, Y = data
+    fitted = reference["stgp"]
+    cv_sweep(SingleTaskGP, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, cache_dir=tmp_path)
+    cached = cv_sweep(SingleTaskGP, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT,
+                      cache_dir=tmp_path)
+    assert cached.scores["cached"].all()
+    for sweep in (fitted, cached):
+        for (i_config, i_repeat), rows in sweep.subsets.items():
+            size = SIZES[i_config]
+            model = sweep.models(size, i_repeat)
+            assert model.train_inputs[0].shape == (size, size - 1, 2) and not model.training
+            p = sweep.parameters
+            want = p[(p.i_config == i_config) & (p.i_repeat == i_repeat)].drop(columns=KEYS).reset_index(drop=True)
+            pd.testing.assert_frame_equal(gpviz.parameters(model), want, check_exact=True)
+            # the rebuilt model predicts the held-out points as the fitted one did (to the last bits of rounding)
+            pr = sweep.predictions
+            cell = pr[(pr.i_config == i_config) & (pr.i_repeat == i_repeat)]
+            test_X = X[torch.as_tensor(rows)].unsqueeze(1)
+            with torch.no_grad():
+                post = model.posterior(test_X, observation_noise=True)
+            np.testing.assert_allclose(post.mean.reshape(-1).numpy(), cell["pred_mean"].to_numpy(), rtol=1e-12)
+        # sweep.model is a fitted model (the last cell's), the same from a fit and from the cache
+        pd.testing.assert_frame_equal(gpviz.parameters(sweep.model), gpviz.parameters(sweep.models(6, 1)))
+    assert sweep.models(6, 1) is not sweep.models(6, 1)  # a new model per call: the caller may change it
+
+
+def test_models_says_which_cell_is_missing(data):
+    X, Y = data
+
+    def fail_at_5(tx, ty):
+        if tx.shape[0] == 5:
+            raise RuntimeError("no model at n=5")
+        return SingleTaskGP(tx, ty)
+
+    with pytest.warns(GpvizWarning, match="n=5, repeat 0 failed"):
+        sw = cv_sweep(fail_at_5, X, Y, [4, 5], 1, progress=False, fit_kwargs=FIT)
+    with pytest.raises(InputError, match="cell n=5, repeat 0 has no fitted model.*no model at n=5"):
+        sw.models(5, 0)
+    with pytest.raises(InputError, match=r"size 7 is not one of the sweep's sizes \[4, 5\]"):
+        sw.models(7, 0)
+    with pytest.raises(InputError, match=r"repeat must be an integer in 0..0, got 1"):
+        sw.models(4, 1)
+    assert sw.models(4, 0).train_inputs[0].shape[0] == 4
+    assert gpviz.parameters(sw.model).equals(gpviz.parameters(sw.models(4, 0)))  # the last cell that finished

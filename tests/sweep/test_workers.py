@@ -1,0 +1,181 @@
+"""Cells in worker processes, on any executor and on a Dask LocalCluster: the in-process results, bit for bit."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import threading
+
+import pandas as pd
+import pytest
+import torch
+from botorch.models import SingleTaskGP
+
+from gpviz.errors import GpvizWarning, InputError
+from gpviz.sweep.runner import cv_sweep
+from tests.sweep.scale import FIT, LOOSE, REPEATS, SIZES, Probe, assert_same_sweep, cell_files, make_data
+
+@pytest.fixture(scope="module")
+def data():
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    """The in-process sweeps every other path must reproduce."""
+    X, Y = data
+    return {name: cv_sweep(f, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT)
+            for name, f in (("stgp", SingleTaskGP), ("loose", LOOSE))}
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    try:
+        import distributed
+    except ImportError:
+        if os.environ.get("GPVIZ_REQUIRE_DASK"):
+            pytest.fail("dask.distributed is not installed; `bash scripts/run.sh test` installs gpviz[dask]")
+        pytest.skip("dask.distributed is not installed (pip install 'gpviz[dask]')")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+        with distributed.Client(cl) as client:
+            yield client
+
+
+# -- same answer everywhere --------------------------------------------------------------------------------------
+
+# a lambda (it must travel to the workers by value) that fails its cell unless torch runs one thread
+ONE_THREAD = lambda tx, ty: SingleTaskGP(tx, ty) if torch.get_num_threads() == 1 else 1 / 0  # noqa: E731
+
+
+def test_workers_give_the_in_process_results_with_lambda_and_with_priors_factories(reference, data):
+    X, Y = data
+    lam = ONE_THREAD
+    par = cv_sweep(lam, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, workers=2)
+    assert_same_sweep(reference["stgp"], par)
+    assert (par.scores["status"] == "ok").all()  # ONE_THREAD fails a cell fitted on more than one thread
+    loose = cv_sweep(LOOSE, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, workers=2)
+    assert_same_sweep(reference["loose"], loose)
+
+
+def test_a_dask_local_cluster_gives_the_in_process_results(reference, data, dask_client):
+    X, Y = data
+    lam = ONE_THREAD
+    on_dask = cv_sweep(lam, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, executor=dask_client)
+    assert_same_sweep(reference["stgp"], on_dask)
+    loose = cv_sweep(LOOSE, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT,
+                     executor=dask_client.get_executor())
+    assert_same_sweep(reference["loose"], loose)
+    assert (on_dask.scores["status"] == "ok").all()  # ONE_THREAD fails a cell fitted on more than one thread
+
+
+def test_a_users_own_process_pool_gives_the_same_results(reference, data):
+    X, Y = data
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as ex:
+        sw = cv_sweep(SingleTaskGP, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, executor=ex)
+    assert_same_sweep(reference["stgp"], sw)
+
+
+def test_workers_fit_under_one_torch_thread_and_leave_the_callers_setting(data):
+    X, Y = data
+    seen = []
+
+    def spy(tx, ty):
+        seen.append(torch.get_num_threads())
+        return SingleTaskGP(tx, ty)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
+        assert seen == [1] and torch.get_num_threads() == 2
+        cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT, threads=None)
+        assert seen == [1, 2]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_factory_that_cannot_be_sent_to_workers_is_an_input_error(data):
+    X, Y = data
+    lock = threading.Lock()
+
+    def locked(tx, ty):
+        with lock:
+            return SingleTaskGP(tx, ty)
+
+    with pytest.raises(InputError, match=r"cannot send make_model .*locked.* cannot be pickled .*lock.*workers=1"):
+        cv_sweep(locked, X, Y, [4], 1, progress=False, workers=2)
+    with pytest.raises(InputError, match="cannot send fit_kwargs"):
+        cv_sweep(SingleTaskGP, X, Y, [4], 1, progress=False, workers=2, fit_kwargs={"callback": lock})
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(workers=0), "workers must be an integer >= 1, got 0"),
+    (dict(workers=2.0), "workers must be an integer >= 1, got 2.0"),
+    (dict(threads=0), "threads must be an integer >= 1, got 0"),
+    (dict(executor="dask"), "executor must be a concurrent.futures.Executor or a dask.distributed.Client, "
+                            "got builtins.str"),
+    (dict(workers=2, executor=concurrent.futures.ThreadPoolExecutor(1)), "workers= or executor=, not both"),
+])
+def test_bad_parallel_arguments(change, message, data):
+    X, Y = data
+    with pytest.raises(InputError, match=message):
+        cv_sweep(SingleTaskGP, X, Y, [4], 1, progress=False, **change)
+
+
+# -- dying workers and interruptions -------------------------------------------------------------------------------
+
+def test_a_killed_worker_fails_its_cell_only_and_a_rerun_refits_only_it(tmp_path, data, reference):
+    X, Y = data
+    armed = tmp_path / "armed"
+    armed.touch()
+    with pytest.warns(GpvizWarning, match="n=6, repeat 1 failed .*worker process died"):
+        sw = cv_sweep(Probe(kill_size=6, armed=armed), X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT,
+                      workers=2, cache_dir=tmp_path / "c")
+    # the probe kills every n=6 cell: both repeats fail, the others are the reference's cells
+    s = sw.scores
+    assert s["status"].tolist() == ["ok", "ok", "failed", "failed"]
+    assert s.loc[2, "error"].startswith("its worker process died while fitting it")
+    ok = s["status"] == "ok"
+    pd.testing.assert_frame_equal(s[ok].drop(columns="fit_seconds"),
+                                  reference["stgp"].scores[ok].drop(columns="fit_seconds"), check_exact=True)
+    armed.unlink()
+    mk = Probe()
+    again = cv_sweep(mk, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, cache_dir=tmp_path / "c")
+    assert mk.calls == [6, 6]
+    assert_same_sweep(reference["stgp"], again, cached=[True, True, False, False])
+
+
+def test_an_interrupt_in_workers_keeps_every_finished_cell(tmp_path, data, reference):
+    X, Y = data
+    cache = tmp_path / "c"
+    with pytest.raises(KeyboardInterrupt) as info:
+        cv_sweep(Probe(interrupt_size=4, cache=cache, wait_for=2), X, Y, SIZES, REPEATS, seed=1, progress=False,
+                 fit_kwargs=FIT, workers=2, cache_dir=cache)
+    assert "the 2 finished cell(s) are kept" in info.value.__notes__[0]
+    assert sorted(p.name for p in cell_files(cache)) == ["seed1_n6_r0.cell", "seed1_n6_r1.cell"]
+    mk = Probe()
+    again = cv_sweep(mk, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, cache_dir=cache)
+    assert mk.calls == [4, 4]
+    assert_same_sweep(reference["stgp"], again, cached=[False, False, True, True])
+
+
+def test_one_progress_bar_across_workers(capsys, data):
+    X, Y = data
+    cv_sweep(SingleTaskGP, X, Y, [4, 5], 1, progress=True, workers=2, fit_kwargs=FIT)
+    err = capsys.readouterr().err
+    assert "2/2 cells" in err and "ETA" in err
+
+
+def warns_at_5(tx, ty):
+    if tx.shape[0] == 5:
+        import warnings
+
+        warnings.warn("a factory's own warning", RuntimeWarning)
+    return SingleTaskGP(tx, ty)
+
+
+def test_warnings_raised_in_workers_reach_the_caller(data):
+    X, Y = data
+    with pytest.warns(RuntimeWarning, match=r"a factory's own warning \[cell n=5, repeat 0, in a worker\]"):
+        cv_sweep(warns_at_5, X, Y, [4, 5], 1, progress=False, workers=2, fit_kwargs=FIT)
