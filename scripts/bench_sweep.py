@@ -8,15 +8,28 @@ Each side runs every cell --reps times and its fastest run counts.
 Every sweep call holds a single cell, so its fixed per-call costs (argument checks, progress
 bar, assembling frames) are paid once per cell: a conservative measure of a real sweep.
 
+Then, side by side in the same run, the parallel paths on one whole sweep (--par-sizes x
+--par-repeats cells): in this process (workers=1), workers=2, one worker process through the
+executor path (the per-cell cost of sending cells out and back), and a Dask LocalCluster of 2
+worker processes (started once and warmed up outside the timing, as a user's cluster would be).
+The modes run in turns (--par-rounds rounds, the order rotating each round); each mode's fastest
+round counts. Printed: workers=2 / workers=1 (target <= 0.6 on an idle 2-core machine), the
+executor path's per-cell overhead over in-process (target <= 5%), Dask(2) / workers=1, and the
+load average before and after.
+
 Usage:
     .venv/bin/python scripts/bench_sweep.py [--sizes 8 16 24] [--repeats 3] [--reps 3] [--threads 1] [--cache]
+                                            [--par-sizes 12 20 28] [--par-repeats 4] [--par-rounds 2]
+                                            [--only direct|parallel]
 
-Prints one line per run and the ratio sweep / direct (the target is <= 1.10).
+Prints one line per run and the ratio sweep / direct (the target is <= 1.10), then the parallel ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import os
 import statistics
 import tempfile
 import time
@@ -58,6 +71,50 @@ def run_sweep(X, Y, size, seed, cache_dir) -> tuple[float, float, float]:
     return wall, cpu, wall - float(sw.scores["fit_seconds"].sum())
 
 
+def run_parallel(args, X, Y) -> None:
+    """The three parallel ratios, measured side by side on one sweep."""
+    import distributed
+
+    sizes, repeats = args.par_sizes, args.par_repeats
+    fit = {"optimizer_kwargs": {"options": {"maxiter": args.maxiter}}} if args.maxiter else None
+    print(f"parallel: sizes {sizes} x {repeats} repeats = {len(sizes) * repeats} cells per sweep, "
+          f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
+
+    def sweep(**kw) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        sw = gpviz.cv_sweep(SingleTaskGP, X, Y, sizes, repeats, seed=0, progress=False, fit_kwargs=fit, **kw)
+        wall = time.perf_counter() - t0
+        assert (sw.scores["status"] == "ok").all(), sw.scores["error"].tolist()
+        return wall, float(sw.scores["fit_seconds"].sum())
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            distributed.Client(cl) as client:
+        gpviz.cv_sweep(SingleTaskGP, X, Y, sizes[:1], 2, progress=False, fit_kwargs=fit, executor=client)  # warm up
+
+        def one_worker():
+            with concurrent.futures.ProcessPoolExecutor(1) as ex:
+                return sweep(executor=ex)
+
+        modes = {"in process": lambda: sweep(), "workers=2": lambda: sweep(workers=2),
+                 "executor, 1 worker": one_worker, "dask, 2 workers": lambda: sweep(executor=client)}
+        walls: dict[str, list[float]] = {m: [] for m in modes}
+        names = list(modes)
+        for r in range(args.par_rounds):
+            for m in names[r % len(names):] + names[: r % len(names)]:
+                wall, fit_s = modes[m]()
+                walls[m].append(wall)
+                print(f"round {r}: {m:20s} {wall:8.2f} s wall (cells' fit time {fit_s:8.2f} s)", flush=True)
+    best = {m: min(v) for m, v in walls.items()}
+    base = best["in process"]
+    n_cells = len(sizes) * repeats
+    print(f"workers=2 / workers=1 wall time: {best['workers=2'] / base:.3f} (target <= 0.6 on an idle 2-core machine)")
+    print(f"executor path per-cell overhead vs in process: {(best['executor, 1 worker'] - base) / n_cells * 1000:+.1f} "
+          f"ms per cell, {100 * (best['executor, 1 worker'] / base - 1):+.1f}% (target <= 5%)")
+    print(f"dask LocalCluster(2) / workers=1 wall time: {best['dask, 2 workers'] / base:.3f}")
+    la = os.getloadavg()
+    print(f"load average after: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 24])
@@ -67,12 +124,21 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: leave torch's default)")
     ap.add_argument("--reps", type=int, default=3, help="runs of each side per cell (the fastest counts)")
     ap.add_argument("--cache", action="store_true", help="the sweep also writes every cell to a fresh cache_dir")
+    ap.add_argument("--par-sizes", type=int, nargs="+", default=[12, 20, 28], help="sizes of the parallel sweep")
+    ap.add_argument("--par-repeats", type=int, default=4, help="repeats of the parallel sweep")
+    ap.add_argument("--par-rounds", type=int, default=2, help="turns of each parallel mode (the fastest counts)")
+    ap.add_argument("--maxiter", type=int, default=0, help="L-BFGS-B iteration cap of the parallel sweep (0: none)")
+    ap.add_argument("--only", choices=["direct", "parallel"], help="run one part only")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float64)
     warnings.simplefilter("ignore")  # the same fit warnings on both sides; keep the table readable
     X, Y = make_data(args.points, args.d)
+    if args.only != "direct":
+        run_parallel(args, X, Y)
+    if args.only == "parallel":
+        return
     cells = [(size, seed) for seed in range(args.repeats) for size in args.sizes]
     print(f"cells: sizes {args.sizes} x {args.repeats} repeats = {len(cells)} cells, d={args.d}, "
           f"torch threads {torch.get_num_threads()}, cache {'on' if args.cache else 'off'}")
