@@ -138,23 +138,16 @@ def _render_tracer(tracer: FitTracer, max_timesteps: int | None = None, title: s
 
 
 @display.register_renderer(FitTracer, kind="show")
-def _show_tracer(tracer: FitTracer, live: bool, display: bool = True):
-    """A live figure while the fit runs (the caller feeds it frames), else the finished page, displayed."""
-    if live:
-        facts = facts_from_info(_safe_info(tracer), tuple(tracer.expr.keys), dict(tracer.expr.roles))
-        fig = LiveFigure(tracer.expr, facts=facts, display=display, title=f"Fitting {tracer.model_name}")
-        fig.update(tracer.render_frame(MAX_TIMESTEPS))
-        return fig
-    fig = tracer.render()
-    if display:
-        try:  # imported here: gpviz never imports IPython at import time
-            from IPython import get_ipython
-            from IPython.display import display as ipy_display
-        except ImportError:
-            return fig
-        if get_ipython() is not None:
-            ipy_display(fig)
-    return fig
+def _show_tracer(tracer: FitTracer, live: bool, display: bool = True) -> LiveFigure:
+    """One notebook output: a live figure while the fit runs (the tracer feeds it its completed steps and
+    finishes it with its own page), else the finished page."""
+    facts = facts_from_info(_safe_info(tracer), tuple(tracer.expr.keys), dict(tracer.expr.roles))
+    shown = LiveFigure(tracer.expr, facts=facts, display=display, title=tracer.live_title())
+    if live:  # no verdicts while fitting (prior_pull at every update would slow the fit); the final page has them
+        shown.update(tracer.live_frame())
+    else:
+        shown.finish(tracer.render())
+    return shown
 
 
 def _safe_info(tracer: FitTracer):

@@ -71,7 +71,7 @@ def placeholder_keys(html: str) -> list[str]:
 
 def page_spec(html: str) -> dict:
     """The JSON the page's mount script hands to the browser, its columns read back from the data element."""
-    m = re.search(r"var s=(\{.*?\});var f=function", html, re.S)
+    m = re.search(r"var s=(\{.*?\}),id=", html, re.S)
     assert m, "no mount script with a data payload"
     spec = json.loads(m.group(1))
     if spec.get("packed") == "compact":  # a fit trace: read back at display precision (gpviz.html.compact)
@@ -358,7 +358,7 @@ def test_page_is_standalone_utf8_and_save_returns_path(tmp_path):
     fig = gpviz.render(_zoo()["default"])
     html = fig.html()
     assert html.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in html
-    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html)  # nothing fetched
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"(?!data:)", html)  # nothing fetched
     assert "r2p.parseColumns" not in html or "fromBase64" in html
     out = fig.save(tmp_path / "sub" / "fig.html")
     assert out == tmp_path / "sub" / "fig.html" and out.read_text(encoding="utf-8") == html
@@ -403,8 +403,13 @@ def test_live_figure_outside_a_notebook_keeps_the_latest_figure():
     live = R.LiveFigure(expr, title="fit")
     for t in range(3):
         live.update(pd.DataFrame({"i_timestep": list(range(t + 1)), "i_model": 0, k: np.arange(t + 1) + 1.0}))
-    fig = live.finish(pd.DataFrame({"i_timestep": [0, 1, 2, 3], "i_model": 0, k: [1.0, 2, 3, 4]}))
-    assert live.updates == 4 and fig.spec["steps"] == [0, 1, 2, 3] and fig.element_id == live.element_id
+    assert live.figure.element_id == live.element_id and live.figure.spec["steps"] == [0, 1, 2]
+    final = R.render_frame(expr, pd.DataFrame({"i_timestep": [0, 1, 2, 3], "i_model": 0, k: [1.0, 2, 3, 4]}))
+    assert live.finish(final) is final and live.figure is final and live.updates == 4 and live.finished
+    with pytest.raises(InputError, match="has finished"):
+        live.update(pd.DataFrame({"i_timestep": [0], "i_model": 0, k: [1.0]}))
+    with pytest.raises(InputError, match="expects the final gpviz Figure, got DataFrame"):
+        R.LiveFigure(expr).finish(pd.DataFrame())
 
 
 def test_duplicate_columns_are_refused_naming_them():

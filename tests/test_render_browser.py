@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
+import urllib.parse
 
 import gpytorch.kernels as gk
 import numpy as np
@@ -17,6 +19,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
 R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
+from gpviz.html import svg as S  # noqa: E402
 from gpviz.html.encode import encode_column  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -250,7 +253,9 @@ from gpviz.html.live import LiveFigure
 live = LiveFigure(expr, title="live")
 for t in range(1, 4):
     live.update(pd.DataFrame({"i_timestep": np.arange(t), "i_model": 0, k: np.arange(t) + 1.0}))
-fig = live.finish(pd.DataFrame({"i_timestep": np.arange(5), "i_model": 0, k: np.arange(5) + 1.0}))
+from gpviz.render import render_frame
+fig = live.finish(render_frame(
+    expr, pd.DataFrame({"i_timestep": np.arange(5), "i_model": 0, k: np.arange(5) + 1.0}), title="live"))
 """,
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
@@ -259,7 +264,8 @@ fig = live.finish(pd.DataFrame({"i_timestep": np.arange(5), "i_model": 0, k: np.
              if o.get("output_type") in ("display_data", "execute_result") and "text/html" in o.get("data", {})]
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
-    assert len(htmls) == 3  # the figure; the live view's assets once; the live figure (updated in place)
+    assert len(htmls) == 2  # the figure (with gpviz's scripts); the live figure, updated in place (with the time control)
+    assert "var VERSION = " in htmls[0] and "var VERSION = " not in htmls[1] and "var r2p = (function" in htmls[1]
     path = tmp_path / "notebook_outputs.html"
     path.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>' + "\n".join(htmls)
                     + "</body></html>", encoding="utf-8")
@@ -366,3 +372,78 @@ def test_a_bound_inside_the_axis_is_drawn_dashed(tmp_path, open_page):
     }""", [key, x])
     assert 0 < red[0] < red[1]  # dashed: red in part of the column, not all of it
     assert "lower bound: 1.00e-4" in loaded.eval(f"document.querySelector('.gpviz-param[data-key=\"{key}\"] .gpviz-chart').title")
+
+
+# --------------------------------------------------------------------------- static charts (no JavaScript)
+
+STATIC = """() => [...document.querySelectorAll('.gpviz-param')].map(e => ({
+    key: e.dataset.key,
+    pictures: [...e.querySelectorAll('img.gpviz-static')].filter(
+        i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length}))"""
+
+
+def _static_figures():
+    """Figures of every mode: a snapshot, a batch, a configuration list and a fit trace."""
+    X, Y = _data(n=8, d=2)
+    single = SingleTaskGP(X, Y)
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(single.likelihood, single))
+    folds = gen_loo_cv_folds(X, Y)
+    batch = SingleTaskGP(folds.train_X, folds.train_Y)
+    mll = ExactMarginalLogLikelihood(batch.likelihood, batch)
+    with gpviz.trace_fit(mll, feature_names=["a", "b"]) as tracer:
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 15}})
+    expr = gpviz.kernel_expr(gk.RBFKernel())
+    (k,) = expr.keys
+    configs = R.render_frame(expr, pd.DataFrame({"i_config": [0, 0, 1, 1, 2], "i_model": [0, 1, 0, 1, 0],
+                                                 k: [0.1, 0.2, 1.0, 2.0, 5.0]}),
+                             config_labels=["n = 10", "n = 20", "n = 40"])
+    return [gpviz.render(single, feature_names=["a", "b"]), gpviz.render(batch, feature_names=["a", "b"]),
+            configs, tracer.render()]
+
+
+@pytest.mark.slow
+def test_repr_html_without_javascript_shows_one_static_chart_per_parameter_element(tmp_path, browser, artifacts):
+    figures = _static_figures()
+    path = tmp_path / "static.html"
+    path.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
+                    + "\n".join(f._repr_html_() for f in figures) + "</body></html>", encoding="utf-8")
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1300, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        page.screenshot(path=str(artifacts / "render_static_no_js.png"), full_page=True)
+        rows = page.evaluate(STATIC)
+        keys = [k for f in figures for k in f.keys]
+        assert [r["key"] for r in rows] == keys  # every parameter element of every figure ...
+        assert all(r["pictures"] == 1 for r in rows), rows  # ... shows exactly one static chart
+        text = page.inner_text("body")
+        assert "NaN" not in text and "Static view" in text  # all values are finite; the hint is there
+        assert page.evaluate("document.querySelectorAll('.gpviz-figure[data-drawn]').length") == 0
+    finally:
+        context.close()
+
+
+@pytest.mark.slow
+def test_scripts_replace_the_static_charts_with_dots_at_the_same_places(tmp_path, open_page):
+    figures = _static_figures()
+    batch = figures[1]
+    key = batch.keys[0]
+    picture = re.search(r'data-key="' + re.escape(key) + r'"><img class="gpviz-static" src="data:image/svg\+xml,'
+                        r'([^"]+)"', batch.fragment()).group(1)
+    svg = urllib.parse.unquote(picture)
+    # dots are drawn in the plot's own coordinates (its group is translated past the axis label), as on the canvas
+    static_xs = sorted(float(x) for x in re.findall(r"<path d='M([-\d.]+) [-\d.]+h0'/>", svg))
+    path = tmp_path / "scripts.html"
+    path.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
+                    + "\n".join(f._repr_html_() for f in figures) + "</body></html>", encoding="utf-8")
+    loaded = open_page(path)
+    _check_page(loaded, sum(len(f.keys) for f in figures))
+    assert loaded.eval("document.querySelectorAll('img.gpviz-static, .gpviz-static-note').length") == 0
+    drawn_xs = sorted(loaded.eval(f"Array.from(document.querySelectorAll('.gpviz-figure')[1]"
+                                  f".querySelector('.gpviz-param[data-key=\"{key}\"]').gpvizXs)"))
+    assert len(static_xs) == batch.spec["n_rows"] and len(drawn_xs) == len(static_xs)
+    assert max(abs(a - b) for a, b in zip(static_xs, drawn_xs)) <= 0.26  # same pixel (half-pixel grid)
+    # the numbers beside the charts read the same in both forms
+    js = loaded.eval("[0, 0.0123, 1.5, 123.4, 12345, 2e-5, -0.5, 0.00633].map(v => window.gpviz.fmt(v))")
+    assert js == [S.fmt_axis(v) for v in (0, 0.0123, 1.5, 123.4, 12345, 2e-5, -0.5, 0.00633)]

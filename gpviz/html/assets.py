@@ -23,7 +23,8 @@ import re
 import sys
 import types
 
-from gpviz.errors import UnsupportedError
+from gpviz.errors import InputError, UnsupportedError
+from gpviz.html.notebook import ASSETS
 
 _MISSING = object()
 
@@ -93,14 +94,32 @@ def rows2prose_header() -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def asset_html(name: str) -> str:
+    """One script bundle a page needs once (see :data:`gpviz.html.notebook.ASSETS`).
+
+    ``"time"``: rows2prose's time control (its header without d3.min.js, see
+    :func:`rows2prose_header`), then a call that lets figures waiting for it mount;
+    ``"core"``: gpviz's CSS and JS (the JS also copies the CSS into the document's
+    head, so figures stay styled when the notebook output that brought it is cleared).
+
+    Raises:
+        InputError: for an unknown name.
+    """
+    if name == "time":
+        return rows2prose_header() + "\n<script>window.gpviz && window.gpviz.drain && window.gpviz.drain();</script>\n"
+    if name == "core":
+        return (f'<style class="gpviz-css">\n{_static("gpviz.css")}</style>\n'
+                f"<script>\n{_static('gpviz.js')}</script>\n")
+    raise InputError(f"unknown page asset {name!r} (must be one of {list(ASSETS)})")
+
+
 def header_html(time: bool = True) -> str:
-    """Everything a page needs once: rows2prose's bundle (if ``time``), then gpviz's CSS and JS (which patch it).
+    """Everything a page needs once: rows2prose's bundle (if ``time``), then gpviz's CSS and JS.
 
     Only an animated fit trace uses rows2prose (its time control): other pages
     leave out its header entirely, and trace pages leave out its copy of
     d3.min.js (:func:`rows2prose_header`): 420 KB and ~60 ms of script parsing
     per page load less. ``time=True`` (the default) is what a page that may show
-    a trace needs (live notebook figures).
+    a trace needs.
     """
-    gpviz_assets = f"<style>\n{_static('gpviz.css')}</style>\n<script>\n{_static('gpviz.js')}</script>\n"
-    return (rows2prose_header() + "\n" + gpviz_assets) if time else gpviz_assets
+    return "".join(asset_html(n) for n in ASSETS if n == "core" or time)

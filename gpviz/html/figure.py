@@ -32,10 +32,11 @@ import numpy as np
 from gpviz.errors import InputError
 from gpviz.html.compact import CompactData, encode_compact
 from gpviz.html.encode import encode_column, pack_columns
-from gpviz.html.markup import escape_html, js_string, script_json
+from gpviz.html.markup import escape_html, js_string, script_json, svg_data_uri
 from gpviz.html.page import Page
+from gpviz.html.svg import param_chart
 from gpviz.tree.nodes import Param
-from gpviz.tree.printer import fmt_number, layout
+from gpviz.tree.printer import layout
 from gpviz.values.columns import I_CONFIG
 from gpviz.view.axes import bound_on_axis, finite_or_none
 from gpviz.view.records import AxisView, FrameData, ParamView, VerdictSummary, ViewData
@@ -93,61 +94,110 @@ def _css_token(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(s)) or "value"
 
 
-def _placeholder(p: Param, view: ParamView, axis: AxisView, fallback: str) -> str:
+def _placeholder(p: Param, view: ParamView, axis: AxisView, static: str) -> str:
     classes = ["gpviz-param", f"gpviz-role-{_css_token(view.role)}", f"gpviz-axis-{axis.kind}"]
     if view.held:
         classes.append("gpviz-held")
-    return (f'<span class="{" ".join(classes)}" data-key="{escape_html(p.key)}">'
-            f"{escape_html(fallback)}</span>")
+    return f'<span class="{" ".join(classes)}" data-key="{escape_html(p.key)}">{static}</span>'
 
 
-def _fallback_text(v: np.ndarray) -> str:
-    """What a placeholder shows before (or without) JavaScript."""
-    if len(v) == 1:
-        return fmt_number(float(v[0]))
-    finite = v[np.isfinite(v)]
-    if not len(finite):
-        return f"[{len(v)} values]"
-    return f"[{fmt_number(float(np.median(finite)))} median of {len(v)}]"
+#: Shown until gpviz.js mounts the figure (which removes it): where scripts do not run, how to get the live view.
+STATIC_NOTE = ("Static view: scripts did not run here, so these charts are pictures of the last values. "
+               "For the interactive view (hover, play, scrub) trust the notebook (JupyterLab: command palette "
+               "\u25b8 Trust Notebook) or open the page saved with fig.save(\"figure.html\").")
+#: Replaces STATIC_NOTE when scripts run but gpviz.js never reached the page (its output is not shown here).
+MISSING_NOTE = ("Static view: gpviz's scripts are in another output of this notebook that is not shown here. "
+                "Rerun this cell to draw the interactive view.")
+
+
+def _static_rows(data: FrameData) -> slice:
+    """The rows a static chart shows: a trace's last step (where the interactive view opens), else all."""
+    if data.mode == "timeline" and data.steps:
+        return slice(data.step_starts[-2], data.step_starts[-1])
+    return slice(0, data.n_rows)
+
+
+def _static_chart(view: ViewData, key: str, band_px: int) -> str:
+    """A placeholder's static form: an ``<img>`` of its chart (see :mod:`gpviz.html.svg`), replaced by gpviz.js."""
+    data, pv = view.frame, view.params[key]
+    rows = _static_rows(data)
+    chart = param_chart(data.values[key][rows], _rounded(view.axes[pv.axis]), pv,
+                        bands=data.i_config[rows] if data.i_config is not None else None,
+                        band_labels=data.config_labels if data.i_config is not None else (),
+                        band_px=band_px, single_row=data.members == 1, label=key)
+    text = escape_html(chart.summary)
+    return (f'<img class="gpviz-static" src="{svg_data_uri(chart.svg)}" width="{chart.width}" '
+            f'height="{chart.height}" alt="{text}" title="{text}" style="vertical-align:middle">')
+
+
+# Legend swatches and text parts carry their look inline: a notebook opened untrusted drops every <style> but
+# keeps style attributes, so the page still reads as it does with gpviz.css (which styles what gpviz.js draws).
+_SWATCH_STYLES = {
+    "dot": "width:8px;height:8px;border-radius:4px;background:#1f5fbf;opacity:0.7",
+    "prior": "width:2px;height:12px;background:#1a9a3a",
+    "bound": "width:3px;height:12px;background:#d62728",
+    "bound-dash": "width:1px;height:12px;background:repeating-linear-gradient(#d62728 0 2px, transparent 2px 4px)",
+    "held": "width:14px;height:12px;background:rgba(255, 170, 0, 0.30);border:1px solid rgba(200, 120, 0, 0.6)",
+}
+_TEXT_STYLES = {
+    "gpviz-title": "font-size:17px;font-weight:600;margin:4px 0 2px 0",
+    "gpviz-subtitle": "color:#666;margin:0 0 6px 0",
+    "gpviz-warning": "color:#b00020;margin:4px 0",
+    "gpviz-legend": "color:#555;font-size:12px;margin:4px 0 8px 0",
+    "gpviz-legend-item": "margin-right:14px;white-space:nowrap",
+    "gpviz-section": "margin:10px 0 4px 0",
+    "gpviz-section-title": "font-weight:600",
+    "gpviz-note": "font-weight:normal;color:#666;font-style:italic",
+    "gpviz-static-note": "color:#666;font-style:italic;font-size:12px",
+}
+
+
+def _cls(name: str) -> str:
+    """``class="name" style="..."``: a text part's class and its inline look."""
+    return f'class="{name}" style="{_TEXT_STYLES[name]}"'
+
+
+def _swatch(kind: str) -> str:
+    return (f'<span class="gpviz-swatch gpviz-swatch-{kind}" style="display:inline-block;vertical-align:middle;'
+            f'margin-right:4px;{_SWATCH_STYLES[kind]}"></span>')
 
 
 def _legend(view: ViewData, has_bad: bool) -> str:
+    def item(inner: str, extra: str = "") -> str:  # inner: trusted HTML made here
+        return f'<span {_cls("gpviz-legend-item")}{extra}>{inner}</span>'
+
     one = escape_html(view.member)
     mode = view.frame.mode
-    items = ['<span><span class="gpviz-swatch gpviz-swatch-dot"></span>'
-             + ("value" if mode == "snapshot" else f"one dot per {one}") + "</span>"]
+    items = [item(_swatch("dot") + ("value" if mode == "snapshot" else f"one dot per {one}"))]
     params = view.params.values()
     if any(p.prior is not None for p in params):
-        items.append('<span><span class="gpviz-swatch gpviz-swatch-prior"></span>prior mode</span>')
+        items.append(item(_swatch("prior") + "prior mode"))
     if any(p.mark_lower or p.mark_upper for p in params):
-        items.append('<span><span class="gpviz-swatch gpviz-swatch-bound"></span>'
-                     "constraint bound a value sits at (those values red)</span>")
+        items.append(item(_swatch("bound") + "constraint bound a value sits at (those values red)"))
     if any(bound_on_axis(p, _rounded(view.axes[p.axis])) for p in params):
-        items.append('<span><span class="gpviz-swatch gpviz-swatch-bound-dash"></span>constraint bound</span>')
+        items.append(item(_swatch("bound-dash") + "constraint bound"))
     banded = any(p.bands and any(b is not None and b.held for b in p.bands) for p in params)
+    why = ' title="gpviz.prior_pull: the prior, not the data, sets the value, near its mode"'
     if banded:
-        items.append('<span title="gpviz.prior_pull: the prior, not the data, sets the value, near its mode">'
-                     '<span class="gpviz-swatch gpviz-swatch-held"></span>held at the prior\'s mode '
-                     '(a band\'s tint: the share of its folds)</span>')
+        items.append(item(_swatch("held") + "held at the prior's mode (a band's tint: the share of its folds)", why))
     elif any(p.held for p in params):
-        items.append('<span title="gpviz.prior_pull: the prior, not the data, sets the value, near its mode">'
-                     '<span class="gpviz-swatch gpviz-swatch-held"></span>held at the prior\'s mode</span>')
+        items.append(item(_swatch("held") + "held at the prior's mode", why))
     elif view.judged:
-        items.append('<span class="gpviz-legend-noheld">gpviz.prior_pull: no parameter held at its prior\'s mode'
-                     '</span>')
+        items.append(item('<span class="gpviz-legend-noheld">gpviz.prior_pull: no parameter held at its prior\'s '
+                          "mode</span>"))
     if has_bad:
-        items.append('<span><span class="gpviz-swatch gpviz-swatch-flag">\u26a0 \u25b6</span>'
-                     "NaN, inf or \u2264 0 on a log axis (drawn at the edge)</span>")
+        items.append(item('<span class="gpviz-swatch gpviz-swatch-flag" style="color:#d62728;font-weight:600">'
+                          "\u26a0 \u25b6</span>NaN, inf or \u2264 0 on a log axis (drawn at the edge)"))
     axes = []
     for ax in view.axes:
         scale = "log" if ax.kind == "log" else "linear"
         bounds = " (its bounds)" if ax.bounded else ""
         axes.append(f"{escape_html(ax.role)}: {scale}{bounds}")
     if axes:
-        items.append(f'<span>axes: {"; ".join(dict.fromkeys(axes))}</span>')
+        items.append(item(f'axes: {"; ".join(dict.fromkeys(axes))}'))
     if mode != "snapshot":
-        items.append(f'<span>hover a dot to ring its {one} in every chart <b class="gpviz-hover"></b></span>')
-    return '<div class="gpviz-legend">' + "".join(items) + "</div>"
+        items.append(item(f'hover a dot to ring its {one} in every chart <b class="gpviz-hover"></b>'))
+    return f'<div {_cls("gpviz-legend")}>' + "".join(items) + "</div>"
 
 
 def _rounded(axis: AxisView) -> AxisView:
@@ -175,29 +225,31 @@ def inner_html(view: ViewData) -> str:
     data = view.frame
     parts = []
     if view.title:
-        parts.append(f'<div class="gpviz-title">{escape_html(view.title)}</div>')
-    parts.append(f'<div class="gpviz-subtitle">{escape_html(_subtitle(data, view.members, view.member))}</div>')
+        parts.append(f'<div {_cls("gpviz-title")}>{escape_html(view.title)}</div>')
+    parts.append(f'<div {_cls("gpviz-subtitle")}>{escape_html(_subtitle(data, view.members, view.member))}</div>')
     bad = view.flagged
     if data.n_rows == 0:
-        parts.append('<div class="gpviz-warning">\u26a0 no values to draw yet (the frame has no rows)</div>')
+        parts.append(f'<div {_cls("gpviz-warning")}>\u26a0 no values to draw yet (the frame has no rows)</div>')
     elif bad:
         listed = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:8]) + ("; ..." if len(bad) > 8 else "")
-        parts.append(f'<div class="gpviz-warning">\u26a0 flagged values: {escape_html(listed)}</div>')
+        parts.append(f'<div {_cls("gpviz-warning")}>\u26a0 flagged values: {escape_html(listed)}</div>')
     parts.append(_legend(view, bool(bad) and data.n_rows > 0))
+    parts.append(f'<div {_cls("gpviz-static-note")}>{escape_html(STATIC_NOTE)}</div>')
     if data.mode == "timeline":
         parts.append('<div class="gpviz-time"></div><span class="gpviz-time-state"></span>')
     leaf_chars = LEAF_CHARS[data.mode]
+    band_px = _band_px(len(data.config_labels))
     for sec in view.sections:
         tokens = layout(sec.tree, lambda p: "#" * leaf_chars, LAYOUT_WIDTH)
         code = []
         for t in tokens:
             if isinstance(t, Param):
                 pv = view.params[t.key]
-                code.append(_placeholder(t, pv, view.axes[pv.axis], _fallback_text(data.values[t.key])))
+                code.append(_placeholder(t, pv, view.axes[pv.axis], _static_chart(view, t.key, band_px)))
             else:
                 code.append(_code_html(t))
-        note_html = f' <span class="gpviz-note">({escape_html(sec.note)})</span>' if sec.note else ""
-        parts.append(f'<div class="gpviz-section"><div class="gpviz-section-title">{escape_html(sec.title)}'
+        note_html = f' <span {_cls("gpviz-note")}>({escape_html(sec.note)})</span>' if sec.note else ""
+        parts.append(f'<div {_cls("gpviz-section")}><div {_cls("gpviz-section-title")}>{escape_html(sec.title)}'
                      f'{note_html}</div><pre class="gpviz-code">{"".join(code)}</pre></div>')
     if view.summary is not None:
         parts.append(summary_html(view.summary))
@@ -243,6 +295,11 @@ def _bands_spec(bands) -> list | None:
     return [[round(b.share, 6), b.text] if b is not None else None for b in bands]
 
 
+def _band_px(n_configs: int) -> int:
+    """Height of one configuration's band in CSS px (the stack stays near CONFIGS_PX tall)."""
+    return int(max(MIN_BAND_PX, min(MAX_BAND_PX, CONFIGS_PX // max(n_configs, 1))))
+
+
 def spec_of(view: ViewData) -> dict:
     """What the browser receives: mode, axes, per-key metadata, step offsets and the encoded columns."""
     data = view.frame
@@ -250,9 +307,7 @@ def spec_of(view: ViewData) -> dict:
     configs = None
     if data.i_config is not None:
         columns[I_CONFIG] = encode_column(data.i_config.astype(np.int32))
-        c = len(data.config_labels)
-        configs = {"column": I_CONFIG, "labels": list(data.config_labels),
-                   "band": int(max(MIN_BAND_PX, min(MAX_BAND_PX, CONFIGS_PX // max(c, 1))))}
+        configs = {"column": I_CONFIG, "labels": list(data.config_labels), "band": _band_px(len(data.config_labels))}
     return {
         "v": 1, "mode": data.mode, "n_rows": data.n_rows, "members": data.members,
         "member": view.member,  # what a dot is, in the hover text
@@ -308,12 +363,22 @@ class Figure(Page):
         return self.spec["mode"]
 
     def fragment(self, element_id: str | None = None) -> str:
-        """The figure's container and mount script, without the page assets (see :func:`header_html`)."""
+        """The figure's container and mount script, without the page assets (see :func:`header_html`).
+
+        The mount script draws at once if the page has gpviz.js (and, for a trace,
+        rows2prose's time control), else queues itself for when they arrive (a
+        later notebook output, see :mod:`gpviz.html.notebook`). If they never do, the
+        static charts stay and the note under the legend says to rerun the cell.
+        """
         eid = element_id or self.element_id
-        mount = (f"<script>(function(){{var s={self._spec_json};"
-                 f"var f=function(){{window.gpviz.mountById({js_string(eid)},s);}};"
-                 "if(window.gpviz&&window.gpviz.mountById){f();}"
-                 "else{(window.gpvizQueue=window.gpvizQueue||[]).push(f);}})();</script>")
+        time = "true" if self._animated() else "false"
+        mount = (f"<script>(function(){{var s={self._spec_json},id={js_string(eid)},t={time};"
+                 "function go(){if(!window.gpviz||!window.gpviz.mountById||(t&&!window.r2p))return false;"
+                 "window.gpviz.mountById(id,s);return true;}"
+                 "if(!go()){(window.gpvizQueue=window.gpvizQueue||[]).push(go);"
+                 "setTimeout(function(){var c=document.getElementById(id),"
+                 "n=c&&!c.gpvizMounted&&c.querySelector('.gpviz-static-note');"
+                 f"if(n)n.textContent={js_string(MISSING_NOTE)};}},5000);}}}})();</script>")
         # the data: base64 in a script the browser does not run (see pack_columns), inside the container
         data = f'<script type="application/octet-stream" class="gpviz-data">{self._blob}</script>'
         return f'<div class="gpviz-figure" id="{escape_html(eid)}">\n{self._inner}\n{data}\n</div>\n{mount}\n'

@@ -79,6 +79,20 @@ def script_json(obj) -> str:
     return text.translate(_SCRIPT_ESCAPES)
 
 
+# Bytes a data URI in a double-quoted attribute must percent-encode: "%" and "#" (URI syntax), '"' and "&"
+# (the attribute), "<" and ">" (sanitizers and old parsers); everything outside printable ASCII as UTF-8.
+_URI_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - set('%#"&<>')
+
+
+def svg_data_uri(svg: str) -> str:
+    """``data:image/svg+xml,...`` for an SVG text, safe as a double-quoted attribute value without more escaping.
+
+    Percent-encoding (not base64) keeps the URI about as long as the SVG itself.
+    """
+    return "data:image/svg+xml," + "".join(
+        c if c in _URI_SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in svg)
+
+
 def js_string(s) -> str:
     """A JS string literal (with its quotes) for ``s``, safe inside ``<script>`` and template literals."""
     return script_json(str(s))

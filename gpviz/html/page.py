@@ -11,8 +11,9 @@ import itertools
 import math
 from pathlib import Path
 
-from gpviz.html.assets import header_html
+from gpviz.html.assets import asset_html, header_html
 from gpviz.html.markup import Markup, as_html, escape_html
+from gpviz.html.notebook import ASSETS, assets_to_carry
 
 _DISPLAYS = itertools.count(1)  # unique ids for notebook displays of the same figure
 
@@ -79,10 +80,20 @@ class Page:
         return document(self.title, Markup(self._body()),
                         Markup(header_html(self._animated()) + self._head()))
 
+    def _assets(self) -> tuple[str, ...]:
+        """The script bundles the page uses (:data:`gpviz.html.notebook.ASSETS`)."""
+        return ASSETS if self._animated() else ("core",)
+
     def _repr_html_(self) -> str:
-        """Notebook display: self-contained (assets inline, no network) with ids unique on the page."""
+        """Notebook display, with ids unique on the page and no network access.
+
+        In a notebook kernel the first gpviz output of the session carries the
+        scripts and later ones reuse them (:func:`gpviz.html.notebook.assets_to_carry`);
+        elsewhere the output is self-contained.
+        """
         try:
-            return header_html(self._animated()) + self._head() + self._body(next_display_suffix())
+            carried = "".join(asset_html(n) for n in assets_to_carry(self._assets()))
+            return carried + self._head() + self._body(next_display_suffix())
         except Exception as exc:  # noqa: BLE001 - a display must never break a notebook
             return f"<pre>gpviz could not display this {self._what}: {escape_html(type(exc).__name__)}: " \
                    f"{escape_html(exc)}</pre>"

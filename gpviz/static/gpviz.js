@@ -16,7 +16,7 @@
 (function () {
   "use strict";
 
-  var VERSION = "3";  // bumped when mount() reads a new spec format (a notebook may hold an older copy)
+  var VERSION = "4";  // bumped when mount(), its spec or the mount call changes (a notebook may hold an older copy)
 
   /* ---------------------------------------------------------------- base64 -> typed arrays */
 
@@ -160,6 +160,18 @@
   // Re-applied every time this file runs: a notebook output re-running the rows2prose header
   // creates a fresh `r2p` object.
   if (window.r2p) window.r2p.parseColumns = fastParseColumns;
+
+  // The CSS came in a <style class="gpviz-css"> beside this script; a copy in the document's head keeps
+  // every figure styled when the notebook output that brought it is cleared or rerun.
+  (function () {
+    if (document.getElementById("gpviz-css")) return;
+    var src = document.querySelector("style.gpviz-css");
+    if (!src || !document.head) return;
+    var css = document.createElement("style");
+    css.id = "gpviz-css";
+    css.textContent = src.textContent;
+    document.head.appendChild(css);
+  })();
 
   if (window.gpviz && window.gpviz.version === VERSION) {
     drainQueue();
@@ -496,6 +508,8 @@
   // `decoded`: {table, t0} when the columns were decoded already (a compact figure inflates asynchronously)
   function mount(container, spec, decoded) {
     var t0 = decoded ? decoded.t0 : performance.now();
+    // the note that says the charts are static pictures (each chart's picture goes with its placeholder below)
+    container.querySelectorAll(".gpviz-static-note").forEach(function (n) { n.remove(); });
     var table = decoded ? decoded.table : spec.packed ? unpackColumns(container, spec.columns)
       : (window.r2p ? window.r2p.parseColumns : fastParseColumns)(spec.columns);
     var tParsed = performance.now();
@@ -735,14 +749,18 @@
     return null;
   }
 
+  // Mount calls that ran before this script (a notebook output shown before the one carrying gpviz.js)
+  // wait in window.gpvizQueue; each returns true once it mounted, false while something is still missing
+  // (a trace waits for rows2prose's time control too, whose bundle calls drain() when it arrives).
   function drainQueue() {
-    var q = window.gpvizQueue;
-    window.gpvizQueue = null;
-    if (q) q.forEach(function (f) { f(); });
+    var q = window.gpvizQueue || [];
+    window.gpvizQueue = [];
+    var waiting = q.filter(function (f) { return f() === false; });
+    window.gpvizQueue = window.gpvizQueue.concat(waiting);
   }
 
   window.gpviz = {
-    version: VERSION, mount: mount, mountById: mountById, parseColumns: fastParseColumns, unpackColumns: unpackColumns,
+    version: VERSION, mount: mount, mountById: mountById, drain: drainQueue, parseColumns: fastParseColumns, unpackColumns: unpackColumns,
     unpackCompact: unpackCompact, inflate: inflate, fmtValue: fmtValue,
     decodeBase64: decodeBase64, decodeBase64Fallback: decodeBase64Fallback, fmt: fmt
   };

@@ -113,7 +113,8 @@ class FitTracer:
         self._run_start: int | None = None
         self._t0: float | None = None
         self._initial: np.ndarray | None = None
-        self._frames_cache: tuple[int, pd.DataFrame] | None = None
+        self._frames_cache: tuple[tuple[int, int], pd.DataFrame] | None = None
+        self._written = 0  # bumped whenever earlier rows get their values (see _materialize)
         self._in_context = False
         self._restore: list = []
         self._warned = False
@@ -121,6 +122,7 @@ class FitTracer:
         self.error: BaseException | None = None
         self._live = None
         self._live_last = 0.0
+        self.ended: float | None = None  # time.time() when the traced fit ended (the `with` block or finish())
         self._foreign_warned = False
         self._batched_run: BatchedRun | None = None
         self._run_closure = None
@@ -218,6 +220,7 @@ class FitTracer:
         if self._in_context:
             raise InputError("this FitTracer is already tracing (nested `with` on the same tracer)")
         self._in_context = True
+        self.ended = None
         if self._t0 is None:
             self._t0 = time.perf_counter()
         # where a patch point moved, record at every evaluation instead of every optimizer step
@@ -237,6 +240,7 @@ class FitTracer:
             self._in_context = False
             for g in self._groups:
                 g.pending = None
+            self.ended = time.time()
             if self._live is not None:
                 self._guard(self._finish_live)
         return False  # exceptions in the fit (KeyboardInterrupt too) propagate; frames stay
@@ -490,12 +494,16 @@ class FitTracer:
             self._commit_member(run.group, run.attempt, i, float(st.f), int(st.n_iterations), float(st.fun_calls))
             return
         # fast path: keep a copy of the member's raw state; constraint transforms run in bulk later
+        # the row's raw state joins the pending list before the live view may read (in _after_commit):
+        # a read in between would see the row with its values not yet written (NaN)
         row = self._rec.n
         self._commit_member(run.group, run.attempt, i, float(st.f), int(st.n_iterations), float(st.fun_calls),
-                            read=False)
+                            read=False, live=False)
         self._raw_pending.append((row, run.layout, st.x.copy(), None, 1))
         if len(self._raw_pending) >= 20000:
             self._materialize()
+        if self._live is not None:
+            self._after_commit()
 
     def _layout(self, g: int, closure) -> int | None:
         """Where each key's raw element sits in a member's state vector of BoTorch's batched closure."""
@@ -523,6 +531,7 @@ class FitTracer:
         pending, self._raw_pending = self._raw_pending, []
         if not pending:
             return
+        self._written += 1  # rows already read into a cached frame change now
         try:
             self._materialize_entries(pending)
         except Exception as e:  # contained: those rows keep NaN values
@@ -560,7 +569,7 @@ class FitTracer:
         self._commit_member(g, ctx.attempt, ctx.member, ctx.member_loss, int(ctx.member_step), evaluation)
 
     def _commit_member(self, g: int, attempt, member: int, loss: float, step: int, evaluation: float,
-                       read: bool = True) -> None:
+                       read: bool = True, live: bool = True) -> None:
         grp = self._groups[g]
         if member >= grp.n:
             raise RuntimeError(f"member {member} out of range for a batch of {grp.n}")
@@ -578,7 +587,7 @@ class FitTracer:
             seg.max_evaluation = evaluation
         if t >= self._next_t:
             self._next_t = t + 1
-        if self._live is not None:
+        if live and self._live is not None:
             self._after_commit()
 
     @staticmethod
@@ -611,11 +620,11 @@ class FitTracer:
         if self._rec is None:
             return dense_frames(Recorder(0).arrays(), 0, (), None, np.empty(0))
         self._materialize()
-        n = self._rec.n
-        if self._frames_cache is not None and self._frames_cache[0] == n:
+        version = (self._rec.n, self._written)
+        if self._frames_cache is not None and self._frames_cache[0] == version:
             return self._frames_cache[1].copy()
         df = dense_frames(self._rec.arrays(), self.n_members, self.keys, self._initial, self._segment_attempts())
-        self._frames_cache = (n, df)
+        self._frames_cache = (version, df)
         return df.copy()
 
     def _events(self) -> dict[str, np.ndarray]:
@@ -637,20 +646,26 @@ class FitTracer:
         """Loss per member against the timestep (matplotlib ``Figure``; see :func:`gpviz.trace.plot.loss_plot`)."""
         return loss_plot(self._events(), self.summary(), self._segments, self.n_members, ax=ax)
 
-    def timesteps_to_show(self, max_timesteps: int | None = None) -> np.ndarray:
+    def timesteps_to_show(self, max_timesteps: int | None = None, end: int | None = None) -> np.ndarray:
         """Timesteps an animated page shows: all, or at most ``max_timesteps`` (see
-        :func:`gpviz.trace.summary.timesteps_to_show`)."""
-        return timesteps_to_show(self._next_t, self._segments, max_timesteps)
+        :func:`gpviz.trace.summary.timesteps_to_show`); only those before ``end`` if given."""
+        last = self._next_t if end is None else max(0, min(int(end), self._next_t))
+        return timesteps_to_show(last, self._segments, max_timesteps)
 
-    def render_frame(self, max_timesteps: int | None = None) -> pd.DataFrame:
+    def render_frame(self, max_timesteps: int | None = None, end: int | None = None) -> pd.DataFrame:
         """The frame an animated page shows: ``i_timestep`` (the same numbers as in :attr:`frames`),
         ``i_model`` and the expression's keys, sorted by step then member; every step, or at most
-        ``max_timesteps`` of them."""
+        ``max_timesteps`` of them.
+
+        Args:
+            max_timesteps: None (every step) or at most this many timesteps (see :meth:`timesteps_to_show`).
+            end: Only timesteps before this one (the live view's completed steps).
+        """
         fr = self.frames
         keys = list(self.expr.keys) if self.expr is not None else []
-        if not len(fr):
+        keep = self.timesteps_to_show(max_timesteps, end=end)
+        if not len(fr) or not len(keep):
             return self._initial_frame()
-        keep = self.timesteps_to_show(max_timesteps)
         sub = fr[fr[I_TIMESTEP].isin(keep)]
         out = pd.DataFrame({I_TIMESTEP: sub[I_TIMESTEP].to_numpy(np.int32), I_MODEL: sub[I_MODEL].to_numpy(np.int32)})
         for k in keys:
@@ -720,14 +735,19 @@ class FitTracer:
     # ----- live view ----------------------------------------------------------------------------
 
     def show(self, display: bool = True):
-        """Shows the fit in a notebook: live while it runs (at most 4 updates per second),
-        then a final static view when the ``with`` block ends.
+        """Shows the fit in a notebook, once: live while it runs (at most 4 updates per second),
+        then, in the same output, :meth:`render` of the finished fit when the ``with`` block ends.
 
         Call it inside ``with gpviz.trace_fit(mll) as tracer:`` before fitting (or
         before passing :attr:`callback`); after a fit it displays the finished page.
+        Either way the notebook gets one output: the returned live figure is not
+        shown a second time when it is a cell's last value.
+
+        Args:
+            display: ``False``: never display (scripts, tests); the figure is still made.
 
         Returns:
-            The live figure (while fitting) or the final ``Figure``.
+            The live figure (``gpviz.html.live.LiveFigure``; its ``.figure`` is the figure shown now).
         """
         if self.expr is None:
             raise InputError("nothing to show: bind the tracer to an MLL first (FitTracer(mll))")
@@ -745,7 +765,20 @@ class FitTracer:
         if now - self._live_last < 1.0 / LIVE_UPDATES_PER_SECOND:
             return
         self._live_last = now
-        self._live.update(self.render_frame(MAX_TIMESTEPS))
+        self._live.update(self.live_frame(), title=self.live_title())
+
+    def live_frame(self) -> pd.DataFrame:
+        """What the live view shows: the completed steps, every timestep but the last, which may still be filling.
+
+        On the batched path members commit one at a time, so the newest timestep can
+        hold some members' new values beside others' old ones; the live view waits
+        until the next timestep begins. The final figure (:meth:`render`) shows all.
+        """
+        return self.render_frame(MAX_TIMESTEPS, end=self._next_t - 1)
+
+    def live_title(self) -> str:
+        """The live view's title: how far the fit has come."""
+        return f"Fitting {self.model_name}: {max(self._next_t - 1, 0)} timesteps so far (live)"
 
     def finish(self):
         """Ends a live view started by :meth:`show` (the ``with`` form does this itself).
@@ -753,12 +786,15 @@ class FitTracer:
         Returns:
             The final ``Figure``, or ``None`` if no live view was running.
         """
+        if self.ended is None and not self._in_context:
+            self.ended = time.time()
         return self._guard(self._finish_live)
 
     def _finish_live(self):
+        """Replaces the live view with :meth:`render` of the finished frames: the same page, by construction."""
         live, self._live = self._live, None
         if live is not None:
-            return live.finish(self.render_frame())
+            return live.finish(self.render())
         return None
 
 

@@ -8,6 +8,7 @@ one function here; the HTML layer needs no change.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Mapping
 
@@ -103,8 +104,10 @@ def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max
     if loss_chart and len(frame):
         extra = figure_to_img(tracer.plot(), alt="loss per member against the optimizer step")
     shown = int(frame["i_timestep"].nunique()) if len(frame) else 0
+    # a figure of a finished fit says when it ended: a live view's last state (this same page) then reads as final
+    ended = f"; fit ended {time.strftime('%H:%M:%S', time.localtime(tracer.ended))}" if tracer.ended else ""
     title = title or (f"Fit of {tracer.model_name}: {tracer.n_members} member(s), "
-                      f"{tracer.n_timesteps} timesteps ({shown} shown), {tracer.n_runs} run(s)")
+                      f"{tracer.n_timesteps} timesteps ({shown} shown), {tracer.n_runs} run(s){ended}")
     return build_view(tracer.expr, frame, _facts(tracer.expr, info), title=title, extra=extra)
 
 

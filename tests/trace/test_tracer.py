@@ -31,6 +31,7 @@ from gpviz.errors import OpaqueKernelWarning
 from gpviz.walk import walker as walk_module
 from gpviz.errors import TracerWarning
 from gpviz.trace.store import Recorder as _Recorder, dense_frames
+import gpviz.trace.tracer as tracer_module
 from gpviz.trace.tracer import FitTracer, trace_fit
 from gpviz.values.columns import TRACE_COLUMNS as META_COLUMNS
 
@@ -690,3 +691,63 @@ def test_tracers_exited_in_any_order_restore_the_mll(order):
         warnings.simplefilter("ignore")
         fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": 3}})
     assert {id(t): len(t.frames) for t in (outer, inner)} == rows
+
+
+# -------------------------------------------------------------------------------- live view: no race
+
+
+def _read_at_every_evaluation(mll, reads: list, tracer_box: list) -> None:
+    """Wraps the MLL's forward (the tracer wraps this wrapper) so that the live view and the frames are
+    read in the middle of every closure evaluation, between the optimizer's steps and members' commits."""
+    orig = mll.forward
+
+    def forward(*args, **kwargs):
+        tracer = tracer_box[0] if tracer_box else None
+        if tracer is not None and tracer._rec is not None and tracer._rec.n:
+            live = tracer.live_frame()
+            reads.append((tracer._next_t, live, tracer.frames, tracer._live.figure.spec["bad"]))
+        return orig(*args, **kwargs)
+
+    mll.forward = forward
+
+
+@pytest.mark.parametrize("kind", ["batched", "single"])
+def test_live_reads_between_and_during_steps_never_flag_what_the_frames_do_not(kind, monkeypatch):
+    monkeypatch.setattr(tracer_module, "LIVE_UPDATES_PER_SECOND", float("inf"))  # a live update at every commit
+    mll = make_mll(kind)
+    reads, box = [], []
+    _read_at_every_evaluation(mll, reads, box)
+    with trace_fit(mll) as tracer:
+        box.append(tracer)
+        live = tracer.show(display=False)
+        fit_gpytorch_mll(mll, optimizer_kwargs=MAXITER)
+    frames = tracer.frames
+    keys = list(tracer.expr.keys)
+    assert not frames[keys].isna().any().any()  # the traced values have no NaN ...
+    assert len(reads) > 10 and live.updates > 10
+    for next_t, shown, seen, bad in reads:
+        assert bad == {}  # ... so no live figure may flag one
+        assert not shown[keys].isna().any().any() and not seen[keys].isna().any().any()
+        if next_t < 2:  # no completed timestep yet: the live view shows the values the fit starts from
+            continue
+        # the live view shows completed timesteps only: the newest may still be filling
+        assert shown["i_timestep"].max() <= next_t - 2
+        if kind == "single":  # one member: a completed step never changes (batched members may lag a step)
+            final = frames[frames["i_timestep"].isin(shown["i_timestep"].unique())]
+            np.testing.assert_array_equal(shown[keys].to_numpy(), final[keys].to_numpy())
+    assert live.figure.spec["bad"] == {} and tracer.render().spec["bad"] == {}
+
+
+def test_live_figure_ends_as_the_tracers_own_page(monkeypatch):
+    monkeypatch.setattr(tracer_module, "LIVE_UPDATES_PER_SECOND", float("inf"))
+    mll = make_mll("batched")
+    with trace_fit(mll) as tracer:
+        live = tracer.show(display=False)
+        assert "(live)" in live.figure.title and "fit ended" not in live.figure.title
+        fit_gpytorch_mll(mll, optimizer_kwargs=MAXITER)
+    final, again = live.figure, tracer.render()
+    assert live.finished and tracer.ended is not None
+    # the same page by construction: verdicts, tints, flags, values, title (saying when the fit ended)
+    assert final.spec == again.spec and final._inner == again._inner and final.title == again.title
+    assert "fit ended" in final.title and "(live)" not in final._inner
+    assert [p["held"] for p in final.spec["params"].values()] == [p["held"] for p in again.spec["params"].values()]

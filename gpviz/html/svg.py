@@ -1,0 +1,291 @@
+"""Static charts: each parameter's dot plot as a small SVG picture, drawn in Python, for where scripts do not run.
+
+A notebook opened untrusted (JupyterLab runs no script of an output it did not
+produce or that is not signed), a static notebook viewer, or a page opened with
+JavaScript disabled shows these pictures in place of the interactive charts;
+``gpviz.js`` replaces them when it mounts. The geometry follows ``gpviz.js``
+(``makeScale``, ``place``, the strip and marker colours): a value sits at the
+same pixel in both.
+
+The picture travels as ``<img src="data:image/svg+xml,...">``: JupyterLab's
+sanitizer keeps ``<img>`` with a data URI (it drops inline ``<svg>`` and every
+``<style>``), and an SVG image never runs anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gpviz.html.markup import escape_html
+from gpviz.view.records import AxisView, ParamView
+
+PLOT_W, EDGE, ROW_H = 150, 8, 14  # CSS px, as in gpviz.js
+COLORS = {"strip": "#e6e6e6", "strip_alt": "#f3f3f3", "dot": "#1f5fbf", "bad": "#d62728", "prior": "#1a9a3a",
+          "tick": "#c4c4c4", "zero": "#8a8a8a", "held": "#ffd98a", "held_edge": "#c87800", "text": "#777"}
+AXIS_FONT, VALUE_FONT, BAND_FONT = 10, 12, 9
+CHAR_W = 0.6  # width of one character in font-size units (sans-serif digits, a safe overestimate)
+MAX_COPIES = 4  # dots drawn at the same half pixel: more copies would not darken the spot further
+
+
+def fmt_axis(v: float) -> str:
+    """An axis-end number as ``gpviz.js``'s ``fmt`` writes it (2 significant digits, exponent outside 1e-3..1e4)."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1e4 or a < 1e-3:
+        mant, exp = f"{v:.1e}".split("e")
+        return f"{mant.replace('.0', '') if mant.endswith('.0') else mant}e{int(exp)}"
+    return _trim(f"{v:.{3 if a >= 100 else 2}g}")
+
+
+def fmt_value(v: float) -> str:
+    """A value as ``gpviz.js``'s ``fmtValue`` writes it (3 significant digits)."""
+    if not math.isfinite(v):
+        return fmt_axis(v)
+    a = abs(v)
+    if a != 0 and (a >= 1e5 or a < 1e-3):
+        mant, exp = f"{v:.2e}".split("e")
+        return f"{mant}e{int(exp)}"
+    return _trim(f"{v:.3g}")
+
+
+def _trim(s: str) -> str:
+    """``%g`` text without an exponent where JS's ``parseFloat(toPrecision)`` would print none (e.g. 1.2e+02 -> 120)."""
+    return repr(float(s)).removesuffix(".0") if "e" in s else s
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One static chart: the SVG text, its size in CSS px and a plain-words summary (alt text).
+
+    Attributes:
+        svg: The ``<svg>`` document (XML text, user strings escaped).
+        width, height: Its size in CSS px.
+        summary: What it shows in words ("0.254", "median 0.25 of 10 (0.1 .. 0.9)", "1 NaN").
+        flags: The flag counts, as ``gpviz.js`` reports them (``{"nan": 1, ...}``, zeros left out).
+    """
+
+    svg: str
+    width: float
+    height: float
+    summary: str
+    flags: dict
+
+
+def _scale(axis: AxisView):
+    """Value -> x in CSS px from the picture's plot origin (``gpviz.js``'s ``makeScale``)."""
+    if axis.kind == "log":
+        l0, l1 = math.log10(axis.lo), math.log10(axis.hi)
+        span = (l1 - l0) or 1.0
+        return lambda v: EDGE + (math.log10(v) - l0) / span * PLOT_W
+    a = axis.lo / 2
+    span = (axis.hi / 2 - a) or 1.0
+    return lambda v: EDGE + (v / 2 - a) / span * PLOT_W
+
+
+def _place(v: float, axis: AxisView, scale) -> tuple[float, str]:
+    """``(x, kind)`` as ``gpviz.js``'s ``place``: kind ok / nan / inf / nonpos / out (drawn at an edge)."""
+    if math.isnan(v):
+        return math.nan, "nan"
+    if math.isinf(v):
+        return (EDGE + PLOT_W + EDGE / 2 if v > 0 else EDGE / 2), "inf"
+    if axis.kind == "log" and v <= 0:
+        return EDGE / 2, "nonpos"
+    x = scale(v)
+    if x < EDGE - 0.5:
+        return EDGE / 2, "out"
+    if x > EDGE + PLOT_W + 0.5:
+        return EDGE + PLOT_W + EDGE / 2, "out"
+    return x, "ok"
+
+
+def _at_bound(v: float, b) -> bool:
+    return b is not None and abs(v - b) <= 1e-4 * max(abs(b), 1e-8)
+
+
+def _n(x: float) -> str:
+    """A coordinate with at most one decimal (sub-pixel precision is invisible)."""
+    s = f"{x:.1f}"
+    return s[:-2] if s.endswith(".0") else s
+
+
+def _text_w(text: str, size: float) -> float:
+    return len(text) * size * CHAR_W
+
+
+def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: np.ndarray | None = None,
+                band_labels: tuple[str, ...] = (), band_px: int = ROW_H, single_row: bool = False,
+                label: str = "") -> Chart:
+    """The static picture of one parameter: its strip (or bands), markers and one dot per row.
+
+    Args:
+        values: ``n`` values to draw (one step of a trace: its members; all rows otherwise).
+        axis: The parameter's axis, as the browser receives it (ends rounded as in the figure's spec).
+        param: The parameter's chart record (prior mode, bounds and their marks, held tint).
+        bands: ``n`` band indices (``i_config``) or None for one strip.
+        band_labels: One label per band (drawn left of the bands).
+        band_px: Height of a band in CSS px.
+        single_row: Whether the figure shows one model (larger dot, its value written beside).
+        label: The parameter's label, leading the summary.
+
+    Returns:
+        A :class:`Chart`.
+    """
+    values = np.asarray(values, np.float64).reshape(-1)
+    n = len(values)
+    n_bands = len(band_labels) if bands is not None else 1
+    bh = band_px if bands is not None else ROW_H
+    plot_h = n_bands * bh
+    scale = _scale(axis)
+    lo_t, hi_t = fmt_axis(axis.lo), fmt_axis(axis.hi)
+
+    # where things go: [band labels | lo] plot [hi] [value] [flag]
+    if bands is not None:
+        label_w = min(120.0, max((_text_w(t, BAND_FONT) for t in band_labels), default=0) + 4)
+        x0, y_axis = label_w, plot_h + AXIS_FONT + 1
+        height = plot_h + AXIS_FONT + 3
+    else:
+        label_w = _text_w(lo_t, AXIS_FONT) + 3
+        x0, y_axis = label_w, None
+        height = ROW_H + 2
+    y0 = 1 if bands is None else 0
+    right = x0 + PLOT_W + 2 * EDGE
+
+    parts = []
+    g = [f"<g transform='translate({_n(x0)} {y0})'>"]
+    for i in range(n_bands):
+        g.append(f"<rect x='{EDGE}' y='{i * bh}' width='{PLOT_W}' height='{bh}' "
+                 f"fill='{COLORS['strip_alt'] if i % 2 else COLORS['strip']}'/>")
+    g.append(f"<rect x='{EDGE - 1}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>"
+             f"<rect x='{EDGE + PLOT_W}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>")
+    if axis.kind == "log":
+        k0 = math.ceil(math.log10(axis.lo) - 1e-9)
+        k1 = math.floor(math.log10(axis.hi) + 1e-9)
+        stride = max(1, math.ceil((k1 - k0 + 1) / 8))
+        for k in range(k0, k1 + 1, stride):
+            g.append(f"<rect x='{_n(round(scale(10.0 ** k)))}' y='0' width='1' height='{plot_h}' "
+                     f"fill='{COLORS['tick']}'/>")
+    elif axis.lo < 0 < axis.hi:
+        g.append(f"<rect x='{_n(round(scale(0.0)))}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>")
+    prior = param.prior
+    if prior is not None:
+        px, kind = _place(float(prior), axis, scale)
+        if kind == "ok":
+            g.append(f"<rect x='{_n(px - 0.75)}' y='0' width='1.5' height='{plot_h}' fill='{COLORS['prior']}'/>"
+                     f"<path d='M{_n(px - 3.5)} {plot_h}h7l-3.5 -4z' fill='{COLORS['prior']}'/>")
+    for b, at in ((param.lower, param.mark_lower), (param.upper, param.mark_upper)):
+        if b is None or (axis.bounded and not at):
+            continue
+        bx, kind = _place(float(b), axis, scale)
+        if kind != "ok":
+            continue
+        if at:
+            g.append(f"<rect x='{_n(bx - 1)}' y='0' width='2' height='{plot_h}' fill='{COLORS['bad']}'/>")
+        else:
+            g.append(f"<path d='M{math.floor(bx) + 0.5} 0v{plot_h}' stroke='{COLORS['bad']}' "
+                     f"stroke-dasharray='2 2'/>")
+
+    counts = {"nan": 0, "inf": 0, "nonpos": 0, "out": 0}
+    alpha = 0.9 if n <= 1 else max(0.3, min(0.6, 4 / math.sqrt(n)))
+    r = max(1.2, min(3.5 if single_row else 2.8, bh / 2 - 1))
+    dots: dict[tuple[str, str], int] = {}
+    red: dict[tuple[str, str], int] = {}
+    marks = []
+    shown = []
+    for i, v in enumerate(values.tolist()):
+        y = ((int(bands[i]) if bands is not None else 0) + 0.5) * bh
+        x, kind = _place(v, axis, scale)
+        if kind == "nan":
+            counts["nan"] += 1
+            continue
+        if kind != "ok":
+            counts[kind] += 1
+            t = max(3.5, min(5.0, bh / 2))
+            d = t if x > EDGE else -t  # the triangle points off the axis, at the edge the value is beyond
+            marks.append(f"M{_n(x + d)} {_n(y)}L{_n(x - d)} {_n(y - t)}L{_n(x - d)} {_n(y + t)}z")
+            continue
+        shown.append(v)
+        at = _at_bound(v, param.lower) or _at_bound(v, param.upper)
+        key = (_n(round(x * 2) / 2), _n(y))
+        into = red if at else dots
+        into[key] = min(into.get(key, 0) + 1, MAX_COPIES)
+    for color, where in ((COLORS["dot"], dots), (COLORS["bad"], red)):
+        if where:
+            # each dot a zero-length round-capped stroke, one per copy: overlapping dots darken, as on the canvas
+            g.append(f"<g stroke='{color}' stroke-width='{_n(2 * r)}' stroke-linecap='round' "
+                     f"stroke-opacity='{alpha:.2f}'>"
+                     + "".join(f"<path d='M{x} {y}h0'/>" * c for (x, y), c in where.items()) + "</g>")
+    if marks:
+        g.append(f"<path d='{''.join(marks)}' fill='{COLORS['bad']}'/>")
+    g.append("</g>")
+    parts += g
+
+    texts = []
+    if bands is not None:
+        every = max(1, math.ceil(9 / bh))
+        for i, t in enumerate(band_labels):
+            if i % every == 0:
+                texts.append(f"<text x='{_n(x0 - 3)}' y='{_n((i + 0.5) * bh + BAND_FONT * 0.35)}' "
+                             f"font-size='{BAND_FONT}' text-anchor='end' fill='#444'>{escape_html(t)}</text>")
+        texts.append(f"<text x='{_n(x0 + 2)}' y='{_n(y_axis)}' font-size='{AXIS_FONT}' "
+                     f"fill='{COLORS['text']}'>{lo_t}</text>"
+                     f"<text x='{_n(right - 2)}' y='{_n(y_axis)}' font-size='{AXIS_FONT}' text-anchor='end' "
+                     f"fill='{COLORS['text']}'>{hi_t}</text>")
+        x_after = right + 3
+    else:
+        mid = y0 + ROW_H / 2 + AXIS_FONT * 0.35
+        texts.append(f"<text x='{_n(x0 - 3)}' y='{_n(mid)}' font-size='{AXIS_FONT}' text-anchor='end' "
+                     f"fill='{COLORS['text']}'>{lo_t}</text>"
+                     f"<text x='{_n(right + 3)}' y='{_n(mid)}' font-size='{AXIS_FONT}' "
+                     f"fill='{COLORS['text']}'>{hi_t}</text>")
+        x_after = right + 3 + _text_w(hi_t, AXIS_FONT) + 4
+    base = (y0 + ROW_H / 2) if bands is None else plot_h / 2
+    if n == 1:
+        vt = fmt_value(float(values[0]))
+        texts.append(f"<text x='{_n(x_after)}' y='{_n(base + VALUE_FONT * 0.35)}' font-size='{VALUE_FONT}' "
+                     f"font-weight='600' fill='#000'>{vt}</text>")
+        x_after += _text_w(vt, VALUE_FONT) + 6
+    flags = []
+    if counts["nan"]:
+        flags.append(f"{counts['nan']} NaN")
+    if counts["inf"]:
+        flags.append(f"{counts['inf']} inf")
+    if counts["nonpos"]:
+        flags.append(f"{counts['nonpos']} \u2264 0 on log axis")
+    if counts["out"]:
+        flags.append(f"{counts['out']} off axis")
+    if n == 0:
+        flags.append("no values")
+    if flags:
+        ft = "\u26a0 " + ", ".join(flags)
+        texts.append(f"<text x='{_n(x_after)}' y='{_n(base + 11 * 0.35)}' font-size='11' font-weight='600' "
+                     f"fill='{COLORS['bad']}'>{escape_html(ft)}</text>")
+        x_after += _text_w(ft, 11) + 4
+    width = math.ceil(x_after)
+    if param.held:  # gpviz.css tints a held parameter's placeholder; here the picture carries the tint
+        parts.insert(0, f"<rect x='0.5' y='0.5' width='{width - 1}' height='{_n(height - 1)}' rx='3' "
+                        f"fill='{COLORS['held']}' stroke='{COLORS['held_edge']}' stroke-opacity='0.6'/>")
+    body = "".join(parts + texts)
+    svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{math.ceil(height)}' "
+           f"viewBox='0 0 {width} {math.ceil(height)}' font-family='Helvetica,Arial,sans-serif'>{body}</svg>")
+
+    if n == 1:
+        summary = fmt_value(float(values[0]))
+    elif shown:
+        s = sorted(shown)
+        summary = (f"median {fmt_value(s[len(s) // 2])} of {n} ({fmt_value(s[0])} .. {fmt_value(s[-1])})")
+    else:
+        summary = f"{n} values"
+    if flags:
+        summary += "; " + ", ".join(flags)
+    if param.held:
+        summary += "; held by prior"
+    return Chart(svg, width, math.ceil(height), f"{label}: {summary}" if label else summary,
+                 {k: c for k, c in counts.items() if c})

@@ -1,0 +1,115 @@
+"""Static charts: SVG pictures at the page's geometry, flags only for values that have them, text escaped."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from gpviz.html import figure as F
+from gpviz.html import svg as S
+from gpviz.html.markup import svg_data_uri
+from gpviz.view.records import AxisView, ParamView
+
+LOG = AxisView("log", 0.01, 100.0, "lengthscale", False)
+LIN = AxisView("linear", -2.0, 2.0, "mean", False)
+PLAIN = ParamView("k", "lengthscale", 0, None, None, None, False, False, False)
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def _dots(chart: S.Chart) -> list[tuple[float, float, str]]:
+    """(x, y, colour) of every dot, in the picture's own coordinates (the plot group's translation added)."""
+    root = ET.fromstring(chart.svg)
+    group = root.find(f"{SVG_NS}g")
+    dx, dy = map(float, re.match(r"translate\(([-\d.]+) ([-\d.]+)\)", group.get("transform")).groups())
+    out = []
+    for g in group.findall(f"{SVG_NS}g[@stroke-linecap='round']"):  # the dot groups
+        for path in g.findall(f"{SVG_NS}path"):
+            x, y = map(float, re.match(r"M([-\d.]+) ([-\d.]+)h0", path.get("d")).groups())
+            out.append((x + dx, y + dy, g.get("stroke")))
+    return out, dx
+
+
+def _expected_x(v: float, axis: AxisView) -> float:
+    """Where gpviz.js puts ``v``: 8 px of edge, then 150 px, linear in log10(v) on a log axis."""
+    if axis.kind == "log":
+        a, b, v = math.log10(axis.lo), math.log10(axis.hi), math.log10(v)
+    else:
+        a, b = axis.lo, axis.hi
+    return 8 + (v - a) / (b - a) * 150
+
+
+@pytest.mark.parametrize("axis,values", [(LOG, [0.02, 0.5, 1.0, 7.0, 90.0]), (LIN, [-1.9, -0.3, 0.0, 1.2])])
+def test_dots_sit_where_the_interactive_chart_puts_them(axis, values):
+    chart = S.param_chart(np.array(values), axis, PLAIN)
+    dots, x0 = _dots(chart)
+    assert len(dots) == len(values) and chart.flags == {}
+    for (x, _, colour), v in zip(sorted(dots), sorted(values)):
+        assert abs(x - x0 - _expected_x(v, axis)) <= 0.26 and colour == S.COLORS["dot"]  # half-pixel grid
+    ET.fromstring(chart.svg)  # well-formed XML
+    assert "NaN" not in chart.svg and "NaN" not in chart.summary
+
+
+def test_only_values_that_are_not_finite_or_not_on_the_axis_are_flagged():
+    values = np.array([float("nan"), float("inf"), -1.0, 1e6, 1.0])
+    chart = S.param_chart(values, LOG, PLAIN)
+    assert chart.flags == {"nan": 1, "inf": 1, "nonpos": 1, "out": 1}
+    assert "1 NaN" in chart.svg and "1 inf" in chart.svg and "off axis" in chart.svg
+    assert chart.svg.count("<path d='M") >= 2 and len(_dots(chart)[0]) == 1  # edge triangles, one dot
+    healthy = S.param_chart(np.array([1.0, 2.0]), LOG, PLAIN)
+    assert healthy.flags == {} and "\u26a0" not in healthy.svg
+    empty = S.param_chart(np.array([]), LOG, PLAIN)
+    assert "no values" in empty.svg and "no values" in empty.summary
+
+
+def test_single_value_is_written_beside_its_chart_and_markers_are_drawn():
+    param = dataclasses.replace(PLAIN, prior=1.0, lower=0.05, mark_lower=True, held=True)
+    chart = S.param_chart(np.array([0.05]), LOG, param, single_row=True, label="noise")
+    assert ">0.05</text>" in chart.svg and chart.summary == "noise: 0.05; held by prior"
+    assert S.COLORS["prior"] in chart.svg and S.COLORS["held"] in chart.svg  # prior line, held tint
+    dots, _ = _dots(chart)
+    assert [c for *_, c in dots] == [S.COLORS["bad"]]  # a value at its bound is red
+
+
+def test_bands_are_labelled_top_to_bottom_and_labels_are_escaped():
+    labels = ("n = 10", "<b>n & 20</b>")
+    chart = S.param_chart(np.array([1.0, 2.0, 3.0]), LOG, PLAIN,
+                          bands=np.array([0, 1, 1]), band_labels=labels, band_px=12)
+    root = ET.fromstring(chart.svg)
+    texts = [t.text for t in root.iter(f"{SVG_NS}text")]
+    assert texts[:2] == list(labels) and "<b>" not in chart.svg
+    ys = sorted({y for _, y, _ in _dots(chart)[0]})
+    assert ys == [6.0, 18.0]  # band centres, top to bottom
+
+
+def test_axis_numbers_read_like_the_interactive_charts():
+    assert [S.fmt_axis(v) for v in (0.0, 0.0123, 1.5, 123.4, 12345.0, 2e-5, -0.5)] == \
+        ["0", "0.012", "1.5", "123", "1.2e4", "2e-5", "-0.5"]
+    assert [S.fmt_value(v) for v in (0.00633, 1234.5, 2e-5, 150000.0)] == ["0.00633", "1230", "2.00e-5", "1.50e5"]
+
+
+def test_data_uri_round_trips_and_needs_no_more_escaping():
+    svg = "<svg xmlns='http://www.w3.org/2000/svg'><text>a & b \"c\" #1 100% \u2264 \u26a0</text></svg>"
+    uri = svg_data_uri(svg)
+    assert uri.startswith("data:image/svg+xml,") and uri.isascii()
+    assert not set('"&<>#') & set(uri[len("data:image/svg+xml,"):])
+    assert urllib.parse.unquote(uri[len("data:image/svg+xml,"):]) == svg
+
+
+def test_every_placeholder_of_a_figure_carries_one_static_chart():
+    import gpytorch.kernels as gk
+    import torch
+
+    import gpviz
+
+    k = gk.ScaleKernel(gk.RBFKernel(ard_num_dims=3, batch_shape=torch.Size([4])), batch_shape=torch.Size([4]))
+    html = gpviz.render(k, feature_names=["a", "b", "c"]).fragment()
+    spans = re.findall(r'<span class="gpviz-param[^"]*" data-key="([^"]+)">(.*?)</span>', html)
+    assert len(spans) == 4 and all(inner.count('<img class="gpviz-static"') == 1 for _, inner in spans)
+    assert "NaN" not in re.sub(r"<script.*?</script>", "", html, flags=re.S)
+    assert F.STATIC_NOTE.split(":")[0] in html
