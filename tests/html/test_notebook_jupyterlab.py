@@ -121,7 +121,10 @@ class Lab:
              "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False",
              "--allow-root"],  # CI containers run as root
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
-        deadline = time.monotonic() + 60
+
+    def wait(self) -> "Lab":
+        """Returns once the server answers (it starts in the background)."""
+        deadline = time.monotonic() + 90
         while True:
             try:
                 urllib.request.urlopen(f"{self.base}/api/status?token={self.token}", timeout=2)
@@ -129,8 +132,9 @@ class Lab:
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("JupyterLab did not start:\n"
-                                       + (home / "server.log").read_text(errors="replace")[-3000:])
+                                       + (self.home / "server.log").read_text(errors="replace")[-3000:])
                 time.sleep(0.3)
+        return self
 
     @property
     def base(self) -> str:
@@ -190,8 +194,11 @@ def test_figures_in_jupyterlab_live_saved_trusted_and_untrusted(browser, artifac
     t0 = time.monotonic()
     marks = {}  # phase -> seconds since start, printed at the end (where the time goes in CI)
     lab = Lab(root, tmp_path / "home")
-    marks["server up"] = time.monotonic() - t0
+    # the second server (a fresh data dir: no signature of this notebook) starts meanwhile, for the untrusted view
+    other = Lab(root, tmp_path / "home2")
     try:
+        lab.wait()
+        marks["server up"] = time.monotonic() - t0
         page, errors = _open(browser, lab.url("figures.ipynb"))
         page.wait_for_function("window.jupyterapp.shell.currentWidget.context.sessionContext.session"
                                " && window.jupyterapp.shell.currentWidget.context.sessionContext.session.kernel",
@@ -258,11 +265,14 @@ def test_figures_in_jupyterlab_live_saved_trusted_and_untrusted(browser, artifac
         assert [f["drawn"] and not f["flagged"] for f in reopened] == [True] * N_FIGURES
         assert errors == [], errors
         page.close()
+    except BaseException:
+        other.stop()
+        raise
     finally:
         lab.stop()
 
     # untrusted: another server with a fresh data dir has no signature for this notebook
-    other = Lab(root, tmp_path / "home2")
+    other.wait()
     try:
         page, errors = _open(browser, other.url("figures.ipynb"))
         page.wait_for_selector(FIGURES, timeout=60_000)
