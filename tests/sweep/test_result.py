@@ -11,20 +11,7 @@ from botorch.models import SingleTaskGP
 import gpviz
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.runner import cv_sweep
-from tests.sweep.scale import FIT, KEYS, LOOSE, REPEATS, SIZES, make_data
-
-@pytest.fixture(scope="module")
-def data():
-    return make_data()
-
-
-@pytest.fixture(scope="module")
-def reference(data):
-    """The in-process sweeps every other path must reproduce."""
-    X, Y = data
-    return {name: cv_sweep(f, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT)
-            for name, f in (("stgp", SingleTaskGP), ("loose", LOOSE))}
-
+from tests.sweep.scale import FIT, KEYS, REPEATS, SIZES
 
 # -- fitted models of every cell ---------------------------------------------------------------------------------
 

@@ -14,20 +14,7 @@ from botorch.models import SingleTaskGP
 
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.runner import cv_sweep
-from tests.sweep.scale import FIT, LOOSE, REPEATS, SIZES, Probe, assert_same_sweep, cell_files, make_data
-
-@pytest.fixture(scope="module")
-def data():
-    return make_data()
-
-
-@pytest.fixture(scope="module")
-def reference(data):
-    """The in-process sweeps every other path must reproduce."""
-    X, Y = data
-    return {name: cv_sweep(f, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT)
-            for name, f in (("stgp", SingleTaskGP), ("loose", LOOSE))}
-
+from tests.sweep.scale import FIT, LOOSE, REPEATS, SIZES, Probe, assert_same_sweep, cell_files
 
 @pytest.fixture(scope="module")
 def dask_client():
