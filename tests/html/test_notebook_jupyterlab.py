@@ -207,13 +207,23 @@ def test_figures_in_jupyterlab_live_saved_trusted_and_untrusted(browser, artifac
         # not awaited: the command's promise resolves only when every cell has run
         page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
-        # live: the traced fit's figure while it runs (one output, drawn, no flags)
-        page.wait_for_function(f"""Array.from(document.querySelectorAll({json.dumps(FIGURES)}))
-            .some(f => f.getAttribute('data-drawn') === '1' && /\\(live\\)/.test(f.textContent))""",
-                               timeout=90_000, polling=50)
+        # live: the traced fit's figure while it runs (one output, drawn, no flags). Each update replaces
+        # the output, and the new figure draws when its script runs: the facts are read in the same
+        # JavaScript turn that sees it drawn, or the next update could land between the wait and the read.
+        live = page.wait_for_function(f"""() => {{
+            const f = Array.from(document.querySelectorAll({json.dumps(FIGURES)}))
+                .find(f => f.getAttribute('data-drawn') === '1' && /\\(live\\)/.test(f.textContent));
+            return f && {{
+                title: f.querySelector('.gpviz-title').textContent,
+                params: f.querySelectorAll('.gpviz-param').length,
+                drawnParams: f.querySelectorAll('.gpviz-param[data-drawn="1"]').length,
+                flagged: Array.from(f.querySelectorAll('.gpviz-param')).filter(p => p.dataset.flags).length,
+                warning: (f.querySelector('.gpviz-warning') || {{}}).textContent || '',
+            }};
+        }}""", timeout=90_000, polling=50).json_value()
         page.screenshot(path=str(artifacts / "notebook_live.png"), full_page=True)
-        live = [f for f in _figures(page) if "(live)" in f["title"]]
-        assert live and live[0]["drawn"] and not live[0]["flagged"] and not live[0]["warning"], live
+        assert live["params"] > 0 and live["drawnParams"] == live["params"], live
+        assert not live["flagged"] and not live["warning"], live
 
         page.wait_for_function("""() => {
             const cells = window.jupyterapp.shell.currentWidget.content.widgets;
