@@ -6,6 +6,7 @@ comes from :func:`subset_indices`, its torch seed from :func:`cell_seed`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import time
@@ -14,6 +15,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
+import threadpoolctl
 import torch
 from botorch.cross_validation import gen_loo_cv_folds
 from botorch.fit import fit_gpytorch_mll
@@ -279,7 +281,30 @@ class CellJob:
     fit_kwargs: Mapping | None
     observation_noise: bool
     dtype: torch.dtype   # torch's default dtype in the caller: factories build priors and constants in it
-    threads: int | None  # torch threads while a cell fits (None: leave the process's setting)
+    threads: int | None  # torch and BLAS threads while a cell fits (None: leave the process's setting)
+
+
+@contextlib.contextmanager
+def thread_limit(threads: int | None):
+    """Torch's and NumPy's BLAS threads set to ``threads`` inside the block, the caller's restored after.
+
+    BLAS is limited too because SciPy's L-BFGS-B calls it on every step and its idle
+    threads busy-wait: one such process barely notices, but two on two cores each fit
+    several times slower than alone (measured here), so ``workers=2`` was slower than one
+    process. ``None`` leaves both as they are.
+    """
+    if threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    try:
+        if threads != old:
+            torch.set_num_threads(threads)
+        with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+            yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
 
 
 def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -> Cell:
@@ -289,20 +314,16 @@ def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -
     :func:`subset_indices`, torch's generator is seeded with :func:`cell_seed` (BoTorch's
     retries redraw parameters from their priors) and restored afterwards, the default
     dtype and torch's thread count (which changes reduction order) are set for the fit and
-    restored afterwards.
+    restored afterwards (:func:`thread_limit`).
     """
     rows = subset_indices(job.X.shape[0], size, i_repeat, seed)
-    old_dtype, old_threads = torch.get_default_dtype(), torch.get_num_threads()
+    old_dtype = torch.get_default_dtype()
     try:
         torch.set_default_dtype(job.dtype)
-        if job.threads is not None and job.threads != old_threads:
-            torch.set_num_threads(job.threads)
-        with torch.random.fork_rng(devices=[]):
+        with thread_limit(job.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(cell_seed(seed, size, i_repeat))
             return run_cell(job.make_model, job.X, job.Y, rows, i_config=i_config, i_repeat=i_repeat,
                             mll_cls=job.mll_cls, fit_kwargs=job.fit_kwargs,
                             observation_noise=job.observation_noise)
     finally:
         torch.set_default_dtype(old_dtype)
-        if torch.get_num_threads() != old_threads:
-            torch.set_num_threads(old_threads)

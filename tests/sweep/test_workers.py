@@ -9,25 +9,13 @@ import threading
 
 import pandas as pd
 import pytest
+import threadpoolctl
 import torch
 from botorch.models import SingleTaskGP
 
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.runner import cv_sweep
 from tests.sweep.scale import FIT, LOOSE, REPEATS, SIZES, Probe, assert_same_sweep, cell_files
-
-@pytest.fixture(scope="module")
-def dask_client():
-    try:
-        import distributed
-    except ImportError:
-        if os.environ.get("GPVIZ_REQUIRE_DASK"):
-            pytest.fail("dask.distributed is not installed; `bash scripts/run.sh test` installs gpviz[dask]")
-        pytest.skip("dask.distributed is not installed (pip install 'gpviz[dask]')")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
-        with distributed.Client(cl) as client:
-            yield client
-
 
 # -- same answer everywhere --------------------------------------------------------------------------------------
 
@@ -63,21 +51,26 @@ def test_a_users_own_process_pool_gives_the_same_results(reference, data):
     assert_same_sweep(reference["stgp"], sw)
 
 
-def test_workers_fit_under_one_torch_thread_and_leave_the_callers_setting(data):
+def _blas_threads() -> int:
+    return max(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
+
+
+def test_cells_fit_under_one_torch_and_one_blas_thread_and_leave_the_callers_setting(data):
     X, Y = data
     seen = []
 
     def spy(tx, ty):
-        seen.append(torch.get_num_threads())
+        seen.append((torch.get_num_threads(), _blas_threads()))
         return SingleTaskGP(tx, ty)
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
-        assert seen == [1] and torch.get_num_threads() == 2
-        cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT, threads=None)
-        assert seen == [1, 2]
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
+            assert seen == [(1, 1)] and torch.get_num_threads() == 2 and _blas_threads() == 2
+            cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT, threads=None)
+            assert seen == [(1, 1), (2, 2)]
     finally:
         torch.set_num_threads(before)
 
