@@ -61,7 +61,7 @@ class Settings:
             folds can take hundreds of iterations for little change; ``None``: BoTorch's default).
         progress: Show progress bars.
         threads: Torch threads while the tour runs.
-        workers: Worker processes of the sweeps (1: in this process).
+        workers: Worker processes of the sweeps and their verdicts (1: in this process).
     """
 
     out: Path
@@ -296,7 +296,7 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
 
         strong = state.get("strong") or sweep(strong_label, make_strong)
         loose = sweep(loose_label, factories[loose_label])
-        cmp = compare({strong_label: strong, loose_label: loose}, feature_names=names,
+        cmp = compare({strong_label: strong, loose_label: loose}, feature_names=names, workers=s.workers,
                       title=f"Two lengthscale priors: {strong_label} vs {loose_label}")
         table = score_table({strong_label: strong, loose_label: loose}, "mse")
         say(table.to_string(float_format=lambda v: f"{v:.4g}"))
@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="L-BFGS-B iterations per fold in the sweeps (default %(default)s; 0: no cap)")
     d.add_argument("--threads", type=_positive_int(1), default=1, metavar="N",
                    help="torch threads (default 1: faster for the tour's small matrices)")
-    d.add_argument("--workers", type=_positive_int(1), default=1, metavar="N", help="worker processes of the sweeps")
+    d.add_argument("--workers", type=_positive_int(1), default=1, metavar="N", help="worker processes of the sweeps and their verdicts")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 

@@ -19,6 +19,7 @@ from gpviz.html.markup import Markup, escape_html
 from gpviz.priors.judge import sweep_verdicts
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import score_table
+from gpviz.sweep.workers import check_parallel
 from gpviz.values.prior_info import describe_priors
 from gpviz.view.adapters import sweep_view
 
@@ -41,7 +42,8 @@ def _check_sweeps(sweeps) -> dict:
 
 
 def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool = False, feature_names=None,
-            title: str | None = None, pull_repeats: int | None = None) -> ComparisonFigure:
+            title: str | None = None, pull_repeats: int | None = None, workers: int = 1,
+            executor=None) -> ComparisonFigure:
     """One page comparing cross-validation sweeps, e.g. two prior settings (their scaling curves on one chart).
 
     The page shows every sweep's scaling curve on one chart and a table of the
@@ -62,15 +64,21 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
         pull_repeats: Repeats per size whose fitted models are judged by
             ``prior_pull`` (``None``, the default: all; ``0``: skip the verdicts, and
             the page says so).
+        workers: Worker processes that judge the verdicts (1: this process), as in
+            :func:`gpviz.cv_sweep`; the page is the same either way.
+        executor: A ``concurrent.futures.Executor`` or a ``dask.distributed.Client`` that
+            judges them instead (e.g. the one the sweeps ran on).
 
     Returns:
         A :class:`~gpviz.html.comparison.ComparisonFigure`.
 
     Raises:
         InputError: if ``sweeps`` is not a non-empty dict of sweeps with string labels,
-            or ``metric`` is not a column of the sweeps' scores.
+            ``metric`` is not a column of the sweeps' scores, or the parallel arguments are
+            bad (as in :func:`gpviz.cv_sweep`).
     """
     sweeps = _check_sweeps(sweeps)
+    workers, executor, _ = check_parallel(workers, executor, None)
     labels = list(sweeps)
     for label, sweep in sweeps.items():
         if metric not in sweep.scores.columns:
@@ -88,7 +96,7 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
             continue
         expr = sweep.expression(feature_names)
         judgement = sweep_verdicts(sweep, expr, None if pull_repeats is None or pull_repeats > 0 else False,
-                                   repeats=pull_repeats)
+                                   repeats=pull_repeats, workers=workers, executor=executor)
         if not judgement.judged and pull_repeats == 0:
             judgement = replace(judgement, note="Verdicts not computed: compare(pull_repeats=0) was asked for.")
         pulls[label] = judgement.pull if judgement.pull is not None else pd.DataFrame()

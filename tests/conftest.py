@@ -63,6 +63,20 @@ def _kernel_registry_restored():
 
 
 @pytest.fixture(scope="session")
+def dask_client():
+    """A Dask LocalCluster of 2 worker processes (started once: it takes seconds), and its client."""
+    try:
+        import distributed
+    except ImportError:
+        if os.environ.get("GPVIZ_REQUIRE_DASK"):
+            pytest.fail("dask.distributed is not installed; `bash scripts/run.sh test` installs gpviz[dask]")
+        pytest.skip("dask.distributed is not installed (pip install 'gpviz[dask]')")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+        with distributed.Client(cl) as client:
+            yield client
+
+
+@pytest.fixture(scope="session")
 def artifacts() -> Path:
     """Folder for screenshots and pages a person should look at after the run."""
     ARTIFACTS.mkdir(exist_ok=True)

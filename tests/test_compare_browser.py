@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from botorch.models import SingleTaskGP
@@ -147,6 +148,14 @@ def test_a_sweep_whose_cells_all_failed_is_reported_not_raised(sweeps):
     assert "Every cell of this sweep failed" in html and "no model &lt;b&gt;here&lt;/b&gt;" in html
 
 
+def test_compare_judges_in_workers_and_on_dask_with_the_same_page(sweeps, figure, dask_client):
+    for kw in ({"workers": 2}, {"executor": dask_client}):
+        fig = gpviz.compare(sweeps, feature_names=FEATURES, **kw)
+        for label in sweeps:
+            pd.testing.assert_frame_equal(fig.pulls[label], figure.pulls[label])
+        assert fig.html() == figure.html()
+
+
 def test_compare_errors(sweeps):
     with pytest.raises(InputError, match="empty"):
         gpviz.compare({})
@@ -158,6 +167,10 @@ def test_compare_errors(sweeps):
         gpviz.compare({3: sweeps[STRONG]})
     with pytest.raises(InputError, match="unknown metric 'r2'"):
         gpviz.compare(sweeps, metric="r2")
+    with pytest.raises(InputError, match="workers must be an integer >= 1, got 0"):
+        gpviz.compare(sweeps, workers=0)
+    with pytest.raises(InputError, match="executor must be"):
+        gpviz.compare(sweeps, executor="localhost:8786")
 
 
 @pytest.mark.browser

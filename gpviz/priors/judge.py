@@ -88,7 +88,8 @@ class SweepJudgement:
         return self.pull is not None
 
 
-def sweep_verdicts(sweep, expr, verdicts: bool | None = None, repeats: int | None = None) -> SweepJudgement:
+def sweep_verdicts(sweep, expr, verdicts: bool | None = None, repeats: int | None = None, *, workers: int = 1,
+                   executor=None) -> SweepJudgement:
     """Verdicts of every fold of every repeat of a sweep (by default), for its pages.
 
     Computed by default: judging every fold costs about 1-2% of the sweep's fit time
@@ -101,6 +102,9 @@ def sweep_verdicts(sweep, expr, verdicts: bool | None = None, repeats: int | Non
         expr: Its expression (the feature names the sentences use).
         verdicts: ``None`` or ``True``: judge; ``False``: skip (the note says so).
         repeats: Repeats per size to judge (``None``: all).
+        workers: Worker processes that judge (1: this process).
+        executor: A ``concurrent.futures.Executor`` or ``dask.distributed.Client`` that judges
+            (instead of ``workers``).
     """
     if verdicts is False:
         return SweepJudgement(None, None, note="Verdicts not computed: render(verdicts=False) was asked for.")
@@ -110,7 +114,7 @@ def sweep_verdicts(sweep, expr, verdicts: bool | None = None, repeats: int | Non
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pull = sweep_prior_pull(sweep, repeats=n_rep)
+            pull = sweep_prior_pull(sweep, repeats=n_rep, workers=workers, executor=executor)
     except Exception as exc:  # noqa: BLE001 - the page stands without verdicts
         warnings.warn(f"gpviz: prior_pull failed on the sweep ({type(exc).__name__}: {exc}); the page shows no "
                       f"verdicts", GpvizWarning, stacklevel=3)

@@ -10,6 +10,8 @@ sit where the prior put them rather than where the data would take them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -23,7 +25,9 @@ from gpviz.models.families import MODEL_LIST, family_of, is_fully_bayesian, mode
 from gpviz.priors.derivatives import (derivatives, element, fast_prior_derivs, is_positive, log_std, mll_terms,
                                       prior_std, transform_derivs)
 from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
+from gpviz.sweep.cells import thread_limit
 from gpviz.sweep.result import Sweep
+from gpviz.sweep.workers import check_parallel, map_tasks
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, resolve
 from gpviz.values.prior_info import prior_mode, prior_params, priors_by_param
@@ -265,21 +269,28 @@ STACK_BUDGET = 1_000_000
 SWEEP_COLUMNS = ["i_config", "size", "i_repeat"] + COLUMNS
 
 
-def _sweep_parts(sweep):
-    if not isinstance(sweep, Sweep):
-        raise InputError(f"sweep_prior_pull expects a gpviz Sweep (from gpviz.cv_sweep), got {type(sweep).__name__}")
-    return sweep.make_model, sweep.X, sweep.Y
+@dataclass(frozen=True)
+class PullJob:
+    """What judging a sweep's cells needs (sent once to each worker): its factory, data, subsets and fitted values."""
+
+    make_model: Callable
+    X: torch.Tensor
+    Y: torch.Tensor
+    subsets: Mapping[tuple[int, int], np.ndarray]
+    parameters: pd.DataFrame
+    keys: tuple[str, ...]
+    threads: int | None
 
 
-def _folds(sweep, i_config: int, i_repeat: int):
-    _, X, Y = _sweep_parts(sweep)
-    idx = torch.as_tensor(sweep.subsets[(i_config, i_repeat)], device=X.device)
-    return gen_loo_cv_folds(X[idx], Y[idx])
+def _folds(job: PullJob, i_config: int, i_repeat: int):
+    idx = torch.as_tensor(job.subsets[(i_config, i_repeat)], device=job.X.device)
+    return gen_loo_cv_folds(job.X[idx], job.Y[idx])
 
 
-def _cell_values(params: pd.DataFrame, i_config: int, i_repeat: int, keys) -> dict[str, np.ndarray]:
+def _cell_values(job: PullJob, i_config: int, i_repeat: int) -> dict[str, np.ndarray]:
+    params = job.parameters
     cell = params[(params["i_config"] == i_config) & (params["i_repeat"] == i_repeat)].sort_values(I_MODEL)
-    return {k: cell[k].to_numpy(dtype=np.float64) for k in keys}
+    return {k: cell[k].to_numpy(dtype=np.float64) for k in job.keys}
 
 
 def _member_mll(model) -> torch.Tensor:
@@ -293,7 +304,7 @@ def _member_mll(model) -> torch.Tensor:
         return mll(model(*inputs), model.train_targets, *params).reshape(-1)
 
 
-def _stacked_model(sweep, i_config: int, repeats: list[int], keys):
+def _stacked_model(job: PullJob, i_config: int, repeats: list[int]):
     """One model whose batch holds the folds of several repeats of one size, with their fitted values.
 
     Every factory of a LOO sweep builds a model from ``n x (n-1) x d`` folds; given
@@ -302,18 +313,17 @@ def _stacked_model(sweep, i_config: int, repeats: list[int], keys):
     factory does not build such a model (a fixed batch shape): the caller judges each
     cell on its own.
     """
-    make_model, _, _ = _sweep_parts(sweep)
-    folds = [_folds(sweep, i_config, r) for r in repeats]
-    values = [_cell_values(sweep.parameters, i_config, r, keys) for r in repeats]
+    folds = [_folds(job, i_config, r) for r in repeats]
+    values = [_cell_values(job, i_config, r) for r in repeats]
     try:
-        model = make_model(torch.cat([f.train_X for f in folds]), torch.cat([f.train_Y for f in folds]))
-        load_member_values(model, {k: np.concatenate([v[k] for v in values]) for k in keys})
-        per_cell = len(next(iter(values[0].values()))) if keys else 0
+        model = job.make_model(torch.cat([f.train_X for f in folds]), torch.cat([f.train_Y for f in folds]))
+        load_member_values(model, {k: np.concatenate([v[k] for v in values]) for k in job.keys})
+        per_cell = len(next(iter(values[0].values()))) if job.keys else 0
         # the check that stacking changed nothing: the first and last cell's MLL per member
         # equals that cell's own model's
         stacked = _member_mll(model)
         for j in {0, len(repeats) - 1}:
-            alone = make_model(folds[j].train_X, folds[j].train_Y)
+            alone = job.make_model(folds[j].train_X, folds[j].train_Y)
             load_member_values(alone, values[j])
             mine = stacked[j * per_cell:(j + 1) * per_cell]
             if mine.shape != _member_mll(alone).shape or not torch.allclose(mine, _member_mll(alone), rtol=1e-9,
@@ -324,7 +334,34 @@ def _stacked_model(sweep, i_config: int, repeats: list[int], keys):
     return model, per_cell
 
 
-def sweep_prior_pull(sweep, repeats: int | None = None) -> pd.DataFrame:
+def _judge_chunk(job: PullJob, i_config: int, size: int, chunk: list[int]) -> pd.DataFrame:
+    """The prior_pull rows of some repeats of one size (stacked into one model where the factory allows)."""
+    with thread_limit(job.threads):
+        stacked = _stacked_model(job, i_config, chunk) if len(chunk) > 1 else None
+        if stacked is not None:
+            model, members = stacked
+            pull = prior_pull(model)
+            i_model = pull[I_MODEL].to_numpy()
+            pull[I_MODEL] = (i_model % members).astype(np.int32)
+            pull.insert(0, "i_repeat", np.asarray(chunk, dtype=np.int32)[i_model // members])
+            pull = pull.sort_values(["i_repeat"], kind="stable")
+        else:
+            parts = []
+            for r in chunk:
+                folds = _folds(job, i_config, r)
+                model = job.make_model(folds.train_X, folds.train_Y)
+                load_member_values(model, _cell_values(job, i_config, r))
+                part = prior_pull(model)
+                part.insert(0, "i_repeat", np.int32(r))
+                parts.append(part)
+            pull = pd.concat(parts, ignore_index=True)
+    pull.insert(0, "size", np.int32(size))
+    pull.insert(0, "i_config", np.int32(i_config))
+    return pull
+
+
+def sweep_prior_pull(sweep, repeats: int | None = None, *, workers: int = 1, executor=None,
+                     threads: int | None = 1) -> pd.DataFrame:
     """:func:`prior_pull` verdicts for every fold of every repeat of a cross-validation sweep.
 
     Nothing is refitted: each cell's model is rebuilt with the sweep's own factory on
@@ -333,11 +370,17 @@ def sweep_prior_pull(sweep, repeats: int | None = None) -> pd.DataFrame:
     model (as many as :data:`STACK_BUDGET` allows) and judged in one
     :func:`prior_pull`; the result equals judging each fold on its own. A factory
     whose model cannot be stacked (checked: the stacked members' MLL must equal the
-    cell's own model's) is judged cell by cell.
+    cell's own model's) is judged cell by cell. The stacks are independent: they run
+    in this process, in ``workers`` processes or on an ``executor``, with the same result.
 
     Args:
         sweep: A :class:`gpviz.sweep.Sweep` from :func:`gpviz.cv_sweep`.
         repeats: How many repeats per size to judge (default ``None``: all of them).
+        workers: Worker processes on this machine (1: in this process).
+        executor: A ``concurrent.futures.Executor`` or a ``dask.distributed.Client``
+            (instead of ``workers``).
+        threads: Torch and BLAS threads while judging, here or in a worker (default 1,
+            as :func:`gpviz.cv_sweep`; ``None`` keeps the process's setting).
 
     Returns:
         The rows of :func:`prior_pull` (one per key and fold of each cell, ``i_model``
@@ -345,15 +388,18 @@ def sweep_prior_pull(sweep, repeats: int | None = None) -> pd.DataFrame:
         ordered by size, repeat, key, fold. Failed cells are skipped.
 
     Raises:
-        InputError: if ``sweep`` is not a gpviz sweep, or ``repeats`` is not None or >= 0.
+        InputError: if ``sweep`` is not a gpviz sweep, ``repeats`` is not None or >= 0,
+            or the parallel arguments are bad (see :func:`gpviz.cv_sweep`).
     """
-    make_model, _, _ = _sweep_parts(sweep)
+    if not isinstance(sweep, Sweep):
+        raise InputError(f"sweep_prior_pull expects a gpviz Sweep (from gpviz.cv_sweep), got {type(sweep).__name__}")
     if repeats is not None and (isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 0):
         raise InputError(f"sweep_prior_pull: repeats must be None (all) or an integer >= 0, got {repeats!r}")
+    workers, executor, threads = check_parallel(workers, executor, threads)
     params = sweep.parameters
-    keys = [k for k in params.columns if k not in ("i_config", "size", "i_repeat", I_MODEL)]
+    keys = tuple(k for k in params.columns if k not in ("i_config", "size", "i_repeat", I_MODEL))
     n_rep = sweep.repeats if repeats is None else min(int(repeats), sweep.repeats)
-    frames = []
+    tasks = []
     for i_config, size in enumerate(sweep.sizes):
         done = set(int(r) for r in params.loc[params["i_config"] == i_config, "i_repeat"])
         cells = [r for r in range(n_rep) if r in done and (i_config, r) in sweep.subsets]
@@ -361,31 +407,14 @@ def sweep_prior_pull(sweep, repeats: int | None = None) -> pd.DataFrame:
             continue
         per_cell = int(((params["i_config"] == i_config) & (params["i_repeat"] == cells[0])).sum())
         fit = max(1, STACK_BUDGET // max(1, per_cell * (int(size) - 1) ** 2))
-        chunks = [cells[i:i + fit] for i in range(0, len(cells), fit)]
-        for chunk in chunks:
-            stacked = _stacked_model(sweep, i_config, chunk, keys) if len(chunk) > 1 else None
-            if stacked is not None:
-                model, members = stacked
-                pull = prior_pull(model)
-                i_model = pull[I_MODEL].to_numpy()
-                pull[I_MODEL] = (i_model % members).astype(np.int32)
-                pull.insert(0, "i_repeat", np.asarray(chunk, dtype=np.int32)[i_model // members])
-                pull = pull.sort_values(["i_repeat"], kind="stable")
-            else:
-                parts = []
-                for r in chunk:
-                    folds = _folds(sweep, i_config, r)
-                    model = make_model(folds.train_X, folds.train_Y)
-                    load_member_values(model, _cell_values(params, i_config, r, keys))
-                    part = prior_pull(model)
-                    part.insert(0, "i_repeat", np.int32(r))
-                    parts.append(part)
-                pull = pd.concat(parts, ignore_index=True)
-            pull.insert(0, "size", np.int32(size))
-            pull.insert(0, "i_config", np.int32(i_config))
-            frames.append(pull)
-    if not frames:
+        tasks += [(i_config, int(size), cells[i:i + fit]) for i in range(0, len(cells), fit)]
+    if not tasks:
         return pd.DataFrame(columns=SWEEP_COLUMNS)
+    judged = {(i_config, r) for i_config, _, chunk in tasks for r in chunk}
+    job = PullJob(sweep.make_model, sweep.X, sweep.Y, {c: sweep.subsets[c] for c in judged},
+                  params[[(c, r) in judged for c, r in zip(params["i_config"], params["i_repeat"])]], keys, threads)
+    frames = map_tasks(_judge_chunk, job, tasks, parts={"make_model": sweep.make_model},
+                       caller="sweep_prior_pull", workers=workers, executor=executor)
     out = pd.concat(frames, ignore_index=True)
     for c in ("i_config", "size", "i_repeat", I_MODEL):
         out[c] = out[c].astype(np.int32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import math
 import os
 import warnings
@@ -21,22 +20,8 @@ from gpviz.sweep.cells import (PREDICTION_COLUMNS, SCORE_COLUMNS, SCORE_TAIL, ST
 from gpviz.sweep.progress import SweepProgress
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import baseline_scores
-from gpviz.sweep.workers import CellRunner, _is_dask_client
+from gpviz.sweep.workers import CellRunner, check_parallel
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
-
-def _check_parallel(workers, executor, threads) -> tuple[int, object, int | None]:
-    workers = _check_int("workers", workers, 1)
-    if threads is not None:
-        threads = _check_int("threads", threads, 1)
-    if executor is not None:
-        if workers != 1:
-            raise InputError(f"pass workers= or executor=, not both (got workers={workers} and "
-                             f"executor={type(executor).__name__})")
-        if not (isinstance(executor, concurrent.futures.Executor) or _is_dask_client(executor)):
-            raise InputError(f"executor must be a concurrent.futures.Executor or a dask.distributed.Client, got "
-                             f"{type(executor).__module__}.{type(executor).__name__}")
-    return workers, executor, threads
-
 
 def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapping | None = None,
              cache_dir=None, progress: bool = True, *, fit_kwargs: Mapping | None = None,
@@ -98,7 +83,7 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
     repeats = _check_int("repeats", repeats, 1)
     seed = _check_int("seed", seed, 0)
     metric_fns = _check_metrics(metrics)
-    workers, executor, threads = _check_parallel(workers, executor, threads)
+    workers, executor, threads = check_parallel(workers, executor, threads)
     job = CellJob(make_model, X, Y, mll_cls, dict(fit_kwargs) if fit_kwargs else None, bool(observation_noise),
                   torch.get_default_dtype(), threads)
     cache = None

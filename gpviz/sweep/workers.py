@@ -20,35 +20,53 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping, Sequence
+
+import cloudpickle
 
 from gpviz.errors import InputError
-from gpviz.sweep.cells import STATUS_FAILED, Cell, CellJob, fit_cell
+from gpviz.sweep.cells import STATUS_FAILED, Cell, CellJob, _check_int, fit_cell
 
-def pack_job(job: CellJob) -> bytes:
-    """The job as bytes for worker processes (cloudpickle: lambdas and closures travel by value).
+
+def pack(obj, parts: Mapping[str, object], caller: str) -> bytes:
+    """``obj`` as bytes for worker processes (cloudpickle: lambdas and closures travel by value).
+
+    Args:
+        obj: What every worker needs (a :class:`~gpviz.sweep.cells.CellJob`, a judging job).
+        parts: The user-given parts of ``obj`` by name, tried one by one so that the
+            error names the one that cannot travel.
+        caller: The gpviz function sending it, for the error message.
 
     Raises:
-        InputError: naming the part of the job that cannot be sent, and what to do instead.
+        InputError: naming the part that cannot be sent, and what to do instead.
     """
-    try:
-        import cloudpickle as pickler
-    except ImportError:  # plain pickle sends module-level functions and classes only
-        pickler = pickle
-    for name in ("make_model", "fit_kwargs", "mll_cls"):
+    for name, part in parts.items():
         try:
-            pickler.dumps(getattr(job, name))
+            cloudpickle.dumps(part)
         except Exception as exc:
             raise InputError(
-                f"cv_sweep cannot send {name} ({getattr(job, name)!r}) to worker processes: it cannot be pickled "
+                f"{caller} cannot send {name} ({part!r}) to worker processes: it cannot be pickled "
                 f"({type(exc).__name__}: {exc}). Make it refer only to picklable objects (e.g. build locks, open "
-                f"files or clients inside the factory), define it at module level, or run with workers=1"
-                + ("" if pickler.__name__ == "cloudpickle" else "; installing cloudpickle sends lambdas and "
-                   "closures too (pip install 'gpviz[dask]')")) from exc
-    return pickler.dumps(job)
+                f"files or clients inside the factory), or run with workers=1") from exc
+    return cloudpickle.dumps(obj)
 
 
-_JOBS: dict[str, CellJob] = {}  # in a worker: the jobs it has unpacked, by digest (a sweep sends one)
+def pack_job(job: CellJob) -> bytes:
+    """A sweep's job as bytes for worker processes (see :func:`pack`)."""
+    return pack(job, {name: getattr(job, name) for name in ("make_model", "fit_kwargs", "mll_cls")}, "cv_sweep")
+
+
+_JOBS: dict[str, object] = {}  # in a worker: the jobs it has unpacked, by digest (a sweep sends one)
+
+
+def _unpack(blob: bytes, digest: str):
+    """The job of ``blob``, unpacked once per worker and kept while the same job's tasks arrive."""
+    job = _JOBS.get(digest)
+    if job is None:
+        job = pickle.loads(blob)  # cloudpickle's output loads with plain pickle (cloudpickle installed)
+        _JOBS.clear()
+        _JOBS[digest] = job
+    return job
 
 
 def _worker_init() -> None:
@@ -63,11 +81,7 @@ def fit_cell_task(blob: bytes, digest: str, seed: int, i_config: int, size: int,
     ``started`` is a folder where the task leaves a marker naming the cell and its
     process, so that the caller knows which cell a worker was fitting when it died.
     """
-    job = _JOBS.get(digest)
-    if job is None:
-        job = pickle.loads(blob)  # cloudpickle's output loads with plain pickle where cloudpickle is installed
-        _JOBS.clear()
-        _JOBS[digest] = job
+    job = _unpack(blob, digest)
     if started is not None:
         Path(started, f"{i_config}-{i_repeat}-{os.getpid()}").touch()
     # the fit's warnings would end in the worker's log: they travel back and are shown by the caller
@@ -86,6 +100,27 @@ def _importable(cls) -> bool:
 
 def _is_dask_client(obj) -> bool:
     return type(obj).__module__.split(".")[0] == "distributed" and hasattr(obj, "get_executor")
+
+
+def check_parallel(workers, executor, threads) -> tuple[int, object, int | None]:
+    """The checked ``(workers, executor, threads)`` of a call that runs work in worker processes.
+
+    Raises:
+        InputError: if ``workers`` or ``threads`` is not an integer >= 1 (``threads`` may be
+            None), both ``workers > 1`` and an executor are given, or ``executor`` is neither a
+            ``concurrent.futures.Executor`` nor a ``dask.distributed.Client``.
+    """
+    workers = _check_int("workers", workers, 1)
+    if threads is not None:
+        threads = _check_int("threads", threads, 1)
+    if executor is not None:
+        if workers != 1:
+            raise InputError(f"pass workers= or executor=, not both (got workers={workers} and "
+                             f"executor={type(executor).__name__})")
+        if not (isinstance(executor, concurrent.futures.Executor) or _is_dask_client(executor)):
+            raise InputError(f"executor must be a concurrent.futures.Executor or a dask.distributed.Client, got "
+                             f"{type(executor).__module__}.{type(executor).__name__}")
+    return workers, executor, threads
 
 
 def _mp_context():
@@ -115,8 +150,7 @@ class CellRunner:
         elif self.executor is None:
             self._run_own_pools(plan)
         else:
-            ex = self.executor.get_executor(pure=False) if _is_dask_client(self.executor) else self.executor
-            self._run_on(ex, plan, started=None, own=False)
+            self._run_on(executor_of(self.executor), plan, started=None, own=False)
 
     def _submit(self, ex, cell: Plan, started):
         i_config, size, i_repeat = cell
@@ -204,3 +238,45 @@ class CellRunner:
                 os.kill(pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def _run_task(fn: Callable, blob: bytes, digest: str, args: tuple):
+    return fn(_unpack(blob, digest), *args)
+
+
+def executor_of(executor):
+    """The ``concurrent.futures`` executor to submit to: ``executor`` itself, or a Dask client's own."""
+    return executor.get_executor(pure=False) if _is_dask_client(executor) else executor
+
+
+def map_tasks(fn: Callable, job, tasks: Sequence[tuple], *, parts: Mapping[str, object], caller: str,
+              workers: int = 1, executor=None) -> list:
+    """``[fn(job, *task) for task in tasks]``, run in ``workers`` processes of this machine or on ``executor``.
+
+    ``job`` is packed once (:func:`pack`) and unpacked once per worker; ``fn`` must be a
+    module-level function (it travels by reference). With ``workers=1`` and no executor
+    the tasks run here, in order. Results come back in task order whatever ran first.
+
+    Raises:
+        InputError: if a part of ``job`` cannot be sent to worker processes.
+        Exception: the first task's error, after the unstarted tasks are cancelled.
+    """
+    if workers <= 1 and executor is None:
+        return [fn(job, *task) for task in tasks]
+    blob = pack(job, parts, caller)
+    digest = hashlib.sha256(blob).hexdigest()
+    own = executor is None
+    ex = (concurrent.futures.ProcessPoolExecutor(min(workers, max(1, len(tasks))), mp_context=_mp_context(),
+                                                 initializer=_worker_init) if own else executor_of(executor))
+    futures = [ex.submit(_run_task, fn, blob, digest, tuple(task)) for task in tasks]
+    try:
+        results = [f.result() for f in futures]
+    except BaseException:  # a task's error, Ctrl-C: what has not started does not run
+        for f in futures:
+            f.cancel()
+        if own:
+            ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    if own:
+        ex.shutdown(wait=True)
+    return results

@@ -21,7 +21,7 @@ import gpviz
 from gpviz.errors import InputError, UnsupportedError
 from gpviz.values.keys import param_info, parse_key, resolve
 from gpviz.priors.factories import with_priors
-from gpviz.priors.pull import _stacked_model, load_member_values, prior_pull, sweep_prior_pull
+from gpviz.priors.pull import PullJob, _stacked_model, load_member_values, prior_pull, sweep_prior_pull
 from gpviz.priors.verdicts import AT_BOUND, FREE, HELD
 
 D = 8
@@ -424,7 +424,8 @@ def test_sweep_verdicts_cover_every_fold_of_every_repeat_and_equal_a_per_member_
     pull = sweep_prior_pull(sweep)
     keys = list(sweep.expression().keys)
     # the repeats of a size were judged as one stacked model (the vectorized path under test)
-    assert _stacked_model(sweep, 1, [0, 1, 2], keys) is not None
+    job = PullJob(sweep.make_model, sweep.X, sweep.Y, sweep.subsets, sweep.parameters, tuple(keys), None)
+    assert _stacked_model(job, 1, [0, 1, 2]) is not None
     assert len(pull) == sum(len(keys) * size * sweep.repeats for size in sweep.sizes)
     assert set(pull.i_repeat) == set(range(sweep.repeats))
     loop_rows = []
@@ -446,6 +447,23 @@ def test_sweep_verdicts_cover_every_fold_of_every_repeat_and_equal_a_per_member_
     for col in ("value", "d_log_prior", "d_log_lik", "curv_prior", "curv_lik", "prior_share", "distance_sd"):
         a, b = mine[col].to_numpy(float), ref[col].to_numpy(float)
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.nanmax(np.abs(b)), equal_nan=True, err_msg=col)
+
+
+def test_sweep_prior_pull_gives_the_same_rows_in_workers_and_on_a_dask_cluster(sweep, dask_client):
+    here = sweep_prior_pull(sweep)
+    pd.testing.assert_frame_equal(sweep_prior_pull(sweep, workers=2), here)
+    pd.testing.assert_frame_equal(sweep_prior_pull(sweep, executor=dask_client), here)
+    # one repeat per size: each cell is judged on its own, in workers too
+    pd.testing.assert_frame_equal(sweep_prior_pull(sweep, repeats=1, workers=2), sweep_prior_pull(sweep, repeats=1))
+
+
+def test_sweep_prior_pull_parallel_arguments_are_checked(sweep):
+    with pytest.raises(InputError, match="workers must be"):
+        sweep_prior_pull(sweep, workers=0)
+    with pytest.raises(InputError, match="not both"):
+        sweep_prior_pull(sweep, workers=2, executor=object())
+    with pytest.raises(InputError, match="executor must be"):
+        sweep_prior_pull(sweep, executor=object())
 
 
 def gen_folds(sweep, i_config, i_repeat):
