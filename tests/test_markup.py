@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
+import hypothesis
+import hypothesis.strategies
 import pandas as pd
 
-from gpviz.html.markup import Markup, as_html, element, escape_html, join
+from gpviz.html.markup import Markup, as_html, element, escape_html, join, svg_data_uri
 from gpviz.html.page import document, table_html
 
 
@@ -39,3 +43,12 @@ def test_render_frame_shows_untrusted_extra_html_as_text():
     e = gpviz.kernel_expr(RBFKernel())
     fig = render_frame(e, gpviz.parameters(e), extra_html="<img src=x onerror=alert(1)>")
     assert "<img src=x" not in fig.html() and "&lt;img src=x onerror=alert(1)&gt;" in fig.html()
+
+
+@hypothesis.given(hypothesis.strategies.text(alphabet=hypothesis.strategies.characters(codec="utf-8"), max_size=80))
+def test_svg_data_uris_percent_encode_exactly_the_unsafe_bytes(text):
+    uri = svg_data_uri(text)
+    body = uri.removeprefix("data:image/svg+xml,")
+    # safe as a double-quoted attribute and in URI syntax: only printable ASCII, none of the six specials
+    assert uri.isascii() and all(0x20 <= ord(c) < 0x7F for c in body) and not set(body) & set('#"&<>')
+    assert urllib.parse.unquote(body, errors="strict") == text  # and nothing is lost

@@ -8,8 +8,10 @@ as-is and escape every plain ``str``, so trust is a type, not a comment.
 
 from __future__ import annotations
 
+import functools
 import html as _html
 import json
+import re
 
 from gpviz.errors import InputError
 
@@ -82,6 +84,14 @@ def script_json(obj) -> str:
 # Bytes a data URI in a double-quoted attribute must percent-encode: "%" and "#" (URI syntax), '"' and "&"
 # (the attribute), "<" and ">" (sanitizers and old parsers); everything outside printable ASCII as UTF-8.
 _URI_SAFE = frozenset(chr(c) for c in range(0x20, 0x7F)) - set('%#"&<>')
+# The regex engine finds the few unsafe characters in C (a page of 1,000 static charts holds ~800,000
+# characters, ~5% of them unsafe); each distinct one is encoded once.
+_URI_UNSAFE = re.compile("[^" + re.escape("".join(sorted(_URI_SAFE))) + "]")
+
+
+@functools.lru_cache(maxsize=None)
+def _percent(c: str) -> str:
+    return "".join(f"%{b:02X}" for b in c.encode("utf-8"))
 
 
 def svg_data_uri(svg: str) -> str:
@@ -89,8 +99,7 @@ def svg_data_uri(svg: str) -> str:
 
     Percent-encoding (not base64) keeps the URI about as long as the SVG itself.
     """
-    return "data:image/svg+xml," + "".join(
-        c if c in _URI_SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in svg)
+    return "data:image/svg+xml," + _URI_UNSAFE.sub(lambda m: _percent(m.group()), svg)
 
 
 def js_string(s) -> str:

@@ -16,6 +16,7 @@ accept it.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, fields
 from typing import Iterator
 
@@ -67,6 +68,12 @@ class Role(enum.StrEnum):
         except ValueError:
             return cls.value
 
+@functools.lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A node class's field names (``dataclasses.fields`` costs more than the walk that asks for it)."""
+    return tuple(f.name for f in fields(cls))
+
+
 class Node:
     """Base class of every expression node."""
 
@@ -75,8 +82,8 @@ class Node:
     def children(self) -> tuple["Node", ...]:
         """The direct child nodes, in print order."""
         out: list[Node] = []
-        for f in fields(self):  # type: ignore[arg-type]
-            v = getattr(self, f.name)
+        for name in _field_names(type(self)):
+            v = getattr(self, name)
             if isinstance(v, Node):
                 out.append(v)
             elif isinstance(v, tuple):
