@@ -19,46 +19,58 @@ TORCH_PIN="torch==2.13.0"
 if [ "$job" = test-oldest ]; then
   VENV=.venv-oldest
 fi
+step() { echo "run.sh: $*" >&2; }
 
 if [ ! -x "$VENV/bin/python" ]; then
+  step "creating the virtual environment $VENV"
   "$PY" -m venv "$VENV"
 fi
 stamp="$VENV/.gpviz-installed"
 want="$(cat pyproject.toml setup.cfg scripts/oldest-constraints.txt | sha256sum | cut -c1-16)-$job"
 if [ ! -f "$stamp" ] || ! grep -qx -- "$want" "$stamp"; then
-  "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
-  "$VENV/bin/python" -m pip install -q "$TORCH_PIN"
+  # one line per step, and pip's own progress (the first run downloads ~1 GB and takes minutes)
+  PIP=("$VENV/bin/python" -m pip install --progress-bar on --disable-pip-version-check)
+  step "[1/3] upgrading pip, setuptools, wheel"
+  "${PIP[@]}" --upgrade pip setuptools wheel
+  step "[2/3] installing CPU-only $TORCH_PIN (a plain 'torch' would pull a multi-GB CUDA build)"
+  "${PIP[@]}" "$TORCH_PIN"
   if [ "$job" = test ]; then
     # every extra, so that the SAAS, Ax and Dask tests run in CI instead of skipping
-    "$VENV/bin/python" -m pip install -q -e ".[test,fully-bayesian,ax,dask]"
+    step "[3/3] installing gpviz with its test, fully-bayesian, ax and dask extras (editable)"
+    "${PIP[@]}" -e ".[test,fully-bayesian,ax,dask]"
   elif [ "$job" = test-oldest ]; then
-    "$VENV/bin/python" -m pip install -q -c scripts/oldest-constraints.txt -e . pytest pytest-timeout hypothesis \
-      threadpoolctl
+    step "[3/3] installing gpviz on the oldest declared dependencies (scripts/oldest-constraints.txt)"
+    "${PIP[@]}" -c scripts/oldest-constraints.txt -e . pytest pytest-timeout hypothesis threadpoolctl
   else
-    "$VENV/bin/python" -m pip install -q -e .
+    step "[3/3] installing gpviz (editable)"
+    "${PIP[@]}" -e .
   fi
   echo "$want" >> "$stamp"
+  step "installed; next runs skip this until pyproject.toml changes"
 fi
 
 ensure_chromium() {
   if command -v chromium >/dev/null 2>&1; then return 0; fi
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
-  echo "installing Debian's chromium for the browser tests..." >&2
+  step "installing Debian's chromium for the browser tests (apt-get)"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 }
 
 case "$job" in
   demo)
+    step "running: gpviz demo --out gpviz-demo $*"
     exec "$VENV/bin/gpviz" demo --out gpviz-demo "$@"
     ;;
   test)
     ensure_chromium
     export GPVIZ_REQUIRE_BROWSER=1 GPVIZ_REQUIRE_DASK=1
+    step "running: pytest $*"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   test-oldest)
     # the stages that touch BoTorch/GPyTorch/pandas most: walker, values, tracer, hooks (no browser, no extras)
+    step "running: pytest on the oldest dependencies $*"
     exec "$VENV/bin/python" -m pytest -m "not browser and not slow" tests/tree tests/walk tests/values \
       tests/trace/test_tracer.py tests/test_hooks.py "$@"
     ;;

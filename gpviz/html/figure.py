@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -36,14 +38,18 @@ from gpviz.html.markup import escape_html, js_string, script_json, svg_data_uri
 from gpviz.html.page import Page
 from gpviz.html.svg import param_chart
 from gpviz.tree.nodes import Param
+from gpviz.tree.notation import function_names_in
 from gpviz.tree.printer import layout
 from gpviz.values.columns import I_CONFIG
 from gpviz.view.axes import bound_on_axis, finite_or_none
-from gpviz.view.records import AxisView, FrameData, ParamView, VerdictSummary, ViewData
+from gpviz.view.records import AxisView, FrameData, LossData, ParamView, VerdictSummary, ViewData
 
 LAYOUT_WIDTH = 110  # characters per code line
-LEAF_CHARS = {"snapshot": 32, "batch": 28, "configs": 36, "timeline": 32}  # a chart's width in characters
+LEAF_CHARS = {"snapshot": 32, "batch": 28, "configs": 30, "timeline": 32}  # a chart's width in characters
 MAX_BAND_PX, MIN_BAND_PX, CONFIGS_PX = 12, 4, 192
+#: With more charts than this, bands are at most COMPACT_BAND_PX tall: a 48-lengthscale model stays a few
+#: screens long (one band per size still reads).
+MANY_CHARTS, COMPACT_BAND_PX = 20, 5
 
 _ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _STR_RE = re.compile(r"('(?:[^'\\]|\\.)*')")
@@ -83,22 +89,47 @@ def _round_axis(axis: AxisView) -> tuple[float, float]:
 # --------------------------------------------------------------------------- #
 
 
-def _code_html(text: str) -> str:
-    """Escaped code text with quoted strings (feature names) tinted."""
+def _fn_html(text: str, key: Mapping[str, str]) -> str:
+    """Escaped code with each function name in ``key`` wrapped in a span whose hover text is its key line."""
+    out, at = [], 0
+    for start, end, name in function_names_in(text, key):
+        out.append(escape_html(text[at:start]))
+        out.append(f'<span class="gpviz-fn" title="{escape_html(key[name])}">{escape_html(name)}</span>')
+        at = end
+    out.append(escape_html(text[at:]))
+    return "".join(out)
+
+
+def _code_html(text: str, key: Mapping[str, str] | None = None) -> str:
+    """Escaped code text with quoted strings (feature names) tinted and function names explained on hover."""
     parts = _STR_RE.split(text)
-    return "".join(f'<span class="gpviz-str">{escape_html(p)}</span>' if i % 2 else escape_html(p)
+    return "".join(f'<span class="gpviz-str">{escape_html(p)}</span>' if i % 2 else _fn_html(p, key or {})
                    for i, p in enumerate(parts) if p)
+
+
+def notation_html(entries: Sequence[tuple[str, str]]) -> str:
+    """The page's notation key: a collapsed ``<details>`` listing each function the expression uses."""
+    if not entries:
+        return ""
+    names = ", ".join(name for name, _ in entries)
+    rows = "".join(f'<li data-fn="{escape_html(name)}">{escape_html(line)}</li>' for name, line in entries)
+    return (f'<details class="gpviz-notation"><summary>Notation: {escape_html(names)}</summary>'
+            f"<ul>{rows}</ul></details>")
+
 
 
 def _css_token(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(s)) or "value"
 
 
-def _placeholder(p: Param, view: ParamView, axis: AxisView, static: str) -> str:
+def _placeholder(p: Param, view: ParamView, axis: AxisView, static: str, label: str = "") -> str:
+    """A chart's placeholder: its static picture (trusted HTML made here) until gpviz.js draws the chart."""
     classes = ["gpviz-param", f"gpviz-role-{_css_token(view.role)}", f"gpviz-axis-{axis.kind}"]
     if view.held:
         classes.append("gpviz-held")
-    return f'<span class="{" ".join(classes)}" data-key="{escape_html(p.key)}">{static}</span>'
+    # the readable label travels as an (escaped) attribute: user strings stay out of scripts
+    named = f' data-label="{escape_html(label)}"' if label else ""
+    return f'<span class="{" ".join(classes)}" data-key="{escape_html(p.key)}"{named}>{static}</span>'
 
 
 #: Shown until gpviz.js mounts the figure (which removes it): where scripts do not run, how to get the live view.
@@ -146,7 +177,7 @@ _TEXT_STYLES = {
     "gpviz-legend": "color:#555;font-size:12px;margin:4px 0 8px 0",
     "gpviz-legend-item": "margin-right:14px;white-space:nowrap",
     "gpviz-section": "margin:10px 0 4px 0",
-    "gpviz-section-title": "font-weight:600",
+    "gpviz-section-title": "font-weight:600;cursor:pointer",
     "gpviz-note": "font-weight:normal;color:#666;font-style:italic",
     "gpviz-static-note": "color:#666;font-style:italic;font-size:12px",
 }
@@ -220,6 +251,137 @@ def _subtitle(data: FrameData, label: str, one: str) -> str:
             f"play, pause or scrub")
 
 
+#: Charts that end their line start at one column (padding the text before them) unless that needs more
+#: than this many characters of padding on some line.
+ALIGN_MAX_PAD = 48
+_TRAILING = set(",)] ")
+
+
+#: At least this many consecutive lines that each end with one chart, at one indentation, flow into
+#: columns (a CSS grid) instead of one long column: 24 ARD lengthscales take 12 rows at 1400 px, not 24.
+RUN_MIN = 4
+
+
+@dataclass
+class CodeLines:
+    """Laid-out code split into lines, with where its charts align.
+
+    Attributes:
+        lines: One list of tokens (strings and :class:`Param` leaves) per line, newlines removed.
+        pads: line index -> spaces inserted before its chart (charts that end their line start
+            at one column).
+        runs: ``(first, last + 1)`` line ranges of :data:`RUN_MIN` or more aligned lines at one
+            indentation: drawn as a grid of cells.
+    """
+
+    lines: list
+    pads: dict
+    runs: list
+
+
+def code_lines(tokens: list) -> CodeLines:
+    """Splits :func:`gpviz.expr.layout` tokens into lines and aligns the charts that end a line.
+
+    ``compare('lr') / ▮`` and ``compare('weight_decay') / ▮`` put their charts at
+    different places when they follow the text; aligned, the names read down the left
+    and the charts down the right. Lines with another chart before theirs
+    (``0.69 * rbf(...)``) keep their layout.
+    """
+    lines: list[list] = [[]]
+    for t in tokens:
+        if isinstance(t, Param):
+            lines[-1].append(t)
+            continue
+        parts = t.split("\n")
+        lines[-1].append(parts[0])
+        for p in parts[1:]:
+            lines.append([p])
+    widths = {}
+    for i, line in enumerate(lines):
+        params = [j for j, t in enumerate(line) if isinstance(t, Param)]
+        if len(params) == 1 and all(set(t) <= _TRAILING for t in line[params[0] + 1:]):
+            widths[i] = sum(len(t) for t in line[:params[0]])
+    pads: dict[int, int] = {}
+    if len(widths) >= 2:
+        column = max(widths.values())
+        if column - min(widths.values()) > ALIGN_MAX_PAD:
+            column = min(widths.values()) + ALIGN_MAX_PAD
+        pads = {i: max(0, column - w) for i, w in widths.items()}
+
+    def indent(line) -> int:
+        first = line[0] if line and isinstance(line[0], str) else ""
+        return len(first) - len(first.lstrip(" "))
+
+    runs, start = [], None
+    for i in range(len(lines) + 1):
+        same = (i < len(lines) and i in widths and start is not None
+                and indent(lines[i]) == indent(lines[start]))
+        if same:
+            continue
+        if start is not None and i - start >= RUN_MIN:
+            runs.append((start, i))
+        start = i if i < len(lines) and i in widths else None
+    for a, b in runs:  # a run is its own grid: its charts align among themselves (narrower cells)
+        column = max(widths[k] for k in range(a, b))
+        pads.update({k: column - widths[k] for k in range(a, b)})
+    return CodeLines(lines, pads, runs)
+
+
+def align_charts(tokens: list) -> list:
+    """The tokens of :func:`code_lines` with its padding inserted (one flat token list again)."""
+    cl = code_lines(tokens)
+    out: list = []
+    for i, line in enumerate(cl.lines):
+        if i:
+            out.append("\n")
+        for t in line:
+            if isinstance(t, Param) and cl.pads.get(i):
+                out.append(" " * cl.pads[i])
+            out.append(t)
+    return out
+
+
+def _code_block_html(cl: CodeLines, token_html) -> str:
+    """The HTML of laid-out code: lines joined by newlines, each run of aligned lines a grid of cells."""
+    run_of = {}
+    for a, b in cl.runs:
+        for i in range(a, b):
+            run_of[i] = (a, b)
+
+    def line_html(i: int, strip: bool = False) -> str:
+        out, text = [], []
+        for j, t in enumerate(cl.lines[i]):
+            if isinstance(t, Param) and cl.pads.get(i):
+                text.append(" " * cl.pads[i])
+            if isinstance(t, Param) and strip:  # a grid cell: the text around its chart stays one piece
+                out.append(f'<span class="gpviz-cell-text">{"".join(text)}</span>' if text else "")
+                out.append(token_html(t))
+                text = []
+                continue
+            (text if strip else out).append(token_html(t.lstrip(" ") if strip and j == 0 and isinstance(t, str) else t))
+        if strip and text:
+            out.append(f'<span class="gpviz-cell-text">{"".join(text)}</span>')
+        return "".join(out)
+
+    parts = []
+    i = 0
+    while i < len(cl.lines):
+        if i in run_of:
+            a, b = run_of[i]
+            first = cl.lines[a][0] if isinstance(cl.lines[a][0], str) else ""
+            depth = len(first) - len(first.lstrip(" "))
+            # every cell as wide as the widest line of the run (in characters of the code font)
+            cell = max(sum(len(t) if isinstance(t, str) else LEAF_CHARS["configs"] for t in cl.lines[k])
+                       - depth + cl.pads.get(k, 0) for k in range(a, b))
+            cells = "".join(f'<span class="gpviz-cell">{line_html(k, strip=True)}</span>' for k in range(a, b))
+            parts.append(f'<span class="gpviz-run" style="margin-left:{depth}ch;--cell:{cell + 2}ch">{cells}</span>')
+            i = b
+            continue
+        parts.append(line_html(i) + ("\n" if i + 1 < len(cl.lines) and i + 1 not in run_of else ""))
+        i += 1
+    return "".join(parts)
+
+
 def inner_html(view: ViewData) -> str:
     """The figure's content (title, subtitle, warnings, legend, the expression with placeholders, extra)."""
     data = view.frame
@@ -237,20 +399,27 @@ def inner_html(view: ViewData) -> str:
     parts.append(f'<div {_cls("gpviz-static-note")}>{escape_html(STATIC_NOTE)}</div>')
     if data.mode == "timeline":
         parts.append('<div class="gpviz-time"></div><span class="gpviz-time-state"></span>')
+    if data.mode == "timeline" and view.loss is not None:
+        parts.append('<div class="gpviz-loss"></div>')  # drawn by gpviz.js from spec["loss"]
+    parts.append(notation_html(view.notation))
+    key = dict(view.notation)
     leaf_chars = LEAF_CHARS[data.mode]
-    band_px = _band_px(len(data.config_labels))
+    band_px = _band_px(len(data.config_labels), len(view.params))
     for sec in view.sections:
-        tokens = layout(sec.tree, lambda p: "#" * leaf_chars, LAYOUT_WIDTH)
-        code = []
-        for t in tokens:
+        cl = code_lines(layout(sec.tree, lambda p: "#" * leaf_chars, LAYOUT_WIDTH))
+
+        def token_html(t):
             if isinstance(t, Param):
                 pv = view.params[t.key]
-                code.append(_placeholder(t, pv, view.axes[pv.axis], _static_chart(view, t.key, band_px)))
-            else:
-                code.append(_code_html(t))
+                return _placeholder(t, pv, view.axes[pv.axis], _static_chart(view, t.key, band_px),
+                                    view.labels.get(t.key, ""))
+            return _code_html(t, key)
+
+        code = _code_block_html(cl, token_html)
         note_html = f' <span {_cls("gpviz-note")}>({escape_html(sec.note)})</span>' if sec.note else ""
-        parts.append(f'<div {_cls("gpviz-section")}><div {_cls("gpviz-section-title")}>{escape_html(sec.title)}'
-                     f'{note_html}</div><pre class="gpviz-code">{"".join(code)}</pre></div>')
+        # every section folds (a <details>, open): a long kernel can be put away to read the noise and mean
+        parts.append(f'<details {_cls("gpviz-section")} open><summary {_cls("gpviz-section-title")}>'
+                     f'{escape_html(sec.title)}{note_html}</summary><pre class="gpviz-code">{code}</pre></details>')
     if view.summary is not None:
         parts.append(summary_html(view.summary))
     if view.extra:
@@ -295,9 +464,12 @@ def _bands_spec(bands) -> list | None:
     return [[round(b.share, 6), b.text] if b is not None else None for b in bands]
 
 
-def _band_px(n_configs: int) -> int:
-    """Height of one configuration's band in CSS px (the stack stays near CONFIGS_PX tall)."""
-    return int(max(MIN_BAND_PX, min(MAX_BAND_PX, CONFIGS_PX // max(n_configs, 1))))
+def _band_px(n_configs: int, n_charts: int) -> int:
+    """Height of one configuration's band in CSS px: the stack stays near CONFIGS_PX tall, and a figure
+    of more than MANY_CHARTS charts keeps bands at most COMPACT_BAND_PX (a 48-lengthscale model stays a
+    few screens long; one band per size still reads)."""
+    top = COMPACT_BAND_PX if n_charts > MANY_CHARTS else MAX_BAND_PX
+    return int(max(MIN_BAND_PX, min(top, CONFIGS_PX // max(n_configs, 1))))
 
 
 def spec_of(view: ViewData) -> dict:
@@ -307,7 +479,8 @@ def spec_of(view: ViewData) -> dict:
     configs = None
     if data.i_config is not None:
         columns[I_CONFIG] = encode_column(data.i_config.astype(np.int32))
-        configs = {"column": I_CONFIG, "labels": list(data.config_labels), "band": _band_px(len(data.config_labels))}
+        configs = {"column": I_CONFIG, "labels": list(data.config_labels),
+                   "band": _band_px(len(data.config_labels), len(view.params))}
     return {
         "v": 1, "mode": data.mode, "n_rows": data.n_rows, "members": data.members,
         "member": view.member,  # what a dot is, in the hover text
@@ -321,9 +494,35 @@ def spec_of(view: ViewData) -> dict:
         "configs": configs,
         "steps": data.steps, "step_starts": data.step_starts, "step_prefix": "Step",
         "row_members": data.row_members,
+        # names of the members when they are named outputs (hover text: "output 'yield'")
+        "member_names": list(view.member_names) if view.member_names else None,
         "bad": view.flagged,
         "columns": columns,
+        "loss": _loss_spec(view.loss) if view.loss is not None else None,
     }
+
+
+def _loss_spec(loss: LossData) -> dict:
+    """A fit's loss chart as gpviz.js draws it into ``.gpviz-loss`` (its points travel in :func:`loss_data`)."""
+    return {"t": "t", "v": "v", "m": "m", "members": int(loss.members), "retries": [int(t) for t in loss.retries],
+            "converged": [None if c is None else int(c) for c in loss.converged],
+            "label": "Loss (negative MLL) per member: the red line is the step shown; a ring marks where a "
+                     "member converged; hover a line to ring its dots", "x_label": "timestep"}
+
+
+def loss_data(loss: LossData) -> CompactData:
+    """The loss chart's points (timestep, loss, member per point) as their own compact payload.
+
+    They have another length than the parameter columns (every recorded evaluation), so they travel
+    beside them: integers exactly, the loss with the fewest significant digits that move no point of
+    the chart by more than :data:`gpviz.html.compact.MAX_SHIFT_PX` over its whole loss range.
+    """
+    v = np.asarray(loss.v, np.float64)
+    finite = v[np.isfinite(v)]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    axis = {"kind": "linear", "lo": lo, "hi": hi if hi > lo else lo + 1.0}
+    return encode_compact({"t": np.asarray(loss.t, np.int64), "v": v, "m": np.asarray(loss.m, np.int64)},
+                          axes={"v": axis})
 
 
 class Figure(Page):
@@ -338,19 +537,22 @@ class Figure(Page):
         view: The :class:`~gpviz.view.records.ViewData` it was drawn from.
         compact: What a fit trace's page carries instead of :attr:`spec`'s exact columns
             (:class:`~gpviz.html.compact.CompactData`), or None.
+        loss: The loss chart's points (:func:`loss_data`), or None.
     """
 
     def __init__(self, inner_html: str, spec: dict, element_id: str, title: str, view: ViewData | None = None,
-                 compact: CompactData | None = None):
+                 compact: CompactData | None = None, loss: CompactData | None = None):
         self._inner = inner_html
         self.spec = spec
         self.compact = compact
+        self.loss = loss
+        sent = {**spec, "loss": {**spec["loss"], "columns": loss.layout}} if loss is not None else spec
         if compact is not None:  # a fit trace: values at display precision, deflated (gpviz.html.compact)
             self._blob = compact.text
-            self._spec_json = script_json({**spec, "columns": compact.layout, "packed": "compact"})
+            self._spec_json = script_json({**sent, "columns": compact.layout, "packed": "compact"})
         else:
             self._blob, packed = pack_columns(spec["columns"])
-            self._spec_json = script_json({**spec, "columns": packed, "packed": True})
+            self._spec_json = script_json({**sent, "columns": packed, "packed": True})
         self.element_id = element_id
         self.title = title
         self.keys = tuple(spec["params"])
@@ -381,6 +583,8 @@ class Figure(Page):
                  f"if(n)n.textContent={js_string(MISSING_NOTE)};}},5000);}}}})();</script>")
         # the data: base64 in a script the browser does not run (see pack_columns), inside the container
         data = f'<script type="application/octet-stream" class="gpviz-data">{self._blob}</script>'
+        if self.loss is not None:
+            data += f'\n<script type="application/octet-stream" class="gpviz-loss-data">{self.loss.text}</script>'
         return f'<div class="gpviz-figure" id="{escape_html(eid)}">\n{self._inner}\n{data}\n</div>\n{mount}\n'
 
     def _body(self, suffix: str = "") -> str:
@@ -414,8 +618,10 @@ def compact_of(view: ViewData, spec: dict) -> CompactData:
 def figure(view: ViewData, element_id: str | None = None) -> Figure:
     """The :class:`Figure` of a view (its id a hash of the content unless ``element_id`` is given)."""
     inner, spec = inner_html(view), spec_of(view)
+    loss = loss_data(view.loss) if view.loss is not None else None
     if element_id is None:
-        digest = hashlib.sha256((inner + "\0" + script_json(spec)).encode("utf-8")).hexdigest()
+        digest = hashlib.sha256((inner + "\0" + script_json(spec) + "\0" + (loss.text if loss else ""))
+                                .encode("utf-8")).hexdigest()
         element_id = f"gpviz-{digest[:12]}"
     compact = compact_of(view, spec) if view.frame.mode == "timeline" else None
-    return Figure(inner, spec, check_id(element_id), view.title or "gpviz", view, compact)
+    return Figure(inner, spec, check_id(element_id), view.title or "gpviz", view, compact, loss)

@@ -16,7 +16,7 @@
 (function () {
   "use strict";
 
-  var VERSION = "4";  // bumped when mount(), its spec or the mount call changes (a notebook may hold an older copy)
+  var VERSION = "5";  // bumped when mount(), its spec or the mount call changes (a notebook may hold an older copy)
 
   /* ---------------------------------------------------------------- base64 -> typed arrays */
 
@@ -144,8 +144,9 @@
   }
 
   // A compact figure's columns: base64 -> inflate -> decode. Resolves to {column: TypedArray}.
-  function unpackCompact(container, layout) {
-    var holder = container.querySelector("script.gpviz-data");
+  // `selector`: the data element (default the figure's columns; a fit's loss points travel in their own).
+  function unpackCompact(container, layout, selector) {
+    var holder = container.querySelector(selector || "script.gpviz-data");
     if (!holder) return Promise.reject(new Error("gpviz: figure " + container.id + " has no data element"));
     return inflate(decodeBase64(holder.textContent.trim())).then(function (bytes) {
       if (bytes.byteLength !== layout.bytes) throw new Error("gpviz: figure data inflates to " + bytes.byteLength + " bytes, expected " + layout.bytes);
@@ -240,6 +241,34 @@
     return b !== null && b !== undefined && Math.abs(v - b) <= 1e-4 * Math.max(Math.abs(b), 1e-8);
   }
 
+  // A few round values inside [lo, hi] for an axis: decades on a wide log axis (1, 2, 5 times a power of
+  // ten on a narrow one), multiples of 1, 2 or 5 times a power of ten on a linear one. Labels come from
+  // fmt(): plain numbers ("0.01", "2", "300"), exponents only below 1e-3 or from 1e4 on.
+  function niceTicks(axis, want) {
+    var lo = axis.lo, hi = axis.hi, out = [], k, m;
+    want = want || 4;
+    if (!(hi > lo) || !isFinite(lo) || !isFinite(hi)) return out;
+    if (axis.kind === "log") {
+      var k0 = Math.floor(Math.log10(lo)), k1 = Math.ceil(Math.log10(hi));
+      var mults = (k1 - k0 >= 3) ? [1] : (k1 - k0 >= 2 ? [1, 3] : [1, 2, 5]);
+      var stride = Math.max(1, Math.ceil((k1 - k0 + 1) / (want + 1)));
+      for (k = k0; k <= k1; k++) {
+        if (mults.length === 1 && (k - k0) % stride) continue;
+        for (m = 0; m < mults.length; m++) {
+          var v = mults[m] * Math.pow(10, k);
+          if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(parseFloat(v.toPrecision(6)));
+        }
+      }
+      return out;
+    }
+    var raw = (hi / 2 - lo / 2) * 2 / want, p = Math.pow(10, Math.floor(Math.log10(raw))), step = p;
+    [1, 2, 5, 10].some(function (f) { step = f * p; return f * p >= raw * 0.75; });
+    for (var t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9 && out.length < 20; t += step) {
+      out.push(Math.abs(t) < step * 1e-9 ? 0 : parseFloat(t.toPrecision(6)));
+    }
+    return out;
+  }
+
   /* ---------------------------------------------------------------- the parameter view */
 
   // One parameter placeholder: builds its DOM once, then draw(start, end) shows rows [start, end).
@@ -295,15 +324,30 @@
     canvas.height = Math.round(height * dpr);
     canvas.style.width = width + "px";
     canvas.style.height = height + "px";
+    var tickValues = niceTicks(axis, 4);
     if (configs) {
+      // under a stack of bands: a labelled tick row (a few round values, not just the two ends)
       var plotColumn = document.createElement("span");
       plotColumn.className = "gpviz-plot-column";
       plotColumn.appendChild(canvas);
-      var ends = document.createElement("span");
-      ends.className = "gpviz-axis-row";
-      ends.appendChild(lo);
-      ends.appendChild(hi);
-      plotColumn.appendChild(ends);
+      var row = document.createElement("span");
+      row.className = "gpviz-tick-row";
+      row.style.width = width + "px";
+      var lastRight = -Infinity, shownTicks = [];
+      tickValues.forEach(function (t) {
+        var x = scale(t), text = fmt(t), half = text.length * 3;  // ~6 px per character at 10-11 px
+        if (x - half < lastRight + 4) return;  // never two labels touching
+        var lab = document.createElement("span");
+        lab.className = "gpviz-tick";
+        lab.textContent = text;
+        lab.style.left = x + "px";
+        row.appendChild(lab);
+        lastRight = x + half;
+        shownTicks.push(t);
+      });
+      if (!shownTicks.length) { row.appendChild(lo); row.appendChild(hi); row.classList.add("gpviz-tick-ends"); }
+      row.dataset.ticks = shownTicks.join(",");
+      plotColumn.appendChild(row);
       chart.appendChild(plotColumn);
     } else {
       chart.appendChild(lo);
@@ -339,11 +383,8 @@
       ctx.fillRect(EDGE + PLOT_W, 0, 1, height);
       // decade ticks on a log axis, the zero line on a linear one
       ctx.fillStyle = COLORS.tick;
-      if (axis.kind === "log") {
-        var k0 = Math.ceil(Math.log10(axis.lo) - 1e-9), k1 = Math.floor(Math.log10(axis.hi) + 1e-9);
-        var stride = Math.max(1, Math.ceil((k1 - k0 + 1) / 8));
-        for (var k = k0; k <= k1; k += stride) ctx.fillRect(Math.round(scale(Math.pow(10, k))), 0, 1, height);
-      } else if (axis.lo < 0 && axis.hi > 0) {
+      tickValues.forEach(function (t) { ctx.fillRect(Math.round(scale(t)), 0, 1, height); });
+      if (axis.kind !== "log" && axis.lo < 0 && axis.hi > 0) {
         ctx.fillStyle = COLORS.zero;
         ctx.fillRect(Math.round(scale(0)), 0, 1, height);
       }
@@ -443,7 +484,7 @@
       flagText.textContent = flags.length ? "\u26a0 " + flags.join(", ") : "";
       el.classList.toggle("gpviz-flagged", flags.length > 0);
 
-      var tip = key;
+      var tip = el.getAttribute("data-label") || key;  // the readable label (lengthscale[log_lr]); the key stays in data-key
       if (n === 1) tip += " = " + fmtValue(column[start], digits);
       else if (shown.length) {
         var sorted = shown.slice().sort(function (a, b) { return a - b; });
@@ -503,14 +544,187 @@
     };
   }
 
+  /* ---------------------------------------------------------------- the loss chart of a fit trace */
+
+  var LOSS_W = 560, LOSS_H = 200, LOSS_M = { left: 56, right: 12, top: 8, bottom: 30 };
+
+  // The loss of every member against the timestep, drawn in the figure's ".gpviz-loss" element: one
+  // line per member, a cursor at the step the slider shows, a ring where a member converged. Hovering
+  // a line highlights that member everywhere (its dots in every chart ring); hovering a dot
+  // highlights its line. spec: {t: column (timestep per point), v: column (loss), m: column (member per
+  // point, sorted by member then timestep), members, converged: [timestep or null per member],
+  // retries: [timestep where an attempt starts], label}.
+  function lossView(holder, spec, table, onHover) {
+    var ts = table[spec.t], vs = table[spec.v], ms = table[spec.m], n = spec.members;
+    var starts = new Int32Array(n + 1), i, j;
+    for (i = 0; i < ms.length; i++) starts[ms[i] + 1]++;
+    for (j = 0; j < n; j++) starts[j + 1] += starts[j];
+    var t0 = Infinity, t1 = -Infinity, v0 = Infinity, v1 = -Infinity;
+    for (i = 0; i < ts.length; i++) {
+      if (ts[i] < t0) t0 = ts[i];
+      if (ts[i] > t1) t1 = ts[i];
+      var v = vs[i];
+      if (v === v && isFinite(v)) { if (v < v0) v0 = v; if (v > v1) v1 = v; }
+    }
+    if (!(t1 > t0)) { t0 -= 1; t1 += 1; }
+    if (!(v1 > v0)) { var w = Math.abs(v0) * 0.05 || 1; v0 = (v0 === Infinity ? 0 : v0) - w; v1 = v0 + 2 * w; }
+    var pad = (v1 - v0) * 0.05;
+    v0 -= pad; v1 += pad;
+    var pw = LOSS_W - LOSS_M.left - LOSS_M.right, ph = LOSS_H - LOSS_M.top - LOSS_M.bottom;
+    function X(t) { return LOSS_M.left + (t - t0) / (t1 - t0) * pw; }
+    function Y(v) { return LOSS_M.top + (v1 - v) / (v1 - v0) * ph; }
+    var dpr = window.devicePixelRatio || 1;
+
+    holder.textContent = "";
+    var title = document.createElement("div");
+    title.className = "gpviz-loss-title";
+    title.textContent = spec.label;
+    holder.appendChild(title);
+    var box = document.createElement("div");
+    box.className = "gpviz-loss-box";
+    box.style.width = LOSS_W + "px";
+    box.style.height = LOSS_H + "px";
+    holder.appendChild(box);
+    var canvas = document.createElement("canvas");
+    canvas.width = Math.round(LOSS_W * dpr);
+    canvas.height = Math.round(LOSS_H * dpr);
+    canvas.style.width = LOSS_W + "px";
+    canvas.style.height = LOSS_H + "px";
+    box.appendChild(canvas);
+    var cursor = document.createElement("div");
+    cursor.className = "gpviz-loss-cursor";
+    cursor.style.top = LOSS_M.top + "px";
+    cursor.style.height = ph + "px";
+    box.appendChild(cursor);
+    var ctx = canvas.getContext("2d");
+
+    function label(text, x, y, cls) {
+      var e = document.createElement("span");
+      e.className = cls;
+      e.textContent = text;
+      e.style.left = x + "px";
+      e.style.top = y + "px";
+      box.appendChild(e);
+    }
+    var xTicks = niceTicks({ kind: "linear", lo: t0, hi: t1 }, 6).filter(function (t) { return t === Math.round(t); });
+    var yTicks = niceTicks({ kind: "linear", lo: v0, hi: v1 }, 4);
+    xTicks.forEach(function (t) { label(fmt(t), X(t), LOSS_M.top + ph + 4, "gpviz-loss-xtick"); });
+    yTicks.forEach(function (v) { label(fmt(v), LOSS_M.left - 6, Y(v), "gpviz-loss-ytick"); });
+    label(spec.x_label || "timestep", LOSS_M.left + pw / 2, LOSS_H - 13, "gpviz-loss-xlabel");
+
+    function color(j, a) {  // members told apart by hue, as in tracer.plot()
+      var h = 250 - 200 * (n > 1 ? j / (n - 1) : 0);
+      return "hsla(" + h + ", 55%, 42%, " + a + ")";
+    }
+
+    function line(j) {
+      var first = true;
+      ctx.beginPath();
+      for (var i = starts[j]; i < starts[j + 1]; i++) {
+        var v = vs[i];
+        if (v !== v || !isFinite(v)) { first = true; continue; }
+        if (first) ctx.moveTo(X(ts[i]), Y(v)); else ctx.lineTo(X(ts[i]), Y(v));
+        first = false;
+      }
+      ctx.stroke();
+    }
+
+    // the loss of member j at timestep t (its last recorded value at or before t), or NaN
+    function lossAt(j, t) {
+      var a = starts[j], b = starts[j + 1] - 1, best = -1;
+      while (a <= b) { var mid = (a + b) >> 1; if (ts[mid] <= t) { best = mid; a = mid + 1; } else b = mid - 1; }
+      return best < 0 ? NaN : vs[best];
+    }
+
+    var hl = -1;
+    function draw() {
+      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+      ctx.clearRect(0, 0, LOSS_W, LOSS_H);
+      ctx.fillStyle = "#fafafa";
+      ctx.fillRect(LOSS_M.left, LOSS_M.top, pw, ph);
+      ctx.fillStyle = "#e2e2e2";
+      yTicks.forEach(function (v) { ctx.fillRect(LOSS_M.left, Math.round(Y(v)), pw, 1); });
+      xTicks.forEach(function (t) { ctx.fillRect(Math.round(X(t)), LOSS_M.top, 1, ph); });
+      ctx.fillStyle = "#8a8a8a";
+      ctx.fillRect(LOSS_M.left, LOSS_M.top + ph, pw, 1);
+      ctx.fillRect(LOSS_M.left - 1, LOSS_M.top, 1, ph);
+      (spec.retries || []).forEach(function (t) {  // a retry restarts the optimizer: dashed line
+        var x = Math.floor(X(t - 0.5));
+        for (var y = LOSS_M.top; y < LOSS_M.top + ph; y += 5) ctx.fillRect(x, y, 1, 3);
+      });
+      ctx.lineWidth = 1.2;
+      for (var j = 0; j < n; j++) {
+        if (j === hl) continue;
+        ctx.strokeStyle = color(j, hl < 0 ? 0.8 : 0.25);
+        line(j);
+      }
+      if (hl >= 0 && hl < n) {
+        ctx.strokeStyle = COLORS.highlight;
+        ctx.lineWidth = 2.5;
+        line(hl);
+      }
+      // converged members: a ring on the line at the step the member converged by its own criterion
+      (spec.converged || []).forEach(function (t, j) {
+        if (t === null || t === undefined) return;
+        var v = lossAt(j, t);
+        if (v !== v) return;
+        ctx.strokeStyle = j === hl ? COLORS.highlight : color(j, 0.95);
+        ctx.fillStyle = "#fff";
+        ctx.lineWidth = 1.5;
+        ctx.beginPath();
+        ctx.arc(X(t), Y(v), 3, 0, 2 * Math.PI);
+        ctx.fill();
+        ctx.stroke();
+      });
+      holder.dataset.highlight = String(hl);
+    }
+
+    function setCursor(t) {
+      var x = X(t);
+      cursor.style.left = (x - 0.5) + "px";
+      holder.gpvizCursorX = x;  // CSS px from the chart's left edge
+      holder.dataset.cursorStep = String(t);
+    }
+
+    // member whose line passes nearest to a pointer position (within 8 px), or -1
+    function nearest(mx, my) {
+      if (mx < LOSS_M.left || mx > LOSS_M.left + pw) return -1;
+      var t = t0 + (mx - LOSS_M.left) / pw * (t1 - t0), best = -1, bestD = 8;
+      for (var j = 0; j < n; j++) {
+        var v = lossAt(j, t);
+        if (v !== v || !isFinite(v)) continue;
+        var d = Math.abs(Y(v) - my);
+        if (d < bestD) { bestD = d; best = j; }
+      }
+      return best;
+    }
+    canvas.addEventListener("mousemove", function (ev) {
+      var r = canvas.getBoundingClientRect();
+      var j = nearest(ev.clientX - r.left, ev.clientY - r.top);
+      if (j >= 0) onHover(j);
+    });
+    canvas.addEventListener("mouseleave", function () { onHover(-1); });
+
+    draw();
+    setCursor(t1);
+    // test and tooling hooks (no user strings): pixel position of member j's loss at timestep t
+    holder.gpvizPoint = function (j, t) { return { x: X(t), y: Y(lossAt(j, t)) }; };
+    holder.dataset.drawn = "1";
+    return {
+      highlight: function (j) { if (j !== hl) { hl = j; draw(); } },
+      cursor: setCursor
+    };
+  }
+
   /* ---------------------------------------------------------------- mounting */
 
-  // `decoded`: {table, t0} when the columns were decoded already (a compact figure inflates asynchronously)
+  // `decoded`: {table, loss, t0} when the columns (table, or null: read them here) or a fit's loss points
+  // were decoded already (compact data inflates asynchronously)
   function mount(container, spec, decoded) {
     var t0 = decoded ? decoded.t0 : performance.now();
     // the note that says the charts are static pictures (each chart's picture goes with its placeholder below)
     container.querySelectorAll(".gpviz-static-note").forEach(function (n) { n.remove(); });
-    var table = decoded ? decoded.table : spec.packed ? unpackColumns(container, spec.columns)
+    var table = decoded && decoded.table ? decoded.table : spec.packed ? unpackColumns(container, spec.columns)
       : (window.r2p ? window.r2p.parseColumns : fastParseColumns)(spec.columns);
     var tParsed = performance.now();
     var iConfig = spec.configs ? table[spec.configs.column] : null;
@@ -540,6 +754,14 @@
 
     var drawnRows = [0, 0], hl = -1, pending = false;
     var hover = container.querySelector(".gpviz-hover");
+    var loss = null, lossHolder = spec.loss ? container.querySelector(".gpviz-loss") : null;
+    if (lossHolder && decoded && decoded.loss) {
+      try {
+        loss = lossView(lossHolder, spec.loss, decoded.loss, function (j) { setHighlight(j); });
+      } catch (err) {
+        console.error("gpviz: cannot draw the loss chart: " + err);
+      }
+    }
 
     function drawRows(start, end) {
       drawnRows = [start, end];
@@ -554,12 +776,14 @@
       summary.flagged = flagged;
       summary.highlight = hl;
       if (hover) hover.textContent = hl < 0 ? "" : rowLabel(start + hl, hl);
+      if (loss) loss.highlight(hl);
     }
 
     // "member 3" / "n = 40, member 3": the row's member in plain words (spec.row_members: i_model per row)
     function rowLabel(row, offset) {
       var member = spec.row_members ? spec.row_members[row] : offset;
-      var text = (spec.member || "member") + " " + member;  // "MCMC sample 3", "leave-one-out fold 3"
+      var named = spec.member_names && spec.member_names[member];
+      var text = (spec.member || "member") + " " + (named ? "'" + named + "'" : member);  // "MCMC sample 3", "output 'yield'"
       if (iConfig && spec.configs) text = spec.configs.labels[iConfig[row]] + ", " + text;
       return "\u25ef " + text;
     }
@@ -583,10 +807,11 @@
     });
 
     if (spec.mode === "timeline") {
-      mountTimeline(container, spec, drawRows, summary);
+      mountTimeline(container, spec, drawRows, summary, loss);
     } else {
       drawRows(0, spec.n_rows);
     }
+    shareTickRows(container);
     container.setAttribute("data-drawn", "1");
     summary.draw_ms = performance.now() - tBuilt;
     summary.ms = performance.now() - t0;
@@ -597,6 +822,27 @@
       requestAnimationFrame(function () { window.gpvizPaintedAt = summary.painted_at = performance.now(); });
     });
     return summary;
+  }
+
+  // Charts laid out as a grid (".gpviz-run": one chart per cell, all on one shared axis) label their
+  // ticks once, under the bottom row of cells, as small multiples do: the rows above keep their tick
+  // lines but drop the labels, which saves a text line per row. Done again when the page is resized.
+  function shareTickRows(container) {
+    function apply() {
+      container.querySelectorAll(".gpviz-run").forEach(function (run) {
+        var cells = run.querySelectorAll(".gpviz-cell"), bottom = -Infinity;
+        cells.forEach(function (c) { bottom = Math.max(bottom, c.offsetTop); });
+        cells.forEach(function (c) {
+          var row = c.querySelector(".gpviz-tick-row");
+          if (row) row.classList.toggle("gpviz-tick-shared", c.offsetTop < bottom);
+        });
+      });
+    }
+    apply();
+    if (!container.gpvizResize && container.querySelector(".gpviz-run")) {
+      container.gpvizResize = true;
+      window.addEventListener("resize", function () { requestAnimationFrame(apply); });
+    }
   }
 
   // The smallest part of a d3 selection that rows2prose's timeControl calls on the selection it is
@@ -636,7 +882,8 @@
   // 5 units per second, so 1,000 steps play in 200 s at 1x and in 40 s at 5x; the slider stays
   // fractional, so scrubbing reaches every step at any speed. Tools and tests can call
   // `container.gpvizShowStep(i)` (i: an index into the steps) and `container.gpvizSetSpeed(s)`.
-  function mountTimeline(container, spec, drawRows, summary) {
+  // `loss`: the loss chart (its cursor follows the step drawn), or null.
+  function mountTimeline(container, spec, drawRows, summary, loss) {
     var steps = spec.steps, starts = spec.step_starts;
     var stateHolder = container.querySelector(".gpviz-time-state");
     var controlHolder = container.querySelector(".gpviz-time");
@@ -660,6 +907,7 @@
       drawRows(starts[i], starts[i + 1]);
       summary.step = steps[i];
       container.setAttribute("data-step", String(steps[i]));
+      if (loss) loss.cursor(steps[i]);
     }
     // `units` is a fresh array made from JSON: rows2prose never sees (nor sorts) a column buffer
     var control = r2p.timeControl().prefix(spec.step_prefix).onupdate(function (v) { state.selectTimestep(v); });
@@ -733,10 +981,13 @@
           console.error("gpviz: figure " + id + " failed: " + (err && err.stack || err));
           return null;
         };
-        if (spec.packed === "compact") {
-          var t0 = performance.now();
-          return unpackCompact(node, spec.columns).then(function (table) {
-            return mount(node, spec, { table: table, t0: t0 });
+        var t0 = performance.now();
+        var lossTable = spec.loss && spec.loss.columns
+          ? unpackCompact(node, spec.loss.columns, "script.gpviz-loss-data") : null;
+        if (spec.packed === "compact" || lossTable) {
+          var columns = spec.packed === "compact" ? unpackCompact(node, spec.columns) : null;
+          return Promise.all([columns, lossTable]).then(function (got) {
+            return mount(node, spec, { table: got[0], loss: got[1], t0: t0 });
           }).catch(failed);
         }
         try {
@@ -762,7 +1013,7 @@
   window.gpviz = {
     version: VERSION, mount: mount, mountById: mountById, drain: drainQueue, parseColumns: fastParseColumns, unpackColumns: unpackColumns,
     unpackCompact: unpackCompact, inflate: inflate, fmtValue: fmtValue,
-    decodeBase64: decodeBase64, decodeBase64Fallback: decodeBase64Fallback, fmt: fmt
+    decodeBase64: decodeBase64, decodeBase64Fallback: decodeBase64Fallback, fmt: fmt, niceTicks: niceTicks
   };
   drainQueue();
 })();

@@ -46,7 +46,7 @@ from gpviz.errors import InputError, TracerWarning
 from gpviz.html.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.models.families import model_batch_shape
-from gpviz.trace.plot import loss_plot
+from gpviz.trace.plot import loss_plot, loss_series
 from gpviz.trace.reader import BatchedRun, Group, Segment, ValueReader
 from gpviz.trace.store import Recorder, dense_frames
 from gpviz.trace.summary import MAX_TIMESTEPS, summarize, timesteps_to_show
@@ -645,6 +645,11 @@ class FitTracer:
     def plot(self, ax=None):
         """Loss per member against the timestep (matplotlib ``Figure``; see :func:`gpviz.trace.plot.loss_plot`)."""
         return loss_plot(self._events(), self.summary(), self._segments, self.n_members, ax=ax)
+
+    def loss_series(self) -> dict:
+        """Every member's loss at every recorded step (see :func:`gpviz.trace.plot.loss_series`)."""
+        ev = self._events()
+        return loss_series(ev, self.summary() if len(ev["t"]) else None, self._segments, self.n_members)
 
     def timesteps_to_show(self, max_timesteps: int | None = None, end: int | None = None) -> np.ndarray:
         """Timesteps an animated page shows: all, or at most ``max_timesteps`` (see

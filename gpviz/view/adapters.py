@@ -27,6 +27,7 @@ from gpviz.values.parameters import parameters
 from gpviz.values.units import check_units, relabel, to_units
 from gpviz.view.build import build_view, facts_from_info, members_label
 from gpviz.view.records import VerdictSummary, ViewData
+from gpviz.words import plural
 
 # The scaling curve goes beside the expression: the figure becomes a two-column grid, every
 # part of the expression in the first (as wide as its code), the chart in the second. The chart's
@@ -83,7 +84,7 @@ def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str = "mo
 
 
 def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max_timesteps: int | None = None,
-               title: str | None = None, loss_chart: bool = True) -> ViewData:
+               title: str | None = None, loss_chart: bool = True, expr=None, units: str = "model") -> ViewData:
     """A fit trace: every member's parameters stepping through the fit, the loss chart below.
 
     Args:
@@ -91,24 +92,33 @@ def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max
         verdicts: key -> verdict at the model's current values, or None.
         max_timesteps: At most this many steps on the page (default None: every step).
         title: Figure title.
-        loss_chart: Put the loss chart (a PNG of :meth:`FitTracer.plot`) below.
+        loss_chart: Draw the loss chart in the page (one line per member, a cursor at the step shown;
+            :meth:`FitTracer.plot` keeps the matplotlib PNG).
+        expr: The expression to draw in (the same keys; e.g. with other feature names), default the tracer's.
+        units: ``"model"`` or ``"original"``.
     """
+    check_units(units)
+    expr = expr if expr is not None else tracer.expr
     frame = tracer.render_frame(max_timesteps)
     try:
-        info = parameters(tracer.expr, long=True)
+        info = parameters(expr, long=True)
     except Exception:  # a model whose parameters cannot be listed still has its trace drawn
         info = None
     if info is not None and verdicts:
         info = with_verdicts(info, verdicts)
-    extra = None
-    if loss_chart and len(frame):
-        extra = figure_to_img(tracer.plot(), alt="loss per member against the optimizer step")
+    if units != "model":
+        frame, labels = to_units(expr, frame, units)
+        if info is not None:
+            info, _ = to_units(expr, info, units)
+        expr = relabel(expr, labels)
+    loss = tracer.loss_series() if loss_chart and len(frame) else None  # drawn in the page by gpviz.js
     shown = int(frame["i_timestep"].nunique()) if len(frame) else 0
     # a figure of a finished fit says when it ended: a live view's last state (this same page) then reads as final
     ended = f"; fit ended {time.strftime('%H:%M:%S', time.localtime(tracer.ended))}" if tracer.ended else ""
-    title = title or (f"Fit of {tracer.model_name}: {tracer.n_members} member(s), "
-                      f"{tracer.n_timesteps} timesteps ({shown} shown), {tracer.n_runs} run(s){ended}")
-    return build_view(tracer.expr, frame, _facts(tracer.expr, info), title=title, extra=extra)
+    title = title or (f"Fit of {tracer.model_name}: {plural(tracer.n_members, 'member')}, "
+                      f"{plural(tracer.n_timesteps, 'timestep')} ({shown} shown), "
+                      f"{plural(tracer.n_runs, 'optimizer run')}{ended}")
+    return build_view(expr, frame, _facts(expr, info), title=title, loss=loss)
 
 
 def sweep_info(sweep: Sweep, expr) -> pd.DataFrame:
@@ -164,7 +174,7 @@ def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_
     per = "first fold of each repeat" if one_fold_per_repeat else "every fold of every repeat"
     if title is None:  # "" means no title (the comparison page's headings carry the label)
         title = (f"Leave-one-out sweep: {type(sweep.model).__name__}, n = "
-                 f"{', '.join(str(s) for s in sweep.sizes)}, {sweep.repeats} repeats ({per})")
+                 f"{', '.join(str(s) for s in sweep.sizes)}, {plural(sweep.repeats, 'repeat')} ({per})")
     return build_view(expr, frame, facts, title=title,
                       config_labels=[f"n = {s}" for s in sweep.sizes],
                       member_label=sweep.member_label(one_fold_per_repeat), extra=extra, axis_ranges=axis_ranges,

@@ -16,10 +16,12 @@ import pandas as pd
 
 from gpviz.errors import InputError
 from gpviz.html.markup import Markup, as_html
+from gpviz.tree.labels import expression_labels
 from gpviz.tree.nodes import Role
+from gpviz.tree.notation import notation
 from gpviz.view.axes import chart_views, finite_or_none
 from gpviz.view.frame import prepare_frame
-from gpviz.view.records import HELD, ParamFacts, Section, ViewData
+from gpviz.view.records import HELD, LossData, ParamFacts, Section, ViewData
 
 
 def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict[str, ParamFacts]:
@@ -90,7 +92,8 @@ def sections_of(expr) -> tuple[Section, ...]:
 
 def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, title: str | None = None,
                config_labels=None, extra: Markup | None = None, member_label: str | None = None,
-               axis_ranges: Mapping[str, Sequence[float]] | None = None, summary=None) -> ViewData:
+               axis_ranges: Mapping[str, Sequence[float]] | None = None, summary=None,
+               loss: Mapping | None = None) -> ViewData:
     """The view data of ``expr`` drawn with the values in ``frame``.
 
     Args:
@@ -104,6 +107,7 @@ def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, ti
         member_label: What a dot is, plural (default: the expression's).
         axis_ranges: key -> (lo, hi) its axis must cover.
         summary: The verdicts in words (a :class:`~gpviz.view.records.VerdictSummary`), or None.
+        loss: A fit's loss series (:meth:`gpviz.FitTracer.loss_series`) for the loss chart, or None.
 
     Raises:
         KeyMismatchError: a key has no column in ``frame``.
@@ -119,7 +123,11 @@ def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, ti
     facts = {k: facts.get(k) or ParamFacts(Role.of_parameter(str(roles.get(k, "value")))) for k in dict.fromkeys(keys)}
     axes, params = chart_views(data, facts, axis_ranges)
     plural = members_label(expr, member_label)
+    names = getattr(expr, "member_names", None)
     return ViewData(sections_of(expr), data, axes, params, singular(plural), plural, title,
                     # verdicts were computed: say so even if none held
                     judged=any(f.verdict or f.bands for f in facts.values()),
-                    extra=as_html(extra) if extra else Markup(), summary=summary)
+                    extra=as_html(extra) if extra else Markup(), summary=summary,
+                    labels=expression_labels(expr), notation=tuple(notation(expr)),
+                    loss=LossData(**loss) if loss is not None else None,
+                    member_names=tuple(names) if names else None)

@@ -126,6 +126,27 @@ class ParamView:
     bands: tuple | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class LossData:
+    """Every member's loss at every recorded step of a fit, for the page's loss chart.
+
+    Attributes:
+        t: Timestep per point, sorted by member then timestep.
+        v: Loss (negative MLL) per point.
+        m: Member per point.
+        members: Number of members.
+        converged: Per member, the timestep it converged at (None: never).
+        retries: Timesteps where a retry attempt starts.
+    """
+
+    t: np.ndarray
+    v: np.ndarray
+    m: np.ndarray
+    members: int
+    converged: tuple
+    retries: tuple
+
+
 @dataclass(frozen=True)
 class Section:
     """One titled part of the expression as the page prints it."""
@@ -167,6 +188,10 @@ class ViewData:
         judged: Verdicts were computed (the legend says so even when none is held).
         extra: Trusted HTML placed below the expression (a chart image).
         summary: The verdicts in words (a sweep), or None.
+        labels: key -> readable label (``lengthscale[log_lr]``), for hover text and tables.
+        notation: ``(name, line)`` for each pseudocode function the expression uses.
+        loss: A fit's loss series for the page's loss chart (:class:`LossData`), or None.
+        member_names: Names of the members when they are named outputs, or None.
     """
 
     sections: tuple[Section, ...]
@@ -179,6 +204,10 @@ class ViewData:
     judged: bool = False
     extra: Markup = field(default_factory=Markup)
     summary: VerdictSummary | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    notation: tuple = ()
+    loss: "LossData | None" = None
+    member_names: tuple[str, ...] | None = None
 
     @property
     def flagged(self) -> dict[str, str]:
