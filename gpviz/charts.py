@@ -14,11 +14,13 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gpviz.errors import InputError
 from gpviz.html.markup import Markup, escape_html
+from gpviz.words import plural
 
 def mpl_text(text) -> str:
     """User text (labels, titles, metric names) as matplotlib shows it literally.
@@ -149,6 +151,37 @@ def draw_reference(ax, reference: pd.DataFrame, metric: str, color: str = "0.35"
     return line
 
 
+def plain_number(v: float, _pos=None) -> str:
+    """A tick label as people write it: ``2``, ``0.01``, ``300``, ``1e-05`` (never ``4×10⁰``)."""
+    if v == 0 or not math.isfinite(v):
+        return "0" if v == 0 else str(v)
+    a = abs(v)
+    if 1e-3 <= a < 1e5:
+        return f"{v:.4g}"
+    return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
+
+
+def plain_log_ticks(axis) -> None:
+    """Log-axis ticks at 1, 2 and 5 times each decade (all of them on a narrow axis), in plain numbers.
+
+    matplotlib's default labels only the decades (``10⁰``) and writes minor ticks
+    as ``4×10⁰``; a scaling curve often spans less than one decade.
+    """
+    lo, hi = sorted(axis.get_view_interval())
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    subs = (1.0,) if decades > 4 else ((1.0, 2.0, 5.0) if decades > 1.2 else (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0))
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(ticker.FuncFormatter(plain_number))
+    axis.set_minor_locator(ticker.LogLocator(base=10, subs=tuple(s for s in range(1, 10) if s not in subs)))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+#: Scaling curves are shown at about this size (inches at 110 dpi: 550 x 374 px) with text of at least
+#: 10 pt (15 px at 110 dpi; ~13 px when the browser shrinks the picture to its 480 px minimum).
+CURVE_SIZE = (5.0, 3.4)
+CURVE_FONT = 10
+
+
 def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: bool | None = None,
                   label: str | None = None, title: str | None = None, color: str | None = None,
                   reference: pd.DataFrame | None = None) -> Figure:
@@ -180,7 +213,7 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
         InputError: if ``metric`` is not a column of ``scores``.
     """
     bands = score_bands(scores, metric)
-    fig = ax.figure if ax is not None else new_figure()
+    fig = ax.figure if ax is not None else new_figure(*CURVE_SIZE)
     ax = ax if ax is not None else fig.add_subplot()
     kind = bands["center_kind"].iloc[0] if len(bands) else "mean"
     if log_y is None:
@@ -203,17 +236,21 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
         where = dict(xy=(row["size"], row["center"])) if row["n_ok"] else dict(
             xy=(row["size"], 0.02), xycoords=ax.get_xaxis_transform())
         ax.annotate(f"{int(row['n_failed'])} failed", **where, textcoords="offset points", xytext=(0, 8),
-                    ha="center", fontsize=8, color="#b00")
+                    ha="center", fontsize=CURVE_FONT, color="#b00")
     if log_y:
         ax.set_yscale("log")
-    ax.set_xlabel("dataset size n (leave-one-out folds)")
-    ax.set_ylabel(mpl_text(f"held-out {metric}"))
+        plain_log_ticks(ax.yaxis)
+    ax.set_xlabel("dataset size n (leave-one-out folds)", fontsize=CURVE_FONT)
+    ax.set_ylabel(mpl_text(f"held-out {metric}"), fontsize=CURVE_FONT)
+    ax.tick_params(labelsize=CURVE_FONT)
     ax.set_xticks(bands["size"].tolist())
     n_rep = int(scores.groupby("size").size().max()) if len(scores) else 0
     ax.set_title(mpl_text(title if title is not None else
-                          f"Leave-one-out {metric} vs dataset size ({n_rep} repeats per size)"), fontsize=10)
+                          f"Leave-one-out {metric} per size ({plural(n_rep, 'repeat')} per size)"), fontsize=CURVE_FONT)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=CURVE_FONT - 1)
+    if log_y:
+        plain_log_ticks(ax.yaxis)  # again: the view interval is final now
     return fig
 
 
@@ -241,7 +278,7 @@ def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str |
     """
     if not scores_by_label:
         raise InputError("compare_scaling_curves needs at least one {label: scores} entry, got none")
-    fig = new_figure(7.2, 4.2)
+    fig = new_figure(*CURVE_SIZE)
     ax = fig.add_subplot()
     positive = all(score_bands(s, metric)["center_kind"].eq("geometric mean").all() for s in scores_by_label.values())
     sizes = set()
@@ -261,8 +298,9 @@ def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str |
     lo_p, hi_p = BAND_PERCENTILES
     ax.set_xticks(sorted(sizes))
     ax.set_title(mpl_text(title if title is not None else
-                          f"Leave-one-out {metric} vs dataset size (lines: centre; bands: {lo_p:g}th–{hi_p:g}th "
-                          f"percentile)"), fontsize=10)
+                          f"Leave-one-out {metric} per size (bands: {lo_p:g}th–{hi_p:g}th pct.)"), fontsize=CURVE_FONT)
+    if positive:
+        plain_log_ticks(ax.yaxis)
     return fig
 
 

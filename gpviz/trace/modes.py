@@ -16,7 +16,9 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpviz._factory import check_factory
 from gpviz.charts import new_figure
 from gpviz.errors import InputError
+from gpviz.threads import DEFAULT_THREADS, check_threads, torch_threads
 from gpviz.trace.tracer import trace_fit
+from gpviz.words import plural
 
 # --------------------------------------------------------------------------------------
 # Comparing ways to fit the same cross-validation folds
@@ -29,6 +31,26 @@ class FitModeTable(pd.DataFrame):
     def _constructor(self):
         return pd.DataFrame  # derived frames are plain DataFrames
 
+    def explain(self) -> dict[str, str]:
+        """One sentence per mode: what its work and its waste mean (waste is relative to that mode's own fit)."""
+        out = {}
+        fewest = self.attrs.get("fewest") or (self["member_evaluations"].idxmin() if len(self) else None)
+        for mode, row in self.iterrows():
+            work = f"{row['member_evaluations']:,.0f} member-evaluations"
+            vs = ("the fewest of all modes" if mode == fewest else
+                  f"{row['member_evaluations'] / self.loc[fewest, 'member_evaluations']:.1f}x the fewest ({fewest})")
+            if mode == "batched":
+                why = (f"every fold is computed in every batched evaluation until the last fold stops, so waste "
+                       f"{row['waste']:.2f}x counts the evaluations of folds that had already converged")
+            elif mode == "joint":
+                why = (f"one optimizer on the summed loss keeps every fold moving until the whole batch stops, so "
+                       f"folds 'converge' late and waste {row['waste']:.2f}x looks small although the work is large")
+            else:
+                why = (f"each fold is its own fit and stops when it converges, so nothing is computed for a finished "
+                       f"fold (waste {row['waste']:.2f}x)")
+            out[str(mode)] = f"{mode}: {work}, {vs}; {why}."
+        return out
+
     def chart(self):
         """Bar charts of member-evaluations and wall time per fit mode (matplotlib ``Figure``)."""
         fig = new_figure(8.0, 3.2)
@@ -40,9 +62,14 @@ class FitModeTable(pd.DataFrame):
         ax1.set_title("Work: GP evaluations x members")
         for i, v in enumerate(self["member_evaluations"].to_numpy(float)):
             ax1.annotate(f"{v:,.0f}", (i, v), ha="center", va="bottom", fontsize=8)
-        ax2.bar(names, self["wall_time_s"].to_numpy(float), color=colors)
+        med = self["wall_time_s"].to_numpy(float)
+        spread = None
+        if "wall_time_min" in self.columns:  # the spread over runs as an error bar
+            spread = np.vstack([med - self["wall_time_min"].to_numpy(float), self["wall_time_max"].to_numpy(float) - med])
+        ax2.bar(names, med, color=colors, yerr=spread, capsize=4)
         ax2.set_ylabel("seconds")
-        ax2.set_title("Wall time")
+        runs = int(self["runs"].max()) if "runs" in self.columns and len(self) else 1
+        ax2.set_title(f"Wall time (median of {plural(runs, 'run')}; bars: fastest to slowest)")
         for ax in (ax1, ax2):
             ax.tick_params(axis="x", labelsize=8)
         return fig
@@ -51,7 +78,8 @@ class FitModeTable(pd.DataFrame):
 FIT_MODES = ("batched", "joint", "separate")
 
 
-def compare_fit_modes(make_model, X, Y, *, modes=FIT_MODES, optimizer_kwargs=None) -> FitModeTable:
+def compare_fit_modes(make_model, X, Y, *, modes=FIT_MODES, optimizer_kwargs=None, runs: int = 3,
+                      threads: int | None = DEFAULT_THREADS) -> FitModeTable:
     """Fits the same leave-one-out folds three ways and reports the work each took.
 
     (a) ``batched``: one batched model, BoTorch's default path (one L-BFGS-B per
@@ -66,17 +94,31 @@ def compare_fit_modes(make_model, X, Y, *, modes=FIT_MODES, optimizer_kwargs=Non
         Y: ``n x 1`` outputs.
         modes: A subset of ``("batched", "joint", "separate")``.
         optimizer_kwargs: Passed to every ``fit_gpytorch_mll`` call (e.g. ``{"options": {"maxiter": 50}}``).
+        runs: Times each mode is run (at least 1; default 3): wall times are the median
+            over runs, with the fastest and slowest beside it (one-shot timings on a shared
+            machine drift by several times). The modes take turns, run after run. Work
+            counts come from the first run (a fit from the same start repeats them).
+        threads: Torch threads while fitting (default 1, see :mod:`gpviz.threads`);
+            ``None`` keeps torch's setting.
 
     Returns:
         A DataFrame indexed by mode: ``fits, evaluations`` (model evaluations; one
         batched evaluation computes every member), ``member_evaluations``,
-        ``wall_time_s``, ``mean_final_loss``, ``waste`` (member-evaluations computed /
-        needed by each member's own convergence). ``.chart()`` draws it.
+        ``work_vs_fewest`` (member-evaluations / the fewest of any mode),
+        ``wall_time_s`` (median), ``wall_time_min``, ``wall_time_max``, ``runs``,
+        ``mean_final_loss``, ``waste`` (member-evaluations computed / needed by each
+        member's own convergence *in that mode*). ``attrs["fewest"]`` names the mode
+        with the fewest member-evaluations; ``.explain()`` says in one sentence per mode
+        what its waste means; ``.chart()`` draws it.
 
     Raises:
         InputError: for a model instead of a factory, unknown modes or inputs of the wrong shape.
     """
     check_factory(make_model)
+    runs = int(runs) if isinstance(runs, int) and not isinstance(runs, bool) else 0
+    if runs < 1:
+        raise InputError("runs must be a positive integer (times each mode is fit, for the median time)")
+    threads = check_threads(threads)
     bad = [m for m in modes if m not in FIT_MODES]
     if bad:
         raise InputError(f"unknown fit mode(s) {bad} (must be among {list(FIT_MODES)})")
@@ -98,28 +140,48 @@ def compare_fit_modes(make_model, X, Y, *, modes=FIT_MODES, optimizer_kwargs=Non
                 fit_gpytorch_mll(mll, optimizer_kwargs=dict(okw) if okw else None, **fit_kw)
         return tr, time.perf_counter() - start
 
-    for mode in modes:
+    def fit_once(mode: str) -> dict:
         if mode in ("batched", "joint"):
             model = make_model(folds.train_X, folds.train_Y)
             tr, secs = run(model, **({"closure_kwargs": {}} if mode == "joint" else {}))
             s = tr.summary()
-            rows[mode] = {"fits": 1, "evaluations": s.attrs["evaluations"],
-                          "member_evaluations": s.attrs["member_evaluations_computed"], "wall_time_s": secs,
-                          "mean_final_loss": float(s["final_loss"].mean()), "waste": s.attrs["waste"]}
-        else:
-            evals = computed = needed = secs = 0.0
-            losses = []
-            for i in range(n):
-                tr, dt = run(make_model(folds.train_X[i], folds.train_Y[i]))
-                s = tr.summary()
-                evals += s.attrs["evaluations"]
-                computed += s.attrs["member_evaluations_computed"]
-                needed += s.attrs["member_evaluations_needed"]
-                secs += dt
-                losses.append(float(s["final_loss"].mean()))
-            rows[mode] = {"fits": n, "evaluations": evals, "member_evaluations": computed, "wall_time_s": secs,
-                          "mean_final_loss": float(np.mean(losses)),
-                          "waste": computed / needed if needed else math.nan}
-    table = FitModeTable(pd.DataFrame.from_dict(rows, orient="index"))
+            return {"fits": 1, "evaluations": s.attrs["evaluations"],
+                    "member_evaluations": s.attrs["member_evaluations_computed"], "wall_time_s": secs,
+                    "mean_final_loss": float(s["final_loss"].mean()), "waste": s.attrs["waste"]}
+        evals = computed = needed = secs = 0.0
+        losses = []
+        for i in range(n):
+            tr, dt = run(make_model(folds.train_X[i], folds.train_Y[i]))
+            s = tr.summary()
+            evals += s.attrs["evaluations"]
+            computed += s.attrs["member_evaluations_computed"]
+            needed += s.attrs["member_evaluations_needed"]
+            secs += dt
+            losses.append(float(s["final_loss"].mean()))
+        return {"fits": n, "evaluations": evals, "member_evaluations": computed, "wall_time_s": secs,
+                "mean_final_loss": float(np.mean(losses)), "waste": computed / needed if needed else math.nan}
+
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    with torch_threads(threads):
+        for r in range(runs):
+            # take turns, starting one mode later each run: a slow spell of the machine hits every mode
+            order = list(modes)[r % len(modes):] + list(modes)[:r % len(modes)]
+            for mode in order:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(0)  # retries draw from the prior: the same draws every run
+                    row = fit_once(mode)
+                times[mode].append(row["wall_time_s"])
+                rows.setdefault(mode, row)
+    for mode in modes:
+        t = np.asarray(times[mode])
+        rows[mode].update(wall_time_s=float(np.median(t)), wall_time_min=float(t.min()), wall_time_max=float(t.max()),
+                          runs=len(t))
+    fewest = min(rows[m]["member_evaluations"] for m in modes)
+    for mode in modes:
+        rows[mode]["work_vs_fewest"] = rows[mode]["member_evaluations"] / fewest if fewest else math.nan
+    cols = ["fits", "evaluations", "member_evaluations", "work_vs_fewest", "wall_time_s", "wall_time_min",
+            "wall_time_max", "runs", "mean_final_loss", "waste"]
+    table = FitModeTable(pd.DataFrame.from_dict(rows, orient="index")[cols])
     table.index.name = "mode"
+    table.attrs["fewest"] = min(modes, key=lambda m: rows[m]["member_evaluations"])
     return table
