@@ -26,19 +26,17 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
 from gpviz.errors import InputError
+from gpviz.html.code import code_block_html, code_html, code_lines, notation_html
 from gpviz.html.compact import CompactData, encode_compact
 from gpviz.html.encode import encode_column, pack_columns
 from gpviz.html.markup import escape_html, js_string, script_json, svg_data_uri
 from gpviz.html.page import Page
 from gpviz.html.svg import param_chart
 from gpviz.tree.nodes import Param
-from gpviz.tree.notation import function_names_in
 from gpviz.tree.printer import layout
 from gpviz.values.columns import I_CONFIG
 from gpviz.view.axes import bound_on_axis, finite_or_none
@@ -52,7 +50,6 @@ MAX_BAND_PX, MIN_BAND_PX, CONFIGS_PX = 12, 4, 192
 MANY_CHARTS, COMPACT_BAND_PX = 20, 5
 
 _ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-_STR_RE = re.compile(r"('(?:[^'\\]|\\.)*')")
 
 
 def check_id(element_id) -> str:
@@ -89,35 +86,6 @@ def _round_axis(axis: AxisView) -> tuple[float, float]:
 # --------------------------------------------------------------------------- #
 
 
-def _fn_html(text: str, key: Mapping[str, str]) -> str:
-    """Escaped code with each function name in ``key`` wrapped in a span whose hover text is its key line."""
-    out, at = [], 0
-    for start, end, name in function_names_in(text, key):
-        out.append(escape_html(text[at:start]))
-        out.append(f'<span class="gpviz-fn" title="{escape_html(key[name])}">{escape_html(name)}</span>')
-        at = end
-    out.append(escape_html(text[at:]))
-    return "".join(out)
-
-
-def _code_html(text: str, key: Mapping[str, str] | None = None) -> str:
-    """Escaped code text with quoted strings (feature names) tinted and function names explained on hover."""
-    parts = _STR_RE.split(text)
-    return "".join(f'<span class="gpviz-str">{escape_html(p)}</span>' if i % 2 else _fn_html(p, key or {})
-                   for i, p in enumerate(parts) if p)
-
-
-def notation_html(entries: Sequence[tuple[str, str]]) -> str:
-    """The page's notation key: a collapsed ``<details>`` listing each function the expression uses."""
-    if not entries:
-        return ""
-    names = ", ".join(name for name, _ in entries)
-    rows = "".join(f'<li data-fn="{escape_html(name)}">{escape_html(line)}</li>' for name, line in entries)
-    return (f'<details class="gpviz-notation"><summary>Notation: {escape_html(names)}</summary>'
-            f"<ul>{rows}</ul></details>")
-
-
-
 def _css_token(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(s)) or "value"
 
@@ -129,7 +97,7 @@ def _placeholder(p: Param, view: ParamView, axis: AxisView, static: str, label: 
         classes.append("gpviz-held")
     # the readable label travels as an (escaped) attribute: user strings stay out of scripts
     named = f' data-label="{escape_html(label)}"' if label else ""
-    return f'<span class="{" ".join(classes)}" data-key="{escape_html(p.key)}"{named}>{static}</span>'
+    return f'<span class="{" ".join(classes)}"{named} data-key="{escape_html(p.key)}">{static}</span>'
 
 
 #: Shown until gpviz.js mounts the figure (which removes it): where scripts do not run, how to get the live view.
@@ -155,7 +123,7 @@ def _static_chart(view: ViewData, key: str, band_px: int) -> str:
     chart = param_chart(data.values[key][rows], _rounded(view.axes[pv.axis]), pv,
                         bands=data.i_config[rows] if data.i_config is not None else None,
                         band_labels=data.config_labels if data.i_config is not None else (),
-                        band_px=band_px, single_row=data.members == 1, label=key)
+                        band_px=band_px, single_row=data.members == 1, label=view.labels.get(key, key))
     text = escape_html(chart.summary)
     return (f'<img class="gpviz-static" src="{svg_data_uri(chart.svg)}" width="{chart.width}" '
             f'height="{chart.height}" alt="{text}" title="{text}" style="vertical-align:middle">')
@@ -251,137 +219,6 @@ def _subtitle(data: FrameData, label: str, one: str) -> str:
             f"play, pause or scrub")
 
 
-#: Charts that end their line start at one column (padding the text before them) unless that needs more
-#: than this many characters of padding on some line.
-ALIGN_MAX_PAD = 48
-_TRAILING = set(",)] ")
-
-
-#: At least this many consecutive lines that each end with one chart, at one indentation, flow into
-#: columns (a CSS grid) instead of one long column: 24 ARD lengthscales take 12 rows at 1400 px, not 24.
-RUN_MIN = 4
-
-
-@dataclass
-class CodeLines:
-    """Laid-out code split into lines, with where its charts align.
-
-    Attributes:
-        lines: One list of tokens (strings and :class:`Param` leaves) per line, newlines removed.
-        pads: line index -> spaces inserted before its chart (charts that end their line start
-            at one column).
-        runs: ``(first, last + 1)`` line ranges of :data:`RUN_MIN` or more aligned lines at one
-            indentation: drawn as a grid of cells.
-    """
-
-    lines: list
-    pads: dict
-    runs: list
-
-
-def code_lines(tokens: list) -> CodeLines:
-    """Splits :func:`gpviz.expr.layout` tokens into lines and aligns the charts that end a line.
-
-    ``compare('lr') / ▮`` and ``compare('weight_decay') / ▮`` put their charts at
-    different places when they follow the text; aligned, the names read down the left
-    and the charts down the right. Lines with another chart before theirs
-    (``0.69 * rbf(...)``) keep their layout.
-    """
-    lines: list[list] = [[]]
-    for t in tokens:
-        if isinstance(t, Param):
-            lines[-1].append(t)
-            continue
-        parts = t.split("\n")
-        lines[-1].append(parts[0])
-        for p in parts[1:]:
-            lines.append([p])
-    widths = {}
-    for i, line in enumerate(lines):
-        params = [j for j, t in enumerate(line) if isinstance(t, Param)]
-        if len(params) == 1 and all(set(t) <= _TRAILING for t in line[params[0] + 1:]):
-            widths[i] = sum(len(t) for t in line[:params[0]])
-    pads: dict[int, int] = {}
-    if len(widths) >= 2:
-        column = max(widths.values())
-        if column - min(widths.values()) > ALIGN_MAX_PAD:
-            column = min(widths.values()) + ALIGN_MAX_PAD
-        pads = {i: max(0, column - w) for i, w in widths.items()}
-
-    def indent(line) -> int:
-        first = line[0] if line and isinstance(line[0], str) else ""
-        return len(first) - len(first.lstrip(" "))
-
-    runs, start = [], None
-    for i in range(len(lines) + 1):
-        same = (i < len(lines) and i in widths and start is not None
-                and indent(lines[i]) == indent(lines[start]))
-        if same:
-            continue
-        if start is not None and i - start >= RUN_MIN:
-            runs.append((start, i))
-        start = i if i < len(lines) and i in widths else None
-    for a, b in runs:  # a run is its own grid: its charts align among themselves (narrower cells)
-        column = max(widths[k] for k in range(a, b))
-        pads.update({k: column - widths[k] for k in range(a, b)})
-    return CodeLines(lines, pads, runs)
-
-
-def align_charts(tokens: list) -> list:
-    """The tokens of :func:`code_lines` with its padding inserted (one flat token list again)."""
-    cl = code_lines(tokens)
-    out: list = []
-    for i, line in enumerate(cl.lines):
-        if i:
-            out.append("\n")
-        for t in line:
-            if isinstance(t, Param) and cl.pads.get(i):
-                out.append(" " * cl.pads[i])
-            out.append(t)
-    return out
-
-
-def _code_block_html(cl: CodeLines, token_html) -> str:
-    """The HTML of laid-out code: lines joined by newlines, each run of aligned lines a grid of cells."""
-    run_of = {}
-    for a, b in cl.runs:
-        for i in range(a, b):
-            run_of[i] = (a, b)
-
-    def line_html(i: int, strip: bool = False) -> str:
-        out, text = [], []
-        for j, t in enumerate(cl.lines[i]):
-            if isinstance(t, Param) and cl.pads.get(i):
-                text.append(" " * cl.pads[i])
-            if isinstance(t, Param) and strip:  # a grid cell: the text around its chart stays one piece
-                out.append(f'<span class="gpviz-cell-text">{"".join(text)}</span>' if text else "")
-                out.append(token_html(t))
-                text = []
-                continue
-            (text if strip else out).append(token_html(t.lstrip(" ") if strip and j == 0 and isinstance(t, str) else t))
-        if strip and text:
-            out.append(f'<span class="gpviz-cell-text">{"".join(text)}</span>')
-        return "".join(out)
-
-    parts = []
-    i = 0
-    while i < len(cl.lines):
-        if i in run_of:
-            a, b = run_of[i]
-            first = cl.lines[a][0] if isinstance(cl.lines[a][0], str) else ""
-            depth = len(first) - len(first.lstrip(" "))
-            # every cell as wide as the widest line of the run (in characters of the code font)
-            cell = max(sum(len(t) if isinstance(t, str) else LEAF_CHARS["configs"] for t in cl.lines[k])
-                       - depth + cl.pads.get(k, 0) for k in range(a, b))
-            cells = "".join(f'<span class="gpviz-cell">{line_html(k, strip=True)}</span>' for k in range(a, b))
-            parts.append(f'<span class="gpviz-run" style="margin-left:{depth}ch;--cell:{cell + 2}ch">{cells}</span>')
-            i = b
-            continue
-        parts.append(line_html(i) + ("\n" if i + 1 < len(cl.lines) and i + 1 not in run_of else ""))
-        i += 1
-    return "".join(parts)
-
-
 def inner_html(view: ViewData) -> str:
     """The figure's content (title, subtitle, warnings, legend, the expression with placeholders, extra)."""
     data = view.frame
@@ -413,9 +250,9 @@ def inner_html(view: ViewData) -> str:
                 pv = view.params[t.key]
                 return _placeholder(t, pv, view.axes[pv.axis], _static_chart(view, t.key, band_px),
                                     view.labels.get(t.key, ""))
-            return _code_html(t, key)
+            return code_html(t, key)
 
-        code = _code_block_html(cl, token_html)
+        code = code_block_html(cl, token_html, LEAF_CHARS["configs"])
         note_html = f' <span {_cls("gpviz-note")}>({escape_html(sec.note)})</span>' if sec.note else ""
         # every section folds (a <details>, open): a long kernel can be put away to read the noise and mean
         parts.append(f'<details {_cls("gpviz-section")} open><summary {_cls("gpviz-section-title")}>'

@@ -51,6 +51,12 @@ class FitModeTable(pd.DataFrame):
             out[str(mode)] = f"{mode}: {work}, {vs}; {why}."
         return out
 
+    def lead(self) -> str:
+        """One sentence: the mode with the fewest member-evaluations, and how the wall times were taken."""
+        runs = int(self["runs"].max()) if "runs" in self.columns and len(self) else 1
+        return (f"Fewest member-evaluations: {self.attrs.get('fewest', '')}. Wall times are the median of "
+                f"{plural(runs, 'run')} (error bars: fastest to slowest).")
+
     def chart(self):
         """Bar charts of member-evaluations and wall time per fit mode (matplotlib ``Figure``)."""
         fig = new_figure(8.0, 3.2)
@@ -69,7 +75,7 @@ class FitModeTable(pd.DataFrame):
         ax2.bar(names, med, color=colors, yerr=spread, capsize=4)
         ax2.set_ylabel("seconds")
         runs = int(self["runs"].max()) if "runs" in self.columns and len(self) else 1
-        ax2.set_title(f"Wall time (median of {plural(runs, 'run')}; bars: fastest to slowest)")
+        ax2.set_title(f"Wall time, median of {plural(runs, 'run')}")
         for ax in (ax1, ax2):
             ax.tick_params(axis="x", labelsize=8)
         return fig

@@ -3,6 +3,7 @@ hovering a line rings that member's dots and hovering a dot highlights its line.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from botorch.cross_validation import gen_loo_cv_folds
@@ -11,6 +12,7 @@ from botorch.models import SingleTaskGP
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
+from gpviz.html.compact import MAX_SHIFT_PX, PLOT_W, decode_compact
 
 pytestmark = pytest.mark.browser
 
@@ -32,26 +34,27 @@ def tracer():
 
 
 LOSS = "document.querySelector('.gpviz-loss')"
-STATE = "document.querySelector('.timeState')._r2pState"
+FIG = "document.querySelector('.gpviz-figure')"
 
 
 def test_loss_cursor_follows_the_step_and_lines_ring_dots(tracer, tmp_path, open_page):
     fig = tracer.render()
     assert fig.spec["loss"]["members"] == N
-    assert "<img" not in fig.html()  # the page draws the loss itself, no PNG
+    assert "loss per member against" not in fig.html()  # the page draws the loss itself, no PNG of it
     loaded = open_page(fig.save(tmp_path / "fit.html"), screenshot="fit_loss_chart.png")
     assert loaded.console_errors == []
     assert loaded.eval(f"{LOSS}.dataset.drawn") == "1"
+    assert loaded.eval("document.querySelectorAll('.gpviz-param[data-drawn=\"1\"]').length") == len(fig.keys)
     steps = fig.spec["steps"]
     xs = []
     for i in (0, len(steps) // 2, len(steps) - 1):
-        loaded.eval(f"{STATE}.selectTimestep({i})")
+        loaded.eval(f"{FIG}.gpvizShowStep({i})")
         assert loaded.eval(f"{LOSS}.dataset.cursorStep") == str(steps[i])
         xs.append(loaded.eval(f"{LOSS}.gpvizCursorX"))
     assert xs[0] < xs[1] < xs[2]  # the cursor's pixel position moves with the step
     # the cursor element itself moved on screen
     left = loaded.eval(f"{LOSS}.querySelector('.gpviz-loss-cursor').getBoundingClientRect().left")
-    loaded.eval(f"{STATE}.selectTimestep(0)")
+    loaded.eval(f"{FIG}.gpvizShowStep(0)")
     assert loaded.eval(f"{LOSS}.querySelector('.gpviz-loss-cursor').getBoundingClientRect().left") < left
 
     # hover member 2's line with a real mouse: its dots ring in every parameter chart
@@ -90,3 +93,16 @@ def test_converged_members_are_in_the_spec(tracer):
     spec = tracer.render().spec["loss"]
     summ = tracer.summary()
     assert sum(c is not None for c in spec["converged"]) == int(summ["converged_step"].notna().sum())
+
+
+def test_loss_points_travel_in_their_own_payload(tracer):
+    """Every recorded loss, decoded as the page decodes it: steps and members exact, losses within a
+    twentieth of a pixel of the chart's loss range (the parameter columns have another length)."""
+    fig = tracer.render()
+    got = decode_compact(fig.loss.text, fig.loss.layout)
+    series = tracer.loss_series()
+    np.testing.assert_array_equal(got["t"], series["t"])
+    np.testing.assert_array_equal(got["m"], series["m"])
+    span = series["v"].max() - series["v"].min()
+    assert np.abs(got["v"] - series["v"]).max() <= MAX_SHIFT_PX / PLOT_W * span
+    assert 'class="gpviz-loss-data"' in fig.html()

@@ -109,7 +109,7 @@ def test_every_placeholder_of_a_figure_carries_one_static_chart():
 
     k = gk.ScaleKernel(gk.RBFKernel(ard_num_dims=3, batch_shape=torch.Size([4])), batch_shape=torch.Size([4]))
     html = gpviz.render(k, feature_names=["a", "b", "c"]).fragment()
-    spans = re.findall(r'<span class="gpviz-param[^"]*" data-key="([^"]+)">(.*?)</span>', html)
+    spans = re.findall(r'<span class="gpviz-param[^"]*"(?: data-label="[^"]*")? data-key="([^"]+)">(.*?)</span>', html)
     assert len(spans) == 4 and all(inner.count('<img class="gpviz-static"') == 1 for _, inner in spans)
     assert "NaN" not in re.sub(r"<script.*?</script>", "", html, flags=re.S)
     assert F.STATIC_NOTE.split(":")[0] in html
