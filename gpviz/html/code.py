@@ -154,7 +154,7 @@ def code_block_html(cl: CodeLines, token_html, leaf_chars: int) -> str:
         out, text = [], []
         for j, t in enumerate(cl.lines[i]):
             if isinstance(t, Param) and cl.pads.get(i):
-                text.append(" " * cl.pads[i])
+                (text if strip else out).append(" " * cl.pads[i])
             if isinstance(t, Param) and strip:  # a grid cell: the text around its chart stays one piece
                 out.append(f'<span class="gpviz-cell-text">{"".join(text)}</span>' if text else "")
                 out.append(token_html(t))

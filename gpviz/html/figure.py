@@ -27,6 +27,8 @@ import hashlib
 import math
 import re
 
+from typing import Mapping
+
 import numpy as np
 
 from gpviz.errors import InputError
@@ -258,18 +260,21 @@ def inner_html(view: ViewData) -> str:
         parts.append(f'<details {_cls("gpviz-section")} open><summary {_cls("gpviz-section-title")}>'
                      f'{escape_html(sec.title)}{note_html}</summary><pre class="gpviz-code">{code}</pre></details>')
     if view.summary is not None:
-        parts.append(summary_html(view.summary))
+        parts.append(summary_html(view.summary, view.labels))
     if view.extra:
         parts.append(f'<div class="gpviz-extra">{view.extra}</div>')  # Markup: built by gpviz itself
     return "\n".join(parts)
 
 
-def summary_html(summary: VerdictSummary) -> str:
+def summary_html(summary: VerdictSummary, labels: Mapping[str, str] | None = None) -> str:
     """The verdicts in words: the note, one sentence per parameter group, and the held share per key and size.
 
-    A table cell reads "51% (2/4)": the share of the folds at that size held at the
-    prior's mode, and the repeats in which most folds are; its hover gives every count.
+    A row is named by its label (``lengthscale[log_lr]``; the key is its hover text and
+    ``data-key``). A table cell reads "51% (2/4)": the share of the folds at that size
+    held at the prior's mode, and the repeats in which most folds are; its hover gives
+    every count.
     """
+    labels = labels or {}
     parts = [f'<div class="gpviz-verdicts"><div class="gpviz-verdict-note">{escape_html(summary.note)}</div>']
     if summary.sentences:
         parts.append('<ul class="gpviz-verdict-sentences">'
@@ -287,7 +292,8 @@ def summary_html(summary: VerdictSummary) -> str:
                 cells.append(f'<td class="gpviz-verdict-cell" data-held="{b.share:.6g}" '
                              f'title="{escape_html(b.text)}" style="background: rgba(255, 170, 0, {alpha:.3f})">'
                              f"{b.share:.0%} ({b.repeats_held}/{b.repeats})</td>")
-            rows.append(f'<tr><td class="gpviz-verdict-key">{escape_html(key)}</td>{"".join(cells)}</tr>')
+            rows.append(f'<tr><td class="gpviz-verdict-key" data-key="{escape_html(key)}" title="{escape_html(key)}">'
+                        f'{escape_html(labels.get(key, key))}</td>{"".join(cells)}</tr>')
         parts.append('<table class="gpviz-verdict-table"><tr><th class="gpviz-verdict-key">held at the prior\'s '
                      f'mode: share of folds (repeats)</th>{head}</tr>{"".join(rows)}</table>')
     parts.append("</div>")

@@ -28,13 +28,14 @@ from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
 from gpviz.sweep.cells import thread_limit
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.workers import check_parallel, map_tasks
+from gpviz.tree.labels import expression_labels
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, resolve
 from gpviz.values.prior_info import prior_mode, prior_params, priors_by_param
 from gpviz.values.tensors import to_numpy
 
-COLUMNS = ["key", I_MODEL, "value", "raw", "lower", "upper", "trainable", "prior", "prior_params", "prior_mode",
-           "distance", "distance_space", "distance_sd", "d_log_prior", "d_log_lik", "ratio", "curv_prior",
+COLUMNS = ["key", "label", I_MODEL, "value", "raw", "lower", "upper", "trainable", "prior", "prior_params",
+           "prior_mode", "distance", "distance_space", "distance_sd", "d_log_prior", "d_log_lik", "ratio", "curv_prior",
            "curv_lik", "prior_share", "verdict"]
 
 
@@ -90,12 +91,14 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
         mll: A marginal log likelihood (``ExactMarginalLogLikelihood``; for a
             ``ModelListGP`` its ``SumMarginalLogLikelihood``, each sub-model on its
             own) or an exact GP model (an exact MLL is built around it).
-        feature_names: Passed to :func:`gpviz.model_expr` (keys do not depend on it).
+        feature_names: Passed to :func:`gpviz.model_expr`: they name the ``label`` column
+            (keys do not depend on them).
 
     Returns:
         One row per parameter element (in ``model_expr(model).keys`` order) per batch
         member (members in flattened batch order within each key), columns:
-        ``key``, ``i_model``, ``value``, ``raw``, ``lower``, ``upper``, ``trainable``,
+        ``key``, ``label`` (what people read: ``lengthscale[log_lr]``), ``i_model``,
+        ``value``, ``raw``, ``lower``, ``upper``, ``trainable``,
         ``prior`` (class name or "none"), ``prior_params``, ``prior_mode``,
         ``distance``, ``distance_space``, ``distance_sd``, ``d_log_prior``,
         ``d_log_lik`` (per-datum derivatives w.r.t. θ), ``ratio``
@@ -122,6 +125,7 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     batch = torch.Size(model_batch_shape(model))
     n = int(batch.numel())
     keys = list(expr.keys)
+    labels = expression_labels(expr)
     priors = priors_by_param(model)
     infos: dict[tuple[str, str], ParamInfo] = {}
     elements: dict[str, tuple[int, ...]] = {}
@@ -193,7 +197,7 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
             dist_sd = dist / sd if sd and math.isfinite(sd) else np.full(n, np.nan)
         verdict = classify(values, lower, upper, prior is not None, dist, near, share)
         part = {
-            "key": [key] * n, I_MODEL: np.arange(n), "value": values,
+            "key": [key] * n, "label": [labels.get(key, key)] * n, I_MODEL: np.arange(n), "value": values,
             "raw": to_numpy(element(info, info.raw, index, batch)), "lower": np.full(n, lower),
             "upper": np.full(n, upper), "trainable": np.full(n, bool(flags[(path, name)])),
             "prior": [type(prior).__name__ if prior is not None else "none"] * n,
@@ -207,7 +211,7 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     df = pd.DataFrame({c: np.concatenate(v) if v else np.zeros(0) for c, v in cols.items()}, columns=COLUMNS)
     df[I_MODEL] = df[I_MODEL].astype(np.int32)
     df["trainable"] = df["trainable"].astype(bool)
-    for c in ("key", "prior", "prior_params", "distance_space", "verdict"):
+    for c in ("key", "label", "prior", "prior_params", "distance_space", "verdict"):
         df[c] = df[c].astype(object)
     return df
 
@@ -222,8 +226,10 @@ def _model_list_pull(model, subs, feature_names) -> pd.DataFrame:
         pull = prior_pull(ExactMarginalLogLikelihood(sub.likelihood, sub))
         frames.append(pull.assign(key=f"models.{i}." + pull["key"]))
     out = pd.concat(frames, ignore_index=True)
-    order = {k: j for j, k in enumerate(model_expr(model, feature_names).keys)}
+    whole = model_expr(model, feature_names)
+    order = {k: j for j, k in enumerate(whole.keys)}
     out = out[out["key"].isin(order)]
+    out["label"] = out["key"].map(expression_labels(whole))  # unique over the whole list (models.0 vs models.1)
     out = out.iloc[np.lexsort((out[I_MODEL].to_numpy(), out["key"].map(order).to_numpy()))].reset_index(drop=True)
     out[I_MODEL] = out[I_MODEL].astype(np.int32)
     return out
@@ -416,6 +422,8 @@ def sweep_prior_pull(sweep, repeats: int | None = None, *, workers: int = 1, exe
     frames = map_tasks(_judge_chunk, job, tasks, parts={"make_model": sweep.make_model},
                        caller="sweep_prior_pull", workers=workers, executor=executor)
     out = pd.concat(frames, ignore_index=True)
+    if sweep.feature_names is not None:  # the label column by the sweep's feature names
+        out["label"] = out["key"].map(expression_labels(sweep.expression())).fillna(out["key"])
     for c in ("i_config", "size", "i_repeat", I_MODEL):
         out[c] = out[c].astype(np.int32)
     return out

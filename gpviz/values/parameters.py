@@ -10,6 +10,7 @@ from gpytorch.kernels import Kernel
 from gpviz.errors import InputError
 from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.models.families import is_gp_model, unwrap_model
+from gpviz.tree.labels import expression_labels
 from gpviz.values.bounds import at_bounds
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import member_block, param_info, parse_key, resolve
@@ -62,7 +63,9 @@ def parameters(obj, long: bool = False, feature_names=None, units: str = "model"
 
     Returns:
         Wide: one row per batch member, ``i_model`` (int32) then one float64
-        column per expression key, in the expression's key order.
+        column per expression key, in the expression's key order; ``attrs["labels"]``
+        maps each key to its readable label (``lengthscale[log_lr]``). Long: one row per
+        key and member, the ``label`` column beside the stable ``key``.
     """
     check_units(units)
     expr = expression_of(obj, feature_names)
@@ -102,9 +105,12 @@ def parameters(obj, long: bool = False, feature_names=None, units: str = "model"
         }
         for j, (key, index) in enumerate(items):
             facts[key] = {**shared, "index": ",".join(str(i) for i in index), "raw": raws[:, j].astype(np.float64)}
+    labels = expression_labels(expr)
     if not long:
-        return to_units(expr, pd.DataFrame({I_MODEL: np.arange(n, dtype=np.int32), **{k: values[k] for k in keys}}),
+        wide = to_units(expr, pd.DataFrame({I_MODEL: np.arange(n, dtype=np.int32), **{k: values[k] for k in keys}}),
                         units)[0]
+        wide.attrs["labels"] = {k: labels.get(k, k) for k in keys}
+        return wide
 
     def per_key(name, dtype=object):  # one value per key, repeated for its n member rows
         return np.repeat(np.array([facts[k][name] for k in keys], dtype=dtype), n)
@@ -116,7 +122,8 @@ def parameters(obj, long: bool = False, feature_names=None, units: str = "model"
     for k, (lo, hi) in enumerate(zip(lower[::n] if n else [], upper[::n] if n else [])):
         at[k * n:(k + 1) * n] = at_bounds(value[k * n:(k + 1) * n], lo, hi)
     df = pd.DataFrame({
-        "key": np.repeat(np.array(keys, dtype=object), n), "module": per_key("module"),
+        "key": np.repeat(np.array(keys, dtype=object), n),
+        "label": np.repeat(np.array([labels.get(k, k) for k in keys], dtype=object), n), "module": per_key("module"),
         "parameter": per_key("parameter"), "index": per_key("index"),
         I_MODEL: np.tile(np.arange(n, dtype=np.int32), len(keys)),
         "role": np.repeat(np.array(role, dtype=object), n),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -478,3 +479,27 @@ def test_sweep_prior_pull_arguments(sweep):
         sweep_prior_pull(sweep, repeats=-1)
     with pytest.raises(InputError, match="expects a gpviz Sweep"):
         sweep_prior_pull("not a sweep")
+
+
+def test_label_column_names_the_features_and_stays_unique_over_a_model_list():
+    X, Y = data(8, seed=8, d=2)
+    pull = prior_pull(SingleTaskGP(X, Y), feature_names=["log_lr", "dropout"])
+    assert list(pull.columns[:2]) == ["key", "label"]
+    assert set(pull.loc[pull.key.str.contains("lengthscale"), "label"]) == {"lengthscale[log_lr]",
+                                                                            "lengthscale[dropout]"}
+    from botorch.models import ModelListGP
+    from gpytorch.mlls import SumMarginalLogLikelihood
+
+    listed = ModelListGP(SingleTaskGP(X, Y), SingleTaskGP(X, -Y ** 2))
+    both = prior_pull(SumMarginalLogLikelihood(listed.likelihood, listed), feature_names=["log_lr", "dropout"])
+    per_key = both.drop_duplicates("key")
+    assert per_key["label"].is_unique and not per_key["label"].str.contains(r"lengthscale\[\d").any()
+
+
+def test_sweep_label_column_follows_the_sweeps_feature_names(sweep):
+    named = copy.copy(sweep)  # the module's sweep stays unnamed
+    named.feature_names = ["log_lr", "dropout"]
+    pull = sweep_prior_pull(named, repeats=1)
+    labels = set(pull.loc[pull.key.str.contains("lengthscale"), "label"])
+    assert labels == {"lengthscale[log_lr]", "lengthscale[dropout]"}
+    assert set(sweep_prior_pull(sweep, repeats=1)["label"]) >= {"lengthscale[x0]", "lengthscale[x1]"}

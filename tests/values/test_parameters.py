@@ -111,3 +111,20 @@ def test_meta_and_uninitialized_parameters_are_a_typed_error():
         gpviz.parameters(model)
     with pytest.raises(InputError, match="meta device"):
         gpviz.kernel_expr(gk.RBFKernel().double()).evaluate(torch.empty(3, 2, device="meta"))
+
+
+def test_labels_name_each_key_beside_it():
+    """The long frame's ``label`` and the wide frame's ``attrs["labels"]``: feature names, unique per frame."""
+    model = _model(d=2)
+    model.covar_module = gk.AdditiveKernel(gk.RBFKernel(ard_num_dims=2), gk.MaternKernel(ard_num_dims=2))
+    wide = gpviz.parameters(model, feature_names=["log_lr", "dropout"])
+    labels = wide.attrs["labels"]
+    assert list(labels) == list(wide.columns[1:])
+    assert labels["covar_module.kernels.0.lengthscale[0]"].startswith("lengthscale[log_lr]")
+    assert labels["covar_module.kernels.1.lengthscale[1]"].startswith("lengthscale[dropout]")
+    assert len(set(labels.values())) == len(labels)  # two kernels' lengthscales are told apart
+    long = gpviz.parameters(model, long=True, feature_names=["log_lr", "dropout"])
+    assert list(long.columns[:2]) == ["key", "label"]
+    assert dict(zip(long["key"], long["label"])) == labels
+    # without names the label still reads, by the default column name
+    assert gpviz.parameters(_model(), long=True)["label"].iloc[0] == "lengthscale[x0]"
