@@ -33,6 +33,7 @@ from gpviz.datasets import hyperparameter_landscape
 from gpviz.html.markup import Markup, as_html, escape_html
 from gpviz.html.page import document, table_html
 from gpviz.sweep.scores import score_table
+from gpviz.words import plural
 
 #: Dataset sizes, repeats and fold counts of the demo (default and ``--quick``).
 DEFAULT_SIZES = (8, 16, 24, 32, 40)
@@ -496,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\ngpviz demo finished in {time.perf_counter() - start:.0f} s: "
           f"open {(settings.out / 'index.html').resolve()}")
     if failed:
-        print(f"{len(failed)} step(s) failed: {', '.join(e.step for e in failed)}", file=sys.stderr)
+        print(f"{plural(len(failed), 'step')} failed: {', '.join(e.step for e in failed)}", file=sys.stderr)
         return 1
     return 0
 

@@ -52,6 +52,7 @@ from gpviz.trace.store import Recorder, dense_frames
 from gpviz.trace.summary import MAX_TIMESTEPS, summarize, timesteps_to_show
 from gpviz.values.columns import I_MODEL, I_TIMESTEP
 from gpviz.values.tensors import to_numpy
+from gpviz.words import plural
 
 #: At most this many live updates per second in a notebook.
 LIVE_UPDATES_PER_SECOND = 4.0
@@ -734,8 +735,8 @@ class FitTracer:
             return f"<pre>{escape_html(repr(self))}: {escape_html(type(e).__name__)}: {escape_html(e)}</pre>"
 
     def __repr__(self) -> str:
-        return (f"<FitTracer: {self.n_members} member(s), {len(self.keys)} keys, {self._next_t} timesteps, "
-                f"{len(self._segments)} run(s)>")
+        return (f"<FitTracer: {plural(self.n_members, 'member')}, {plural(len(self.keys), 'key')}, "
+                f"{plural(self._next_t, 'timestep')}, {plural(len(self._segments), 'optimizer run')}>")
 
     # ----- live view ----------------------------------------------------------------------------
 

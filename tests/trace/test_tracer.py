@@ -750,4 +750,8 @@ def test_live_figure_ends_as_the_tracers_own_page(monkeypatch):
     # the same page by construction: verdicts, tints, flags, values, title (saying when the fit ended)
     assert final.spec == again.spec and final._inner == again._inner and final.title == again.title
     assert "fit ended" in final.title and "(live)" not in final._inner
+    # counted in words: "4 members, 1 optimizer run", never "member(s)" (the title and the repr)
+    n = tracer.n_members
+    assert f"{n} members, " in final.title and "1 optimizer run" in final.title and "(s)" not in final.title
+    assert repr(tracer).startswith(f"<FitTracer: {n} members, ") and "(s)" not in repr(tracer)
     assert [p["held"] for p in final.spec["params"].values()] == [p["held"] for p in again.spec["params"].values()]
