@@ -1,11 +1,16 @@
-"""Torch threads for gpviz's long-running calls (cross-validation sweeps, fit-mode comparisons, the demo).
+"""Threads for gpviz's long-running calls (cross-validation sweeps and their verdicts, fit-mode comparisons, the demo).
 
 GP fits of tens to hundreds of points multiply small matrices: with several
 threads torch spends more time synchronizing than computing. Measured on a
 shared 2-core machine under load, small fits ran about 3x faster with one torch
 thread than with torch's default. gpviz's long-running calls therefore run with
 one thread by default and restore the caller's setting afterwards; ``threads=None``
-keeps torch's own setting.
+keeps the process's own setting.
+
+The limit covers NumPy's BLAS as well as torch: SciPy's L-BFGS-B calls BLAS on
+every step and BLAS's idle threads busy-wait, which one process barely notices but
+two processes on two cores do (each fitted 3-4x slower than alone, so
+``cv_sweep(workers=2)`` was slower than one process).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
+import threadpoolctl
 import torch
 
 from gpviz.errors import InputError
@@ -36,17 +42,24 @@ def check_threads(threads) -> int | None:
 
 @contextlib.contextmanager
 def torch_threads(threads: int | None = DEFAULT_THREADS) -> Iterator[None]:
-    """Runs the block with ``threads`` torch threads (None: unchanged), then restores the caller's setting."""
+    """Runs the block with ``threads`` torch and BLAS threads (None: unchanged), then restores the caller's setting.
+
+    Raises:
+        InputError: if ``threads`` is not a positive integer or None.
+    """
     threads = check_threads(threads)
     if threads is None:
         yield
         return
     old = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
-        yield
+        if threads != old:
+            torch.set_num_threads(threads)
+        with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+            yield
     finally:
-        torch.set_num_threads(old)
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
 
 
 __all__ = ["DEFAULT_THREADS", "check_threads", "torch_threads"]

@@ -25,9 +25,9 @@ from gpviz.models.families import MODEL_LIST, family_of, is_fully_bayesian, mode
 from gpviz.priors.derivatives import (derivatives, element, fast_prior_derivs, is_positive, log_std, mll_terms,
                                       prior_std, transform_derivs)
 from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
-from gpviz.sweep.cells import thread_limit
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.workers import check_parallel, map_tasks
+from gpviz.threads import torch_threads
 from gpviz.tree.labels import expression_labels
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, resolve
@@ -342,7 +342,7 @@ def _stacked_model(job: PullJob, i_config: int, repeats: list[int]):
 
 def _judge_chunk(job: PullJob, i_config: int, size: int, chunk: list[int]) -> pd.DataFrame:
     """The prior_pull rows of some repeats of one size (stacked into one model where the factory allows)."""
-    with thread_limit(job.threads):
+    with torch_threads(job.threads):
         stacked = _stacked_model(job, i_config, chunk) if len(chunk) > 1 else None
         if stacked is not None:
             model, members = stacked

@@ -6,7 +6,6 @@ comes from :func:`subset_indices`, its torch seed from :func:`cell_seed`.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import time
@@ -15,13 +14,13 @@ from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
-import threadpoolctl
 import torch
 from botorch.cross_validation import gen_loo_cv_folds
 from botorch.fit import fit_gpytorch_mll
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz.errors import InputError
+from gpviz.threads import torch_threads
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 from gpviz.values.parameters import parameters
 from gpviz.values.tensors import to_numpy
@@ -284,29 +283,6 @@ class CellJob:
     threads: int | None  # torch and BLAS threads while a cell fits (None: leave the process's setting)
 
 
-@contextlib.contextmanager
-def thread_limit(threads: int | None):
-    """Torch's and NumPy's BLAS threads set to ``threads`` inside the block, the caller's restored after.
-
-    BLAS is limited too because SciPy's L-BFGS-B calls it on every step and its idle
-    threads busy-wait: one such process barely notices, but two on two cores each fit
-    several times slower than alone (measured here), so ``workers=2`` was slower than one
-    process. ``None`` leaves both as they are.
-    """
-    if threads is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    try:
-        if threads != old:
-            torch.set_num_threads(threads)
-        with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
-            yield
-    finally:
-        if torch.get_num_threads() != old:
-            torch.set_num_threads(old)
-
-
 def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -> Cell:
     """Fits one cell exactly the same way wherever it runs (this process, a worker, a cluster).
 
@@ -314,13 +290,13 @@ def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -
     :func:`subset_indices`, torch's generator is seeded with :func:`cell_seed` (BoTorch's
     retries redraw parameters from their priors) and restored afterwards, the default
     dtype and torch's thread count (which changes reduction order) are set for the fit and
-    restored afterwards (:func:`thread_limit`).
+    restored afterwards (:func:`gpviz.threads.torch_threads`, which limits BLAS too).
     """
     rows = subset_indices(job.X.shape[0], size, i_repeat, seed)
     old_dtype = torch.get_default_dtype()
     try:
         torch.set_default_dtype(job.dtype)
-        with thread_limit(job.threads), torch.random.fork_rng(devices=[]):
+        with torch_threads(job.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(cell_seed(seed, size, i_repeat))
             return run_cell(job.make_model, job.X, job.Y, rows, i_config=i_config, i_repeat=i_repeat,
                             mll_cls=job.mll_cls, fit_kwargs=job.fit_kwargs,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import threadpoolctl
 import torch
 from botorch.models import SingleTaskGP
 
@@ -53,12 +54,17 @@ def test_cv_sweep_fits_with_one_thread_and_restores_the_callers_setting(two_thre
         gpviz.cv_sweep(keep, X, Y, sizes=[5], repeats=1, progress=False, threads=0)
 
 
-def test_torch_threads_restores_after_an_error(two_threads):
-    with pytest.raises(RuntimeError):
-        with torch_threads(1):
-            assert torch.get_num_threads() == 1
-            raise RuntimeError("boom")
-    assert torch.get_num_threads() == 2
+def _blas_threads() -> int:
+    return max(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
+
+
+def test_torch_threads_limits_blas_too_and_restores_both_after_an_error(two_threads):
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with pytest.raises(RuntimeError):
+            with torch_threads(1):
+                assert torch.get_num_threads() == 1 and _blas_threads() == 1
+                raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2 and _blas_threads() == 2
 
 
 @pytest.mark.slow
