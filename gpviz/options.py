@@ -23,6 +23,8 @@ OPTIONS: dict[str, str] = {
     "tasks": "display names of the tasks of a multi-task model",
     "outputs": "display names of the outputs of a multi-output model or a ModelListGP",
     "title": "the figure's title",
+    "verdicts": "prior_pull verdicts: None (when cheap), True (always) or False (never)",
+    "element_id": "a fixed container id for reproducible output (a model's figure)",
     "feature_groups": "{choice: {column: value}} naming one-hot columns by the choice they encode "
                       "(compare('optimizer=adam'))",
 }

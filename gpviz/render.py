@@ -12,6 +12,7 @@ importable from their modules (``from gpviz.render import render_frame, Figure``
 
 from __future__ import annotations
 
+import inspect
 from typing import Mapping, Sequence
 
 import torch
@@ -23,6 +24,9 @@ from gpviz.html.figure import Figure, figure
 from gpviz.html.live import LiveFigure
 from gpviz.html.markup import escape_html, js_string, script_json
 from gpviz.html.page import Page
+from gpviz.models.expr import model_expr
+from gpviz.models.families import is_gp_model, unwrap_model
+from gpviz.options import reject_unknown
 from gpviz.priors.judge import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, model_verdicts, sweep_verdicts
 from gpviz.priors.verdicts import key_verdicts, with_verdicts
 from gpviz.sweep.result import Sweep
@@ -86,8 +90,12 @@ def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extr
     return figure(view, element_id)
 
 
-def render(obj, feature_names=None, units: str = "model", *, title: str | None = None,
-           element_id: str | None = None, verdicts: bool | None = None) -> Figure:
+#: What :func:`render` takes (the shared options of :mod:`gpviz.options`, and its own).
+RENDER_OPTIONS = ("feature_names", "units", "tasks", "outputs", "title", "element_id", "verdicts")
+
+
+def render(obj, feature_names=None, units: str = "model", *, tasks=None, outputs=None, title: str | None = None,
+           element_id: str | None = None, verdicts: bool | None = None, **unknown) -> Figure:
     """Renders a model, kernel, MLL or expression, or a fit tracer or sweep.
 
     A model with one member is drawn as a snapshot (its values); a batched
@@ -104,6 +112,9 @@ def render(obj, feature_names=None, units: str = "model", *, title: str | None =
         units: ``"model"``: values as the model stores them (labelled with their
             space, e.g. "standardized outputs"); ``"original"``: converted back to
             the data's units where an exact conversion exists (see :mod:`gpviz.values.units`).
+        tasks: Display names of the tasks of a multi-task model.
+        outputs: Display names of the outputs (a ModelListGP's models, or the members of a
+            batched multi-output model: its dots).
         title: Figure title (default: the model's class and batch size).
         element_id: Fixed container id for reproducible output.
         verdicts: ``None`` (default): prior_pull verdicts when the model is small
@@ -112,14 +123,38 @@ def render(obj, feature_names=None, units: str = "model", *, title: str | None =
             analyse is drawn without verdicts, never an error.
 
     Raises:
-        InputError: unknown ``units`` or an object gpviz cannot render.
+        InputError: unknown ``units``, an object gpviz cannot render, an unknown option, or
+            an option that does not apply (``tasks`` for a model without tasks, ``outputs``
+            for one output, any option an object's own ``render`` does not take).
     """
+    reject_unknown("render", unknown, RENDER_OPTIONS)
     check_units(units)
+    given = {k: v for k, v in dict(feature_names=feature_names, tasks=tasks, outputs=outputs, title=title,
+                                   verdicts=verdicts, element_id=element_id).items() if v is not None}
+    if units != "model":
+        given["units"] = units
     if isinstance(obj, Figure):
+        if given:
+            raise InputError(f"render() got a finished Figure: its options are fixed ({', '.join(given)}= "
+                             f"cannot change it); pass them when the figure is made")
         return obj
     if not isinstance(obj, (torch.nn.Module, Expr)) and callable(getattr(obj, "render", None)):
-        return obj.render()
-    expr = expression_of(obj, feature_names)
+        # a fit tracer or a sweep: the same options, passed on; one its render does not take is an InputError
+        takes = inspect.signature(obj.render).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in takes.values()):
+            reject_unknown(f"{type(obj).__name__}.render", {k: v for k, v in given.items() if k not in takes},
+                           [k for k, p in takes.items() if p.kind is not p.VAR_POSITIONAL])
+        return obj.render(**given)
+    if isinstance(obj, Expr) and (tasks is not None or outputs is not None):
+        raise InputError("render(expression, tasks=/outputs=): an expression's names are fixed; pass them to "
+                         "gpviz.model_expr(model, tasks=..., outputs=...) or render the model itself")
+    if tasks is not None or outputs is not None:
+        if not is_gp_model(unwrap_model(obj)):
+            raise InputError(f"tasks= and outputs= apply to a GP model, not to a {type(obj).__name__} "
+                             f"(a kernel has no tasks or outputs)")
+        expr = model_expr(obj, feature_names, tasks=tasks, outputs=outputs)
+    else:
+        expr = expression_of(obj, feature_names)
     return _render_expr(expr, units=units, title=title, element_id=element_id, verdicts=verdicts)
 
 
@@ -132,9 +167,9 @@ def _render_expr(expr, units: str = "model", title: str | None = None, element_i
 
 @display.register_renderer(FitTracer)
 def _render_tracer(tracer: FitTracer, max_timesteps: int | None = None, title: str | None = None,
-                   loss_chart: bool = True, verdicts: bool | None = None) -> Figure:
+                   loss_chart: bool = True, verdicts: bool | None = None, expr=None, units: str = "model") -> Figure:
     found = model_verdicts(tracer.expr, force=bool(verdicts)) if verdicts is not False else {}
-    return figure(trace_view(tracer, found, max_timesteps, title, loss_chart))
+    return figure(trace_view(tracer, found, max_timesteps, title, loss_chart, expr=expr, units=units))
 
 
 @display.register_renderer(FitTracer, kind="show")

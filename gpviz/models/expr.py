@@ -23,6 +23,7 @@ from gpviz import hooks
 from gpviz.errors import InputError
 from gpviz.models.families import (HIGHER_ORDER, MODEL_LIST, family_of, input_space, is_gp_model, member_label,
                                    model_batch_shape, num_inputs, output_space, unwrap_model)
+from gpviz.options import check_applies, check_names, reject_unknown
 from gpviz.tree.nodes import (Call, Const, Node, Opaque, Param, Part, Product, Section, Sum, Symbol, TaskCovar, Vector,
                               iter_nodes)
 from gpviz.tree.evaluate import check_inputs
@@ -175,6 +176,7 @@ class ModelExpr(Expr):
         self.tasks = tuple(tasks)
         self._covar_path = covar_path
         self.covariance_width: int | None = None  # columns the covariance kernel sees, when not the features
+        self.member_names: tuple[str, ...] | None = None  # a batched multi-output model's output names (its dots)
 
     def input_width(self) -> int | None:
         """Columns :meth:`evaluate` expects: the kernel's own inputs (LCEMGP's lack the task column)."""
@@ -447,7 +449,7 @@ def _list_outputs(model, outputs) -> tuple[str, ...]:
     return names
 
 
-def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, outputs=None) -> ModelExpr:
+def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, outputs=None, **unknown) -> ModelExpr:
     """Builds the expression of a GP model: covariance kernel, noise and mean.
 
     Args:
@@ -457,16 +459,20 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
         strict: Re-raise kernel handler errors.
         tasks: Display names of tasks (multi-task models); default: the task
             values seen in the training data.
-        outputs: Display names of the outputs of a ``ModelListGP``.
+        outputs: Display names of the outputs of a ``ModelListGP``, or of the members of a
+            batched multi-output model (its dots: "output 'yield'").
 
     Returns:
         A :class:`ModelExpr` (a :class:`ModelListExpr` for model lists);
         ``.evaluate(x1, x2)`` computes the covariance.
 
     Raises:
-        InputError: if ``model`` is not a GP model, or names have the wrong length.
+        InputError: if ``model`` is not a GP model, names have the wrong length, an option
+            does not apply (``tasks`` for a model without tasks, ``outputs`` for one output;
+            ``units`` and ``title`` belong to the views, see :mod:`gpviz.options`), or is unknown.
         UnsupportedError: if a model list's sub-models have incompatible batch shapes.
     """
+    reject_unknown("model_expr", unknown, ("feature_names", "strict", "tasks", "outputs"))
     model = unwrap_model(model)
     if not is_gp_model(model):
         raise InputError(
@@ -480,6 +486,12 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
         features = root_features(feature_names, n_in[0] if len(set(n_in)) == 1 else None, type(model).__name__)
         parts = tuple(_gp_expr(m, model, f"models.{i}", features if features is not None else root_features(
             None, num_inputs(m), type(m).__name__), batch, strict, tasks) for i, m in enumerate(model.models))
+        if tasks is not None and not any(p.tasks for p in parts):
+            check_applies(parts[0], tasks=tasks)
         return ModelListExpr(model, parts, names, batch, features)
     features = root_features(feature_names, num_inputs(model), type(model).__name__)
-    return _gp_expr(model, model, "", features, batch, strict, tasks)
+    expr = _gp_expr(model, model, "", features, batch, strict, tasks)
+    check_applies(expr, tasks=tasks, outputs=outputs)
+    if outputs is not None:  # a batched multi-output model: its members (the dots) are its outputs
+        expr.member_names = check_names("outputs", outputs, int(torch.Size(batch).numel()), "outputs")
+    return expr

@@ -46,6 +46,7 @@ from gpviz.errors import InputError, TracerWarning
 from gpviz.html.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.models.families import model_batch_shape
+from gpviz.options import reject_unknown
 from gpviz.trace.plot import loss_plot, loss_series
 from gpviz.trace.reader import BatchedRun, Group, Segment, ValueReader
 from gpviz.trace.store import Recorder, dense_frames
@@ -705,7 +706,8 @@ class FitTracer:
         return len(self._segments)
 
     def render(self, max_timesteps: int | None = None, title: str | None = None, loss_chart: bool = True,
-               verdicts: bool | None = None):
+               verdicts: bool | None = None, *, feature_names=None, units: str = "model", tasks=None, outputs=None,
+               **unknown):
         """The animated page: the model's expression with one dot per member per parameter,
         stepping through the fit (play, pause, scrub).
 
@@ -720,13 +722,30 @@ class FitTracer:
         1,000+ steps watchable. An explicit ``max_timesteps`` keeps at most that many steps,
         always the first, the last and every retry boundary; :attr:`frames` keeps every exact value.
 
+        Args:
+            max_timesteps: None (every step) or at most this many.
+            title: Page title.
+            loss_chart: Draw the loss chart (one line per member, a cursor at the step shown).
+            verdicts: As above.
+            feature_names, units, tasks, outputs: The options of :func:`gpviz.render`
+                (``feature_names`` default: the tracer's own; see :mod:`gpviz.options`).
+
         Returns:
             A :class:`gpviz.html.figure.Figure`.
+
+        Raises:
+            InputError: for an unknown option or one that does not apply.
         """
+        reject_unknown("FitTracer.render", unknown, ("max_timesteps", "title", "loss_chart", "verdicts",
+                                                     "feature_names", "units", "tasks", "outputs"))
         if self.expr is None:
             raise InputError("nothing to render: the tracer has no model expression (no MLL bound yet)")
+        expr = self.expr
+        if feature_names is not None or tasks is not None or outputs is not None:
+            expr = model_expr(self.expr.module, feature_names if feature_names is not None else self._feature_names,
+                              tasks=tasks, outputs=outputs)
         return _display.render(self, max_timesteps=max_timesteps, title=title, loss_chart=loss_chart,
-                              verdicts=verdicts)
+                               verdicts=verdicts, expr=expr, units=units)
 
     def _repr_html_(self) -> str:
         try:
