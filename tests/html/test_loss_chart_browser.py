@@ -45,6 +45,9 @@ def test_loss_cursor_follows_the_step_and_lines_ring_dots(tracer, tmp_path, open
     assert loaded.console_errors == []
     assert loaded.eval(f"{LOSS}.dataset.drawn") == "1"
     assert loaded.eval("document.querySelectorAll('.gpviz-param[data-drawn=\"1\"]').length") == len(fig.keys)
+    # the fit page has its notation key too: exactly the functions of a SingleTaskGP's expression
+    fns = loaded.eval("Array.from(document.querySelectorAll('.gpviz-notation li')).map(e => e.dataset.fn)")
+    assert sorted(fns) == ["compare", "norm_l2", "rbf"]
     steps = fig.spec["steps"]
     xs = []
     for i in (0, len(steps) // 2, len(steps) - 1):
