@@ -3,7 +3,7 @@
 The public names below are a contract (README.md has a tour): expressions
 (``kernel_expr``, ``model_expr``, ``register_kernel``), parameters
 (``parameters``, ``to_units``), fitting (``trace_fit``, ``FitTracer``,
-``compare_fit_modes``), sweeps and priors (``cv_sweep``, ``Sweep``, ``compare``,
+``compare_fit_modes``, ``trace_fits``), sweeps and priors (``cv_sweep``, ``Sweep``, ``compare``,
 ``prior_pull``, ``sweep_prior_pull``, ``with_priors``), rendering (``render``) and ``GpvizError``.
 ``docs/architecture.md`` maps the modules behind them.
 Nothing here imports rows2prose or IPython: pages are built when asked for.
@@ -18,15 +18,17 @@ from gpviz.render import render  # also registers the renderers of expressions, 
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.runner import cv_sweep
 from gpviz.trace.modes import compare_fit_modes
+from gpviz.trace.fits import trace_fits
 from gpviz.trace.tracer import FitTracer, trace_fit
 from gpviz.values.parameters import parameters
 from gpviz.values.units import to_units
 from gpviz.walk.expr import kernel_expr
 from gpviz.walk.registry import register_kernel
+from gpviz import ax as _ax  # registers the Ax model source (it imports no Ax)
 
 __all__ = [
     "FitTracer", "GpvizError", "Sweep", "compare", "compare_fit_modes", "cv_sweep", "kernel_expr",
     "model_expr", "parameters", "prior_pull", "register_kernel", "render", "sweep_prior_pull", "to_units",
-    "trace_fit", "with_priors",
+    "trace_fit", "trace_fits", "with_priors",
 ]
 __version__ = "0.1.0"

@@ -9,8 +9,11 @@ it needs a few things no public API gives:
   (``sys._getframe``) by the code objects of those functions;
 - **patches**: for the duration of a ``trace_fit`` block, three BoTorch functions
   are swapped for wrappers that hand gpviz a zero-cost iteration marker
-  (``minimize_with_timeout``, ``fmin_l_bfgs_b_batched``, ``torch_minimize``). Each
-  works only because its caller looks the name up in a module at call time;
+  (``minimize_with_timeout``, ``fmin_l_bfgs_b_batched``, ``torch_minimize``); for
+  a ``trace_fits`` block, the two routines ``fit_gpytorch_mll`` hands each MLL to
+  (``_fit_fallback``, ``_fit_fallback_approximate``) are wrapped so that every fit,
+  whoever calls it, gets a tracer. Each works only because its caller looks the
+  name up in a module at call time;
 - **helpers**: scipy's ``_wrap_callback`` (it makes scipy pass the live
   ``OptimizeResult`` to a callback), the state layout of BoTorch's batched closure
   (``_trailing_sizes``), GPyTorch's private setters (``_set_lengthscale`` ...) that
@@ -96,6 +99,12 @@ HOOKS: tuple[HookPoint, ...] = (
     HookPoint("torch_minimize", "botorch.optim.fit", "torch_minimize", "patch",
               caller=("botorch.optim.fit", "fit_gpytorch_mll_torch"),
               lost="trace_fit records no steps of fit_gpytorch_mll_torch"),
+    HookPoint("fit_fallback_entry", "botorch.fit", "_fit_fallback", "patch",
+              caller=("botorch.fit", "fit_gpytorch_mll"),
+              lost="trace_fits records no fits of exact GPs (the MLLs fit_gpytorch_mll hands to _fit_fallback)"),
+    HookPoint("fit_fallback_approximate_entry", "botorch.fit", "_fit_fallback_approximate", "patch",
+              caller=("botorch.fit", "fit_gpytorch_mll"),
+              lost="trace_fits records no fits of approximate (variational) GPs"),
     HookPoint("wrap_callback", "scipy.optimize._optimize", "_wrap_callback", "helper",
               lost="trace_fit records no per-member steps of batched models (cross-validation folds)"),
     HookPoint("batched_closure_layout", "botorch.optim.closures.core", "BatchedNDarrayOptimizationClosure.__init__",
@@ -411,8 +420,8 @@ def install(listener) -> None:
     with _PATCH_LOCK:
         if not _ACTIVE:
             for p in HOOKS:
-                if p.kind != "patch" or not _usable(p.key, ok):
-                    continue
+                if p.kind != "patch" or p.key not in _PATCHES or not _usable(p.key, ok):
+                    continue  # (the fit entry points are wrapped by wrap_fit_entries, for trace_fits only)
                 mod = importlib.import_module(p.module)
                 _ORIGINALS[p.key] = (mod, p.attr, getattr(mod, p.attr))
                 setattr(mod, p.attr, _PATCHES[p.key])
@@ -428,6 +437,35 @@ def uninstall(listener) -> None:
             for mod, attr, orig in _ORIGINALS.values():
                 setattr(mod, attr, orig)
             _ORIGINALS.clear()
+
+
+#: The routines ``fit_gpytorch_mll`` hands each MLL to, wrapped for ``trace_fits`` (not for ``trace_fit``).
+FIT_ENTRIES = ("fit_fallback_entry", "fit_fallback_approximate_entry")
+_ENTRY_ORIGINALS: dict[str, tuple[object, str, Callable]] = {}
+
+
+def wrap_fit_entries(make_wrapper: Callable[[Callable], Callable]) -> tuple[str, ...]:
+    """Swaps each fit entry routine for ``make_wrapper(original)``; returns the keys wrapped.
+
+    A routine that moved is skipped (:func:`verified` has warned): its fits run untraced.
+    """
+    ok = verified()
+    with _PATCH_LOCK:
+        for p in HOOKS:
+            if p.key in FIT_ENTRIES and p.key not in _ENTRY_ORIGINALS and _usable(p.key, ok):
+                mod = importlib.import_module(p.module)
+                orig = getattr(mod, p.attr)
+                _ENTRY_ORIGINALS[p.key] = (mod, p.attr, orig)
+                setattr(mod, p.attr, make_wrapper(orig))
+        return tuple(_ENTRY_ORIGINALS)
+
+
+def unwrap_fit_entries() -> None:
+    """Puts BoTorch's own fit entry routines back."""
+    with _PATCH_LOCK:
+        for mod, attr, orig in _ENTRY_ORIGINALS.values():
+            setattr(mod, attr, orig)
+        _ENTRY_ORIGINALS.clear()
 
 
 def missing_patches() -> tuple[str, ...]:

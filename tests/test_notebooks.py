@@ -12,7 +12,7 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 #: Notebooks the tour ships; each must exist (the test fails if one goes missing).
 TOUR = {"quickstart.ipynb", "cv_sweep.ipynb", "prior_strength.ipynb", "batched_training.ipynb",
-        "custom_kernels.ipynb", "trace_fit_live.ipynb"}
+        "custom_kernels.ipynb", "trace_fit_live.ipynb", "ax.ipynb"}
 
 
 def test_the_tour_notebooks_exist_and_are_stored_without_outputs():

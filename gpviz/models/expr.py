@@ -23,6 +23,7 @@ from gpviz import hooks
 from gpviz.errors import InputError
 from gpviz.models.families import (HIGHER_ORDER, MODEL_LIST, family_of, input_space, is_gp_model, member_label,
                                    model_batch_shape, num_inputs, output_space, unwrap_model)
+from gpviz.models.sources import source_of
 from gpviz.options import check_applies, check_names, reject_unknown
 from gpviz.tree.nodes import (Call, Const, Node, Opaque, Param, Part, Product, Section, Sum, Symbol, TaskCovar, Vector,
                               iter_nodes)
@@ -214,8 +215,11 @@ class ModelExpr(Expr):
     def text(self, member: int = 0, width: int = 88) -> str:
         vals = self.values(member) if self.keys else {}
         n = int(torch.Size(self.batch_shape).numel())
-        head = f"{type(self.module).__name__}: Gaussian process"
-        if n > 1:
+        head = f"{getattr(self, 'title', None) or type(self.module).__name__}: Gaussian process"
+        names = getattr(self, "member_names", None)  # e.g. the metrics of an Ax multi-output model
+        if n > 1 and names is not None and len(names) == n:
+            head += f" (batch of {n} {self.member_label}: {', '.join(names)}; values of {names[member]})"
+        elif n > 1:
             head += f" (batch of {n} {self.member_label}; values of member {member})"
         lines = [head]
         for sec in self.sections:
@@ -454,7 +458,9 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
 
     Args:
         model: A BoTorch model or GPyTorch GP (exact, approximate, multi-task,
-            Kronecker, higher-order, a ``ModelListGP``), or an MLL wrapping one.
+            Kronecker, higher-order, a ``ModelListGP``), an MLL wrapping one, or an
+            object of a registered source (an Ax ``Client``, ``GenerationStrategy``,
+            ``TorchAdapter``...: its surrogate, named from the search space).
         feature_names: Names of the input columns (list or a DataFrame of inputs).
         strict: Re-raise kernel handler errors.
         tasks: Display names of tasks (multi-task models); default: the task
@@ -473,6 +479,9 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
         UnsupportedError: if a model list's sub-models have incompatible batch shapes.
     """
     reject_unknown("model_expr", unknown, ("feature_names", "strict", "tasks", "outputs"))
+    source = source_of(model)
+    if source is not None:  # e.g. an Ax Client: the source's module finds the model and its names
+        return source.expr(model, feature_names, strict=strict, tasks=tasks, outputs=outputs)
     model = unwrap_model(model)
     if not is_gp_model(model):
         raise InputError(

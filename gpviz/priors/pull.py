@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 from botorch.cross_validation import gen_loo_cv_folds
-from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood
+from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood, SumMarginalLogLikelihood
 
 from gpviz.errors import InputError, UnsupportedError
 from gpviz.models.expr import model_expr
 from gpviz.models.families import MODEL_LIST, family_of, is_fully_bayesian, model_batch_shape, sub_models
+from gpviz.models.sources import source_of
 from gpviz.priors.derivatives import (derivatives, element, fast_prior_derivs, is_positive, log_std, mll_terms,
                                       prior_std, transform_derivs)
 from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
@@ -42,6 +43,9 @@ COLUMNS = ["key", "label", I_MODEL, "value", "raw", "lower", "upper", "trainable
 def _as_mll(obj) -> MarginalLogLikelihood:
     if isinstance(obj, MarginalLogLikelihood):
         return obj
+    if isinstance(obj, torch.nn.Module) and family_of(obj) is MODEL_LIST and hasattr(obj, "likelihood"):
+        # a bare ModelListGP: the SumMarginalLogLikelihood BoTorch fits it with (one sub-model at a time)
+        return SumMarginalLogLikelihood(obj.likelihood, obj)
     if isinstance(obj, torch.nn.Module) and hasattr(obj, "likelihood") and hasattr(obj, "train_inputs"):
         # a bare exact GP: the MLL BoTorch's fit_gpytorch_mll would be given
         return ExactMarginalLogLikelihood(obj.likelihood, obj)
@@ -90,7 +94,8 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     Args:
         mll: A marginal log likelihood (``ExactMarginalLogLikelihood``; for a
             ``ModelListGP`` its ``SumMarginalLogLikelihood``, each sub-model on its
-            own) or an exact GP model (an exact MLL is built around it).
+            own) or an exact GP model (an exact MLL is built around it), or an Ax
+            ``Client`` / ``GenerationStrategy`` / ``TorchAdapter`` (its surrogate model).
         feature_names: Passed to :func:`gpviz.model_expr`: they name the ``label`` column
             (keys do not depend on them).
 
@@ -111,6 +116,9 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
         UnsupportedError: if the MLL does not return one value per batch member, or the
             model is fully Bayesian (SAAS: MCMC samples, no MLL fit).
     """
+    if source_of(mll) is not None:  # an Ax Client...: the surrogate's model, named from the search space
+        expr = model_expr(mll, feature_names)
+        return prior_pull(expr.module, [f.name for f in expr.features] if expr.features is not None else None)
     mll = _as_mll(mll)
     model = mll.model
     if is_fully_bayesian(model):

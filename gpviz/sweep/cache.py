@@ -69,15 +69,20 @@ def factory_fingerprint(make_model, depth: int = 0) -> str:
     return h.hexdigest()[:16]
 
 
-def sweep_identity(X: torch.Tensor, Y: torch.Tensor, make_model, fit_kwargs, mll_cls, observation_noise) -> dict:
-    """Everything a cell's result depends on besides ``(seed, size, repeat)``: the cache's namespace key."""
+def sweep_identity(X: torch.Tensor, Y: torch.Tensor, make_model, fit_kwargs, mll_cls, observation_noise,
+                   order: str = "random") -> dict:
+    """Everything a cell's result depends on besides ``(seed, size, repeat)``: the cache's namespace key.
+
+    ``order`` enters only when it is not ``"random"``, so random sweeps keep the namespaces they had.
+    """
     return {"format": CACHE_FORMAT, "data": _fingerprint(X, Y),
             "make_model": getattr(make_model, "__qualname__", type(make_model).__name__),
             "make_model_fingerprint": factory_fingerprint(make_model),
             "fit_kwargs": repr(sorted((fit_kwargs or {}).items())),
             "mll_cls": getattr(mll_cls, "__qualname__", str(mll_cls)),
             "observation_noise": bool(observation_noise),
-            "default_dtype": str(torch.get_default_dtype())}
+            "default_dtype": str(torch.get_default_dtype()),
+            **({"order": order} if order != "random" else {})}
 
 
 def _encode_frame(df: pd.DataFrame) -> dict:

@@ -1,7 +1,8 @@
-"""One cell of a cross-validation sweep: a random subset of one size, its leave-one-out folds fit as one batch.
+"""One cell of a cross-validation sweep: a subset of one size, its leave-one-out folds fit as one batch.
 
 A cell's result depends only on ``(seed, size, repeat)`` and the inputs: its subset
-comes from :func:`subset_indices`, its torch seed from :func:`cell_seed`.
+comes from :func:`subset_rows` (a seeded random draw, :func:`subset_indices`, or the
+first n rows for ``order="trials"``), its torch seed from :func:`cell_seed`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,40 @@ def subset_indices(num_points: int, size: int, i_repeat: int, seed: int) -> np.n
     """
     rng = np.random.default_rng([int(seed), int(size), int(i_repeat)])
     return np.sort(rng.choice(num_points, size=size, replace=False)).astype(np.int64)
+
+
+#: How ``cv_sweep`` picks each cell's rows: seeded random subsets, or the first n rows (trial order).
+ORDERS = ("random", "trials")
+
+
+def check_order(order, repeats: int) -> str:
+    """Validates ``order``.
+
+    Raises:
+        InputError: an unknown order, or ``order="trials"`` with more than one repeat
+            (every repeat would be the same subset).
+    """
+    if order not in ORDERS:
+        raise InputError(f"unknown order: {order!r} (must be one of {list(ORDERS)})")
+    if order == "trials" and repeats != 1:
+        raise InputError(f"order='trials' takes the first n rows, the same subset for every repeat: use repeats=1, "
+                         f"got repeats={repeats}")
+    return order
+
+
+def subset_rows(num_points: int, size: int, i_repeat: int, seed: int, order: str = "random") -> np.ndarray:
+    """The rows of one cell: :func:`subset_indices` for ``order="random"``, the first ``size`` rows for "trials".
+
+    With ``order="trials"`` the data's row order is time (an Ax experiment's completed
+    trials in the order Ax ran them): size n is the model as it could be fit after
+    the first n trials.
+
+    Returns:
+        ``size`` sorted int64 row indices.
+    """
+    if order == "trials":
+        return np.arange(size, dtype=np.int64)
+    return subset_indices(num_points, size, i_repeat, seed)
 
 
 def cell_seed(seed: int, size: int, i_repeat: int) -> int:
@@ -281,18 +316,20 @@ class CellJob:
     observation_noise: bool
     dtype: torch.dtype   # torch's default dtype in the caller: factories build priors and constants in it
     threads: int | None  # torch and BLAS threads while a cell fits (None: leave the process's setting)
+    order: str = "random"  # how each cell's rows are picked (:data:`ORDERS`)
 
 
 def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -> Cell:
     """Fits one cell exactly the same way wherever it runs (this process, a worker, a cluster).
 
     The result depends only on ``(seed, size, i_repeat)`` and the job: the rows come from
-    :func:`subset_indices`, torch's generator is seeded with :func:`cell_seed` (BoTorch's
-    retries redraw parameters from their priors) and restored afterwards, the default
+    :func:`subset_rows` (with the job's ``order``), torch's generator is seeded with
+    :func:`cell_seed` (BoTorch's retries redraw parameters from their priors) and
+    restored afterwards, the default
     dtype and torch's thread count (which changes reduction order) are set for the fit and
     restored afterwards (:func:`gpviz.threads.torch_threads`, which limits BLAS too).
     """
-    rows = subset_indices(job.X.shape[0], size, i_repeat, seed)
+    rows = subset_rows(job.X.shape[0], size, i_repeat, seed, job.order)
     old_dtype = torch.get_default_dtype()
     try:
         torch.set_default_dtype(job.dtype)

@@ -15,7 +15,7 @@ from gpviz.charts import scaling_curve, score_bands
 from gpviz.errors import InputError
 from gpviz.html.markup import escape_html
 from gpviz.models.expr import model_expr
-from gpviz.sweep.cells import STATUS_OK, cell_seed, subset_indices
+from gpviz.sweep.cells import STATUS_OK, cell_seed, subset_rows
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 
 
@@ -61,6 +61,8 @@ class Sweep:
         self.feature_names: list[str] | None = None  # the columns of X when it was a DataFrame
         #: The metrics of the "predict the training mean" reference per cell (:func:`gpviz.sweep.scores.baseline_scores`).
         self.reference_scores: pd.DataFrame | None = None
+        self.order: str = "random"  # "trials": each size took the first n rows
+        self.trial_indices: tuple[int, ...] | None = None  # an Ax experiment's trial of each row of X
 
     def __repr__(self) -> str:
         failed = int((self.scores["status"] != STATUS_OK).sum())
@@ -86,7 +88,7 @@ class Sweep:
     def _build(self, i_config: int, i_repeat: int):
         """The cell's model as its factory builds it on the cell's folds (unfitted), under the cell's seed."""
         size = self.sizes[i_config]
-        rows = subset_indices(self.X.shape[0], size, i_repeat, self.seed)
+        rows = subset_rows(self.X.shape[0], size, i_repeat, self.seed, self.order)
         idx = torch.as_tensor(rows, device=self.X.device)
         folds = gen_loo_cv_folds(self.X[idx], self.Y[idx])
         with torch.random.fork_rng(devices=[]):  # a factory that draws initial values draws the fit's draws

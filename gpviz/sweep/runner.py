@@ -10,23 +10,24 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 import torch
-from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz._factory import check_factory
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.cache import CellCache, sweep_identity
 from gpviz.sweep.cells import (PREDICTION_COLUMNS, SCORE_COLUMNS, SCORE_TAIL, STATUS_FAILED, STATUS_OK, Cell,
-                               CellJob, _check_data, _check_int, _check_metrics, _check_sizes, subset_indices)
+                               CellJob, _check_data, _check_int, _check_metrics, _check_sizes, check_order,
+                               subset_rows)
+from gpviz.sweep.inputs import sweep_input
 from gpviz.sweep.progress import SweepProgress
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import baseline_scores
 from gpviz.sweep.workers import CellRunner, check_parallel
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 
-def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapping | None = None,
+def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int = 0, metrics: Mapping | None = None,
              cache_dir=None, progress: bool = True, *, fit_kwargs: Mapping | None = None,
-             mll_cls=ExactMarginalLogLikelihood, observation_noise: bool = True, workers: int = 1,
-             executor=None, threads: int | None = 1) -> Sweep:
+             mll_cls=None, observation_noise: bool = True, workers: int = 1,
+             executor=None, threads: int | None = 1, order: str = "random", metric: str | None = None) -> Sweep:
     """Leave-one-out cross-validation at several dataset sizes, repeated on random subsets.
 
     For each size ``n`` and repeat, draws ``n`` rows of the data (seeded), builds the
@@ -37,7 +38,11 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
 
     Args:
         make_model: ``(train_X, train_Y) -> model``: builds a batched BoTorch model from
-            ``n x (n-1) x d`` inputs and ``n x (n-1) x m`` outputs (e.g. ``SingleTaskGP``).
+            ``n x (n-1) x d`` inputs and ``n x (n-1) x m`` outputs (e.g. ``SingleTaskGP``);
+            or an Ax ``Client`` / ``GenerationStrategy`` / ``TorchAdapter`` with a
+            fitted surrogate, and no ``X``/``Y``: its completed trials (after Ax's
+            input transforms, raw metric values) refit with the surrogate's own
+            model specification, each fold standardizing its outputs as Ax does.
         X: ``N x d`` inputs (tensor, array or DataFrame; a DataFrame's columns name the
             features in :meth:`Sweep.render`).
         Y: ``N`` or ``N x m`` outputs.
@@ -48,13 +53,19 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
         metrics: Extra or replacing metrics, ``name -> f(y_true, pred_mean, pred_var) ->
             float`` on 1-D float64 numpy arrays (one entry per held-out point and output).
             ``mse``, ``mae`` and ``nlpd`` are always computed unless replaced.
+        order: ``"random"`` (seeded random subsets) or ``"trials"``: size n takes the
+            first n rows, in order (an Ax experiment's trials in the order Ax ran
+            them), so the sweep shows how the model moved as the experiment went on;
+            ``repeats`` must then be 1.
+        metric: For an Ax object, the metric to model (default: the surrogate's first).
         cache_dir: Folder keeping every finished cell; a rerun (or a run after Ctrl-C)
             reads finished cells instead of refitting them. Failed cells are retried.
             Sweeps with other data, factories or fit arguments keep their cells apart in
             the same folder; damaged cells are refit with a :class:`CacheWarning`.
         progress: Show a progress bar over cells (with an ETA weighted by cell size).
         fit_kwargs: Keyword arguments of ``fit_gpytorch_mll`` (e.g. ``optimizer_kwargs``).
-        mll_cls: Marginal log likelihood class.
+        mll_cls: Marginal log likelihood class (default: ``ExactMarginalLogLikelihood``,
+            or the Ax model configuration's).
         observation_noise: Predict noisy observations (the default: the NLPD is about
             observations) instead of the latent function. Means do not depend on it.
         workers: Worker processes on this machine (a ``concurrent.futures`` process pool);
@@ -73,28 +84,33 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
     Raises:
         InputError: for a size above the number of rows or below 3, mismatched X/Y
             shapes, non-finite data, a bad ``repeats``/``seed``/``metrics``/``workers``/
-            ``executor``, a factory that cannot be sent to workers, or a ``cache_dir``
-            that cannot be written.
+            ``executor``/``order``, a factory that cannot be sent to workers, a
+            ``cache_dir`` that cannot be written, or an Ax object with no fitted model.
     """
+    given = sweep_input(make_model, X, Y, metric=metric, mll_cls=mll_cls)
+    make_model, mll_cls, feature_names = given.make_model, given.mll_cls, given.feature_names
     check_factory(make_model)
-    feature_names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
-    X, Y = _check_data(X, Y)
+    if sizes is None:
+        raise InputError("cv_sweep needs sizes=[...], the dataset sizes to cross-validate at")
+    X, Y = _check_data(given.X, given.Y)
     sizes = _check_sizes(sizes, X.shape[0])
     repeats = _check_int("repeats", repeats, 1)
+    order = check_order(order, repeats)
     seed = _check_int("seed", seed, 0)
     metric_fns = _check_metrics(metrics)
     workers, executor, threads = check_parallel(workers, executor, threads)
     job = CellJob(make_model, X, Y, mll_cls, dict(fit_kwargs) if fit_kwargs else None, bool(observation_noise),
-                  torch.get_default_dtype(), threads)
+                  torch.get_default_dtype(), threads, order)
     cache = None
     if cache_dir is not None:
         if not isinstance(cache_dir, (str, os.PathLike)):
             raise InputError(f"cache_dir must be a path, got {type(cache_dir).__name__}")
-        cache = CellCache(cache_dir, sweep_identity(X, Y, make_model, fit_kwargs, mll_cls, observation_noise))
+        cache = CellCache(cache_dir, sweep_identity(X, Y, make_model, fit_kwargs, mll_cls, observation_noise,
+                                                      order))
 
-    order = [(i_config, size, i_repeat) for i_config, size in enumerate(sizes) for i_repeat in range(repeats)]
+    grid = [(i_config, size, i_repeat) for i_config, size in enumerate(sizes) for i_repeat in range(repeats)]
     cells: dict[tuple[int, int], Cell] = {}
-    bar = SweepProgress(len(order), progress, workers)
+    bar = SweepProgress(len(grid), progress, workers)
 
     def finish(cell: Cell) -> None:
         for category, message in cell.warnings:
@@ -116,7 +132,7 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
 
     try:
         todo = []
-        for i_config, size, i_repeat in order:
+        for i_config, size, i_repeat in grid:
             cell = cache.load(seed, i_config, size, i_repeat) if cache is not None else None
             if cell is None:
                 todo.append((i_config, size, i_repeat))
@@ -130,18 +146,19 @@ def cv_sweep(make_model, X, Y, sizes, repeats: int, seed: int = 0, metrics: Mapp
     except KeyboardInterrupt as exc:
         if hasattr(exc, "add_note"):  # Python >= 3.11: say what was kept
             done = sum(c.status == STATUS_OK for c in cells.values())
-            exc.add_note(f"gpviz.cv_sweep interrupted after {len(cells)} of {len(order)} cells; "
+            exc.add_note(f"gpviz.cv_sweep interrupted after {len(cells)} of {len(grid)} cells; "
                          + (f"the {done} finished cell(s) are kept in {str(cache_dir)!r}: rerun the same call to "
                             f"resume" if cache is not None else
                             f"{done} finished cell(s) are lost: pass cache_dir= to keep finished cells"))
         raise
     finally:
         bar.close()
-    subsets = {(i_config, i_repeat): subset_indices(X.shape[0], size, i_repeat, seed)
-               for i_config, size, i_repeat in order}
-    sweep = _assemble([cells[(c[0], c[2])] for c in order], subsets, sizes, repeats, seed, metric_fns,
+    subsets = {(i_config, i_repeat): subset_rows(X.shape[0], size, i_repeat, seed, order)
+               for i_config, size, i_repeat in grid}
+    sweep = _assemble([cells[(c[0], c[2])] for c in grid], subsets, sizes, repeats, seed, metric_fns,
                       make_model, X, Y)
     sweep.feature_names = feature_names
+    sweep.order, sweep.trial_indices = order, given.trial_indices
     return sweep
 
 

@@ -10,6 +10,7 @@ from gpytorch.kernels import Kernel
 from gpviz.errors import InputError
 from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.models.families import is_gp_model, unwrap_model
+from gpviz.models.sources import source_of
 from gpviz.tree.labels import expression_labels
 from gpviz.values.bounds import at_bounds
 from gpviz.values.columns import I_MODEL
@@ -28,6 +29,8 @@ def expression_of(obj, feature_names=None):
     """
     if isinstance(obj, (KernelExpr, ModelExpr)):
         return obj
+    if source_of(obj) is not None:  # an Ax Client, GenerationStrategy, adapter...
+        return model_expr(obj, feature_names)
     obj = unwrap_model(obj)
     if isinstance(obj, Kernel):
         return kernel_expr(obj, feature_names)

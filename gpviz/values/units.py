@@ -79,6 +79,60 @@ class UnitPlan:
     reasons: dict
 
 
+@dataclass(frozen=True)
+class InputUnit:
+    """What one input column was before the model saw it (e.g. Ax's transforms of a parameter).
+
+    Attributes:
+        scale: Original units per unit of the column as it reaches the model (before
+            the model's own input transform): a lengthscale ``ℓ`` on the column is
+            ``ℓ × coefficient × scale`` in original units; ``None``: no linear conversion.
+        unit: What a converted length on this column measures, when it is not the
+            parameter's own units ("decades of lr" for a log10 column).
+        reason: Why there is no conversion (when ``scale`` is ``None``).
+    """
+
+    scale: float | None
+    unit: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class OutputUnit:
+    """How one output was transformed before the model saw it: ``y = sigma · y_model + mu``.
+
+    Attributes:
+        name: The output's name (a metric).
+        sigma: Scale, or ``None`` when the transform has no linear inverse.
+        mu: Offset.
+        reason: Why there is no conversion (when ``sigma`` is ``None``).
+    """
+
+    name: str
+    sigma: float | None
+    mu: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DataUnits:
+    """Transforms applied to the data outside the model (e.g. by Ax), composed with the model's own.
+
+    Attributes:
+        inputs: One :class:`InputUnit` per input column of the model.
+        outputs: One :class:`OutputUnit` per output (a model list: per sub-model).
+        input_space: Label of the inputs as the model receives them ("" keeps the model's).
+        output_space: Label of the outputs as the model receives them ("" keeps the model's).
+        source: Who transformed the data ("Ax").
+    """
+
+    inputs: tuple
+    outputs: tuple
+    input_space: str = ""
+    output_space: str = ""
+    source: str = ""
+
+
 def _input_scales(model, batch: torch.Size) -> dict[int, np.ndarray] | str:
     """Input column -> per-member coefficient of a ``Normalize`` transform, or why there is none."""
     it = getattr(model, "input_transform", None)
@@ -157,6 +211,53 @@ def _outputscale_keys(tree: Node) -> list[str] | str:
     return keys
 
 
+def _data_input_scales(scales, data: DataUnits | None, n: int) -> tuple[dict | str, dict[int, str]]:
+    """The model's own input scales times the data's (``data.inputs``); column -> reason where there is none."""
+    if data is None:
+        return scales, {}
+    if isinstance(scales, str):
+        if not scales.startswith("no input transform"):
+            return scales, {}
+        scales = {}
+    out, missing = {}, {}
+    for d, unit in enumerate(data.inputs):
+        if unit.scale is None:
+            missing[d] = unit.reason or "no linear conversion for this input"
+            continue
+        out[d] = scales.get(d, np.ones(n)) * float(unit.scale)
+    return out, missing
+
+
+def _data_output(data: DataUnits | None, index: int | None, batch: torch.Size):
+    """The data's ``(σ, μ)`` of one output (``index``) or of every member of a multi-output model, or a reason."""
+    if data is None or not data.outputs:
+        return None
+    n = int(batch.numel())
+    units = data.outputs if index is None else (data.outputs[index],)
+    bad = [u for u in units if u.sigma is None]
+    if bad:
+        return bad[0].reason or f"{bad[0].name}: no linear conversion"
+    if len(units) == 1:
+        return np.full(n, float(units[0].sigma)), np.full(n, float(units[0].mu))
+    sig = torch.tensor([float(u.sigma) for u in units], dtype=torch.float64)
+    mu = torch.tensor([float(u.mu) for u in units], dtype=torch.float64)
+    return _trailing(sig, batch), _trailing(mu, batch)
+
+
+def _compose_outputs(model_moments, data_moments):
+    """``y = σ_d (σ_m y' + μ_m) + μ_d``: the model's own Standardize inside the data's transform."""
+    if data_moments is None:
+        return model_moments
+    if isinstance(data_moments, str):
+        return data_moments
+    if isinstance(model_moments, str):
+        if not model_moments.startswith("no outcome transform"):
+            return model_moments
+        return data_moments
+    (sm, mm), (sd, md) = model_moments, data_moments
+    return sd * sm, md + sd * mm
+
+
 def _parts(expr):
     """(sub-expression, model) pairs: one per output of a model list, else the expression itself."""
     parts = getattr(expr, "parts", None)
@@ -180,18 +281,24 @@ def unit_plan(expr) -> UnitPlan:
         return UnitPlan(conversions, labels, reasons)
     batch = torch.Size(expr.batch_shape)
     n = int(batch.numel())
-    for part, model in _parts(expr):
+    data: DataUnits | None = getattr(expr, "data_units", None)
+    for i_part, (part, model) in enumerate(_parts(expr)):
         part_sections = part.sections
         title_prefix = f"{expr.outputs[expr.parts.index(part)]}: " if part is not expr else ""
         covar = part.covariance_tree()
-        # inputs
-        scales = _input_scales(model, batch)
+        # inputs: the model's own Normalize, times what was done to the data before it (data_units)
+        scales, missing = _data_input_scales(_input_scales(model, batch), data, n)
         lengths = _length_keys(covar)
         in_ok = True
+        column_units: dict[str, str] = {}
         for key, dims in lengths.items():
             if isinstance(scales, str):
                 reasons[key] = scales
                 in_ok = in_ok and scales.startswith("no input transform")
+                continue
+            gone = [missing[d] for d in dims if d in missing]
+            if gone:
+                reasons[key], in_ok = gone[0], False
                 continue
             facs = [scales.get(d, np.ones(n)) if d is not None else None for d in dims]
             if any(f is None for f in facs):
@@ -200,13 +307,21 @@ def unit_plan(expr) -> UnitPlan:
             if any(not np.allclose(f, facs[0], rtol=1e-12, atol=0) for f in facs[1:]):
                 reasons[key], in_ok = "one lengthscale is shared by inputs of different ranges", False
                 continue
-            conversions[key] = Conversion(facs[0], np.zeros(n), ORIGINAL_INPUTS)
+            units = {data.inputs[d].unit if data is not None and d < len(data.inputs) else "" for d in dims}
+            if len(units) > 1:
+                reasons[key], in_ok = "one lengthscale is shared by inputs measured in different units", False
+                continue
+            unit = units.pop()
+            conversions[key] = Conversion(facs[0], np.zeros(n), unit or ORIGINAL_INPUTS)
+            if unit and len(dims) == 1 and part.features is not None and dims[0] < len(part.features):
+                column_units[part.features[dims[0]].name] = unit
         other_len = [p.key for p in iter_nodes(covar) if isinstance(p, Param) and p.role in (Role.lengthscale, Role.period)
                      and p.key not in lengths]
         for key in other_len:
             reasons[key] = "not a length along one input (e.g. a categorical or periodic-shape parameter)"
         # outputs
-        moments = _output_moments(model, batch)
+        moments = _compose_outputs(_output_moments(model, batch),
+                                   _data_output(data, i_part if part is not expr else None, batch))
         out_ok = not isinstance(moments, str)
         out_reason = moments if isinstance(moments, str) else ""
         cov_ok = out_ok
@@ -232,6 +347,8 @@ def unit_plan(expr) -> UnitPlan:
             title = title_prefix + sec.title
             if i == 0:
                 ins = ORIGINAL_INPUTS if in_ok else f"{sec.note or 'inputs'} (lengthscales not converted)"
+                if column_units:  # say it where it bites: a log10 column's lengthscale is in decades
+                    ins += " (" + "; ".join(f"{name}: lengthscale in {u}" for name, u in column_units.items()) + ")"
                 if not out_ok:
                     labels[title] = ins
                 elif cov_ok:
@@ -331,3 +448,35 @@ def relabel(expr, labels: dict[str, str]):
     new.tree = Vector(new.sections)
     return new
 
+
+def with_data_units(expr, data: DataUnits):
+    """A shallow copy of a model expression that knows how its data was transformed before the model saw it.
+
+    Sections whose note is the model's own output space get the data's label
+    instead when the model itself has no transform there (``"outputs"`` becomes
+    e.g. "outputs standardized by Ax"), and input notes say whose transforms came
+    first; :func:`unit_plan` then converts through both.
+    """
+    new = copy.copy(expr)
+    new.data_units = data
+    parts = getattr(expr, "parts", None)
+    if parts is not None:
+        new.parts = tuple(with_data_units(p, DataUnits(data.inputs, tuple(data.outputs[i:i + 1]), data.input_space,
+                                                         data.output_space, data.source))
+                          for i, p in enumerate(parts))
+    old_out, old_in = getattr(expr, "output_space", ""), getattr(expr, "input_space", "")
+    out_space = data.output_space if data.output_space and old_out in ("outputs", "per output") else old_out
+    in_space = (f"{old_in}, after {data.source}'s transforms" if data.source and data.input_space and old_in
+                else old_in)
+    sections = []
+    for s in expr.sections:
+        note = s.note
+        if note == old_out and out_space != old_out:
+            note = out_space
+        elif note == old_in and in_space != old_in:  # a covariance section (one per output of a list)
+            note = in_space
+        sections.append(Section(s.title, s.body, note, s.part))
+    new.sections = tuple(sections)
+    new.tree = Vector(new.sections)
+    new.output_space, new.input_space = out_space, in_space
+    return new

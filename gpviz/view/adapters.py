@@ -50,9 +50,11 @@ BESIDE_CSS = Markup("""<style>
 
 
 def default_title(expr) -> str:
-    """The model's class, and its batch size when it has several members."""
+    """The expression's own title (e.g. an Ax surrogate's source), else the model's class and batch size."""
     module = getattr(expr, "module", None)
     name = type(module).__name__ if module is not None else "model"
+    if getattr(expr, "title", None):  # where the model came from (an Ax Client's surrogate says so)
+        return expr.title
     n = int(torch.Size(getattr(expr, "batch_shape", ())).numel())
     return f"{name}" + (f" \u2014 batch of {n} {members_label(expr)}" if n > 1 else "")
 

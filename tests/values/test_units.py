@@ -14,7 +14,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
 from gpviz.errors import InputError
-from gpviz.values.units import to_units, unit_plan
+from gpviz.values.units import DataUnits, InputUnit, OutputUnit, to_units, unit_plan, with_data_units
 
 from tests.models.test_zoo import _data
 
@@ -196,3 +196,58 @@ def test_original_units_equal_a_fit_on_raw_data():
     # and the model-unit values really differ (the test would catch a missing conversion)
     model = gpviz.parameters(a).iloc[0]
     assert model["covar_module.base_kernel.lengthscale[1]"] < 0.2 * raw["covar_module.base_kernel.lengthscale[1]"]
+
+
+# --------------------------------------------------------------------------- #
+# Data transformed outside the model (DataUnits, e.g. by Ax)                  #
+# --------------------------------------------------------------------------- #
+
+
+def _model():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(10, 3, generator=g) * torch.tensor([5.0, 1.0, 2.0])
+    Y = 10 * X.sum(-1, keepdim=True) + 3
+    m = bm.SingleTaskGP(X, Y, input_transform=Normalize(3), outcome_transform=Standardize(1))
+    m.eval()
+    return m
+
+
+def test_data_units_compose_with_normalize_and_standardize():
+    m = _model()
+    data = DataUnits((InputUnit(2.0, "decades of a"), InputUnit(None, "", "b is logit-scaled"), InputUnit(1.0)),
+                     (OutputUnit("y", 3.0, 1.0),), "inputs as Ax transforms them", "outputs standardized by Ax", "Ax")
+    expr = with_data_units(gpviz.model_expr(m, ["log10(a)", "logit(b)", "c"]), data)
+    assert {s.title: s.note for s in expr.sections}["Mean"] == "standardized outputs"  # the model's own, kept
+    plan = unit_plan(expr)
+    coef = m.input_transform.coefficient.reshape(-1).numpy()
+    sigma_m = float(m.outcome_transform.stdvs.reshape(-1)[0])
+    mu_m = float(m.outcome_transform.means.reshape(-1)[0])
+    wide = gpviz.parameters(expr)
+    out, labels = to_units(expr, wide, "original")
+    ls = [k for k in expr.keys if "lengthscale" in k]
+    np.testing.assert_allclose(out[ls[0]], wide[ls[0]] * coef[0] * 2.0, rtol=1e-12)
+    np.testing.assert_allclose(out[ls[1]], wide[ls[1]])  # no linear conversion: unchanged, and said why
+    assert plan.reasons[ls[1]] == "b is logit-scaled"
+    np.testing.assert_allclose(out[ls[2]], wide[ls[2]] * coef[2], rtol=1e-12)
+    assert plan.conversions[ls[0]].space == "decades of a"
+    noise, mean = "likelihood.noise_covar.noise", "mean_module.constant"
+    np.testing.assert_allclose(out[noise], wide[noise] * (3.0 * sigma_m) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(out[mean], 3.0 * (sigma_m * wide[mean] + mu_m) + 1.0, rtol=1e-12)
+    assert "lengthscales not converted" in labels["Covariance kernel"]
+
+
+def test_data_output_space_replaces_plain_outputs():
+    g = torch.Generator().manual_seed(1)
+    X = torch.rand(8, 2, generator=g)
+    m = bm.SingleTaskGP(X, X.sum(-1, keepdim=True), outcome_transform=None)
+    data = DataUnits((InputUnit(1.0), InputUnit(4.0)), (OutputUnit("y", 2.0, -1.0),), "", "outputs standardized by Ax",
+                     "Ax")
+    expr = with_data_units(gpviz.model_expr(m), data)
+    notes = {s.title: s.note for s in expr.sections}
+    assert notes["Mean"] == "outputs standardized by Ax" and notes["Covariance kernel"] == "inputs"
+    wide = gpviz.parameters(expr)
+    out, labels = to_units(expr, wide, "original")
+    np.testing.assert_allclose(out["mean_module.constant"], 2.0 * wide["mean_module.constant"] - 1.0, rtol=1e-12)
+    np.testing.assert_allclose(out["covar_module.lengthscale[1]"], 4.0 * wide["covar_module.lengthscale[1]"],
+                               rtol=1e-12)
+    assert labels["Mean"] == "original outputs"

@@ -1,0 +1,62 @@
+"""What a sweep runs on: ``(make_model, X, Y)`` given directly, or read from a model source (an Ax Client): its
+completed trials in the order they ran and a factory refitting its own model specification."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+from gpviz.errors import InputError
+from gpviz.models.sources import source_of
+
+
+@dataclass(frozen=True)
+class SweepInput:
+    """The runner's input, whoever supplied it.
+
+    Attributes:
+        make_model: ``(train_X, train_Y) -> model`` for ``n x (n-1) x d`` / ``n x (n-1) x m`` folds.
+        X: ``N x d`` inputs (as given: tensor, array or DataFrame).
+        Y: ``N`` or ``N x m`` outputs.
+        feature_names: Names of the columns of ``X`` (a DataFrame's columns, or the source's), else ``None``.
+        trial_indices: An Ax experiment's trial index of each row, else ``None``.
+        mll_cls: The marginal log likelihood class to fit with.
+    """
+
+    make_model: object
+    X: object
+    Y: object
+    feature_names: list | None
+    trial_indices: tuple | None
+    mll_cls: type
+
+
+def sweep_input(make_model, X, Y, *, metric=None, mll_cls=None) -> SweepInput:
+    """Resolves ``cv_sweep``'s first arguments: a factory with data, or a model source (an Ax Client) alone.
+
+    Raises:
+        InputError: data passed with a source, no data with a factory, a non-callable
+            factory, or ``metric`` without a source.
+    """
+    source = source_of(make_model)
+    if source is not None and source.cv_problem is not None:  # its trials and its own model specification
+        if X is not None or Y is not None:
+            raise InputError(f"cv_sweep reads the data of a {source.name} object from its experiment: pass no X or "
+                             f"Y, got X={type(X).__name__}, Y={type(Y).__name__}")
+        problem = source.cv_problem(make_model, metric)
+        return SweepInput(problem.make_model, problem.X, problem.Y, list(problem.feature_names),
+                          tuple(problem.trial_indices), mll_cls or problem.mll_cls)
+    if metric is not None:
+        raise InputError(f"metric= names the metric of an Ax experiment, got metric={metric!r} with "
+                         f"{type(make_model).__name__}")
+    if not callable(make_model):
+        raise InputError(f"make_model must be callable (train_X, train_Y) -> model, got {type(make_model).__name__}")
+    if X is None or Y is None:
+        raise InputError("cv_sweep(make_model, X, Y, sizes, repeats) needs the data X and Y")
+    names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+    return SweepInput(make_model, X, Y, names, None, mll_cls or ExactMarginalLogLikelihood)
+
+
+__all__ = ["SweepInput", "sweep_input"]
