@@ -14,6 +14,7 @@ import torch
 
 import gpviz
 from gpviz.errors import InputError
+from gpviz.priors import verdicts
 
 ax_client_mod = pytest.importorskip("ax.api.client", reason="ax-platform (the `ax` extra) is not installed")
 from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig  # noqa: E402
@@ -170,7 +171,7 @@ def test_every_view_says_which_units_it_uses(ax_run):
 def test_prior_pull_reads_the_surrogate(ax_run):
     pull = gpviz.prior_pull(ax_run.client)
     assert list(dict.fromkeys(pull["key"])) == list(ax_run.expr.keys)
-    assert set(pull["verdict"]) <= {"free", "held by prior", "at bound"}
+    assert set(pull["verdict"]) <= {verdicts.FREE, verdicts.HELD, verdicts.SET, verdicts.AT_BOUND}
 
 
 # --------------------------------------------------------------------------- #
