@@ -15,6 +15,7 @@ import torch
 import gpviz
 from gpviz.errors import InputError
 from gpviz.priors import verdicts
+from tests.sweep.scale import assert_same_sweep
 
 ax_client_mod = pytest.importorskip("ax.api.client", reason="ax-platform (the `ax` extra) is not installed")
 from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig  # noqa: E402
@@ -213,6 +214,8 @@ def test_cv_sweep_refits_the_client_in_trial_order(ax_run):
                        ax_model.input_transform.coefficient.reshape(6))
     assert set(sweep.expression().keys) == set(ax_run.expr.keys)
     assert sweep.parameters.groupby("size").size().to_dict() == {5: 5, 8: 8}
+    # the factory refitting Ax's specification travels to worker processes and fits the same there, bit for bit
+    assert_same_sweep(sweep, gpviz.cv_sweep(ax_run.client, sizes=[5, 8], order="trials", progress=False, workers=2))
     with pytest.raises(InputError, match="repeats=1"):
         gpviz.cv_sweep(ax_run.client, sizes=[5], repeats=2, order="trials")
     with pytest.raises(InputError, match="pass no X or Y"):

@@ -287,6 +287,11 @@ BAD_ARGUMENTS = [
     (dict(metrics={"r2": 3}), "metric 'r2' must be callable"),
     (dict(metrics={"status": nlpd}), "metric name 'status'"),
     (dict(cache_dir=5), "cache_dir must be a path, got int"),
+    (dict(order="sideways"), r"unknown order: 'sideways' \(must be one of \['random', 'trials'\]\)"),
+    (dict(order="trials", repeats=2), "order='trials' takes the first n rows.*use repeats=1, got repeats=2"),
+    (dict(sizes=None), r"cv_sweep needs sizes=\[...\]"),
+    (dict(Y=None), "needs the data X and Y"),
+    (dict(metric="loss"), "metric= names the metric of an Ax experiment"),
 ]
 
 
@@ -425,6 +430,33 @@ def test_cells_fit_under_their_own_seed_and_leave_the_global_generator_alone():
     gpviz.cv_sweep(make_model, X, Y, sizes=[5], repeats=2, seed=0, progress=False)
     assert draws[:2] == draws[2:] and draws[0] != draws[1]
     assert cell_seed(0, 5, 0) != cell_seed(0, 5, 1) != cell_seed(1, 5, 1)
+
+
+def test_order_trials_takes_the_first_rows_and_keeps_its_own_cache_namespace(tmp_path):
+    """order="trials": size n is the first n rows (time order), in every cell path and in its own namespace."""
+    from gpviz.sweep.cache import sweep_identity
+
+    X, Y = make_data(10)
+    cache = tmp_path / "cache"
+    rand = cv_sweep(SingleTaskGP, X, Y, sizes=[4, 6], repeats=1, cache_dir=cache, progress=False)
+    first = cv_sweep(SingleTaskGP, X, Y, sizes=[4, 6], repeats=1, cache_dir=cache, progress=False, order="trials")
+    assert first.order == "trials" and rand.order == "random" and first.trial_indices is None
+    assert not first.scores["cached"].any()  # the random sweep's cells are other subsets
+    assert len(list(cache.glob("sweep-*/manifest.json"))) == 2
+    for i_config, n in enumerate((4, 6)):
+        assert first.subsets[(i_config, 0)].tolist() == list(range(n))
+        held = first.predictions[first.predictions["size"] == n]["index"]
+        assert sorted(held.tolist()) == list(range(n))  # the fitted cell held out exactly the first n rows
+        model = first.models(n, 0)
+        assert torch.equal(model.train_inputs[0][0], X[1:n])  # fold 0 trains on rows 1..n-1
+    assert rand.subsets[(0, 0)].tolist() != list(range(4))
+    again = cv_sweep(SingleTaskGP, X, Y, sizes=[4, 6], repeats=1, cache_dir=cache, progress=False, order="trials")
+    assert again.scores["cached"].all()
+    # a random sweep's identity is what it was before orders existed: its old cache namespaces stay valid
+    ident = sweep_identity(X, Y, SingleTaskGP, None, ExactMarginalLogLikelihood, True)
+    assert "order" not in ident and ident == sweep_identity(X, Y, SingleTaskGP, None, ExactMarginalLogLikelihood,
+                                                            True, "random")
+    assert sweep_identity(X, Y, SingleTaskGP, None, ExactMarginalLogLikelihood, True, "trials")["order"] == "trials"
 
 
 def test_cache_tells_apart_same_named_factories_and_fit_settings(tmp_path):
