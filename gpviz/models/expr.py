@@ -7,7 +7,8 @@ KroneckerMultiTaskGP (a task covariance times a data kernel over a virtual
 ``task`` column), ModelListGP (one group of sections per output, keys
 ``models.<i>.``), approximate GPs (the kernel of the inner ``model``, variational
 parameters summarized) and HigherOrderGP (a data kernel plus one kernel per
-output dimension over learned latent positions).
+output dimension over learned latent positions). The module runs past 500 lines
+because that one builder and the sections every family shares stay in one place.
 """
 
 from __future__ import annotations
@@ -458,9 +459,8 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
 
     Args:
         model: A BoTorch model or GPyTorch GP (exact, approximate, multi-task,
-            Kronecker, higher-order, a ``ModelListGP``), an MLL wrapping one, or an
-            object of a registered source (an Ax ``Client``, ``GenerationStrategy``,
-            ``TorchAdapter``...: its surrogate, named from the search space).
+            Kronecker, higher-order, a ``ModelListGP``), an MLL wrapping one, or an Ax ``Client``,
+            ``GenerationStrategy``, ``TorchAdapter``... (its surrogate, named from the search space).
         feature_names: Names of the input columns (list or a DataFrame of inputs).
         strict: Re-raise kernel handler errors.
         tasks: Display names of tasks (multi-task models); default: the task
@@ -479,8 +479,7 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
         UnsupportedError: if a model list's sub-models have incompatible batch shapes.
     """
     reject_unknown("model_expr", unknown, ("feature_names", "strict", "tasks", "outputs"))
-    source = source_of(model)
-    if source is not None:  # e.g. an Ax Client: the source's module finds the model and its names
+    if (source := source_of(model)) is not None:  # e.g. an Ax Client: its module finds the model and names
         return source.expr(model, feature_names, strict=strict, tasks=tasks, outputs=outputs)
     model = unwrap_model(model)
     if not is_gp_model(model):
