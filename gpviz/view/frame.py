@@ -136,6 +136,9 @@ def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> FrameData:
             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
             + f"; every key of the expression needs a column. Columns: {sorted(columns)[:12]}")
     frame = frame.copy()
+    # pandas deep-copies attrs on every column access: parameters()' labels (one per key) made each of 1,000
+    # columns cost a 1,000-entry copy. Drawing needs only the columns.
+    frame.attrs = {}
     frame.columns = [str(c) for c in frame.columns]
     wanted = set(keys) | set(INDEX_COLUMNS)
     dupes = sorted({c for c in frame.columns[frame.columns.duplicated()] if c in wanted})
