@@ -21,6 +21,7 @@ from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import score_table
 from gpviz.sweep.workers import check_parallel
 from gpviz.values.prior_info import describe_priors
+from gpviz.values.units import check_units
 from gpviz.view.adapters import sweep_view
 
 __all__ = ["compare", "ComparisonFigure", "score_table", "describe_priors", "shared_ranges"]
@@ -43,7 +44,7 @@ def _check_sweeps(sweeps) -> dict:
 
 def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool = False, feature_names=None,
             title: str | None = None, pull_repeats: int | None = None, workers: int = 1,
-            executor=None) -> ComparisonFigure:
+            executor=None, units: str = "model") -> ComparisonFigure:
     """One page comparing cross-validation sweeps, e.g. two prior settings (their scaling curves on one chart).
 
     The page shows every sweep's scaling curve on one chart and a table of the
@@ -68,6 +69,8 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
             :func:`gpviz.cv_sweep`; the page is the same either way.
         executor: A ``concurrent.futures.Executor`` or a ``dask.distributed.Client`` that
             judges them instead (e.g. the one the sweeps ran on).
+        units: ``"model"`` or ``"original"``: each sweep's cells converted with their own
+            transforms, as in ``Sweep.render(units=...)``.
 
     Returns:
         A :class:`~gpviz.html.comparison.ComparisonFigure`.
@@ -79,6 +82,7 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     """
     sweeps = _check_sweeps(sweeps)
     workers, executor, _ = check_parallel(workers, executor, None)
+    check_units(units)
     labels = list(sweeps)
     for label, sweep in sweeps.items():
         if metric not in sweep.scores.columns:
@@ -103,7 +107,7 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
         sections[label] = priors_html(describe_priors(sweep.model))
         # the section heading carries the label: no second title inside the figure, no curve beside it
         views[label] = dict(sweep=sweep, expr=expr, judgement=judgement, one_fold_per_repeat=one_fold_per_repeat,
-                            title="", chart=False)
+                            title="", chart=False, units=units)
         figures[label] = figure(sweep_view(**views[label]))
     # stacked views are compared by position: each key's axis spans every sweep's axis for that key
     ranges = shared_ranges(figures.values())

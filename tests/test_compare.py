@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
+from botorch.models import SingleTaskGP
+from botorch.models.transforms.input import Normalize
 
 import gpviz
 from gpviz.errors import InputError
@@ -31,3 +34,15 @@ def test_score_table_ratios_are_to_the_first_sweep():
 def test_bad_input_is_a_typed_error_naming_it(bad, message):
     with pytest.raises(InputError, match=message):
         gpviz.compare(bad)
+
+
+def test_compare_shows_sweeps_in_original_units_cell_by_cell():
+    g = torch.Generator().manual_seed(0)
+    X = 10 + 40 * torch.rand(10, 2, generator=g, dtype=torch.float64)
+    Y = torch.sin(X[:, :1] / 8)
+    sw = gpviz.cv_sweep(lambda tx, ty: SingleTaskGP(tx, ty, input_transform=Normalize(d=2, batch_shape=tx.shape[:-2])),
+                        X, Y, [5], 1, progress=False, fit_kwargs={"optimizer_kwargs": {"options": {"maxiter": 10}}})
+    page = gpviz.compare({"a": sw}, pull_repeats=0, units="original").html()
+    assert "(original inputs;" in page and "(original inputs;" not in gpviz.compare({"a": sw}, pull_repeats=0).html()
+    with pytest.raises(InputError, match="units"):
+        gpviz.compare({"a": sw}, units="data")

@@ -15,8 +15,10 @@ from gpviz.charts import scaling_curve, score_bands
 from gpviz.errors import InputError
 from gpviz.html.markup import escape_html
 from gpviz.models.expr import model_expr
+from gpviz.options import reject_unknown
 from gpviz.sweep.cells import STATUS_OK, cell_seed, subset_rows
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
+from gpviz.values.units import check_units
 
 
 class Sweep:
@@ -142,15 +144,17 @@ class Sweep:
         kwargs.setdefault("reference", self.reference_scores)
         return scaling_curve(self.scores, metric, **kwargs)
 
-    def frame(self, one_fold_per_repeat: bool = False, keys: Sequence[str] | None = None) -> pd.DataFrame:
+    def frame(self, one_fold_per_repeat: bool = False, keys: Sequence[str] | None = None,
+              parameters: pd.DataFrame | None = None) -> pd.DataFrame:
         """The parameters as ``render_frame`` takes them: ``i_config``, ``i_model`` (a dot), key columns.
 
         Args:
             one_fold_per_repeat: Keep only the first fold of each repeat (one dot per
-                repeat, one dot per repeat) instead of every fold.
+                repeat) instead of every fold.
             keys: Key columns to keep (default: every key column).
+            parameters: The sweep's parameters in other units (default: :attr:`parameters`).
         """
-        p = self.parameters
+        p = self.parameters if parameters is None else parameters
         if one_fold_per_repeat:
             p = p[p[I_MODEL] == 0]
         key_cols = list(keys) if keys is not None else [c for c in p.columns
@@ -170,7 +174,7 @@ class Sweep:
         """What a dot of the sweep's view is: a leave-one-out fold, or a repeat (its first fold)."""
 
     def render(self, one_fold_per_repeat: bool = False, *, metric: str = "mse", feature_names=None,
-               title: str | None = None, verdicts: bool | None = None):
+               units: str = "model", title: str | None = None, verdicts: bool | None = None, **unknown):
         """The model's expression with one labelled band per dataset size, beside the scaling curve.
 
         Each chart marks the prior mode and the bounds a fold sits at. By default
@@ -184,6 +188,9 @@ class Sweep:
             one_fold_per_repeat: One dot per repeat (its first fold) instead of one per fold.
             metric: The metric of the scaling curve.
             feature_names: Names of the input columns.
+            units: ``"model"`` (the default: values as each fold's model stores them) or
+                ``"original"``: each cell converted with its own model's transforms (every
+                cell normalizes its own subset; see :mod:`gpviz.values.units`).
             title: Page title.
             verdicts: ``None`` or ``True`` (default): judge every fold (nothing is refitted:
                 each size's repeats are rebuilt as one batched model with their fitted
@@ -193,13 +200,17 @@ class Sweep:
             A gpviz Figure (``.html()``, ``.save(path)``, ``_repr_html_``).
 
         Raises:
-            InputError: if no cell of the sweep finished.
+            InputError: if no cell of the sweep finished, for an unknown ``units``, or an
+                option a sweep's page does not take (e.g. ``tasks``).
         """
+        reject_unknown("Sweep.render", unknown, ["one_fold_per_repeat", "metric", "feature_names", "units", "title",
+                                                 "verdicts"])
         if self.parameters.empty:
             raise InputError("the sweep has no fitted parameters to render: every cell failed "
                              f"({self.scores['error'].iloc[0] if len(self.scores) else 'no cells'})")
+        check_units(units)
         return display.render(self, one_fold_per_repeat=one_fold_per_repeat, metric=metric,
-                              feature_names=feature_names, title=title, verdicts=verdicts)
+                              feature_names=feature_names, units=units, title=title, verdicts=verdicts)
 
     def _repr_html_(self) -> str:
         try:

@@ -24,7 +24,9 @@ from gpviz.sweep.result import Sweep
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.bounds import at_bounds
 from gpviz.values.parameters import parameters
-from gpviz.values.units import check_units, relabel, to_units
+from gpviz.models.expr import model_expr
+from gpviz.values.columns import I_CONFIG, I_REPEAT
+from gpviz.values.units import check_units, convert_long, convert_wide, relabel, to_units, unit_plan
 from gpviz.view.build import build_view, facts_from_info, members_label
 from gpviz.view.records import VerdictSummary, ViewData
 from gpviz.words import plural
@@ -142,9 +144,41 @@ def verdict_summary(judgement: SweepJudgement | None, sizes) -> VerdictSummary |
     return VerdictSummary(judgement.note, tuple(judgement.sentences.values()), tuple(int(s) for s in sizes), rows)
 
 
+def sweep_in_units(sweep: Sweep, expr, info: pd.DataFrame, units: str = "model"
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, object]:
+    """A sweep's parameters, its per-key info and its expression in ``units``.
+
+    ``"original"`` converts each cell with its own model's transforms: every cell's
+    factory normalizes and standardizes its own subset, so each cell and fold has its
+    own scale (each cell's fitted model is rebuilt, nothing is refitted). The bounds and
+    prior modes drawn, one per key, are those of the largest size's first finished
+    repeat, converted the same way.
+
+    Returns:
+        ``(parameters, info, expr)``: converted copies (or the inputs for ``"model"``) and
+        the expression with its sections labelled in the units they are shown in.
+    """
+    check_units(units)
+    params = sweep.parameters
+    if units == "model" or params.empty:
+        return params, info, expr
+    names = [f.name for f in expr.features] if getattr(expr, "features", None) else None
+    parts, ref = [], None
+    for (i_config, i_repeat), cell in params.groupby([I_CONFIG, I_REPEAT], sort=True):
+        cell_expr = model_expr(sweep.models(sweep.sizes[int(i_config)], int(i_repeat)), names)
+        parts.append(convert_wide(cell_expr, cell, unit_plan(cell_expr)))
+        if ref is None or int(i_config) > ref[0]:  # groups come sorted: the first repeat of the largest size
+            ref = (int(i_config), cell_expr)
+    params = pd.concat(parts).loc[params.index]
+    ref_expr = ref[1]
+    info = convert_long(ref_expr, info.assign(i_model=0), unit_plan(ref_expr))
+    _, section_labels = to_units(ref_expr, info, units)
+    return params, info, relabel(expr, section_labels)
+
+
 def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_fold_per_repeat: bool = False,
                metric: str = "mse", title: str | None = None, chart: bool = True,
-               axis_ranges: Mapping | None = None) -> ViewData:
+               axis_ranges: Mapping | None = None, units: str = "model") -> ViewData:
     """A sweep: one labelled band per dataset size, the scaling curve beside it.
 
     With a judgement that holds verdicts, each size band of each parameter is tinted
@@ -160,9 +194,11 @@ def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_
         title: Figure title (default: the sweep's sizes and repeats; "" for none).
         chart: Put the scaling curve beside the expression.
         axis_ranges: key -> (lo, hi) its axis must cover (stacked sweeps share axes).
+        units: ``"model"`` or ``"original"`` (each cell converted with its own
+            transforms, :func:`sweep_in_units`).
     """
-    frame = sweep.frame(one_fold_per_repeat, keys=list(expr.keys))
-    info = sweep_info(sweep, expr)
+    params, info, expr = sweep_in_units(sweep, expr, sweep_info(sweep, expr), units)
+    frame = sweep.frame(one_fold_per_repeat, keys=list(expr.keys), parameters=params)
     if judgement is not None and judgement.verdicts:
         info = with_verdicts(info, judgement.verdicts)
     facts = _facts(expr, info)

@@ -7,10 +7,12 @@ import pandas as pd
 import pytest
 import torch
 from botorch.models import SingleTaskGP
+from botorch.models.transforms.input import Normalize
 
 import gpviz
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.runner import cv_sweep
+from gpviz.view.adapters import sweep_in_units, sweep_info
 from tests.sweep.scale import FIT, KEYS, REPEATS, SIZES
 
 # -- fitted models of every cell ---------------------------------------------------------------------------------
@@ -60,3 +62,47 @@ def test_models_says_which_cell_is_missing(data):
         sw.models(4, 1)
     assert sw.models(4, 0).train_inputs[0].shape[0] == 4
     assert gpviz.parameters(sw.model).equals(gpviz.parameters(sw.models(4, 0)))  # the last cell that finished
+
+
+def test_a_sweep_in_original_units_converts_each_cell_with_its_own_transforms():
+    g = torch.Generator().manual_seed(0)
+    X = 10 + 40 * torch.rand(14, 2, generator=g, dtype=torch.float64)  # inputs in [10, 50]: Normalize matters
+    Y = torch.sin(X[:, :1] / 8) + 0.05 * torch.randn(14, 1, generator=g, dtype=torch.float64)
+
+    def make(tx, ty):
+        return SingleTaskGP(tx, ty, input_transform=Normalize(d=2, batch_shape=tx.shape[:-2]))
+
+    sw = cv_sweep(make, X, Y, [5, 7], 2, progress=False, fit_kwargs=FIT)
+    expr = sw.expression(["a", "b"])
+    params, info, shown = sweep_in_units(sw, expr, sweep_info(sw, expr), "original")
+    lengths = [k for k in expr.keys if "lengthscale" in k]
+    assert len(lengths) == 2
+    for (i_config, i_repeat), cell in sw.parameters.groupby(["i_config", "i_repeat"]):
+        model = sw.models(sw.sizes[i_config], i_repeat)
+        bounds = model.input_transform.bounds  # size x 2 x d: each fold's own training range
+        for j, key in enumerate(lengths):
+            expected = (model.covar_module.lengthscale[:, 0, j] * (bounds[:, 1, j] - bounds[:, 0, j])).detach()
+            got = params.loc[cell.index].sort_values("i_model")[key].to_numpy()
+            np.testing.assert_allclose(got, expected.numpy(), rtol=1e-9)
+        # the mean through each fold's own Standardize: y = sigma * c + mu
+        ot = model.outcome_transform
+        expected = (model.mean_module.constant.reshape(-1) * ot.stdvs.reshape(-1) + ot.means.reshape(-1)).detach()
+        got = params.loc[cell.index].sort_values("i_model")["mean_module.constant"].to_numpy()
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-9)
+    # the folds' ranges differ, so one scale for the whole sweep would be wrong
+    assert sw.models(5, 0).input_transform.bounds.unique(dim=0).shape[0] > 1
+    # the page draws them in those units and says so; model units stay the default
+    page = sw.render(units="original", verdicts=False).html()
+    assert [s.note for s in expr.sections] == ["normalized inputs", "standardized outputs", "standardized outputs"]
+    assert [s.note.split(";")[0] for s in shown.sections] == ["original inputs", "original outputs", "original outputs"]
+    assert page != sw.render(verdicts=False).html() and "(original inputs;" in page
+    assert gpviz.render(sw, units="original", verdicts=False).html() == page
+    with pytest.raises(InputError, match="units"):
+        sw.render(units="data")
+
+
+def test_an_option_a_sweep_page_does_not_take_is_an_input_error(reference):
+    with pytest.raises(InputError, match="tasks"):
+        reference["stgp"].render(tasks=["a", "b"])
+    with pytest.raises(InputError, match="did you mean 'metric'"):
+        reference["stgp"].render(metrc="mse")
