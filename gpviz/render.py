@@ -30,7 +30,6 @@ from gpviz.options import reject_unknown
 from gpviz.priors.judge import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, model_verdicts, sweep_verdicts
 from gpviz.priors.verdicts import key_verdicts, with_verdicts
 from gpviz.sweep.result import Sweep
-from gpviz.trace.summary import MAX_TIMESTEPS
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.parameters import expression_of, parameters
 from gpviz.values.units import check_units

@@ -23,6 +23,7 @@ from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import baseline_scores
 from gpviz.sweep.workers import CellRunner, check_parallel
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
+from gpviz.words import plural
 
 def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int = 0, metrics: Mapping | None = None,
              cache_dir=None, progress: bool = True, *, fit_kwargs: Mapping | None = None,
@@ -147,9 +148,9 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
         if hasattr(exc, "add_note"):  # Python >= 3.11: say what was kept
             done = sum(c.status == STATUS_OK for c in cells.values())
             exc.add_note(f"gpviz.cv_sweep interrupted after {len(cells)} of {len(grid)} cells; "
-                         + (f"the {done} finished cell(s) are kept in {str(cache_dir)!r}: rerun the same call to "
+                         + (f"{plural(done, 'finished cell')} kept in {str(cache_dir)!r}: rerun the same call to "
                             f"resume" if cache is not None else
-                            f"{done} finished cell(s) are lost: pass cache_dir= to keep finished cells"))
+                            f"{plural(done, 'finished cell')} lost: pass cache_dir= to keep finished cells"))
         raise
     finally:
         bar.close()

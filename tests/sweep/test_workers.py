@@ -132,7 +132,7 @@ def test_an_interrupt_in_workers_keeps_every_finished_cell(tmp_path, data, refer
     with pytest.raises(KeyboardInterrupt) as info:
         cv_sweep(Probe(interrupt_size=4, cache=cache, wait_for=2), X, Y, SIZES, REPEATS, seed=1, progress=False,
                  fit_kwargs=FIT, workers=2, cache_dir=cache)
-    assert "the 2 finished cell(s) are kept" in info.value.__notes__[0]
+    assert "2 finished cells kept" in info.value.__notes__[0]
     assert sorted(p.name for p in cell_files(cache)) == ["seed1_n6_r0.cell", "seed1_n6_r1.cell"]
     mk = Probe()
     again = cv_sweep(mk, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, cache_dir=cache)
