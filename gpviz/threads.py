@@ -40,6 +40,11 @@ def check_threads(threads) -> int | None:
     return threads
 
 
+def blas_threads() -> int:
+    """The BLAS threads NumPy uses now (what :func:`torch_threads` limits besides torch's)."""
+    return max((p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"), default=1)
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None = DEFAULT_THREADS) -> Iterator[None]:
     """Runs the block with ``threads`` torch and BLAS threads (None: unchanged), then restores the caller's setting.
@@ -62,4 +67,4 @@ def torch_threads(threads: int | None = DEFAULT_THREADS) -> Iterator[None]:
             torch.set_num_threads(old)
 
 
-__all__ = ["DEFAULT_THREADS", "check_threads", "torch_threads"]
+__all__ = ["DEFAULT_THREADS", "blas_threads", "check_threads", "torch_threads"]

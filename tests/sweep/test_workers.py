@@ -15,6 +15,7 @@ from botorch.models import SingleTaskGP
 
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.runner import cv_sweep
+from gpviz.threads import blas_threads
 from tests.sweep.scale import FIT, LOOSE, REPEATS, SIZES, Probe, assert_same_sweep, cell_files
 
 # -- same answer everywhere --------------------------------------------------------------------------------------
@@ -51,16 +52,12 @@ def test_a_users_own_process_pool_gives_the_same_results(reference, data):
     assert_same_sweep(reference["stgp"], sw)
 
 
-def _blas_threads() -> int:
-    return max(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
-
-
 def test_cells_fit_under_one_torch_and_one_blas_thread_and_leave_the_callers_setting(data):
     X, Y = data
     seen = []
 
     def spy(tx, ty):
-        seen.append((torch.get_num_threads(), _blas_threads()))
+        seen.append((torch.get_num_threads(), blas_threads()))
         return SingleTaskGP(tx, ty)
 
     before = torch.get_num_threads()
@@ -68,7 +65,7 @@ def test_cells_fit_under_one_torch_and_one_blas_thread_and_leave_the_callers_set
     try:
         with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
             cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
-            assert seen == [(1, 1)] and torch.get_num_threads() == 2 and _blas_threads() == 2
+            assert seen == [(1, 1)] and torch.get_num_threads() == 2 and blas_threads() == 2
             cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT, threads=None)
             assert seen == [(1, 1), (2, 2)]
     finally:

@@ -11,7 +11,7 @@ from botorch.models import SingleTaskGP
 
 import gpviz
 from gpviz.errors import InputError
-from gpviz.threads import torch_threads
+from gpviz.threads import blas_threads, torch_threads
 
 
 def _data(n=6):
@@ -39,32 +39,13 @@ def two_threads():
     torch.set_num_threads(old)
 
 
-def test_cv_sweep_fits_with_one_thread_and_restores_the_callers_setting(two_threads):
-    X, Y = _data(8)
-    make = ThreadsSeen()
-    gpviz.cv_sweep(make, X, Y, sizes=[5], repeats=1, progress=False,
-                   fit_kwargs={"optimizer_kwargs": {"options": {"maxiter": 5}}})
-    assert make.seen and set(make.seen) == {1}
-    assert torch.get_num_threads() == 2
-    keep = ThreadsSeen()
-    gpviz.cv_sweep(keep, X, Y, sizes=[5], repeats=1, progress=False, threads=None,
-                   fit_kwargs={"optimizer_kwargs": {"options": {"maxiter": 5}}})
-    assert set(keep.seen) == {2}  # threads=None: torch's own setting
-    with pytest.raises(InputError, match="threads"):
-        gpviz.cv_sweep(keep, X, Y, sizes=[5], repeats=1, progress=False, threads=0)
-
-
-def _blas_threads() -> int:
-    return max(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
-
-
 def test_torch_threads_limits_blas_too_and_restores_both_after_an_error(two_threads):
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         with pytest.raises(RuntimeError):
             with torch_threads(1):
-                assert torch.get_num_threads() == 1 and _blas_threads() == 1
+                assert torch.get_num_threads() == 1 and blas_threads() == 1
                 raise RuntimeError("boom")
-        assert torch.get_num_threads() == 2 and _blas_threads() == 2
+        assert torch.get_num_threads() == 2 and blas_threads() == 2
 
 
 @pytest.mark.slow
