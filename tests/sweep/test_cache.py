@@ -102,7 +102,24 @@ def test_a_different_sweep_in_the_same_folder_gets_its_own_namespace(filled_cach
     assert_same_sweep(first, again, cached=[True, True])
 
 
-def _claim(root, identity, barrier, out):
+def _race(target, argsets: list[tuple], timeout: float) -> list:
+    """Runs ``target(barrier, out, *args)`` in one forked process per argument set, all released at one moment.
+
+    Returns what each put on ``out`` (in the order they finished); every process must exit cleanly.
+    """
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(len(argsets)), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(barrier, out, *args)) for args in argsets]
+    for p in procs:
+        p.start()
+    got = [out.get(timeout=timeout) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return got
+
+
+def _claim(barrier, out, root, identity):
     """In a forked process: claims a namespace at the barrier's moment and reports what it found."""
     barrier.wait()
     cache = CellCache(root, identity)
@@ -112,17 +129,9 @@ def _claim(root, identity, barrier, out):
 def test_concurrent_claims_of_one_folder_never_share_or_lose_a_namespace(tmp_path, data):
     X, Y = data
     ids = [sweep_identity(X, Y, f, FIT, object, True) for f in (SingleTaskGP, matern, LOOSE)]
-    ctx = multiprocessing.get_context("fork")
     for attempt in range(5):  # the race, repeated
         root = tmp_path / f"race{attempt}"
-        barrier, out = ctx.Barrier(6), ctx.Queue()
-        procs = [ctx.Process(target=_claim, args=(root, ids[i % 3], barrier, out)) for i in range(6)]
-        for p in procs:
-            p.start()
-        got = [out.get(timeout=60) for _ in procs]
-        for p in procs:
-            p.join(timeout=60)
-            assert p.exitcode == 0
+        got = _race(_claim, [(root, ids[i % 3]) for i in range(6)], timeout=60)
         by_factory = {}
         for fingerprint, key, text in got:
             by_factory.setdefault(fingerprint, set()).add((key, text))
@@ -147,17 +156,9 @@ def test_two_different_sweeps_started_together_on_one_folder_never_mix(tmp_path,
     X, Y = data
     refs = {name: cv_sweep(f, X, Y, [4, 5], 1, seed=0, progress=False, fit_kwargs=FIT)
             for name, f in (("stgp", SingleTaskGP), ("matern", matern))}
-    ctx = multiprocessing.get_context("fork")
     for attempt in range(3):  # the race, repeated; each attempt on a fresh folder
         folder = tmp_path / f"race{attempt}"
-        barrier, out = ctx.Barrier(2), ctx.Queue()
-        procs = [ctx.Process(target=_sweep_at, args=(barrier, out, name, folder)) for name in refs]
-        for p in procs:
-            p.start()
-        got = [out.get(timeout=300) for _ in procs]
-        for p in procs:
-            p.join(timeout=60)
-            assert p.exitcode == 0
+        got = _race(_sweep_at, [(name, folder) for name in refs], timeout=300)
         for name, scores, params in got:
             pd.testing.assert_frame_equal(scores, refs[name].scores.drop(columns=["fit_seconds", "cached"]),
                                           check_exact=True)
