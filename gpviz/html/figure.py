@@ -23,6 +23,7 @@ container ``gpvizShowStep(i)``, ``gpvizSetSpeed(s)``, ``data-speed`` and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -35,7 +36,7 @@ from gpviz.errors import InputError
 from gpviz.html.code import code_block_html, code_html, code_lines, notation_html
 from gpviz.html.compact import CompactData, encode_compact
 from gpviz.html.encode import encode_column, pack_columns
-from gpviz.html.markup import escape_html, js_string, script_json, svg_data_uri
+from gpviz.html.markup import escape_html, js_string, script_json
 from gpviz.html.page import Page
 from gpviz.html.svg import param_chart
 from gpviz.tree.nodes import Param
@@ -127,7 +128,7 @@ def _static_chart(view: ViewData, key: str, band_px: int) -> str:
                         band_labels=data.config_labels if data.i_config is not None else (),
                         band_px=band_px, single_row=data.members == 1, label=view.labels.get(key, key))
     text = escape_html(chart.summary)
-    return (f'<img class="gpviz-static" src="{svg_data_uri(chart.svg)}" width="{chart.width}" '
+    return (f'<img class="gpviz-static" src="{chart.data_uri()}" width="{chart.width}" '
             f'height="{chart.height}" alt="{text}" title="{text}" style="vertical-align:middle">')
 
 
@@ -201,6 +202,7 @@ def _legend(view: ViewData, has_bad: bool) -> str:
     return f'<div {_cls("gpviz-legend")}>' + "".join(items) + "</div>"
 
 
+@functools.lru_cache(maxsize=256)  # asked once per chart; an ARD model's 1,000 charts share one axis
 def _rounded(axis: AxisView) -> AxisView:
     """The axis as the browser receives it (ends rounded to 6 digits where that is invisible)."""
     lo, hi = _round_axis(axis)
@@ -244,6 +246,7 @@ def inner_html(view: ViewData) -> str:
     key = dict(view.notation)
     leaf_chars = LEAF_CHARS[data.mode]
     band_px = _band_px(len(data.config_labels), len(view.params))
+    memo: dict[str, str] = {}
     for sec in view.sections:
         cl = code_lines(layout(sec.tree, lambda p: "#" * leaf_chars, LAYOUT_WIDTH))
 
@@ -252,7 +255,10 @@ def inner_html(view: ViewData) -> str:
                 pv = view.params[t.key]
                 return _placeholder(t, pv, view.axes[pv.axis], _static_chart(view, t.key, band_px),
                                     view.labels.get(t.key, ""))
-            return code_html(t, key)
+            html = memo.get(t)  # the same pieces of code (" / ", ",") come back on every line
+            if html is None:
+                html = memo[t] = code_html(t, key)
+            return html
 
         code = code_block_html(cl, token_html, LEAF_CHARS["configs"])
         note_html = f' <span {_cls("gpviz-note")}>({escape_html(sec.note)})</span>' if sec.note else ""

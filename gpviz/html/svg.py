@@ -14,12 +14,13 @@ sanitizer keeps ``<img>`` with a data URI (it drops inline ``<svg>`` and every
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from gpviz.html.markup import escape_html
+from gpviz.html.markup import escape_html, svg_data_uri
 from gpviz.view.records import AxisView, ParamView
 
 PLOT_W, EDGE, ROW_H = 150, 8, 14  # CSS px, as in gpviz.js
@@ -66,17 +67,35 @@ class Chart:
     """One static chart: the SVG text, its size in CSS px and a plain-words summary (alt text).
 
     Attributes:
-        svg: The ``<svg>`` document (XML text, user strings escaped).
+        segments: The ``<svg>`` document (XML text, user strings escaped) in parts; ``svg`` joins them.
         width, height: Its size in CSS px.
         summary: What it shows in words ("0.254", "median 0.25 of 10 (0.1 .. 0.9)", "1 NaN").
         flags: The flag counts, as ``gpviz.js`` reports them (``{"nan": 1, ...}``, zeros left out).
     """
 
-    svg: str
+    segments: tuple[str, ...]
     width: float
     height: float
     summary: str
     flags: dict
+
+    @property
+    def svg(self) -> str:
+        return "".join(self.segments)
+
+    def data_uri(self) -> str:
+        """The picture as a ``data:image/svg+xml`` URI (:func:`gpviz.html.markup.svg_data_uri`).
+
+        Encoded segment by segment: percent-encoding is per character, so the parts every
+        chart of an axis shares (strip, ticks, prior mark; ~80% of the text) are encoded
+        once per page, not once per chart.
+        """
+        return "data:image/svg+xml," + "".join(_encoded(seg) for seg in self.segments)
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(segment: str) -> str:
+    return svg_data_uri(segment).removeprefix("data:image/svg+xml,")
 
 
 def _scale(axis: AxisView):
@@ -120,6 +139,47 @@ def _text_w(text: str, size: float) -> float:
     return len(text) * size * CHAR_W
 
 
+@functools.lru_cache(maxsize=1024)
+def _background(axis: AxisView, n_bands: int, bh: float, prior, lower, mark_lower: bool, upper, mark_upper: bool
+                ) -> str:
+    """A chart's strip(s), edges, ticks, prior mark and bound lines: the same for every chart of one axis
+    with the same prior and bounds (the 1,000 lengthscales of an ARD model draw it once)."""
+    scale = _scale(axis)
+    plot_h = n_bands * bh
+    g = []
+    for i in range(n_bands):
+        g.append(f"<rect x='{EDGE}' y='{i * bh}' width='{PLOT_W}' height='{bh}' "
+                 f"fill='{COLORS['strip_alt'] if i % 2 else COLORS['strip']}'/>")
+    g.append(f"<rect x='{EDGE - 1}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>"
+             f"<rect x='{EDGE + PLOT_W}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>")
+    if axis.kind == "log":
+        k0 = math.ceil(math.log10(axis.lo) - 1e-9)
+        k1 = math.floor(math.log10(axis.hi) + 1e-9)
+        stride = max(1, math.ceil((k1 - k0 + 1) / 8))
+        for k in range(k0, k1 + 1, stride):
+            g.append(f"<rect x='{_n(round(scale(10.0 ** k)))}' y='0' width='1' height='{plot_h}' "
+                     f"fill='{COLORS['tick']}'/>")
+    elif axis.lo < 0 < axis.hi:
+        g.append(f"<rect x='{_n(round(scale(0.0)))}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>")
+    if prior is not None:
+        px, kind = _place(float(prior), axis, scale)
+        if kind == "ok":
+            g.append(f"<rect x='{_n(px - 0.75)}' y='0' width='1.5' height='{plot_h}' fill='{COLORS['prior']}'/>"
+                     f"<path d='M{_n(px - 3.5)} {plot_h}h7l-3.5 -4z' fill='{COLORS['prior']}'/>")
+    for b, at in ((lower, mark_lower), (upper, mark_upper)):
+        if b is None or (axis.bounded and not at):
+            continue
+        bx, kind = _place(float(b), axis, scale)
+        if kind != "ok":
+            continue
+        if at:
+            g.append(f"<rect x='{_n(bx - 1)}' y='0' width='2' height='{plot_h}' fill='{COLORS['bad']}'/>")
+        else:
+            g.append(f"<path d='M{math.floor(bx) + 0.5} 0v{plot_h}' stroke='{COLORS['bad']}' "
+                     f"stroke-dasharray='2 2'/>")
+    return "".join(g)
+
+
 def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: np.ndarray | None = None,
                 band_labels: tuple[str, ...] = (), band_px: int = ROW_H, single_row: bool = False,
                 label: str = "") -> Chart:
@@ -159,38 +219,8 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
     right = x0 + PLOT_W + 2 * EDGE
 
     parts = []
-    g = [f"<g transform='translate({_n(x0)} {y0})'>"]
-    for i in range(n_bands):
-        g.append(f"<rect x='{EDGE}' y='{i * bh}' width='{PLOT_W}' height='{bh}' "
-                 f"fill='{COLORS['strip_alt'] if i % 2 else COLORS['strip']}'/>")
-    g.append(f"<rect x='{EDGE - 1}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>"
-             f"<rect x='{EDGE + PLOT_W}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>")
-    if axis.kind == "log":
-        k0 = math.ceil(math.log10(axis.lo) - 1e-9)
-        k1 = math.floor(math.log10(axis.hi) + 1e-9)
-        stride = max(1, math.ceil((k1 - k0 + 1) / 8))
-        for k in range(k0, k1 + 1, stride):
-            g.append(f"<rect x='{_n(round(scale(10.0 ** k)))}' y='0' width='1' height='{plot_h}' "
-                     f"fill='{COLORS['tick']}'/>")
-    elif axis.lo < 0 < axis.hi:
-        g.append(f"<rect x='{_n(round(scale(0.0)))}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>")
-    prior = param.prior
-    if prior is not None:
-        px, kind = _place(float(prior), axis, scale)
-        if kind == "ok":
-            g.append(f"<rect x='{_n(px - 0.75)}' y='0' width='1.5' height='{plot_h}' fill='{COLORS['prior']}'/>"
-                     f"<path d='M{_n(px - 3.5)} {plot_h}h7l-3.5 -4z' fill='{COLORS['prior']}'/>")
-    for b, at in ((param.lower, param.mark_lower), (param.upper, param.mark_upper)):
-        if b is None or (axis.bounded and not at):
-            continue
-        bx, kind = _place(float(b), axis, scale)
-        if kind != "ok":
-            continue
-        if at:
-            g.append(f"<rect x='{_n(bx - 1)}' y='0' width='2' height='{plot_h}' fill='{COLORS['bad']}'/>")
-        else:
-            g.append(f"<path d='M{math.floor(bx) + 0.5} 0v{plot_h}' stroke='{COLORS['bad']}' "
-                     f"stroke-dasharray='2 2'/>")
+    g = [f"<g transform='translate({_n(x0)} {y0})'>",
+         _background(axis, n_bands, bh, param.prior, param.lower, param.mark_lower, param.upper, param.mark_upper)]
 
     counts = {"nan": 0, "inf": 0, "nonpos": 0, "out": 0}
     alpha = 0.9 if n <= 1 else max(0.3, min(0.6, 4 / math.sqrt(n)))
@@ -272,9 +302,9 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
     if param.held:  # gpviz.css tints a held parameter's placeholder; here the picture carries the tint
         parts.insert(0, f"<rect x='0.5' y='0.5' width='{width - 1}' height='{_n(height - 1)}' rx='3' "
                         f"fill='{COLORS['held']}' stroke='{COLORS['held_edge']}' stroke-opacity='0.6'/>")
-    body = "".join(parts + texts)
-    svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{math.ceil(height)}' "
-           f"viewBox='0 0 {width} {math.ceil(height)}' font-family='Helvetica,Arial,sans-serif'>{body}</svg>")
+    head = (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{math.ceil(height)}' "
+            f"viewBox='0 0 {width} {math.ceil(height)}' font-family='Helvetica,Arial,sans-serif'>")
+    segments = (head, *parts, *texts, "</svg>")
 
     if n == 1:
         summary = fmt_value(float(values[0]))
@@ -287,5 +317,5 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
         summary += "; " + ", ".join(flags)
     if param.held:
         summary += "; held by prior"
-    return Chart(svg, width, math.ceil(height), f"{label}: {summary}" if label else summary,
+    return Chart(segments, width, math.ceil(height), f"{label}: {summary}" if label else summary,
                  {k: c for k, c in counts.items() if c})

@@ -125,12 +125,23 @@ def _unique(labels: Mapping[str, str]) -> dict[str, str]:
 def expression_labels(expr) -> dict[str, str]:
     """:func:`key_labels` over every section of a gpviz expression (``kernel_expr`` / ``model_expr``).
 
-    Sections are labelled together, so labels are unique over the whole model.
+    Sections are labelled together, so labels are unique over the whole model. The labels
+    are kept on the expression (a render asks for them several times; a 1,000-D ARD tree
+    is walked once): they depend only on the section trees and task names, so a copy
+    whose trees were replaced (``units.relabel``) computes its own.
     """
-    trees = [s.body for s in getattr(expr, "sections", None) or []] or [getattr(expr, "tree", expr)]
+    trees = tuple(s.body for s in getattr(expr, "sections", None) or []) or (getattr(expr, "tree", expr),)
     tasks = tuple(getattr(expr, "tasks", ()) or ())
+    store = getattr(expr, "__dict__", None)  # an expression object; a bare tree (slotted) is not cached
+    cached = store.get("_labels_cache") if store is not None else None
+    if (cached is not None and cached[1] == tasks and len(cached[0]) == len(trees)
+            and all(a is b for a, b in zip(cached[0], trees))):
+        return dict(cached[2])
     merged: dict[str, str] = {}
     for tree in trees:
         for k, lab in _named(tree, tasks).items():
             merged.setdefault(k, lab)
-    return _unique(merged)
+    out = _unique(merged)
+    if store is not None:
+        store["_labels_cache"] = (trees, tasks, out)
+    return dict(out)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Callable, Mapping
 
-from gpviz.tree.nodes import Const, Neg, Node, Param, Product, Sum
+from gpviz.tree.nodes import Const, Neg, Node, Param, Product, Sum, child_fields
 
 def _map_field(v, fn):
     if isinstance(v, Node):
@@ -27,11 +27,11 @@ def transform(node: Node, fn: Callable[[Node], Node]) -> Node:
         The rewritten tree; unchanged subtrees are shared, not copied.
     """
     changes = {}
-    for f in fields(node):  # type: ignore[arg-type]
-        old = getattr(node, f.name)
+    for name in child_fields(type(node)):  # fields that cannot hold a node are never rewritten
+        old = getattr(node, name)
         new = _map_field(old, fn)
         if new is not old and new != old:
-            changes[f.name] = new
+            changes[name] = new
     rebuilt = replace(node, **changes) if changes else node
     return fn(rebuilt)
 

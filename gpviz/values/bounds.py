@@ -15,15 +15,25 @@ def at_bound(value: float, lower: float, upper: float, rtol: float = AT_BOUND_RT
     return bool(at_bounds(np.asarray([value], np.float64), lower, upper, rtol)[0])
 
 
-def at_bounds(values: np.ndarray, lower: float | None, upper: float | None,
-              rtol: float = AT_BOUND_RTOL) -> np.ndarray:
-    """Elementwise :func:`at_bound` of an array (``None`` or infinite bounds never match; NaN never sits on one)."""
+def at_bounds(values: np.ndarray, lower, upper, rtol: float = AT_BOUND_RTOL) -> np.ndarray:
+    """Elementwise :func:`at_bound` of an array (``None``, NaN or infinite bounds never match; NaN never sits on one).
+
+    Args:
+        values: Any shape.
+        lower, upper: A bound each, or an array of bounds broadcasting against ``values``
+            (e.g. one per column of a ``members x keys`` block), or None.
+    """
     values = np.asarray(values, np.float64)
     out = np.zeros(values.shape, bool)
     for b in (lower, upper):
-        if b is not None and math.isfinite(b):
-            with np.errstate(invalid="ignore"):
-                out |= np.abs(values - b) <= rtol * max(abs(b), 1e-8)
+        if b is None:
+            continue
+        b = np.asarray(b, np.float64)
+        finite = np.isfinite(b)
+        if not finite.any():
+            continue
+        with np.errstate(invalid="ignore"):
+            out |= (np.abs(values - b) <= rtol * np.maximum(np.abs(b), 1e-8)) & finite
     return out
 
 

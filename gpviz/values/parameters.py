@@ -72,69 +72,93 @@ def parameters(obj, long: bool = False, feature_names=None, units: str = "model"
     """
     check_units(units)
     expr = expression_of(obj, feature_names)
-    root = expr.module
-    batch = torch.Size(expr.batch_shape)
-    n = int(batch.numel())
-    keys = list(expr.keys)
-    roles = expr.roles
-    # one group per parameter tensor: one constraint transform and one prior look-up for all its elements
-    # (a 1,000-D ARD lengthscale is one transform, not 1,000; its prior mode is computed once)
-    groups: dict[tuple[str, str], list[tuple[str, tuple[int, ...]]]] = {}
-    for key in keys:
-        path, name, index = parse_key(key)
-        groups.setdefault((path, name), []).append((key, index))
-    priors = priors_by_param(root) if long else {}
-    values: dict[str, np.ndarray] = {}
-    facts: dict[str, dict] = {}
-    for (path, name), items in groups.items():
-        info = param_info(resolve(root, path), name, batch)
-        indices = [index for _, index in items]
-        block = to_numpy(member_block(info, indices, batch).reshape(n, len(items)))
-        for j, (key, _) in enumerate(items):
-            values[key] = block[:, j].astype(np.float64)
-        if not long:
-            continue
-        raws = to_numpy(member_block(info, indices, batch, raw=True).reshape(n, len(items)))
-        c = info.constraint
-        lower, upper = info.bounds()
-        prior = priors.get((path, name))
-        shared = {
-            "module": path, "parameter": name, "constraint": type(c).__name__ if c is not None else "none",
-            "lower": lower, "upper": upper,
-            "enforced": bool(getattr(c, "enforced", False)) if c is not None else False,
-            "prior": type(prior).__name__ if prior is not None else "none",
-            "prior_params": prior_params(prior) if prior is not None else "",
-            "prior_mode": prior_mode(prior) if prior is not None else float("nan"),
-        }
-        for j, (key, index) in enumerate(items):
-            facts[key] = {**shared, "index": ",".join(str(i) for i in index), "raw": raws[:, j].astype(np.float64)}
-    labels = expression_labels(expr)
-    if not long:
-        wide = to_units(expr, pd.DataFrame({I_MODEL: np.arange(n, dtype=np.int32), **{k: values[k] for k in keys}}),
-                        units)[0]
-        wide.attrs["labels"] = {k: labels.get(k, k) for k in keys}
+    snap = _Snapshot(expr, long)
+    return snap.long(units) if long else snap.wide(units)
+
+
+def parameter_frames(obj, feature_names=None, units: str = "model") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(parameters(obj), parameters(obj, long=True))`` from one reading of the model (a view needs both)."""
+    check_units(units)
+    snap = _Snapshot(expression_of(obj, feature_names), True)
+    return snap.wide(units), snap.long(units)
+
+
+class _Snapshot:
+    """One reading of an expression's parameters: a ``members x keys`` block of values, and per key
+    what the long frame says of it (raw values, constraint, bounds, prior).
+
+    One group per parameter tensor: one constraint transform and one prior look-up for
+    all its elements (a 1,000-D ARD lengthscale is one transform, not 1,000; its prior
+    mode is computed once).
+    """
+
+    def __init__(self, expr, long: bool):
+        self.expr = expr
+        root = expr.module
+        batch = torch.Size(expr.batch_shape)
+        n = self.n = int(batch.numel())
+        keys = self.keys = list(expr.keys)
+        groups: dict[tuple[str, str], list[int]] = {}
+        parsed = [parse_key(k) for k in keys]
+        for j, (path, name, _) in enumerate(parsed):
+            groups.setdefault((path, name), []).append(j)
+        priors = priors_by_param(root) if long else {}
+        self.values = np.zeros((n, len(keys)), np.float64)
+        self.raws = np.zeros((n, len(keys)), np.float64) if long else None
+        self.shared: list[dict] = [{}] * len(keys)  # per key: the facts its whole tensor shares
+        for (path, name), cols in groups.items():
+            info = param_info(resolve(root, path), name, batch)
+            indices = [parsed[j][2] for j in cols]
+            self.values[:, cols] = to_numpy(member_block(info, indices, batch).reshape(n, len(cols)))
+            if not long:
+                continue
+            self.raws[:, cols] = to_numpy(member_block(info, indices, batch, raw=True).reshape(n, len(cols)))
+            c = info.constraint
+            lower, upper = info.bounds()
+            prior = priors.get((path, name))
+            shared = {
+                "module": path, "parameter": name, "constraint": type(c).__name__ if c is not None else "none",
+                "lower": lower, "upper": upper,
+                "enforced": bool(getattr(c, "enforced", False)) if c is not None else False,
+                "prior": type(prior).__name__ if prior is not None else "none",
+                "prior_params": prior_params(prior) if prior is not None else "",
+                "prior_mode": prior_mode(prior) if prior is not None else float("nan"),
+            }
+            for j in cols:
+                self.shared[j] = shared
+        self.index = [",".join(str(i) for i in index) for _, _, index in parsed]
+        self.labels = expression_labels(expr)
+
+    def wide(self, units: str) -> pd.DataFrame:
+        # one float block, not one array per key: a 1,000-key frame is built (and later copied) as one
+        wide = pd.DataFrame(self.values, columns=self.keys, copy=True)
+        wide.insert(0, I_MODEL, np.arange(self.n, dtype=np.int32))
+        wide = to_units(self.expr, wide, units)[0]
+        wide.attrs["labels"] = {k: self.labels.get(k, k) for k in self.keys}
         return wide
 
-    def per_key(name, dtype=object):  # one value per key, repeated for its n member rows
-        return np.repeat(np.array([facts[k][name] for k in keys], dtype=dtype), n)
+    def long(self, units: str) -> pd.DataFrame:
+        keys, n, expr = self.keys, self.n, self.expr
 
-    role = [roles.get(k, facts[k]["parameter"]) for k in keys]
-    value = np.concatenate([values[k] for k in keys]) if keys else np.zeros(0)
-    lower, upper = per_key("lower", np.float64), per_key("upper", np.float64)
-    at = np.zeros(len(value), bool)
-    for k, (lo, hi) in enumerate(zip(lower[::n] if n else [], upper[::n] if n else [])):
-        at[k * n:(k + 1) * n] = at_bounds(value[k * n:(k + 1) * n], lo, hi)
-    df = pd.DataFrame({
-        "key": np.repeat(np.array(keys, dtype=object), n),
-        "label": np.repeat(np.array([labels.get(k, k) for k in keys], dtype=object), n), "module": per_key("module"),
-        "parameter": per_key("parameter"), "index": per_key("index"),
-        I_MODEL: np.tile(np.arange(n, dtype=np.int32), len(keys)),
-        "role": np.repeat(np.array(role, dtype=object), n),
-        "raw": np.concatenate([facts[k]["raw"] for k in keys]) if keys else np.zeros(0), "value": value,
-        "constraint": per_key("constraint"), "lower": lower, "upper": upper,
-        "enforced": per_key("enforced", bool), "at_bound": at,
-        "prior": per_key("prior"), "prior_params": per_key("prior_params"),
-        "prior_mode": per_key("prior_mode", np.float64),
-        "space": np.repeat(np.array([_space(r, expr) for r in role], dtype=object), n),
-    })
-    return to_units(expr, df, units)[0]
+        def per_key(name, dtype=object):  # one value per key, repeated for its n member rows
+            return np.repeat(np.array([f[name] for f in self.shared], dtype=dtype), n)
+
+        roles = expr.roles
+        role = [roles.get(k, f["parameter"]) for k, f in zip(keys, self.shared)]
+        value = self.values.T.reshape(-1)  # key-major: every member of the first key, then the next
+        lower, upper = per_key("lower", np.float64), per_key("upper", np.float64)
+        df = pd.DataFrame({
+            "key": np.repeat(np.array(keys, dtype=object), n),
+            "label": np.repeat(np.array([self.labels.get(k, k) for k in keys], dtype=object), n),
+            "module": per_key("module"), "parameter": per_key("parameter"),
+            "index": np.repeat(np.array(self.index, dtype=object), n),
+            I_MODEL: np.tile(np.arange(n, dtype=np.int32), len(keys)),
+            "role": np.repeat(np.array(role, dtype=object), n),
+            "raw": self.raws.T.reshape(-1), "value": value,
+            "constraint": per_key("constraint"), "lower": lower, "upper": upper,
+            "enforced": per_key("enforced", bool), "at_bound": at_bounds(value, lower, upper),
+            "prior": per_key("prior"), "prior_params": per_key("prior_params"),
+            "prior_mode": per_key("prior_mode", np.float64),
+            "space": np.repeat(np.array([_space(r, expr) for r in role], dtype=object), n),
+        })
+        return to_units(expr, df, units)[0]

@@ -23,7 +23,7 @@ from gpviz.priors.verdicts import with_verdicts
 from gpviz.sweep.result import Sweep
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.bounds import at_bounds
-from gpviz.values.parameters import parameters
+from gpviz.values.parameters import parameter_frames, parameters
 from gpviz.models.expr import model_expr
 from gpviz.values.columns import I_CONFIG, I_REPEAT
 from gpviz.values.units import check_units, convert_long, convert_wide, relabel, to_units, unit_plan
@@ -76,8 +76,7 @@ def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str = "mo
         title: Figure title (default: :func:`default_title`).
     """
     check_units(units)
-    frame = parameters(expr)
-    info = parameters(expr, long=True)
+    frame, info = parameter_frames(expr)
     if verdicts:
         info = with_verdicts(info, verdicts)
     if units != "model":

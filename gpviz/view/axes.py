@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from gpviz.tree.nodes import Role
-from gpviz.values.bounds import any_at_bound
+from gpviz.values.bounds import at_bounds
 from gpviz.view.records import AxisView, FrameData, ParamFacts, ParamView
 
 # Positive, scale-like quantities: drawn on a log axis (pixel position linear in log10(value)).
@@ -103,10 +103,16 @@ def chart_views(frame: FrameData, facts: Mapping[str, ParamFacts],
     params: dict[str, ParamView] = {}
     for gid, keys in groups.items():
         kind, bounded = kinds[keys[0]]
-        vals = np.concatenate([frame.values[k] for k in keys]) if keys else np.zeros(0)
+        # the group's values as one rows x keys block: bound marks and flags for all its keys at once
+        # (a 1,000-D ARD model is one group of 1,000 lengthscales)
+        block = np.stack([frame.values[k] for k in keys], axis=1)
+        vals = block.T.reshape(-1)
         refs = [m.prior_mode for m in (facts[k] for k in keys) if m.prior_mode is not None]
-        marks = {k: (any_at_bound(frame.values[k], facts[k].lower), any_at_bound(frame.values[k], facts[k].upper))
-                 for k in keys}
+        lowers, uppers = (np.array([np.nan if b is None else b for b in (getattr(facts[k], side) for k in keys)],
+                                   np.float64) for side in ("lower", "upper"))
+        mark_lo = at_bounds(block, lowers, None).any(axis=0)
+        mark_hi = at_bounds(block, None, uppers).any(axis=0)
+        marks = {k: (bool(mark_lo[j]), bool(mark_hi[j])) for j, k in enumerate(keys)}
         for k in keys:
             if marks[k][0]:
                 refs.append(facts[k].lower)
@@ -132,23 +138,25 @@ def chart_views(frame: FrameData, facts: Mapping[str, ParamFacts],
                     lo, hi = min([lo] + ends), max([hi] + ends)
         axis = AxisView(kind, float(lo), float(hi), str(gid[1]), bounded)
         axes.append(axis)
-        for k in keys:
+        flags = _flags(block, axis)
+        for j, k in enumerate(keys):
             m = facts[k]
             params[k] = ParamView(k, str(m.role), len(axes) - 1, m.prior_mode, m.lower, m.upper, marks[k][0],
-                                  marks[k][1], m.held and not m.bands, _flags(frame.values[k], axis), m.bands)
+                                  marks[k][1], m.held and not m.bands, flags[j], m.bands)
     return tuple(axes), {k: params[k] for k in facts}
 
 
-def _flags(v: np.ndarray, axis: AxisView) -> str:
-    """Short description of NaN / inf / non-positive-on-log values (for the page's warning), or ""."""
-    parts = []
-    if np.isnan(v).any():
-        parts.append(f"{int(np.isnan(v).sum())} NaN")
-    if np.isinf(v).any():
-        parts.append(f"{int(np.isinf(v).sum())} inf")
-    if axis.kind == "log" and (v[np.isfinite(v)] <= 0).any():
-        parts.append(f"{int((v[np.isfinite(v)] <= 0).sum())} \u2264 0 on a log axis")
-    return ", ".join(parts)
+def _flags(block: np.ndarray, axis: AxisView) -> list[str]:
+    """Per column of a ``rows x keys`` block: its NaN / inf / non-positive-on-log values in words
+    (for the page's warning), or ""."""
+    counts = [(np.isnan(block).sum(axis=0), "NaN"), (np.isinf(block).sum(axis=0), "inf")]
+    if axis.kind == "log":
+        with np.errstate(invalid="ignore"):
+            counts.append((((block <= 0) & np.isfinite(block)).sum(axis=0), "\u2264 0 on a log axis"))
+    out = [""] * block.shape[1]
+    for j in np.flatnonzero(np.any([c for c, _ in counts], axis=0)):
+        out[j] = ", ".join(f"{int(c[j])} {what}" for c, what in counts if c[j])
+    return out
 
 
 def bound_on_axis(p: ParamView, axis: AxisView) -> bool:

@@ -44,12 +44,15 @@ def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict
         raise InputError(f"info must be a DataFrame with a 'key' column (like gpviz.parameters(model, long=True)), "
                          f"got {type(info).__name__}")
     key_col = info["key"].astype(str).to_numpy()
-    mask = np.isin(key_col, list(keys))
-    rows, by = info[mask], key_col[mask]
+    order = list(dict.fromkeys(keys))
+    code = pd.Index(order).get_indexer(key_col)  # hashed: a 1,000-key frame is not sorted (np.isin would)
+    mask = code >= 0
+    rows, by = info[mask], code[mask]
     if not len(rows):
         return facts
+    present, first_row = np.unique(by, return_index=True)  # each key's first row
 
-    def first(col) -> dict:  # key -> its first finite value (one groupby for all keys, not one per key)
+    def first(col) -> dict:  # key code -> its first finite value (one groupby for all keys, not one per key)
         if col not in rows.columns:
             return {}
         vals = pd.to_numeric(rows[col], errors="coerce").astype(np.float64).to_numpy()
@@ -58,15 +61,14 @@ def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict
 
     lower, upper, prior = first("lower"), first("upper"), first("prior_mode")
     verdicts = rows["verdict"].astype(str).to_numpy() if "verdict" in rows.columns else None
-    held = pd.Series(verdicts == HELD).groupby(by, sort=False).any().to_dict() if verdicts is not None else {}
-    first_verdict = pd.Series(verdicts).groupby(by, sort=False).first().to_dict() if verdicts is not None else {}
-    first_role = (pd.Series(rows["role"].to_numpy()).groupby(by, sort=False).first().to_dict()
-                  if "role" in rows.columns else {})
-    for key in dict.fromkeys(by):
-        verdict = HELD if held.get(key) else first_verdict.get(key, "")
-        role = roles.get(key, str(first_role[key]) if key in first_role else "value")
-        facts[key] = ParamFacts(Role.of_parameter(str(role)), finite_or_none(lower.get(key)),
-                                finite_or_none(upper.get(key)), finite_or_none(prior.get(key)), verdict)
+    held = (np.bincount(by, weights=(verdicts == HELD), minlength=len(order)) > 0) if verdicts is not None else None
+    role_col = rows["role"].to_numpy() if "role" in rows.columns else None
+    for c, r in zip(present, first_row):
+        key = order[c]
+        verdict = (HELD if held[c] else str(verdicts[r])) if verdicts is not None else ""
+        role = roles.get(key, str(role_col[r]) if role_col is not None else "value")
+        facts[key] = ParamFacts(Role.of_parameter(str(role)), finite_or_none(lower.get(c)),
+                                finite_or_none(upper.get(c)), finite_or_none(prior.get(c)), verdict)
     return facts
 
 

@@ -97,7 +97,8 @@ def _config_labels(config_labels, n: int) -> tuple[str, ...]:
 
 def _float_columns(frame: pd.DataFrame, keys: list[str]) -> dict[str, np.ndarray]:
     """:func:`_float_column` of every key; plain float/int columns in one conversion (1,000 keys: one copy)."""
-    plain = [k for k in keys if frame[k].dtype.kind in "fiu"]
+    kinds = {str(c): dt.kind for c, dt in zip(frame.columns, frame.dtypes)}  # not frame[k] per key: ~20 µs each
+    plain = [k for k in keys if kinds.get(k) in ("f", "i", "u")]
     out = {}
     if plain:
         block = frame[plain].to_numpy(dtype=np.float64)

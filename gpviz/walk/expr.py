@@ -8,7 +8,7 @@ from gpytorch.kernels import Kernel
 from gpviz import display
 from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
 from gpviz.tree.evaluate import EvalEnv, check_inputs, evaluate, required_width
-from gpviz.tree.nodes import Node, Opaque, Role, iter_nodes, keys_of, roles_of
+from gpviz.tree.nodes import Node, Opaque, Role, iter_nodes, roles_of
 from gpviz.tree.ops import simplify
 from gpviz.tree.printer import fmt_number, to_text
 from gpviz.values.keys import read_member_values
@@ -45,7 +45,8 @@ class Expr:
         # Cached per tree object: an expression whose tree is replaced (units.relabel) walks the new one.
         cached = self.__dict__.get("_walk_cache")
         if cached is None or cached[0] is not self.tree:
-            cached = (self.tree, keys_of(self.tree), roles_of(self.tree))
+            roles = roles_of(self.tree)  # one walk: keys are its keys, in print order
+            cached = (self.tree, tuple(roles), roles)
             self.__dict__["_walk_cache"] = cached
         return cached[1], cached[2]
 
