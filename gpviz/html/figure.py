@@ -35,7 +35,7 @@ import numpy as np
 from gpviz.errors import InputError
 from gpviz.html.code import code_block_html, code_html, code_lines, notation_html
 from gpviz.html.compact import CompactData, encode_compact
-from gpviz.html.encode import encode_column, pack_columns
+from gpviz.html.encode import encode_column, encode_columns, pack_columns
 from gpviz.html.markup import escape_html, js_string, script_json
 from gpviz.html.page import Page
 from gpviz.html.svg import param_chart
@@ -324,7 +324,7 @@ def _band_px(n_configs: int, n_charts: int) -> int:
 def spec_of(view: ViewData) -> dict:
     """What the browser receives: mode, axes, per-key metadata, step offsets and the encoded columns."""
     data = view.frame
-    columns = {k: encode_column(data.values[k]) for k in view.params}
+    columns = encode_columns({k: data.values[k] for k in view.params})
     configs = None
     if data.i_config is not None:
         columns[I_CONFIG] = encode_column(data.i_config.astype(np.int32))
@@ -389,7 +389,7 @@ class Figure(Page):
         loss: The loss chart's points (:func:`loss_data`), or None.
     """
 
-    def __init__(self, inner_html: str, spec: dict, element_id: str, title: str, view: ViewData | None = None,
+    def __init__(self, inner_html: str, spec: dict, element_id: str | None, title: str, view: ViewData | None = None,
                  compact: CompactData | None = None, loss: CompactData | None = None):
         self._inner = inner_html
         self.spec = spec
@@ -402,7 +402,10 @@ class Figure(Page):
         else:
             self._blob, packed = pack_columns(spec["columns"])
             self._spec_json = script_json({**sent, "columns": packed, "packed": True})
-        self.element_id = element_id
+        if element_id is None:  # a hash of what the page carries: the same figure gets the same id
+            sent_text = "\0".join((inner_html, self._spec_json, self._blob, loss.text if loss is not None else ""))
+            element_id = f"gpviz-{hashlib.sha256(sent_text.encode('utf-8')).hexdigest()[:12]}"
+        self.element_id = check_id(element_id)
         self.title = title
         self.keys = tuple(spec["params"])
         self.columns = tuple(spec["columns"])
@@ -468,9 +471,5 @@ def figure(view: ViewData, element_id: str | None = None) -> Figure:
     """The :class:`Figure` of a view (its id a hash of the content unless ``element_id`` is given)."""
     inner, spec = inner_html(view), spec_of(view)
     loss = loss_data(view.loss) if view.loss is not None else None
-    if element_id is None:
-        digest = hashlib.sha256((inner + "\0" + script_json(spec) + "\0" + (loss.text if loss else ""))
-                                .encode("utf-8")).hexdigest()
-        element_id = f"gpviz-{digest[:12]}"
     compact = compact_of(view, spec) if view.frame.mode == "timeline" else None
-    return Figure(inner, spec, check_id(element_id), view.title or "gpviz", view, compact, loss)
+    return Figure(inner, spec, element_id, view.title or "gpviz", view, compact, loss)

@@ -180,6 +180,44 @@ def _background(axis: AxisView, n_bands: int, bh: float, prior, lower, mark_lowe
     return "".join(g)
 
 
+@functools.lru_cache(maxsize=1024)
+def _frame(axis: AxisView, band_labels: tuple[str, ...] | None, bh: float):
+    """Where a chart's parts go on one axis ([band labels | lo] plot [hi] [value] [flag]) and its axis texts:
+    the same for every chart of the axis.
+
+    Returns:
+        ``(x0, y0, height, x_after, texts)``: the plot's origin, the picture's height, where a value
+        written beside starts, and the SVG of the axis (and band) labels.
+    """
+    lo_t, hi_t = fmt_axis(axis.lo), fmt_axis(axis.hi)
+    texts = []
+    if band_labels is not None:
+        plot_h = len(band_labels) * bh
+        x0 = min(120.0, max((_text_w(t, BAND_FONT) for t in band_labels), default=0) + 4)
+        y_axis, height, y0 = plot_h + AXIS_FONT + 1, plot_h + AXIS_FONT + 3, 0
+        right = x0 + PLOT_W + 2 * EDGE
+        every = max(1, math.ceil(9 / bh))
+        for i, t in enumerate(band_labels):
+            if i % every == 0:
+                texts.append(f"<text x='{_n(x0 - 3)}' y='{_n((i + 0.5) * bh + BAND_FONT * 0.35)}' "
+                             f"font-size='{BAND_FONT}' text-anchor='end' fill='#444'>{escape_html(t)}</text>")
+        texts.append(f"<text x='{_n(x0 + 2)}' y='{_n(y_axis)}' font-size='{AXIS_FONT}' "
+                     f"fill='{COLORS['text']}'>{lo_t}</text>"
+                     f"<text x='{_n(right - 2)}' y='{_n(y_axis)}' font-size='{AXIS_FONT}' text-anchor='end' "
+                     f"fill='{COLORS['text']}'>{hi_t}</text>")
+        x_after = right + 3
+    else:
+        x0, height, y0 = _text_w(lo_t, AXIS_FONT) + 3, ROW_H + 2, 1
+        right = x0 + PLOT_W + 2 * EDGE
+        mid = y0 + ROW_H / 2 + AXIS_FONT * 0.35
+        texts.append(f"<text x='{_n(x0 - 3)}' y='{_n(mid)}' font-size='{AXIS_FONT}' text-anchor='end' "
+                     f"fill='{COLORS['text']}'>{lo_t}</text>"
+                     f"<text x='{_n(right + 3)}' y='{_n(mid)}' font-size='{AXIS_FONT}' "
+                     f"fill='{COLORS['text']}'>{hi_t}</text>")
+        x_after = right + 3 + _text_w(hi_t, AXIS_FONT) + 4
+    return x0, y0, height, x_after, "".join(texts)
+
+
 def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: np.ndarray | None = None,
                 band_labels: tuple[str, ...] = (), band_px: int = ROW_H, single_row: bool = False,
                 label: str = "") -> Chart:
@@ -204,19 +242,7 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
     bh = band_px if bands is not None else ROW_H
     plot_h = n_bands * bh
     scale = _scale(axis)
-    lo_t, hi_t = fmt_axis(axis.lo), fmt_axis(axis.hi)
-
-    # where things go: [band labels | lo] plot [hi] [value] [flag]
-    if bands is not None:
-        label_w = min(120.0, max((_text_w(t, BAND_FONT) for t in band_labels), default=0) + 4)
-        x0, y_axis = label_w, plot_h + AXIS_FONT + 1
-        height = plot_h + AXIS_FONT + 3
-    else:
-        label_w = _text_w(lo_t, AXIS_FONT) + 3
-        x0, y_axis = label_w, None
-        height = ROW_H + 2
-    y0 = 1 if bands is None else 0
-    right = x0 + PLOT_W + 2 * EDGE
+    x0, y0, height, x_after, axis_texts = _frame(axis, tuple(band_labels) if bands is not None else None, bh)
 
     parts = []
     g = [f"<g transform='translate({_n(x0)} {y0})'>",
@@ -257,25 +283,7 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
     g.append("</g>")
     parts += g
 
-    texts = []
-    if bands is not None:
-        every = max(1, math.ceil(9 / bh))
-        for i, t in enumerate(band_labels):
-            if i % every == 0:
-                texts.append(f"<text x='{_n(x0 - 3)}' y='{_n((i + 0.5) * bh + BAND_FONT * 0.35)}' "
-                             f"font-size='{BAND_FONT}' text-anchor='end' fill='#444'>{escape_html(t)}</text>")
-        texts.append(f"<text x='{_n(x0 + 2)}' y='{_n(y_axis)}' font-size='{AXIS_FONT}' "
-                     f"fill='{COLORS['text']}'>{lo_t}</text>"
-                     f"<text x='{_n(right - 2)}' y='{_n(y_axis)}' font-size='{AXIS_FONT}' text-anchor='end' "
-                     f"fill='{COLORS['text']}'>{hi_t}</text>")
-        x_after = right + 3
-    else:
-        mid = y0 + ROW_H / 2 + AXIS_FONT * 0.35
-        texts.append(f"<text x='{_n(x0 - 3)}' y='{_n(mid)}' font-size='{AXIS_FONT}' text-anchor='end' "
-                     f"fill='{COLORS['text']}'>{lo_t}</text>"
-                     f"<text x='{_n(right + 3)}' y='{_n(mid)}' font-size='{AXIS_FONT}' "
-                     f"fill='{COLORS['text']}'>{hi_t}</text>")
-        x_after = right + 3 + _text_w(hi_t, AXIS_FONT) + 4
+    texts = [axis_texts]
     base = (y0 + ROW_H / 2) if bands is None else plot_h / 2
     if n == 1:
         vt = fmt_value(float(values[0]))

@@ -37,9 +37,8 @@ def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict
     Raises:
         InputError: if ``info`` is not such a frame.
     """
-    facts = {k: ParamFacts(Role.of_parameter(str(roles.get(k, "value")))) for k in keys}
     if info is None:
-        return facts
+        return {k: ParamFacts(Role.of_parameter(str(roles.get(k, "value")))) for k in keys}
     if not isinstance(info, pd.DataFrame) or "key" not in info.columns:
         raise InputError(f"info must be a DataFrame with a 'key' column (like gpviz.parameters(model, long=True)), "
                          f"got {type(info).__name__}")
@@ -49,27 +48,32 @@ def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict
     mask = code >= 0
     rows, by = info[mask], code[mask]
     if not len(rows):
-        return facts
+        return facts_from_info(None, keys, roles)
     present, first_row = np.unique(by, return_index=True)  # each key's first row
 
-    def first(col) -> dict:  # key code -> its first finite value (one groupby for all keys, not one per key)
+    def first(col) -> dict:  # key code -> its first finite value (for all keys at once, not one per key)
         if col not in rows.columns:
             return {}
-        vals = pd.to_numeric(rows[col], errors="coerce").astype(np.float64).to_numpy()
-        vals = np.where(np.isfinite(vals), vals, np.nan)
-        return pd.Series(vals).groupby(by, sort=False).first().to_dict()
+        vals = rows[col].to_numpy()
+        if vals.dtype.kind not in "fiu":
+            vals = pd.to_numeric(rows[col], errors="coerce").to_numpy()
+        vals = vals.astype(np.float64)
+        finite = np.flatnonzero(np.isfinite(vals))
+        codes, at = np.unique(by[finite], return_index=True)  # np.unique keeps each code's first position
+        return dict(zip(codes.tolist(), vals[finite[at]].tolist()))
 
     lower, upper, prior = first("lower"), first("upper"), first("prior_mode")
     verdicts = rows["verdict"].astype(str).to_numpy() if "verdict" in rows.columns else None
     held = (np.bincount(by, weights=(verdicts == HELD), minlength=len(order)) > 0) if verdicts is not None else None
     role_col = rows["role"].to_numpy() if "role" in rows.columns else None
-    for c, r in zip(present, first_row):
+    found = {}
+    for c, r in zip(present.tolist(), first_row.tolist()):
         key = order[c]
         verdict = (HELD if held[c] else str(verdicts[r])) if verdicts is not None else ""
         role = roles.get(key, str(role_col[r]) if role_col is not None else "value")
-        facts[key] = ParamFacts(Role.of_parameter(str(role)), finite_or_none(lower.get(c)),
+        found[key] = ParamFacts(Role.of_parameter(str(role)), finite_or_none(lower.get(c)),
                                 finite_or_none(upper.get(c)), finite_or_none(prior.get(c)), verdict)
-    return facts
+    return {k: found[k] if k in found else ParamFacts(Role.of_parameter(str(roles.get(k, "value")))) for k in keys}
 
 
 def singular(label: str) -> str:
