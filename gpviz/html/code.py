@@ -30,11 +30,29 @@ def _fn_html(text: str, key: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def code_html(text: str, key: Mapping[str, str] | None = None) -> str:
-    """Escaped code text with quoted strings (feature names) tinted and function names explained on hover."""
-    parts = _STR_RE.split(text)
-    return "".join(f'<span class="gpviz-str">{escape_html(p)}</span>' if i % 2 else _fn_html(p, key or {})
-                   for i, p in enumerate(parts) if p)
+def code_html(text: str, key: Mapping[str, str] | None = None, memo: dict | None = None) -> str:
+    """Escaped code text with quoted strings (feature names) tinted and function names explained on hover.
+
+    Args:
+        text: A piece of printed code.
+        key: function name -> its notation line (the hover text).
+        memo: A dict kept across the calls of one page (with one ``key``): the code between quoted
+            strings repeats on every line (``compare(`` ... ``) / ``), so each piece is made once.
+    """
+    key = key or {}
+    memo = {} if memo is None else memo
+    out = []
+    for i, p in enumerate(_STR_RE.split(text)):
+        if not p:
+            continue
+        if i % 2:
+            out.append(f'<span class="gpviz-str">{escape_html(p)}</span>')
+            continue
+        html = memo.get(p)
+        if html is None:
+            html = memo[p] = _fn_html(p, key)
+        out.append(html)
+    return "".join(out)
 
 
 def notation_html(entries: Sequence[tuple[str, str]]) -> str:

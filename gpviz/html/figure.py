@@ -255,10 +255,7 @@ def inner_html(view: ViewData) -> str:
                 pv = view.params[t.key]
                 return _placeholder(t, pv, view.axes[pv.axis], _static_chart(view, t.key, band_px),
                                     view.labels.get(t.key, ""))
-            html = memo.get(t)  # the same pieces of code (" / ", ",") come back on every line
-            if html is None:
-                html = memo[t] = code_html(t, key)
-            return html
+            return code_html(t, key, memo)
 
         code = code_block_html(cl, token_html, LEAF_CHARS["configs"])
         note_html = f' <span {_cls("gpviz-note")}>({escape_html(sec.note)})</span>' if sec.note else ""

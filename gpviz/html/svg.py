@@ -131,8 +131,8 @@ def _at_bound(v: float, b) -> bool:
 
 def _n(x: float) -> str:
     """A coordinate with at most one decimal (sub-pixel precision is invisible)."""
-    s = f"{x:.1f}"
-    return s[:-2] if s.endswith(".0") else s
+    s = "%.1f" % x
+    return s[:-2] if s[-2:] == ".0" else s
 
 
 def _text_w(text: str, size: float) -> float:
