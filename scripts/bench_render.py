@@ -143,6 +143,8 @@ def python_render_ms(repeats: int = 3) -> dict:
     torch.manual_seed(0)
     X = torch.rand(20, 1000, dtype=torch.float64)
     ard = SingleTaskGP(X, X.sum(-1, keepdim=True))
+    with torch.no_grad():  # distinct values, as after a fit: no two charts draw the same dot or write the same number
+        ard.covar_module.lengthscale = 0.1 + 3 * torch.rand(1, 1000, dtype=torch.float64)
     Xb = torch.rand(1000, 10, 2, dtype=torch.float64)
     batch = SingleTaskGP(Xb, Xb.sum(-1, keepdim=True))
     out = {}

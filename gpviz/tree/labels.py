@@ -20,6 +20,8 @@ from gpviz.values.keys import parse_key
 
 
 def _features_in(node: Node) -> list[str]:
+    if isinstance(node, (Compare, Differ)):  # the common case, ``compare('f') / lengthscale``: no walk
+        return [node.name]
     return list(dict.fromkeys(n.name for n in iter_nodes(node) if isinstance(n, (Compare, Differ))))
 
 
@@ -66,8 +68,11 @@ def _named(tree: Node, tasks: tuple[str, ...] = ()) -> dict[str, str]:
             _, name, _ = parse_key(param.key)
             named[param.key] = _tag(name, what)
 
+    keys: dict[str, None] = {}  # every parameter, in print order (collected in the same walk)
     for node in iter_nodes(tree):
-        if isinstance(node, Div) and isinstance(node.den, Param):
+        if isinstance(node, Param):
+            keys.setdefault(node.key, None)
+        elif isinstance(node, Div) and isinstance(node.den, Param):
             feats = _features_in(node.num)
             if len(feats) == 1:
                 name_as(node.den, feats[0])
@@ -91,8 +96,7 @@ def _named(tree: Node, tasks: tuple[str, ...] = ()) -> dict[str, str]:
             for t, item in zip(names, items):
                 name_as(item, f"task {t}")
 
-    keys = list(dict.fromkeys(n.key for n in iter_nodes(tree) if isinstance(n, Param)))
-    return {k: named.get(k, _base(k)) for k in keys}
+    return {k: named[k] if k in named else _base(k) for k in keys}
 
 
 def _unique(labels: Mapping[str, str]) -> dict[str, str]:

@@ -82,6 +82,8 @@ class ParamInfo:
         shape = self.squeezed_shape
         if len(index) != len(shape) or any(not 0 <= i < s for i, s in zip(index, shape)):
             raise InputError(f"index {list(index)} out of range for parameter {self.name!r} of shape {list(shape)}")
+        if len(shape) == 1:  # a vector parameter (ARD lengthscales): its index is the position
+            return int(index[0])
         return int(np.ravel_multi_index(index, shape)) if shape else 0
 
     def bounds(self) -> tuple[float, float]:
