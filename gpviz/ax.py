@@ -23,10 +23,8 @@ place, so that an Ax upgrade is checked by reading one file.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from gpviz import hooks

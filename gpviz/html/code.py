@@ -41,6 +41,9 @@ def code_html(text: str, key: Mapping[str, str] | None = None, memo: dict | None
     """
     key = key or {}
     memo = {} if memo is None else memo
+    whole = memo.get((text,))  # a token seen before on this page (" / ", ",", an indent)
+    if whole is not None:
+        return whole
     out = []
     for i, p in enumerate(_STR_RE.split(text)):
         if not p:
@@ -52,7 +55,8 @@ def code_html(text: str, key: Mapping[str, str] | None = None, memo: dict | None
         if html is None:
             html = memo[p] = _fn_html(p, key)
         out.append(html)
-    return "".join(out)
+    whole = memo[(text,)] = "".join(out)
+    return whole
 
 
 def notation_html(entries: Sequence[tuple[str, str]]) -> str:

@@ -186,8 +186,9 @@ def _frame(axis: AxisView, band_labels: tuple[str, ...] | None, bh: float):
     the same for every chart of the axis.
 
     Returns:
-        ``(x0, y0, height, x_after, texts)``: the plot's origin, the picture's height, where a value
-        written beside starts, and the SVG of the axis (and band) labels.
+        ``(x0, y0, height, x_after, texts, g_open, value_at, base)``: the plot's origin, the picture's
+        height, where a value written beside starts, the SVG of the axis (and band) labels, the plot
+        group's opening tag, the opening tag of a value written beside, and the y of the text baseline's middle.
     """
     lo_t, hi_t = fmt_axis(axis.lo), fmt_axis(axis.hi)
     texts = []
@@ -207,7 +208,7 @@ def _frame(axis: AxisView, band_labels: tuple[str, ...] | None, bh: float):
                      f"fill='{COLORS['text']}'>{hi_t}</text>")
         x_after = right + 3
     else:
-        x0, height, y0 = _text_w(lo_t, AXIS_FONT) + 3, ROW_H + 2, 1
+        x0, height, y0, plot_h = _text_w(lo_t, AXIS_FONT) + 3, ROW_H + 2, 1, bh
         right = x0 + PLOT_W + 2 * EDGE
         mid = y0 + ROW_H / 2 + AXIS_FONT * 0.35
         texts.append(f"<text x='{_n(x0 - 3)}' y='{_n(mid)}' font-size='{AXIS_FONT}' text-anchor='end' "
@@ -215,7 +216,17 @@ def _frame(axis: AxisView, band_labels: tuple[str, ...] | None, bh: float):
                      f"<text x='{_n(right + 3)}' y='{_n(mid)}' font-size='{AXIS_FONT}' "
                      f"fill='{COLORS['text']}'>{hi_t}</text>")
         x_after = right + 3 + _text_w(hi_t, AXIS_FONT) + 4
-    return x0, y0, height, x_after, "".join(texts)
+    base = (y0 + ROW_H / 2) if band_labels is None else plot_h / 2
+    g_open = f"<g transform='translate({_n(x0)} {y0})'>"
+    value_at = (f"<text x='{_n(x_after)}' y='{_n(base + VALUE_FONT * 0.35)}' font-size='{VALUE_FONT}' "
+                f"font-weight='600' fill='#000'>")
+    return x0, y0, height, x_after, "".join(texts), g_open, value_at, base
+
+
+@functools.lru_cache(maxsize=256)
+def _band_ys(n_bands: int, bh: float) -> tuple[tuple[float, str], ...]:
+    """The y of each band's middle, and as the SVG writes it."""
+    return tuple(((i + 0.5) * bh, _n((i + 0.5) * bh)) for i in range(n_bands))
 
 
 def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: np.ndarray | None = None,
@@ -240,12 +251,13 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
     n = len(values)
     n_bands = len(band_labels) if bands is not None else 1
     bh = band_px if bands is not None else ROW_H
-    plot_h = n_bands * bh
     scale = _scale(axis)
-    x0, y0, height, x_after, axis_texts = _frame(axis, tuple(band_labels) if bands is not None else None, bh)
+    x0, y0, height, x_after, axis_texts, g_open, value_at, base = _frame(
+        axis, tuple(band_labels) if bands is not None else None, bh)
+    ys = _band_ys(n_bands, bh)
 
     parts = []
-    g = [f"<g transform='translate({_n(x0)} {y0})'>",
+    g = [g_open,
          _background(axis, n_bands, bh, param.prior, param.lower, param.mark_lower, param.upper, param.mark_upper)]
 
     counts = {"nan": 0, "inf": 0, "nonpos": 0, "out": 0}
@@ -256,7 +268,7 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
     marks = []
     shown = []
     for i, v in enumerate(values.tolist()):
-        y = ((int(bands[i]) if bands is not None else 0) + 0.5) * bh
+        y, y_text = ys[int(bands[i]) if bands is not None else 0]
         x, kind = _place(v, axis, scale)
         if kind == "nan":
             counts["nan"] += 1
@@ -269,7 +281,7 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
             continue
         shown.append(v)
         at = _at_bound(v, param.lower) or _at_bound(v, param.upper)
-        key = (_n(round(x * 2) / 2), _n(y))
+        key = (_n(round(x * 2) / 2), y_text)
         into = red if at else dots
         into[key] = min(into.get(key, 0) + 1, MAX_COPIES)
     for color, where in ((COLORS["dot"], dots), (COLORS["bad"], red)):
@@ -284,11 +296,9 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
     parts += g
 
     texts = [axis_texts]
-    base = (y0 + ROW_H / 2) if bands is None else plot_h / 2
+    vt = fmt_value(float(values[0])) if n == 1 else ""
     if n == 1:
-        vt = fmt_value(float(values[0]))
-        texts.append(f"<text x='{_n(x_after)}' y='{_n(base + VALUE_FONT * 0.35)}' font-size='{VALUE_FONT}' "
-                     f"font-weight='600' fill='#000'>{vt}</text>")
+        texts.append(f"{value_at}{vt}</text>")
         x_after += _text_w(vt, VALUE_FONT) + 6
     flags = []
     if counts["nan"]:
@@ -315,7 +325,7 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
     segments = (head, *parts, *texts, "</svg>")
 
     if n == 1:
-        summary = fmt_value(float(values[0]))
+        summary = vt
     elif shown:
         s = sorted(shown)
         summary = (f"median {fmt_value(s[len(s) // 2])} of {n} ({fmt_value(s[0])} .. {fmt_value(s[-1])})")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 #: A value within this share of a bound's scale (floored at 1e-8) sits on the bound.

@@ -16,7 +16,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from matplotlib.figure import Figure
 
 import gpviz
-from gpviz.charts import compare_scaling_curves, figure_to_png, mpl_text
+from gpviz.charts import compare_scaling_curves, figure_to_png
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.cells import DEFAULT_METRICS, nlpd, subset_indices
 from gpviz.sweep.result import Sweep

@@ -13,7 +13,6 @@ from gpviz.testing import assert_expr_matches_kernel
 from botorch.models import SingleTaskGP
 from botorch.models.kernels.contextual_lcea import LCEAKernel
 from botorch.models.kernels.contextual_sac import SACKernel
-from botorch.models.kernels.heterogeneous_multitask import CombinatorialCovarModule
 from botorch.models.kernels.linear_truncated_fidelity import LinearTruncatedFidelityKernel
 from gpytorch.likelihoods import GaussianLikelihood
 from gpviz.walk import walker as walk_module
