@@ -88,8 +88,11 @@ class Node:
 
     def children(self) -> tuple["Node", ...]:
         """The direct child nodes, in print order."""
+        names = child_fields(type(self))
+        if not names:  # a leaf (Param, Compare, Const...): most nodes of a tree
+            return ()
         out: list[Node] = []
-        for name in child_fields(type(self)):
+        for name in names:
             v = getattr(self, name)
             if isinstance(v, Node):
                 out.append(v)

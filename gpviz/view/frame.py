@@ -136,9 +136,10 @@ def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> FrameData:
             f"frame has no column for parameter key {missing[0]!r}"
             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
             + f"; every key of the expression needs a column. Columns: {sorted(columns)[:12]}")
-    frame = frame.copy()
-    # pandas deep-copies attrs on every column access: parameters()' labels (one per key) made each of 1,000
-    # columns cost a 1,000-entry copy. Drawing needs only the columns.
+    # A copy without attrs (the constructor does not carry them; ``copy()`` deep-copies them, and pandas
+    # copies them again on every column access: parameters()' labels, one per key, made each of 1,000
+    # columns cost a 1,000-entry copy). Drawing needs only the columns.
+    frame = pd.DataFrame(frame, copy=True)
     frame.attrs = {}
     frame.columns = [str(c) for c in frame.columns]
     wanted = set(keys) | set(INDEX_COLUMNS)
