@@ -113,3 +113,16 @@ def test_every_placeholder_of_a_figure_carries_one_static_chart():
     assert len(spans) == 4 and all(inner.count('<img class="gpviz-static"') == 1 for _, inner in spans)
     assert "NaN" not in re.sub(r"<script.*?</script>", "", html, flags=re.S)
     assert F.STATIC_NOTE.split(":")[0] in html
+
+
+def test_data_uri_by_segment_equals_encoding_the_whole_picture():
+    # band labels and values with characters a URI must encode (%, #, quotes, <, non-ASCII)
+    labels = ("n = 10 % #1", "it's <b>", "\u03bb = 2")
+    for values, bands in (([0.3], None), ([1.0, np.nan, np.inf, 0.2], np.array([0, 1, 2, 2]))):
+        chart = S.param_chart(np.array(values), LOG, PLAIN, bands=bands, band_labels=labels if bands is not None
+                              else (), band_px=6, single_row=bands is None)
+        assert chart.data_uri() == svg_data_uri(chart.svg)
+    # the cached strip of one axis is never reused for another
+    other = AxisView("log", 0.5, 2000.0, "lengthscale", False)
+    a, b = S.param_chart(np.array([1.0]), LOG, PLAIN), S.param_chart(np.array([1.0]), other, PLAIN)
+    assert a.svg != b.svg and ">2000<" in b.svg and ">2000<" not in a.svg and ">100<" in a.svg

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from gpviz.tree.nodes import Call, Compare, Const, Div, Neg, Param, Pow, Product, Sum, Vector, keys_of
+from gpviz.tree.nodes import (Call, Compare, Const, Div, Neg, Node, Param, Pow, Product, Sum, Vector, child_fields,
+                              iter_nodes, keys_of)
 from gpviz.tree.ops import bind, simplify, transform
 from gpviz.tree.printer import to_text
 
@@ -108,3 +109,57 @@ def test_kernel_expression_text_uses_values_of_member_zero():
     assert str(e) == "2.5 * rbf(norm_l2([compare('lr') / 0.5, compare('epochs') / 4]))"
     assert e.text(member=1) == "7 * rbf(norm_l2([compare('lr') / 1, compare('epochs') / 1]))"
     assert e.keys == ("outputscale", "base_kernel.lengthscale[0]", "base_kernel.lengthscale[1]")
+
+
+def _recursive_preorder(node):
+    """The walk as the tree defines it: the node, then every node field in field order (no skipping)."""
+    out = [node]
+    for f in dataclasses.fields(node):
+        v = getattr(node, f.name)
+        items = v if isinstance(v, tuple) else (v,)
+        for item in items:
+            for x in (item if isinstance(item, tuple) else (item,)):
+                if isinstance(x, Node):
+                    out.extend(_recursive_preorder(x))
+    return out
+
+
+def test_walk_that_skips_leaf_fields_visits_every_node_in_print_order():
+    from botorch.models import MultiTaskGP, SingleTaskGP
+    from gpytorch.kernels import MaternKernel, PeriodicKernel, RBFKernel, ScaleKernel
+
+    import gpviz
+
+    X = torch.rand(12, 3, dtype=torch.float64)
+    Xt = torch.cat([X[:, :2], torch.randint(0, 3, (12, 1)).double()], -1)
+    trees = [
+        gpviz.model_expr(SingleTaskGP(X, X.sum(-1, keepdim=True))).tree,
+        gpviz.model_expr(MultiTaskGP(Xt, Xt[:, :1], task_feature=-1)).tree,  # task covariance F and v
+        gpviz.kernel_expr(ScaleKernel(MaternKernel(ard_num_dims=3)) * PeriodicKernel() + RBFKernel()).tree,
+    ]
+    for tree in trees:
+        walked = list(iter_nodes(tree))
+        expected = _recursive_preorder(tree)
+        assert len(walked) == len(expected) and all(a is b for a, b in zip(walked, expected))
+    assert child_fields(Param) == () and child_fields(Compare) == ()
+    assert child_fields(Div) == ("num", "den") and child_fields(Call) == ("args",)
+
+
+def test_labels_are_kept_on_the_expression_and_follow_a_replaced_tree():
+    from botorch.models import SingleTaskGP
+
+    import gpviz
+    from gpviz.tree.labels import expression_labels
+    from gpviz.values.units import relabel
+
+    X = torch.rand(10, 2, dtype=torch.float64)
+    expr = gpviz.model_expr(SingleTaskGP(X, X.sum(-1, keepdim=True)), ["lr", "wd"])
+    first = expression_labels(expr)
+    first["covar_module.lengthscale[0]"] = "changed by a caller"  # a copy: the kept labels stay right
+    assert expression_labels(expr)["covar_module.lengthscale[0]"] == "lengthscale[lr]"
+    # a copy whose section trees are new (same structure, other feature names) computes its own labels
+    other = gpviz.model_expr(SingleTaskGP(X, X.sum(-1, keepdim=True)), ["a", "b"])
+    copy = relabel(expr, {})
+    copy.sections = other.sections
+    assert expression_labels(copy)["covar_module.lengthscale[1]"] == "lengthscale[b]"
+    assert expression_labels(expr)["covar_module.lengthscale[1]"] == "lengthscale[wd]"

@@ -6,6 +6,7 @@ import math
 
 import gpytorch.kernels as gk
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from botorch.models import SingleTaskGP
@@ -128,3 +129,20 @@ def test_labels_name_each_key_beside_it():
     assert dict(zip(long["key"], long["label"])) == labels
     # without names the label still reads, by the default column name
     assert gpviz.parameters(_model(), long=True)["label"].iloc[0] == "lengthscale[x0]"
+
+
+def test_parameter_frames_are_the_wide_and_long_frames_from_one_reading():
+    from gpviz.values.parameters import parameter_frames
+
+    X = torch.rand(4, 8, 3, dtype=torch.float64)  # 4 members, ARD lengthscales, a prior on each
+    model = SingleTaskGP(X, X.sum(-1, keepdim=True))
+    with torch.no_grad():
+        model.covar_module.lengthscale = 0.1 + torch.rand(4, 1, 3, dtype=torch.float64)
+    for units in ("model", "original"):
+        wide, long = parameter_frames(model, ["a", "b", "c"], units=units)
+        pd.testing.assert_frame_equal(wide, gpviz.parameters(model, feature_names=["a", "b", "c"], units=units))
+        pd.testing.assert_frame_equal(long, gpviz.parameters(model, long=True, feature_names=["a", "b", "c"],
+                                                             units=units))
+        assert wide.attrs["labels"]["covar_module.lengthscale[2]"] == "lengthscale[c]"
+    # the wide frame is one float block after i_model, the long frame's rows key-major
+    assert list(long["key"][:4]) == [long["key"][0]] * 4 and list(long["i_model"][:4]) == [0, 1, 2, 3]
