@@ -24,7 +24,8 @@ parameters put on the page with every step (frames made once and cached, ``--tra
 first painted frame (two animation frames after drawing: style, layout and raster done) of every
 page beside plain rows2prose's on the same data, page bytes per traced value, the main-thread ms
 to show one step (scrubbing), and ``gpviz.render`` of a 1,000-D ARD model and of a 1,000-member
-batch in Python. The last block prints every target with its measured figure.
+batch in Python, and the bytes of a 5-figure notebook executed in a real kernel (scripts shared by
+its outputs vs every output carrying its own). The last block prints every target with its measured figure.
 
 Run: ``.venv/bin/python scripts/bench_render.py [--repeats 7] [--out DIR] [--before DIR]``.
 ``--before DIR`` also loads the gpviz pages an earlier version wrote with ``--out DIR``
@@ -160,6 +161,38 @@ def python_render_ms(repeats: int = 3) -> dict:
     return out
 
 
+#: The 5-figure notebook: two models, a batch, a kernel and a traced fit, one figure per cell.
+NOTEBOOK_CELLS = [
+    "import sys; sys.path.insert(0, {repo!r})\n{isolate}"
+    "import torch, gpviz\nimport gpytorch.kernels as gk\nfrom botorch.models import SingleTaskGP\n"
+    "from botorch.fit import fit_gpytorch_mll\nfrom gpytorch.mlls import ExactMarginalLogLikelihood\n"
+    "torch.manual_seed(0); X = torch.rand(20, 4, dtype=torch.float64); Y = X.sin().sum(-1, keepdim=True)\n"
+    "model = SingleTaskGP(X, Y); mll = ExactMarginalLogLikelihood(model.likelihood, model)",
+    "gpviz.render(model)",
+    "Xb = torch.rand(8, 10, 3, dtype=torch.float64)\ngpviz.render(SingleTaskGP(Xb, Xb.sum(-1, keepdim=True)))",
+    "gpviz.render(gk.ScaleKernel(gk.MaternKernel(ard_num_dims=4)) + gk.PeriodicKernel())",
+    "with gpviz.trace_fit(mll) as tracer:\n    fit_gpytorch_mll(mll)\ntracer.render()",
+    "gpviz.render(model)",
+]
+
+
+def notebook_bytes() -> tuple[int, int]:
+    """Bytes of the 5-figure notebook executed in a real kernel (nbclient), as gpviz writes it, and with every
+    output carrying its own scripts (as each output did before they were shared; gpviz's own path for
+    front ends that isolate outputs)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    repo = str(Path(__file__).resolve().parents[1])
+    sizes = []
+    for isolate in ("", "import gpviz.html.notebook as _nb; _nb.outputs_isolated = lambda: True\n"):
+        cells = [NOTEBOOK_CELLS[0].format(repo=repo, isolate=isolate)] + NOTEBOOK_CELLS[1:]
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        NotebookClient(nb, timeout=300, kernel_name="python3").execute()
+        sizes.append(len(nbformat.writes(nb).encode("utf-8")))
+    return sizes[0], sizes[1]
+
+
 def scrub_ms(browser, path: Path, n: int = 40) -> float:
     """Median main-thread ms to show one step (``gpvizShowStep``: decode nothing, draw every chart)."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -257,6 +290,7 @@ def main() -> None:
     parser.add_argument("--trace-cache", type=Path, default=Path.home() / ".cache" / "gpviz-bench" / "trace60.pkl",
                         help="frames of the real 60 x 1,000 x 30 traced fit (made once, minutes)")
     parser.add_argument("--no-python", action="store_true", help="skip the Python render timings")
+    parser.add_argument("--no-notebook", action="store_true", help="skip the 5-figure notebook (two kernel runs)")
     parser.add_argument("--write-only", action="store_true", help="write the pages (for a later --before) and stop")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="gpviz-bench-"))
@@ -308,6 +342,7 @@ def main() -> None:
                  if key[1] in ("gpviz", "before") and ("trace" in key[0] or "every" in key[0])}
         browser.close()
     py = {} if args.no_python else python_render_ms()
+    shared, isolated = (None, None) if args.no_notebook else notebook_bytes()
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; median of {args.repeats} loads; "
           f"pages in {out}")
@@ -347,6 +382,10 @@ def main() -> None:
         ("every-step first painted frame / plain rows2prose", g["painted_ms"] / plain["painted_ms"], 0.5),
         ("every-step scrubbing ms per step", scrub.get((every, "gpviz"), float("nan")), 8.0),
     ] + [(f"{label} ms (wall)", wall, 100.0 if "batch" in label else 150.0) for label, (wall, _) in py.items()]
+    if shared is not None:
+        print(f"5-figure notebook: {shared:,} bytes with shared scripts, {isolated:,} with every output carrying "
+              f"its own")
+        targets.append(("5-figure notebook bytes, shared / self-contained outputs", shared / isolated, 0.85))
     print()
     print(f"targets (load average {os.getloadavg()[0]:.1f}):")
     for label, value, limit in targets:
