@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import gpytorch
 import numpy as np
 import torch
+from gpytorch.distributions import MultivariateNormal
 from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood
 
 from gpviz.errors import UnsupportedError
@@ -68,11 +69,14 @@ def elementwise_target(name: str, module, prior, closure, infos: dict):
 def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
     """Evaluates the MLL the way BoTorch's loss closure does, and its two terms separately.
 
-    The prior term is summed exactly as ``ExactMarginalLogLikelihood._add_other_terms``
-    sums it (``model.named_priors()``, no deduplication; a prior on a parameter
-    shared by all members is added to every member's term). For an exact MLL the
-    likelihood term is computed on its own (``likelihood(f).log_prob(y)`` plus added
-    loss terms); for other MLL classes it is ``total - Σ log prior / n``.
+    The prior term is summed exactly as ``ExactMarginalLogLikelihood`` sums it
+    (``model.named_priors()``, no deduplication; a prior on a parameter shared by all
+    members is added to every member's term). For an exact MLL (observation NaN policy
+    "ignore") the likelihood's marginal is built once: its ``log_prob(y)`` plus the added
+    loss terms is the likelihood term, and the same ``log_prob`` plus the added loss
+    terms and the priors, in GPyTorch's order, divided by n, is the MLL's total
+    (bit for bit what ``mll(out, y, *params)`` returns, without a second Cholesky).
+    For other MLL classes the likelihood term is ``total - Σ log prior / n``.
     """
     model = mll.model
     inputs = tuple(model.train_inputs)
@@ -82,23 +86,39 @@ def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
     # inputs to the likelihood as extra params (botorch.optim.closures).
     params = tuple(transform(X=t) for t in inputs) if callable(transform) else inputs
     out = model(*inputs)
-    total = mll(out, targets, *params)
     num_data = out.event_shape.numel()
+    exact = (type(mll) is ExactMarginalLogLikelihood and isinstance(out, MultivariateNormal)
+             and gpytorch.settings.observation_nan_policy.value() == "ignore")
+    if exact:
+        # ExactMarginalLogLikelihood.forward: the marginal's log_prob, then the added loss
+        # terms, then each prior (below), then / n
+        marg = mll.likelihood(out, *params)
+        log_lik = marg.log_prob(targets)
+        added = [term.loss(*params) for term in model.added_loss_terms()]
+        total = log_lik
+        for a in added:
+            total = total.add(a)
+    else:
+        total = mll(out, targets, *params)
     prior, slow = torch.zeros_like(total), torch.zeros_like(total)
     fast: dict = {}
+    ndim = total.ndim
     for name, module, pr, closure, _setting in model.named_priors():
         term = pr.log_prob(closure(module))
-        summed = term.reshape(*term.shape[: total.ndim], -1).sum(-1)
+        summed = term.reshape(*term.shape[:ndim], -1).sum(-1)
         prior = prior + summed
+        if exact:
+            total = total + summed
         target = elementwise_target(name, module, pr, closure, infos)
         if target is None:
             slow = slow + summed
         else:
             fast.setdefault(target, []).append(pr)
-    if type(mll) is ExactMarginalLogLikelihood and gpytorch.settings.observation_nan_policy.value() == "ignore":
-        lik = mll.likelihood(out, *params).log_prob(targets)
-        for added in model.added_loss_terms():
-            lik = lik + added.loss(*params)
+    if exact:
+        total = total / num_data
+        lik = log_lik
+        for a in added:
+            lik = lik + a
         lik = lik / num_data
     else:
         lik = total - prior / num_data
