@@ -3,13 +3,16 @@ and second derivatives per parameter element, for every batch member at once.
 
 Members of a batched model are independent, so one gradient of a summed term gives
 every member's gradient, and one Hessian-vector product per parameter element gives
-that element's curvature in every member. A univariate prior on a parameter's own
-value needs no such pass: its Hessian in the value space is diagonal.
+that element's curvature in every member. For an exact GP the likelihood term is
+differentiated through an exact second-order surrogate (:func:`quad_lik`) whose graph
+holds no Cholesky. A univariate prior on a parameter's own value needs no such pass:
+its Hessian in the value space is diagonal.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import gpytorch
@@ -17,10 +20,18 @@ import numpy as np
 import torch
 from gpytorch.distributions import MultivariateNormal
 from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood
+from linear_operator import settings as lo_settings
+from linear_operator.utils.cholesky import psd_safe_cholesky
+from linear_operator.utils.errors import NanError, NotPSDError
+from linear_operator.utils.warnings import NumericalWarning
 
 from gpviz.errors import UnsupportedError
 from gpviz.values.keys import ParamInfo, member_values, parse_key
 from gpviz.values.tensors import to_numpy
+
+#: Differentiate an exact MLL's likelihood term through :func:`quad_lik` where it applies
+#: (False: through ``log_prob`` itself, one Hessian-vector product through the Cholesky per element).
+QUAD_LIK = True
 
 
 @dataclass
@@ -37,6 +48,7 @@ class Terms:
     total: torch.Tensor  # n_members: the MLL's own value
     num_data: int
     fast: dict  # (path, name) -> [(prior, theta)]: priors scored elementwise on one parameter's value
+    quad: bool = False  # lik is differentiated through quad_lik's surrogate (its value is log_prob's)
 
 
 def elementwise_target(name: str, module, prior, closure, infos: dict):
@@ -76,7 +88,10 @@ def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
     loss terms is the likelihood term, and the same ``log_prob`` plus the added loss
     terms and the priors, in GPyTorch's order, divided by n, is the MLL's total
     (bit for bit what ``mll(out, y, *params)`` returns, without a second Cholesky).
-    For other MLL classes the likelihood term is ``total - Σ log prior / n``.
+    Where :func:`quad_lik` applies (and :data:`QUAD_LIK` is on) the likelihood term
+    keeps that value but is differentiated through its exact second-order surrogate
+    (``Terms.quad``). For other MLL classes the likelihood term is
+    ``total - Σ log prior / n``.
     """
     model = mll.model
     inputs = tuple(model.train_inputs)
@@ -114,9 +129,14 @@ def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
             slow = slow + summed
         else:
             fast.setdefault(target, []).append(pr)
+    quad = False
     if exact:
         total = total / num_data
         lik = log_lik
+        q = quad_lik(marg, targets, log_lik) if QUAD_LIK else None
+        if q is not None:
+            # the exact value; the derivatives (first and second, at this θ) are q's
+            lik, quad = log_lik.detach() + (q - q.detach()), True
         for a in added:
             lik = lik + a
         lik = lik / num_data
@@ -128,7 +148,81 @@ def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
         raise UnsupportedError(f"the MLL of {type(model).__name__} returns shape {list(shape)}, but the model has "
                                f"{n_members} batch members: prior_pull needs one MLL value per member")
     flat = [t.expand(shape).reshape(-1) for t in (lik, slow, total)]
-    return Terms(flat[0], flat[1], flat[2], int(num_data), fast)
+    return Terms(flat[0], flat[1], flat[2], int(num_data), fast, quad)
+
+
+def quad_lik(marg, targets: torch.Tensor, log_lik: torch.Tensor) -> torch.Tensor | None:
+    """The Gaussian log likelihood's second-order Taylor model around the current θ0, or None.
+
+    Differentiating ``log_prob`` twice (one Hessian-vector product per parameter element)
+    runs backward through the Cholesky and its triangular solves twice. Instead, with
+    ``A`` the marginal covariance, ``r = y - m`` the residual, and ``A0⁻¹``,
+    ``α = A0⁻¹ r0``, ``ℓ0`` from one Cholesky of ``A0 = A(θ0)`` (all constants)::
+
+        q(θ) = ℓ0 + ½ αᵀΔα - ½ ⟨A0⁻¹, Δ⟩ - αᵀδ - ½ (Δα - δ)ᵀ A0⁻¹ (Δα - δ) + ¼ tr(A0⁻¹ Δ A0⁻¹ Δ),
+        Δ = A(θ) - A0,  δ = r(θ) - r0,
+
+    the expansion of ``ℓ(A, r) = -½ rᵀA⁻¹r - ½ log|A| - n/2 log 2π`` to second order in
+    ``(Δ, δ)``. Δ and δ are exactly 0 at θ0 (``A - A.detach()``), so q has exactly ℓ's
+    value, gradient and Hessian there (chain rule through ``A(θ)`` and ``r(θ)``), while
+    its graph holds only the kernel, the mean and batched products with the fixed
+    ``A0⁻¹``: no Cholesky is differentiated.
+
+    Only where that is exactly the term GPyTorch differentiates: a plain
+    ``MultivariateNormal`` marginal (not multi-task), evaluated by Cholesky (at most
+    ``max_cholesky_size`` points), factored by linear_operator's ``psd_safe_cholesky``
+    without jitter, and q's value equal to ``log_lik`` (to √eps). Otherwise None: the
+    caller differentiates ``log_lik`` itself.
+
+    Args:
+        marg: The likelihood's marginal ``likelihood(model(X), *params)``, in the graph.
+        targets: The training targets ``y``, shaped like ``marg.mean`` (``[*batch, n]``).
+        log_lik: ``marg.log_prob(targets)`` (``[*batch]``), to check q's value against.
+
+    Returns:
+        q per batch member (``[*batch]``, not divided by n), or None.
+    """
+    if type(marg) is not MultivariateNormal or lo_settings.trace_mode.on():
+        return None
+    n = int(marg.event_shape.numel())
+    if n > gpytorch.settings.max_cholesky_size.value():  # log_prob runs iterative solvers there
+        return None
+    mean = marg.mean  # [*batch, n]
+    if targets.shape != mean.shape or log_lik.shape != mean.shape[:-1]:
+        return None
+    A = marg.covariance_matrix  # [*batch, n, n], dense, in the graph
+    r = targets - mean
+    if A.shape != r.shape + (n,):
+        return None
+    A0, r0 = A.detach(), r.detach()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            L = psd_safe_cholesky(A0)
+        except (NotPSDError, NanError):
+            L = None
+    for w in caught:  # pass on what is not the jitter notice
+        if not issubclass(w.category, NumericalWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if L is None or any(issubclass(w.category, NumericalWarning) for w in caught):
+        return None  # jitter: log_prob's factor is not of A0 itself
+    with torch.no_grad():
+        alpha = torch.cholesky_solve(r0.unsqueeze(-1), L)  # [*batch, n, 1]
+        a_inv = torch.cholesky_inverse(L)  # [*batch, n, n]
+        l0 = (-0.5 * (r0.unsqueeze(-1) * alpha).sum((-2, -1)) - L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+              - 0.5 * n * math.log(2 * math.pi))  # [*batch]
+    delta_a = A - A0  # exactly 0, with A's derivatives
+    delta_r = (r - r0).unsqueeze(-1)  # [*batch, n, 1]
+    da = delta_a @ alpha
+    w = da - delta_r
+    m = a_inv @ delta_a
+    q = (l0 + 0.5 * (alpha * da).sum((-2, -1)) - 0.5 * (a_inv * delta_a).sum((-2, -1))
+         - (alpha * delta_r).sum((-2, -1)) - 0.5 * (w * (a_inv @ w)).sum((-2, -1))
+         + 0.25 * (m * m.transpose(-2, -1)).sum((-2, -1)))
+    tol = torch.finfo(q.dtype).eps ** 0.5
+    if not torch.allclose(q.detach(), log_lik.detach(), rtol=tol, atol=tol * n):
+        return None
+    return q
 
 
 def fast_prior_derivs(terms: Terms, infos: dict) -> dict:

@@ -83,8 +83,11 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     Cost: every member is judged at once. Each batch member's MLL depends only on its
     own parameters, so one gradient of the summed likelihood term gives every
     member's gradient, and one Hessian-vector product per parameter element gives
-    that element's curvature in every member (exact, through the Cholesky). The
-    priors' curvatures need no such pass: a univariate prior on a parameter's own
+    that element's curvature in every member. For an exact GP these products run
+    through the log likelihood's exact second-order surrogate around the current
+    values (one Cholesky, none differentiated; the same gradient and Hessian there,
+    see :func:`gpviz.priors.derivatives.quad_lik`), otherwise through the Cholesky.
+    The priors' curvatures need no such pass: a univariate prior on a parameter's own
     value is differentiated elementwise in two passes for all elements.
 
     The model's parameters, modes and ``requires_grad`` flags are left as found
