@@ -19,7 +19,10 @@ every size under the loose prior. Verdicts of every fold of every repeat: 0.95 s
 cell) = 1.6% of the strong sweep's 60 s fit CPU; 0.84 s (1.32 s) = 0.6% of the loose sweep's 145 s
 (load average 11-20 on 2 cores). A 24-input model at n = 40, 80 (2 repeats) measured separately:
 15.1 s CPU stacked (18.0 s cell by cell) = 17% of its 88 s fit CPU, over the 10% target: one exact
-Hessian-vector product per parameter element through the Cholesky dominates there.
+Hessian-vector product per parameter element through the Cholesky dominates there. Through the likelihood
+term's exact second-order surrogate (gpviz.priors.derivatives.quad_lik) the same kind of sweep (200 random
+points, its fit 555 s CPU) took 10.6-11.1 s against 17.9-19.3 s on the former path (QUAD_LIK off), same
+process, load 2-3: about 12% of an 88 s fit.
 About 3 min of CPU in all (one torch thread).
 """
 
