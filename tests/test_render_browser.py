@@ -21,6 +21,7 @@ import gpviz
 R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
 from gpviz.html import svg as S  # noqa: E402
 from gpviz.html.encode import encode_column  # noqa: E402
+from tests.html.test_svg import dot_centres  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -433,7 +434,7 @@ def test_scripts_replace_the_static_charts_with_dots_at_the_same_places(tmp_path
                         r'([^"]+)"', batch.fragment()).group(1)
     svg = urllib.parse.unquote(picture)
     # dots are drawn in the plot's own coordinates (its group is translated past the axis label), as on the canvas
-    static_xs = sorted(float(x) for x in re.findall(r"<path d='M([-\d.]+) [-\d.]+h0'/>", svg))
+    static_xs = sorted(x for d in re.findall(r"<path d='([^']*h0)'/>", svg) for x, _ in dot_centres(d))
     path = tmp_path / "scripts.html"
     path.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
                     + "\n".join(f._repr_html_() for f in figures) + "</body></html>", encoding="utf-8")

@@ -22,6 +22,16 @@ PLAIN = ParamView("k", "lengthscale", 0, None, None, None, False, False, False)
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
 
+def dot_centres(d: str) -> list[tuple[float, float]]:
+    """The dots of a layer's path: ``Mx yh0`` absolute, ``mdx dyh0`` relative to the previous dot."""
+    out, x, y = [], 0.0, 0.0
+    for cmd, a, b in re.findall(r"([Mm])([-\d.]+) ([-\d.]+)h0", d):
+        x, y = (float(a), float(b)) if cmd == "M" else (x + float(a), y + float(b))
+        out.append((x, y))
+    assert len(out) == d.count("h0"), d  # every piece of the path is a dot
+    return out
+
+
 def _dots(chart: S.Chart) -> list[tuple[float, float, str]]:
     """(x, y, colour) of every dot, in the picture's own coordinates (the plot group's translation added)."""
     root = ET.fromstring(chart.svg)
@@ -29,9 +39,8 @@ def _dots(chart: S.Chart) -> list[tuple[float, float, str]]:
     dx, dy = map(float, re.match(r"translate\(([-\d.]+) ([-\d.]+)\)", group.get("transform")).groups())
     out = []
     for g in group.findall(f"{SVG_NS}g[@stroke-linecap='round']"):  # the dot groups
-        for path in g.findall(f"{SVG_NS}path"):
-            x, y = map(float, re.match(r"M([-\d.]+) ([-\d.]+)h0", path.get("d")).groups())
-            out.append((x + dx, y + dy, g.get("stroke")))
+        for path in g.findall(f"{SVG_NS}path"):  # a layer of dots, none overlapping another of its layer
+            out += [(x + dx, y + dy, g.get("stroke")) for x, y in dot_centres(path.get("d"))]
     return out, dx
 
 
@@ -126,3 +135,26 @@ def test_data_uri_by_segment_equals_encoding_the_whole_picture():
     other = AxisView("log", 0.5, 2000.0, "lengthscale", False)
     a, b = S.param_chart(np.array([1.0]), LOG, PLAIN), S.param_chart(np.array([1.0]), other, PLAIN)
     assert a.svg != b.svg and ">2000<" in b.svg and ">2000<" not in a.svg and ">100<" in a.svg
+
+
+def test_overlapping_dots_sit_in_different_layers_so_they_darken_each_other():
+    rng = np.random.default_rng(3)
+    values = np.concatenate([np.full(6, 1.0), 1.0 + 0.01 * rng.random(20), 10 ** rng.uniform(-1.5, 1.5, 60)])
+    bands = rng.integers(0, 3, len(values))
+    bands[:6] = 0  # six copies of one value in one band
+    chart = S.param_chart(values, LOG, PLAIN, bands=bands, band_labels=("a", "b", "c"), band_px=12)
+    root = ET.fromstring(chart.svg)
+    group = next(g for g in root.iter(f"{SVG_NS}g") if g.get("stroke-linecap") == "round")
+    diameter = float(group.get("stroke-width"))
+    layers = [dot_centres(p.get("d")) for p in group.findall(f"{SVG_NS}path")]
+    assert len(layers) >= S.MAX_COPIES  # the six copies: MAX_COPIES of them drawn, each in its own layer
+    for layer in layers:
+        for i, (x, y) in enumerate(layer):
+            assert all(abs(x - x2) >= diameter - 1e-9 for x2, y2 in layer[i + 1:] if y2 == y)
+    # every value is drawn, up to MAX_COPIES at one half pixel of one band
+    scale = S._scale(LOG)
+    spots: dict = {}
+    for v, b in zip(values, bands):
+        key = (round(scale(v) * 2) / 2, b)
+        spots[key] = spots.get(key, 0) + 1
+    assert sum(len(layer) for layer in layers) == sum(min(c, S.MAX_COPIES) for c in spots.values())
