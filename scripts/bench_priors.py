@@ -9,7 +9,8 @@ lengthscales prior_pull judges "held at prior mode" (every fold of every repeat)
 break-free sentences, the verdict cost against the sweep's fit time (CPU seconds, side by
 side: stacked per size and cell by cell), and writes the comparison page.
 
-Usage: .venv/bin/python scripts/bench_priors.py [--out artifacts] [--sizes 8 16 32] [--repeats 3]
+Usage: .venv/bin/python scripts/bench_priors.py [--out artifacts] [--sizes 8 16 32] [--repeats 3] [--dims 8]
+(the 24-input case below: ``--dims 24 --sizes 40 80 --repeats 2 --points 200``)
 
 Measured (seed 0, sizes 8/16/32, 3 repeats; botorch 0.18.1, gpytorch 1.15.2): geometric-mean
 LOO MSE 0.885 / 0.460 / 0.118 with Gamma(3, 6) vs 0.246 / 0.135 / 0.038 with Gamma(1.125, 0.375),
@@ -49,7 +50,7 @@ D, RELEVANT = 8, 2
 
 
 def f(X: torch.Tensor) -> torch.Tensor:
-    """Depends on x0 and x1 only; x2..x7 are irrelevant."""
+    """Depends on x0 and x1 only; every other input is irrelevant."""
     return (torch.sin(6 * X[..., 0]) + 4 * (X[..., 1] - 0.5) ** 2).unsqueeze(-1)
 
 
@@ -68,11 +69,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
+    ap.add_argument("--dims", type=int, default=D, help=f"inputs (default {D}; the first {RELEVANT} matter)")
+    ap.add_argument("--points", type=int, default=None, help="data points to draw subsets from (default 2 x the "
+                    "largest size)")
     args = ap.parse_args()
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(args.threads)
 
-    X = torch.quasirandom.SobolEngine(D, scramble=True, seed=args.seed).draw(max(args.sizes) * 2, dtype=torch.float64)
+    if args.dims < RELEVANT:
+        raise SystemExit(f"--dims must be at least {RELEVANT}")
+    points = args.points or max(args.sizes) * 2
+    X = torch.quasirandom.SobolEngine(args.dims, scramble=True, seed=args.seed).draw(points, dtype=torch.float64)
     g = torch.Generator().manual_seed(args.seed)
     Y = f(X) + 0.01 * torch.randn(X.shape[0], 1, generator=g)
     configs = {
@@ -106,7 +113,7 @@ def main() -> None:
 
     strong, loose = list(configs)
     print(f"\nLeave-one-out MSE (geometric mean over {args.repeats} repeats; 10th-90th percentile), "
-          f"{D} inputs, {RELEVANT} relevant:")
+          f"{args.dims} inputs, {RELEVANT} relevant:")
     print(f"{'n':>4}  {'Gamma(3, 6)':>28}  {'Gamma(1.125, 0.375)':>28}  {'ratio strong/loose':>18}")
     bands = {label: s.summary("mse").set_index("size") for label, s in sweeps.items()}
     for n in args.sizes:
@@ -114,7 +121,7 @@ def main() -> None:
         print(f"{n:>4}  {a.center:>10.4f} [{a.low:.4f}, {a.high:.4f}]  {b.center:>10.4f} [{b.low:.4f}, "
               f"{b.high:.4f}]  {a.center / b.center:>18.2f}")
 
-    print("\nShare of folds whose lengthscale prior_pull judges 'held at prior mode' (irrelevant x2..x7 | relevant "
+    print("\nShare of folds whose lengthscale prior_pull judges 'held at prior mode' (irrelevant x2.. | relevant "
           "x0, x1), every repeat:")
     for label, pull in pulls.items():
         ls = pull[pull.key.str.contains("lengthscale")].copy()

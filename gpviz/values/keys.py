@@ -8,6 +8,8 @@ one batch member (size-1 dimensions dropped, omitted for scalars).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -24,9 +26,12 @@ _KEY_RE = re.compile(r"^(?:(?P<path>.*)\.)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\[
 def make_key(path: str, name: str, index: tuple[int, ...] = ()) -> str:
     """Builds a key, e.g. ``make_key("covar_module", "lengthscale", (3,))``."""
     base = f"{path}.{name}" if path else name
+    if len(index) == 1:  # a vector parameter's element (the common case: ARD lengthscales)
+        return f"{base}[{index[0]}]"
     return f"{base}[{','.join(str(i) for i in index)}]" if index else base
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a render parses each key in several places (values, labels, facts)
 def parse_key(key: str) -> tuple[str, str, tuple[int, ...]]:
     """Splits a key into ``(module path, parameter name, element index)``.
 
@@ -75,7 +80,7 @@ class ParamInfo:
     def indices(self) -> list[tuple[int, ...]]:
         """Element indices (over :attr:`squeezed_shape`) in row-major order."""
         shape = self.squeezed_shape
-        return [tuple(int(i) for i in idx) for idx in np.ndindex(*shape)] if shape else [()]
+        return list(itertools.product(*(range(s) for s in shape))) if shape else [()]
 
     def flat_index(self, index: tuple[int, ...]) -> int:
         """Position of a squeezed index in the flattened element block."""

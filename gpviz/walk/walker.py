@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
@@ -106,8 +107,7 @@ class Walker:
         """
         if isinstance(node, Opaque):
             return node
-        used = set(keys_of(node))
-        missing = tuple(p for p in subtree_params(self, module, path) if p.key not in used)
+        missing = tuple(subtree_params(self, module, path, used=set(keys_of(node))))
         return Unused(node, missing) if missing else node
 
     def with_features(self, features: Sequence[Feature] | None) -> "Walker":
@@ -177,17 +177,32 @@ class Walker:
         return Opaque(type(module).__name__, path, dims, tuple(leaves), inner, note)
 
 
-def subtree_params(walk: "Walker", module: torch.nn.Module, path: str) -> list[Param]:
+def subtree_params(walk: "Walker", module: torch.nn.Module, path: str, used: set[str] | None = None) -> list[Param]:
     """One leaf per element of every parameter under ``module`` (its own and its children's).
 
     ``named_parameters`` lists a parameter shared by several children once, at
     its first path, and so does the result.
+
+    Args:
+        walk: The walker (batch shape, roles).
+        module: The subtree's root; ``path`` its key path.
+        used: Keys to leave out (those a formula already shows). A parameter whose every element is
+            among them makes no leaves at all (a 1,000-D ARD lengthscale is counted, not rebuilt).
     """
+    per_base: dict[str, int] = {}
+    for key in used or ():
+        base = key.partition("[")[0]
+        per_base[base] = per_base.get(base, 0) + 1
     leaves: list[Param] = []
     for name, _ in module.named_parameters():
         sub, _, raw_name = name.rpartition(".")
         owner = module.get_submodule(sub) if sub else module
-        leaves.extend(walk.params(owner, join_path(path, sub) if sub else path, raw_name))
+        owner_path = join_path(path, sub) if sub else path
+        if used:
+            info = param_info(owner, raw_name, walk.batch_shape)
+            if per_base.get(make_key(owner_path, info.name), 0) == math.prod(info.squeezed_shape):
+                continue
+        leaves.extend(p for p in walk.params(owner, owner_path, raw_name) if not used or p.key not in used)
     return leaves
 
 
