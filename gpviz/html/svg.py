@@ -230,6 +230,9 @@ def _layers(where: dict[tuple[float, str], int], diameter: float) -> list[list[s
     dot, where one element per dot took ~27 in the data URI). Greedy by x within each band: a copy goes to the first layer whose last dot in its band
     is at least a diameter to its left. Bands never overlap, so a layer holds dots of every band.
     """
+    if len(where) == 1:  # one spot (a snapshot's one dot, or its copies): one layer per copy
+        ((x, y_text), count), = where.items()
+        return [[f"M{_n(x)} {y_text}h0"]] * count
     by_band: dict[str, list[float]] = {}
     for (x, y_text), count in where.items():
         by_band.setdefault(y_text, []).extend([x] * count)
