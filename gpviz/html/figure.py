@@ -400,8 +400,11 @@ class Figure(Page):
             self._blob, packed = pack_columns(spec["columns"])
             self._spec_json = script_json({**sent, "columns": packed, "packed": True})
         if element_id is None:  # a hash of what the page carries: the same figure gets the same id
-            sent_text = "\0".join((inner_html, self._spec_json, self._blob, loss.text if loss is not None else ""))
-            element_id = f"gpviz-{hashlib.sha256(sent_text.encode('utf-8')).hexdigest()[:12]}"
+            digest = hashlib.sha256()
+            for part in (inner_html, self._spec_json, self._blob, loss.text if loss is not None else ""):
+                digest.update(part.encode("utf-8"))  # piece by piece: no joined copy of a 2 MB page
+                digest.update(b"\0")
+            element_id = f"gpviz-{digest.hexdigest()[:12]}"
         self.element_id = check_id(element_id)
         self.title = title
         self.keys = tuple(spec["params"])
