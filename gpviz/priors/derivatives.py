@@ -18,7 +18,12 @@ from dataclasses import dataclass
 import gpytorch
 import numpy as np
 import torch
+from botorch.models import SingleTaskGP
 from gpytorch.distributions import MultivariateNormal
+from gpytorch.kernels import MaternKernel, RBFKernel, ScaleKernel
+from gpytorch.likelihoods import FixedNoiseGaussianLikelihood, GaussianLikelihood
+from gpytorch.likelihoods.noise_models import FixedGaussianNoise, HomoskedasticNoise
+from gpytorch.means import ConstantMean, ZeroMean
 from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood
 from linear_operator import settings as lo_settings
 from linear_operator.utils.cholesky import psd_safe_cholesky
@@ -32,6 +37,10 @@ from gpviz.values.tensors import to_numpy
 #: Differentiate an exact MLL's likelihood term through :func:`quad_lik` where it applies
 #: (False: through ``log_prob`` itself, one Hessian-vector product through the Cholesky per element).
 QUAD_LIK = True
+
+#: Take an exact GP's likelihood derivatives in closed form where :func:`closed_form_lik` covers the model
+#: (False: every key through :func:`derivatives`, i.e. quad_lik's surrogate and one Hessian-vector product each).
+CLOSED_FORM = True
 
 
 @dataclass
@@ -49,6 +58,9 @@ class Terms:
     num_data: int
     fast: dict  # (path, name) -> [(prior, theta)]: priors scored elementwise on one parameter's value
     quad: bool = False  # lik is differentiated through quad_lik's surrogate (its value is log_prob's)
+    marg: object = None  # an exact MLL's marginal likelihood(model(X), *params) (None otherwise)
+    params: tuple = ()  # the (transformed) train inputs the likelihood and the kernel were given
+    added: int = 0  # how many added loss terms lik holds
 
 
 def elementwise_target(name: str, module, prior, closure, infos: dict):
@@ -148,7 +160,28 @@ def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
         raise UnsupportedError(f"the MLL of {type(model).__name__} returns shape {list(shape)}, but the model has "
                                f"{n_members} batch members: prior_pull needs one MLL value per member")
     flat = [t.expand(shape).reshape(-1) for t in (lik, slow, total)]
-    return Terms(flat[0], flat[1], flat[2], int(num_data), fast, quad)
+    return Terms(flat[0], flat[1], flat[2], int(num_data), fast, quad, marg if exact else None, params,
+                 len(added) if exact else 0)
+
+
+def plain_cholesky(A0: torch.Tensor) -> torch.Tensor | None:
+    """linear_operator's ``psd_safe_cholesky`` of ``A0`` (``[*batch, n, n]``), or None where it would add jitter.
+
+    With jitter, log_prob's factor is not of ``A0`` itself, so no closed form built on ``A0`` is its term.
+    Warnings other than the jitter notice are passed on.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            L = psd_safe_cholesky(A0)
+        except (NotPSDError, NanError):
+            L = None
+    for w in caught:  # pass on what is not the jitter notice
+        if not issubclass(w.category, NumericalWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if L is None or any(issubclass(w.category, NumericalWarning) for w in caught):
+        return None
+    return L
 
 
 def quad_lik(marg, targets: torch.Tensor, log_lik: torch.Tensor) -> torch.Tensor | None:
@@ -195,16 +228,8 @@ def quad_lik(marg, targets: torch.Tensor, log_lik: torch.Tensor) -> torch.Tensor
     if A.shape != r.shape + (n,):
         return None
     A0, r0 = A.detach(), r.detach()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            L = psd_safe_cholesky(A0)
-        except (NotPSDError, NanError):
-            L = None
-    for w in caught:  # pass on what is not the jitter notice
-        if not issubclass(w.category, NumericalWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if L is None or any(issubclass(w.category, NumericalWarning) for w in caught):
+    L = plain_cholesky(A0)
+    if L is None:
         return None  # jitter: log_prob's factor is not of A0 itself
     with torch.no_grad():
         alpha = torch.cholesky_solve(r0.unsqueeze(-1), L)  # [*batch, n, 1]
@@ -223,6 +248,228 @@ def quad_lik(marg, targets: torch.Tensor, log_lik: torch.Tensor) -> torch.Tensor
     if not torch.allclose(q.detach(), log_lik.detach(), rtol=tol, atol=tol * n):
         return None
     return q
+
+
+def _radial(kind, rho: torch.Tensor, q: torch.Tensor):
+    """``(K0, ℓ A_ℓ / s, ℓ² A_ℓℓ / s)`` of a stationary kernel, each ``[*batch, n, n]``.
+
+    ``rho`` is the scaled distance as the kernel computed it (RBF: its square), ``q`` the
+    squared scaled differences in the inputs that share the lengthscale ℓ (one input
+    for ARD, all for a single lengthscale), so dq/dℓ = -2q/ℓ and dρ/dℓ = -q/(ρℓ). Where
+    ρ = 0 (the diagonal) the derivatives are 0, as autograd takes them through GPyTorch's
+    clamped distance.
+    """
+    if kind == "rbf":
+        k0 = torch.exp(-0.5 * rho)  # rho is ρ² here, as postprocess_rbf takes it
+        return k0, k0 * q, k0 * (q * q - 3 * q)
+    nz = rho > 0
+    rs = torch.where(nz, rho, torch.ones_like(rho))  # 1 on the diagonal: no 0/0 (masked below)
+    c = math.sqrt(2 * kind)
+    e = torch.exp(-c * rho)
+    if kind == 0.5:
+        k0 = e
+        p = e * q / rs
+        h = e * (q * q / rs ** 2 + q * q / rs ** 3 - 3 * q / rs)
+    elif kind == 1.5:
+        k0 = (c * rho + 1) * e
+        p = 3 * e * q
+        h = 3 * e * (c * q * q / rs - 3 * q)
+    else:  # 2.5
+        lin = 1 + c * rho
+        k0 = (lin + 5.0 / 3.0 * rho ** 2) * e
+        p = 5.0 / 3.0 * lin * e * q
+        h = e * (25.0 / 3.0 * q * q - 5 * lin * q)
+    zero = torch.zeros_like(rho)
+    return k0, torch.where(nz, p, zero), torch.where(nz, h, zero)
+
+
+def _family(model, marg):
+    """``(kind, base kernel, scale kernel or None, learned noise)`` when :func:`closed_form_lik` covers the model.
+
+    Exact class checks (``type(x) is``): a subclass may change what its forward computes.
+    """
+    if type(model) is not SingleTaskGP or type(marg) is not MultivariateNormal:
+        return None
+    covar = model.covar_module
+    scale = covar if type(covar) is ScaleKernel else None
+    base = covar.base_kernel if scale is not None else covar
+    if type(base) is MaternKernel and float(base.nu) in (0.5, 1.5, 2.5):
+        kind = float(base.nu)
+    elif type(base) is RBFKernel:
+        kind = "rbf"
+    else:
+        return None
+    if covar.active_dims is not None or base.active_dims is not None:
+        return None
+    lik = model.likelihood
+    if type(lik) is GaussianLikelihood and type(lik.noise_covar) is HomoskedasticNoise:
+        learned = True
+    elif (type(lik) is FixedNoiseGaussianLikelihood and type(lik.noise_covar) is FixedGaussianNoise
+          and lik.second_noise_covar is None):
+        learned = False
+    else:
+        return None
+    if type(model.mean_module) not in (ConstantMean, ZeroMean):
+        return None
+    transform = getattr(model, "input_transform", None)
+    if transform is not None and any(True for _ in transform.parameters()):
+        return None  # a learned transform moves the kernel's inputs: its derivatives are not here
+    return kind, base, scale, learned
+
+
+def closed_form_lik(mll, terms: Terms, infos: dict, elements: dict, batch: torch.Size, shared: set
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """key -> (first, second) raw-space derivative of ``terms.lik`` per member, in closed form, for the keys it covers.
+
+    For a SingleTaskGP with a (ScaleKernel of a) Matern 1/2, 3/2, 5/2 or RBF kernel (ARD
+    or one lengthscale), a Gaussian (homoskedastic) or fixed-noise likelihood and a
+    constant or zero mean, one Cholesky of the marginal covariance ``A`` gives every
+    element's derivatives of ``ℓ = -½ rᵀA⁻¹r - ½ log|A| + c`` with analytic ``A_i = ∂A/∂θi``,
+    ``A_ii``, ``m_i = ∂mean/∂θi``, ``α = A⁻¹r``, ``w = A_i α + m_i``::
+
+        dℓ/dθi   = ½ αᵀA_iα - ½ tr(A⁻¹A_i) + αᵀm_i
+        d²ℓ/dθi² = -wᵀA⁻¹w + ½ tr(A⁻¹A_iA⁻¹A_i) + ½ αᵀA_iiα - ½ tr(A⁻¹A_ii)
+
+    (noise: A_σ = I; outputscale: A_s = K0; constant mean: m = 1), then the chain rule
+    through each constraint. No autograd pass per element: the Hessian-vector products
+    this replaces cost ~8x as much. The kernel's distances are GPyTorch's own
+    (``covar_dist`` on the inputs scaled as its forward scales them) and ``A`` is the
+    marginal's own matrix, so the factor is of the matrix log_prob factors.
+
+    Nothing is returned (the caller differentiates ``terms.lik`` itself) when
+    :data:`CLOSED_FORM` is off, the model is outside that family, the Cholesky would need
+    jitter, the closed-form value differs from the likelihood term's, or its gradient
+    from one backward pass of ``terms.lik`` (a check that it is the same function). A
+    parameter shared by all members, or not shaped one per member, is left out (the
+    caller's path differentiates it).
+
+    Args:
+        mll: The exact MLL whose terms these are (``terms = mll_terms(mll, ...)``, train mode).
+        terms: Its :class:`Terms` (with ``marg`` and ``params``).
+        infos: (path, name) -> :class:`ParamInfo` of the reported parameters.
+        elements: key -> element index, as for :func:`derivatives`.
+        batch: The model's batch shape (members flattened in its order).
+        shared: The (path, name) of parameters with fewer members than the batch.
+
+    Returns:
+        key -> (first, second) derivatives (each ``[n_members]``, divided by n like the MLL).
+    """
+    if not CLOSED_FORM or terms.marg is None or terms.added or not terms.lik.requires_grad:
+        return {}
+    if lo_settings.trace_mode.on() or any(pk[0].startswith("input_transform") for pk in infos):
+        return {}
+    model, marg = mll.model, terms.marg
+    fam = _family(model, marg)
+    if fam is None or len(terms.params) != 1:
+        return {}
+    kind, base, scale, learned = fam
+    n = int(marg.event_shape.numel())
+    if n > gpytorch.settings.max_cholesky_size.value():
+        return {}
+    with torch.no_grad():
+        X = terms.params[0].detach()  # [*b, n, d]: the inputs the kernel was given
+        mb = marg.batch_shape
+        targets = model.train_targets
+        mean = marg.mean.detach()
+        if targets.shape != mean.shape or X.shape[-2] != n:
+            return {}
+        A = marg.covariance_matrix.detach()  # [*mb, n, n]
+        L = plain_cholesky(A)
+        if L is None:
+            return {}
+        r = (targets - mean).unsqueeze(-1)  # [*mb, n, 1]
+        alpha = torch.cholesky_solve(r, L)  # [*mb, n, 1]
+        a_inv = torch.cholesky_inverse(L)  # [*mb, n, n]
+        l0 = (-0.5 * (r * alpha).sum((-2, -1)) - L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+              - 0.5 * n * math.log(2 * math.pi))  # [*mb]
+        num = terms.num_data
+        tol = torch.finfo(l0.dtype).eps ** 0.5
+        if l0.numel() != terms.lik.numel() or not torch.allclose(
+                l0.reshape(-1) / num, terms.lik.detach(), rtol=tol, atol=tol):
+            return {}
+        ell = base.lengthscale.detach()  # [*kb, 1, 1 or d]
+        n_ell = ell.shape[-1]
+        if n_ell not in (1, X.shape[-1]):
+            return {}
+        # the scaled inputs and their distances as the kernel's forward computes them (same rounding)
+        if kind == "rbf":
+            Z = X.div(ell)
+            rho = base.covar_dist(Z, Z, square_dist=True)
+        else:
+            Z = (X - X.mean(dim=-2, keepdim=True)).div(ell)
+            rho = base.covar_dist(Z, Z)
+        s = scale.outputscale.detach() if scale is not None else torch.ones((), dtype=A.dtype)
+        s = s.view(*s.shape, 1, 1)
+        rho = rho.expand(A.shape)
+
+        def derivs(Ai, Aii=None, mi=None):
+            """Value-space (dℓ/dθ, d²ℓ/dθ²), each [*mb], for one element's A_i [*mb, n, n], A_ii, m_i [*mb, n, 1]."""
+            Aa = Ai @ alpha if Ai is not None else torch.zeros_like(alpha)
+            w = Aa if mi is None else Aa + mi
+            g = 0.5 * (alpha * Aa).sum((-2, -1))
+            h = -(w * (a_inv @ w)).sum((-2, -1))
+            if mi is not None:
+                g = g + (alpha * mi).sum((-2, -1))
+            if Ai is not None:
+                B = a_inv @ Ai
+                g = g - 0.5 * (a_inv * Ai).sum((-2, -1))
+                h = h + 0.5 * (B * B.transpose(-2, -1)).sum((-2, -1))
+            if Aii is not None:
+                h = h + 0.5 * (alpha * (Aii @ alpha)).sum((-2, -1)) - 0.5 * (a_inv * Aii).sum((-2, -1))
+            return g, h
+
+        value = {}  # (path, name) -> value-space (G, H), each shaped like the value
+        kpath = "covar_module.base_kernel" if scale is not None else "covar_module"
+        gs, hs = [], []
+        zt = Z.transpose(-2, -1)  # [*, d, n]: one input's scaled column per row
+        for j in range(n_ell):
+            if n_ell == 1:
+                q = rho if kind == "rbf" else rho ** 2  # every input shares ℓ: q is the whole squared distance
+            else:
+                zj = zt[..., j, :]
+                q = (zj.unsqueeze(-1) - zj.unsqueeze(-2)) ** 2
+            k0, p, hh = _radial(kind, rho, q.expand(A.shape))
+            lj = ell[..., 0, j].reshape(*ell.shape[:-2], 1, 1)
+            g, h = derivs(s * p / lj, s * hh / lj ** 2)
+            gs.append(g)
+            hs.append(h)
+        value[(kpath, "lengthscale")] = (torch.stack(gs, -1).unsqueeze(-2), torch.stack(hs, -1).unsqueeze(-2))
+        if scale is not None:
+            value[("covar_module", "outputscale")] = derivs(k0.expand(A.shape))
+        if learned:
+            g, h = derivs(torch.eye(n, dtype=A.dtype, device=A.device).expand(A.shape))
+            value[("likelihood.noise_covar", "noise")] = (g.unsqueeze(-1), h.unsqueeze(-1))
+        if type(model.mean_module) is ConstantMean:
+            value[("mean_module", "constant")] = derivs(None, mi=torch.ones_like(alpha))
+        raw_space = {}
+        for pk, (G, H) in value.items():
+            info = infos.get(pk)
+            if info is None or pk in shared or tuple(info.raw.shape) != tuple(info.value().shape):
+                continue
+            if G.numel() != info.raw.numel() or G.shape[: len(mb)] != mb:
+                continue
+            G, H = G.reshape(info.raw.shape), H.reshape(info.raw.shape)
+            t1, t2 = transform_derivs(info)
+            raw_space[pk] = (G * t1 / num, (H * t1 ** 2 + G * t2) / num)
+    if not raw_space:
+        return {}
+    # the check that this is the term's own function: its gradient from one backward pass
+    pks = list(raw_space)
+    grads = torch.autograd.grad(terms.lik.sum(), [infos[pk].raw for pk in pks], retain_graph=True,
+                                allow_unused=True)
+    scale_g = max(float(g.abs().max()) if g is not None else 0.0 for g in grads) + 1e-300
+    for pk, g in zip(pks, grads):
+        g = torch.zeros_like(infos[pk].raw) if g is None else g.detach()
+        if not torch.allclose(raw_space[pk][0], g, rtol=1e-6, atol=1e-9 * scale_g):
+            return {}
+    out = {}
+    for key, index in elements.items():
+        path, name, _ = parse_key(key)
+        if (path, name) in raw_space:
+            info = infos[(path, name)]
+            G, H = raw_space[(path, name)]
+            out[key] = (to_numpy(element(info, G, index, batch)), to_numpy(element(info, H, index, batch)))
+    return out
 
 
 def fast_prior_derivs(terms: Terms, infos: dict) -> dict:

@@ -23,7 +23,7 @@ from gpviz.errors import InputError, UnsupportedError
 from gpviz.models.expr import model_expr
 from gpviz.models.families import MODEL_LIST, family_of, is_fully_bayesian, model_batch_shape, sub_models
 from gpviz.models.sources import source_of
-from gpviz.priors.derivatives import (derivatives, element, fast_prior_derivs, is_positive, log_std, mll_terms,
+from gpviz.priors.derivatives import (closed_form_lik, derivatives, element, fast_prior_derivs, is_positive, log_std, mll_terms,
                                       prior_std, transform_derivs)
 from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
 from gpviz.sweep.result import Sweep
@@ -159,7 +159,13 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
             terms = mll_terms(mll, n, infos)
             fast = fast_prior_derivs(terms, infos)
             d_slow = derivatives(terms.slow_prior, infos, elements, batch, shared)
-            d_lik = derivatives(terms.lik, infos, elements, batch, shared)
+            # the closed form for the keys it covers; the surrogate's Hessian-vector products for the rest
+            d_lik = closed_form_lik(mll, terms, infos, elements, batch, shared)
+            rest = {k: i for k, i in elements.items() if k not in d_lik}
+            if rest or not elements:
+                left = {parse_key(k)[:2] for k in rest}
+                d_lik.update(derivatives(terms.lik, {pk: infos[pk] for pk in infos if pk in left}, rest, batch,
+                                         shared & left))
     finally:
         for pk, r in raws.items():
             r.requires_grad_(flags[pk])
