@@ -83,10 +83,14 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     Cost: every member is judged at once. Each batch member's MLL depends only on its
     own parameters, so one gradient of the summed likelihood term gives every
     member's gradient, and one Hessian-vector product per parameter element gives
-    that element's curvature in every member. For an exact GP these products run
-    through the log likelihood's exact second-order surrogate around the current
-    values (one Cholesky, none differentiated; the same gradient and Hessian there,
-    see :func:`gpviz.priors.derivatives.quad_lik`), otherwise through the Cholesky.
+    that element's curvature in every member. For a SingleTaskGP with a (Scale)Matern or
+    RBF kernel, Gaussian or fixed noise and a constant or zero mean, no such product
+    runs: one Cholesky gives every element's first and second derivative of the
+    likelihood term in closed form (:func:`gpviz.priors.derivatives.closed_form_lik`,
+    checked against one backward pass). For other exact GPs the products run through
+    the log likelihood's exact second-order surrogate around the current values (one
+    Cholesky, none differentiated; the same gradient and Hessian there, see
+    :func:`gpviz.priors.derivatives.quad_lik`), otherwise through the Cholesky.
     The priors' curvatures need no such pass: a univariate prior on a parameter's own
     value is differentiated elementwise in two passes for all elements.
 
