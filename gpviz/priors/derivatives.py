@@ -255,37 +255,34 @@ def quad_lik(marg, targets: torch.Tensor, log_lik: torch.Tensor) -> torch.Tensor
     return q
 
 
-def _radial(kind, rho: torch.Tensor, q: torch.Tensor):
-    """``(K0, ℓ A_ℓ / s, ℓ² A_ℓℓ / s)`` of a stationary kernel, each ``[*batch, n, n]``.
+def _radial(kind, rho: torch.Tensor):
+    """``(K0, P, H2, H1)`` of a stationary kernel, each ``[*batch, n, n]``: for the inputs sharing a lengthscale
+    ℓ, with ``q`` their squared scaled differences, ``ℓ A_ℓ / s = P q`` and ``ℓ² A_ℓℓ / s = q (H2 q + H1)``.
 
-    ``rho`` is the scaled distance as the kernel computed it (RBF: its square), ``q`` the
-    squared scaled differences in the inputs that share the lengthscale ℓ (one input
-    for ARD, all for a single lengthscale), so dq/dℓ = -2q/ℓ and dρ/dℓ = -q/(ρℓ). Where
-    ρ = 0 (the diagonal) the derivatives are 0, as autograd takes them through GPyTorch's
-    clamped distance.
+    ``rho`` is the scaled distance as the kernel computed it (RBF: its square); dq/dℓ = -2q/ℓ and
+    dρ/dℓ = -q/(ρℓ). The coefficients depend on ρ only, so they are made once for all lengthscales
+    (a 24-input ARD kernel reads them 24 times). Where ρ = 0 (the diagonal) they are 0, as autograd
+    takes the derivatives through GPyTorch's clamped distance.
     """
     if kind == "rbf":
         k0 = torch.exp(-0.5 * rho)  # rho is ρ² here, as postprocess_rbf takes it
-        return k0, k0 * q, k0 * (q * q - 3 * q)
+        return k0, k0, k0, -3 * k0
     nz = rho > 0
     rs = torch.where(nz, rho, torch.ones_like(rho))  # 1 on the diagonal: no 0/0 (masked below)
     c = math.sqrt(2 * kind)
     e = torch.exp(-c * rho)
     if kind == 0.5:
         k0 = e
-        p = e * q / rs
-        h = e * (q * q / rs ** 2 + q * q / rs ** 3 - 3 * q / rs)
+        p, h2, h1 = e / rs, e / rs ** 2 + e / rs ** 3, -3 * e / rs
     elif kind == 1.5:
         k0 = (c * rho + 1) * e
-        p = 3 * e * q
-        h = 3 * e * (c * q * q / rs - 3 * q)
+        p, h2, h1 = 3 * e, 3 * c * e / rs, -9 * e
     else:  # 2.5
         lin = 1 + c * rho
         k0 = (lin + 5.0 / 3.0 * rho ** 2) * e
-        p = 5.0 / 3.0 * lin * e * q
-        h = e * (25.0 / 3.0 * q * q - 5 * lin * q)
+        p, h2, h1 = 5.0 / 3.0 * lin * e, 25.0 / 3.0 * e, -5 * lin * e
     zero = torch.zeros_like(rho)
-    return k0, torch.where(nz, p, zero), torch.where(nz, h, zero)
+    return k0, torch.where(nz, p, zero), torch.where(nz, h2, zero), torch.where(nz, h1, zero)
 
 
 def _family(model, marg):
@@ -417,7 +414,7 @@ def closed_form_lik(mll, terms: Terms, infos: dict, elements: dict, batch: torch
                 g = g + (alpha * mi).sum((-2, -1))
             if Ai is not None:
                 B = a_inv @ Ai
-                g = g - 0.5 * (a_inv * Ai).sum((-2, -1))
+                g = g - 0.5 * B.diagonal(dim1=-2, dim2=-1).sum(-1)  # tr(A⁻¹ A_i), from the product made anyway
                 h = h + 0.5 * (B * B.transpose(-2, -1)).sum((-2, -1))
             if Aii is not None:
                 h = h + 0.5 * (alpha * (Aii @ alpha)).sum((-2, -1)) - 0.5 * (a_inv * Aii).sum((-2, -1))
@@ -427,15 +424,16 @@ def closed_form_lik(mll, terms: Terms, infos: dict, elements: dict, batch: torch
         kpath = "covar_module.base_kernel" if scale is not None else "covar_module"
         gs, hs = [], []
         zt = Z.transpose(-2, -1)  # [*, d, n]: one input's scaled column per row
+        k0, p_coef, h2_coef, h1_coef = _radial(kind, rho)
         for j in range(n_ell):
             if n_ell == 1:
                 q = rho if kind == "rbf" else rho ** 2  # every input shares ℓ: q is the whole squared distance
             else:
                 zj = zt[..., j, :]
                 q = (zj.unsqueeze(-1) - zj.unsqueeze(-2)) ** 2
-            k0, p, hh = _radial(kind, rho, q.expand(A.shape))
+            q = q.expand(A.shape)
             lj = ell[..., 0, j].reshape(*ell.shape[:-2], 1, 1)
-            g, h = derivs(s * p / lj, s * hh / lj ** 2)
+            g, h = derivs((s / lj) * (p_coef * q), (s / lj ** 2) * (q * (h2_coef * q + h1_coef)))
             gs.append(g)
             hs.append(h)
         value[(kpath, "lengthscale")] = (torch.stack(gs, -1).unsqueeze(-2), torch.stack(hs, -1).unsqueeze(-2))
