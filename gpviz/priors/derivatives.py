@@ -111,7 +111,11 @@ def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
     ``total - Σ log prior / n``.
     """
     model = mll.model
-    inputs = tuple(model.train_inputs)
+    # Inputs that require grad: without, GPyTorch's RBF and Matern kernels with one lengthscale compute through
+    # their own autograd functions (RBFCovariance, MaternCovariance), whose backward is not differentiated
+    # again correctly, and a Hessian-vector product gave that lengthscale's curvature 2-3x off. The inputs'
+    # own gradient is never asked for; the values are the training inputs, as BoTorch's closure passes them.
+    inputs = tuple(t.detach().requires_grad_(True) if t.is_floating_point() else t for t in model.train_inputs)
     targets = model.train_targets
     transform = getattr(model, "transform_inputs", None)
     # BoTorch transforms inputs in forward while training and passes the transformed
