@@ -19,7 +19,8 @@ import gpviz.priors.pull as pull_module
 from gpviz.priors.factories import with_priors
 from gpviz.priors.pull import prior_pull
 
-from .test_quad import NUMBERS, RTOL, data, jitter_members, max_rel
+from .test_quad import (NUMBERS, RTOL, data, fixed_noise, jitter_members, max_rel, pull_with_and_without,
+                         record_calls)
 
 
 def loo(kernel, n: int = 9, d: int = 3, seed: int = 0, priors: bool = True):
@@ -43,15 +44,6 @@ def matern(nu, ard=True):
     return lambda batch, d: MaternKernel(nu=nu, ard_num_dims=d if ard else None, batch_shape=batch)
 
 
-def fixed_noise_normalize():
-    X, Y = data(10, seed=3)
-    Yvar = 0.01 + 0.02 * torch.rand(10, 1, generator=torch.Generator().manual_seed(3))
-    model = SingleTaskGP(5 * X + 1, Y, train_Yvar=Yvar, input_transform=Normalize(d=3))
-    with torch.no_grad():
-        model.covar_module.lengthscale = torch.tensor([[0.4, 0.9, 1.7]])
-    return model
-
-
 def normalize_matern():
     X, Y = data(9, seed=4)
     model = SingleTaskGP(3 * X - 1, Y, covar_module=scaled(matern(2.5))(torch.Size([]), 3),
@@ -65,7 +57,7 @@ COVERED = {
     "loo_matern15_ard": lambda: loo(scaled(matern(1.5)), seed=1),
     "loo_matern05_ard": lambda: loo(scaled(matern(0.5)), seed=2),
     "loo_rbf_ard": lambda: loo(scaled(lambda b, d: RBFKernel(ard_num_dims=d, batch_shape=b)), seed=3),
-    "fixed_noise_normalize": fixed_noise_normalize,
+    "fixed_noise_normalize": fixed_noise,  # train_Yvar and Normalize
     "normalize_matern": normalize_matern,
 }
 
@@ -94,24 +86,11 @@ OUTSIDE = {
 @pytest.fixture
 def spy(monkeypatch):
     """How many keys closed_form_lik covered, one entry per call."""
-    calls = []
-    original = derivatives_module.closed_form_lik
-
-    def recording(*args):
-        out = original(*args)
-        calls.append(len(out))
-        return out
-
-    monkeypatch.setattr(pull_module, "closed_form_lik", recording)
-    return calls
+    return record_calls(monkeypatch, pull_module, "closed_form_lik", len)
 
 
 def both_paths(model, monkeypatch):
-    closed = prior_pull(model)
-    with monkeypatch.context() as m:
-        m.setattr(derivatives_module, "CLOSED_FORM", False)
-        hvp = prior_pull(model)
-    return closed, hvp
+    return pull_with_and_without(model, monkeypatch, "CLOSED_FORM")
 
 
 def assert_same_rows(a, b, name):

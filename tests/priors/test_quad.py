@@ -109,27 +109,37 @@ MODELS = {"loo_matern": loo_matern, "loo_rbf": loo_rbf, "fixed_noise": fixed_noi
           "multi_task": multi_task}
 
 
-@pytest.fixture
-def spy(monkeypatch):
-    """Whether quad_lik gave a surrogate, one entry per call."""
+def record_calls(monkeypatch, owner, name: str, what) -> list:
+    """Replaces ``derivatives.<name>`` where ``owner`` looks it up by a wrapper; ``what(result)`` per call."""
     calls = []
-    original = derivatives_module.quad_lik
+    original = getattr(derivatives_module, name)
 
     def recording(*args):
-        q = original(*args)
-        calls.append(q is not None)
-        return q
+        out = original(*args)
+        calls.append(what(out))
+        return out
 
-    monkeypatch.setattr(derivatives_module, "quad_lik", recording)
+    monkeypatch.setattr(owner, name, recording)
     return calls
 
 
-def both_paths(model, monkeypatch):
-    quad = prior_pull(model)
+def pull_with_and_without(model, monkeypatch, flag: str):
+    """``prior_pull`` rows with the faster path on, and with ``derivatives.<flag>`` off (the former path)."""
+    fast = prior_pull(model)
     with monkeypatch.context() as m:
-        m.setattr(derivatives_module, "QUAD_LIK", False)
-        hvp = prior_pull(model)
-    return quad, hvp
+        m.setattr(derivatives_module, flag, False)
+        former = prior_pull(model)
+    return fast, former
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Whether quad_lik gave a surrogate, one entry per call."""
+    return record_calls(monkeypatch, derivatives_module, "quad_lik", lambda q: q is not None)
+
+
+def both_paths(model, monkeypatch):
+    return pull_with_and_without(model, monkeypatch, "QUAD_LIK")
 
 
 def max_rel(a: np.ndarray, b: np.ndarray) -> float:
