@@ -186,9 +186,9 @@ def _frame(axis: AxisView, band_labels: tuple[str, ...] | None, bh: float):
     the same for every chart of the axis.
 
     Returns:
-        ``(x0, y0, height, x_after, texts, g_open, value_at, base)``: the plot's origin, the picture's
-        height, where a value written beside starts, the SVG of the axis (and band) labels, the plot
-        group's opening tag, the opening tag of a value written beside, and the y of the text baseline's middle.
+        ``(height, x_after, texts, g_open, value_at, base)``: the picture's height, where a value written
+        beside starts, the SVG of the axis (and band) labels, the plot group's opening tag (translated to
+        the plot's origin), the opening tag of a value written beside, and the y of the text baseline's middle.
     """
     lo_t, hi_t = fmt_axis(axis.lo), fmt_axis(axis.hi)
     texts = []
@@ -220,15 +220,16 @@ def _frame(axis: AxisView, band_labels: tuple[str, ...] | None, bh: float):
     g_open = f"<g transform='translate({_n(x0)} {y0})'>"
     value_at = (f"<text x='{_n(x_after)}' y='{_n(base + VALUE_FONT * 0.35)}' font-size='{VALUE_FONT}' "
                 f"font-weight='600' fill='#000'>")
-    return x0, y0, height, x_after, "".join(texts), g_open, value_at, base
+    return height, x_after, "".join(texts), g_open, value_at, base
 
 
 def _layers(where: dict[tuple[float, str], int], diameter: float) -> list[list[str]]:
     """Dots (x, band's y text) -> count as path layers: within a layer no two dots overlap.
 
-    A layer is one ``<path>`` of ``Mx yh0`` pieces, the next dot of a band a relative ``mdx 0h0`` (~8 bytes a
-    dot, where one element per dot took ~27 in the data URI). Greedy by x within each band: a copy goes to the first layer whose last dot in its band
-    is at least a diameter to its left. Bands never overlap, so a layer holds dots of every band.
+    A layer is one ``<path>`` of ``Mx yh0`` pieces, the next dot of a band a relative ``mdx 0h0`` (~8 bytes
+    a dot, where one element per dot took ~27 in the data URI). Greedy by x within each band: a copy goes
+    to the first layer whose last dot in its band is at least a diameter to its left. Bands never overlap,
+    so a layer holds dots of every band.
     """
     if len(where) == 1:  # one spot (a snapshot's one dot, or its copies): one layer per copy
         ((x, y_text), count), = where.items()
@@ -288,7 +289,7 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
     n_bands = len(band_labels) if bands is not None else 1
     bh = band_px if bands is not None else ROW_H
     scale = _scale(axis)
-    x0, y0, height, x_after, axis_texts, g_open, value_at, base = _frame(
+    height, x_after, axis_texts, g_open, value_at, base = _frame(
         axis, tuple(band_labels) if bands is not None else None, bh)
     ys = _band_ys(n_bands, bh)
 
