@@ -16,23 +16,31 @@ import numpy as np
 
 from gpviz.errors import InputError
 
+#: float32 keeps 7 significant digits (charts show 3); only its range can lose information: a finite,
+#: nonzero magnitude outside [F32_TINY, F32_HUGE] travels as float64.
+F32_TINY, F32_HUGE = 1e-35, 1e35
+
+
+def _needs_float64(values: np.ndarray, axis: int | None = None):
+    """Whether float32 would lose a value's range (per column of a ``rows x columns`` block with ``axis=0``)."""
+    mag = np.abs(values)
+    with np.errstate(invalid="ignore"):
+        return (np.isfinite(values) & (values != 0) & ((mag < F32_TINY) | (mag > F32_HUGE))).any(axis=axis)
+
+
+def _encoded(arr: np.ndarray) -> dict:
+    kind = {("f", 4): "float32", ("f", 8): "float64", ("i", 4): "int32"}[(arr.dtype.kind, arr.dtype.itemsize)]
+    return {"type": kind, "data": base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")}
+
+
 def encode_column(arr: np.ndarray) -> dict:
     """``{"type", "data"}`` for the browser: little-endian float32 when exact enough, else float64 / int32."""
     if arr.dtype.kind == "f":
         arr = arr.astype(np.float64, copy=False)
-        finite = arr[np.isfinite(arr) & (arr != 0)]
-        # float32 keeps 7 significant digits (charts show 3); only its range can lose information
-        if not len(finite) or (np.abs(finite).min() >= 1e-35 and np.abs(finite).max() <= 1e35):
-            arr = arr.astype("<f4")
-        else:
-            arr = arr.astype("<f8")
-    elif arr.dtype.kind in "iub":
-        arr = arr.astype("<i4")
-    else:
-        raise InputError(f"cannot send a column of dtype {arr.dtype} to the browser")
-    return {"type": "float32" if arr.dtype.itemsize == 4 and arr.dtype.kind == "f" else
-            ("float64" if arr.dtype.kind == "f" else "int32"),
-            "data": base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")}
+        return _encoded(arr.astype("<f8" if _needs_float64(arr) else "<f4"))
+    if arr.dtype.kind in "iub":
+        return _encoded(arr.astype("<i4"))
+    raise InputError(f"cannot send a column of dtype {arr.dtype} to the browser")
 
 
 def encode_columns(columns: Mapping[str, np.ndarray]) -> dict[str, dict]:
@@ -48,15 +56,9 @@ def encode_columns(columns: Mapping[str, np.ndarray]) -> dict[str, dict]:
             floats.setdefault(len(arr), []).append(name)
     for names in floats.values():
         block = np.stack([columns[n] for n in names], axis=1).astype(np.float64, copy=False)
-        mag = np.abs(block)
-        usable = np.isfinite(block) & (block != 0)
-        with np.errstate(invalid="ignore"):
-            small = (usable & (mag < 1e-35)).any(axis=0)
-            large = (usable & (mag > 1e35)).any(axis=0)
+        wide = _needs_float64(block, axis=0)
         for j, name in enumerate(names):
-            arr = block[:, j].astype("<f8" if small[j] or large[j] else "<f4")
-            out[name] = {"type": "float32" if arr.dtype.itemsize == 4 else "float64",
-                         "data": base64.b64encode(arr.tobytes()).decode("ascii")}
+            out[name] = _encoded(block[:, j].astype("<f8" if wide[j] else "<f4"))
     for name, arr in columns.items():
         if name not in out:
             out[name] = encode_column(arr)
