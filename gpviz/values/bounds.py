@@ -33,8 +33,3 @@ def at_bounds(values: np.ndarray, lower, upper, rtol: float = AT_BOUND_RTOL) -> 
         with np.errstate(invalid="ignore"):
             out |= (np.abs(values - b) <= rtol * np.maximum(np.abs(b), 1e-8)) & finite
     return out
-
-
-def any_at_bound(values: np.ndarray, bound: float | None, rtol: float = AT_BOUND_RTOL) -> bool:
-    """Whether any finite value of ``values`` sits on ``bound`` (a view marks that bound)."""
-    return bool(at_bounds(values, bound, None, rtol).any())

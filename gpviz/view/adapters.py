@@ -127,11 +127,10 @@ def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max
 def sweep_info(sweep: Sweep, expr) -> pd.DataFrame:
     """One row per key (bounds, prior mode); ``at_bound`` if any fold of the sweep sits on a bound."""
     long = parameters(expr, long=True).drop_duplicates("key").reset_index(drop=True)
-    flags = []
-    for _, row in long.iterrows():
-        vals = sweep.parameters[row["key"]].dropna().to_numpy(np.float64) if row["key"] in sweep.parameters else []
-        flags.append(bool(at_bounds(vals, row["lower"], row["upper"]).any()))
-    long["at_bound"] = flags
+    # every key's folds as one rows x keys block (a key the sweep lacks: no rows, so never at a bound)
+    block = sweep.parameters.reindex(columns=long["key"]).to_numpy(np.float64)
+    long["at_bound"] = at_bounds(block, long["lower"].to_numpy(np.float64),
+                                 long["upper"].to_numpy(np.float64)).any(axis=0)
     return long
 
 
