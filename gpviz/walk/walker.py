@@ -172,7 +172,7 @@ class Walker:
         """
         inner = tuple((str(label), n) for label, n in inner)
         shown = {k for _, n in inner for k in keys_of(n)}
-        leaves = [p for p in subtree_params(self, module, path) if p.key not in shown]
+        leaves = subtree_params(self, module, path, used=shown)
         dims = None if self.features is None else tuple(f.dim for f in self.features)
         return Opaque(type(module).__name__, path, dims, tuple(leaves), inner, note)
 
