@@ -193,6 +193,29 @@ def plain_cholesky(A0: torch.Tensor) -> torch.Tensor | None:
     return L
 
 
+def gaussian_solve(A0: torch.Tensor, r0: torch.Tensor):
+    """``(α, A0⁻¹, ℓ0)`` of a Gaussian log likelihood from one jitter-free Cholesky of ``A0``, or None.
+
+    Args:
+        A0: ``[*batch, n, n]`` covariance (constant).
+        r0: ``[*batch, n, 1]`` residual ``y - m`` (constant).
+
+    Returns:
+        ``α = A0⁻¹ r0`` (``[*batch, n, 1]``), ``A0⁻¹`` (``[*batch, n, n]``) and
+        ``ℓ0 = -½ r0ᵀα - ½ log|A0| - n/2 log 2π`` (``[*batch]``); None where :func:`plain_cholesky` is.
+    """
+    L = plain_cholesky(A0)
+    if L is None:
+        return None
+    n = A0.shape[-1]
+    with torch.no_grad():
+        alpha = torch.cholesky_solve(r0, L)
+        a_inv = torch.cholesky_inverse(L)
+        l0 = (-0.5 * (r0 * alpha).sum((-2, -1)) - L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+              - 0.5 * n * math.log(2 * math.pi))
+    return alpha, a_inv, l0
+
+
 def quad_lik(marg, targets: torch.Tensor, log_lik: torch.Tensor) -> torch.Tensor | None:
     """The Gaussian log likelihood's second-order Taylor model around the current θ0, or None.
 
@@ -237,14 +260,10 @@ def quad_lik(marg, targets: torch.Tensor, log_lik: torch.Tensor) -> torch.Tensor
     if A.shape != r.shape + (n,):
         return None
     A0, r0 = A.detach(), r.detach()
-    L = plain_cholesky(A0)
-    if L is None:
+    solved = gaussian_solve(A0, r0.unsqueeze(-1))
+    if solved is None:
         return None  # jitter: log_prob's factor is not of A0 itself
-    with torch.no_grad():
-        alpha = torch.cholesky_solve(r0.unsqueeze(-1), L)  # [*batch, n, 1]
-        a_inv = torch.cholesky_inverse(L)  # [*batch, n, n]
-        l0 = (-0.5 * (r0.unsqueeze(-1) * alpha).sum((-2, -1)) - L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-              - 0.5 * n * math.log(2 * math.pi))  # [*batch]
+    alpha, a_inv, l0 = solved
     delta_a = A - A0  # exactly 0, with A's derivatives
     delta_r = (r - r0).unsqueeze(-1)  # [*batch, n, 1]
     da = delta_a @ alpha
@@ -380,14 +399,10 @@ def closed_form_lik(mll, terms: Terms, infos: dict, elements: dict, batch: torch
         if targets.shape != mean.shape or X.shape[-2] != n:
             return {}
         A = marg.covariance_matrix.detach()  # [*mb, n, n]
-        L = plain_cholesky(A)
-        if L is None:
+        solved = gaussian_solve(A, (targets - mean).unsqueeze(-1))
+        if solved is None:
             return {}
-        r = (targets - mean).unsqueeze(-1)  # [*mb, n, 1]
-        alpha = torch.cholesky_solve(r, L)  # [*mb, n, 1]
-        a_inv = torch.cholesky_inverse(L)  # [*mb, n, n]
-        l0 = (-0.5 * (r * alpha).sum((-2, -1)) - L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-              - 0.5 * n * math.log(2 * math.pi))  # [*mb]
+        alpha, a_inv, l0 = solved
         num = terms.num_data
         tol = torch.finfo(l0.dtype).eps ** 0.5
         if l0.numel() != terms.lik.numel() or not torch.allclose(
