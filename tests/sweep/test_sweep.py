@@ -329,6 +329,15 @@ import gpviz
 g = torch.Generator().manual_seed(0)
 X = torch.rand(12, 2, generator=g, dtype=torch.float64)
 Y = torch.sin(5 * X).sum(-1, keepdim=True) + 0.05 * torch.randn(12, 1, generator=g, dtype=torch.float64)
+import time, gpviz.sweep.cells as cells
+real_fit = cells.fit_gpytorch_mll
+def slow_after_six(mll, **kwargs):
+    # the 6 cells of sizes 4-6 fit at once; those of sizes 7 and 8 wait, so Ctrl-C reliably comes while they
+    # are unfinished (without the wait they could all finish between the test seeing 6 cells and its signal)
+    if mll.model.train_inputs[0].shape[0] >= 7:
+        time.sleep(3)
+    return real_fit(mll, **kwargs)
+cells.fit_gpytorch_mll = slow_after_six  # module level: worker processes that import this script get it too
 print("start", flush=True)
 if __name__ == "__main__":  # worker processes may import this script
     gpviz.cv_sweep(SingleTaskGP, X, Y, sizes=[4, 5, 6, 7, 8], repeats=2, seed=0, cache_dir=sys.argv[1],
