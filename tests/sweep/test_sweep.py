@@ -321,7 +321,10 @@ def test_public_names():
 
 
 INTERRUPTED_RUN = """
-import sys, torch
+import signal, sys, torch
+# Ctrl-C as in a terminal: a process started from a non-interactive shell's background job inherits SIGINT
+# ignored, and Python then raises no KeyboardInterrupt
+signal.signal(signal.SIGINT, signal.default_int_handler)
 torch.set_num_threads(1)
 torch.set_default_dtype(torch.float64)
 from botorch.models import SingleTaskGP
