@@ -171,7 +171,8 @@ class Sweep:
 
     @staticmethod
     def member_label(one_fold_per_repeat: bool = False) -> str:
-        """What a dot of the sweep's view is: a leave-one-out fold, or a repeat (its first fold)."""
+        """What a dot of the sweep's view is, plural: leave-one-out folds, or repeats (each its first fold)."""
+        return "repeats" if one_fold_per_repeat else "leave-one-out folds"
 
     def render(self, one_fold_per_repeat: bool = False, *, metric: str = "mse", feature_names=None,
                units: str = "model", title: str | None = None, verdicts: bool | None = None, **unknown):

@@ -106,3 +106,18 @@ def test_an_option_a_sweep_page_does_not_take_is_an_input_error(reference):
         reference["stgp"].render(tasks=["a", "b"])
     with pytest.raises(InputError, match="did you mean 'metric'"):
         reference["stgp"].render(metrc="mse")
+
+
+# -- what a dot is -------------------------------------------------------------------------------------------------
+
+def test_sweep_and_comparison_pages_name_their_dots_folds_or_repeats(reference):
+    sw = reference["stgp"]
+    assert sw.member_label() == "leave-one-out folds" and sw.member_label(True) == "repeats"
+    folds = sw.render(verdicts=False).html()
+    assert "one dot per leave-one-out fold" in folds and "one dot per member" not in folds
+    repeats = sw.render(one_fold_per_repeat=True, verdicts=False).html()
+    assert "one dot per repeat" in repeats and "one dot per member" not in repeats
+    cmp = gpviz.compare({"a": sw, "b": reference["loose"]}, pull_repeats=0).html()
+    assert "one dot per leave-one-out fold" in cmp and "one dot per member" not in cmp
+    cmp = gpviz.compare({"a": sw}, pull_repeats=0, one_fold_per_repeat=True).html()
+    assert "one dot per repeat" in cmp and "one dot per member" not in cmp
