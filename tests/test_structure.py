@@ -183,3 +183,36 @@ def test_long_modules_say_why_at_their_top():
 def test_every_module_opens_with_a_line_on_its_responsibility(module):
     doc = ast.get_docstring(ast.parse(MODULES[module].read_text(encoding="utf-8")))
     assert doc and doc.strip().splitlines()[0].strip(), f"{module} has no module docstring"
+
+
+def _docstring_only_functions(tree: ast.AST) -> list[str]:
+    """Functions whose whole body is a docstring (a body lost in a move returns ``None`` silently).
+
+    Abstract methods and ``Protocol`` members say so with a decorator or an ellipsis and are
+    not listed; an intentional no-op says ``pass`` or ``return None``.
+    """
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        body = node.body
+        only_doc = (len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str))
+        abstract = any(getattr(d, "id", getattr(d, "attr", "")) in ("abstractmethod", "overload")
+                       for d in node.decorator_list)
+        if only_doc and not abstract:
+            found.append(f"{node.name} (line {node.lineno})")
+    return found
+
+
+def test_the_docstring_only_check_finds_a_planted_body_lost():
+    planted = ast.parse('class S:\n    def label(self):\n        """What a dot is."""\n\n'
+                        '    @abc.abstractmethod\n    def todo(self):\n        """Subclasses say."""\n\n'
+                        '    def fine(self):\n        """Nothing to do."""\n        pass\n')
+    assert _docstring_only_functions(planted) == ["label (line 2)"]
+
+
+def test_no_function_is_only_a_docstring():
+    bad = [f"{module}: {name}" for module, path in MODULES.items()
+           for name in _docstring_only_functions(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not bad, "functions whose body is only a docstring (a lost body?):\n" + "\n".join(bad)
