@@ -49,7 +49,14 @@ def _space(role: str, expr) -> str:
     return ""
 
 
-def parameters(obj, long: bool = False, feature_names=None, units: str = "model") -> pd.DataFrame:
+def _check_feature_names(entry: str, feature_names) -> None:
+    """Refuses a bool where names belong: ``parameters(model, True)`` once meant ``long=True``."""
+    if isinstance(feature_names, bool):
+        raise InputError(f"{entry}: feature_names={feature_names!r} is a bool, expected a list of input names "
+                         f"(or a DataFrame of inputs); the long frame is asked for by keyword: long=True")
+
+
+def parameters(obj, feature_names=None, *, long: bool = False, units: str = "model") -> pd.DataFrame:
     """The constrained parameter values of a model or kernel.
 
     Values are read under ``torch.no_grad()``, detached, on the CPU; the model is
@@ -58,11 +65,17 @@ def parameters(obj, long: bool = False, feature_names=None, units: str = "model"
     Args:
         obj: A BoTorch/GPyTorch model, kernel, MLL, or an expression from
             :func:`gpviz.model_expr` / :func:`gpviz.kernel_expr`.
+        feature_names: Names of the input columns, passed to the expression builder
+            (the second positional argument, as in every entry point).
         long: Return the tidy frame (one row per key and batch member with raw
             value, constraint, bounds, prior and units) instead of the wide one.
-        feature_names: Passed to the expression builder.
+            Keyword only.
         units: ``"model"`` (the model's own space) or ``"original"`` (lengthscales
             × input range, noise/outputscale × σ², mean × σ + μ; see :mod:`gpviz.units`).
+
+    Raises:
+        InputError: ``feature_names`` is a bool (``long`` is keyword only), an unknown
+            ``units``, or ``obj`` is not a model, kernel, MLL or expression.
 
     Returns:
         Wide: one row per batch member, ``i_model`` (int32) then one float64
@@ -70,6 +83,7 @@ def parameters(obj, long: bool = False, feature_names=None, units: str = "model"
         maps each key to its readable label (``lengthscale[log_lr]``). Long: one row per
         key and member, the ``label`` column beside the stable ``key``.
     """
+    _check_feature_names("gpviz.parameters", feature_names)
     check_units(units)
     expr = expression_of(obj, feature_names)
     snap = _Snapshot(expr, long)
@@ -78,6 +92,7 @@ def parameters(obj, long: bool = False, feature_names=None, units: str = "model"
 
 def parameter_frames(obj, feature_names=None, units: str = "model") -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(parameters(obj), parameters(obj, long=True))`` from one reading of the model (a view needs both)."""
+    _check_feature_names("gpviz.parameter_frames", feature_names)
     check_units(units)
     snap = _Snapshot(expression_of(obj, feature_names), True)
     return snap.wide(units), snap.long(units)

@@ -146,3 +146,16 @@ def test_parameter_frames_are_the_wide_and_long_frames_from_one_reading():
         assert wide.attrs["labels"]["covar_module.lengthscale[2]"] == "lengthscale[c]"
     # the wide frame is one float block after i_model, the long frame's rows key-major
     assert list(long["key"][:4]) == [long["key"][0]] * 4 and list(long["i_model"][:4]) == [0, 1, 2, 3]
+
+
+def test_second_positional_argument_is_feature_names_and_long_is_keyword_only():
+    model = _model()
+    frame = gpviz.parameters(model, ["alpha", "beta"])  # names, as in model_expr / render
+    assert frame.attrs["labels"]["covar_module.lengthscale[0]"] == "lengthscale[alpha]"
+    assert list(frame.columns) == ["i_model", *gpviz.model_expr(model).keys]  # the wide frame, not the long one
+    long = gpviz.parameters(model, ["alpha", "beta"], long=True)
+    assert set(long.loc[long["key"] == "covar_module.lengthscale[1]", "label"]) == {"lengthscale[beta]"}
+    with pytest.raises(InputError, match=r"feature_names=True is a bool.*long=True"):
+        gpviz.parameters(model, True)
+    with pytest.raises(TypeError):
+        gpviz.parameters(model, None, True)  # long only by keyword
