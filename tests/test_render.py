@@ -28,6 +28,7 @@ from gpviz.priors.verdicts import HELD
 R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
 from gpviz.errors import InputError, KeyMismatchError
 from gpviz.html.compact import decode_compact
+from tests.golden_pages import GOLDEN, golden_figure
 
 INJECTION = "</script><script>window.__pwned=1</script>"
 TEMPLATE = "b`${window.__pwned=2}`"
@@ -487,26 +488,13 @@ def test_original_units_convert_values_bounds_and_labels():
                                                                     rel=1e-5)
 
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "render_scale_rbf_batch.html"
-
-
-def _golden_figure():
-    k = gk.ScaleKernel(gk.RBFKernel(ard_num_dims=2, batch_shape=torch.Size([3])), batch_shape=torch.Size([3]))
-    with torch.no_grad():
-        k.outputscale = torch.tensor([0.5, 1.0, 2.0])
-        k.base_kernel.lengthscale = torch.tensor([[[0.1, 1.0]], [[0.2, 2.0]], [[0.4, 4.0]]])
-    return gpviz.render(k, feature_names=["temp", "it's <b>"], element_id="golden")
-
-
 def test_fragment_matches_golden_file():
-    """Same input, same bytes, across processes. Regenerate with GPVIZ_UPDATE_GOLDEN=1."""
-    fig = _golden_figure()
-    text = fig.fragment()
+    """Same input, same bytes, across processes; the page is rewritten only by scripts/update_golden.py."""
+    before = GOLDEN.stat().st_mtime_ns
+    text = golden_figure().fragment()
     assert placeholder_keys(text) and set(placeholder_keys(text)) == set(page_spec(text)["columns"])
-    if os.environ.get("GPVIZ_UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(text, encoding="utf-8")
     assert text == GOLDEN.read_text(encoding="utf-8")
+    assert GOLDEN.stat().st_mtime_ns == before
 
 
 # --------------------------------------------------------------------------- prior_pull verdicts in render()
