@@ -64,7 +64,7 @@ case "$job" in
     ;;
   test)
     ensure_chromium
-    export GPVIZ_REQUIRE_BROWSER=1 GPVIZ_REQUIRE_DASK=1 GPVIZ_REQUIRE_AX=1
+    export GPVIZ_REQUIRE_BROWSER=1 GPVIZ_REQUIRE_DASK=1 GPVIZ_REQUIRE_AX=1 GPVIZ_REQUIRE_EXTRAS=1
     step "running: pytest $*"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.extras import need
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 #: Notebooks the tour ships; each must exist (the test fails if one goes missing).
@@ -27,7 +28,7 @@ def test_the_tour_notebooks_exist_and_are_stored_without_outputs():
 @pytest.fixture(scope="module")
 def kernel_manager_factory(tmp_path_factory):
     """Kernels that run this interpreter (the venv), wherever the tests run."""
-    pytest.importorskip("ipykernel")
+    need("ipykernel", "test")
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -47,8 +48,8 @@ def kernel_manager_factory(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, kernel_manager_factory, tmp_path):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    nbformat = need("nbformat", "test")
+    nbclient = need("nbclient", "test")
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, km=kernel_manager_factory(), kernel_name="gpviz-nb", timeout=240,
                                      resources={"metadata": {"path": str(tmp_path)}})

@@ -22,6 +22,7 @@ R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself i
 from gpviz.html import svg as S  # noqa: E402
 from gpviz.html.encode import encode_column  # noqa: E402
 from tests.html.test_svg import dot_centres  # noqa: E402
+from tests.extras import need
 
 pytestmark = pytest.mark.browser
 
@@ -235,8 +236,8 @@ def test_config_labels_and_keys_are_text_not_code(tmp_path, open_page):
 
 @pytest.mark.slow
 def test_notebook_outputs_draw_and_live_figure_updates_in_place(tmp_path, open_page):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    nbformat = need("nbformat", "test")
+    nbclient = need("nbclient", "test")
     cells = [
         """
 import torch, pandas as pd, numpy as np

@@ -10,6 +10,7 @@ import pytest
 from gpviz.errors import InputError
 from gpviz.html import notebook as nb
 from gpviz.html.assets import asset_html
+from tests.extras import need
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,7 +51,7 @@ def test_outside_a_kernel_every_output_is_self_contained():
 @pytest.mark.slow
 def test_a_real_kernel_carries_the_scripts_once_and_again_when_their_cell_reruns(tmp_path):
     """Execute requests as JupyterLab sends them (``cellId``, ``deletedCells``) to a real IPython kernel."""
-    pytest.importorskip("ipykernel")
+    need("ipykernel", "test")
     from jupyter_client.manager import start_new_kernel
 
     km, kc = start_new_kernel(kernel_name="python3")  # this interpreter (jupyter_client's native kernel)

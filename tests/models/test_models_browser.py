@@ -13,6 +13,7 @@ import gpviz
 
 pytestmark = pytest.mark.browser
 
+from tests.extras import required
 from tests.models.saas import HAS_JAX, SAAS_NAMES, fitted_saas
 
 ALL_PARAMS = """() => [...document.querySelectorAll('.gpviz-param')].map(e => ({
@@ -82,7 +83,7 @@ def test_original_units_page_says_which_units(tmp_path, open_page):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_JAX, reason="jax and numpyro (the `fully-bayesian` extra) are not installed")
+@pytest.mark.skipif(not HAS_JAX and not required(), reason="jax and numpyro (the `fully-bayesian` extra) are not installed")
 def test_saas_page_draws_the_mcmc_samples_at_each_parameter(tmp_path, open_page):
     m, X = fitted_saas()
     expr = gpviz.model_expr(m, pd.DataFrame(X.numpy(), columns=list(SAAS_NAMES)))

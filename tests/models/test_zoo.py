@@ -19,6 +19,7 @@ from gpviz.tree.nodes import Param, TaskCovar, iter_nodes
 from gpviz.models.expr import KroneckerModelExpr, ModelListExpr
 from gpviz.models.families import unwrap_model
 
+from tests.extras import required
 from tests.models.saas import HAS_JAX, SAAS_NAMES, fitted_saas
 
 
@@ -317,7 +318,7 @@ def test_mixed_model_with_dataframe_names_carries_them_through_active_dims():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_JAX, reason="jax and numpyro (the `fully-bayesian` extra) are not installed")
+@pytest.mark.skipif(not HAS_JAX and not required(), reason="jax and numpyro (the `fully-bayesian` extra) are not installed")
 def test_saas_fully_bayesian_members_are_mcmc_samples():
     m, X = fitted_saas()
     expr = gpviz.model_expr(m, SAAS_NAMES)
@@ -331,7 +332,7 @@ def test_saas_fully_bayesian_members_are_mcmc_samples():
     assert gpviz.render(m).html().count('class="gpviz-param') == len(expr.keys)
 
 
-@pytest.mark.skipif(not HAS_JAX, reason="the fully-bayesian extra (jax, numpyro) is not installed")
+@pytest.mark.skipif(not HAS_JAX and not required(), reason="the fully-bayesian extra (jax, numpyro) is not installed")
 def test_prior_pull_refuses_a_fully_bayesian_model_and_leaves_it_intact():
     from gpviz.errors import UnsupportedError
 

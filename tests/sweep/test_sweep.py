@@ -144,8 +144,9 @@ def test_plot_draws_percentile_band_and_geometric_mean(sweep, artifacts):
     np.testing.assert_allclose(line.get_ydata(), summary["center"])
     (artifacts / "sweep_scaling_curve.png").write_bytes(fig._repr_png_())
     nl = sweep.plot("nlpd")
-    if (sweep.scores["nlpd"] <= 0).any():  # negative densities: arithmetic mean, linear axis
-        assert nl.axes[0].get_yscale() == "linear"
+    # values <= 0 (negative NLPD) cannot go on a log axis: linear then, log otherwise
+    nonpositive = bool((sweep.scores["nlpd"] <= 0).any())
+    assert nl.axes[0].get_yscale() == ("linear" if nonpositive else "log")
     with pytest.raises(InputError, match="unknown metric 'r2'"):
         sweep.plot("r2")
 

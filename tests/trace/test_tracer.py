@@ -34,6 +34,7 @@ from gpviz.trace.store import Recorder as _Recorder, dense_frames
 import gpviz.trace.tracer as tracer_module
 from gpviz.trace.tracer import FitTracer, trace_fit
 from gpviz.values.columns import TRACE_COLUMNS as META_COLUMNS
+from tests.extras import need
 
 N, D = 8, 2
 MAXITER = {"options": {"maxiter": 25}}
@@ -599,9 +600,9 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "trace_fit_live.i
 
 @pytest.mark.slow
 def test_live_notebook_executes_without_errors(tmp_path):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
+    nbformat = need("nbformat", "test")
+    nbclient = need("nbclient", "test")
+    need("ipykernel", "test")
     from jupyter_client.kernelspec import KernelSpecManager
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
