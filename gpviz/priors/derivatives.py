@@ -36,6 +36,7 @@ from linear_operator.utils.errors import NanError, NotPSDError
 from linear_operator.utils.warnings import NumericalWarning
 
 from gpviz.errors import UnsupportedError
+from gpviz.seeding import seeded
 from gpviz.values.keys import ParamInfo, member_values, parse_key
 from gpviz.values.tensors import to_numpy
 
@@ -627,8 +628,7 @@ def log_std(prior) -> float:
         if name == "GammaPrior":
             return math.sqrt(float(torch.special.polygamma(1, torch.as_tensor(first_value(prior.concentration),
                                                                                 dtype=torch.float64))))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+        with seeded(0):
             draws = prior.sample(torch.Size([4096])).reshape(4096, -1)[:, 0].double()
         draws = draws[draws > 0]
         return float(torch.log(draws).std()) if draws.numel() > 1 else float("nan")

@@ -21,6 +21,7 @@ from botorch.fit import fit_gpytorch_mll
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz.errors import InputError
+from gpviz.seeding import seeded
 from gpviz.threads import torch_threads
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 from gpviz.values.parameters import parameters
@@ -323,9 +324,9 @@ def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -
     """Fits one cell exactly the same way wherever it runs (this process, a worker, a cluster).
 
     The result depends only on ``(seed, size, i_repeat)`` and the job: the rows come from
-    :func:`subset_rows` (with the job's ``order``), torch's generator is seeded with
+    :func:`subset_rows` (with the job's ``order``), torch's generators are seeded with
     :func:`cell_seed` (BoTorch's retries redraw parameters from their priors) and
-    restored afterwards, the default
+    restored afterwards (:func:`gpviz.seeding.seeded`: the CPU's and every initialized CUDA device's), the default
     dtype and torch's thread count (which changes reduction order) are set for the fit and
     restored afterwards (:func:`gpviz.threads.torch_threads`, which limits BLAS too).
     """
@@ -333,8 +334,7 @@ def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -
     old_dtype = torch.get_default_dtype()
     try:
         torch.set_default_dtype(job.dtype)
-        with torch_threads(job.threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cell_seed(seed, size, i_repeat))
+        with torch_threads(job.threads), seeded(cell_seed(seed, size, i_repeat)):
             return run_cell(job.make_model, job.X, job.Y, rows, i_config=i_config, i_repeat=i_repeat,
                             mll_cls=job.mll_cls, fit_kwargs=job.fit_kwargs,
                             observation_noise=job.observation_noise)

@@ -16,6 +16,7 @@ from gpviz.errors import InputError
 from gpviz.html.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.options import reject_unknown
+from gpviz.seeding import seeded
 from gpviz.sweep.cells import STATUS_OK, cell_seed, subset_rows
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 from gpviz.values.units import check_units
@@ -93,8 +94,8 @@ class Sweep:
         rows = subset_rows(self.X.shape[0], size, i_repeat, self.seed, self.order)
         idx = torch.as_tensor(rows, device=self.X.device)
         folds = gen_loo_cv_folds(self.X[idx], self.Y[idx])
-        with torch.random.fork_rng(devices=[]):  # a factory that draws initial values draws the fit's draws
-            torch.manual_seed(cell_seed(self.seed, size, i_repeat))
+        # a factory that draws initial values draws the fit's draws
+        with seeded(cell_seed(self.seed, size, i_repeat)):
             return self.make_model(folds.train_X, folds.train_Y)
 
     def models(self, size: int, repeat: int):

@@ -16,6 +16,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpviz._factory import check_factory
 from gpviz.charts import new_figure
 from gpviz.errors import InputError
+from gpviz.seeding import seeded
 from gpviz.threads import DEFAULT_THREADS, check_threads, torch_threads
 from gpviz.trace.tracer import trace_fit
 from gpviz.words import plural
@@ -173,8 +174,7 @@ def compare_fit_modes(make_model, X, Y, *, modes=FIT_MODES, optimizer_kwargs=Non
             # take turns, starting one mode later each run: a slow spell of the machine hits every mode
             order = list(modes)[r % len(modes):] + list(modes)[:r % len(modes)]
             for mode in order:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(0)  # retries draw from the prior: the same draws every run
+                with seeded(0):  # retries draw from the prior: the same draws every run
                     row = fit_once(mode)
                 times[mode].append(row["wall_time_s"])
                 rows.setdefault(mode, row)

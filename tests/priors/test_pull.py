@@ -355,7 +355,11 @@ def test_with_priors_errors():
         bad(X, Y)
     with pytest.raises(InputError, match="expects a marginal log likelihood"):
         prior_pull("not a model")
-    assert isinstance(NormalPrior(0.0, 1.0), gpytorch.priors.Prior)
+    # a prior of another family than Gamma is taken as it is, not only checked for its type
+    normal = NormalPrior(0.0, 1.0)
+    m = with_priors(default_model, noise=normal)(X, Y)
+    assert m.likelihood.noise_covar.noise_prior is not normal  # each build gets its own copy
+    assert float(m.likelihood.noise_covar.noise_prior.loc) == 0.0 and float(m.likelihood.noise_covar.noise_prior.scale) == 1.0
 
 
 def test_input_transform_model_matches_finite_differences():

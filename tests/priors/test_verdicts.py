@@ -35,7 +35,10 @@ NUMBERS = ["key", "value", "prior_mode", "distance", "distance_sd", "d_log_prior
 def test_classify_constructed_numbers(value, lower, upper, has_prior, near, share, expected):
     assert classify(np.array([value]), lower, upper, has_prior, np.array([0.0]), np.array([near]),
                  np.array([share]))[0] == expected
-    assert expected in VERDICTS
+    # element-wise: the same numbers beside a free member keep their verdict (no broadcasting mix-up)
+    both = classify(np.array([value, 1.0]), lower, upper, has_prior, np.array([0.0, 0.0]), np.array([near, False]),
+                    np.array([share, 0.0]))
+    assert list(both) == [expected, FREE]
 
 
 def _outputscale_model():
