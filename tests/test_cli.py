@@ -136,7 +136,14 @@ def test_settings_defaults_and_quick():
     from gpviz.cli import DEFAULT_REPEATS, DEFAULT_SIZES, QUICK_SIZES, build_parser, settings_from
 
     s = settings_from(build_parser().parse_args(["demo"]))
-    assert s.sizes == DEFAULT_SIZES and s.repeats == DEFAULT_REPEATS and s.maxiter == 100 and s.threads == 1
+    # the defaults the README documents ("Options: `--sizes 8 16 24 32 40`, `--repeats 4`, `--seed 0`"),
+    # written out here so that a changed default fails until the README says it too
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    documented = re.search(r"`--sizes ([\d ]+)`,\s+`--repeats (\d+)`, `--seed (\d+)`", readme)
+    assert documented, "the README no longer documents the demo's defaults"
+    assert s.sizes == tuple(int(v) for v in documented.group(1).split()) == DEFAULT_SIZES == (8, 16, 24, 32, 40)
+    assert s.repeats == int(documented.group(2)) == DEFAULT_REPEATS == 4 and s.seed == int(documented.group(3))
+    assert s.maxiter == 100 and s.threads == 1
     assert s.data_size >= 2 * max(DEFAULT_SIZES)
     q = settings_from(build_parser().parse_args(["demo", "--quick", "--sizes", "9", "5", "9", "--maxiter", "0"]))
     assert q.sizes == (5, 9) and q.maxiter is None and q.sweep_fit_kwargs == {}

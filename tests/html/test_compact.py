@@ -1,4 +1,4 @@
-"""Compact frame data: round trips, precision, flags, size (the browser's decoder is tested in test_compact_browser)."""
+"""Compact frame data: round trips, precision, flags, size (the browser's decoder is tested in tests/trace/test_every_step_browser.py)."""
 
 from __future__ import annotations
 

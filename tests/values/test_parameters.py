@@ -14,6 +14,7 @@ from gpytorch.priors import GammaPrior
 
 import gpviz
 from gpviz.errors import InputError
+from tests.devices import DEVICES
 
 
 def _model(n=8, d=2):
@@ -78,7 +79,27 @@ def test_batched_long_frame_has_a_row_per_key_and_member():
     assert sorted(long["i_model"].unique()) == list(range(5))
 
 
-def test_model_on_another_device_dtype_and_mode_left_as_found():
+@pytest.mark.parametrize("device", DEVICES)
+def test_values_on_any_device_equal_the_models_own(device):
+    """Read on the model's device, returned as float64 numpy; the model's own constrained values are the reference."""
+    model = _model().to(device)
+    with torch.no_grad():
+        model.covar_module.lengthscale = torch.tensor([[0.3, 2.5]], device=device)
+    frame = gpviz.parameters(model)
+    keys = list(gpviz.model_expr(model).keys)
+    want = {
+        "covar_module.lengthscale[0]": model.covar_module.lengthscale[0, 0],
+        "covar_module.lengthscale[1]": model.covar_module.lengthscale[0, 1],
+        "likelihood.noise_covar.noise": model.likelihood.noise.reshape(-1)[0],
+        "mean_module.constant": model.mean_module.constant.reshape(-1)[0],
+    }
+    assert set(want) <= set(keys), keys
+    for key, value in want.items():
+        assert frame[key].iloc[0] == pytest.approx(float(value.detach().cpu()), rel=1e-12), key
+    assert all(p.device.type == device for p in model.parameters())  # nothing was moved
+
+
+def test_model_in_another_dtype_and_mode_left_as_found():
     model = _model().float()
     model.eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
