@@ -603,34 +603,35 @@ def is_positive(prior, lower: float) -> bool:
         return False
 
 
-def first_value(t) -> float:
-    return float(torch.as_tensor(t).reshape(-1)[0])
-
-
-def prior_std(prior) -> float:
-    """The prior's standard deviation (of the value itself), NaN without a closed form."""
+def prior_std(prior) -> torch.Tensor | None:
+    """Each element's prior standard deviation (of the value itself; the prior's batch shape), None without
+    a closed form."""
     try:
-        return first_value(prior.stddev)
+        return torch.as_tensor(prior.stddev).detach().to(torch.float64)
     except Exception:  # noqa: BLE001 - priors without a closed-form standard deviation
-        return float("nan")
+        return None
 
 
-def log_std(prior) -> float:
-    """The standard deviation of ``log θ`` under a prior on positive values.
+def log_std(prior) -> torch.Tensor | None:
+    """Each element's standard deviation of ``log θ`` under a prior on positive values (the prior's batch shape).
 
     Closed forms: LogNormal(μ, σ) → σ; Gamma(a, b) → √ψ′(a) (the trigamma function).
-    Other priors: from 4096 draws under a fixed seed (NaN if the prior cannot sample).
+    Other priors: from 4096 draws under a fixed seed (NaN where fewer than 2 draws are
+    positive; None if the prior cannot sample).
     """
     name = type(prior).__name__
     try:
         if name == "LogNormalPrior":
-            return first_value(prior.scale)
+            return torch.as_tensor(prior.scale).detach().to(torch.float64).clone()
         if name == "GammaPrior":
-            return math.sqrt(float(torch.special.polygamma(1, torch.as_tensor(first_value(prior.concentration),
-                                                                                dtype=torch.float64))))
+            a = torch.as_tensor(prior.concentration).detach().to(torch.float64)
+            return torch.sqrt(torch.special.polygamma(1, a))
         with seeded(0):
-            draws = prior.sample(torch.Size([4096])).reshape(4096, -1)[:, 0].double()
-        draws = draws[draws > 0]
-        return float(torch.log(draws).std()) if draws.numel() > 1 else float("nan")
+            draws = prior.sample(torch.Size([4096])).detach().double()
+        logs = torch.where(draws > 0, torch.log(draws.clamp_min(1e-300)), torch.full_like(draws, math.nan))
+        count = (draws > 0).sum(0)
+        mean = torch.nansum(logs, 0) / count.clamp_min(1)
+        var = torch.nansum((logs - mean) ** 2, 0) / (count - 1).clamp_min(1)
+        return torch.where(count > 1, var.sqrt(), torch.full_like(var, math.nan))
     except Exception:  # noqa: BLE001 - a prior that cannot say: no distance in standard deviations
-        return float("nan")
+        return None

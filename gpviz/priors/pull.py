@@ -9,7 +9,6 @@ sit where the prior put them rather than where the data would take them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -32,7 +31,7 @@ from gpviz.threads import torch_threads
 from gpviz.tree.labels import expression_labels
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, resolve
-from gpviz.values.prior_info import prior_mode, prior_params, priors_by_param
+from gpviz.values.prior_info import element_params, per_element, prior_modes, priors_by_param
 from gpviz.values.tensors import to_numpy
 
 COLUMNS = ["key", "label", I_MODEL, "value", "raw", "lower", "upper", "trainable", "prior", "prior_params",
@@ -187,8 +186,13 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
         values = to_numpy(member_values(info, index, batch).reshape(-1))
         lower, upper = info.bounds()
         prior = priors.get((path, name))
-        mode = prior_mode(prior) if prior is not None else float("nan")
         positive = prior is not None and is_positive(prior, lower)
+        # each element and member its own prior (vector and batched hyperparameters broadcast as
+        # torch.distributions does against the parameter's shape)
+        if prior is None:
+            mode, sd, texts = np.full(n, np.nan), np.full(n, np.nan), [""] * n
+        else:
+            mode, sd, texts = _prior_elements(info, prior, positive, index, batch)
         with np.errstate(divide="ignore", invalid="ignore"):
             # chain rule: df/dθ = (df/dr) / θ'(r); d²f/dθ² = f''(r)/θ'² - f'(r) θ''/θ'³
             gl = d_lik[key][0] / t1
@@ -199,31 +203,30 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
                 f1, f2 = fast[(path, name)]
                 gp = gp + to_numpy(element(info, f1, index, batch))
                 cp = cp - to_numpy(element(info, f2, index, batch))
-            if prior is None or not math.isfinite(mode):
-                dist, space, sd = np.full(n, np.nan), "", float("nan")
+            if prior is None or not np.isfinite(mode).any():
+                dist, space = np.full(n, np.nan), ""
                 near = np.zeros(n, dtype=bool)
             elif positive:
-                space, sd = "log", log_std(prior)
-                dist = np.where((values > 0) & (mode > 0), np.log(np.abs(values)) - math.log(max(mode, 1e-300)),
+                space = "log"
+                dist = np.where((values > 0) & (mode > 0), np.log(np.abs(values)) - np.log(np.maximum(mode, 1e-300)),
                                 np.nan)
                 near = np.isfinite(dist) & (np.abs(dist) <= NEAR_LOG)
             else:
-                space, sd = "linear", prior_std(prior)
+                space = "linear"
                 dist = values - mode
-                near = math.isfinite(sd) & (np.abs(dist) <= NEAR_STD * sd)
+                near = np.isfinite(sd) & (np.abs(dist) <= NEAR_STD * sd)
             cp, cl = cp + 0.0, cl + 0.0  # -0.0 (no curvature) reads as 0
             ratio = np.where(gl != 0, np.abs(gp) / np.abs(gl), np.where(gp != 0, np.inf, np.nan))
             pos_p, pos_l = np.where(cp > 0, cp, 0.0), np.where(cl > 0, cl, 0.0)
             share = np.where(pos_p + pos_l > 0, pos_p / (pos_p + pos_l), np.nan)
-            dist_sd = dist / sd if sd and math.isfinite(sd) else np.full(n, np.nan)
+            dist_sd = np.where(np.isfinite(sd) & (sd > 0), dist / sd, np.nan)
         verdict = classify(values, lower, upper, prior is not None, dist, near, share)
         part = {
             "key": [key] * n, "label": [labels.get(key, key)] * n, I_MODEL: np.arange(n), "value": values,
             "raw": to_numpy(element(info, info.raw, index, batch)), "lower": np.full(n, lower),
             "upper": np.full(n, upper), "trainable": np.full(n, bool(flags[(path, name)])),
             "prior": [type(prior).__name__ if prior is not None else "none"] * n,
-            "prior_params": [prior_params(prior) if prior is not None else ""] * n,
-            "prior_mode": np.full(n, mode), "distance": dist, "distance_space": [space] * n,
+            "prior_params": texts, "prior_mode": mode, "distance": dist, "distance_space": [space] * n,
             "distance_sd": dist_sd, "d_log_prior": gp, "d_log_lik": gl, "ratio": ratio, "curv_prior": cp,
             "curv_lik": cl, "prior_share": share, "verdict": verdict,
         }
@@ -235,6 +238,18 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
     for c in ("key", "label", "prior", "prior_params", "distance_space", "verdict"):
         df[c] = df[c].astype(object)
     return df
+
+
+def _prior_elements(info: ParamInfo, prior, positive: bool, index: tuple[int, ...], batch: torch.Size
+                    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One element's prior mode, spread (of log θ for a positive parameter, else of θ) and description,
+    for every batch member (flattened), each from its own hyperparameters."""
+    shape = info.raw.shape
+    mode = to_numpy(element(info, prior_modes(prior, shape), index, batch))
+    sd = to_numpy(element(info, per_element(log_std(prior) if positive else prior_std(prior), shape), index, batch))
+    where = torch.arange(int(shape.numel()), dtype=torch.float64).reshape(shape)
+    texts = element_params(prior, shape)
+    return mode, sd, [texts[int(i)] for i in to_numpy(element(info, where, index, batch), dtype=np.int64)]
 
 
 def _model_list_pull(model, subs, feature_names) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from gpviz.tree.labels import expression_labels
 from gpviz.values.bounds import at_bounds
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import member_block, param_info, parse_key, resolve
-from gpviz.values.prior_info import prior_mode, prior_params, priors_by_param
+from gpviz.values.prior_info import prior_block, priors_by_param
 from gpviz.values.tensors import to_numpy
 from gpviz.values.units import check_units, to_units
 from gpviz.walk.expr import KernelExpr, kernel_expr
@@ -104,7 +104,7 @@ class _Snapshot:
 
     One group per parameter tensor: one constraint transform and one prior look-up for
     all its elements (a 1,000-D ARD lengthscale is one transform, not 1,000; its prior
-    mode is computed once).
+    modes are computed in one tensor operation, each element its own).
     """
 
     def __init__(self, expr, long: bool):
@@ -120,6 +120,9 @@ class _Snapshot:
         priors = priors_by_param(root) if long else {}
         self.values = np.zeros((n, len(keys)), np.float64)
         self.raws = np.zeros((n, len(keys)), np.float64) if long else None
+        # each member's and element's own prior (vector and batched hyperparameters differ per element)
+        self.modes = np.full((n, len(keys)), np.nan) if long else None
+        self.prior_texts = np.full((n, len(keys)), "", dtype=object) if long else None
         self.shared: list[dict] = [{}] * len(keys)  # per key: the facts its whole tensor shares
         for (path, name), cols in groups.items():
             info = param_info(resolve(root, path), name, batch)
@@ -136,9 +139,9 @@ class _Snapshot:
                 "lower": lower, "upper": upper,
                 "enforced": bool(getattr(c, "enforced", False)) if c is not None else False,
                 "prior": type(prior).__name__ if prior is not None else "none",
-                "prior_params": prior_params(prior) if prior is not None else "",
-                "prior_mode": prior_mode(prior) if prior is not None else float("nan"),
             }
+            if prior is not None:
+                self.modes[:, cols], self.prior_texts[:, cols] = prior_block(prior, info, indices, batch)
             for j in cols:
                 self.shared[j] = shared
         self.index = [",".join(str(i) for i in index) for _, _, index in parsed]
@@ -172,8 +175,8 @@ class _Snapshot:
             "raw": self.raws.T.reshape(-1), "value": value,
             "constraint": per_key("constraint"), "lower": lower, "upper": upper,
             "enforced": per_key("enforced", bool), "at_bound": at_bounds(value, lower, upper),
-            "prior": per_key("prior"), "prior_params": per_key("prior_params"),
-            "prior_mode": per_key("prior_mode", np.float64),
+            "prior": per_key("prior"), "prior_params": self.prior_texts.T.reshape(-1),
+            "prior_mode": self.modes.T.reshape(-1),
             "space": np.repeat(np.array([_space(r, expr) for r in role], dtype=object), n),
         })
         return to_units(expr, df, units)[0]

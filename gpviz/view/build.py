@@ -29,8 +29,10 @@ def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict
 
     Args:
         info: ``None``, or a DataFrame with ``key`` and any of ``lower``, ``upper``,
-            ``prior_mode``, ``verdict``, ``role`` (the first finite value per key counts;
-            a key is held when any of its rows is).
+            ``prior_mode``, ``verdict``, ``role`` (the first finite value per key counts; a
+            prior mode only where all the key's finite modes agree: a batched prior whose
+            members' modes differ draws no one mark for all; a key is held when any of its
+            rows is).
         keys: The expression's keys, in order.
         roles: key -> role from the expression (wins over the frame's ``role``).
 
@@ -62,7 +64,19 @@ def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict
         codes, at = np.unique(by[finite], return_index=True)  # np.unique keeps each code's first position
         return dict(zip(codes.tolist(), vals[finite[at]].tolist()))
 
-    lower, upper, prior = first("lower"), first("upper"), first("prior_mode")
+    def agreed(col) -> dict:  # key code -> the one finite value all its rows share; None where they differ
+        if col not in rows.columns:
+            return {}
+        vals = pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=np.float64)
+        finite = np.isfinite(vals)
+        grouped = pd.Series(vals[finite]).groupby(by[finite])
+        lo, hi = grouped.min(), grouped.max()
+        same = np.isclose(lo.to_numpy(), hi.to_numpy(), rtol=1e-9, atol=0.0)
+        return {int(c): (float(v) if ok else None) for c, v, ok in zip(lo.index, lo.to_numpy(), same)}
+
+    # a batched prior gives each member its own mode: one mark per key only where all members share it
+    # (never the first member's mode drawn for all)
+    lower, upper, prior = first("lower"), first("upper"), agreed("prior_mode")
     verdicts = rows["verdict"].astype(str).to_numpy() if "verdict" in rows.columns else None
     held = (np.bincount(by, weights=(verdicts == HELD), minlength=len(order)) > 0) if verdicts is not None else None
     role_col = rows["role"].to_numpy() if "role" in rows.columns else None
