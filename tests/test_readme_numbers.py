@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gpviz.tree.notation import NOTATION
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,3 +42,27 @@ def test_readme_numbers_script_recomputes_from_a_demo_folder(tmp_path):
     assert "model_kb: 12 KB" in out.stdout and "fit_kb: 78 KB" in out.stdout
     assert "prior_ratios: 0.50× at n = 8, 0.25× at n = 16" in out.stdout
     assert out.returncode == 1  # the README states other numbers: stale against this folder
+
+
+@pytest.mark.slow
+def test_readme_numbers_agree_with_a_real_demo_run():
+    """CI runs the whole demo: every page size and prior ratio the README states is this run's, its time within 3x."""
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "readme_numbers.py"), "--check"],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "prior_ratios: " in out.stdout and "demo_time: " in out.stdout
+
+
+def test_check_takes_sizes_exactly_and_times_within_a_factor(capsys):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import readme_numbers
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    text = ("<!-- n:model_kb -->33 KB<!-- /n --> <!-- n:demo_time -->97 s<!-- /n --> "
+            "<!-- n:demo_load -->3–5<!-- /n -->")
+    assert readme_numbers.stale(text, {"model_kb": "33 KB", "demo_time": "250 s", "demo_load": "0.1"}) == []
+    assert readme_numbers.stale(text, {"model_kb": "34 KB", "demo_time": "97 s"}) == ["model_kb"]
+    assert "stale: model_kb: README says '33 KB', this run '34 KB'" in capsys.readouterr().out
+    assert readme_numbers.stale(text, {"model_kb": "33 KB", "demo_time": "300 s"}) == ["demo_time"]
+    assert readme_numbers.stale(text, {"model_kb": "33 KB", "demo_time": "30 s"}) == ["demo_time"]
