@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import socket
 import sys
 import tempfile
 import warnings
@@ -102,13 +103,70 @@ def _is_dask_client(obj) -> bool:
     return type(obj).__module__.split(".")[0] == "distributed" and hasattr(obj, "get_executor")
 
 
+def _dask_client_of(executor):
+    """The Dask client behind ``executor``: the client itself, or the one a ``client.get_executor()`` submits to."""
+    if _is_dask_client(executor):
+        return executor
+    if type(executor).__module__.split(".")[0] == "distributed":
+        # distributed's ClientExecutor keeps its client in ``_client`` and offers no public accessor
+        client = getattr(executor, "_client", None)
+        return client if _is_dask_client(client) else None
+    return None
+
+
+def _where() -> tuple[str, int]:
+    """The machine and process a task runs in (a Dask worker in this process answers this process's)."""
+    return socket.gethostname(), os.getpid()
+
+
+#: What a caller can pass instead of an executor that runs tasks in threads.
+_INSTEAD = ("Pass workers=N (N worker processes of this machine), a concurrent.futures.ProcessPoolExecutor, or a "
+            "Dask client whose workers are processes with one thread each, e.g. "
+            "Client(LocalCluster(n_workers=4, threads_per_worker=1, processes=True)) or `dask worker --nthreads 1`")
+_WHY = ("each task sets torch's default dtype, thread count and random generator and the warning filters, which "
+        "every thread of a process shares, so tasks running side by side change each other's results")
+
+
+def check_executor(executor) -> None:
+    """Refuses an executor that would run gpviz's tasks in threads sharing one process.
+
+    A cell (and a verdict job) sets process-wide state for its fit: torch's default
+    dtype, torch's and BLAS's thread counts, torch's random generators, the warning
+    filters. Threads of one process share all of it, so cells run side by side there
+    give other results than in process (a 2-size, 2-repeat sweep on a thread pool gave
+    other MSEs). Refused: a ``ThreadPoolExecutor`` (or a subclass), and a Dask client (or
+    its ``get_executor()``) whose workers run more than one thread
+    (``client.nthreads()``) or run in this process (``LocalCluster(processes=False)``).
+
+    Raises:
+        InputError: saying why and what to pass instead.
+    """
+    if isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+        raise InputError(f"executor={type(executor).__module__}.{type(executor).__name__} (a ThreadPoolExecutor) runs "
+                         f"its tasks in threads of this process: {_WHY}. {_INSTEAD}")
+    client = _dask_client_of(executor)
+    if client is None:
+        return
+    nthreads = dict(client.nthreads())
+    if any(n > 1 for n in nthreads.values()):
+        raise InputError(f"the Dask client's workers run more than one thread (client.nthreads(): {nthreads}): "
+                         f"{_WHY}. Start them with threads_per_worker=1. {_INSTEAD}")
+    here = _where()
+    inside = sorted(addr for addr, where in client.run(_where).items() if tuple(where) == here)
+    if inside:
+        raise InputError(f"the Dask client's workers run in this process (a LocalCluster with processes=False; "
+                         f"workers {inside}): {_WHY}, this process's included. Start the cluster with "
+                         f"processes=True. {_INSTEAD}")
+
+
 def check_parallel(workers, executor, threads) -> tuple[int, object, int | None]:
     """The checked ``(workers, executor, threads)`` of a call that runs work in worker processes.
 
     Raises:
         InputError: if ``workers`` or ``threads`` is not an integer >= 1 (``threads`` may be
-            None), both ``workers > 1`` and an executor are given, or ``executor`` is neither a
-            ``concurrent.futures.Executor`` nor a ``dask.distributed.Client``.
+            None), both ``workers > 1`` and an executor are given, ``executor`` is neither a
+            ``concurrent.futures.Executor`` nor a ``dask.distributed.Client``, or it runs tasks
+            in threads sharing one process (:func:`check_executor`).
     """
     workers = _check_int("workers", workers, 1)
     if threads is not None:
@@ -120,6 +178,7 @@ def check_parallel(workers, executor, threads) -> tuple[int, object, int | None]
         if not (isinstance(executor, concurrent.futures.Executor) or _is_dask_client(executor)):
             raise InputError(f"executor must be a concurrent.futures.Executor or a dask.distributed.Client, got "
                              f"{type(executor).__module__}.{type(executor).__name__}")
+        check_executor(executor)
     return workers, executor, threads
 
 
@@ -245,7 +304,14 @@ def _run_task(fn: Callable, blob: bytes, digest: str, args: tuple):
 
 
 def executor_of(executor):
-    """The ``concurrent.futures`` executor to submit to: ``executor`` itself, or a Dask client's own."""
+    """The ``concurrent.futures`` executor to submit to: ``executor`` itself, or a Dask client's own.
+
+    Every user-given executor passes here before a task is submitted to it.
+
+    Raises:
+        InputError: if it runs tasks in threads sharing one process (:func:`check_executor`).
+    """
+    check_executor(executor)
     return executor.get_executor(pure=False) if _is_dask_client(executor) else executor
 
 

@@ -14,6 +14,7 @@ from botorch.models import SingleTaskGP
 
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.runner import cv_sweep
+from gpviz.sweep.workers import map_tasks
 from gpviz.threads import blas_threads
 from tests.sweep.scale import FIT, LOOSE, REPEATS, SIZES, Probe, assert_same_sweep, cell_files
 
@@ -155,3 +156,51 @@ def test_warnings_raised_in_workers_reach_the_caller(data):
     X, Y = data
     with pytest.warns(RuntimeWarning, match=r"a factory's own warning \[cell n=5, repeat 0, in a worker\]"):
         cv_sweep(warns_at_5, X, Y, [4, 5], 1, progress=False, workers=2, fit_kwargs=FIT)
+
+
+# -- executors that run tasks in threads are refused: a cell sets process-wide torch state -------------------------
+
+class _MyThreads(concurrent.futures.ThreadPoolExecutor):
+    pass
+
+
+def _sum(job, a):
+    return job + a
+
+
+@pytest.mark.parametrize("pool", [concurrent.futures.ThreadPoolExecutor, _MyThreads])
+def test_a_thread_pool_is_refused_with_what_to_pass_instead(pool, data):
+    X, Y = data
+    with pool(2) as ex:
+        with pytest.raises(InputError, match=r"executor=.*ThreadPoolExecutor.* runs its tasks in threads of this "
+                                             r"process.*workers=N.*ProcessPoolExecutor.*threads_per_worker=1"):
+            cv_sweep(SingleTaskGP, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, executor=ex)
+        # verdict jobs (sweep_prior_pull, compare) go through map_tasks: refused there too
+        with pytest.raises(InputError, match="runs its tasks in threads of this process"):
+            map_tasks(_sum, 1, [(2,)], parts={}, caller="test", executor=ex)
+
+
+def test_a_process_pool_still_runs_map_tasks():
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as ex:
+        assert map_tasks(_sum, 1, [(2,), (3,)], parts={}, caller="test", executor=ex) == [3, 4]
+
+
+@pytest.fixture(scope="module")
+def distributed():
+    return pytest.importorskip("distributed")
+
+
+@pytest.mark.parametrize("threads, message", [
+    (2, r"the Dask client's workers run more than one thread \(client.nthreads\(\): .*: 2\}\).*threads_per_worker=1"),
+    (1, r"the Dask client's workers run in this process \(a LocalCluster with processes=False;.*processes=True"),
+])
+def test_a_dask_cluster_of_threads_or_in_process_workers_is_refused(threads, message, distributed, data):
+    X, Y = data
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=threads, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        for executor in (client, client.get_executor()):
+            with pytest.raises(InputError, match=message):
+                cv_sweep(SingleTaskGP, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT,
+                         executor=executor)
+        with pytest.raises(InputError, match=message):
+            map_tasks(_sum, 1, [(2,)], parts={}, caller="test", executor=client)
