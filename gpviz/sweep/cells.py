@@ -18,6 +18,8 @@ import pandas as pd
 import torch
 from botorch.cross_validation import gen_loo_cv_folds
 from botorch.fit import fit_gpytorch_mll
+from botorch.models.gpytorch import BatchedMultiOutputGPyTorchModel
+from botorch.optim.fit import fit_gpytorch_mll_scipy
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz.errors import InputError
@@ -214,6 +216,9 @@ class Cell:
     state: dict | None = field(default=None, repr=False)
     # (category, message) of the warnings a worker's fit raised, for the caller to show
     warnings: list = field(default_factory=list, repr=False)
+    # why the factory's model cannot be fitted as a batch (:func:`batch_refusal`): the sweep stops with an
+    # InputError instead of failing every cell alike
+    refusal: str = ""
 
 
 def _count_evaluations(mll) -> list[int]:
@@ -269,6 +274,10 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
         t0 = time.perf_counter()
         try:
             model = make_model(folds.train_X, folds.train_Y)
+            cell.refusal = batch_refusal(model, n, folds.train_X.shape, fit_kwargs)
+            if cell.refusal:  # checked before the fit: it would fail, here and in every other cell
+                cell.status, cell.error = STATUS_FAILED, cell.refusal
+                return cell
             mll = mll_cls(model.likelihood, model)
             mll.to(folds.train_X)
             count = _count_evaluations(mll)
@@ -303,6 +312,59 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
     except Exception as exc:  # the scores stand even if the parameters cannot be read
         cell.error = f"parameters not read: {type(exc).__name__}: {exc}"
     return cell
+
+
+def _unbatched_parameters(model, n: int) -> list[str]:
+    """The parameters of a fold-batched model that do not lead with the folds' batch size ``n``.
+
+    BoTorch fits a batched model's members independently (a batched L-BFGS-B), one
+    optimizer state per member: every parameter must carry the batch shape. One that
+    does not (a kernel built without ``batch_shape=``) fails that fit in every cell.
+    """
+    return [f"{name} (shape {list(p.shape)})" for name, p in model.named_parameters()
+            if p.dim() == 0 or p.shape[0] != n]
+
+
+def _joint_fit(fit_kwargs: Mapping | None) -> bool:
+    """Whether ``fit_gpytorch_mll`` takes its joint path for these arguments (one summed loss, no per-member state).
+
+    A passed closure, ``closure_kwargs`` or an optimizer other than the default scipy one
+    fit all members as one problem, where parameters shared by the folds are allowed.
+    """
+    kw = dict(fit_kwargs or {})
+    return (kw.get("closure") is not None or bool(kw.get("closure_kwargs"))
+            or kw.get("optimizer", fit_gpytorch_mll_scipy) is not fit_gpytorch_mll_scipy)
+
+
+def batch_refusal(model, n: int, train_shape, fit_kwargs: Mapping | None) -> str:
+    """Why a factory's model cannot be fitted as the folds' batch (``""`` when it can, or when not checked).
+
+    Only the structural mismatch is named: a batched BoTorch model of the ``n`` folds
+    (``model.batch_shape`` leads with ``n``) fitted on BoTorch's per-member path with a
+    parameter that does not lead with ``n`` fails that fit in every cell of the sweep,
+    with one BoTorch shape error each. Other models and joint fits are not checked.
+
+    Args:
+        model: The model the factory built on the folds.
+        n: The number of folds (the subset's size).
+        train_shape: The folds' ``train_X`` shape, ``n x (n-1) x d`` (for the message).
+        fit_kwargs: The sweep's ``fit_gpytorch_mll`` arguments.
+    """
+    if not isinstance(model, BatchedMultiOutputGPyTorchModel) or _joint_fit(fit_kwargs):
+        return ""
+    if tuple(model.batch_shape)[:1] != (n,):
+        return ""
+    bad = _unbatched_parameters(model, n)
+    if not bad:
+        return ""
+    shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+    return (f"cv_sweep: the model make_model built on the n={n} leave-one-out folds (train_X of shape "
+            f"{list(train_shape)}: one batch member per fold) has parameters without that batch shape [{n}]: "
+            f"{shown}. BoTorch fits each fold's parameters separately, so this fails every cell. Pass "
+            f"batch_shape=train_X.shape[:-2] to every kernel, mean and likelihood the factory builds, e.g. "
+            f"ScaleKernel(MaternKernel(ard_num_dims=d, batch_shape=train_X.shape[:-2]), "
+            f"batch_shape=train_X.shape[:-2]). (A fold-by-fold mode for factories that are not batch-aware "
+            f"will come; the sweep stopped at its first cell, before fitting it.)")
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,9 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
     Raises:
         InputError: for a size above the number of rows or below 3, mismatched X/Y
             shapes, non-finite data, a bad ``repeats``/``seed``/``metrics``/``workers``/
-            ``executor``/``order``, a factory that cannot be sent to workers, a
+            ``executor``/``order``, a factory that cannot be sent to workers, a factory
+            whose model does not carry the folds' batch shape (found at the first cell,
+            before its fit: it would fail every cell), a
             ``cache_dir`` that cannot be written, or an Ax object with no fitted model.
     """
     given = sweep_input(make_model, X, Y, metric=metric, mll_cls=mll_cls)
@@ -118,6 +120,8 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
             warnings.warn(f"{message} [cell n={cell.size}, repeat {cell.i_repeat}, in a worker]", category,
                           stacklevel=4)
         cell.warnings = []
+        if cell.refusal:  # the factory's model cannot be fitted as a batch: every cell would fail alike
+            raise InputError(cell.refusal)
         if cell.status == STATUS_OK and not cell.cached and cache is not None:
             try:
                 cache.store(seed, cell)

@@ -1,0 +1,82 @@
+"""One cell of a sweep: refused structures, dtypes kept, predictions as BoTorch's batch_cross_validation makes them."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from botorch.cross_validation import gen_loo_cv_folds
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import SingleTaskGP
+from botorch.optim.fit import fit_gpytorch_mll_torch
+from gpytorch.kernels import MaternKernel, ScaleKernel
+from gpytorch.likelihoods import GaussianLikelihood
+from gpytorch.mlls import ExactMarginalLogLikelihood
+
+from gpviz.errors import InputError
+from gpviz.sweep.runner import cv_sweep
+from tests.sweep.scale import FIT, make_data
+
+
+# -- a factory that forgets batch_shape -------------------------------------------------------------------------
+
+def _unbatched(train_X, train_Y):
+    return SingleTaskGP(train_X, train_Y, covar_module=ScaleKernel(MaternKernel(ard_num_dims=train_X.shape[-1])))
+
+
+def test_a_factory_without_batch_shape_is_refused_before_any_fit_saying_what_to_pass():
+    X, Y = make_data()
+    calls = []
+
+    def counting(train_X, train_Y):
+        calls.append(train_X.shape)
+        return _unbatched(train_X, train_Y)
+
+    state = torch.random.get_rng_state()
+    with pytest.raises(InputError, match=r"n=4 leave-one-out folds.*without that batch shape \[4\]: "
+                                         r"covar_module\.raw_outputscale \(shape \[\]\).*"
+                                         r"batch_shape=train_X\.shape\[:-2\].*fold-by-fold mode"):
+        cv_sweep(counting, X, Y, [4, 6], 2, progress=False, fit_kwargs=FIT)
+    assert len(calls) == 1  # the first cell's model was built, then refused before its fit; no other cell ran
+    assert torch.equal(state, torch.random.get_rng_state())
+    # BoTorch itself cannot fit it: the refusal is about a fit that fails, not a taste
+    folds = gen_loo_cv_folds(X[:4], Y[:4])
+    model = _unbatched(folds.train_X, folds.train_Y)
+    with warnings.catch_warnings(), pytest.raises(Exception):
+        warnings.simplefilter("ignore")
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+
+
+def test_a_factory_without_batch_shape_is_refused_in_worker_processes_too():
+    X, Y = make_data()
+    with pytest.raises(InputError, match=r"without that batch shape.*batch_shape=train_X\.shape\[:-2\]"):
+        cv_sweep(_unbatched, X, Y, [4, 6], 2, progress=False, fit_kwargs=FIT, workers=2)
+
+
+def test_an_unbatched_likelihood_is_named_too():
+    X, Y = make_data()
+
+    def make(tx, ty):
+        return SingleTaskGP(tx, ty, likelihood=GaussianLikelihood())
+
+    with pytest.raises(InputError, match=r"likelihood\.noise_covar\.raw_noise \(shape \[1\]\)"):
+        cv_sweep(make, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
+
+
+def test_batch_aware_factories_and_joint_fits_are_not_refused_and_a_raising_factory_still_fails_cell_by_cell():
+    X, Y = make_data()
+    sw = cv_sweep(SingleTaskGP, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
+    assert (sw.scores["status"] == "ok").all()
+    # the joint path (one summed loss) fits folds that share parameters: not this check's case
+    joint = dict(optimizer=fit_gpytorch_mll_torch, optimizer_kwargs={"step_limit": 3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cv_sweep(_unbatched, X, Y, [4], 1, progress=False, fit_kwargs=joint)
+
+    def broken(tx, ty):
+        raise RuntimeError("no model today")
+
+    with pytest.warns(UserWarning, match="no model today"):
+        sw = cv_sweep(broken, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
+    assert (sw.scores["status"] == "failed").all()
