@@ -82,17 +82,60 @@ def _geometric_mean(values: np.ndarray) -> float:
     return float(np.exp(np.mean(np.log(values))))
 
 
+#: The two centre statistics of a band: the geometric mean (every value > 0) or the arithmetic mean.
+GEOMETRIC_MEAN, MEAN = "geometric mean", "mean"
+CENTERS = (GEOMETRIC_MEAN, MEAN)
+
+
+def _ok_values(scores: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]:
+    """(the metric as numbers, which rows count: status ok and finite)."""
+    if metric not in scores.columns:
+        raise InputError(f"unknown metric {metric!r}: scores has {[c for c in scores.columns]}")
+    ok = scores["status"].eq("ok") if "status" in scores.columns else pd.Series(True, index=scores.index)
+    vals = pd.to_numeric(scores[metric], errors="coerce")
+    return vals, ok & np.isfinite(vals)
+
+
+def center_kind(frames, metric: str = "mse") -> str:
+    """The one centre statistic for every band drawn from ``frames`` together, decided once.
+
+    The geometric mean when every counted value of every frame is > 0 (errors spread
+    over decades), else the arithmetic mean (e.g. a negative log density in any one of
+    them): curves, reference lines and tables compared with each other share it, so no
+    geometric mean is ever set against an arithmetic one.
+
+    Args:
+        frames: Score frames (``Sweep.scores``, reference scores; None entries are skipped).
+        metric: The metric column.
+
+    Returns:
+        :data:`GEOMETRIC_MEAN` or :data:`MEAN`.
+    """
+    seen = False
+    for frame in frames:
+        if frame is None or metric not in getattr(frame, "columns", ()):
+            continue
+        vals, counted = _ok_values(frame, metric)
+        if bool((vals[counted] <= 0).any()):
+            return MEAN
+        seen = seen or bool(counted.any())
+    return GEOMETRIC_MEAN if seen else MEAN
+
+
 def score_bands(scores: pd.DataFrame, metric: str = "mse",
-                percentiles: tuple[float, float] = BAND_PERCENTILES) -> pd.DataFrame:
+                percentiles: tuple[float, float] = BAND_PERCENTILES, center: str | None = None) -> pd.DataFrame:
     """Per dataset size: low and high percentile and centre of a metric across repeats.
 
-    The centre is the geometric mean when every value is positive (errors spread over
-    decades), the arithmetic mean otherwise (e.g. a negative log density).
+    The centre is one statistic for every size: the geometric mean when every value
+    is positive (errors spread over decades), the arithmetic mean otherwise (e.g. a
+    negative log density), unless ``center`` fixes it (to share it with other frames:
+    see :func:`center_kind`).
 
     Args:
         scores: ``Sweep.scores``: columns ``size``, ``status`` and the metric.
         metric: The metric column.
         percentiles: (low, high) percentiles of the band.
+        center: ``"geometric mean"``, ``"mean"`` or None (decided from ``scores``).
 
     Returns:
         One row per size, ascending: ``size``, ``low``, ``center``, ``high``,
@@ -100,14 +143,19 @@ def score_bands(scores: pd.DataFrame, metric: str = "mse",
         ("geometric mean" or "mean").
 
     Raises:
-        InputError: if ``metric`` is not a column of ``scores``.
+        InputError: if ``metric`` is not a column of ``scores``, ``center`` is not one of
+            :data:`CENTERS`, or it is the geometric mean of values not all > 0.
     """
-    if metric not in scores.columns:
-        raise InputError(f"unknown metric {metric!r}: scores has {[c for c in scores.columns]}")
+    vals, finite = _ok_values(scores, metric)
     ok = scores["status"].eq("ok") if "status" in scores.columns else pd.Series(True, index=scores.index)
-    vals = pd.to_numeric(scores[metric], errors="coerce")
-    finite = ok & np.isfinite(vals)
-    positive = bool((vals[finite] > 0).all()) and bool(finite.any())
+    if center is None:
+        center = center_kind([scores], metric)
+    if center not in CENTERS:
+        raise InputError(f"center must be one of {list(CENTERS)}, got {center!r}")
+    positive = center == GEOMETRIC_MEAN
+    if positive and bool((vals[finite] <= 0).any()):
+        raise InputError(f"center={center!r} needs every {metric} > 0, but the smallest is "
+                         f"{float(vals[finite].min()):.4g}: use center='mean'")
     rows = []
     for size, idx in scores.groupby("size", sort=True).groups.items():
         v = vals.loc[idx][finite.loc[idx]].to_numpy(dtype=float)
@@ -116,10 +164,10 @@ def score_bands(scores: pd.DataFrame, metric: str = "mse",
             rows.append((int(size), math.nan, math.nan, math.nan, 0, n_failed))
             continue
         lo, hi = np.percentile(v, percentiles)
-        center = _geometric_mean(v) if positive else float(np.mean(v))
-        rows.append((int(size), float(lo), center, float(hi), int(v.size), n_failed))
+        mid = _geometric_mean(v) if positive else float(np.mean(v))
+        rows.append((int(size), float(lo), mid, float(hi), int(v.size), n_failed))
     out = pd.DataFrame(rows, columns=["size", "low", "center", "high", "n_ok", "n_failed"])
-    out["center_kind"] = "geometric mean" if positive else "mean"
+    out["center_kind"] = center
     return out
 
 
@@ -133,15 +181,17 @@ def reference_label(metric: str) -> str:
     return REFERENCE_LABELS.get(metric, "training mean and variance")
 
 
-def draw_reference(ax, reference: pd.DataFrame, metric: str, color: str = "0.35", label: str | None = None):
+def draw_reference(ax, reference: pd.DataFrame, metric: str, color: str = "0.35", label: str | None = None,
+                   center: str | None = None):
     """A dashed line through the centre (per size, as the curve's) of the reference scores; None if it has none.
 
     See :func:`gpviz.sweep.baseline_scores`: per fold, the training mean (and, for the
-    NLPD, the training variance) predicts the held-out point.
+    NLPD, the training variance) predicts the held-out point. ``center``: the curve's
+    centre statistic (see :func:`center_kind`; None: decided from ``reference``).
     """
     if reference is None or metric not in getattr(reference, "columns", ()):
         return None
-    bands = score_bands(reference, metric)
+    bands = score_bands(reference, metric, center=center)
     bands = bands[bands["n_ok"] > 0]
     if bands.empty:
         return None
@@ -184,7 +234,7 @@ CURVE_FONT = 10
 
 def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: bool | None = None,
                   label: str | None = None, title: str | None = None, color: str | None = None,
-                  reference: pd.DataFrame | None = None) -> Figure:
+                  reference: pd.DataFrame | None = None, center: str | None = None) -> Figure:
     """The scaling curve of a cross-validation sweep: held-out error against dataset size.
 
     Per dataset size, a band from the 10th to the 90th percentile of the metric
@@ -205,14 +255,17 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
             :func:`reference_label`. For the MSE it is the error of predicting each
             held-out point by the mean of its fold's training outputs; for the NLPD
             that of the Gaussian with the training mean and variance.
+        center: The centre statistic, ``"geometric mean"`` or ``"mean"`` (default: decided
+            once over ``scores`` and ``reference`` together, :func:`center_kind`).
 
     Returns:
         The matplotlib Figure drawn into.
 
     Raises:
-        InputError: if ``metric`` is not a column of ``scores``.
+        InputError: if ``metric`` is not a column of ``scores``, or ``center`` is bad.
     """
-    bands = score_bands(scores, metric)
+    center = center if center is not None else center_kind([scores, reference], metric)
+    bands = score_bands(scores, metric, center=center)
     fig = ax.figure if ax is not None else new_figure(*CURVE_SIZE)
     ax = ax if ax is not None else fig.add_subplot()
     kind = bands["center_kind"].iloc[0] if len(bands) else "mean"
@@ -229,7 +282,7 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
                     label=f"{lo_p:g}th–{hi_p:g}th percentile" if label is None else None)
     # the range at each measured size as a bar too: a size between two failed ones has no band
     ax.vlines(bands["size"][ok], bands["low"][ok], bands["high"][ok], color=line.get_color(), alpha=0.45, lw=1.5)
-    draw_reference(ax, reference, metric)
+    draw_reference(ax, reference, metric, center=center)
     failed = bands[bands["n_failed"] > 0]
     for _, row in failed.iterrows():
         # a size whose repeats all failed has no centre: mark it at the bottom of the axes
@@ -259,7 +312,7 @@ __all__ = ["ChartFigure", "mpl_text", "new_figure", "figure_to_png", "figure_to_
 
 
 def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str | None = None,
-                           references=None) -> Figure:
+                           references=None, center: str | None = None) -> Figure:
     """Several sweeps' scaling curves on one chart (e.g. two prior settings).
 
     Args:
@@ -269,6 +322,8 @@ def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str |
         references: ``{label: Sweep.reference_scores}``: dashed reference lines (one grey
             line when every sweep has the same, e.g. the same data and subsets; else
             one per sweep in its colour).
+        center: The one centre statistic of every curve and line (default: decided once
+            over every sweep and reference, :func:`center_kind`).
 
     Returns:
         A matplotlib Figure: per sweep, a centre line and its 10th–90th percentile band.
@@ -280,20 +335,22 @@ def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str |
         raise InputError("compare_scaling_curves needs at least one {label: scores} entry, got none")
     fig = new_figure(*CURVE_SIZE)
     ax = fig.add_subplot()
-    positive = all(score_bands(s, metric)["center_kind"].eq("geometric mean").all() for s in scores_by_label.values())
+    refs = {lb: r for lb, r in (references or {}).items() if r is not None and metric in r.columns}
+    if center is None:  # one statistic for every curve and reference line of the chart, decided once
+        center = center_kind(list(scores_by_label.values()) + list(refs.values()), metric)
+    positive = center == GEOMETRIC_MEAN
     sizes = set()
     for i, (label, scores) in enumerate(scores_by_label.items()):
-        scaling_curve(scores, metric, ax=ax, label=str(label), color=f"C{i}", log_y=positive)
+        scaling_curve(scores, metric, ax=ax, label=str(label), color=f"C{i}", log_y=positive, center=center)
         sizes.update(int(s) for s in scores["size"].unique())
-    refs = {lb: r for lb, r in (references or {}).items() if r is not None and metric in r.columns}
-    centres = [score_bands(r, metric)[["size", "center"]].to_numpy() for r in refs.values()]
+    centres = [score_bands(r, metric, center=center)[["size", "center"]].to_numpy() for r in refs.values()]
     if centres and all(c.shape == centres[0].shape and np.allclose(c, centres[0], equal_nan=True) for c in centres):
-        draw_reference(ax, next(iter(refs.values())), metric)
+        draw_reference(ax, next(iter(refs.values())), metric, center=center)
     else:
         for i, (label, ref) in enumerate(scores_by_label.items()):
             if label in refs:
                 draw_reference(ax, refs[label], metric, color=f"C{i}",
-                               label=f"{label}: {reference_label(metric)}")
+                               label=f"{label}: {reference_label(metric)}", center=center)
     ax.legend(fontsize=8)
     lo_p, hi_p = BAND_PERCENTILES
     ax.set_xticks(sorted(sizes))
@@ -304,4 +361,4 @@ def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str |
     return fig
 
 
-__all__ += ["compare_scaling_curves"]
+__all__ += ["compare_scaling_curves", "center_kind", "GEOMETRIC_MEAN", "MEAN", "CENTERS"]

@@ -11,7 +11,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from gpviz.charts import compare_scaling_curves, figure_to_img
+from gpviz.charts import GEOMETRIC_MEAN, center_kind, compare_scaling_curves, figure_to_img
 from gpviz.errors import InputError
 from gpviz.html.comparison import ComparisonFigure, priors_html, scores_html, shared_ranges
 from gpviz.html.figure import figure
@@ -48,8 +48,10 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     """One page comparing cross-validation sweeps, e.g. two prior settings (their scaling curves on one chart).
 
     The page shows every sweep's scaling curve on one chart and a table of the
-    metric per size with the ratio to the first sweep; then, for each sweep, its
-    priors written out, and its parameter view (one band per size) with prior modes
+    metric per size compared with the first sweep (one centre statistic for all, decided
+    once: the geometric mean when every value of every sweep is > 0, with ratios; else
+    the mean, with differences; the page and ``scores["center_kind"]`` say which);
+    then, for each sweep, its priors written out, and its parameter view (one band per size) with prior modes
     and bounds marked, each size band tinted by the share of its folds that
     :func:`gpviz.prior_pull` holds at the prior's mode (every fold of every repeat by
     default), one sentence per parameter group saying where it leaves the mode, and
@@ -87,9 +89,12 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     for label, sweep in sweeps.items():
         if metric not in sweep.scores.columns:
             raise InputError(f"compare: unknown metric {metric!r} for {label!r} (scores have {list(sweep.metrics)})")
-    chart = compare_scaling_curves({lb: s.scores for lb, s in sweeps.items()}, metric,
-                                   references={lb: s.reference_scores for lb, s in sweeps.items()})
-    table = score_table(sweeps, metric)
+    references = {lb: s.reference_scores for lb, s in sweeps.items()}
+    # one centre statistic for every curve, reference line and table cell, decided once over all of them
+    center = center_kind([s.scores for s in sweeps.values()] + list(references.values()), metric)
+    chart = compare_scaling_curves({lb: s.scores for lb, s in sweeps.items()}, metric, references=references,
+                                   center=center)
+    table = score_table(sweeps, metric, center=center)
     figures, sections, pulls, views = {}, {}, {}, {}
     for label, sweep in sweeps.items():
         if sweep.parameters.empty:  # every cell failed: say so, and show the others
@@ -114,8 +119,12 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     figures = {label: figure(sweep_view(**views[label], axis_ranges=ranges)) for label in figures}
     title = title or "Comparison: " + " vs ".join(labels)
     img = figure_to_img(chart, alt=f"leave-one-out {metric} per dataset size: " + " vs ".join(labels))
+    why = ("every value is > 0, so sweeps are compared by their ratio" if center == GEOMETRIC_MEAN else
+           f"some {metric} value is \u2264 0 (or none is finite), so no geometric mean: sweeps are compared by "
+           f"their difference")
     lead = (Markup(f'<div class="gpviz-cmp-lead">Leave-one-out cross-validation, held-out {escape_html(metric)} per '
-                   f'dataset size: the line is the geometric mean over repeats (the mean for a metric that can be '
-                   f'negative), the band the 10th to 90th percentile.</div>') + img + scores_html(table, labels, metric))
+                   f'dataset size: the line is the {escape_html(center)} over repeats, the same statistic for every '
+                   f'sweep and size ({escape_html(why)}); the band the 10th to 90th percentile.</div>')
+            + img + scores_html(table, labels, metric))
     return ComparisonFigure(title, lead, figures, sections, chart, table, pulls)
 

@@ -44,19 +44,30 @@ def _fmt(x: float) -> str:
 
 
 def scores_html(table: pd.DataFrame, labels: list[str], metric: str) -> Markup:
-    """The metric per size and sweep, with the ratio of each sweep's centre to the first's."""
-    head = "".join(f"<th>{escape_html(lb)}<br>{escape_html(metric)} [10th, 90th]</th>" for lb in labels)
-    ratio_head = "".join(f"<th>ratio {escape_html(lb)} / {escape_html(labels[0])}</th>" for lb in labels[1:])
+    """The metric per size and sweep, each sweep's centre compared with the first's.
+
+    The header names the centre statistic (``table["center_kind"]``, one for all); the
+    comparison is the ratio of centres when they are geometric means of positive values,
+    else their difference (a ratio of means of values of either sign means nothing).
+    """
+    kinds = table["center_kind"].unique().tolist() if "center_kind" in table.columns else []
+    kind = str(kinds[0]) if len(kinds) == 1 else "centre"
+    ratio = kind == "geometric mean" and "ratio_to_first" in table.columns
+    column, what = (("ratio_to_first", "ratio {lb} / {first}") if ratio
+                    else ("diff_to_first", "difference {lb} \u2212 {first}"))
+    head = "".join(f"<th>{escape_html(lb)}<br>{escape_html(metric)} {escape_html(kind)} [10th, 90th]</th>"
+                   for lb in labels)
+    compare_head = "".join(f"<th>{escape_html(what.format(lb=lb, first=labels[0]))}</th>" for lb in labels[1:])
     rows = []
     for size, grp in table.groupby("size", sort=True):
         by = grp.set_index("label")
         cells = "".join(
             f"<td>{_fmt(by.loc[lb, 'center'])} [{_fmt(by.loc[lb, 'low'])}, {_fmt(by.loc[lb, 'high'])}]</td>"
             if lb in by.index else "<td>–</td>" for lb in labels)
-        ratios = "".join(f"<td>{_fmt(by.loc[lb, 'ratio_to_first'])}</td>" if lb in by.index else "<td>–</td>"
-                         for lb in labels[1:])
-        rows.append(f"<tr><td>{int(size)}</td>{cells}{ratios}</tr>")
-    return Markup(f'<table class="gpviz-cmp-scores"><tr><th>n</th>{head}{ratio_head}</tr>{"".join(rows)}</table>')
+        compared = "".join(f"<td>{_fmt(by.loc[lb, column])}</td>" if lb in by.index and column in by.columns
+                           else "<td>–</td>" for lb in labels[1:])
+        rows.append(f"<tr><td>{int(size)}</td>{cells}{compared}</tr>")
+    return Markup(f'<table class="gpviz-cmp-scores"><tr><th>n</th>{head}{compare_head}</tr>{"".join(rows)}</table>')
 
 
 def priors_html(described: list[tuple[str, str]]) -> Markup:
@@ -74,7 +85,9 @@ class ComparisonFigure(Page):
         figures: label -> the sweep's parameter :class:`~gpviz.html.figure.Figure` (none for a sweep
             whose every cell failed).
         chart: The matplotlib figure with every sweep's scaling curve.
-        scores: :func:`gpviz.sweep.scores.score_table` of the sweeps.
+        scores: :func:`gpviz.sweep.scores.score_table` of the sweeps: its ``center_kind`` column
+            (and ``attrs["center"]``) names the one centre statistic of every sweep and size;
+            ``ratio_to_first`` only for geometric means (else NaN), ``diff_to_first`` always.
         pulls: label -> :func:`gpviz.priors.pull.sweep_prior_pull` rows (empty if not computed).
         title: Page title.
     """

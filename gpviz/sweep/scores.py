@@ -1,5 +1,5 @@
 """Scores: the "predict the training mean" reference of a sweep, and the metric per dataset size for each sweep
-side by side with the ratio to the first."""
+side by side, compared with the first (one centre statistic for all)."""
 
 from __future__ import annotations
 
@@ -9,25 +9,46 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from gpviz.charts import score_bands
+from gpviz.charts import GEOMETRIC_MEAN, center_kind, score_bands
 from gpviz.sweep.cells import STATUS_OK
 from gpviz.values.columns import I_CONFIG, I_REPEAT, SIZE
 
 
-def score_table(sweeps: Mapping, metric: str = "mse") -> pd.DataFrame:
-    """Per dataset size and sweep: the centre and 10th/90th percentile of ``metric``, and the ratio of centres.
+def score_table(sweeps: Mapping, metric: str = "mse", center: str | None = None) -> pd.DataFrame:
+    """Per dataset size and sweep: the centre and 10th/90th percentile of ``metric``, compared with the first sweep.
+
+    Every sweep and size uses one centre statistic (``center``, or decided once over all
+    the sweeps by :func:`gpviz.charts.center_kind`: the geometric mean only when every
+    value of every sweep is > 0, else the arithmetic mean), so centres compare like with
+    like. A ratio of centres means something only for positive values: it is given when
+    the centre is the geometric mean, and NaN otherwise (use the difference).
+
+    Args:
+        sweeps: ``{label: sweep}`` (anything with a ``scores`` frame), the first the reference.
+        metric: The metric compared.
+        center: ``"geometric mean"``, ``"mean"`` or None (decided over all sweeps).
 
     Returns:
         One row per (size, label): ``size``, ``label``, ``low``, ``center``, ``high``,
-        ``n_ok``, and ``ratio_to_first`` (this sweep's centre over the first sweep's at
-        that size; < 1 means smaller than the first).
+        ``n_ok``, ``center_kind`` (the statistic, the same in every row),
+        ``ratio_to_first`` (this sweep's centre over the first sweep's at that size;
+        < 1 means smaller than the first; NaN unless the centre is the geometric mean)
+        and ``diff_to_first`` (this sweep's centre minus the first's). ``attrs["center"]``
+        names the statistic too.
     """
-    frames = [score_bands(sweep.scores, metric).assign(label=label, order=i)
+    if center is None:
+        center = center_kind([sweep.scores for sweep in sweeps.values()], metric)
+    frames = [score_bands(sweep.scores, metric, center=center).assign(label=label, order=i)
               for i, (label, sweep) in enumerate(sweeps.items())]
     table = pd.concat(frames, ignore_index=True).sort_values(["size", "order"], kind="stable")
-    first = table[table["order"] == 0].set_index("size")["center"]
-    table["ratio_to_first"] = table["center"] / table["size"].map(first)
-    return table[["size", "label", "low", "center", "high", "n_ok", "ratio_to_first"]].reset_index(drop=True)
+    first = table["size"].map(table[table["order"] == 0].set_index("size")["center"])
+    table["diff_to_first"] = table["center"] - first
+    # a ratio of arithmetic means of values of either sign (an NLPD) has no meaning: -0.1 / 0.05
+    table["ratio_to_first"] = table["center"] / first if center == GEOMETRIC_MEAN else math.nan
+    out = table[["size", "label", "low", "center", "high", "n_ok", "center_kind", "ratio_to_first",
+                 "diff_to_first"]].reset_index(drop=True)
+    out.attrs["center"] = center
+    return out
 
 
 def baseline_predictions(predictions: pd.DataFrame) -> pd.DataFrame:
