@@ -12,8 +12,8 @@ from gpytorch.priors import Prior
 
 from gpviz import hooks
 from gpviz.errors import InputError, UnsupportedError
-from gpviz.sweep.cache import factory_fingerprint
 from gpviz.values.prior_info import prior_params
+
 
 def _check_prior(role: str, prior) -> None:
     if prior is not None and not isinstance(prior, Prior):
@@ -150,14 +150,6 @@ class PriorFactory(type):
 
     def __call__(cls, *args, **kwargs):
         return apply_priors(_call_factory(cls.make_model, args, kwargs), **cls.priors)
-
-    def fingerprint(cls) -> str:
-        """The factory's priors at full precision (for ``cv_sweep``'s cache)."""
-        parts = [factory_fingerprint(cls.make_model)]
-        for role, p in sorted(cls.priors.items()):
-            state = {k: v.detach().cpu().double().reshape(-1).tolist() for k, v in p.state_dict().items()}
-            parts.append(f"{role}:{type(p).__qualname__}:{sorted(state.items())}")
-        return "|".join(parts)
 
     def describe(cls) -> str:
         """E.g. ``lengthscale ~ GammaPrior(concentration=1.125, rate=0.375)``."""

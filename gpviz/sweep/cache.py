@@ -1,12 +1,21 @@
-"""The sweep's on-disk cell cache, and the fingerprints that say which data and model factory a cache belongs to."""
+"""The sweep's on-disk cell cache, keyed on what the sweep fits: the data, the model the factory builds, the fit.
+
+A namespace's identity (:func:`sweep_identity`) holds content digests
+(:mod:`gpviz.sweep.identity`), never code text or reprs: the data's bytes, the model the
+factory builds (its classes, every parameter, buffer, prior and constraint, the transforms),
+the fit arguments and the MLL class by content, the default dtype, the versions of the
+libraries that fit, and the cache format. Each cell's file also records the digest of the
+model the factory builds on that cell's own folds, so a factory that builds another model
+at another size is refit, never served another model's cell.
+"""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -16,15 +25,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from botorch.cross_validation import gen_loo_cv_folds
 
 from gpviz.errors import CacheWarning, InputError
-from gpviz.sweep.cells import STATUS_OK, Cell
+from gpviz.sweep.cells import STATUS_OK, Cell, CellJob, cell_seed, subset_rows
+from gpviz.sweep.identity import content_digest, describe_value, identity_build, library_version
+from gpviz.values.prior_info import describe_priors
 from gpviz.values.tensors import to_numpy
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 _MANIFEST = "manifest.json"
 CELL_SUFFIX = ".cell"
-CELL_MAGIC = b"gpviz-cell 2\n"
+CELL_MAGIC = b"gpviz-cell 3\n"
+#: The libraries a fit runs through: another version may fit differently, so it is another namespace.
+_FIT_LIBRARIES = ("torch", "gpytorch", "linear_operator", "botorch", "scipy", "numpy")
+#: The cell the namespace's model digest is built on: the data's first 3 rows, whatever the sizes and seed.
+_PROBE_SIZE = 3
+#: The readable account of a namespace in its manifest: not part of the key.
+_HOLDS = "holds"
 
 
 def _fingerprint(X: torch.Tensor, Y: torch.Tensor) -> str:
@@ -33,56 +51,116 @@ def _fingerprint(X: torch.Tensor, Y: torch.Tensor) -> str:
         a = t.detach().cpu().contiguous()
         h.update(f"{list(a.shape)}|{a.dtype}|".encode())
         h.update(to_numpy(a, dtype=None).tobytes())
-    return h.hexdigest()[:16]
+    return h.hexdigest()
 
 
-def factory_fingerprint(make_model, depth: int = 0) -> str:
-    """What the cache knows a model factory by.
+def factory_fingerprint(make_model) -> str:
+    """A model factory's content digest (:func:`gpviz.sweep.identity.content_digest`), 16 hex digits.
 
-    Its module and name and, where Python exposes them, its code, constants,
-    defaults, closure values and ``functools.partial`` arguments: two lambdas share
-    a name, not a fingerprint. Objects may add state through a ``fingerprint()``
-    method (``with_priors`` factories give their priors at full precision).
+    The cache does not key on it (it keys on the model the factory builds); it tells two
+    factories apart by what they hold: two lambdas share a name, not a fingerprint.
     """
-    h = hashlib.sha256()
-    obj = make_model
-    if isinstance(obj, functools.partial):
-        h.update(factory_fingerprint(obj.func, depth + 1).encode())
-        h.update(repr((obj.args, sorted(obj.keywords.items()))).encode())
-        return h.hexdigest()[:16]
-    h.update(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}".encode())
-    own = getattr(obj, "fingerprint", None)
-    if callable(own):
-        h.update(str(own()).encode())
-    code = getattr(obj, "__code__", None)
-    if code is not None:
-        h.update(code.co_code)
-        h.update(repr((code.co_consts, code.co_names, getattr(obj, "__defaults__", None),
-                       getattr(obj, "__kwdefaults__", None))).encode())
-        for cell in getattr(obj, "__closure__", None) or ():
-            try:
-                value = cell.cell_contents
-            except ValueError:  # an empty cell
-                continue
-            h.update((factory_fingerprint(value, depth + 1) if callable(value) and depth < 4
-                      else repr(value)).encode())
-    return h.hexdigest()[:16]
+    return content_digest(make_model, "make_model")[:16]
+
+
+def build_model(job: CellJob, rows: np.ndarray, torch_seed: int):
+    """The model ``job.make_model`` builds on the leave-one-out folds of ``rows``, unfitted, as the fit builds it.
+
+    Under the job's default dtype and ``torch_seed`` (on the CPU generator, restored after), inside
+    :func:`gpviz.sweep.identity.identity_build` so a factory may tell this build from a fit's.
+    """
+    old_dtype = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(job.dtype)
+        with torch.random.fork_rng(devices=[]), identity_build():
+            torch.default_generator.manual_seed(torch_seed)  # the CPU generator only: CUDA's stay the user's
+            idx = torch.as_tensor(rows, device=job.X.device)
+            folds = gen_loo_cv_folds(job.X[idx], job.Y[idx])
+            return job.make_model(folds.train_X, folds.train_Y)
+    finally:
+        torch.set_default_dtype(old_dtype)
+
+
+def built_model_digest(job: CellJob, rows: np.ndarray, torch_seed: int, where: str) -> tuple[str | None, object]:
+    """The content digest of the model :func:`build_model` builds, and the model (``(None, None)`` if the
+    factory raises: that cell then fails in its own fit, as it would without a cache).
+
+    Raises:
+        InputError: for a model part that cannot be read by content, naming it.
+    """
+    try:
+        model = build_model(job, rows, torch_seed)
+    except Exception:  # the fit will raise it again, with the cell's name on it
+        return None, None
+    return content_digest(model, where), model
+
+
+def _versions() -> dict:
+    return {"python": sys.version.split()[0],
+            **{n: (library_version(n) or "").partition("==")[2] for n in _FIT_LIBRARIES if n in sys.modules}}
+
+
+def _holds(model, job: CellJob) -> dict:
+    """What a namespace holds, in words: the model class, its priors, the fit arguments."""
+    out = {"model": f"{type(model).__module__}.{type(model).__qualname__}" if model is not None else
+           "make_model raised on the first 3 rows; each cell is matched by the model built on its own folds",
+           "fit_kwargs": describe_value(job.fit_kwargs or {}),
+           "mll_cls": describe_value(job.mll_cls)}
+    if model is not None:
+        try:
+            out["priors"] = [f"{path}: {prior}" for path, prior in describe_priors(model)]
+        except Exception as exc:  # words only: a model gpviz cannot describe keeps its (content) key
+            out["priors"] = f"not described ({type(exc).__name__}: {exc})"
+    return out
+
+
+def _job_identity(job: CellJob) -> tuple[dict, dict]:
+    """The identity of a job's sweep and the readable account of it (see :func:`sweep_identity`)."""
+    fit_kwargs = content_digest(dict(job.fit_kwargs or {}), "fit_kwargs")
+    mll = content_digest(job.mll_cls, "mll_cls")
+    probe = np.arange(_PROBE_SIZE, dtype=np.int64)
+    model_digest, model = built_model_digest(job, probe, cell_seed(0, _PROBE_SIZE, 0),
+                                             "make_model(train_X, train_Y)")
+    identity = {"format": CACHE_FORMAT, "data": _fingerprint(job.X, job.Y), "model": model_digest,
+                "fit_kwargs": fit_kwargs, "mll_cls": mll, "observation_noise": bool(job.observation_noise),
+                "default_dtype": str(job.dtype), "versions": _versions(),
+                **({"order": job.order} if job.order != "random" else {})}
+    return identity, _holds(model, job)
 
 
 def sweep_identity(X: torch.Tensor, Y: torch.Tensor, make_model, fit_kwargs, mll_cls, observation_noise,
                    order: str = "random") -> dict:
     """Everything a cell's result depends on besides ``(seed, size, repeat)``: the cache's namespace key.
 
-    ``order`` enters only when it is not ``"random"``, so random sweeps keep the namespaces they had.
+    Content digests of the data, of the model ``make_model`` builds on the data's first 3
+    rows (their leave-one-out folds; ``None`` if the factory raises there), of
+    ``fit_kwargs`` and ``mll_cls``; ``observation_noise``; torch's default dtype; the
+    versions of Python and the fitting libraries; the cache format. ``order`` enters only
+    when it is not ``"random"``.
+
+    Raises:
+        InputError: for a part of the fit arguments, MLL class or built model that cannot be
+            read by content, naming it (e.g. ``fit_kwargs['callback'].__closure__[0]``).
     """
-    return {"format": CACHE_FORMAT, "data": _fingerprint(X, Y),
-            "make_model": getattr(make_model, "__qualname__", type(make_model).__name__),
-            "make_model_fingerprint": factory_fingerprint(make_model),
-            "fit_kwargs": repr(sorted((fit_kwargs or {}).items())),
-            "mll_cls": getattr(mll_cls, "__qualname__", str(mll_cls)),
-            "observation_noise": bool(observation_noise),
-            "default_dtype": str(torch.get_default_dtype()),
-            **({"order": order} if order != "random" else {})}
+    job = CellJob(make_model, X, Y, mll_cls, dict(fit_kwargs) if fit_kwargs else None, bool(observation_noise),
+                  torch.get_default_dtype(), None, order)
+    return _job_identity(job)[0]
+
+
+def sweep_cache(root, job: CellJob) -> "CellCache":
+    """The cell cache of a job's sweep in ``root``: its namespace, and each cell matched on its built model.
+
+    Raises:
+        InputError: as :func:`sweep_identity`, or for a folder that cannot be written.
+    """
+    identity, holds = _job_identity(job)
+
+    def cell_model(seed: int, size: int, i_repeat: int) -> str | None:
+        rows = subset_rows(job.X.shape[0], size, i_repeat, seed, job.order)
+        return built_model_digest(job, rows, cell_seed(seed, size, i_repeat),
+                                  f"make_model(train_X, train_Y) for the cell n={size}, repeat {i_repeat}")[0]
+
+    return CellCache(root, identity, cell_model=cell_model, holds=holds)
 
 
 def _encode_frame(df: pd.DataFrame) -> dict:
@@ -103,9 +181,10 @@ class CellCache:
         cache_dir/sweep-<identity hash>/manifest.json    the identity, claimed atomically
         cache_dir/sweep-<identity hash>/seed0_n8_r0.cell  one finished cell
 
-    A different sweep (other data, factory, fit arguments) lands in its own
-    namespace, so two sweeps can share a folder, at the same time too, and never see
-    each other's cells. Each cell file is written to a temporary name and renamed
+    A different sweep (other data, built model, fit arguments, MLL, dtype, library versions)
+    lands in its own namespace, so two sweeps can share a folder, at the same time too, and
+    never see each other's cells; each cell file also records the digest of the model built
+    for that cell (one fit for another model is refit with a :class:`CacheWarning`). Each cell file is written to a temporary name and renamed
     (readers see a whole file or none) and carries its identity and a SHA-256 of its
     payload: a damaged, truncated or foreign file is refit with a :class:`CacheWarning`
     naming the cell and the file, never trusted and never fatal. Several processes of
@@ -113,12 +192,24 @@ class CellCache:
     twice holds the same result).
     """
 
-    def __init__(self, root, identity: dict):
+    def __init__(self, root, identity: dict, cell_model=None, holds: dict | None = None):
+        """Opens (or claims) the namespace of ``identity`` in ``root``.
+
+        Args:
+            root: The cache folder.
+            identity: The namespace's key (:func:`sweep_identity`); JSON-able.
+            cell_model: ``(seed, size, i_repeat) -> digest`` of the model the factory builds for
+                that cell (``None`` when it raised); a cell file is read only if it records the
+                same digest. Without it, cells record none.
+            holds: A readable account of the namespace for its manifest (not part of the key).
+        """
         self.root = Path(root)
         self.identity = dict(identity)
         text = json.dumps(self.identity, indent=1, sort_keys=True)
         self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
         self.folder = self.root / f"sweep-{self.key}"
+        self._cell_model = cell_model
+        self._models: dict[tuple[int, int, int], str | None] = {}
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             # an unwritable folder must fail now, not after the first (possibly hour-long) cell
@@ -128,7 +219,7 @@ class CellCache:
         except OSError as exc:
             raise InputError(f"cache_dir {str(self.root)!r} is not a writable folder ({type(exc).__name__}: "
                              f"{exc}); pass a folder you can write to, or cache_dir=None") from exc
-        self._claim(text)
+        self._claim(json.dumps({**self.identity, _HOLDS: holds}, indent=1, sort_keys=True))
         self._warn_old_format()
 
     # manifest -------------------------------------------------------------------------------
@@ -159,10 +250,8 @@ class CellCache:
                 finally:
                     tmp.unlink(missing_ok=True)
                 return
-            if found == text:
-                return
             try:
-                json.loads(found)
+                theirs = json.loads(found)
             except ValueError:
                 if not found.strip():  # another process between creating and filling it (no-link fallback)
                     time.sleep(0.02)
@@ -171,6 +260,8 @@ class CellCache:
                 self._quarantine(cells, f"a damaged {_MANIFEST}")
                 self._write_atomic(path, text.encode())
                 return
+            if isinstance(theirs, dict) and {k: v for k, v in theirs.items() if k != _HOLDS} == self.identity:
+                return  # the same identity (its account in words may be another gpviz's)
             raise InputError(f"cache_dir {str(self.root)!r}: {path} names another sweep than its folder name "
                              f"says (edited by hand?); delete {self.folder}")
         raise InputError(f"cache_dir {str(self.root)!r}: could not claim {path} (it keeps changing)")
@@ -188,11 +279,24 @@ class CellCache:
                       f"those cells are refit", CacheWarning, stacklevel=4)
 
     def _warn_old_format(self) -> None:
+        """One :class:`CacheWarning` for namespaces of older cache formats in ``root``: never read, their cells refit."""
         old = [p for p in self.root.glob("seed*_n*_r*") if p.is_dir()]
+        formats = set()
+        for manifest in self.root.glob(f"sweep-*/{_MANIFEST}"):
+            try:
+                fmt = json.loads(manifest.read_text()).get("format")
+            except (OSError, ValueError, AttributeError):
+                continue  # damaged or being written: its own sweep deals with it
+            if fmt != CACHE_FORMAT:
+                old.append(manifest.parent)
+                formats.add(str(fmt))
         if old:
-            warnings.warn(f"gpviz.cv_sweep: cache_dir {str(self.root)!r} holds {len(old)} cell folder(s) of an "
-                          f"older gpviz cache format; they are not read (delete them to free the space)",
-                          CacheWarning, stacklevel=4)
+            which = f" (format {', '.join(sorted(formats))})" if formats else ""
+            warnings.warn(f"gpviz.cv_sweep: cache_dir {str(self.root)!r} holds {len(old)} sweep folder(s) of an "
+                          f"older gpviz cache format{which}, keyed on code text and reprs that could not tell "
+                          f"two priors apart; they are not read and this sweep's cells are fit anew (delete "
+                          f"{', '.join(sorted(p.name for p in old)[:3])}{', ...' if len(old) > 3 else ''} to free "
+                          f"the space)", CacheWarning, stacklevel=4)
 
     # cells -------------------------------------------------------------------------------------
 
@@ -214,9 +318,22 @@ class CellCache:
         """The file of one cell."""
         return self.folder / f"seed{seed}_n{size}_r{i_repeat}{CELL_SUFFIX}"
 
+    def model_digest(self, seed: int, size: int, i_repeat: int) -> str | None:
+        """The digest of the model the factory builds for this cell (computed once; ``None`` without one)."""
+        key = (seed, size, i_repeat)
+        if key not in self._models:
+            self._models[key] = None if self._cell_model is None else self._cell_model(seed, size, i_repeat)
+        return self._models[key]
+
     def load(self, seed: int, i_config: int, size: int, i_repeat: int) -> Cell | None:
-        """The cached cell, or ``None`` when it has not finished before or its file cannot be trusted."""
+        """The cached cell, or ``None`` when it has not finished before, was fit for another model than the
+        factory builds now, or its file cannot be trusted."""
         path = self.path(seed, size, i_repeat)
+        if not path.exists():
+            return None
+        model = self.model_digest(seed, size, i_repeat)
+        if self._cell_model is not None and model is None:
+            return None  # the factory raised: the cell's own fit says why
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -224,7 +341,12 @@ class CellCache:
         except OSError as exc:
             return self._damaged(path, size, i_repeat, f"unreadable: {exc}")
         try:
-            return decode_cell(data, self.key, seed, i_config, size, i_repeat)
+            return decode_cell(data, self.key, seed, i_config, size, i_repeat, model)
+        except OtherModel as exc:
+            warnings.warn(f"gpviz.cv_sweep: the cached cell n={size}, repeat {i_repeat} in {path} was fit for "
+                          f"another model than make_model builds for it now ({exc}); it is refit", CacheWarning,
+                          stacklevel=3)
+            return None
         except Exception as exc:  # any damage means refit: never trusted, never fatal
             return self._damaged(path, size, i_repeat, str(exc) or type(exc).__name__)
 
@@ -235,26 +357,37 @@ class CellCache:
 
     def store(self, seed: int, cell: Cell) -> None:
         """Writes a finished cell atomically (failed cells are not stored: a rerun retries them)."""
-        self._write_atomic(self.path(seed, cell.size, cell.i_repeat), encode_cell(cell, self.key, seed))
+        model = self.model_digest(seed, cell.size, cell.i_repeat)
+        if self._cell_model is not None and model is None:
+            warnings.warn(f"gpviz.cv_sweep: the cell n={cell.size}, repeat {cell.i_repeat} is not cached: "
+                          f"make_model raised when gpviz built its model to identify it", CacheWarning, stacklevel=3)
+            return
+        self._write_atomic(self.path(seed, cell.size, cell.i_repeat), encode_cell(cell, self.key, seed, model))
 
 
-def encode_cell(cell: Cell, key: str, seed: int) -> bytes:
+class OtherModel(ValueError):
+    """A cell file of this namespace whose recorded model digest is not the one the factory builds now."""
+
+
+def encode_cell(cell: Cell, key: str, seed: int, model: str | None = None) -> bytes:
     """One cell as bytes: a magic line, a JSON header (identity, bookkeeping, checksum), a torch payload."""
     buf = io.BytesIO()
     torch.save({"predictions": _encode_frame(cell.predictions),
                 "parameters": None if cell.parameters is None else _encode_frame(cell.parameters),
                 "state": cell.state}, buf)
     payload = buf.getvalue()
-    header = {"sweep": key, "seed": seed, "size": cell.size, "i_repeat": cell.i_repeat,
+    header = {"sweep": key, "model": model, "seed": seed, "size": cell.size, "i_repeat": cell.i_repeat,
               "fit_seconds": cell.fit_seconds, "evaluations": cell.evaluations, "error": cell.error,
               "payload_bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
     return CELL_MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload
 
 
-def decode_cell(data: bytes, key: str, seed: int, i_config: int, size: int, i_repeat: int) -> Cell:
-    """The cell ``encode_cell`` wrote, checked against its checksum and the cell it should be.
+def decode_cell(data: bytes, key: str, seed: int, i_config: int, size: int, i_repeat: int,
+                model: str | None = None) -> Cell:
+    """The cell ``encode_cell`` wrote, checked against its checksum and the cell and model it should be.
 
     Raises:
+        OtherModel: the file records another built-model digest than ``model``.
         ValueError: naming what does not match (format, identity, cell, length, checksum, rows).
     """
     if not data:
@@ -277,6 +410,8 @@ def decode_cell(data: bytes, key: str, seed: int, i_config: int, size: int, i_re
         raise ValueError(f"truncated: {len(payload)} of {header.get('payload_bytes')} payload bytes")
     if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
         raise ValueError("checksum mismatch")
+    if header.get("model") != model:
+        raise OtherModel(f"model digest {str(header.get('model'))[:12]}, now {str(model)[:12]}")
     blob = torch.load(io.BytesIO(payload), weights_only=True)
     preds = _decode_frame(blob["predictions"])
     params = None if blob["parameters"] is None else _decode_frame(blob["parameters"])

@@ -93,13 +93,16 @@ def test_a_different_sweep_in_the_same_folder_gets_its_own_namespace(filled_cach
     X, Y = data
     root, first = filled_cache
     shutil.copytree(root, tmp_path / "c")
-    mk = Probe()
-    other = cv_sweep(lambda tx, ty: mk(tx, ty), X, Y, SIZES, 1, seed=2, progress=False, fit_kwargs=FIT,
-                     cache_dir=tmp_path / "c")
-    assert mk.calls == [4, 6] and not other.scores["cached"].any()
+    other = cv_sweep(matern, X, Y, SIZES, 1, seed=2, progress=False, fit_kwargs=FIT, cache_dir=tmp_path / "c")
+    assert not other.scores["cached"].any()
     assert len(list((tmp_path / "c").glob("sweep-*/manifest.json"))) == 2
     again = cv_sweep(Probe(), X, Y, SIZES, 1, seed=2, progress=False, fit_kwargs=FIT, cache_dir=tmp_path / "c")
     assert_same_sweep(first, again, cached=[True, True])
+    # another factory that builds the same model is the same sweep: the cache keys on what is fitted
+    mk = Probe()
+    same = cv_sweep(lambda tx, ty: mk(tx, ty), X, Y, SIZES, 1, seed=2, progress=False, fit_kwargs=FIT,
+                    cache_dir=tmp_path / "c")
+    assert mk.calls == [] and same.scores["cached"].all()
 
 
 def _race(target, argsets: list[tuple], timeout: float) -> list:
@@ -123,7 +126,7 @@ def _claim(barrier, out, root, identity):
     """In a forked process: claims a namespace at the barrier's moment and reports what it found."""
     barrier.wait()
     cache = CellCache(root, identity)
-    out.put((identity["make_model_fingerprint"], cache.key, (cache.folder / "manifest.json").read_text()))
+    out.put((identity["model"], cache.key, (cache.folder / "manifest.json").read_text()))
 
 
 def test_concurrent_claims_of_one_folder_never_share_or_lose_a_namespace(tmp_path, data):
@@ -137,8 +140,9 @@ def test_concurrent_claims_of_one_folder_never_share_or_lose_a_namespace(tmp_pat
             by_factory.setdefault(fingerprint, set()).add((key, text))
         assert len(by_factory) == 3 and all(len(v) == 1 for v in by_factory.values())  # one namespace per sweep
         for ident in ids:
-            (key, text), = by_factory[ident["make_model_fingerprint"]]
-            assert CellCache(root, ident).key == key and json.loads(text) == ident  # each its own identity
+            (key, text), = by_factory[ident["model"]]
+            manifest = json.loads(text)
+            assert CellCache(root, ident).key == key and manifest.pop("holds") is None and manifest == ident
         assert sorted(p.name for p in root.iterdir()) == sorted(f"sweep-{k}" for v in by_factory.values()
                                                                 for k, _ in v)
 
