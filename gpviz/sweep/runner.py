@@ -13,7 +13,7 @@ import torch
 
 from gpviz._factory import check_factory
 from gpviz.errors import GpvizWarning, InputError
-from gpviz.sweep.cache import CellCache, sweep_identity
+from gpviz.sweep.cache import sweep_cache
 from gpviz.sweep.cells import (PREDICTION_COLUMNS, SCORE_COLUMNS, SCORE_TAIL, STATUS_FAILED, STATUS_OK, Cell,
                                CellJob, _check_data, _check_int, _check_metrics, _check_sizes, check_order,
                                subset_rows)
@@ -108,8 +108,7 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
     if cache_dir is not None:
         if not isinstance(cache_dir, (str, os.PathLike)):
             raise InputError(f"cache_dir must be a path, got {type(cache_dir).__name__}")
-        cache = CellCache(cache_dir, sweep_identity(X, Y, make_model, fit_kwargs, mll_cls, observation_noise,
-                                                      order))
+        cache = sweep_cache(cache_dir, job)  # keyed on the model the factory builds, by content
 
     grid = [(i_config, size, i_repeat) for i_config, size in enumerate(sizes) for i_repeat in range(repeats)]
     cells: dict[tuple[int, int], Cell] = {}
