@@ -20,7 +20,9 @@ import torch
 from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
 from gpviz.values.tensors import require_values, to_numpy
 
-_KEY_RE = re.compile(r"^(?:(?P<path>.*)\.)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>[0-9, ]+)\])?$")
+# a name is an identifier, or a number: the parameters of a torch ParameterList are named 0, 1, ...
+# (LCEAKernel with a batch shape keeps its per-member embeddings in one)
+_KEY_RE = re.compile(r"^(?:(?P<path>.*)\.)?(?P<name>[A-Za-z_][A-Za-z0-9_]*|[0-9]+)(?:\[(?P<index>[0-9, ]+)\])?$")
 
 
 def make_key(path: str, name: str, index: tuple[int, ...] = ()) -> str:
@@ -35,12 +37,16 @@ def make_key(path: str, name: str, index: tuple[int, ...] = ()) -> str:
 def parse_key(key: str) -> tuple[str, str, tuple[int, ...]]:
     """Splits a key into ``(module path, parameter name, element index)``.
 
+    ``name`` is an identifier, or a number for a parameter of a ``torch.nn.ParameterList``
+    (``emb_weight_matrix_list.0[2]``).
+
     Raises:
         InputError: if ``key`` is not of the form ``path.name[i,...]``.
     """
     m = _KEY_RE.match(key)
     if not m:
-        raise InputError(f"malformed parameter key {key!r} (expected 'module.path.name' or 'name[i]')")
+        raise InputError(f"malformed parameter key {key!r} (expected 'module.path.name', 'name[i]' or "
+                         f"'parameter_list.0[i]')")
     index = tuple(int(i) for i in m.group("index").split(",")) if m.group("index") else ()
     return m.group("path") or "", m.group("name"), index
 
@@ -136,10 +142,22 @@ def param_info(module: torch.nn.Module, name: str, batch_shape: torch.Size | Non
     # kernel inside a 3-fold model must not be split into members); noise modules
     # state none, so the root's batch shape is matched against the leading dims.
     bs = own if isinstance(own, torch.Size) else batch_shape
+    if _torch_layer(module):
+        bs = torch.Size()  # e.g. LCEA's nn.Embedding: one table shared by every member, whatever its length
     member_ndim = 0
     if isinstance(bs, torch.Size) and len(bs) and tuple(raw.shape[: len(bs)]) == tuple(bs):
         member_ndim = len(bs)
     return ParamInfo(module, value_name, raw_name, raw, constraint, member_ndim, tuple(raw.shape[member_ndim:]))
+
+
+def _torch_layer(module: torch.nn.Module) -> bool:
+    """A torch.nn layer (``Embedding``, ``Linear``, ...): its weights have no batch dimensions.
+
+    Containers (``ParameterList``, ``ParameterDict``) are not layers: they hold what their
+    owner puts there, batched like it (LCEA's per-member embeddings).
+    """
+    mod = type(module).__module__
+    return mod.startswith("torch.nn.modules.") and mod != "torch.nn.modules.container"
 
 
 def resolve(root: torch.nn.Module, path: str) -> torch.nn.Module:

@@ -18,6 +18,22 @@ def test_keys_round_trip():
         parse_key("a b")
 
 
+@pytest.mark.parametrize("path, name, index", [
+    ("emb_weight_matrix_list", "0", (2,)),          # a ParameterList's parameters are named 0, 1, ...
+    ("covar_module.plist", "12", ()),
+    ("models.0.covar_module", "lengthscale", (0, 1)),
+])
+def test_parameter_list_names_round_trip(path, name, index):
+    key = make_key(path, name, index)
+    assert parse_key(key) == (path, name, index)
+
+
+@pytest.mark.parametrize("key", ["a b", "x.", "x.[0]", "x.1a", "x[0", "x[-1]"])
+def test_malformed_keys_are_refused(key):
+    with pytest.raises(InputError, match="malformed parameter key"):
+        parse_key(key)
+
+
 def test_join_path_leaves_empty_parts_out():
     assert join_path("models.0", "") == "models.0"
     assert join_path("", "covar_module") == "covar_module"

@@ -316,3 +316,39 @@ def test_gradient_kernels_evaluate_their_value_block(make):
     per_point = full.shape[-1] // 4  # 1 + d (gradient) or 1 + 2d (and second derivatives)
     torch.testing.assert_close(got.detach(), full[::per_point, ::per_point], atol=1e-8, rtol=0)
     assert "with_derivatives(" in str(gpviz.kernel_expr(kernel))
+
+
+def test_batched_lcea_parameters_are_the_kernels_own_values_member_by_member():
+    """LCEA with a batch shape keeps per-member embeddings in a ParameterList (named 0, 1, ...).
+
+    Expected values are read by hand from the kernel's own attributes: the shared
+    ``nn.Embedding`` table is not batched (it has one row per context in every member).
+    """
+    batch = 3
+    kernel = LCEAKernel({"a": [0, 1], "b": [2, 3], "c": [4, 5]}, batch_shape=torch.Size([batch])).double()
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in kernel.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OpaqueKernelWarning)
+        frame = gpviz.parameters(kernel)
+        page = gpviz.render(kernel).html()
+    with torch.no_grad():
+        scales, lengths = kernel.outputscale_list, kernel.base_kernel.lengthscale
+        task_ls, table, emb = (kernel.task_covar_module.lengthscale, kernel.emb_layers[0].weight,
+                               kernel.emb_weight_matrix_list[0])
+    expected = {}
+    for c in range(3):
+        expected[f"outputscale_list[{c}]"] = [float(scales[b, c]) for b in range(batch)]
+        expected[f"emb_layers.0.weight[{c}]"] = [float(table[c, 0])] * batch
+        expected[f"emb_weight_matrix_list.0[{c}]"] = [float(emb[b, c, 0]) for b in range(batch)]
+    expected["task_covar_module.lengthscale"] = [float(task_ls[b, 0, 0]) for b in range(batch)]
+    for j in range(2):
+        expected[f"base_kernel.lengthscale[{j}]"] = [float(lengths[b, 0, j]) for b in range(batch)]
+    # every parameter element of every member: as many keys as elements per member, all of them checked
+    assert sum(p[0].numel() for n, p in kernel.named_parameters() if n != "emb_layers.0.weight") + 3 == len(expected)
+    assert sorted(c for c in frame.columns if c != "i_model") == sorted(expected)
+    for key, want in expected.items():
+        assert frame[key].tolist() == pytest.approx(want, rel=1e-12, abs=0), key
+        assert f'data-key="{key}"' in page
