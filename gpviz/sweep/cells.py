@@ -111,15 +111,26 @@ def cell_seed(seed: int, size: int, i_repeat: int) -> int:
 # -- argument checks -----------------------------------------------------------------------
 
 def _as_tensor(name: str, value) -> torch.Tensor:
+    """``value`` as a tensor: a tensor as it is; an array or DataFrame copied, keeping its float dtype.
+
+    float64 data stays float64 (and float32 stays float32) whatever torch's default dtype
+    is, as a tensor passed in would; anything else (integers, lists) becomes torch's
+    default dtype.
+    """
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, (pd.DataFrame, pd.Series)):
         value = value.to_numpy()
     try:
-        arr = np.asarray(value, dtype=float)
+        arr = np.asarray(value)
+        if arr.dtype not in (np.float32, np.float64):
+            arr = np.asarray(value, dtype=float)
+            dtype = torch.get_default_dtype()
+        else:
+            dtype = torch.float64 if arr.dtype == np.float64 else torch.float32
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name} must be a tensor or numeric array, got {type(value).__name__}") from exc
-    return torch.tensor(arr, dtype=torch.get_default_dtype())  # a copy: the caller's array stays theirs
+    return torch.tensor(arr, dtype=dtype)  # a copy: the caller's array stays theirs
 
 
 def _check_data(X, Y) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from botorch.cross_validation import gen_loo_cv_folds
@@ -80,3 +82,28 @@ def test_batch_aware_factories_and_joint_fits_are_not_refused_and_a_raising_fact
     with pytest.warns(UserWarning, match="no model today"):
         sw = cv_sweep(broken, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
     assert (sw.scores["status"] == "failed").all()
+
+
+# -- the data's dtype --------------------------------------------------------------------------------------------
+
+def test_float64_arrays_and_frames_keep_their_dtype_under_a_float32_default():
+    X, Y = make_data()  # float64 tensors
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        ref = cv_sweep(SingleTaskGP, X, Y, [5], 1, progress=False, fit_kwargs=FIT)
+        arr = cv_sweep(SingleTaskGP, X.numpy(), Y.numpy(), [5], 1, progress=False, fit_kwargs=FIT)
+        df = cv_sweep(SingleTaskGP, pd.DataFrame(X.numpy(), columns=["a", "b"]), pd.Series(Y.numpy()[:, 0]), [5], 1,
+                      progress=False, fit_kwargs=FIT)
+        f32 = cv_sweep(SingleTaskGP, X.numpy().astype(np.float32), Y.numpy().astype(np.float32), [5], 1,
+                       progress=False, fit_kwargs=FIT)
+        ints = cv_sweep(SingleTaskGP, (10 * X).round().int().numpy(), Y.numpy(), [5], 1, progress=False,
+                        fit_kwargs=FIT)
+    finally:
+        torch.set_default_dtype(old)
+    assert ref.X.dtype == arr.X.dtype == df.X.dtype == arr.Y.dtype == df.Y.dtype == torch.float64
+    assert torch.equal(arr.X, X) and torch.equal(df.X, X)  # no float32 round trip
+    # the same fit as the float64 tensors give, to the last bit
+    for sw in (arr, df):
+        pd.testing.assert_frame_equal(sw.predictions, ref.predictions, check_exact=True)
+    assert f32.X.dtype == torch.float32 and ints.X.dtype == torch.float32  # ints: torch's default dtype
