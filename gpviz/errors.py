@@ -45,5 +45,9 @@ class TracerWarning(GpvizWarning):
     """The fit tracer hit a problem of its own; the fit goes on untouched."""
 
 
+class VerdictWarning(GpvizWarning):
+    """Prior verdicts could not be computed (``prior_pull`` failed); the page says so and shows none."""
+
+
 class CacheWarning(GpvizWarning):
     """A cached sweep cell or manifest could not be trusted (damaged, truncated, unknown); those cells are refit."""

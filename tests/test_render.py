@@ -26,7 +26,7 @@ from gpytorch.constraints import Interval
 import gpviz
 from gpviz.priors.verdicts import HELD
 R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
-from gpviz.errors import InputError, KeyMismatchError
+from gpviz.errors import InputError, KeyMismatchError, VerdictWarning
 from gpviz.html.compact import decode_compact
 from tests.golden_pages import GOLDEN, golden_figure
 
@@ -552,11 +552,13 @@ def test_render_verdicts_rule_and_containment():
                          likelihood=__import__("gpytorch").likelihoods.GaussianLikelihood())
     html = gpviz.render(plain).html()
     assert "no parameter held at its prior's mode" in html and 'class="gpviz-swatch gpviz-swatch-held"' not in html
-    # a model prior_pull cannot analyse (training targets of the wrong shape): drawn, without verdicts
+    # a model prior_pull cannot analyse (training targets of the wrong shape): drawn, without verdicts, and the
+    # page and a VerdictWarning say why (never a silent omission)
     broken = SingleTaskGP(X, Y)
     broken.train_targets = torch.zeros(3)
-    fig = gpviz.render(broken)
-    assert fig.spec["params"] and "prior_pull" not in fig.html()
+    with pytest.warns(VerdictWarning, match="prior_pull failed"):
+        fig = gpviz.render(broken)
+    assert fig.spec["params"] and "Verdicts not computed: prior_pull failed (RuntimeError" in fig.html()
 
 
 def test_pages_name_what_a_dot_is():

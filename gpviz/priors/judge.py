@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from gpviz.errors import GpvizWarning
+from gpviz.errors import VerdictWarning
 from gpviz.models.families import is_fully_bayesian, training_points
 from gpviz.priors.pull import prior_pull, sweep_prior_pull
 from gpviz.priors.stories import break_free_sentences, key_features, key_stories
@@ -42,22 +42,40 @@ def pull_cost(expr) -> tuple[int, int] | None:
     return points, len(expr.keys) * members
 
 
-def model_verdicts(expr, force: bool = False) -> dict[str, str]:
-    """:func:`key_verdicts` of ``prior_pull`` on the model behind ``expr``, or ``{}``.
+class ModelVerdicts(dict):
+    """key -> verdict (a plain dict to read), and ``note``: why there are none when the analysis failed.
 
-    Never raises: a model prior_pull cannot analyse (a kernel alone, no training
-    data, an approximate GP, any error) gets no verdicts, and so does a model above
-    :data:`PULL_MAX_POINTS` / :data:`PULL_MAX_ELEMENTS` unless ``force``.
+    Attributes:
+        note: One line for the page ("" when verdicts were computed, or not asked for).
+    """
+
+    def __init__(self, verdicts=(), note: str = ""):
+        super().__init__(verdicts)
+        self.note = note
+
+
+def model_verdicts(expr, force: bool = False) -> ModelVerdicts:
+    """:func:`key_verdicts` of ``prior_pull`` on the model behind ``expr``, or none.
+
+    Never raises. A model prior_pull does not apply to (a kernel alone, no training
+    data, a fully Bayesian model) gets no verdicts, and so does a model above
+    :data:`PULL_MAX_POINTS` / :data:`PULL_MAX_ELEMENTS` unless ``force``. When
+    ``prior_pull`` fails on a model it should judge, the result is empty with a ``note``
+    saying why (the page shows it) and a :class:`~gpviz.errors.VerdictWarning`: never a
+    silent omission.
     """
     cost = pull_cost(expr)
     if cost is None or (not force and (cost[0] > PULL_MAX_POINTS or cost[1] > PULL_MAX_ELEMENTS)):
-        return {}
+        return ModelVerdicts()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return key_verdicts(prior_pull(expr.module))
-    except Exception:  # noqa: BLE001 - verdicts are an extra: the figure is drawn without them
-        return {}
+            return ModelVerdicts(key_verdicts(prior_pull(expr.module)))
+    except Exception as exc:  # noqa: BLE001 - verdicts are an extra: the figure is drawn without them, and says so
+        why = f"{type(exc).__name__}: {exc}"
+    warnings.warn(f"gpviz: prior_pull failed on {type(expr.module).__name__} ({why}); the page shows no verdicts",
+                  VerdictWarning, stacklevel=2)
+    return ModelVerdicts(note=f"Verdicts not computed: prior_pull failed ({why}).")
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,7 +113,7 @@ def sweep_verdicts(sweep, expr, verdicts: bool | None = None, repeats: int | Non
     Computed by default: judging every fold costs about 1-2% of the sweep's fit time
     on small models and under 20% on a 24-input model at n = 80 (``scripts/bench_priors.py``
     prints the ratio). Never raises: a failing analysis gives a judgement without
-    verdicts whose note says why (and a GpvizWarning).
+    verdicts whose note says why (and a :class:`~gpviz.errors.VerdictWarning`).
 
     Args:
         sweep: A :class:`~gpviz.sweep.result.Sweep`.
@@ -117,7 +135,7 @@ def sweep_verdicts(sweep, expr, verdicts: bool | None = None, repeats: int | Non
             pull = sweep_prior_pull(sweep, repeats=n_rep, workers=workers, executor=executor)
     except Exception as exc:  # noqa: BLE001 - the page stands without verdicts
         warnings.warn(f"gpviz: prior_pull failed on the sweep ({type(exc).__name__}: {exc}); the page shows no "
-                      f"verdicts", GpvizWarning, stacklevel=3)
+                      f"verdicts", VerdictWarning, stacklevel=3)
         return SweepJudgement(None, None, note=f"Verdicts not computed: prior_pull failed "
                                                f"({type(exc).__name__}: {exc}).")
     table = verdict_table(pull)

@@ -71,7 +71,8 @@ def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str = "mo
 
     Args:
         expr: Its expression.
-        verdicts: key -> verdict (from :func:`gpviz.priors.judge.model_verdicts`), or None.
+        verdicts: key -> verdict (from :func:`gpviz.priors.judge.model_verdicts`; its ``note``, when
+            the analysis failed, is shown on the page), or None.
         units: ``"model"`` or ``"original"`` (see :mod:`gpviz.values.units`).
         title: Figure title (default: :func:`default_title`).
     """
@@ -83,7 +84,14 @@ def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str = "mo
         frame, labels = to_units(expr, frame, units)
         info, _ = to_units(expr, info, units)
         expr = relabel(expr, labels)
-    return build_view(expr, frame, _facts(expr, info), title=title or default_title(expr))
+    return build_view(expr, frame, _facts(expr, info), title=title or default_title(expr),
+                      summary=_failed_verdicts(verdicts))
+
+
+def _failed_verdicts(verdicts) -> VerdictSummary | None:
+    """The page's note when the verdicts were asked for but failed (:class:`~gpviz.priors.judge.ModelVerdicts`)."""
+    note = getattr(verdicts, "note", "")
+    return VerdictSummary(note) if note else None
 
 
 def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max_timesteps: int | None = None,
@@ -121,7 +129,7 @@ def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max
     title = title or (f"Fit of {tracer.model_name}: {plural(tracer.n_members, 'member')}, "
                       f"{plural(tracer.n_timesteps, 'timestep')} ({shown} shown), "
                       f"{plural(tracer.n_runs, 'optimizer run')}{ended}")
-    return build_view(expr, frame, _facts(expr, info), title=title, loss=loss)
+    return build_view(expr, frame, _facts(expr, info), title=title, loss=loss, summary=_failed_verdicts(verdicts))
 
 
 def sweep_info(sweep: Sweep, expr) -> pd.DataFrame:
