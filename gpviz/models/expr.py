@@ -6,8 +6,10 @@ models, fixed noise), MultiTaskGP (per-task noise and means, named tasks),
 KroneckerMultiTaskGP (a task covariance times a data kernel over a virtual
 ``task`` column), ModelListGP (one group of sections per output, keys
 ``models.<i>.``), approximate GPs (the kernel of the inner ``model``, variational
-parameters summarized) and HigherOrderGP (a data kernel plus one kernel per
-output dimension over learned latent positions). The module runs past 500 lines
+parameters summarized), HigherOrderGP (a data kernel plus one kernel per
+output dimension over learned latent positions) and LatentKroneckerGP (a kernel over
+the inputs times a kernel over the shared grid ``t``, means multiplied alike). The
+module runs past 500 lines
 because that one builder and the sections every family shares stay in one place.
 """
 
@@ -22,8 +24,8 @@ from gpytorch.means import ConstantMean, LinearMean, Mean, MultitaskMean, ZeroMe
 
 from gpviz import hooks
 from gpviz.errors import InputError
-from gpviz.models.families import (HIGHER_ORDER, MODEL_LIST, family_of, input_space, is_gp_model, member_label,
-                                   model_batch_shape, num_inputs, output_space, unwrap_model)
+from gpviz.models.families import (HIGHER_ORDER, LATENT_KRONECKER, MODEL_LIST, family_of, input_space, is_gp_model,
+                                   member_label, model_batch_shape, num_inputs, output_space, unwrap_model)
 from gpviz.models.sources import source_of
 from gpviz.options import check_applies, check_names, reject_unknown
 from gpviz.tree.nodes import (Call, Const, Node, Opaque, Param, Part, Product, Section, Sum, Symbol, TaskCovar, Vector,
@@ -334,6 +336,8 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
     kron_tasks = outside = None
     if family is HIGHER_ORDER:
         sections = _hogp_sections(model, prefix, walker, in_space)
+    elif family is LATENT_KRONECKER:
+        sections = _latent_kronecker_sections(model, prefix, walker, in_space)
     else:
         covar = owner.covar_module
         kron_tasks = _kronecker_tasks(covar)
@@ -362,6 +366,8 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
         sections.append(_likelihood_section(likelihood, join_path(prefix, "likelihood"), walker, out_space,
                                             task_name))
     mean = getattr(owner, "mean_module", None)
+    if family is LATENT_KRONECKER:
+        sections.append(_latent_kronecker_mean(model, prefix, walker, out_space))
     if isinstance(mean, Mean):
         sections.append(Section("Mean", simplify(_mean_tree(mean, join_path(owner_path, "mean_module"), walker,
                                                             task_name)), out_space, Part.mean))
@@ -440,6 +446,36 @@ def _hogp_sections(model, prefix: str, walker: Walker, in_space: str) -> list[Se
                                 f"z{k} = learned latent positions latent_parameters.{k - 1} ({shape}), not drawn",
                                 Part.covariance))
     return sections
+
+
+def _grid_features(model) -> tuple[Feature, ...]:
+    """LatentKroneckerGP's grid columns: ``t``, or ``t[j]`` for a grid of several columns."""
+    width = int(model.train_T.shape[-1])
+    return tuple(Feature(j, f"t[{j}]" if width > 1 else "t") for j in range(width))
+
+
+def _latent_kronecker_sections(model, prefix: str, walker: Walker, in_space: str) -> list[Section]:
+    """LatentKroneckerGP: ``k((x, t), (x', t')) = covar_module_X(x, x') · covar_module_T(t, t')``.
+
+    BoTorch builds ``KroneckerProductLinearOperator(covar_X, covar_T)`` over the ``n x t``
+    grid and masks the missing entries; each factor is walked as a kernel of its own inputs.
+    """
+    data = simplify(walker(model.covar_module_X, join_path(prefix, "covar_module_X")))
+    grid = simplify(walker.with_features(_grid_features(model))(model.covar_module_T,
+                                                                  join_path(prefix, "covar_module_T")))
+    shape = "x".join(str(s) for s in model.train_T.shape)
+    return [Section("Covariance kernel", data, in_space, Part.covariance),
+            Section("Times, over the grid t", grid, f"t = train_T ({shape}), shared by every x; "
+                    "entries missing from train_Y are masked out", Part.covariance)]
+
+
+def _latent_kronecker_mean(model, prefix: str, walker: Walker, out_space: str) -> Section:
+    """LatentKroneckerGP's mean: ``mean_module_X(x) · mean_module_T(t)`` (BoTorch's Kronecker product of the two)."""
+    mx = _mean_tree(model.mean_module_X, join_path(prefix, "mean_module_X"), walker, None)
+    mt = _mean_tree(model.mean_module_T, join_path(prefix, "mean_module_T"),
+                    walker.with_features(_grid_features(model)), None)
+    zero = any(isinstance(m, Const) and m.value == 0 for m in (mx, mt))  # BoTorch's default: two ZeroMeans
+    return Section("Mean", Const(0.0) if zero else simplify(Product((mx, mt))), out_space, Part.mean)
 
 
 def _list_outputs(model, outputs) -> tuple[str, ...]:

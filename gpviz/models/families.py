@@ -69,6 +69,12 @@ def _is_higher_order(model) -> bool:
     return isinstance(mods, torch.nn.ModuleList) and len(mods) > 0 and isinstance(mods[0], Kernel)
 
 
+def _is_latent_kronecker(model) -> bool:
+    """BoTorch's LatentKroneckerGP: ``covar_module_X(x) ⊗ covar_module_T(t)`` over the n x t grid, no ``covar_module``."""
+    return (not _has_kernel(model) and isinstance(getattr(model, "covar_module_X", None), Kernel)
+            and isinstance(getattr(model, "covar_module_T", None), Kernel))
+
+
 def _holds_mcmc_samples(model) -> bool:
     return (_loaded_instance(model, "botorch.models.fully_bayesian", "AbstractFullyBayesianSingleTaskGP")
             or _loaded_instance(model, "botorch.models.fully_bayesian_multitask", "SaasFullyBayesianMultiTaskGP"))
@@ -110,6 +116,8 @@ class ModelFamily:
         """The kernel whose batch shape counts the members."""
         if self is HIGHER_ORDER:
             return model.covar_modules[0]
+        if self is LATENT_KRONECKER:
+            return model.covar_module_X
         covar = getattr(self.owner(model), "covar_module", None)
         return covar if isinstance(covar, Kernel) else None
 
@@ -117,13 +125,16 @@ class ModelFamily:
 MODEL_LIST = ModelFamily("model list", _is_model_list, members=lambda m: "members", exact=True)
 APPROXIMATE = ModelFamily("approximate", _is_approximate, owner=lambda m: m.model, covar_path="model", exact=False)
 HIGHER_ORDER = ModelFamily("higher-order", _is_higher_order)
+# its marginal likelihood masks the missing entries of the n x t grid: prior_pull's derivatives do not cover it
+LATENT_KRONECKER = ModelFamily("latent Kronecker", _is_latent_kronecker, exact=False)
 FULLY_BAYESIAN = ModelFamily("fully Bayesian", lambda m: _has_kernel(m) and _holds_mcmc_samples(m),
                              members=lambda m: "MCMC samples", fully_bayesian=True, exact=False)
 ENSEMBLE = ModelFamily("ensemble", _is_ensemble, members=lambda m: "ensemble members")
 EXACT = ModelFamily("exact", _has_kernel)
 
 #: Checked in order: the first family whose ``matches`` is true describes the model.
-FAMILIES: tuple[ModelFamily, ...] = (MODEL_LIST, APPROXIMATE, HIGHER_ORDER, FULLY_BAYESIAN, ENSEMBLE, EXACT)
+FAMILIES: tuple[ModelFamily, ...] = (MODEL_LIST, APPROXIMATE, HIGHER_ORDER, LATENT_KRONECKER, FULLY_BAYESIAN,
+                                      ENSEMBLE, EXACT)
 
 
 def family_of(model) -> ModelFamily | None:

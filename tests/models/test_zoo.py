@@ -342,3 +342,51 @@ def test_prior_pull_refuses_a_fully_bayesian_model_and_leaves_it_intact():
         gpviz.prior_pull(m)
     assert m.covar_module is not None  # BoTorch drops MCMC samples on model.train()
     torch.testing.assert_close(m.covar_module(X[:3], X[:3]).to_dense().detach(), before)
+
+
+# --------------------------------------------------------------------------- #
+# LatentKroneckerGP (botorch.models.latent_kronecker_gp, not exported)        #
+# --------------------------------------------------------------------------- #
+
+def _latent_kronecker():
+    """Built as its docstring shows: ``LatentKroneckerGP(train_X, train_T, train_Y)``, with missing entries."""
+    from botorch.models.latent_kronecker_gp import LatentKroneckerGP
+
+    X, _ = _data(n=6, d=2)
+    T = torch.linspace(0, 1, 4, dtype=torch.float64).unsqueeze(-1)
+    Y = torch.sin(3 * X[:, :1] + 2 * T.T)
+    Y[1, 2] = Y[4, 0] = float("nan")  # what the model exists for: a grid with holes
+    model = LatentKroneckerGP(X, T, Y)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return model, X
+
+
+def test_latent_kronecker_gp_is_a_kernel_over_x_times_a_kernel_over_t_with_its_own_values():
+    model, X = _latent_kronecker()
+    expr = gpviz.model_expr(model, ["a", "b"], strict=True)
+    wide = gpviz.parameters(model)
+    page = gpviz.render(model).html()
+    titles = [s.title for s in expr.sections]
+    assert titles[:2] == ["Covariance kernel", "Times, over the grid t"] and "Mean" in titles
+    text = expr.text(width=400)
+    assert "compare('a')" in text and "compare('b')" in text and "compare('t')" in text
+    # the values are the model's own, read from its modules by hand
+    with torch.no_grad():
+        expected = {"covar_module_X.lengthscale[0]": model.covar_module_X.lengthscale[0, 0],
+                    "covar_module_X.lengthscale[1]": model.covar_module_X.lengthscale[0, 1],
+                    "covar_module_T.outputscale": model.covar_module_T.outputscale,
+                    "covar_module_T.base_kernel.lengthscale": model.covar_module_T.base_kernel.lengthscale[0, 0],
+                    "likelihood.noise_covar.noise": model.likelihood.noise[0]}
+    # one key per parameter element of the model (named_parameters: 2 + 1 + 1 + 1 elements)
+    assert sum(p.numel() for _, p in model.named_parameters()) == len(expected)
+    assert list(wide.columns) == ["i_model", *expected]
+    for key, want in expected.items():
+        assert wide.loc[0, key] == pytest.approx(float(want), rel=1e-12, abs=0), key
+        assert f'data-key="{key}"' in page
+    # the covariance section is the model's kernel over x (GPyTorch's own matrix)
+    with torch.no_grad():
+        torch.testing.assert_close(expr.evaluate(X[:3], X[3:]), model.covar_module_X(X[:3], X[3:]).to_dense(),
+                                   atol=1e-10, rtol=0)
