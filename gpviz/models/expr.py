@@ -15,6 +15,8 @@ because that one builder and the sections every family shares stay in one place.
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 import torch
 from gpytorch.kernels import IndexKernel, Kernel, MultitaskKernel
@@ -23,7 +25,7 @@ from gpytorch.likelihoods.noise_models import MultitaskHomoskedasticNoise
 from gpytorch.means import ConstantMean, LinearMean, Mean, MultitaskMean, ZeroMean
 
 from gpviz import hooks
-from gpviz.errors import InputError
+from gpviz.errors import GpvizWarning, InputError
 from gpviz.models.families import (HIGHER_ORDER, LATENT_KRONECKER, MODEL_LIST, family_of, input_space, is_gp_model,
                                    member_label, model_batch_shape, num_inputs, output_space, unwrap_model)
 from gpviz.models.sources import source_of
@@ -96,21 +98,33 @@ def _noise_tree(likelihood, path: str, walker: Walker, task_name: str | None = N
         return Call("per_task", (Vector(leaves), _task_symbol(task_name)))
     if isinstance(likelihood, GaussianLikelihood) or (
             isinstance(noise_covar, torch.nn.Module) and "raw_noise" in noise_covar._parameters):
-        try:
-            leaves = walker.params(noise_covar, join_path(path, "noise_covar"), "noise", "noise")
-        except Exception:  # heteroskedastic noise models have no raw_noise
-            return Symbol(f"{type(noise_covar).__name__}(x)")
+        if not (isinstance(noise_covar, torch.nn.Module) and "raw_noise" in noise_covar._parameters):
+            return Symbol(f"{type(noise_covar).__name__}(x)")  # heteroskedastic: the noise is a model of x
+        leaves = walker.params(noise_covar, join_path(path, "noise_covar"), "noise", "noise")
         return leaves[0] if len(leaves) == 1 else Vector(leaves)
     return None
 
 
+NOISE_TITLE = "When comparing a point to itself, add noise"
+
+
 def _likelihood_section(likelihood, path: str, walker: Walker, space: str, task_name: str | None) -> Section:
-    noise = _noise_tree(likelihood, path, walker, task_name)
+    """The noise section; one whose noise cannot be read is kept, with a note and a warning, never dropped."""
+    try:
+        noise = _noise_tree(likelihood, path, walker, task_name)
+    except Exception as exc:
+        if walker.strict:
+            raise
+        why = f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"gpviz: the noise of {type(likelihood).__name__} at {path or 'likelihood'} could not be read "
+                      f"({why}); the expression shows the section with this note and no noise values",
+                      GpvizWarning, stacklevel=4)
+        return Section(NOISE_TITLE, Symbol(f"{type(likelihood).__name__}.noise"), f"not read: {why}", Part.noise)
     if noise is None:
         # a non-Gaussian likelihood (PairwiseProbitLikelihood, Bernoulli...): no noise term to add
         return Section("Likelihood", Symbol(type(likelihood).__name__), "not Gaussian: no noise term",
                        Part.likelihood)
-    return Section("When comparing a point to itself, add noise", simplify(noise), space, Part.noise)
+    return Section(NOISE_TITLE, simplify(noise), space, Part.noise)
 
 
 def _task_name(model, features) -> str | None:

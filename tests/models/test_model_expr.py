@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,13 @@ import torch
 from botorch.cross_validation import gen_loo_cv_folds
 from botorch.models import MixedSingleTaskGP, MultiTaskGP, SingleTaskGP
 from botorch.models.transforms import Normalize
+from gpytorch.likelihoods.noise_models import HeteroskedasticNoise
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
-from gpviz.errors import InputError
-from gpviz.tree.nodes import Opaque, iter_nodes
+from gpviz.errors import GpvizWarning, InputError
+from gpviz.tree.nodes import Opaque, Part, iter_nodes
+from gpviz.walk.walker import Walker
 
 
 def _data(n=10, d=3, seed=0):
@@ -164,3 +167,36 @@ def test_transform_inputs_applies_the_models_normalize_and_the_default_does_not(
         type(expr).evaluate.__doc__
     with pytest.raises(InputError, match="no input_transform"):
         gpviz.model_expr(SingleTaskGP(_x(8, 2), _x(8, 1))).evaluate(_x(3, 2), transform_inputs=True)
+
+
+# -- an unreadable noise is said, never dropped ------------------------------------------------------------------
+
+def test_an_unreadable_noise_is_a_warning_and_a_noted_section_not_a_silent_omission(monkeypatch):
+    X = torch.rand(6, 2, dtype=torch.float64)
+    model = SingleTaskGP(X, X.sum(-1, keepdim=True))
+    params = Walker.params
+
+    def broken(self, module, path, name, role=None):  # a deliberately broken reader: the noise cannot be read
+        if name == "noise":
+            raise RuntimeError("constraint lost")
+        return params(self, module, path, name, role)
+
+    monkeypatch.setattr(Walker, "params", broken)
+    with pytest.warns(GpvizWarning, match=r"noise of GaussianLikelihood at likelihood could not be read "
+                                          r"\(RuntimeError: constraint lost\)"):
+        expr = gpviz.model_expr(model)
+    (noise,) = [s for s in expr.sections if s.part == Part.noise]
+    assert noise.note == "not read: RuntimeError: constraint lost"
+    assert "not read: RuntimeError: constraint lost" in str(expr)
+    with pytest.warns(GpvizWarning):
+        page = gpviz.render(model, verdicts=False).html()
+    assert "not read: RuntimeError: constraint lost" in page
+    with pytest.raises(RuntimeError, match="constraint lost"):
+        gpviz.model_expr(model, strict=True)  # strict (tests): raised, not noted
+    monkeypatch.undo()
+    # a heteroskedastic noise (no raw_noise) is a model of x, as before: no warning
+    het = SingleTaskGP(X, X.sum(-1, keepdim=True))
+    het.likelihood.noise_covar = HeteroskedasticNoise(SingleTaskGP(X, X.sum(-1, keepdim=True)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GpvizWarning)
+        assert "HeteroskedasticNoise(x)" in str(gpviz.model_expr(het))
