@@ -1,8 +1,8 @@
 """One set of view options, with one meaning, for every entry point that draws a model.
 
 ``feature_names``, ``units``, ``tasks``, ``outputs`` and ``title`` are accepted by
-:func:`gpviz.render`, ``Sweep.render``, ``FitTracer.render``, :func:`gpviz.compare`
-and :func:`gpviz.model_expr` (where each applies). An option an entry point does not
+:func:`gpviz.render`, ``Sweep.render``, ``FitTracer.render``, :func:`gpviz.compare`,
+:func:`gpviz.model_expr` and :func:`gpviz.prior_pull` (where each applies). An option an entry point does not
 take, or one that does not apply to the object given (``tasks`` for a model without
 tasks, ``outputs`` for a single-output model), is an :class:`~gpviz.errors.InputError`
 that names the option and what would be accepted; never a ``TypeError``.

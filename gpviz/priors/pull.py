@@ -22,6 +22,7 @@ from gpviz.errors import InputError, UnsupportedError
 from gpviz.models.expr import model_expr
 from gpviz.models.families import MODEL_LIST, family_of, is_fully_bayesian, model_batch_shape, sub_models
 from gpviz.models.sources import source_of
+from gpviz.options import reject_unknown
 from gpviz.priors.derivatives import (closed_form_lik, derivatives, element, fast_prior_derivs, is_positive, log_std, mll_terms,
                                       prior_std, transform_derivs)
 from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
@@ -33,6 +34,7 @@ from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, resolve
 from gpviz.values.prior_info import element_params, per_element, prior_modes, priors_by_param
 from gpviz.values.tensors import to_numpy
+from gpviz.values.units import check_units, convert_long
 
 COLUMNS = ["key", "label", I_MODEL, "value", "raw", "lower", "upper", "trainable", "prior", "prior_params",
            "prior_mode", "distance", "distance_space", "distance_sd", "d_log_prior", "d_log_lik", "ratio", "curv_prior",
@@ -52,7 +54,7 @@ def _as_mll(obj) -> MarginalLogLikelihood:
                      f"GP model, got {type(obj).__module__}.{type(obj).__name__}")
 
 
-def prior_pull(mll, feature_names=None) -> pd.DataFrame:
+def prior_pull(mll, feature_names=None, *, units: str = "model", **options) -> pd.DataFrame:
     """How hard each parameter's prior pulls on it, compared with the data, and the verdict that follows.
 
     The MLL that BoTorch maximizes is ``(log likelihood + Σ log prior) / n``
@@ -104,6 +106,9 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
             ``Client`` / ``GenerationStrategy`` / ``TorchAdapter`` (its surrogate model).
         feature_names: Passed to :func:`gpviz.model_expr`: they name the ``label`` column
             (keys do not depend on them).
+        units: ``"model"`` or ``"original"`` (as ``render(units=...)``; an Ax ``Client``'s through Ax's
+            transforms too): ``value``, bounds, ``prior_mode``, a linear ``distance`` become ``s θ + o``,
+            derivatives ``/ s`` and curvatures ``/ s²``; the rest is unit-free.
 
     Returns:
         One row per parameter element (in ``model_expr(model).keys`` order) per batch
@@ -118,13 +123,40 @@ def prior_pull(mll, feature_names=None) -> pd.DataFrame:
         "none", zero prior derivatives and only ``free`` / ``at bound`` verdicts.
 
     Raises:
-        InputError: if ``mll`` is neither an MLL nor an exact GP model.
+        InputError: if ``mll`` is neither an MLL nor an exact GP model, ``units`` is not
+            "model" or "original", or an option prior_pull does not take is given (``title=``...).
         UnsupportedError: if the MLL does not return one value per batch member, or the
             model is fully Bayesian (SAAS: MCMC samples, no MLL fit).
     """
+    reject_unknown("prior_pull", options, ("mll", "feature_names", "units"))
+    check_units(units)
     if source_of(mll) is not None:  # an Ax Client...: the surrogate's model, named from the search space
-        expr = model_expr(mll, feature_names)
-        return prior_pull(expr.module, [f.name for f in expr.features] if expr.features is not None else None)
+        expr = model_expr(mll, feature_names)  # knows the data's transforms outside the model (units)
+        pull = _pull(expr.module, [f.name for f in expr.features] if expr.features is not None else None)
+        return pull if units == "model" else _in_units(expr, pull)
+    pull = _pull(mll, feature_names)
+    return pull if units == "model" else _in_units(model_expr(_as_mll(mll).model, feature_names), pull)
+
+
+def _in_units(expr, pull: pd.DataFrame) -> pd.DataFrame:
+    """A prior_pull frame in original units: each row through its key's and member's affine map ``θ' = s θ + o``."""
+    # the map convert_long applies to each row, read off by converting 0 and 1 (one rule for every frame)
+    probe = convert_long(expr, pd.DataFrame({"key": pull["key"], I_MODEL: pull[I_MODEL], "value": 1.0, "lower": 0.0}))
+    offset = probe["lower"].to_numpy(dtype=np.float64)
+    scale = probe["value"].to_numpy(dtype=np.float64) - offset
+    out = convert_long(expr, pull)  # value, lower, upper, prior_mode
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for col in ("d_log_prior", "d_log_lik"):
+            out[col] = pull[col].to_numpy(dtype=np.float64) / scale
+        for col in ("curv_prior", "curv_lik"):
+            out[col] = pull[col].to_numpy(dtype=np.float64) / scale ** 2
+    linear = (pull["distance_space"] == "linear").to_numpy()
+    out.loc[linear, "distance"] = pull.loc[linear, "distance"].to_numpy(dtype=np.float64) * scale[linear]
+    return out
+
+
+def _pull(mll, feature_names) -> pd.DataFrame:
+    """:func:`prior_pull` in the model's own units."""
     mll = _as_mll(mll)
     model = mll.model
     if is_fully_bayesian(model):
