@@ -11,6 +11,7 @@ at another size is refit, never served another model's cell.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -64,7 +65,8 @@ def factory_fingerprint(make_model) -> str:
 
 
 def build_model(job: CellJob, rows: np.ndarray, torch_seed: int):
-    """The model ``job.make_model`` builds on the leave-one-out folds of ``rows``, unfitted, as the fit builds it.
+    """The model ``job.make_model`` builds on the leave-one-out folds of ``rows``, unfitted, as the fit sees it
+    (in the data's dtype and on its device).
 
     Under the job's default dtype and ``torch_seed`` (on the CPU generator, restored after), inside
     :func:`gpviz.sweep.identity.identity_build` so a factory may tell this build from a fit's.
@@ -76,7 +78,10 @@ def build_model(job: CellJob, rows: np.ndarray, torch_seed: int):
             torch.default_generator.manual_seed(torch_seed)  # the CPU generator only: CUDA's stay the user's
             idx = torch.as_tensor(rows, device=job.X.device)
             folds = gen_loo_cv_folds(job.X[idx], job.Y[idx])
-            return job.make_model(folds.train_X, folds.train_Y)
+            model = job.make_model(folds.train_X, folds.train_Y)
+            # as the fit sees it: the fit moves the MLL, and so the model, to the data's dtype and device. A copy,
+            # so that a prior shared between builds (a closure's, a module's) is not converted here
+            return copy.deepcopy(model).to(folds.train_X)
     finally:
         torch.set_default_dtype(old_dtype)
 
@@ -329,9 +334,10 @@ class CellCache:
         """The cached cell, or ``None`` when it has not finished before, was fit for another model than the
         factory builds now, or its file cannot be trusted."""
         path = self.path(seed, size, i_repeat)
+        # before any fit, for every cell: an in-process fit converts the priors it holds to the data's dtype
+        model = self.model_digest(seed, size, i_repeat)
         if not path.exists():
             return None
-        model = self.model_digest(seed, size, i_repeat)
         if self._cell_model is not None and model is None:
             return None  # the factory raised: the cell's own fit says why
         try:
