@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import cloudpickle
+import torch
 
 from gpviz.errors import InputError
 from gpviz.sweep.cells import STATUS_FAILED, Cell, CellJob, _check_int, fit_cell
@@ -182,8 +183,28 @@ def check_parallel(workers, executor, threads) -> tuple[int, object, int | None]
     return workers, executor, threads
 
 
-def _mp_context():
-    """fork where it is safe and fast (Linux): a spawned worker re-imports torch and BoTorch (~5-30 s here)."""
+def cuda_in_use(job) -> bool:
+    """Whether this process has started CUDA, or ``job`` (a cell or judging job) holds CUDA tensors.
+
+    A forked child of a process that has started CUDA cannot use CUDA (every cell would
+    fail with "Cannot re-initialize CUDA in forked subprocess"). Making a CUDA tensor
+    starts CUDA, so the first test decides; the job's tensors are asked too, cheaply.
+    """
+    if torch.cuda.is_initialized():
+        return True
+    return any(isinstance(v, torch.Tensor) and v.is_cuda for v in getattr(job, "__dict__", {}).values())
+
+
+def _mp_context(job):
+    """How our worker processes start: fork where it is safe and fast, spawn once CUDA is in use.
+
+    On Linux a forked worker starts in a fraction of a second, a spawned one re-imports
+    torch and BoTorch (5-30 s on a loaded machine); but a fork of a process that has
+    started CUDA cannot use CUDA, so :func:`cuda_in_use` decides spawn (a fresh
+    interpreter starts CUDA itself when it unpacks the job's CUDA tensors).
+    """
+    if cuda_in_use(job):
+        return multiprocessing.get_context("spawn")
     if sys.platform.startswith("linux"):
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context()
@@ -258,7 +279,7 @@ class CellRunner:
                 batch = queue if queue else [suspects.pop(0)]
                 queue = []
                 width = 1 if alone else min(self.workers, len(batch))
-                ex = concurrent.futures.ProcessPoolExecutor(width, mp_context=_mp_context(),
+                ex = concurrent.futures.ProcessPoolExecutor(width, mp_context=_mp_context(self.job),
                                                             initializer=_worker_init)
                 try:
                     lost = self._run_on(ex, batch, started, own=True)
@@ -332,7 +353,7 @@ def map_tasks(fn: Callable, job, tasks: Sequence[tuple], *, parts: Mapping[str, 
     blob = pack(job, parts, caller)
     digest = hashlib.sha256(blob).hexdigest()
     own = executor is None
-    ex = (concurrent.futures.ProcessPoolExecutor(min(workers, max(1, len(tasks))), mp_context=_mp_context(),
+    ex = (concurrent.futures.ProcessPoolExecutor(min(workers, max(1, len(tasks))), mp_context=_mp_context(job),
                                                  initializer=_worker_init) if own else executor_of(executor))
     futures = [ex.submit(_run_task, fn, blob, digest, tuple(task)) for task in tasks]
     try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import sys
 import threading
+import types
 
 import pandas as pd
 import pytest
@@ -14,8 +16,10 @@ from botorch.models import SingleTaskGP
 
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.runner import cv_sweep
+from gpviz.sweep import workers
 from gpviz.sweep.workers import map_tasks
 from gpviz.threads import blas_threads
+from tests.devices import DEVICES
 from tests.sweep.scale import FIT, LOOSE, REPEATS, SIZES, Probe, assert_same_sweep, cell_files
 
 # -- same answer everywhere --------------------------------------------------------------------------------------
@@ -204,3 +208,38 @@ def test_a_dask_cluster_of_threads_or_in_process_workers_is_refused(threads, mes
                          executor=executor)
         with pytest.raises(InputError, match=message):
             map_tasks(_sum, 1, [(2,)], parts={}, caller="test", executor=client)
+
+
+# -- worker processes start by spawn when CUDA is in use (a forked child cannot use the parent's CUDA) -------------
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers fork only on Linux")
+def test_workers_fork_on_linux_without_cuda_and_spawn_when_cuda_is_initialized(monkeypatch, data):
+    X, Y = data
+    job = types.SimpleNamespace(X=X, Y=Y)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert workers._mp_context(job).get_start_method() == "fork"
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert workers._mp_context(job).get_start_method() == "spawn"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_job_holding_cuda_tensors_spawns_its_workers(device, data):
+    X, Y = (t.to(device) for t in data)
+    assert workers.cuda_in_use(types.SimpleNamespace(X=X, Y=Y)) == (device == "cuda")
+
+
+def test_spawned_workers_give_the_forked_workers_results(monkeypatch, reference, data):
+    X, Y = data
+    used = []
+    real = workers._mp_context
+
+    def recording(job):
+        ctx = real(job)
+        used.append(ctx.get_start_method())
+        return ctx
+
+    monkeypatch.setattr(workers, "cuda_in_use", lambda job: True)  # as on a machine whose CUDA is initialized
+    monkeypatch.setattr(workers, "_mp_context", recording)
+    spawned = cv_sweep(ONE_THREAD, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, workers=2)
+    assert used == ["spawn"]
+    assert_same_sweep(reference["stgp"], spawned)  # the in-process run, which forked workers match (above)
