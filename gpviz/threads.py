@@ -68,3 +68,18 @@ def torch_threads(threads: int | None = DEFAULT_THREADS) -> Iterator[None]:
 
 
 __all__ = ["DEFAULT_THREADS", "blas_threads", "check_threads", "torch_threads"]
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
+    """Torch's default dtype set to ``dtype`` for the block (None: left as it is), the caller's restored afterwards.
+
+    Work sent to a worker runs under the dtype its caller had (factories build priors and
+    constants in it): a worker started with another default gives the same numbers.
+    """
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype if dtype is not None else old)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)

@@ -28,7 +28,7 @@ from gpviz.priors.derivatives import (closed_form_lik, derivatives, element, fas
 from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.workers import check_parallel, map_tasks
-from gpviz.threads import torch_threads
+from gpviz.threads import default_dtype, torch_threads
 from gpviz.tree.labels import expression_labels
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, resolve
@@ -354,6 +354,7 @@ class PullJob:
     parameters: pd.DataFrame
     keys: tuple[str, ...]
     threads: int | None
+    dtype: torch.dtype | None = None  # the caller's default dtype (factories build priors and constants in it)
 
 
 def _folds(job: PullJob, i_config: int, i_repeat: int):
@@ -409,8 +410,9 @@ def _stacked_model(job: PullJob, i_config: int, repeats: list[int]):
 
 
 def _judge_chunk(job: PullJob, i_config: int, size: int, chunk: list[int]) -> pd.DataFrame:
-    """The prior_pull rows of some repeats of one size (stacked into one model where the factory allows)."""
-    with torch_threads(job.threads):
+    """The prior_pull rows of some repeats of one size (stacked into one model where the factory allows), judged
+    under the caller's default dtype and the job's threads (as :func:`gpviz.sweep.cells.fit_cell` fits)."""
+    with torch_threads(job.threads), default_dtype(job.dtype):
         stacked = _stacked_model(job, i_config, chunk) if len(chunk) > 1 else None
         if stacked is not None:
             model, members = stacked
@@ -486,7 +488,8 @@ def sweep_prior_pull(sweep, repeats: int | None = None, *, workers: int = 1, exe
         return pd.DataFrame(columns=SWEEP_COLUMNS)
     judged = {(i_config, r) for i_config, _, chunk in tasks for r in chunk}
     job = PullJob(sweep.make_model, sweep.X, sweep.Y, {c: sweep.subsets[c] for c in judged},
-                  params[[(c, r) in judged for c, r in zip(params["i_config"], params["i_repeat"])]], keys, threads)
+                  params[[(c, r) in judged for c, r in zip(params["i_config"], params["i_repeat"])]], keys, threads,
+                  torch.get_default_dtype())
     frames = map_tasks(_judge_chunk, job, tasks, parts={"make_model": sweep.make_model},
                        caller="sweep_prior_pull", workers=workers, executor=executor)
     out = pd.concat(frames, ignore_index=True)
