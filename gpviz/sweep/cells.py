@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -22,7 +23,7 @@ from botorch.models.gpytorch import BatchedMultiOutputGPyTorchModel
 from botorch.optim.fit import fit_gpytorch_mll_scipy
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
-from gpviz.errors import InputError
+from gpviz.errors import GpvizWarning, InputError
 from gpviz.seeding import seeded
 from gpviz.threads import torch_threads
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
@@ -110,32 +111,42 @@ def cell_seed(seed: int, size: int, i_repeat: int) -> int:
 
 # -- argument checks -----------------------------------------------------------------------
 
-def _as_tensor(name: str, value) -> torch.Tensor:
+_FLOATS = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def _float_dtype(value) -> torch.dtype | None:
+    """The float32/float64 dtype of a tensor, array or DataFrame (None for anything else: ints, lists)."""
+    if isinstance(value, torch.Tensor):
+        return value.dtype if value.dtype in (torch.float32, torch.float64) else None
+    if isinstance(value, pd.DataFrame):
+        kinds = set(value.dtypes)
+        return _FLOATS.get(kinds.pop()) if len(kinds) == 1 else None
+    return _FLOATS.get(getattr(value, "dtype", None))
+
+
+def _as_tensor(name: str, value, dtype: torch.dtype) -> torch.Tensor:
     """``value`` as a tensor: a tensor as it is; an array or DataFrame copied, keeping its float dtype.
 
     float64 data stays float64 (and float32 stays float32) whatever torch's default dtype
-    is, as a tensor passed in would; anything else (integers, lists) becomes torch's
-    default dtype.
+    is, as a tensor passed in would; anything else (integers, lists) becomes ``dtype``.
     """
     if isinstance(value, torch.Tensor):
         return value
+    own = _float_dtype(value)
     if isinstance(value, (pd.DataFrame, pd.Series)):
         value = value.to_numpy()
     try:
-        arr = np.asarray(value)
-        if arr.dtype not in (np.float32, np.float64):
-            arr = np.asarray(value, dtype=float)
-            dtype = torch.get_default_dtype()
-        else:
-            dtype = torch.float64 if arr.dtype == np.float64 else torch.float32
+        arr = np.asarray(value, dtype=float)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name} must be a tensor or numeric array, got {type(value).__name__}") from exc
-    return torch.tensor(arr, dtype=dtype)  # a copy: the caller's array stays theirs
+    return torch.tensor(arr, dtype=own or dtype)  # a copy: the caller's array stays theirs
 
 
 def _check_data(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
-    X = _as_tensor("X", X)
-    Y = _as_tensor("Y", Y)
+    dx, dy = _float_dtype(X), _float_dtype(Y)
+    # data that is not float (integers, lists) follows the other's float dtype, else torch's default
+    X = _as_tensor("X", X, dx or dy or torch.get_default_dtype())
+    Y = _as_tensor("Y", Y, dx or dy or torch.get_default_dtype())
     if X.dim() != 2:
         raise InputError(f"X must be 2-D (n x d), got shape {list(X.shape)}")
     if Y.dim() == 1:
@@ -153,6 +164,9 @@ def _check_data(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
             row = int(bad.nonzero()[0, 0])
             raise InputError(f"{name} must be finite: {int(bad.sum())} non-finite value(s), first in row {row} "
                              f"({t[row].tolist()})")
+    if dx is not None and dy is not None and dx != dy:
+        raise InputError(f"X and Y must share one float dtype, got X in {dx} and Y in {dy}: convert one "
+                         f"(e.g. Y.astype(X.dtype)); BoTorch refuses a model of mixed dtypes")
     return X, Y
 
 
@@ -320,8 +334,11 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
         return cell
     try:
         cell.parameters = parameters(model)
-    except Exception as exc:  # the scores stand even if the parameters cannot be read
+    except Exception as exc:  # the scores stand even if the parameters cannot be read; the pages say so
         cell.error = f"parameters not read: {type(exc).__name__}: {exc}"
+        warnings.warn(f"gpviz.cv_sweep: the parameters of the cell n={n}, repeat {i_repeat} could not be read "
+                      f"({type(exc).__name__}: {exc}); its scores count, its folds are not drawn (the sweep's "
+                      f"pages say so)", GpvizWarning, stacklevel=2)
     return cell
 
 

@@ -170,6 +170,27 @@ class Sweep:
             out[k] = p[k].to_numpy(dtype=np.float64)
         return out
 
+    def cell_notes(self, limit: int = 5) -> tuple[str, ...]:
+        """What a page must say of the cells it does not draw, one line each (empty when every cell is drawn).
+
+        A failed cell has no scores and no parameters; a finished cell whose parameters
+        could not be read keeps its scores (they count in the scaling curve and the
+        summaries) but has no dots. Neither is ever left out silently.
+
+        Args:
+            limit: Cells named one by one; the rest are counted in a last line.
+        """
+        s = self.scores
+        failed = s[s["status"] != STATUS_OK]
+        unread = s[(s["status"] == STATUS_OK) & (s["error"].astype(str) != "")]
+        lines = [f"n = {r.size}, repeat {r.i_repeat}: failed ({r.error}); no scores, no dots"
+                 for r in failed.itertuples()]
+        lines += [f"n = {r.size}, repeat {r.i_repeat}: {r.error}; its scores count, its folds are not drawn"
+                  for r in unread.itertuples()]
+        if len(lines) > limit:
+            lines = lines[:limit] + [f"and {len(lines) - limit} more cells (sweep.scores['error'] says why)"]
+        return tuple(lines)
+
     @staticmethod
     def member_label(one_fold_per_repeat: bool = False) -> str:
         """What a dot of the sweep's view is, plural: leave-one-out folds, or repeats (each its first fold)."""

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from gpviz.charts import figure_to_img
-from gpviz.html.markup import Markup
+from gpviz.html.markup import Markup, element
 from gpviz.priors.judge import SweepJudgement
 from gpviz.priors.verdicts import with_verdicts
 from gpviz.sweep.result import Sweep
@@ -215,6 +215,11 @@ def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_
         img = figure_to_img(sweep.plot(metric), alt=f"scaling curve: leave-one-out {metric} per dataset size",
                             css_class="gpviz-sweep-curve")
         extra = BESIDE_CSS + Markup('<div class="gpviz-sweep-chart">') + img + Markup("</div>")
+    notes = sweep.cell_notes()
+    if notes:  # cells the page does not draw are said, never left out silently
+        note = element("div", "Not drawn: " + "; ".join(notes), class_="gpviz-sweep-notes",
+                       style="color:#b35900;margin:4px 0")
+        extra = note + (extra or Markup())
     per = "first fold of each repeat" if one_fold_per_repeat else "every fold of every repeat"
     if title is None:  # "" means no title (the comparison page's headings carry the label)
         title = (f"Leave-one-out sweep: {type(sweep.model).__name__}, n = "

@@ -16,7 +16,9 @@ from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
-from gpviz.errors import InputError
+import gpviz
+from gpviz.errors import GpvizWarning, InputError
+from gpviz.sweep import cells
 from gpviz.sweep.runner import cv_sweep
 from tests.sweep.scale import FIT, make_data
 
@@ -106,4 +108,51 @@ def test_float64_arrays_and_frames_keep_their_dtype_under_a_float32_default():
     # the same fit as the float64 tensors give, to the last bit
     for sw in (arr, df):
         pd.testing.assert_frame_equal(sw.predictions, ref.predictions, check_exact=True)
-    assert f32.X.dtype == torch.float32 and ints.X.dtype == torch.float32  # ints: torch's default dtype
+    assert f32.X.dtype == torch.float32
+    assert ints.X.dtype == torch.float64 and (ints.scores["status"] == "ok").all()  # ints follow Y's float64
+    with pytest.raises(InputError, match=r"X and Y must share one float dtype, got X in torch.float32 and Y in "
+                                         r"torch.float64"):
+        cv_sweep(SingleTaskGP, X.numpy().astype(np.float32), Y.numpy(), [5], 1, progress=False)
+    lists = cv_sweep(SingleTaskGP, X.tolist(), Y.tolist(), [5], 1, progress=False, fit_kwargs=FIT)
+    assert lists.X.dtype == torch.float64  # nothing to keep: torch's default (float64 here)
+
+
+# -- cells the pages do not draw are said ------------------------------------------------------------------------
+
+def test_a_cell_whose_parameters_cannot_be_read_is_a_warning_and_a_note_on_the_pages(monkeypatch):
+    X, Y = make_data()
+    read = cells.parameters
+
+    def unreadable_at_6(model):  # a deliberately broken reader for one cell
+        if model.train_inputs[0].shape[0] == 6:
+            raise RuntimeError("no values today")
+        return read(model)
+
+    monkeypatch.setattr(cells, "parameters", unreadable_at_6)
+    with pytest.warns(GpvizWarning, match=r"parameters of the cell n=6, repeat 0 could not be read "
+                                          r"\(RuntimeError: no values today\); its scores count"):
+        sw = cv_sweep(SingleTaskGP, X, Y, [4, 6], 1, progress=False, fit_kwargs=FIT)
+    monkeypatch.undo()
+    s = sw.scores
+    assert s["status"].tolist() == ["ok", "ok"] and s["mse"].notna().all()  # the scores stand...
+    assert set(sw.parameters["size"]) == {4}                                  # ... the dots do not
+    note = "n = 6, repeat 0: parameters not read: RuntimeError: no values today; its scores count"
+    assert sw.cell_notes() == (note + ", its folds are not drawn",)
+    assert note in sw.render(verdicts=False).html()
+    assert note in gpviz.compare({"a": sw}, pull_repeats=0).html()
+
+
+def test_a_failed_cell_is_named_on_the_page():
+    X, Y = make_data()
+
+    def fail_at_5(tx, ty):
+        if tx.shape[0] == 5:
+            raise RuntimeError("no model at n=5")
+        return SingleTaskGP(tx, ty)
+
+    with pytest.warns(GpvizWarning):
+        sw = cv_sweep(fail_at_5, X, Y, [4, 5], 1, progress=False, fit_kwargs=FIT)
+    assert "Not drawn: n = 5, repeat 0: failed (RuntimeError: no model at n=5); no scores, no dots" in \
+        sw.render(verdicts=False).html()
+    ok = cv_sweep(SingleTaskGP, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
+    assert ok.cell_notes() == () and "Not drawn" not in ok.render(verdicts=False).html()
