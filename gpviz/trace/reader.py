@@ -58,7 +58,8 @@ class ValueReader:
     def positions(self, parameters: dict) -> list | None:
         """Where each keyed element sits in BoTorch's flat state vector of ``parameters``
         (the parameters' views concatenated in order): ``[(members x cols positions, cols,
-        constraint)]``, or None if a keyed parameter is not optimized."""
+        constraint, device)]`` (the device the parameter and its constraint's bounds live on),
+        or None if a keyed parameter is not optimized."""
         offsets, off = {}, 0
         for p in parameters.values():
             offsets[id(p)] = off
@@ -69,7 +70,8 @@ class ValueReader:
             if o is None:
                 return None
             index = torch.arange(info.raw.numel()).reshape(info.raw.shape)
-            parts.append((to_numpy(self._gather(info, index, flat), np.int64) + o, cols, info.constraint))
+            parts.append((to_numpy(self._gather(info, index, flat), np.int64) + o, cols, info.constraint,
+                          info.raw.device))
         return parts
 
 

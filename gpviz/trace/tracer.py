@@ -523,7 +523,7 @@ class FitTracer:
             o = offsets.get(id(info.raw))
             if o is None or info.member_ndim != len(batch) or int(np.prod(info.elem_shape)) != o[1]:
                 return None  # e.g. a fixed parameter: read the model instead
-            parts.append(((o[0] + to_numpy(flat, np.int64))[None, :], cols, info.constraint))
+            parts.append(((o[0] + to_numpy(flat, np.int64))[None, :], cols, info.constraint, info.raw.device))
         self._layouts.append(parts)
         return len(self._layouts) - 1
 
@@ -549,8 +549,11 @@ class FitTracer:
             X = np.stack([e[2] for e in items])
             vals = np.full((len(rows), len(self.keys)), np.nan)
             with torch.no_grad():
-                for pos, cols, constraint in self._layouts[layout]:
+                for pos, cols, constraint, device in self._layouts[layout]:
+                    # on the parameter's device: its constraint's bounds live there (CPU values and CUDA
+                    # bounds do not combine); the values leave the device only through to_numpy
                     raw = torch.from_numpy(np.ascontiguousarray(X[:, pos].reshape(len(rows), len(cols))))
+                    raw = raw.to(device)
                     v = constraint.transform(raw) if constraint is not None else raw
                     vals[:, cols] = to_numpy(v)
             self._rec.set_values(rows, vals)

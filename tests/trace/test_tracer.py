@@ -34,6 +34,7 @@ from gpviz.trace.store import Recorder as _Recorder, dense_frames
 import gpviz.trace.tracer as tracer_module
 from gpviz.trace.tracer import FitTracer, trace_fit
 from gpviz.values.columns import TRACE_COLUMNS as META_COLUMNS
+from tests.devices import DEVICES
 from tests.extras import need
 
 N, D = 8, 2
@@ -756,3 +757,27 @@ def test_live_figure_ends_as_the_tracers_own_page(monkeypatch):
     assert f"{n} members, " in final.title and "1 optimizer run" in final.title and "(s)" not in final.title
     assert repr(tracer).startswith(f"<FitTracer: {n} members, ") and "(s)" not in repr(tracer)
     assert [p["held"] for p in final.spec["params"].values()] == [p["held"] for p in again.spec["params"].values()]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batched_fast_path_values_are_the_models_own_on_every_device(device):
+    """The fast path transforms raw optimizer states with the model's constraints, on the model's device."""
+    X, Y = (t.to(device) for t in data())
+    folds = gen_loo_cv_folds(X, Y)
+    batch = torch.Size([N])
+    torch.manual_seed(2)
+    covar = gk.ScaleKernel(gk.RBFKernel(ard_num_dims=D, batch_shape=batch), batch_shape=batch)
+    model = SingleTaskGP(folds.train_X, folds.train_Y, covar_module=covar)
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    with trace_fit(mll) as tracer:
+        fit_gpytorch_mll(mll, optimizer_kwargs=MAXITER)
+    frames = tracer.frames
+    last = frames[frames["i_timestep"] == frames["i_timestep"].max()].sort_values("i_model")
+    with torch.no_grad():  # the fitted model's own values, member by member, read from its modules
+        expected = {"covar_module.outputscale": model.covar_module.outputscale.reshape(N)}
+        for j in range(D):
+            expected[f"covar_module.base_kernel.lengthscale[{j}]"] = model.covar_module.base_kernel.lengthscale[:, 0, j]
+    for key, want in expected.items():
+        got = last[key].to_numpy()
+        assert np.isfinite(frames[key].to_numpy()).all(), key
+        np.testing.assert_allclose(got, want.cpu().double().numpy(), rtol=1e-10, atol=1e-12, err_msg=key)
