@@ -14,10 +14,9 @@ from gpviz.priors.pull import prior_pull
 from gpviz.seeding import cuda_devices, seeded
 from gpviz.sweep.runner import cv_sweep
 from gpviz.trace.modes import compare_fit_modes
+from tests.devices import DEVICES
 
 FIT = {"optimizer_kwargs": {"options": {"maxiter": 10}}}
-DEVICES = [pytest.param("cpu"),
-           pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
 
 
 def _data(device="cpu"):
