@@ -217,14 +217,25 @@ def align_leading(t: torch.Tensor, batch_shape: torch.Size) -> np.ndarray:
 
     Returns:
         ``batch_shape.numel()`` float64 values, in member order.
+
+    Raises:
+        InputError: the tensor's elements cannot be matched to the members (neither one
+            value for all, nor one per member, nor leading dims that broadcast to
+            ``batch_shape``): no member's value may stand in for another's.
     """
     t = t.detach().to(torch.float64)
     n = int(torch.Size(batch_shape).numel())
     if t.dim() > len(batch_shape):
         flat = t.reshape(-1)
-        return to_numpy(flat if flat.numel() == n else flat[:1].expand(n))
-    t = t.reshape(tuple(t.shape) + (1,) * (len(batch_shape) - t.dim()))
-    return to_numpy(t.expand(batch_shape).reshape(-1))
+        if flat.numel() in (1, n):
+            return to_numpy(flat.expand(n))
+    else:
+        lead = t.reshape(tuple(t.shape) + (1,) * (len(batch_shape) - t.dim()))
+        if all(a in (1, b) for a, b in zip(lead.shape, batch_shape)):
+            return to_numpy(lead.expand(batch_shape).reshape(-1))
+    raise InputError(f"a transform's per-member tensor of shape {list(t.shape)} cannot be matched to the model's "
+                     f"{n} batch member(s) (batch shape {list(batch_shape)}): expected one value, one per member, "
+                     f"or leading dims that broadcast to the batch shape")
 
 
 def member_values(info: ParamInfo, index: tuple[int, ...], batch_shape: torch.Size) -> torch.Tensor:

@@ -367,6 +367,21 @@ def unit_plan(expr) -> UnitPlan:
     return UnitPlan(conversions, labels, reasons)
 
 
+def _members_of(members: np.ndarray, n: int) -> np.ndarray:
+    """``members`` (a frame's ``i_model`` values), checked against the ``n`` members a conversion has.
+
+    Raises:
+        InputError: a member outside ``0 .. n-1``: the frame is of another model or batch, and no
+            member's transform may stand in for it.
+    """
+    bad = (members < 0) | (members >= n)
+    if bad.any():
+        raise InputError(f"the frame has i_model={int(members[bad][0])}, but the model's transforms give {n} "
+                         f"member(s) (i_model 0..{n - 1}): the frame is of another model or batch; convert it "
+                         f"with its own model's expression")
+    return members
+
+
 def convert_wide(expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.DataFrame:
     """A copy of a wide frame (``i_model`` + one column per key) with values in original units."""
     plan = plan or unit_plan(expr)
@@ -378,7 +393,7 @@ def convert_wide(expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.
     members = out[I_MODEL].to_numpy().astype(np.int64)
     for key, conv in plan.conversions.items():
         if key in out.columns:
-            idx = np.clip(members, 0, len(conv.scale) - 1)
+            idx = _members_of(members, len(conv.scale))
             out[key] = out[key].to_numpy(dtype=np.float64) * conv.scale[idx] + conv.offset[idx]
     return out
 
@@ -400,7 +415,7 @@ def convert_long(expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.
     for i, (k, m) in enumerate(zip(keys, members)):
         conv = plan.conversions.get(k)
         if conv is not None:
-            j = min(int(m), len(conv.scale) - 1)
+            j = int(_members_of(np.array([m]), len(conv.scale))[0])
             scale[i], offset[i], space[i] = conv.scale[j], conv.offset[j], conv.space
     for col in ("value", "lower", "upper", "prior_mode"):
         if col in out.columns:

@@ -53,3 +53,14 @@ def test_member_dims_align_with_the_trailing_batch_dims_like_torch_broadcasting(
 def test_transform_tensors_align_with_the_leading_batch_dims():
     coef = torch.tensor([10.0, 20.0])  # one Normalize coefficient per fold of a 2-fold, 3-output batch
     assert align_leading(coef, torch.Size([2, 3])).tolist() == [10.0] * 3 + [20.0] * 3
+
+
+def test_align_leading_refuses_what_it_cannot_match_instead_of_using_member_0():
+    # one value per member in any layout, and one value for all, are matched
+    assert align_leading(torch.tensor([[[1.0]], [[2.0]], [[3.0]], [[4.0]]]), torch.Size([2, 2])).tolist() == [1, 2, 3, 4]
+    assert align_leading(torch.tensor([[5.0]]), torch.Size([3])).tolist() == [5.0, 5.0, 5.0]
+    # 6 values for 4 members: no member's value may stand in for another's (it gave 1.0 for every member)
+    with pytest.raises(InputError, match=r"shape \[3, 2\] cannot be matched to the model's 4 batch member"):
+        align_leading(torch.arange(1.0, 7.0).reshape(3, 2), torch.Size([4]))
+    with pytest.raises(InputError, match=r"shape \[3\] cannot be matched to the model's 4 batch member"):
+        align_leading(torch.tensor([1.0, 2.0, 3.0]), torch.Size([4]))

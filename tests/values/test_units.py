@@ -251,3 +251,25 @@ def test_data_output_space_replaces_plain_outputs():
     np.testing.assert_allclose(out["covar_module.lengthscale[1]"], 4.0 * wide["covar_module.lengthscale[1]"],
                                rtol=1e-12)
     assert labels["Mean"] == "original outputs"
+
+
+def test_a_frame_with_more_members_than_the_model_is_refused_not_clipped():
+    from botorch.cross_validation import gen_loo_cv_folds
+
+    X, Y = _data(n=4, d=2)
+    folds = gen_loo_cv_folds(X, 7 * Y + 2)
+    m = bm.SingleTaskGP(folds.train_X, folds.train_Y)  # 4 members, each its own Standardize
+    m.eval()
+    expr = gpviz.model_expr(m)
+    wide = gpviz.parameters(m)
+    five = pd.concat([wide, wide.iloc[[3]].assign(i_model=4)], ignore_index=True)  # a fifth member it never had
+    with pytest.raises(InputError, match=r"i_model=4, but the model's transforms give 4 member\(s\)"):
+        to_units(expr, five, "original")
+    long = gpviz.parameters(m, long=True)
+    with pytest.raises(InputError, match=r"i_model=4, but the model's transforms give 4 member\(s\)"):
+        to_units(expr, long.assign(i_model=long["i_model"] + 1), "original")
+    # the four it has convert as each member's own transform says: y = sigma * c + mu (hand formula)
+    ot = m.outcome_transform
+    want = (m.mean_module.constant.reshape(-1) * ot.stdvs.reshape(-1) + ot.means.reshape(-1)).detach().numpy()
+    got = to_units(expr, wide, "original")[0]["mean_module.constant"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
