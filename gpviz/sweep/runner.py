@@ -33,8 +33,13 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
 
     For each size ``n`` and repeat, draws ``n`` rows of the data (seeded), builds the
     ``n`` leave-one-out folds with ``gen_loo_cv_folds``, fits them as one batched model
-    with ``fit_gpytorch_mll`` and predicts each held-out point, exactly as BoTorch's
-    ``batch_cross_validation`` does. Cells are independent: they run in this process,
+    with ``fit_gpytorch_mll`` and predicts each held-out point, as BoTorch's
+    ``batch_cross_validation`` does, with one difference: held-out points are predicted
+    as noisy observations by default (``observation_noise=True``, where
+    ``batch_cross_validation`` defaults to ``False``, the latent function), because the
+    NLPD scores observations; means, MSE and MAE are the same either way, and
+    ``observation_noise=False`` gives ``batch_cross_validation``'s default variances.
+    Cells are independent: they run in this process,
     in ``workers`` processes or on an ``executor`` (a Dask cluster), with the same result.
 
     Args:
@@ -69,6 +74,8 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
             or the Ax model configuration's).
         observation_noise: Predict noisy observations (the default: the NLPD is about
             observations) instead of the latent function. Means do not depend on it.
+            BoTorch's ``batch_cross_validation`` defaults to ``False``: pass ``False``
+            for its predictive variances.
         workers: Worker processes on this machine (a ``concurrent.futures`` process pool);
             ``1`` fits in this process. The factory, data and fit arguments are sent with
             cloudpickle, so lambdas and closures work.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from botorch.cross_validation import gen_loo_cv_folds
+from botorch.cross_validation import batch_cross_validation, gen_loo_cv_folds
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.optim.fit import fit_gpytorch_mll_torch
@@ -156,3 +157,28 @@ def test_a_failed_cell_is_named_on_the_page():
         sw.render(verdicts=False).html()
     ok = cv_sweep(SingleTaskGP, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
     assert ok.cell_notes() == () and "Not drawn" not in ok.render(verdicts=False).html()
+
+
+# -- the same predictions as BoTorch's batch_cross_validation ----------------------------------------------------
+
+def test_predictions_equal_batch_cross_validation_and_the_docstring_says_how_the_default_differs():
+    X, Y = make_data()
+    assert inspect.signature(batch_cross_validation).parameters["observation_noise"].default is False
+    assert inspect.signature(cv_sweep).parameters["observation_noise"].default is True
+    doc = " ".join(cv_sweep.__doc__.split())
+    assert "``batch_cross_validation`` defaults to ``False``" in doc and "exactly as" not in doc
+    noisy = cv_sweep(SingleTaskGP, X, Y, [5], 1, seed=2, progress=False, fit_kwargs=FIT)
+    latent = cv_sweep(SingleTaskGP, X, Y, [5], 1, seed=2, progress=False, fit_kwargs=FIT, observation_noise=False)
+    folds = gen_loo_cv_folds(X[torch.as_tensor(noisy.subsets[(0, 0)])], Y[torch.as_tensor(noisy.subsets[(0, 0)])])
+    for sw, obs in ((noisy, True), (latent, False)):
+        with torch.random.fork_rng():
+            torch.manual_seed(cells.cell_seed(2, 5, 0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ref = batch_cross_validation(SingleTaskGP, ExactMarginalLogLikelihood, folds, fit_args=FIT,
+                                             observation_noise=obs)
+        p = sw.predictions
+        np.testing.assert_allclose(p["pred_mean"].to_numpy(), ref.posterior.mean.detach().reshape(-1).numpy(), rtol=1e-10)
+        np.testing.assert_allclose(p["pred_var"].to_numpy(), ref.posterior.variance.detach().reshape(-1).numpy(), rtol=1e-10)
+        np.testing.assert_array_equal(p["y_true"].to_numpy(), ref.observed_Y.reshape(-1).numpy())
+    assert (noisy.predictions["pred_var"] > latent.predictions["pred_var"]).all()  # the defaults really differ
