@@ -36,7 +36,10 @@ def summarize(ev: dict, groups, segments, loss_tol: float = 1e-3, param_rtol: fl
         evaluations`` (batch evaluations it was computed in, all attempts),
         ``final_loss``. ``attrs`` holds the batch totals: ``evaluations``,
         ``member_evaluations_computed``, ``member_evaluations_needed``, ``waste``
-        (computed / needed).
+        (computed / needed, over the members whose converged evaluation is known: a
+        member without one, e.g. no step recorded or no evaluation count, is neither
+        computed nor needed work there, never "needed nothing"; NaN when none is known)
+        and ``members_unknown`` (how many members the waste leaves out).
     """
     rows = []
     total_evals = 0.0
@@ -71,12 +74,15 @@ def summarize(ev: dict, groups, segments, loss_tol: float = 1e-3, param_rtol: fl
                          "converged_evaluation": conv_eval, "evaluations": g_evals, "final_loss": final})
     df = pd.DataFrame(rows, columns=[I_MODEL, "steps", "converged_step", "converged_evaluation", "evaluations",
                                      "final_loss"])
-    needed = float(df["converged_evaluation"].sum()) if len(df) else 0.0
+    known = df["converged_evaluation"].notna().to_numpy() & df["evaluations"].notna().to_numpy()
+    needed = float(df["converged_evaluation"].to_numpy()[known].sum())
+    computed_known = float(df["evaluations"].to_numpy()[known].sum())
     df.attrs.update({
         "evaluations": total_evals,
         "member_evaluations_computed": computed,
         "member_evaluations_needed": needed,
-        "waste": computed / needed if needed > 0 else math.nan,
+        "waste": computed_known / needed if needed > 0 else math.nan,
+        "members_unknown": int((~known).sum()),
     })
     return df
 
@@ -103,7 +109,7 @@ def check_max_timesteps(max_timesteps) -> int | None:
 def timesteps_to_show(n_timesteps: int, segments, max_timesteps: int | None = None) -> np.ndarray:
     """Timesteps an animated page shows: every one (``max_timesteps=None``), or at most ``max_timesteps``
     evenly spaced, always with the first and last and every retry boundary (first and last step of
-    each attempt).
+    each attempt) that fits: the cap holds even when there are more boundaries than it allows.
 
     Args:
         n_timesteps: Timesteps recorded.
@@ -126,8 +132,13 @@ def timesteps_to_show(n_timesteps: int, segments, max_timesteps: int | None = No
     for s in segments:
         must.add(s.base)
         must.add(s.base + max(s.last_step, 1) - 1)
-    must = np.array(sorted(t for t in must if 0 <= t < T))
+    must = np.array(sorted(t for t in must if 0 <= t < T), dtype=np.int64)
     if T <= cap:
         return np.arange(T)
-    even = np.round(np.linspace(0, T - 1, max(cap - len(must), 2))).astype(np.int64)
+    if len(must) >= cap:  # more retry boundaries than the cap: evenly among them, the first and last step kept
+        return np.unique(must[np.round(np.linspace(0, len(must) - 1, cap)).astype(np.int64)])
+    # fill the room left with evenly spaced other steps: exactly cap steps in all
+    others = np.setdiff1d(np.arange(T, dtype=np.int64), must)
+    room = cap - len(must)
+    even = others[np.round(np.linspace(0, len(others) - 1, room)).astype(np.int64)] if room else others[:0]
     return np.unique(np.concatenate([must, even]))
