@@ -70,10 +70,20 @@ class SweepProgress:
         self.bar.update(1)
 
     def eta(self) -> float | None:
-        """Seconds left: the remaining cells' expected cost over the throughput seen so far."""
+        """Seconds left: the remaining cells' expected cost over the throughput seen so far.
+
+        None (no ETA shown) until it means something: at least two cells fitted, at
+        least one per worker (a pool's first cells carry its start-up), and the cost of
+        every size still to run known, i.e. two sizes fitted (the cost's power is then
+        measured, not assumed) or only sizes already fitted left. A first small cell,
+        mostly overhead, priced at ``size ** 3`` made a 20-second sweep say 7 minutes.
+        """
         if not self.pending:
             return 0.0
-        if not self.fitted:
+        seen = {size for size, _ in self.fitted}
+        if len(self.fitted) < max(2, self.workers):
+            return None
+        if len(seen) < 2 and not set(self.pending) <= seen:
             return None
         elapsed = time.perf_counter() - self.t0
         done_cost = float(expected_cost([s for s, _ in self.fitted], self.fitted).sum())
