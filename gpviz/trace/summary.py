@@ -39,7 +39,8 @@ def summarize(ev: dict, groups, segments, loss_tol: float = 1e-3, param_rtol: fl
         (computed / needed, over the members whose converged evaluation is known: a
         member without one, e.g. no step recorded or no evaluation count, is neither
         computed nor needed work there, never "needed nothing"; NaN when none is known)
-        and ``members_unknown`` (how many members the waste leaves out).
+        ``members_unknown`` (how many members the waste leaves out), and the criterion's
+        ``loss_tol`` and ``param_rtol``.
     """
     rows = []
     total_evals = 0.0
@@ -83,8 +84,38 @@ def summarize(ev: dict, groups, segments, loss_tol: float = 1e-3, param_rtol: fl
         "member_evaluations_needed": needed,
         "waste": computed_known / needed if needed > 0 else math.nan,
         "members_unknown": int((~known).sum()),
+        "loss_tol": float(loss_tol), "param_rtol": float(param_rtol),
     })
     return df
+
+def summary_line(summary: pd.DataFrame, ended: bool = True) -> str:
+    """The convergence and waste figures of :func:`summarize` in one line, as a fit's page states them.
+
+    Args:
+        summary: From :func:`summarize` (``FitTracer.summary()``).
+        ended: Whether the fit has ended (else the figures are "so far").
+
+    Returns:
+        The line; empty for a trace without steps.
+    """
+    steps = summary["converged_step"].dropna()
+    if summary.empty or steps.empty:
+        return ""
+    a = summary.attrs
+    lo, hi, med = int(steps.min()), int(steps.max()), float(steps.median())
+    when = f"step {lo}" if lo == hi else f"steps {lo}\u2013{hi} (median {med:g})"
+    n, settled = len(summary), len(steps)
+    who = "every member" if settled == n else f"{settled} of {n} members"
+    line = (f"{'So far: ' if not ended else ''}Convergence: {who} settled by {when} of at most "
+            f"{int(summary['steps'].max())} (loss within {a.get('loss_tol', 1e-3):g} and each parameter within "
+            f"{a.get('param_rtol', 1e-2):.0%} of its final value). Work: {a['evaluations']:,.0f} evaluations, {a['member_evaluations_computed']:,.0f} "
+            f"member-evaluations computed where {a['member_evaluations_needed']:,.0f} were needed")
+    waste = a.get("waste", math.nan)
+    line += f": waste {waste:.2f}\u00d7" if math.isfinite(waste) else ": waste unknown"
+    unknown = int(a.get("members_unknown", 0))
+    if unknown:
+        line += f" ({unknown} member{'s' if unknown != 1 else ''} without a converged evaluation left out)"
+    return line + "."
 
     # ----- views -------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from gpviz.html.markup import Markup, element
 from gpviz.priors.judge import SweepJudgement
 from gpviz.priors.verdicts import with_verdicts
 from gpviz.sweep.result import Sweep
+from gpviz.trace.summary import summary_line
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.bounds import at_bounds
 from gpviz.values.parameters import parameter_frames, parameters
@@ -129,7 +130,11 @@ def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max
     title = title or (f"Fit of {tracer.model_name}: {plural(tracer.n_members, 'member')}, "
                       f"{plural(tracer.n_timesteps, 'timestep')} ({shown} shown), "
                       f"{plural(tracer.n_runs, 'optimizer run')}{ended}")
-    return build_view(expr, frame, _facts(expr, info), title=title, loss=loss, summary=_failed_verdicts(verdicts))
+    # the convergence and waste figures FitTracer.summary() computes, stated on the page in one line
+    line = summary_line(tracer.summary(), ended=bool(tracer.ended)) if len(frame) else ""
+    extra = element("div", line, class_="gpviz-fit-summary", style="margin:4px 0") if line else None
+    return build_view(expr, frame, _facts(expr, info), title=title, loss=loss, summary=_failed_verdicts(verdicts),
+                      extra=extra)
 
 
 def sweep_info(sweep: Sweep, expr) -> pd.DataFrame:

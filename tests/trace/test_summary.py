@@ -6,10 +6,17 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+import torch
+from botorch.cross_validation import gen_loo_cv_folds
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import SingleTaskGP
+from gpytorch.mlls import ExactMarginalLogLikelihood
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpviz.trace.summary import summarize, timesteps_to_show
+import gpviz
+from gpviz.html.markup import escape_html
+from gpviz.trace.summary import summarize, summary_line, timesteps_to_show
 
 
 def _events(evaluation_of_member_1):
@@ -54,3 +61,36 @@ def test_timesteps_to_show_never_exceed_the_cap_and_keep_the_ends(T, cap, runs):
         assert keep.tolist() == list(range(T))
     elif len(must) <= cap:
         assert must <= set(keep.tolist()) and len(keep) == cap  # every boundary, and the room filled
+
+
+def test_the_fit_page_states_convergence_and_waste_with_an_independent_evaluation_count():
+    torch.manual_seed(0)
+    X = torch.rand(8, 2, dtype=torch.float64)
+    folds = gen_loo_cv_folds(X, torch.sin(4 * X).sum(-1, keepdim=True))
+    model = SingleTaskGP(folds.train_X, folds.train_Y)
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    calls = [0]
+    forward = model.forward
+
+    def counted(*args, **kwargs):  # counted at the model, independently of the tracer (which wraps the MLL)
+        calls[0] += 1
+        return forward(*args, **kwargs)
+
+    model.forward = counted
+    with gpviz.trace_fit(mll) as tracer:
+        fit_gpytorch_mll(mll)
+    del model.forward
+    s = tracer.summary()
+    # one batched evaluation computes all 8 folds: 8 x the evaluations, against what each needed
+    assert s.attrs["evaluations"] == calls[0] and s.attrs["member_evaluations_computed"] == 8 * calls[0]
+    needed = s["converged_evaluation"].sum()
+    line = summary_line(s)
+    steps = s["converged_step"]
+    assert line.startswith(f"Convergence: every member settled by steps {int(steps.min())}\u2013"
+                           f"{int(steps.max())} (median {float(steps.median()):g}) of at most "
+                           f"{int(s['steps'].max())} (loss within 0.001 and each parameter within 1% of its final")
+    assert (f"Work: {calls[0]:,} evaluations, {8 * calls[0]:,} member-evaluations computed where {needed:,.0f} "
+            f"were needed: waste {8 * calls[0] / needed:.2f}\u00d7.") in line
+    page = tracer.render().html()
+    assert escape_html(line) in page
+    assert summary_line(s.iloc[:0]) == ""
