@@ -203,6 +203,19 @@ def _savefig(fig, path: Path) -> Path:
     return path
 
 
+def parameter_table(params) -> str:
+    """A long parameter frame as the demo prints it: each parameter by the label its page shows.
+
+    The page names a parameter ``lengthscale[log_learning_rate]``; the key
+    (``covar_module.lengthscale[0]``) stays in the CSV beside it.
+
+    Args:
+        params: ``gpviz.parameters(model, names, long=True)``.
+    """
+    show = params[["label", "value", "prior", "prior_mode", "space"]].rename(columns={"label": "parameter"})
+    return show.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
 def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
     """Runs the tour and writes every page, chart and table into ``settings.out``.
 
@@ -240,9 +253,8 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
         say("")
         say(expr.text())
         say("")
-        params = gpviz.parameters(model, long=True, feature_names=names)
-        show = params[["key", "value", "prior", "prior_mode", "space"]]
-        say(show.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        params = gpviz.parameters(model, names, long=True)
+        say(parameter_table(params))
         say("")
         (tour.out("model.txt")).write_text(expr.text() + "\n", encoding="utf-8")
         params.to_csv(tour.out("model_parameters.csv"), index=False)

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+import gpviz
 from gpviz.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,3 +151,20 @@ def test_settings_defaults_and_quick():
     assert q.sizes == (5, 9) and q.maxiter is None and q.sweep_fit_kwargs == {}
     assert settings_from(build_parser().parse_args(["demo", "--quick"])).sizes == QUICK_SIZES
     assert s.workers == 1 and settings_from(build_parser().parse_args(["demo", "--workers", "2"])).workers == 2
+
+
+def test_the_printed_parameter_table_names_parameters_by_their_page_labels():
+    from botorch.models import SingleTaskGP
+
+    from gpviz.cli import parameter_table
+
+    X = torch.rand(8, 2, dtype=torch.float64)
+    model = SingleTaskGP(X, X.sum(-1, keepdim=True))
+    params = gpviz.parameters(model, ["log_learning_rate", "momentum"], long=True)
+    table = parameter_table(params)
+    header, *rows = table.splitlines()
+    assert header.split()[:2] == ["parameter", "value"]
+    names = [r.split()[0] for r in rows]
+    assert "lengthscale[log_learning_rate]" in names and "lengthscale[momentum]" in names
+    assert "covar_module.lengthscale[0]" not in table  # the raw key stays in the CSV
+    assert names == list(params["label"])  # every row is named as its page names it
