@@ -48,8 +48,9 @@ def test_render_rejects_options_that_do_not_apply_with_input_error(bad, match):
 def test_model_expr_rejects_view_options_and_kernels_reject_tasks():
     X, Y = _data()
     model = SingleTaskGP(X, Y)
-    with pytest.raises(InputError, match="does not take units="):
-        gpviz.model_expr(model, units="original")
+    assert gpviz.model_expr(model, units="original").units == "original"  # the printed expression takes units too
+    with pytest.raises(InputError, match="unknown units: 'raw'"):
+        gpviz.model_expr(model, units="raw")
     with pytest.raises(InputError, match="does not take title="):
         gpviz.model_expr(model, title="x")
     with pytest.raises(InputError, match="kernel"):

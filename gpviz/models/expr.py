@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
 import torch
 from gpytorch.kernels import IndexKernel, Kernel, MultitaskKernel
@@ -195,6 +196,50 @@ class ModelExpr(Expr):
         self._covar_path = covar_path
         self.covariance_width: int | None = None  # columns the covariance kernel sees, when not the features
         self.member_names: tuple[str, ...] | None = None  # a batched multi-output model's output names (its dots)
+        #: "model", or "original" for an expression that prints its values in the data's units
+        #: (``model_expr(..., units="original")``); every entry point then shows it in those units.
+        self.units: str = "model"
+        #: key -> (scale, offset) per member: original = value x scale + offset (empty in model units)
+        self.unit_conversions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        #: The same expression in model units (itself, unless this one is in original units).
+        self.model_units: ModelExpr = self
+
+    def values(self, member: int = 0) -> dict[str, float]:
+        """key -> value of batch member ``member``, in the expression's units (:attr:`units`)."""
+        vals = super().values(member)
+        for key, (scale, offset) in self.unit_conversions.items():
+            if key in vals:
+                vals[key] = vals[key] * float(scale[member]) + float(offset[member])
+        return vals
+
+    def _check_model_units(self) -> None:
+        """Refuses to evaluate an expression in original units: the covariance is the model's own function."""
+        if self.units != "model":
+            raise InputError(f"evaluate: this expression shows values in {self.units} units, but the covariance is "
+                             f"computed in the model's units; evaluate gpviz.model_expr(model) (units='model'), "
+                             f"with transform_inputs=True for inputs in original units")
+
+    def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None, *,
+                 transform_inputs: bool = False) -> torch.Tensor:
+        """The covariance from the tree alone, as :meth:`Expr.evaluate`; refused in original units.
+
+        Args:
+            x1: ``n x d`` or ``batch_shape x n x d`` inputs, in the kernel's space unless
+                ``transform_inputs=True``.
+            x2: ``m x d`` inputs (default: ``x1``).
+            values: ``None`` for the module's current values, or key -> value.
+            transform_inputs: Apply the model's input transform to ``x1`` and ``x2``
+                first (default ``False``: inputs are in the kernel's space).
+
+        Returns:
+            ``batch_shape x n x m``, equal to the model's ``covar_module(x1, x2)``.
+
+        Raises:
+            InputError: the expression is in original units (:attr:`units`: the covariance
+                is computed in model units), or as :meth:`Expr.evaluate`.
+        """
+        self._check_model_units()
+        return super().evaluate(x1, x2, values, transform_inputs=transform_inputs)
 
     def input_width(self) -> int | None:
         """Columns :meth:`evaluate` expects: the kernel's own inputs (LCEMGP's lack the task column)."""
@@ -269,6 +314,7 @@ class KroneckerModelExpr(ModelExpr):
     def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None, *,
                  transform_inputs: bool = False) -> torch.Tensor:
         """``batch_shape x nt x mt`` covariance for ``n x d`` and ``m x d`` inputs (see :meth:`Expr.evaluate`)."""
+        self._check_model_units()
         x2 = x1 if x2 is None else x2
         if transform_inputs:
             x1, x2 = self.transform_inputs(x1), self.transform_inputs(x2)
@@ -329,6 +375,7 @@ class ModelListExpr(ModelExpr):
             ``batch_shape x n x m`` for one output, else
             ``num_outputs x batch_shape x n x m``.
         """
+        self._check_model_units()
         if output is not None:
             if not 0 <= int(output) < len(self.parts):
                 raise InputError(f"output {output!r} out of range: the model list has {len(self.parts)} outputs")
@@ -504,7 +551,19 @@ def _list_outputs(model, outputs) -> tuple[str, ...]:
     return names
 
 
-def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, outputs=None, **unknown) -> ModelExpr:
+#: Puts a model-units expression in other units: ``(expr, units) -> expr``. Registered by
+#: :mod:`gpviz.values.units`, a later stage of the pipeline (dependency inversion, as gpviz.display).
+_UNIT_CONVERTERS: list = []
+
+
+def register_units_converter(fn):
+    """Registers the function :func:`model_expr` asks for ``units="original"`` (one: the last registered)."""
+    _UNIT_CONVERTERS[:] = [fn]
+    return fn
+
+
+def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, outputs=None, units: str = "model",
+               **unknown) -> ModelExpr:
     """Builds the expression of a GP model: covariance kernel, noise and mean.
 
     Args:
@@ -517,6 +576,13 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
             values seen in the training data.
         outputs: Display names of the outputs of a ``ModelListGP``, or of the members of a
             batched multi-output model (its dots: "output 'yield'").
+        units: ``"model"`` (values as the model stores them) or ``"original"``: printed
+            values and section notes in the data's units where an exact conversion exists
+            (lengthscales x input range, outputscale and noise x sigma^2, mean x sigma + mu;
+            the rest stays in model units and its section says why, as on the pages, see
+            :mod:`gpviz.values.units`). Such an expression stays in original units in
+            ``parameters`` and ``render``; its ``evaluate`` is refused (the covariance is
+            computed in model units).
 
     Returns:
         A :class:`ModelExpr` (a :class:`ModelListExpr` for model lists);
@@ -525,10 +591,16 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
     Raises:
         InputError: if ``model`` is not a GP model, names have the wrong length, an option
             does not apply (``tasks`` for a model without tasks, ``outputs`` for one output;
-            ``units`` and ``title`` belong to the views, see :mod:`gpviz.options`), or is unknown.
+            ``title`` belongs to the views, see :mod:`gpviz.options`), an unknown ``units``,
+            or an unknown option.
         UnsupportedError: if a model list's sub-models have incompatible batch shapes.
     """
-    reject_unknown("model_expr", unknown, ("feature_names", "strict", "tasks", "outputs"))
+    reject_unknown("model_expr", unknown, ("feature_names", "strict", "tasks", "outputs", "units"))
+    if units not in ("model", "original"):
+        raise InputError(f"unknown units: {units!r} (must be one of ['model', 'original'])")
+    if units != "model":
+        return _UNIT_CONVERTERS[0](model_expr(model, feature_names, strict=strict, tasks=tasks, outputs=outputs),
+                                   units)
     if (source := source_of(model)) is not None:  # e.g. an Ax Client: its module finds the model and names
         return source.expr(model, feature_names, strict=strict, tasks=tasks, outputs=outputs)
     model = unwrap_model(model)

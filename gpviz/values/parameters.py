@@ -17,7 +17,7 @@ from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import member_block, param_info, parse_key, resolve
 from gpviz.values.prior_info import prior_block, priors_by_param
 from gpviz.values.tensors import to_numpy
-from gpviz.values.units import check_units, to_units
+from gpviz.values.units import check_units, reading_units, to_units
 from gpviz.walk.expr import KernelExpr, kernel_expr
 
 
@@ -72,6 +72,8 @@ def parameters(obj, feature_names=None, *, long: bool = False, units: str = "mod
             Keyword only.
         units: ``"model"`` (the model's own space) or ``"original"`` (lengthscales
             × input range, noise/outputscale × σ², mean × σ + μ; see :mod:`gpviz.units`).
+            An expression built with ``model_expr(..., units="original")`` is always
+            read in original units.
 
     Raises:
         InputError: ``feature_names`` is a bool (``long`` is keyword only), an unknown
@@ -85,7 +87,7 @@ def parameters(obj, feature_names=None, *, long: bool = False, units: str = "mod
     """
     _check_feature_names("gpviz.parameters", feature_names)
     check_units(units)
-    expr = expression_of(obj, feature_names)
+    expr, units = reading_units(expression_of(obj, feature_names), units)
     snap = _Snapshot(expr, long)
     return snap.long(units) if long else snap.wide(units)
 
@@ -94,7 +96,8 @@ def parameter_frames(obj, feature_names=None, units: str = "model") -> tuple[pd.
     """``(parameters(obj), parameters(obj, long=True))`` from one reading of the model (a view needs both)."""
     _check_feature_names("gpviz.parameter_frames", feature_names)
     check_units(units)
-    snap = _Snapshot(expression_of(obj, feature_names), True)
+    expr, units = reading_units(expression_of(obj, feature_names), units)
+    snap = _Snapshot(expr, True)
     return snap.wide(units), snap.long(units)
 
 

@@ -12,6 +12,10 @@ A quantity with no exact conversion (a lengthscale shared by inputs of different
 ranges, a kernel with no outputscale, a task covariance, a chained transform)
 keeps its model units, and its label says so. Conversions are per batch member
 (a multi-output model has one σ per output).
+
+The module runs past 500 lines because one plan (:func:`unit_plan`) serves every
+reader: wide and long frames, the data's own transforms before the model
+(``DataUnits``), and the expression printed in original units (:func:`in_units`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from botorch.models.transforms.outcome import Standardize
 
 from gpviz import hooks
 from gpviz.errors import InputError
+from gpviz.models.expr import register_units_converter
 from gpviz.models.families import sub_models
 from gpviz.tree.nodes import Call, Compare, Div, Node, Param, Part, Product, Role, Section, Sum, Vector, iter_nodes
 from gpviz.values.columns import I_MODEL
@@ -462,6 +467,47 @@ def relabel(expr, labels: dict[str, str]):
     new.sections = tuple(Section(s.title, s.body, labels.get(s.title, s.note), s.part) for s in sections)
     new.tree = Vector(new.sections)
     return new
+
+
+def in_units(expr, units: str):
+    """The expression in ``units``: itself for ``"model"``; for ``"original"``, a copy whose printed values
+    and section notes are in the data's units (:func:`unit_plan`'s conversions and labels).
+
+    The copy keeps the model-units expression as ``model_units``: entry points read values
+    from it and convert them once (:func:`reading_units`).
+
+    Raises:
+        InputError: an unknown ``units``.
+    """
+    check_units(units)
+    base = getattr(expr, "model_units", expr)
+    if units == "model" or getattr(base, "sections", None) is None:
+        return base
+    plan = unit_plan(base)
+    new = relabel(base, plan.labels)
+    new.units = units
+    new.model_units = base
+    new.unit_conversions = {k: (np.asarray(c.scale, np.float64), np.asarray(c.offset, np.float64))
+                            for k, c in plan.conversions.items()}
+    return new
+
+
+register_units_converter(in_units)
+
+
+def reading_units(expr, units: str = "model") -> tuple[object, str]:
+    """Where to read an expression's values and in which units to show them.
+
+    An expression built in original units (``model_expr(..., units="original")``) is read
+    through its model-units twin and shown in original units whatever ``units`` says (a
+    second conversion would be wrong); any other expression is read as it is, in ``units``.
+
+    Returns:
+        ``(expression to read, units)``.
+    """
+    if getattr(expr, "units", "model") != "model":
+        return expr.model_units, expr.units
+    return expr, check_units(units)
 
 
 def with_data_units(expr, data: DataUnits):

@@ -27,7 +27,8 @@ from gpviz.values.bounds import at_bounds
 from gpviz.values.parameters import parameter_frames, parameters
 from gpviz.models.expr import model_expr
 from gpviz.values.columns import I_CONFIG, I_REPEAT
-from gpviz.values.units import check_units, convert_long, convert_wide, relabel, to_units, unit_plan
+from gpviz.values.units import (check_units, convert_long, convert_wide, reading_units, relabel, to_units,
+                                unit_plan)
 from gpviz.view.build import build_view, facts_from_info, members_label
 from gpviz.view.records import VerdictSummary, ViewData
 from gpviz.words import plural
@@ -78,6 +79,7 @@ def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str = "mo
         title: Figure title (default: :func:`default_title`).
     """
     check_units(units)
+    expr, units = reading_units(expr, units)  # an expression built in original units is drawn in them
     frame, info = parameter_frames(expr)
     if verdicts:
         info = with_verdicts(info, verdicts)

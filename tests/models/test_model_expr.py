@@ -8,17 +8,19 @@ import sys
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from botorch.cross_validation import gen_loo_cv_folds
 from botorch.models import MixedSingleTaskGP, MultiTaskGP, SingleTaskGP
-from botorch.models.transforms import Normalize
+from botorch.models.transforms import Normalize, Standardize
 from gpytorch.likelihoods.noise_models import HeteroskedasticNoise
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.tree.nodes import Opaque, Part, iter_nodes
+from gpviz.tree.printer import fmt_number
 from gpviz.walk.walker import Walker
 
 
@@ -200,3 +202,39 @@ def test_an_unreadable_noise_is_a_warning_and_a_noted_section_not_a_silent_omiss
     with warnings.catch_warnings():
         warnings.simplefilter("error", GpvizWarning)
         assert "HeteroskedasticNoise(x)" in str(gpviz.model_expr(het))
+
+
+# -- the printed expression in original units ---------------------------------------------------------------------
+
+def test_model_expr_in_original_units_prints_values_converted_with_the_models_own_transforms():
+    g = torch.Generator().manual_seed(3)
+    X = 10 + 40 * torch.rand(12, 2, generator=g, dtype=torch.float64)  # inputs in [10, 50]
+    Y = 5 + 3 * torch.sin(X[:, :1] / 8)
+    model = SingleTaskGP(X, Y, input_transform=Normalize(d=2), outcome_transform=Standardize(m=1))
+    with torch.no_grad():
+        model.covar_module.lengthscale = torch.tensor([[0.3, 0.7]], dtype=torch.float64)
+        model.likelihood.noise = torch.tensor([0.02], dtype=torch.float64)
+        model.mean_module.constant.fill_(0.25)
+    model.eval()
+    # BoTorch's own numbers: Normalize's range, Standardize's moments
+    rng = (model.input_transform.bounds[1] - model.input_transform.bounds[0]).detach()
+    sd, mu = float(model.outcome_transform.stdvs.reshape(-1)[0]), float(model.outcome_transform.means.reshape(-1)[0])
+    want = {"covar_module.lengthscale[0]": 0.3 * float(rng[0]), "covar_module.lengthscale[1]": 0.7 * float(rng[1]),
+            "likelihood.noise_covar.noise": 0.02 * sd ** 2, "mean_module.constant": 0.25 * sd + mu}
+    expr = gpviz.model_expr(model, ["a", "b"], units="original")
+    text = str(expr)
+    assert expr.units == "original" and "original inputs" in text and "original outputs" in text
+    for key, value in want.items():
+        assert expr.values()[key] == pytest.approx(value, rel=1e-12)
+        assert fmt_number(value) in text
+    plain = str(gpviz.model_expr(model, ["a", "b"]))
+    assert fmt_number(0.3) in plain and fmt_number(want["covar_module.lengthscale[0]"]) not in plain
+    # one option, one meaning: parameters and pages of such an expression are in original units too
+    pd.testing.assert_frame_equal(gpviz.parameters(expr), gpviz.parameters(model, ["a", "b"], units="original"))
+    assert (gpviz.render(expr, verdicts=False, element_id="e").html()
+            == gpviz.render(gpviz.model_expr(model, ["a", "b"]), units="original", verdicts=False,
+                            element_id="e").html())
+    with pytest.raises(InputError, match="computed in the model's units"):
+        expr.evaluate(X[:3])
+    with pytest.raises(InputError, match=r"unknown units: 'data' \(must be one of \['model', 'original'\]\)"):
+        gpviz.model_expr(model, units="data")
