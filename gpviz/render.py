@@ -93,7 +93,7 @@ def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extr
 RENDER_OPTIONS = ("feature_names", "units", "tasks", "outputs", "title", "element_id", "verdicts")
 
 
-def render(obj, feature_names=None, units: str = "model", *, tasks=None, outputs=None, title: str | None = None,
+def render(obj, feature_names=None, units: str | None = None, *, tasks=None, outputs=None, title: str | None = None,
            element_id: str | None = None, verdicts: bool | None = None, **unknown) -> Figure:
     """Renders a model, kernel, MLL or expression, or a fit tracer or sweep.
 
@@ -111,6 +111,8 @@ def render(obj, feature_names=None, units: str = "model", *, tasks=None, outputs
         units: ``"model"``: values as the model stores them (labelled with their
             space, e.g. "standardized outputs"); ``"original"``: converted back to
             the data's units where an exact conversion exists (see :mod:`gpviz.values.units`).
+            Default ``None``: model units, or the units an expression was built in
+            (``model_expr(..., units="original")``).
         tasks: Display names of the tasks of a multi-task model.
         outputs: Display names of the outputs (a ModelListGP's models, or the members of a
             batched multi-output model: its dots).
@@ -127,10 +129,11 @@ def render(obj, feature_names=None, units: str = "model", *, tasks=None, outputs
             for one output, any option an object's own ``render`` does not take).
     """
     reject_unknown("render", unknown, RENDER_OPTIONS)
-    check_units(units)
+    if units is not None:
+        check_units(units)
     given = {k: v for k, v in dict(feature_names=feature_names, tasks=tasks, outputs=outputs, title=title,
                                    verdicts=verdicts, element_id=element_id).items() if v is not None}
-    if units != "model":
+    if units is not None and units != "model":
         given["units"] = units
     if isinstance(obj, Figure):
         if given:
@@ -158,7 +161,7 @@ def render(obj, feature_names=None, units: str = "model", *, tasks=None, outputs
 
 
 @display.register_renderer(Expr)
-def _render_expr(expr, units: str = "model", title: str | None = None, element_id: str | None = None,
+def _render_expr(expr, units: str | None = None, title: str | None = None, element_id: str | None = None,
                  verdicts: bool | None = None) -> Figure:
     found = model_verdicts(expr, force=bool(verdicts)) if verdicts is not False else {}
     return figure(model_view(expr, found, units, title), element_id)

@@ -17,7 +17,7 @@ from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import member_block, param_info, parse_key, resolve
 from gpviz.values.prior_info import prior_block, priors_by_param
 from gpviz.values.tensors import to_numpy
-from gpviz.values.units import check_units, reading_units, to_units
+from gpviz.values.units import reading_units, to_units
 from gpviz.walk.expr import KernelExpr, kernel_expr
 
 
@@ -56,7 +56,7 @@ def _check_feature_names(entry: str, feature_names) -> None:
                          f"(or a DataFrame of inputs); the long frame is asked for by keyword: long=True")
 
 
-def parameters(obj, feature_names=None, *, long: bool = False, units: str = "model") -> pd.DataFrame:
+def parameters(obj, feature_names=None, *, long: bool = False, units: str | None = None) -> pd.DataFrame:
     """The constrained parameter values of a model or kernel.
 
     Values are read under ``torch.no_grad()``, detached, on the CPU; the model is
@@ -72,8 +72,8 @@ def parameters(obj, feature_names=None, *, long: bool = False, units: str = "mod
             Keyword only.
         units: ``"model"`` (the model's own space) or ``"original"`` (lengthscales
             × input range, noise/outputscale × σ², mean × σ + μ; see :mod:`gpviz.units`).
-            An expression built with ``model_expr(..., units="original")`` is always
-            read in original units.
+            Default ``None``: the expression's own units (model units, or original for an
+            expression built with ``model_expr(..., units="original")``).
 
     Raises:
         InputError: ``feature_names`` is a bool (``long`` is keyword only), an unknown
@@ -86,16 +86,14 @@ def parameters(obj, feature_names=None, *, long: bool = False, units: str = "mod
         key and member, the ``label`` column beside the stable ``key``.
     """
     _check_feature_names("gpviz.parameters", feature_names)
-    check_units(units)
     expr, units = reading_units(expression_of(obj, feature_names), units)
     snap = _Snapshot(expr, long)
     return snap.long(units) if long else snap.wide(units)
 
 
-def parameter_frames(obj, feature_names=None, units: str = "model") -> tuple[pd.DataFrame, pd.DataFrame]:
+def parameter_frames(obj, feature_names=None, units: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(parameters(obj), parameters(obj, long=True))`` from one reading of the model (a view needs both)."""
     _check_feature_names("gpviz.parameter_frames", feature_names)
-    check_units(units)
     expr, units = reading_units(expression_of(obj, feature_names), units)
     snap = _Snapshot(expr, True)
     return snap.wide(units), snap.long(units)

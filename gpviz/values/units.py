@@ -495,19 +495,23 @@ def in_units(expr, units: str):
 register_units_converter(in_units)
 
 
-def reading_units(expr, units: str = "model") -> tuple[object, str]:
+def reading_units(expr, units: str | None = None) -> tuple[object, str]:
     """Where to read an expression's values and in which units to show them.
 
     An expression built in original units (``model_expr(..., units="original")``) is read
-    through its model-units twin and shown in original units whatever ``units`` says (a
-    second conversion would be wrong); any other expression is read as it is, in ``units``.
+    through its model-units twin (converting its printed values again would be wrong) and
+    shown in the units asked for; ``None`` means the expression's own units. Any other
+    expression is read as it is, in ``units`` (``None``: model units).
+
+    Raises:
+        InputError: ``units`` is neither ``None`` nor one of :data:`UNITS`.
 
     Returns:
         ``(expression to read, units)``.
     """
-    if getattr(expr, "units", "model") != "model":
-        return expr.model_units, expr.units
-    return expr, check_units(units)
+    own = getattr(expr, "units", "model")
+    wanted = own if units is None else check_units(units)
+    return (expr.model_units if own != "model" else expr), wanted
 
 
 def with_data_units(expr, data: DataUnits):

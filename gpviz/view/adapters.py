@@ -67,7 +67,7 @@ def _facts(expr, info):
     return facts_from_info(info, tuple(expr.keys), dict(expr.roles))
 
 
-def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str = "model",
+def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str | None = None,
                title: str | None = None) -> ViewData:
     """A model's (or kernel's) current values: a snapshot, or one dot per batch member.
 
@@ -78,8 +78,7 @@ def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str = "mo
         units: ``"model"`` or ``"original"`` (see :mod:`gpviz.values.units`).
         title: Figure title (default: :func:`default_title`).
     """
-    check_units(units)
-    expr, units = reading_units(expr, units)  # an expression built in original units is drawn in them
+    expr, units = reading_units(expr, units)  # None: the expression's own units
     frame, info = parameter_frames(expr)
     if verdicts:
         info = with_verdicts(info, verdicts)

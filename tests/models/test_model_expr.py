@@ -234,6 +234,12 @@ def test_model_expr_in_original_units_prints_values_converted_with_the_models_ow
     assert (gpviz.render(expr, verdicts=False, element_id="e").html()
             == gpviz.render(gpviz.model_expr(model, ["a", "b"]), units="original", verdicts=False,
                             element_id="e").html())
+    # an explicit units="model" is honoured (was drawn in original units: the default could not be told apart)
+    plain_expr = gpviz.model_expr(model, ["a", "b"])
+    pd.testing.assert_frame_equal(gpviz.parameters(expr, units="model"), gpviz.parameters(plain_expr))
+    assert gpviz.parameters(expr, units="model")["covar_module.lengthscale[0]"].iloc[0] == pytest.approx(0.3)
+    assert (gpviz.render(expr, units="model", verdicts=False, element_id="e").html()
+            == gpviz.render(plain_expr, verdicts=False, element_id="e").html())
     with pytest.raises(InputError, match="computed in the model's units"):
         expr.evaluate(X[:3])
     with pytest.raises(InputError, match=r"unknown units: 'data' \(must be one of \['model', 'original'\]\)"):
