@@ -13,7 +13,8 @@ from gpviz.compare import compare
 from gpviz.errors import GpvizError
 from gpviz.models.expr import model_expr
 from gpviz.priors.factories import with_priors
-from gpviz.priors.pull import prior_pull, sweep_prior_pull
+from gpviz.priors.pull import prior_pull
+from gpviz.priors.sweep_pull import sweep_prior_pull
 from gpviz.render import render  # also registers the renderers of expressions, tracers and sweeps
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.runner import cv_sweep

@@ -41,8 +41,8 @@ from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.priors import GammaPrior
 
 import gpviz
-import gpviz.priors.pull as pull_module
-from gpviz.priors.pull import sweep_prior_pull
+import gpviz.priors.sweep_pull as pull_module
+from gpviz.priors.sweep_pull import sweep_prior_pull
 from gpviz.priors.stories import break_free_sentences, key_features, key_stories
 from gpviz.priors.verdicts import HELD, verdict_table
 

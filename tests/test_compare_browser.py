@@ -17,7 +17,7 @@ from gpviz.html.comparison import ComparisonFigure
 from gpviz.sweep.scores import score_table
 from gpviz.values.prior_info import describe_priors
 from gpviz.errors import InputError
-from gpviz.priors.pull import load_member_values, sweep_prior_pull
+from gpviz.priors.sweep_pull import load_member_values, sweep_prior_pull
 from gpviz.priors.verdicts import HELD, verdict_table
 
 pytestmark = pytest.mark.slow  # two real cv_sweeps (about 40 s of CPU)

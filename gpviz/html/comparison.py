@@ -88,7 +88,7 @@ class ComparisonFigure(Page):
         scores: :func:`gpviz.sweep.scores.score_table` of the sweeps: its ``center_kind`` column
             (and ``attrs["center"]``) names the one centre statistic of every sweep and size;
             ``ratio_to_first`` only for geometric means (else NaN), ``diff_to_first`` always.
-        pulls: label -> :func:`gpviz.priors.pull.sweep_prior_pull` rows (empty if not computed).
+        pulls: label -> :func:`gpviz.priors.sweep_pull.sweep_prior_pull` rows (empty if not computed).
         title: Page title.
     """
 

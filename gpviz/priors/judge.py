@@ -14,7 +14,8 @@ import pandas as pd
 
 from gpviz.errors import VerdictWarning
 from gpviz.models.families import is_fully_bayesian, training_points
-from gpviz.priors.pull import prior_pull, sweep_prior_pull
+from gpviz.priors.pull import prior_pull
+from gpviz.priors.sweep_pull import sweep_prior_pull
 from gpviz.priors.stories import break_free_sentences, key_features, key_stories
 from gpviz.priors.verdicts import key_verdicts, size_bands, verdict_table
 from gpviz.values.columns import SIZE

@@ -201,7 +201,7 @@ class Sweep:
         """The model's expression with one labelled band per dataset size, beside the scaling curve.
 
         Each chart marks the prior mode and the bounds a fold sits at. By default
-        :func:`gpviz.priors.pull.sweep_prior_pull` judges every fold of every repeat at
+        :func:`gpviz.priors.sweep_pull.sweep_prior_pull` judges every fold of every repeat at
         every size: each size band of each parameter is tinted by the share of its folds
         held at the prior's mode (hover a band label for the counts), and the page says in
         one sentence per parameter group where each leaves the prior's mode, with a table

@@ -22,7 +22,8 @@ import gpviz
 from gpviz.errors import InputError, UnsupportedError
 from gpviz.values.keys import param_info, parse_key, resolve
 from gpviz.priors.factories import with_priors
-from gpviz.priors.pull import PullJob, _stacked_model, load_member_values, prior_pull, sweep_prior_pull
+from gpviz.priors.pull import prior_pull
+from gpviz.priors.sweep_pull import PullJob, _stacked_model, load_member_values, sweep_prior_pull
 from gpviz.priors.verdicts import AT_BOUND, FREE, HELD
 
 D = 8

@@ -13,7 +13,7 @@ from botorch.models import SingleTaskGP
 from gpytorch.priors import GammaPrior
 
 import gpviz
-from gpviz.priors.pull import sweep_prior_pull
+from gpviz.priors.sweep_pull import sweep_prior_pull
 from gpviz.threads import default_dtype
 
 

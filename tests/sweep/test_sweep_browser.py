@@ -82,7 +82,7 @@ BANDS = """() => Object.fromEntries([...document.querySelectorAll('.gpviz-param'
 
 
 def test_sweep_page_tints_each_size_band_by_its_held_share(sweep, tmp_path, open_page):
-    from gpviz.priors.pull import sweep_prior_pull
+    from gpviz.priors.sweep_pull import sweep_prior_pull
     from gpviz.priors.verdicts import verdict_table
 
     table = verdict_table(sweep_prior_pull(sweep))
