@@ -32,6 +32,7 @@ from gpviz.compare import compare
 from gpviz.datasets import hyperparameter_landscape
 from gpviz.html.markup import Markup, as_html, escape_html
 from gpviz.html.page import document, table_html
+from gpviz.seeding import seeded
 from gpviz.sweep.scores import score_table
 from gpviz.words import plural
 
@@ -364,9 +365,10 @@ def run_demo(settings: Settings, say: Callable[[str], None] = print) -> Tour:
             bar.set_postfix_str(name)
             say(f"[{i}/{len(steps)}] {what}")
             # BoTorch resamples parameters from their priors when a fit attempt fails, from
-            # torch's global generator: seed it per step so each page is reproducible alone.
-            torch.manual_seed(s.seed)
-            tour.run_step(name, fn)
+            # torch's global generator: seed it per step so each page is reproducible alone, and give the
+            # caller's generators back afterwards (`gpviz.cli.main` may run inside a user's process)
+            with seeded(s.seed):
+                tour.run_step(name, fn)
             bar.update(1)
     finally:
         bar.close()

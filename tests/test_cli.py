@@ -168,3 +168,17 @@ def test_the_printed_parameter_table_names_parameters_by_their_page_labels():
     assert "lengthscale[log_learning_rate]" in names and "lengthscale[momentum]" in names
     assert "covar_module.lengthscale[0]" not in table  # the raw key stays in the CSV
     assert names == list(params["label"])  # every row is named as its page names it
+
+
+def test_the_demo_seeds_each_step_and_gives_the_callers_generator_back(tmp_path, monkeypatch):
+    from gpviz.cli import Tour, run_demo
+
+    draws = []
+    monkeypatch.setattr(Tour, "run_step", lambda self, name, fn: draws.append(float(torch.rand(()))) or True)
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    run_demo(_settings(tmp_path), lambda s: None)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's stream goes on as if nothing ran
+    # each step draws the same first number: seeded with the tour's seed, whatever ran before it
+    assert len(draws) > 1 and len(set(draws)) == 1
+    assert draws[0] == float(torch.rand((), generator=torch.Generator().manual_seed(0)))
