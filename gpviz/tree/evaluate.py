@@ -3,53 +3,18 @@
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
 
 from gpviz.errors import InputError, KeyMismatchError
 from gpviz.tree.nodes import (Call, Compare, Const, Differ, Div, Dot, Input, Neg, Node, Opaque, Param, Pow, Product,
                               Section, Sum, TaskCovar, Unused, ValueBlock, Vector, iter_nodes)
+from gpviz.tree.notation import FUNCTIONS
 
-def _rbf(r):
-    return torch.exp(-0.5 * r**2)
-
-
-def _matern(nu: float):
-    def f(r):
-        if nu == 0.5:
-            return torch.exp(-r)
-        if nu == 1.5:
-            s = math.sqrt(3.0) * r
-            return (1.0 + s) * torch.exp(-s)
-        s = math.sqrt(5.0) * r
-        return (1.0 + s + s**2 / 3.0) * torch.exp(-s)
-
-    return f
-
-
-def _rq(r, alpha):
-    return (1.0 + r**2 / (2.0 * alpha)) ** (-alpha)
-
-
-# name -> (function of evaluated args, docstring formula). Reducers are handled
-# separately because they consume a Vector.
-FUNCTIONS: dict[str, tuple[Callable[..., torch.Tensor], str]] = {
-    "exp": (torch.exp, "exp(a)"),
-    "sqrt": (torch.sqrt, "sqrt(a)"),
-    "sin": (torch.sin, "sin(a)"),
-    "cos": (torch.cos, "cos(a)"),
-    "abs": (torch.abs, "|a|"),
-    "rbf": (_rbf, "exp(-r**2 / 2)"),
-    "matern_05": (_matern(0.5), "exp(-r)"),
-    "matern_15": (_matern(1.5), "(1 + sqrt(3) r) exp(-sqrt(3) r)"),
-    "matern_25": (_matern(2.5), "(1 + sqrt(5) r + 5/3 r**2) exp(-sqrt(5) r)"),
-    "rq": (_rq, "(1 + r**2 / (2 alpha)) ** -alpha"),
-    "clamp01": (lambda a: a.clamp(0, 1), "min(max(a, 0), 1)"),
-}
-REDUCERS = ("norm_l2", "norm_l1", "sum", "mean", "prod")
+#: Functions of one list (``sum([a, b])``): their items may be per-feature vectors.
+REDUCERS = tuple(name for name, f in FUNCTIONS.items() if f.reduce is not None)
 
 
 @dataclass
@@ -191,39 +156,31 @@ def _eval(node: Node, env: EvalEnv) -> _Val:
 
 
 def _eval_call(node: Call, env: EvalEnv) -> _Val:
-    if node.fn in REDUCERS:
+    fn = FUNCTIONS.get(node.fn)
+    if fn is not None and fn.reduce is not None:
         if len(node.args) != 1 or not isinstance(node.args[0], Vector):
             raise InputError(f"{node.fn} takes one list argument, got {node.args!r}")
+        red = fn.reduce
         total = None
         count = 0
         for item in node.args[0].items:
             v = _eval(item, env)
-            parts = v.t
-            if node.fn == "norm_l2":
-                parts = parts**2
-            elif node.fn == "norm_l1":
-                parts = parts.abs()
-            if node.fn == "prod":
-                red = parts.prod(0) if v.vec else parts
-                total = red if total is None else total * red
+            parts = red.item(v.t)
+            if red.multiply:
+                part = parts.prod(0) if v.vec else parts
+                total = part if total is None else total * part
             else:
-                red = parts.sum(0) if v.vec else parts
-                total = red if total is None else total + red
+                part = parts.sum(0) if v.vec else parts
+                total = part if total is None else total + part
             count += parts.shape[0] if v.vec else 1
         if total is None:
             raise InputError(f"{node.fn} of an empty list")
-        if node.fn == "norm_l2":
-            # clamp like gpytorch's covar_dist so that sqrt has a finite gradient at 0
-            total = total.clamp_min(1e-30).sqrt()
-        elif node.fn == "mean":
-            total = total / count
-        return _Val(total)
-    try:
-        fn = FUNCTIONS[node.fn][0]
-    except KeyError:
-        raise InputError(f"unknown function {node.fn!r} (known: {sorted(FUNCTIONS) + list(REDUCERS)})") from None
+        return _Val(red.finish(total, count))
+    if fn is None or fn.apply is None:
+        known = sorted(name for name, f in FUNCTIONS.items() if f.apply is not None or f.reduce is not None)
+        raise InputError(f"unknown function {node.fn!r} (known: {known})")
     vals = [_eval(a, env) for a in node.args]
-    return _Val(fn(*[v.t for v in vals]), any(v.vec for v in vals))
+    return _Val(fn.apply(*[v.t for v in vals]), any(v.vec for v in vals))
 
 
 def _member_tensor(node: Node, env: EvalEnv) -> torch.Tensor:

@@ -237,7 +237,7 @@ class Vector(Node):
 
 @dataclass(frozen=True, slots=True)
 class Call(Node):
-    """A named function applied to arguments; see :data:`FUNCTIONS`."""
+    """A named function applied to arguments; see :data:`gpviz.tree.notation.FUNCTIONS`."""
 
     fn: str
     args: tuple[Node, ...]
