@@ -19,7 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gpviz.errors import InputError
-from gpviz.html.markup import Markup, escape_html
+from gpviz.markup import Markup, escape_html
+from gpviz.sweep.scores import BAND_PERCENTILES, CENTERS, GEOMETRIC_MEAN, MEAN, center_kind, score_bands
 from gpviz.words import plural
 
 def mpl_text(text) -> str:
@@ -31,10 +32,6 @@ def mpl_text(text) -> str:
     other characters literal, so every user string reaches a chart through here.
     """
     return str(text).replace("$", r"\$")
-
-
-#: Percentiles of the band drawn around the centre line.
-BAND_PERCENTILES = (10.0, 90.0)
 
 
 class ChartFigure(Figure):
@@ -70,105 +67,12 @@ def figure_to_img(fig: Figure, alt: str = "chart", dpi: int = 110, css_class: st
         css_class: CSS class of the tag.
 
     Returns:
-        Trusted HTML (:class:`~gpviz.html.markup.Markup`): ``<img class=... alt=... src="data:image/png;base64,...">``.
+        Trusted HTML (:class:`~gpviz.markup.Markup`): ``<img class=... alt=... src="data:image/png;base64,...">``.
     """
     data = base64.b64encode(figure_to_png(fig, dpi=dpi)).decode("ascii")
     width = int(round(fig.get_figwidth() * dpi))
     return Markup(f'<img class="{escape_html(css_class)}" alt="{escape_html(alt)}" width="{width}" '
                   f'style="max-width:100%;height:auto" src="data:image/png;base64,{data}">')
-
-
-def _geometric_mean(values: np.ndarray) -> float:
-    return float(np.exp(np.mean(np.log(values))))
-
-
-#: The two centre statistics of a band: the geometric mean (every value > 0) or the arithmetic mean.
-GEOMETRIC_MEAN, MEAN = "geometric mean", "mean"
-CENTERS = (GEOMETRIC_MEAN, MEAN)
-
-
-def _ok_values(scores: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]:
-    """(the metric as numbers, which rows count: status ok and finite)."""
-    if metric not in scores.columns:
-        raise InputError(f"unknown metric {metric!r}: scores has {[c for c in scores.columns]}")
-    ok = scores["status"].eq("ok") if "status" in scores.columns else pd.Series(True, index=scores.index)
-    vals = pd.to_numeric(scores[metric], errors="coerce")
-    return vals, ok & np.isfinite(vals)
-
-
-def center_kind(frames, metric: str = "mse") -> str:
-    """The one centre statistic for every band drawn from ``frames`` together, decided once.
-
-    The geometric mean when every counted value of every frame is > 0 (errors spread
-    over decades), else the arithmetic mean (e.g. a negative log density in any one of
-    them): curves, reference lines and tables compared with each other share it, so no
-    geometric mean is ever set against an arithmetic one.
-
-    Args:
-        frames: Score frames (``Sweep.scores``, reference scores; None entries are skipped).
-        metric: The metric column.
-
-    Returns:
-        :data:`GEOMETRIC_MEAN` or :data:`MEAN`.
-    """
-    seen = False
-    for frame in frames:
-        if frame is None or metric not in getattr(frame, "columns", ()):
-            continue
-        vals, counted = _ok_values(frame, metric)
-        if bool((vals[counted] <= 0).any()):
-            return MEAN
-        seen = seen or bool(counted.any())
-    return GEOMETRIC_MEAN if seen else MEAN
-
-
-def score_bands(scores: pd.DataFrame, metric: str = "mse",
-                percentiles: tuple[float, float] = BAND_PERCENTILES, center: str | None = None) -> pd.DataFrame:
-    """Per dataset size: low and high percentile and centre of a metric across repeats.
-
-    The centre is one statistic for every size: the geometric mean when every value
-    is positive (errors spread over decades), the arithmetic mean otherwise (e.g. a
-    negative log density), unless ``center`` fixes it (to share it with other frames:
-    see :func:`center_kind`).
-
-    Args:
-        scores: ``Sweep.scores``: columns ``size``, ``status`` and the metric.
-        metric: The metric column.
-        percentiles: (low, high) percentiles of the band.
-        center: ``"geometric mean"``, ``"mean"`` or None (decided from ``scores``).
-
-    Returns:
-        One row per size, ascending: ``size``, ``low``, ``center``, ``high``,
-        ``n_ok`` (finite values used), ``n_failed``, and ``center_kind``
-        ("geometric mean" or "mean").
-
-    Raises:
-        InputError: if ``metric`` is not a column of ``scores``, ``center`` is not one of
-            :data:`CENTERS`, or it is the geometric mean of values not all > 0.
-    """
-    vals, finite = _ok_values(scores, metric)
-    ok = scores["status"].eq("ok") if "status" in scores.columns else pd.Series(True, index=scores.index)
-    if center is None:
-        center = center_kind([scores], metric)
-    if center not in CENTERS:
-        raise InputError(f"center must be one of {list(CENTERS)}, got {center!r}")
-    positive = center == GEOMETRIC_MEAN
-    if positive and bool((vals[finite] <= 0).any()):
-        raise InputError(f"center={center!r} needs every {metric} > 0, but the smallest is "
-                         f"{float(vals[finite].min()):.4g}: use center='mean'")
-    rows = []
-    for size, idx in scores.groupby("size", sort=True).groups.items():
-        v = vals.loc[idx][finite.loc[idx]].to_numpy(dtype=float)
-        n_failed = int((~ok.loc[idx]).sum())
-        if v.size == 0:
-            rows.append((int(size), math.nan, math.nan, math.nan, 0, n_failed))
-            continue
-        lo, hi = np.percentile(v, percentiles)
-        mid = _geometric_mean(v) if positive else float(np.mean(v))
-        rows.append((int(size), float(lo), mid, float(hi), int(v.size), n_failed))
-    out = pd.DataFrame(rows, columns=["size", "low", "center", "high", "n_ok", "n_failed"])
-    out["center_kind"] = center
-    return out
 
 
 #: How the dashed reference line of a scaling curve is labelled, per metric.

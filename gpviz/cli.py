@@ -30,7 +30,7 @@ import gpviz
 from gpviz.charts import figure_to_img, figure_to_png
 from gpviz.compare import compare
 from gpviz.datasets import hyperparameter_landscape
-from gpviz.html.markup import Markup, as_html, escape_html
+from gpviz.markup import Markup, as_html, escape_html
 from gpviz.html.page import document, table_html
 from gpviz.seeding import seeded
 from gpviz.sweep.scores import score_table

@@ -15,7 +15,7 @@ from gpviz.charts import GEOMETRIC_MEAN, center_kind, compare_scaling_curves, fi
 from gpviz.errors import InputError
 from gpviz.html.comparison import ComparisonFigure, priors_html, scores_html, shared_ranges
 from gpviz.html.figure import figure
-from gpviz.html.markup import Markup, escape_html
+from gpviz.markup import Markup, escape_html
 from gpviz.priors.judge import sweep_verdicts
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import score_table
@@ -23,6 +23,7 @@ from gpviz.sweep.workers import check_parallel
 from gpviz.values.prior_info import describe_priors
 from gpviz.values.units import check_units
 from gpviz.view.adapters import sweep_view
+from gpviz.view.ranges import shared_ranges as view_ranges, with_ranges
 
 __all__ = ["compare", "ComparisonFigure", "score_table", "describe_priors", "shared_ranges"]
 
@@ -95,7 +96,7 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     chart = compare_scaling_curves({lb: s.scores for lb, s in sweeps.items()}, metric, references=references,
                                    center=center)
     table = score_table(sweeps, metric, center=center)
-    figures, sections, pulls, views = {}, {}, {}, {}
+    sections, pulls, views = {}, {}, {}
     for label, sweep in sweeps.items():
         if sweep.parameters.empty:  # every cell failed: say so, and show the others
             first_error = sweep.scores["error"].iloc[0] if len(sweep.scores) else "no cells"
@@ -111,12 +112,11 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
         pulls[label] = judgement.pull if judgement.pull is not None else pd.DataFrame()
         sections[label] = priors_html(describe_priors(sweep.model))
         # the section heading carries the label: no second title inside the figure, no curve beside it
-        views[label] = dict(sweep=sweep, expr=expr, judgement=judgement, one_fold_per_repeat=one_fold_per_repeat,
-                            title="", chart=False, units=units)
-        figures[label] = figure(sweep_view(**views[label]))
-    # stacked views are compared by position: each key's axis spans every sweep's axis for that key
-    ranges = shared_ranges(figures.values())
-    figures = {label: figure(sweep_view(**views[label], axis_ranges=ranges)) for label in figures}
+        views[label] = sweep_view(sweep, expr, judgement, one_fold_per_repeat, title="", chart=False, units=units)
+    # stacked views are compared by position: each key's axis spans every sweep's axis for that key (from the
+    # views' own axes); each figure is then drawn once
+    ranges = view_ranges(views.values())
+    figures = {label: figure(with_ranges(view, ranges)) for label, view in views.items()}
     title = title or "Comparison: " + " vs ".join(labels)
     img = figure_to_img(chart, alt=f"leave-one-out {metric} per dataset size: " + " vs ".join(labels))
     why = ("every value is > 0, so sweeps are compared by their ratio" if center == GEOMETRIC_MEAN else

@@ -4,7 +4,9 @@ Expressions, fit tracers and sweeps sit early in the pipeline and the pages late
 so an early stage cannot import the page layer. Each result type's renderer is
 registered here instead (by :mod:`gpviz.render`, which ``import gpviz`` always
 loads), and ``Expr._repr_html_``, ``FitTracer.render`` and ``Sweep.render`` call
-:func:`render`. Lookup follows the MRO, like the kernel handler registry.
+:func:`render`; ``Sweep.plot`` calls :func:`plot` (matplotlib pictures are made
+where pages are made, :mod:`gpviz.charts`). Lookup follows the MRO, like the kernel
+handler registry.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from gpviz.errors import UnsupportedError
 
 Renderer = Callable[..., object]
 
-#: How a result can be shown: ``"page"`` (a Figure) or ``"show"`` (displayed in a notebook, maybe live).
-KINDS = ("page", "show")
+#: How a result can be shown: ``"page"`` (a Figure), ``"show"`` (displayed in a notebook, maybe live) or
+#: ``"plot"`` (a matplotlib figure).
+KINDS = ("page", "show", "plot")
 
 RENDERERS: dict[tuple[str, type], Renderer] = {}
 
@@ -64,3 +67,12 @@ def show(obj, **options):
         UnsupportedError: if none is registered for ``type(obj)``.
     """
     return _call("show", obj, options)
+
+
+def plot(obj, **options):
+    """``obj``'s matplotlib picture, drawn by its registered ``plot`` renderer.
+
+    Raises:
+        UnsupportedError: if none is registered for ``type(obj)``.
+    """
+    return _call("plot", obj, options)

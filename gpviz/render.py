@@ -18,11 +18,12 @@ from typing import Mapping, Sequence
 import torch
 
 from gpviz import display
+from gpviz.charts import scaling_curve
 from gpviz.errors import InputError
 from gpviz.html.assets import header_html, rows2prose_web
 from gpviz.html.figure import Figure, figure
 from gpviz.html.live import LiveFigure
-from gpviz.html.markup import escape_html, js_string, script_json
+from gpviz.markup import escape_html, js_string, script_json
 from gpviz.html.page import Page
 from gpviz.models.expr import model_expr
 from gpviz.models.families import is_gp_model, unwrap_model
@@ -62,7 +63,7 @@ def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extr
             draws prior modes and bounds, tints parameters "held by prior".
         title: Page and figure title.
         config_labels: Labels of the configurations (list, or mapping i_config -> label).
-        extra_html: HTML placed below: a :class:`~gpviz.html.markup.Markup` made by gpviz
+        extra_html: HTML placed below: a :class:`~gpviz.markup.Markup` made by gpviz
             (e.g. a chart image from ``gpviz.charts.figure_to_img``) as it is; a plain
             string is escaped and shown as text.
         element_id: A fixed container id for reproducible output (default: a
@@ -84,9 +85,9 @@ def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extr
         raise InputError(f"render_frame expects an expression from gpviz.model_expr / kernel_expr, "
                          f"got {type(expr).__name__}")
     facts = facts_from_info(info, tuple(expr.keys), dict(expr.roles))
-    view = build_view(expr, frame, facts, title=title, config_labels=config_labels, extra=extra_html or None,
-                      member_label=member_label, axis_ranges=axis_ranges)
-    return figure(view, element_id)
+    view = build_view(expr, frame, facts, title=title, config_labels=config_labels, member_label=member_label,
+                      axis_ranges=axis_ranges)
+    return figure(view, element_id, extra_html)
 
 
 #: What :func:`render` takes (the shared options of :mod:`gpviz.options`, and its own).
@@ -200,3 +201,9 @@ def _render_sweep(sweep: Sweep, one_fold_per_repeat: bool = False, metric: str =
     expr = sweep.expression(feature_names)
     judgement = sweep_verdicts(sweep, expr, verdicts)
     return figure(sweep_view(sweep, expr, judgement, one_fold_per_repeat, metric, title, units=units))
+
+
+@display.register_renderer(Sweep, kind="plot")
+def _plot_sweep(sweep: Sweep, metric: str = "mse", **kwargs):
+    kwargs.setdefault("reference", sweep.reference_scores)
+    return scaling_curve(sweep.scores, metric, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from gpviz.charts import figure_to_img, figure_to_png, new_figure, score_bands
-from gpviz.html.markup import Markup, as_html
+from gpviz.markup import Markup, as_html
 
 
 def test_figure_to_img_is_markup_with_its_alt_text_escaped():

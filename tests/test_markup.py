@@ -8,7 +8,7 @@ import hypothesis
 import hypothesis.strategies
 import pandas as pd
 
-from gpviz.html.markup import Markup, as_html, element, escape_html, join, svg_data_uri
+from gpviz.markup import Markup, as_html, element, escape_html, join, svg_data_uri
 from gpviz.html.page import document, table_html
 
 

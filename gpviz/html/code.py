@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from gpviz.html.markup import escape_html
+from gpviz.markup import escape_html
 from gpviz.tree.nodes import Param
 from gpviz.tree.notation import function_names_in
 

@@ -7,8 +7,9 @@ import math
 
 import pandas as pd
 
-from gpviz.html.markup import Markup, escape_html
+from gpviz.markup import Markup, escape_html
 from gpviz.html.page import Page
+from gpviz.view.ranges import shared_ranges as view_ranges
 
 _PAGE_CSS = """
 .gpviz-compare { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
@@ -27,14 +28,9 @@ _PAGE_CSS = """
 
 
 def shared_ranges(figures) -> dict[str, tuple[float, float]]:
-    """key -> (lowest lo, highest hi) of the key's axis over ``figures`` (for ``render_frame(axis_ranges=...)``)."""
-    out: dict[str, tuple[float, float]] = {}
-    for fig in figures:
-        for key, p in fig.spec["params"].items():
-            ax = fig.spec["axes"][p["axis"]]
-            lo, hi = out.get(key, (ax["lo"], ax["hi"]))
-            out[key] = (min(lo, ax["lo"]), max(hi, ax["hi"]))
-    return out
+    """key -> (lowest lo, highest hi) of the key's axis over ``figures`` (for ``render_frame(axis_ranges=...)``),
+    read from the view each was drawn from (:func:`gpviz.view.ranges.shared_ranges`)."""
+    return view_ranges(f.view for f in figures)
 
 
 def _fmt(x: float) -> str:

@@ -33,10 +33,11 @@ from typing import Mapping
 import numpy as np
 
 from gpviz.errors import InputError
+from gpviz.html.below import below_html
 from gpviz.html.code import code_block_html, code_html, code_lines, notation_html
 from gpviz.html.compact import CompactData, encode_compact
 from gpviz.html.encode import encode_column, encode_columns, pack_columns
-from gpviz.html.markup import escape_html, js_string, script_json
+from gpviz.markup import escape_html, js_string, script_json
 from gpviz.html.page import Page
 from gpviz.html.svg import param_chart
 from gpviz.tree.nodes import Param
@@ -223,8 +224,12 @@ def _subtitle(data: FrameData, label: str, one: str) -> str:
             f"play, pause or scrub")
 
 
-def inner_html(view: ViewData) -> str:
-    """The figure's content (title, subtitle, warnings, legend, the expression with placeholders, extra)."""
+def inner_html(view: ViewData, extra_html="") -> str:
+    """The figure's content (title, subtitle, warnings, legend, the expression with placeholders, what goes below).
+
+    ``extra_html``: the caller's HTML below the rest (a :class:`~gpviz.markup.Markup` as it is, a plain
+    string escaped).
+    """
     data = view.frame
     parts = []
     if view.title:
@@ -264,8 +269,9 @@ def inner_html(view: ViewData) -> str:
                      f'{escape_html(sec.title)}{note_html}</summary><pre class="gpviz-code">{code}</pre></details>')
     if view.summary is not None:
         parts.append(summary_html(view.summary, view.labels))
-    if view.extra:
-        parts.append(f'<div class="gpviz-extra">{view.extra}</div>')  # Markup: built by gpviz itself
+    below = below_html(view.notes, view.curve, extra_html)
+    if below:
+        parts.append(f'<div class="gpviz-extra">{below}</div>')  # Markup: built by gpviz itself
     return "\n".join(parts)
 
 
@@ -467,9 +473,12 @@ def compact_of(view: ViewData, spec: dict) -> CompactData:
                           bounds={k: (params[k]["lower"], params[k]["upper"]) for k in view.params})
 
 
-def figure(view: ViewData, element_id: str | None = None) -> Figure:
-    """The :class:`Figure` of a view (its id a hash of the content unless ``element_id`` is given)."""
-    inner, spec = inner_html(view), spec_of(view)
+def figure(view: ViewData, element_id: str | None = None, extra_html="") -> Figure:
+    """The :class:`Figure` of a view (its id a hash of the content unless ``element_id`` is given).
+
+    ``extra_html``: HTML placed below the expression (see :func:`inner_html`).
+    """
+    inner, spec = inner_html(view, extra_html), spec_of(view)
     loss = loss_data(view.loss) if view.loss is not None else None
     compact = compact_of(view, spec) if view.frame.mode == "timeline" else None
     return Figure(inner, spec, element_id, view.title or "gpviz", view, compact, loss)

@@ -2,7 +2,7 @@
 
 Every page gpviz writes — figures, comparisons, the demo's index — is made by
 :func:`document`; its title is escaped here and its body must be
-:class:`~gpviz.html.markup.Markup` (plain strings are escaped).
+:class:`~gpviz.markup.Markup` (plain strings are escaped).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from gpviz.html.assets import asset_html, header_html
-from gpviz.html.markup import Markup, as_html, escape_html
+from gpviz.markup import Markup, as_html, escape_html
 from gpviz.html.notebook import ASSETS, assets_to_carry
 
 _DISPLAYS = itertools.count(1)  # unique ids for notebook displays of the same figure

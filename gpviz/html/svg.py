@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpviz.html.markup import escape_html, svg_data_uri
+from gpviz.markup import escape_html, svg_data_uri
 from gpviz.view.records import AxisView, ParamView
 
 PLOT_W, EDGE, ROW_H = 150, 8, 14  # CSS px, as in gpviz.js
@@ -84,7 +84,7 @@ class Chart:
         return "".join(self.segments)
 
     def data_uri(self) -> str:
-        """The picture as a ``data:image/svg+xml`` URI (:func:`gpviz.html.markup.svg_data_uri`).
+        """The picture as a ``data:image/svg+xml`` URI (:func:`gpviz.markup.svg_data_uri`).
 
         Encoded segment by segment: percent-encoding is per character, so the parts every
         chart of an axis shares (strip, ticks, prior mark; ~80% of the text) are encoded

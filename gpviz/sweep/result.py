@@ -11,13 +11,13 @@ import torch
 from botorch.cross_validation import gen_loo_cv_folds
 
 from gpviz import display
-from gpviz.charts import scaling_curve, score_bands
 from gpviz.errors import InputError
-from gpviz.html.markup import escape_html
+from gpviz.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.options import reject_unknown
 from gpviz.seeding import seeded
 from gpviz.sweep.cells import STATUS_OK, cell_seed, subset_rows
+from gpviz.sweep.scores import score_bands
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 from gpviz.values.units import check_units
 
@@ -141,9 +141,11 @@ class Sweep:
         return score_bands(self.scores, metric)
 
     def plot(self, metric: str = "mse", **kwargs):
-        """The scaling curve (matplotlib Figure) with its dashed reference: see :func:`gpviz.charts.scaling_curve`."""
-        kwargs.setdefault("reference", self.reference_scores)
-        return scaling_curve(self.scores, metric, **kwargs)
+        """The scaling curve (matplotlib Figure) with its dashed reference: see :func:`gpviz.charts.scaling_curve`.
+
+        Drawn by the page layer (:func:`gpviz.display.plot`): a sweep holds numbers, not pictures.
+        """
+        return display.plot(self, metric=metric, **kwargs)
 
     def frame(self, one_fold_per_repeat: bool = False, keys: Sequence[str] | None = None,
               parameters: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""Scores: the "predict the training mean" reference of a sweep, and the metric per dataset size for each sweep
-side by side, compared with the first (one centre statistic for all)."""
+"""Scores: the band of a metric per dataset size (one centre statistic, decided once over everything compared),
+the "predict the training mean" reference of a sweep, and each sweep's metric per size compared with the first."""
 
 from __future__ import annotations
 
@@ -9,16 +9,113 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from gpviz.charts import GEOMETRIC_MEAN, center_kind, score_bands
+from gpviz.errors import InputError
 from gpviz.sweep.cells import STATUS_OK
 from gpviz.values.columns import I_CONFIG, I_REPEAT, SIZE
+
+
+#: Percentiles of the band drawn around the centre line.
+BAND_PERCENTILES = (10.0, 90.0)
+
+
+def _geometric_mean(values: np.ndarray) -> float:
+    return float(np.exp(np.mean(np.log(values))))
+
+
+#: The two centre statistics of a band: the geometric mean (every value > 0) or the arithmetic mean.
+GEOMETRIC_MEAN, MEAN = "geometric mean", "mean"
+CENTERS = (GEOMETRIC_MEAN, MEAN)
+
+
+def _ok_values(scores: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]:
+    """(the metric as numbers, which rows count: status ok and finite)."""
+    if metric not in scores.columns:
+        raise InputError(f"unknown metric {metric!r}: scores has {[c for c in scores.columns]}")
+    ok = scores["status"].eq("ok") if "status" in scores.columns else pd.Series(True, index=scores.index)
+    vals = pd.to_numeric(scores[metric], errors="coerce")
+    return vals, ok & np.isfinite(vals)
+
+
+def center_kind(frames, metric: str = "mse") -> str:
+    """The one centre statistic for every band drawn from ``frames`` together, decided once.
+
+    The geometric mean when every counted value of every frame is > 0 (errors spread
+    over decades), else the arithmetic mean (e.g. a negative log density in any one of
+    them): curves, reference lines and tables compared with each other share it, so no
+    geometric mean is ever set against an arithmetic one.
+
+    Args:
+        frames: Score frames (``Sweep.scores``, reference scores; None entries are skipped).
+        metric: The metric column.
+
+    Returns:
+        :data:`GEOMETRIC_MEAN` or :data:`MEAN`.
+    """
+    seen = False
+    for frame in frames:
+        if frame is None or metric not in getattr(frame, "columns", ()):
+            continue
+        vals, counted = _ok_values(frame, metric)
+        if bool((vals[counted] <= 0).any()):
+            return MEAN
+        seen = seen or bool(counted.any())
+    return GEOMETRIC_MEAN if seen else MEAN
+
+
+def score_bands(scores: pd.DataFrame, metric: str = "mse",
+                percentiles: tuple[float, float] = BAND_PERCENTILES, center: str | None = None) -> pd.DataFrame:
+    """Per dataset size: low and high percentile and centre of a metric across repeats.
+
+    The centre is one statistic for every size: the geometric mean when every value
+    is positive (errors spread over decades), the arithmetic mean otherwise (e.g. a
+    negative log density), unless ``center`` fixes it (to share it with other frames:
+    see :func:`center_kind`).
+
+    Args:
+        scores: ``Sweep.scores``: columns ``size``, ``status`` and the metric.
+        metric: The metric column.
+        percentiles: (low, high) percentiles of the band.
+        center: ``"geometric mean"``, ``"mean"`` or None (decided from ``scores``).
+
+    Returns:
+        One row per size, ascending: ``size``, ``low``, ``center``, ``high``,
+        ``n_ok`` (finite values used), ``n_failed``, and ``center_kind``
+        ("geometric mean" or "mean").
+
+    Raises:
+        InputError: if ``metric`` is not a column of ``scores``, ``center`` is not one of
+            :data:`CENTERS`, or it is the geometric mean of values not all > 0.
+    """
+    vals, finite = _ok_values(scores, metric)
+    ok = scores["status"].eq("ok") if "status" in scores.columns else pd.Series(True, index=scores.index)
+    if center is None:
+        center = center_kind([scores], metric)
+    if center not in CENTERS:
+        raise InputError(f"center must be one of {list(CENTERS)}, got {center!r}")
+    positive = center == GEOMETRIC_MEAN
+    if positive and bool((vals[finite] <= 0).any()):
+        raise InputError(f"center={center!r} needs every {metric} > 0, but the smallest is "
+                         f"{float(vals[finite].min()):.4g}: use center='mean'")
+    rows = []
+    for size, idx in scores.groupby("size", sort=True).groups.items():
+        v = vals.loc[idx][finite.loc[idx]].to_numpy(dtype=float)
+        n_failed = int((~ok.loc[idx]).sum())
+        if v.size == 0:
+            rows.append((int(size), math.nan, math.nan, math.nan, 0, n_failed))
+            continue
+        lo, hi = np.percentile(v, percentiles)
+        mid = _geometric_mean(v) if positive else float(np.mean(v))
+        rows.append((int(size), float(lo), mid, float(hi), int(v.size), n_failed))
+    out = pd.DataFrame(rows, columns=["size", "low", "center", "high", "n_ok", "n_failed"])
+    out["center_kind"] = center
+    return out
 
 
 def score_table(sweeps: Mapping, metric: str = "mse", center: str | None = None) -> pd.DataFrame:
     """Per dataset size and sweep: the centre and 10th/90th percentile of ``metric``, compared with the first sweep.
 
     Every sweep and size uses one centre statistic (``center``, or decided once over all
-    the sweeps by :func:`gpviz.charts.center_kind`: the geometric mean only when every
+    the sweeps by :func:`center_kind`: the geometric mean only when every
     value of every sweep is > 0, else the arithmetic mean), so centres compare like with
     like. A ratio of centres means something only for positive values: it is given when
     the centre is the geometric mean, and NaN otherwise (use the difference).
@@ -89,7 +186,7 @@ def baseline_scores(predictions: pd.DataFrame, metrics: Mapping[str, Callable]) 
 
     Returns:
         One row per cell with predictions: ``i_config``, ``size``, ``i_repeat``, one column
-        per metric, and ``status`` ("ok"), so :func:`gpviz.charts.score_bands` reads it
+        per metric, and ``status`` ("ok"), so :func:`score_bands` reads it
         like ``Sweep.scores``.
     """
     base = baseline_predictions(predictions)

@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gpviz.charts import figure_to_img
-from gpviz.html.markup import Markup, element
 from gpviz.priors.judge import SweepJudgement
 from gpviz.priors.verdicts import with_verdicts
 from gpviz.sweep.result import Sweep
@@ -30,28 +28,8 @@ from gpviz.values.columns import I_CONFIG, I_REPEAT
 from gpviz.values.units import (check_units, convert_long, convert_wide, reading_units, relabel, to_units,
                                 unit_plan)
 from gpviz.view.build import build_view, facts_from_info, members_label
-from gpviz.view.records import VerdictSummary, ViewData
+from gpviz.view.records import CurveData, Note, NoteKind, VerdictSummary, ViewData
 from gpviz.words import plural
-
-# The scaling curve goes beside the expression: the figure becomes a two-column grid, every
-# part of the expression in the first (as wide as its code), the chart in the second. The chart's
-# cell has zero height so it stretches no row of the code; min-height keeps the page below clear.
-# Scoped with :has() to figures holding a sweep chart; without :has() (or on a narrow screen) the
-# chart shows below the expression.
-BESIDE_CSS = Markup("""<style>
-.gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) {
-  display: grid; grid-template-columns: minmax(0, max-content) minmax(420px, 1fr); column-gap: 28px;
-  align-items: start;
-  min-height: 470px; }
-.gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > * { grid-column: 1; }
-.gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > .gpviz-extra {
-  grid-column: 2; grid-row: 1 / span 40; height: 0; overflow: visible; }
-.gpviz-figure .gpviz-sweep-chart img { max-width: min(100%, 680px); height: auto; }
-@media (max-width: 1100px) {
-  .gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) { display: block; min-height: 0; }
-  .gpviz-figure:has(> .gpviz-extra > .gpviz-sweep-chart) > .gpviz-extra { height: auto; } }
-</style>""")
-
 
 def default_title(expr) -> str:
     """The expression's own title (e.g. an Ax surrogate's source), else the model's class and batch size."""
@@ -133,9 +111,9 @@ def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max
                       f"{plural(tracer.n_runs, 'optimizer run')}{ended}")
     # the convergence and waste figures FitTracer.summary() computes, stated on the page in one line
     line = summary_line(tracer.summary(), ended=bool(tracer.ended)) if len(frame) else ""
-    extra = element("div", line, class_="gpviz-fit-summary", style="margin:4px 0") if line else None
+    notes = (Note(NoteKind.fit_summary, line),) if line else ()
     return build_view(expr, frame, _facts(expr, info), title=title, loss=loss, summary=_failed_verdicts(verdicts),
-                      extra=extra)
+                      notes=notes)
 
 
 def sweep_info(sweep: Sweep, expr) -> pd.DataFrame:
@@ -216,21 +194,16 @@ def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_
     facts = _facts(expr, info)
     if judgement is not None and judgement.bands:
         facts = {k: replace(f, bands=judgement.bands.get(k)) for k, f in facts.items()}
-    extra = None
-    if chart:
-        img = figure_to_img(sweep.plot(metric), alt=f"scaling curve: leave-one-out {metric} per dataset size",
-                            css_class="gpviz-sweep-curve")
-        extra = BESIDE_CSS + Markup('<div class="gpviz-sweep-chart">') + img + Markup("</div>")
+    curve = CurveData(sweep.scores, sweep.reference_scores, metric) if chart else None
+    # cells the page does not draw are said, never left out silently
     notes = sweep.cell_notes()
-    if notes:  # cells the page does not draw are said, never left out silently
-        note = element("div", "Not drawn: " + "; ".join(notes), class_="gpviz-sweep-notes",
-                       style="color:#b35900;margin:4px 0")
-        extra = note + (extra or Markup())
+    notes = (Note(NoteKind.not_drawn, "Not drawn: " + "; ".join(notes)),) if notes else ()
     per = "first fold of each repeat" if one_fold_per_repeat else "every fold of every repeat"
     if title is None:  # "" means no title (the comparison page's headings carry the label)
         title = (f"Leave-one-out sweep: {type(sweep.model).__name__}, n = "
                  f"{', '.join(str(s) for s in sweep.sizes)}, {plural(sweep.repeats, 'repeat')} ({per})")
     return build_view(expr, frame, facts, title=title,
                       config_labels=[f"n = {s}" for s in sweep.sizes],
-                      member_label=sweep.member_label(one_fold_per_repeat), extra=extra, axis_ranges=axis_ranges,
+                      member_label=sweep.member_label(one_fold_per_repeat), notes=notes, curve=curve,
+                      axis_ranges=axis_ranges,
                       summary=verdict_summary(judgement, sweep.sizes))

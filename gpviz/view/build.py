@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 
 from gpviz.errors import InputError
-from gpviz.html.markup import Markup, as_html
 from gpviz.tree.labels import expression_labels
 from gpviz.tree.nodes import Role
 from gpviz.tree.notation import notation
 from gpviz.view.axes import chart_views, finite_or_none
 from gpviz.view.frame import prepare_frame
-from gpviz.view.records import HELD, LossData, ParamFacts, Section, ViewData
+from gpviz.view.records import HELD, CurveData, LossData, Note, ParamFacts, Section, ViewData
 
 
 def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict[str, ParamFacts]:
@@ -111,7 +110,8 @@ def sections_of(expr) -> tuple[Section, ...]:
 
 
 def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, title: str | None = None,
-               config_labels=None, extra: Markup | None = None, member_label: str | None = None,
+               config_labels=None, notes: Sequence[Note] = (), curve: CurveData | None = None,
+               member_label: str | None = None,
                axis_ranges: Mapping[str, Sequence[float]] | None = None, summary=None,
                loss: Mapping | None = None) -> ViewData:
     """The view data of ``expr`` drawn with the values in ``frame``.
@@ -122,8 +122,8 @@ def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, ti
         facts: key -> :class:`ParamFacts` (default: the expression's roles only).
         title: Figure title.
         config_labels: Labels of the configurations.
-        extra: HTML placed below the expression: a :class:`~gpviz.html.markup.Markup` as it is,
-            any other string escaped (shown as text).
+        notes: Lines of text below the expression (:class:`~gpviz.view.records.Note`).
+        curve: A sweep's scaling curve to draw beside the expression, or None.
         member_label: What a dot is, plural (default: the expression's).
         axis_ranges: key -> (lo, hi) its axis must cover.
         summary: The verdicts in words (a :class:`~gpviz.view.records.VerdictSummary`), or None.
@@ -131,7 +131,7 @@ def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, ti
 
     Raises:
         KeyMismatchError: a key has no column in ``frame``.
-        InputError: unreadable columns, bad labels, ranges or extra HTML.
+        InputError: unreadable columns, bad labels or ranges.
     """
     keys = tuple(expr.keys)
     if facts is None:
@@ -147,7 +147,7 @@ def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, ti
     return ViewData(sections_of(expr), data, axes, params, singular(plural), plural, title,
                     # verdicts were computed: say so even if none held
                     judged=any(f.verdict or f.bands for f in facts.values()),
-                    extra=as_html(extra) if extra else Markup(), summary=summary,
+                    notes=tuple(notes), curve=curve, summary=summary,
                     labels=expression_labels(expr), notation=tuple(notation(expr)),
                     loss=LossData(**loss) if loss is not None else None,
                     member_names=tuple(names) if names else None)

@@ -3,7 +3,9 @@
 A page is drawn from one :class:`ViewData`: the expression's sections, the
 validated frame (:class:`FrameData`), the shared axes (:class:`AxisView`) and one
 :class:`ParamView` per parameter key (its role, axis, prior mode, bounds, verdict
-tint and flags). Analyses say what they know about a parameter besides its values
+tint and flags). Records hold data only: text as plain strings (:class:`Note`), a
+sweep's scaling curve as its scores (:class:`CurveData`); the page layer escapes,
+styles and draws them. Analyses say what they know about a parameter besides its values
 in a :class:`ParamFacts` (bounds and prior from the model, the verdict from
 ``prior_pull``); nothing downstream reads meaning from column names.
 """
@@ -11,11 +13,12 @@ in a :class:`ParamFacts` (bounds and prior from the model, the verdict from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Mapping
 
 import numpy as np
+import pandas as pd
 
-from gpviz.html.markup import Markup
 from gpviz.priors.verdicts import HELD
 from gpviz.tree.nodes import Node, Role
 
@@ -173,6 +176,41 @@ class VerdictSummary:
     rows: tuple = ()
 
 
+class NoteKind(str, Enum):
+    """What a :class:`Note` says (the page layer gives each kind its look)."""
+
+    fit_summary = "fit summary"  # a fit's convergence and waste in one line
+    not_drawn = "not drawn"  # cells of a sweep the page does not draw, and why
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line of plain text shown below the expression.
+
+    Attributes:
+        kind: What it says.
+        text: The line (escaped where the page writes it).
+    """
+
+    kind: NoteKind
+    text: str
+
+
+@dataclass(frozen=True, eq=False)
+class CurveData:
+    """A sweep's scaling curve, as numbers: the page layer draws it beside the expression.
+
+    Attributes:
+        scores: ``Sweep.scores``.
+        reference: ``Sweep.reference_scores`` (the dashed line), or None.
+        metric: The metric drawn.
+    """
+
+    scores: pd.DataFrame
+    reference: pd.DataFrame | None
+    metric: str
+
+
 @dataclass(frozen=True, eq=False)
 class ViewData:
     """Everything a page of one expression needs, made once.
@@ -186,7 +224,8 @@ class ViewData:
         members: The same, plural.
         title: Figure title, or None.
         judged: Verdicts were computed (the legend says so even when none is held).
-        extra: Trusted HTML placed below the expression (a chart image).
+        notes: Lines of text below the expression (:class:`Note`), in order.
+        curve: A sweep's scaling curve to draw beside the expression (:class:`CurveData`), or None.
         summary: The verdicts in words (a sweep), or None.
         labels: key -> readable label (``lengthscale[log_lr]``), for hover text and tables.
         notation: ``(name, line)`` for each pseudocode function the expression uses.
@@ -202,7 +241,8 @@ class ViewData:
     members: str
     title: str | None = None
     judged: bool = False
-    extra: Markup = field(default_factory=Markup)
+    notes: tuple[Note, ...] = ()
+    curve: CurveData | None = None
     summary: VerdictSummary | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     notation: tuple = ()

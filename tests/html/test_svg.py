@@ -13,7 +13,7 @@ import pytest
 
 from gpviz.html import figure as F
 from gpviz.html import svg as S
-from gpviz.html.markup import svg_data_uri
+from gpviz.markup import svg_data_uri
 from gpviz.view.records import AxisView, ParamView
 
 LOG = AxisView("log", 0.01, 100.0, "lengthscale", False)
