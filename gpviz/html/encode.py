@@ -78,7 +78,7 @@ def pack_columns(columns: Mapping[str, dict]) -> tuple[str, dict]:
     at a multiple of 8 bytes, so typed arrays can view the decoded buffer in place.
 
     Args:
-        columns: name -> ``{"type", "data"}`` (base64) as in :attr:`Figure.spec`.
+        columns: name -> ``{"type", "data"}`` (base64) as in :attr:`gpviz.html.figure.Figure.spec`.
 
     Returns:
         ``(base64 text, {name: {"type", "offset" (bytes), "length" (elements)}})``.

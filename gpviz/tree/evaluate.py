@@ -93,7 +93,7 @@ def evaluate(node: Node, env: EvalEnv) -> torch.Tensor:
 
     Raises:
         InputError: if the tree evaluates to a vector at the top level or uses
-            a node that cannot be evaluated (a :class:`Symbol`).
+            a node that cannot be evaluated (a :class:`gpviz.tree.nodes.Symbol`).
         KeyMismatchError: if a parameter key has no value.
     """
     out = _eval(node, env)

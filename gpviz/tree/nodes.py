@@ -272,11 +272,11 @@ class Opaque(Node):
     """A kernel gpviz has no handler for: shown by class name with its own parameters.
 
     It evaluates by delegating to the module (at the module's current values),
-    which :class:`EvalEnv` finds by ``path``.
+    which :class:`gpviz.tree.evaluate.EvalEnv` finds by ``path``.
 
     Attributes:
         cls_name: The kernel's class name.
-        path: Its module path (where :class:`EvalEnv` finds the module).
+        path: Its module path (where :class:`gpviz.tree.evaluate.EvalEnv` finds the module).
         dims: The input columns it sees (``None``: all of them).
         params: Leaves of every parameter of its subtree that ``inner`` does not show.
         inner: ``(label, expression)`` of wrapped kernels gpviz understands; display

@@ -240,8 +240,3 @@ def _emit_flat(doc, leaf, out: list, col: int) -> int:
 def to_text(node: Node, leaf: Callable[[Param], str], width: int = 88) -> str:
     """Prints a tree as pseudocode, each parameter leaf shown by ``leaf``."""
     return "".join(t if isinstance(t, str) else leaf(t) for t in layout(node, leaf, width))
-
-
-def tokens_text(tokens: list, leaf: Callable[[Param], str]) -> str:
-    """Joins a token list from :func:`layout` into text."""
-    return "".join(t if isinstance(t, str) else leaf(t) for t in tokens)

@@ -231,7 +231,7 @@ def handle_multitask(module, path, walk):
 
     ``MultitaskKernel`` returns the Kronecker product ``K_data ⊗ C`` (interleaved:
     row ``a·t + i``); the tree reads the task from a virtual column after the
-    inputs, which :class:`gpviz.model.KroneckerModelExpr` appends when it
+    inputs, which :class:`gpviz.models.expr.KroneckerModelExpr` appends when it
     evaluates. ``MultitaskKernel.forward`` calls ``data_covar_module.forward``,
     bypassing its ``active_dims``.
     """
