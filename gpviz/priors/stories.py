@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from gpviz.tree.nodes import Compare, Differ, Div, Param, iter_nodes
+from gpviz.values.columns import SIZE
 from gpviz.values.keys import parse_key
+from gpviz.words import plural
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,12 @@ def key_stories(table: pd.DataFrame, features: dict[str, str] | None = None) -> 
     features = features or {}
     out = []
     for key, rows in table.groupby("key", sort=False):
-        rows = rows.sort_values("size")
+        rows = rows.sort_values(SIZE)
         path, name, index = parse_key(str(key))
         group = f"{path}.{name}" if path else name
         feature = features.get(str(key), ",".join(str(i) for i in index))
         held, reps = rows["repeats_held"].to_numpy(), rows["repeats"].to_numpy()
-        sizes = rows["size"].to_numpy()
+        sizes = rows[SIZE].to_numpy()
         last = dict(still_held=int(held[-1]), largest=int(sizes[-1]),
                     set_sizes=tuple(int(z) for z in sizes[rows["set_share"].to_numpy() >= 0.5]))
         if (rows["prior"].astype(str) == "none").all():
@@ -77,10 +79,6 @@ def key_stories(table: pd.DataFrame, features: dict[str, str] | None = None) -> 
             out.append(KeyStory(str(key), group, feature, "breaks free", int(sizes[j]), int(reps[j] - held[j]),
                                 int(reps[j]), **last))
     return out
-
-
-def _plural(word: str, count: int) -> str:
-    return word if count == 1 else (word[:-1] + "ies" if word.endswith("y") else word + "s")
 
 
 def break_free_sentences(stories: list[KeyStory]) -> dict[str, str]:
@@ -104,7 +102,7 @@ def break_free_sentences(stories: list[KeyStory]) -> dict[str, str]:
             count = len(sts)
             named = [s.feature for s in sts if s.feature]
             feats = f" ({', '.join(named)})" if named else ""
-            subject = (noun if len(items) == 1 else f"{count} {_plural(noun, count)}") if i == 0 else str(count)
+            subject = (noun if len(items) == 1 else plural(count, noun)) if i == 0 else str(count)
             one = count == 1
             if set_sizes:
                 feats = (f", set by the prior away from its mode at n = {', '.join(str(z) for z in set_sizes)}"
