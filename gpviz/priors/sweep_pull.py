@@ -23,7 +23,7 @@ from gpviz.sweep.result import Sweep
 from gpviz.sweep.workers import check_parallel, map_tasks
 from gpviz.threads import default_dtype, torch_threads
 from gpviz.tree.labels import expression_labels
-from gpviz.values.columns import I_MODEL
+from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 from gpviz.values.keys import param_info, parse_key, resolve
 from gpviz.priors.pull import COLUMNS, prior_pull
 
@@ -63,7 +63,7 @@ def load_member_values(model, values) -> None:
 #: A stacked model holds at most this many batch members x training points²: it bounds the memory of the
 #: Hessian-vector products' graph (about 100 such tensors live at once, 8 bytes per element).
 STACK_BUDGET = 1_000_000
-SWEEP_COLUMNS = ["i_config", "size", "i_repeat"] + COLUMNS
+SWEEP_COLUMNS = [I_CONFIG, SIZE, I_REPEAT] + COLUMNS
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _folds(job: PullJob, i_config: int, i_repeat: int):
 
 def _cell_values(job: PullJob, i_config: int, i_repeat: int) -> dict[str, np.ndarray]:
     params = job.parameters
-    cell = params[(params["i_config"] == i_config) & (params["i_repeat"] == i_repeat)].sort_values(I_MODEL)
+    cell = params[(params[I_CONFIG] == i_config) & (params[I_REPEAT] == i_repeat)].sort_values(I_MODEL)
     return {k: cell[k].to_numpy(dtype=np.float64) for k in job.keys}
 
 
@@ -142,8 +142,8 @@ def _judge_chunk(job: PullJob, i_config: int, size: int, chunk: list[int]) -> pd
             pull = prior_pull(model)
             i_model = pull[I_MODEL].to_numpy()
             pull[I_MODEL] = (i_model % members).astype(np.int32)
-            pull.insert(0, "i_repeat", np.asarray(chunk, dtype=np.int32)[i_model // members])
-            pull = pull.sort_values(["i_repeat"], kind="stable")
+            pull.insert(0, I_REPEAT, np.asarray(chunk, dtype=np.int32)[i_model // members])
+            pull = pull.sort_values([I_REPEAT], kind="stable")
         else:
             parts = []
             for r in chunk:
@@ -151,11 +151,11 @@ def _judge_chunk(job: PullJob, i_config: int, size: int, chunk: list[int]) -> pd
                 model = job.make_model(folds.train_X, folds.train_Y)
                 load_member_values(model, _cell_values(job, i_config, r))
                 part = prior_pull(model)
-                part.insert(0, "i_repeat", np.int32(r))
+                part.insert(0, I_REPEAT, np.int32(r))
                 parts.append(part)
             pull = pd.concat(parts, ignore_index=True)
-    pull.insert(0, "size", np.int32(size))
-    pull.insert(0, "i_config", np.int32(i_config))
+    pull.insert(0, SIZE, np.int32(size))
+    pull.insert(0, I_CONFIG, np.int32(i_config))
     return pull
 
 
@@ -196,28 +196,28 @@ def sweep_prior_pull(sweep, repeats: int | None = None, *, workers: int = 1, exe
         raise InputError(f"sweep_prior_pull: repeats must be None (all) or an integer >= 0, got {repeats!r}")
     workers, executor, threads = check_parallel(workers, executor, threads)
     params = sweep.parameters
-    keys = tuple(k for k in params.columns if k not in ("i_config", "size", "i_repeat", I_MODEL))
+    keys = tuple(k for k in params.columns if k not in (I_CONFIG, SIZE, I_REPEAT, I_MODEL))
     n_rep = sweep.repeats if repeats is None else min(int(repeats), sweep.repeats)
     tasks = []
     for i_config, size in enumerate(sweep.sizes):
-        done = set(int(r) for r in params.loc[params["i_config"] == i_config, "i_repeat"])
+        done = set(int(r) for r in params.loc[params[I_CONFIG] == i_config, I_REPEAT])
         cells = [r for r in range(n_rep) if r in done and (i_config, r) in sweep.subsets]
         if not cells:
             continue
-        per_cell = int(((params["i_config"] == i_config) & (params["i_repeat"] == cells[0])).sum())
+        per_cell = int(((params[I_CONFIG] == i_config) & (params[I_REPEAT] == cells[0])).sum())
         fit = max(1, STACK_BUDGET // max(1, per_cell * (int(size) - 1) ** 2))
         tasks += [(i_config, int(size), cells[i:i + fit]) for i in range(0, len(cells), fit)]
     if not tasks:
         return pd.DataFrame(columns=SWEEP_COLUMNS)
     judged = {(i_config, r) for i_config, _, chunk in tasks for r in chunk}
     job = PullJob(sweep.make_model, sweep.X, sweep.Y, {c: sweep.subsets[c] for c in judged},
-                  params[[(c, r) in judged for c, r in zip(params["i_config"], params["i_repeat"])]], keys, threads,
+                  params[[(c, r) in judged for c, r in zip(params[I_CONFIG], params[I_REPEAT])]], keys, threads,
                   torch.get_default_dtype())
     frames = map_tasks(_judge_chunk, job, tasks, parts={"make_model": sweep.make_model},
                        caller="sweep_prior_pull", workers=workers, executor=executor)
     out = pd.concat(frames, ignore_index=True)
     if sweep.feature_names is not None:  # the label column by the sweep's feature names
         out["label"] = out["key"].map(expression_labels(sweep.expression())).fillna(out["key"])
-    for c in ("i_config", "size", "i_repeat", I_MODEL):
+    for c in (I_CONFIG, SIZE, I_REPEAT, I_MODEL):
         out[c] = out[c].astype(np.int32)
     return out

@@ -3,6 +3,7 @@ dataset size that views tint by (see :mod:`gpviz.priors.stories` for the sentenc
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 from typing import Mapping
@@ -10,12 +11,25 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-FREE = "free"
-HELD = "held at prior mode"
-SET = "set by prior"
-AT_BOUND = "at bound"
+from gpviz.values.columns import I_REPEAT, SIZE
+
+
+class Verdict(enum.StrEnum):
+    """What a prior pull says of one parameter value, in the order pages list them.
+
+    Members compare and hash equal to their strings (``Verdict.HELD == "held at prior mode"``), the words
+    frames and pages carry.
+    """
+
+    FREE = "free"
+    HELD = "held at prior mode"
+    SET = "set by prior"
+    AT_BOUND = "at bound"
+
+
+FREE, HELD, SET, AT_BOUND = Verdict.FREE, Verdict.HELD, Verdict.SET, Verdict.AT_BOUND
 #: Every verdict :func:`prior_pull` gives, in the order pages list them.
-VERDICTS = (FREE, HELD, SET, AT_BOUND)
+VERDICTS = tuple(Verdict)
 
 #: A positive parameter is "near the mode" within this distance in log space (a factor of 2).
 NEAR_LOG = math.log(2.0)
@@ -111,11 +125,11 @@ def with_verdicts(info: pd.DataFrame, verdicts: Mapping[str, str]) -> pd.DataFra
 def held_fractions(pull: pd.DataFrame) -> pd.DataFrame:
     """Share of folds judged ``held at prior mode`` per key (rows) and dataset size (columns)."""
     return (pull.assign(held=pull["verdict"].eq(HELD))
-            .pivot_table(index="key", columns="size", values="held", aggfunc="mean", sort=False))
+            .pivot_table(index="key", columns=SIZE, values="held", aggfunc="mean", sort=False))
 
 
 #: Columns of :func:`verdict_table`.
-TABLE_COLUMNS = ["key", "size", "prior", "members", "free", "held", "set", "at_bound", "held_share", "set_share",
+TABLE_COLUMNS = ["key", SIZE, "prior", "members", "free", "held", "set", "at_bound", "held_share", "set_share",
                  "repeats", "repeats_held"]
 
 
@@ -137,24 +151,24 @@ def verdict_table(pull: pd.DataFrame) -> pd.DataFrame:
     if pull is None or len(pull) == 0:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     v = pull["verdict"].astype(str)
-    flags = pd.DataFrame({"key": pull["key"].astype(str), "size": pull["size"].astype(int),
-                          "i_repeat": pull["i_repeat"].astype(int) if "i_repeat" in pull else 0,
+    flags = pd.DataFrame({"key": pull["key"].astype(str), SIZE: pull[SIZE].astype(int),
+                          I_REPEAT: pull[I_REPEAT].astype(int) if I_REPEAT in pull else 0,
                           "free": v.eq(FREE), "held": v.eq(HELD), "set": v.eq(SET), "at_bound": v.eq(AT_BOUND)})
     order = {k: i for i, k in enumerate(dict.fromkeys(flags["key"]))}
-    per_repeat = flags.groupby(["key", "size", "i_repeat"], sort=False)["held"].mean().ge(0.5)
-    repeats = per_repeat.groupby(level=[0, 1], sort=False).agg(["size", "sum"])
-    counts = flags.groupby(["key", "size"], sort=False)[["free", "held", "set", "at_bound"]].sum()
-    counts["members"] = flags.groupby(["key", "size"], sort=False).size()
+    per_repeat = flags.groupby(["key", SIZE, I_REPEAT], sort=False)["held"].mean().ge(0.5)
+    repeats = per_repeat.groupby(level=[0, 1], sort=False).agg(["count", "sum"])
+    counts = flags.groupby(["key", SIZE], sort=False)[["free", "held", "set", "at_bound"]].sum()
+    counts["members"] = flags.groupby(["key", SIZE], sort=False).size()
     prior = pull["prior"].astype(str) if "prior" in pull else pd.Series("none", index=pull.index)
-    counts["prior"] = prior.groupby([flags["key"], flags["size"]], sort=False).first()
-    counts["repeats"] = repeats["size"]
+    counts["prior"] = prior.groupby([flags["key"], flags[SIZE]], sort=False).first()
+    counts["repeats"] = repeats["count"]
     counts["repeats_held"] = repeats["sum"]
     out = counts.reset_index()
     for c in ("members", "free", "held", "set", "at_bound", "repeats", "repeats_held"):
         out[c] = out[c].astype(np.int64)
     out["held_share"] = out["held"] / out["members"]
     out["set_share"] = out["set"] / out["members"]
-    out = out.iloc[np.lexsort((out["size"].to_numpy(), out["key"].map(order).to_numpy()))]
+    out = out.iloc[np.lexsort((out[SIZE].to_numpy(), out["key"].map(order).to_numpy()))]
     return out[TABLE_COLUMNS].reset_index(drop=True)
 
 
@@ -164,7 +178,7 @@ def band_text(row) -> str:
     E.g. ``"n = 80: held at the prior's mode in 163 of 320 folds (51%), in 2 of 4 repeats;
     set by prior 0, free 157, at bound 0"``.
     """
-    return (f"n = {int(row['size'])}: held at the prior's mode in {int(row['held'])} of {int(row['members'])} folds "
+    return (f"n = {int(row[SIZE])}: held at the prior's mode in {int(row['held'])} of {int(row['members'])} folds "
             f"({row['held_share']:.0%}), in {int(row['repeats_held'])} of {int(row['repeats'])} repeats; "
             f"set by prior {int(row['set'])}, free {int(row['free'])}, at bound {int(row['at_bound'])}")
 
@@ -199,7 +213,7 @@ def size_bands(table: pd.DataFrame, sizes) -> dict[str, tuple]:
     """
     out: dict[str, tuple] = {}
     for key, rows in table.groupby("key", sort=False):
-        by = {int(r["size"]): BandCount(int(r["size"]), float(r["held_share"]), int(r["held"]), int(r["members"]),
+        by = {int(r[SIZE]): BandCount(int(r[SIZE]), float(r["held_share"]), int(r["held"]), int(r["members"]),
                                         int(r["repeats_held"]), int(r["repeats"]), band_text(r))
               for _, r in rows.iterrows()}
         out[str(key)] = tuple(by.get(int(s)) for s in sizes)

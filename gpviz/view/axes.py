@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Mapping, Sequence
 
@@ -17,6 +18,13 @@ LOG_ROLES = frozenset({Role.lengthscale, Role.outputscale, Role.noise, Role.peri
 # Signed quantities: a linear axis that shows negatives (and zero).
 SIGNED_ROLES = frozenset({Role.mean, Role.bias, Role.task_factor})
 
+class AxisKind(enum.StrEnum):
+    """How an axis maps values to positions. Members compare equal to their strings (``AxisKind.LOG == AxisKind.LOG``)."""
+
+    LOG = "log"
+    LINEAR = "linear"
+
+
 def finite_or_none(x) -> float | None:
     """A finite float for JSON, or ``None``."""
     try:
@@ -26,16 +34,16 @@ def finite_or_none(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _axis_kind(meta: ParamFacts) -> tuple[str, bool]:
-    """``("log" | "linear", bounded)`` for one parameter."""
+def _axis_kind(meta: ParamFacts) -> tuple[AxisKind, bool]:
+    """``(kind, bounded)`` for one parameter."""
     bounded = meta.lower is not None and meta.upper is not None
     if bounded:
-        return ("log" if meta.role in LOG_ROLES and meta.lower > 0 else "linear"), True
+        return (AxisKind.LOG if meta.role in LOG_ROLES and meta.lower > 0 else AxisKind.LINEAR), True
     if meta.role in LOG_ROLES:
-        return "log", False
+        return AxisKind.LOG, False
     if meta.role not in SIGNED_ROLES and meta.lower is not None and meta.lower >= 0:
-        return "log", False  # a positive-constrained parameter of a role gpviz does not know
-    return "linear", False
+        return AxisKind.LOG, False  # a positive-constrained parameter of a role gpviz does not know
+    return AxisKind.LINEAR, False
 
 
 _MAX = float(np.finfo(np.float64).max)
@@ -121,19 +129,19 @@ def chart_views(frame: FrameData, facts: Mapping[str, ParamFacts],
         if bounded:
             lo, hi = facts[keys[0]].lower, facts[keys[0]].upper
             inside = vals[np.isfinite(vals)]
-            if kind == "log":
+            if kind == AxisKind.LOG:
                 inside = inside[inside > 0]
             lo = min([lo] + ([float(inside.min())] if len(inside) else []))
             hi = max([hi] + ([float(inside.max())] if len(inside) else []))
             if hi <= lo:
-                lo, hi = (lo / 10, min(hi * 10, _MAX)) if kind == "log" else (max(lo - 1, -_MAX), min(hi + 1, _MAX))
-        elif kind == "log":
+                lo, hi = (lo / 10, min(hi * 10, _MAX)) if kind == AxisKind.LOG else (max(lo - 1, -_MAX), min(hi + 1, _MAX))
+        elif kind == AxisKind.LOG:
             lo, hi = _log_domain(vals, refs)
         else:
             lo, hi = _linear_domain(vals, refs)
         for k in keys:
             if ranges and k in ranges:
-                ends = [float(e) for e in ranges[k] if finite_or_none(e) is not None and (kind != "log" or float(e) > 0)]
+                ends = [float(e) for e in ranges[k] if finite_or_none(e) is not None and (kind != AxisKind.LOG or float(e) > 0)]
                 if ends:
                     lo, hi = min([lo] + ends), max([hi] + ends)
         axis = AxisView(kind, float(lo), float(hi), str(gid[1]), bounded)
@@ -150,7 +158,7 @@ def _flags(block: np.ndarray, axis: AxisView) -> list[str]:
     """Per column of a ``rows x keys`` block: its NaN / inf / non-positive-on-log values in words
     (for the page's warning), or ""."""
     counts = [(np.isnan(block).sum(axis=0), "NaN"), (np.isinf(block).sum(axis=0), "inf")]
-    if axis.kind == "log":
+    if axis.kind == AxisKind.LOG:
         with np.errstate(invalid="ignore"):
             counts.append((((block <= 0) & np.isfinite(block)).sum(axis=0), "\u2264 0 on a log axis"))
     out = [""] * block.shape[1]
@@ -164,6 +172,6 @@ def bound_on_axis(p: ParamView, axis: AxisView) -> bool:
     if axis.bounded:
         return False
     for b, at in ((p.lower, p.mark_lower), (p.upper, p.mark_upper)):
-        if b is not None and not at and axis.lo <= b <= axis.hi and (axis.kind != "log" or b > 0):
+        if b is not None and not at and axis.lo <= b <= axis.hi and (axis.kind != AxisKind.LOG or b > 0):
             return True
     return False

@@ -7,6 +7,7 @@ wrong values at each step of an unsorted frame.
 
 from __future__ import annotations
 
+import enum
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -16,7 +17,20 @@ from gpviz.errors import InputError, KeyMismatchError
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_TIMESTEP, INDEX_COLUMNS
 from gpviz.view.records import FrameData
 
-MODES = ("snapshot", "batch", "configs", "timeline")
+
+class FrameMode(enum.StrEnum):
+    """What a frame's rows are, and so how its charts are drawn.
+
+    Members compare equal to their strings (``FrameMode.TIMELINE == "timeline"``), the word a page's spec carries.
+    """
+
+    SNAPSHOT = "snapshot"  # one row: a value per chart
+    BATCH = "batch"        # a row per batch member: a dot per member
+    CONFIGS = "configs"    # rows per configuration (a sweep's sizes): a band per configuration
+    TIMELINE = "timeline"  # rows per timestep (a fit): a time control
+
+
+MODES = tuple(FrameMode)
 
 # --------------------------------------------------------------------------- #
 # Frames: validate, cast, sort, encode                                        #
@@ -151,11 +165,11 @@ def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> FrameData:
     values = _float_columns(frame, list(dict.fromkeys(keys)))
 
     if I_TIMESTEP in index:
-        mode = "timeline"
+        mode = FrameMode.TIMELINE
     elif I_CONFIG in index:
-        mode = "configs"
+        mode = FrameMode.CONFIGS
     else:
-        mode = "snapshot" if n == 1 else "batch"
+        mode = FrameMode.SNAPSHOT if n == 1 else FrameMode.BATCH
 
     # Sort rows here (stable), never in JS: by step, then config, then member.
     order_keys = [index[c] for c in (I_MODEL, I_CONFIG, I_TIMESTEP) if c in index]
@@ -167,7 +181,7 @@ def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> FrameData:
     if I_CONFIG in index:
         i_config = index[I_CONFIG]
         if len(i_config) and i_config.min() < 0:
-            raise InputError(f"column 'i_config' holds {i_config.min()}; expected 0, 1, ... (one per configuration)")
+            raise InputError(f"column {I_CONFIG!r} holds {i_config.min()}; expected 0, 1, ... (one per configuration)")
         labels = _config_labels(config_labels, int(i_config.max()) + 1 if len(i_config) else 0)
     steps: list[int] = []
     starts: list[int] = []
