@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import json
 import re
 from pathlib import Path
 
@@ -23,10 +26,11 @@ NUMPY_DOOR = "gpviz.values.tensors"
 MAX_LINES = 500
 
 
-def _modules() -> dict[str, Path]:
+def modules(package: Path = PACKAGE) -> dict[str, Path]:
+    """Dotted module name -> file, for every module of ``package`` (scripts/house_figures.py measures another checkout)."""
     out = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package.parent).with_suffix("")
         parts = list(rel.parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
@@ -34,19 +38,19 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-MODULES = _modules()
+MODULES = modules()
 
 
-def _resolve(name: str) -> str | None:
+def _resolve(name: str, known: dict[str, Path]) -> str | None:
     """The gpviz module an imported name refers to (``gpviz.x.y`` or its nearest module prefix)."""
     while name:
-        if name in MODULES:
+        if name in known:
             return name
         name = name.rpartition(".")[0]
     return None
 
 
-def _imports(module: str, path: Path):
+def imports(module: str, path: Path, known: dict[str, Path] = MODULES):
     """(target module, line, at module level) for every import of a gpviz module in ``path``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     top_level = {id(n) for n in tree.body}
@@ -67,34 +71,35 @@ def _imports(module: str, path: Path):
                 prefix = ".".join(base + ([node.module] if node.module else []))
             else:
                 prefix = node.module or ""
-            names = [f"{prefix}.{a.name}" if _resolve(f"{prefix}.{a.name}") == f"{prefix}.{a.name}" else prefix
-                     for a in node.names]
+            names = [f"{prefix}.{a.name}" if _resolve(f"{prefix}.{a.name}", known) == f"{prefix}.{a.name}"
+                     else prefix for a in node.names]
         else:
             continue
         for name in names:
-            target = _resolve(name)
+            target = _resolve(name, known)
             if target is not None and target != module:
                 yield target, node.lineno, id(node) in top_level
 
 
-def _graph() -> dict[str, set[str]]:
+def graph(known: dict[str, Path] = MODULES) -> dict[str, set[str]]:
     """Module -> the gpviz modules it imports (the package's public face, gpviz/__init__, is left out)."""
-    graph = {}
-    for module, path in MODULES.items():
+    out = {}
+    for module, path in known.items():
         if module == "gpviz":
             continue
-        graph[module] = {t for t, _, _ in _imports(module, path) if t != "gpviz"}
-    return graph
+        out[module] = {t for t, _, _ in imports(module, path, known) if t != "gpviz"}
+    return out
 
 
-def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+def cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """The first import cycle found (``[a, b, ..., a]``), or ``None``."""
     color: dict[str, int] = {}
     stack: list[str] = []
 
     def visit(m: str) -> list[str] | None:
         color[m] = 1
         stack.append(m)
-        for t in sorted(graph.get(m, ())):
+        for t in sorted(edges.get(m, ())):
             if color.get(t) == 1:
                 return stack[stack.index(t):] + [t]
             if color.get(t) is None:
@@ -105,7 +110,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         color[m] = 2
         return None
 
-    for m in sorted(graph):
+    for m in sorted(edges):
         if color.get(m) is None:
             found = visit(m)
             if found:
@@ -115,21 +120,21 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_checker_sees_every_module_and_finds_a_planted_cycle():
     assert {"gpviz.hooks", "gpviz.render", "gpviz.trace.tracer", "gpviz.tree.nodes"} <= set(MODULES)
-    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert _cycle({"a": {"b"}, "b": set()}) is None
-    graph = _graph()
-    assert "gpviz.tree.nodes" in graph["gpviz.walk.walker"]  # `from gpviz.tree.nodes import ...` is an edge
-    assert "gpviz.hooks" in graph["gpviz.trace.tracer"]      # `from gpviz import hooks` is an edge to the module
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b"}, "b": set()}) is None
+    edges = graph()
+    assert "gpviz.tree.nodes" in edges["gpviz.walk.walker"]  # `from gpviz.tree.nodes import ...` is an edge
+    assert "gpviz.display" in edges["gpviz.walk.expr"]  # `from gpviz import display` is an edge to the module
 
 
 def test_no_import_cycle_among_gpviz_modules():
-    cycle = _cycle(_graph())
-    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+    found = cycle(graph())
+    assert found is None, "import cycle: " + " -> ".join(found)
 
 
 def test_no_function_local_import_of_a_gpviz_module():
     local = [f"{MODULES[m].relative_to(PACKAGE.parent)}:{line} imports {t}"
-             for m, path in MODULES.items() for t, line, top in _imports(m, path) if not top]
+             for m, path in MODULES.items() for t, line, top in imports(m, path) if not top]
     assert not local, "function-local imports of gpviz modules:\n" + "\n".join(local)
 
 
@@ -216,3 +221,293 @@ def test_no_function_is_only_a_docstring():
     bad = [f"{module}: {name}" for module, path in MODULES.items()
            for name in _docstring_only_functions(ast.parse(path.read_text(encoding="utf-8")))]
     assert not bad, "functions whose body is only a docstring (a lost body?):\n" + "\n".join(bad)
+
+
+# --- Stage order: imports run from later stages to earlier ones (docs/architecture.md's pipeline) ---
+
+#: Module prefix -> stage, in docs/architecture.md's order; a module takes its longest prefix's stage.
+#: A module may import modules of its own or an earlier stage only. A new module without a prefix
+#: here fails `test_every_module_has_a_stage`: give it the stage of the pipeline row the doc names it in.
+STAGES = {
+    # base: errors, the renderer registry, every foreign internal, small helpers
+    "gpviz.errors": 0, "gpviz.display": 0, "gpviz.hooks": 0, "gpviz._factory": 0, "gpviz.words": 0,
+    "gpviz.threads": 0, "gpviz.seeding": 0, "gpviz.markup": 0,
+    # values, base: tensors, column names, key grammar, bounds, prior facts
+    "gpviz.values": 1,
+    # tree, and the one option set
+    "gpviz.tree": 2, "gpviz.options": 2,
+    # walk: handlers -> walker -> KernelExpr
+    "gpviz.walk": 3,
+    # models: families, sources, ModelExpr
+    "gpviz.models": 4,
+    # values, frames: parameters() and units, read off a ModelExpr
+    "gpviz.values.parameters": 5, "gpviz.values.units": 5,
+    # Ax
+    "gpviz.ax": 6,
+    # analyses: fit tracer, CV sweeps, prior pull
+    "gpviz.trace": 7, "gpviz.sweep": 7, "gpviz.priors": 7,
+    # view data
+    "gpviz.view": 8,
+    # HTML and charts
+    "gpviz.html": 9, "gpviz.charts": 9,
+    # entry points, the demo's data and the helpers shipped for users' tests
+    "gpviz.render": 10, "gpviz.compare": 10, "gpviz.cli": 10, "gpviz.__main__": 10, "gpviz.datasets": 10,
+    "gpviz.testing": 10,
+}
+
+#: Today's edges against the stage order, each one (importer, imported). Analyses and views still
+#: import the page layer (`html.markup`) and matplotlib's `charts`; issue 23's pure view layer
+#: removes them. The list may only shrink: an entry whose edge is gone fails the test until deleted.
+ALLOWED_AGAINST_STAGES = {
+    ("gpviz.sweep.result", "gpviz.charts"),        # Sweep draws its own matplotlib figures
+    ("gpviz.sweep.result", "gpviz.html.markup"),   # Sweep builds Markup for its page
+    ("gpviz.sweep.scores", "gpviz.charts"),        # center_kind lives in charts
+    ("gpviz.trace.modes", "gpviz.charts"),         # compare_fit_modes plots its loss curves
+    ("gpviz.trace.plot", "gpviz.charts"),          # the loss chart
+    ("gpviz.trace.tracer", "gpviz.html.markup"),   # the tracer's page parts
+    ("gpviz.view.adapters", "gpviz.charts"),       # sweep views carry matplotlib PNGs
+    ("gpviz.view.adapters", "gpviz.html.markup"),  # view records carry Markup
+    ("gpviz.view.build", "gpviz.html.markup"),
+    ("gpviz.view.records", "gpviz.html.markup"),
+}
+
+
+def stage(module: str) -> int | None:
+    """The stage of ``module``: its longest prefix's in :data:`STAGES` (``None`` when it has none)."""
+    name = module
+    while name:
+        if name in STAGES:
+            return STAGES[name]
+        name = name.rpartition(".")[0]
+    return None
+
+
+def against_stages(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """Every (importer, imported) edge of ``edges`` that runs from an earlier stage to a later one."""
+    return {(m, t) for m, targets in edges.items() for t in targets
+            if stage(m) is not None and stage(t) is not None and stage(t) > stage(m)}
+
+
+def test_the_stage_check_finds_a_planted_edge_against_the_order():
+    planted = {"gpviz.tree.nodes": {"gpviz.errors", "gpviz.render"}, "gpviz.render": {"gpviz.tree.nodes"},
+               "gpviz.values.units": {"gpviz.models.expr"}, "gpviz.models.expr": {"gpviz.values.keys"}}
+    assert against_stages(planted) == {("gpviz.tree.nodes", "gpviz.render")}
+    assert stage("gpviz.values.units") == 5 and stage("gpviz.values.keys") == 1 and stage("gpviz.view.x") == 8
+
+
+def test_every_module_has_a_stage():
+    missing = [m for m in MODULES if m != "gpviz" and stage(m) is None]  # the public face imports every stage
+    assert not missing, "modules without a stage (add their prefix to STAGES): " + ", ".join(missing)
+
+
+def test_imports_follow_the_stage_order():
+    found = against_stages(graph())
+    new = sorted(found - ALLOWED_AGAINST_STAGES)
+    gone = sorted(ALLOWED_AGAINST_STAGES - found)
+    assert not new, "imports against the stage order (a later stage imported by an earlier one):\n" + "\n".join(
+        f"{m} (stage {stage(m)}) imports {t} (stage {stage(t)})" for m, t in new)
+    assert not gone, "edges gone: delete them from ALLOWED_AGAINST_STAGES:\n" + "\n".join(f"{m} -> {t}" for m, t in gone)
+
+
+# --- No stale reference: every name a docstring or the architecture doc points to exists ---
+
+REPO = PACKAGE.parent
+ARCHITECTURE = REPO / "docs" / "architecture.md"
+#: ``gpviz.x.y`` names and Sphinx roles (``:func:`x```) in docstrings and the architecture doc.
+DOTTED = re.compile(r"(?<![\w./-])gpviz(?:\.[A-Za-z_]\w*)+")
+ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|exc):`~?([\w.]+)(?:\(\))?`")
+#: Files named ``gpviz.<ext>`` (the page assets) are not modules.
+ASSET_SUFFIXES = {"js", "css"}
+
+
+def references(text: str) -> list[str]:
+    """The names ``text`` points to: every ``gpviz.x.y`` and every Sphinx role's target."""
+    roles = [m.group(1) for m in ROLE.finditer(text)]
+    dotted = [m.group(0) for m in DOTTED.finditer(ROLE.sub("", text))
+              if m.group(0).rpartition(".")[2] not in ASSET_SUFFIXES]
+    return list(dict.fromkeys(dotted + roles))
+
+
+def _has(obj, name: str) -> bool:
+    """Whether ``obj.name`` exists, counting a class's declared fields and the attributes its methods set."""
+    if hasattr(obj, name):
+        return True
+    if not isinstance(obj, type):
+        return False
+    for cls in obj.__mro__:
+        if name in getattr(cls, "__annotations__", {}) or name in getattr(cls, "__dataclass_fields__", {}):
+            return True
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):
+            continue
+        if re.search(rf"\bself\.{re.escape(name)}\s*(:[^=]*)?=", source):
+            return True
+    return False
+
+
+def resolves(dotted: str) -> bool:
+    """Whether an absolute dotted name names something: its longest importable module, then attributes."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        name = ".".join(parts[:i])
+        try:
+            obj = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name is not None and not name.startswith(e.name):
+                raise  # the module exists and one of its own imports is missing: not a reference's fault
+            continue
+        for attr in parts[i:]:
+            if not _has(obj, attr):
+                return False
+            obj = getattr(obj, attr, None)
+        return True
+    return False
+
+
+def resolves_from(target: str, module: str, classes: tuple[str, ...] = ()) -> bool:
+    """Whether a role's target names something seen from ``module`` (inside ``classes``), or absolutely."""
+    scopes = [".".join((module,) + classes[:i]) for i in range(len(classes), -1, -1)]
+    candidates = ([target] if target.split(".")[0] in ("gpviz",) else
+                  [f"{s}.{target}" for s in scopes] + [f"{module.rpartition('.')[0]}.{target}", f"gpviz.{target}",
+                                                        target])
+    return any(resolves(c) for c in candidates if c and not c.startswith("."))
+
+
+def _docstrings(tree: ast.AST, classes: tuple[str, ...] = ()):
+    """(docstring, enclosing class names, line) for a module and every class and function in it."""
+    doc = ast.get_docstring(tree, clean=False) if isinstance(tree, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                                                    ast.AsyncFunctionDef)) else None
+    inner = classes + (tree.name,) if isinstance(tree, ast.ClassDef) else classes
+    if doc:
+        yield doc, inner, getattr(tree, "lineno", 1)  # a class's docstring sees the class's own names
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield from _docstrings(node, inner)
+
+
+#: A path, a dotted name or an import-shaped span inside backticks in the architecture doc.
+DOC_PATH = re.compile(r"`((?:[\w]+/)*\w+\.py)`")
+DOC_SPAN = re.compile(r"`([A-Za-z_][\w.]*)(?:\([^`]*\))?`")
+
+
+def stale_references(package: Path = PACKAGE, known: dict[str, Path] = MODULES) -> list[str]:
+    """Every reference in gpviz's docstrings and docs/architecture.md that names nothing.
+
+    Docstrings: ``gpviz.x.y`` names and Sphinx roles, a role resolved from where it is written.
+    The doc also names modules by path (```walk/handlers.py```) and names by their
+    ``subpackage.module.name`` (```tree.labels.expression_labels```); each must exist.
+    """
+    stale = []
+    for module, path in known.items():
+        rel = path.relative_to(package.parent)
+        for doc, classes, line in _docstrings(ast.parse(path.read_text(encoding="utf-8"))):
+            for ref in references(doc):
+                if not resolves_from(ref, module, classes):
+                    stale.append(f"{rel}:{line}: {ref}")
+    arch = package.parent / "docs" / "architecture.md"
+    if arch.exists():
+        text = arch.read_text(encoding="utf-8")
+        tops = {m.split(".")[1] for m in known if m.count(".") >= 1}
+        for ref in references(text):
+            if not resolves(ref):
+                stale.append(f"docs/architecture.md: {ref}")
+        for m in DOC_PATH.finditer(text):
+            p = m.group(1)
+            # a path is written from the package (`walk/handlers.py`) or from its subpackage (`store.py`)
+            if not any(str(f).endswith("/" + p) for f in package.parent.glob("*/**/*.py")):
+                stale.append(f"docs/architecture.md: {p}")
+        for m in DOC_SPAN.finditer(text):
+            span = m.group(1)
+            if "." in span and span.split(".")[0] in tops and not span.endswith(".py") and not resolves(f"gpviz.{span}"):
+                stale.append(f"docs/architecture.md: {span}")
+    return stale
+
+
+# --- No dead code: every module-level function and class of gpviz is used somewhere ---
+
+#: Where a use counts: the package, its tests, scripts and notebooks (and the entry points in pyproject.toml).
+USE_SITES = ("gpviz", "tests", "scripts", "notebooks")
+WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def _names_used(node: ast.AST) -> set[str]:
+    """Every name ``node`` mentions: names, attributes, imported names, identifier-like strings (``getattr``)."""
+    used = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            used.add(sub.id)
+        elif isinstance(sub, ast.Attribute):
+            used.add(sub.attr)
+        elif isinstance(sub, ast.alias):
+            used.update(sub.name.split("."))
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and len(sub.value) < 200:
+            used.update(WORD.findall(sub.value))
+    return used
+
+
+def _registered(node: ast.AST) -> bool:
+    """A definition a decorator registers (``@register_kernel(...)``) is used by its registry."""
+    return any("register" in ast.unparse(d) for d in getattr(node, "decorator_list", ()))
+
+
+def dead_items(repo: Path = REPO) -> list[str]:
+    """Module-level functions and classes of ``repo/gpviz`` that nothing in :data:`USE_SITES` mentions.
+
+    A simple name scan: a use anywhere of the same name counts (also a method's of that name), a
+    definition's mentions of itself do not, and a decorated registration counts as a use.
+    """
+    used: dict[str, int] = {}
+    defined = []
+    for site in USE_SITES:
+        for path in sorted((repo / site).rglob("*")):
+            if path.suffix == ".py":
+                tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+                for node in tree.body:
+                    own = getattr(node, "name", None)
+                    if site == "gpviz" and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                        defined.append((path.relative_to(repo), node))
+                    for name in _names_used(node) - {own}:
+                        used[name] = used.get(name, 0) + 1
+            elif path.suffix == ".ipynb":
+                cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+                for cell in cells:
+                    if cell.get("cell_type") == "code":
+                        for name in WORD.findall("".join(cell.get("source", ""))):
+                            used[name] = used.get(name, 0) + 1
+    pyproject = repo / "pyproject.toml"
+    for name in WORD.findall(pyproject.read_text(encoding="utf-8") if pyproject.exists() else ""):
+        used[name] = used.get(name, 0) + 1
+    return [f"{rel}:{node.lineno} {node.name}" for rel, node in defined
+            if node.name not in used and not node.name.startswith("__") and not _registered(node)]
+
+
+def test_the_reference_check_finds_a_planted_stale_name():
+    doc = ("Reads :func:`register_width` and :class:`~gpviz.model.KroneckerModelExpr`; see gpviz.walk.walker."
+           " The page carries gpviz.js.")
+    assert references(doc) == ["gpviz.walk.walker", "register_width", "gpviz.model.KroneckerModelExpr"]
+    assert resolves("gpviz.walk.registry.register_width") and resolves("gpviz.walk.walker.Walker")
+    assert not resolves("gpviz.model.KroneckerModelExpr") and not resolves("gpviz.walk.registry.nothing_here")
+    assert resolves_from("register_width", "gpviz.walk.registry")
+    assert not resolves_from("register_width", "gpviz.tree.nodes")  # a name of another module is written in full
+
+
+def test_no_docstring_or_the_architecture_doc_names_something_that_is_gone():
+    stale = stale_references()
+    assert not stale, "stale references (write the name's present home in full):\n" + "\n".join(stale)
+
+
+def test_the_dead_code_check_finds_a_planted_unused_function(tmp_path):
+    (tmp_path / "gpviz").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "gpviz" / "a.py").write_text(
+        '"""A."""\n\ndef used():\n    return 1\n\n\ndef unused():\n    """Used by nothing."""\n    return 2\n\n\n'
+        'def itself(n):\n    return itself(n - 1) if n else 0\n\n\n@register_kernel(int)\ndef handled():\n'
+        '    return 3\n\n\nclass Named:\n    pass\n\n\nNAMES = {"Named": 1}\n')
+    (tmp_path / "tests" / "test_a.py").write_text("from gpviz.a import used\n\nused()\n")
+    assert dead_items(tmp_path) == ["gpviz/a.py:7 unused", "gpviz/a.py:12 itself"]
+
+
+def test_every_module_level_function_and_class_is_used_somewhere():
+    dead = dead_items()
+    assert not dead, "defined and never used (delete them):\n" + "\n".join(dead)
