@@ -14,7 +14,7 @@ import pandas as pd
 
 from gpviz.errors import VerdictWarning
 from gpviz.models.families import is_fully_bayesian, training_points
-from gpviz.priors.pull import prior_pull
+from gpviz.priors.pull import expression_pull
 from gpviz.priors.sweep_pull import sweep_prior_pull
 from gpviz.priors.stories import break_free_sentences, key_features, key_stories
 from gpviz.priors.verdicts import key_verdicts, size_bands, verdict_table
@@ -71,7 +71,7 @@ def model_verdicts(expr, force: bool = False) -> ModelVerdicts:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return ModelVerdicts(key_verdicts(prior_pull(expr.module)))
+            return ModelVerdicts(key_verdicts(expression_pull(expr)))  # the page's expression: no second walk
     except Exception as exc:  # noqa: BLE001 - verdicts are an extra: the figure is drawn without them, and says so
         why = f"{type(exc).__name__}: {exc}"
     warnings.warn(f"gpviz: prior_pull failed on {type(expr.module).__name__} ({why}); the page shows no verdicts",

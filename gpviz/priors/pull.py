@@ -131,6 +131,15 @@ def prior_pull(mll, feature_names=None, *, units: str = "model", **options) -> p
     return pull if units == "model" else _in_units(model_expr(_as_mll(mll).model, feature_names), pull)
 
 
+def expression_pull(expr) -> pd.DataFrame:
+    """:func:`prior_pull` of the model behind an already built model expression, in model units.
+
+    The expression's keys and labels are used as they are: the model is not walked again
+    (``render(model)`` walks it once, for the page and the verdicts together).
+    """
+    return _pull(expr.module, None, expr)
+
+
 def _in_units(expr, pull: pd.DataFrame) -> pd.DataFrame:
     """A prior_pull frame in original units: each row through its key's and member's affine map ``θ' = s θ + o``."""
     # the map convert_long applies to each row, read off by converting 0 and 1 (one rule for every frame)
@@ -148,8 +157,8 @@ def _in_units(expr, pull: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _pull(mll, feature_names) -> pd.DataFrame:
-    """:func:`prior_pull` in the model's own units."""
+def _pull(mll, feature_names, expr=None) -> pd.DataFrame:
+    """:func:`prior_pull` in the model's own units (``expr``: the model's expression when already built)."""
     mll = _as_mll(mll)
     model = mll.model
     if is_fully_bayesian(model):
@@ -165,8 +174,9 @@ def _pull(mll, feature_names) -> pd.DataFrame:
                                f"Kronecker-structured likelihood is not computed exactly; read its priors with "
                                f"gpviz.parameters(model, long=True) instead")
     if family_of(model) is MODEL_LIST:
-        return _model_list_pull(model, sub_models(model), feature_names)
-    expr = model_expr(model, feature_names)
+        return _model_list_pull(model, sub_models(model), feature_names, expr)
+    if expr is None:
+        expr = model_expr(model, feature_names)
     batch = torch.Size(model_batch_shape(model))
     n = int(batch.numel())
     keys = list(expr.keys)
@@ -283,8 +293,9 @@ def _prior_elements(info: ParamInfo, prior, positive: bool, index: tuple[int, ..
     return mode, sd, [texts[int(i)] for i in to_numpy(element(info, where, index, batch), dtype=np.int64)]
 
 
-def _model_list_pull(model, subs, feature_names) -> pd.DataFrame:
-    """A ModelListGP: each sub-model on its own (a SumMarginalLogLikelihood adds their exact MLLs)."""
+def _model_list_pull(model, subs, feature_names, whole=None) -> pd.DataFrame:
+    """A ModelListGP: each sub-model on its own (a SumMarginalLogLikelihood adds their exact MLLs); ``whole``: the
+    list's expression when already built."""
     frames = []
     for i, sub in enumerate(subs):
         if not hasattr(sub, "likelihood") or not hasattr(sub, "train_inputs"):
@@ -293,7 +304,8 @@ def _model_list_pull(model, subs, feature_names) -> pd.DataFrame:
         pull = prior_pull(ExactMarginalLogLikelihood(sub.likelihood, sub))
         frames.append(pull.assign(key=f"models.{i}." + pull["key"]))
     out = pd.concat(frames, ignore_index=True)
-    whole = model_expr(model, feature_names)
+    if whole is None:
+        whole = model_expr(model, feature_names)
     order = {k: j for j, k in enumerate(whole.keys)}
     out = out[out["key"].isin(order)]
     out["label"] = out["key"].map(expression_labels(whole))  # unique over the whole list (models.0 vs models.1)
