@@ -89,7 +89,7 @@ def draw_reference(ax, reference: pd.DataFrame, metric: str, color: str = "0.35"
                    center: str | None = None):
     """A dashed line through the centre (per size, as the curve's) of the reference scores; None if it has none.
 
-    See :func:`gpviz.sweep.baseline_scores`: per fold, the training mean (and, for the
+    See :func:`gpviz.sweep.scores.baseline_scores`: per fold, the training mean (and, for the
     NLPD, the training variance) predicts the held-out point. ``center``: the curve's
     centre statistic (see :func:`center_kind`; None: decided from ``reference``).
     """

@@ -98,7 +98,7 @@ class CodeLines:
 
 
 def code_lines(tokens: list) -> CodeLines:
-    """Splits :func:`gpviz.expr.layout` tokens into lines and aligns the charts that end a line.
+    """Splits :func:`gpviz.tree.printer.layout` tokens into lines and aligns the charts that end a line.
 
     ``compare('lr') / ▮`` and ``compare('weight_decay') / ▮`` put their charts at
     different places when they follow the text; aligned, the names read down the left
@@ -143,20 +143,6 @@ def code_lines(tokens: list) -> CodeLines:
         column = max(widths[k] for k in range(a, b))
         pads.update({k: column - widths[k] for k in range(a, b)})
     return CodeLines(lines, pads, runs)
-
-
-def align_charts(tokens: list) -> list:
-    """The tokens of :func:`code_lines` with its padding inserted (one flat token list again)."""
-    cl = code_lines(tokens)
-    out: list = []
-    for i, line in enumerate(cl.lines):
-        if i:
-            out.append("\n")
-        for t in line:
-            if isinstance(t, Param) and cl.pads.get(i):
-                out.append(" " * cl.pads[i])
-            out.append(t)
-    return out
 
 
 def code_block_html(cl: CodeLines, token_html, leaf_chars: int) -> str:

@@ -423,7 +423,9 @@ class Figure(Page):
         return self.spec["mode"]
 
     def fragment(self, element_id: str | None = None) -> str:
-        """The figure's container and mount script, without the page assets (see :func:`header_html`).
+        """The figure's container and mount script, without the page assets.
+
+        The assets are :func:`gpviz.html.assets.header_html`.
 
         The mount script draws at once if the page has gpviz.js (and, for a trace,
         rows2prose's time control), else queues itself for when they arrive (a

@@ -56,7 +56,7 @@ def key_features(expr) -> dict[str, str]:
 
 
 def key_stories(table: pd.DataFrame, features: dict[str, str] | None = None) -> list[KeyStory]:
-    """One :class:`KeyStory` per key of a :func:`verdict_table`."""
+    """One :class:`KeyStory` per key of a :func:`gpviz.priors.verdicts.verdict_table`."""
     features = features or {}
     out = []
     for key, rows in table.groupby("key", sort=False):

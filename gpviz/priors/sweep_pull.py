@@ -173,7 +173,7 @@ def sweep_prior_pull(sweep, repeats: int | None = None, *, workers: int = 1, exe
     in this process, in ``workers`` processes or on an ``executor``, with the same result.
 
     Args:
-        sweep: A :class:`gpviz.sweep.Sweep` from :func:`gpviz.cv_sweep`.
+        sweep: A :class:`gpviz.sweep.result.Sweep` from :func:`gpviz.cv_sweep`.
         repeats: How many repeats per size to judge (default ``None``: all of them).
         workers: Worker processes on this machine (1: in this process).
         executor: A ``concurrent.futures.Executor`` or a ``dask.distributed.Client``

@@ -122,12 +122,6 @@ def with_verdicts(info: pd.DataFrame, verdicts: Mapping[str, str]) -> pd.DataFra
     return info
 
 
-def held_fractions(pull: pd.DataFrame) -> pd.DataFrame:
-    """Share of folds judged ``held at prior mode`` per key (rows) and dataset size (columns)."""
-    return (pull.assign(held=pull["verdict"].eq(HELD))
-            .pivot_table(index="key", columns=SIZE, values="held", aggfunc="mean", sort=False))
-
-
 #: Columns of :func:`verdict_table`.
 TABLE_COLUMNS = ["key", SIZE, "prior", "members", "free", "held", "set", "at_bound", "held_share", "set_share",
                  "repeats", "repeats_held"]
