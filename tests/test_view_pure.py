@@ -1,4 +1,4 @@
-"""The view layer is pure: views and analyses import no page module, records hold data, each page is made once.
+"""The view layer is pure: records hold data, and each page is made once (imports: tests/test_structure.py).
 
 Counts the work a page costs by patching the class that does it: walks of a model
 (``Walker`` instances) per ``render(model)``, figures built per ``compare()``.
@@ -6,9 +6,7 @@ Counts the work a page costs by patching the class that does it: walks of a mode
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-from pathlib import Path
 
 import torch
 from botorch.models import SingleTaskGP
@@ -17,25 +15,6 @@ import gpviz
 import gpviz.html.figure as html_figure
 import gpviz.walk.walker as walker
 from gpviz.view.records import Note, ViewData
-
-GPVIZ = Path(gpviz.__file__).parent
-#: Stages before the page layer that must not import it (trace/ is checked by tests/test_structure.py's stage table).
-PURE = ("view", "sweep", "priors")
-
-
-def _page_imports(path: Path) -> list[str]:
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
-                 else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
-        found += [n for n in names if n == "gpviz.charts" or n.startswith("gpviz.html")]
-    return found
-
-
-def test_views_and_analyses_import_nothing_from_the_page_layer():
-    offending = {f"{p.relative_to(GPVIZ)}: {m}" for stage in PURE for p in (GPVIZ / stage).glob("*.py")
-                 for m in _page_imports(p)}
-    assert not offending
 
 
 def test_view_records_hold_no_markup():
