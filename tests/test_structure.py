@@ -236,8 +236,8 @@ STAGES = {
     "gpviz.values": 1,
     # tree, and the one option set
     "gpviz.tree": 2, "gpviz.options": 2,
-    # walk: handlers -> walker -> KernelExpr
-    "gpviz.walk": 3,
+    # walk: handlers -> walker -> KernelExpr; gpviz.handlers, the public names a handler's author imports
+    "gpviz.walk": 3, "gpviz.handlers": 3,
     # models: families, sources, ModelExpr
     "gpviz.models": 4,
     # values, frames: parameters() and units, read off a ModelExpr

@@ -69,7 +69,7 @@ def prior_pull(mll, feature_names=None, *, units: str = "model", **options) -> p
     mode is ``log θ - log mode`` for a positive parameter (``distance_space`` "log")
     and ``θ - mode`` otherwise ("linear"); ``distance_sd`` is that distance in prior
     standard deviations (of ``log θ``, or of θ). :func:`gpviz.priors.verdicts.classify` turns these numbers
-    into one of :data:`VERDICTS`: ``at bound`` (on a finite constraint bound), else
+    into one of :data:`~gpviz.priors.verdicts.VERDICTS`: ``at bound`` (on a finite constraint bound), else
     ``held at prior mode`` (``prior_share > 0.5`` and within a factor 2 of the mode,
     or 1 prior standard deviation for a real-valued parameter), ``set by prior``
     (``prior_share > 0.5``, away from the mode), or ``free``.
