@@ -285,7 +285,7 @@ def fit_context(max_depth: int = 80) -> FitContext:
 
 
 class Listener(Protocol):
-    """What a tracer gives the patches (see ``gpviz.trace.tracer.FitTracer``)."""
+    """What a recorder gives the patches (``gpviz.trace.recorder.TraceRecorder``; not on the public ``FitTracer``)."""
 
     def hook_matches(self, ctx: FitContext) -> bool: ...
 
@@ -414,7 +414,7 @@ _PATCHES: dict[str, Callable] = {
 }
 
 
-def install(listener) -> None:
+def install(listener: Listener) -> None:
     """Adds a listener; the first one swaps in the patches (each verified first)."""
     ok = verified()
     with _PATCH_LOCK:
@@ -428,7 +428,7 @@ def install(listener) -> None:
         _ACTIVE.append(listener)
 
 
-def uninstall(listener) -> None:
+def uninstall(listener: Listener) -> None:
     """Removes a listener (in any order); the last one restores BoTorch's functions exactly."""
     with _PATCH_LOCK:
         if listener in _ACTIVE:

@@ -31,6 +31,7 @@ from gpviz.options import reject_unknown
 from gpviz.priors.judge import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, model_verdicts, sweep_verdicts
 from gpviz.priors.verdicts import key_verdicts, with_verdicts
 from gpviz.sweep.result import Sweep
+from gpviz.trace.result import FitTrace
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.parameters import expression_of, parameters
 from gpviz.values.units import check_units
@@ -168,8 +169,8 @@ def _render_expr(expr, units: str | None = None, title: str | None = None, eleme
     return figure(model_view(expr, found, units, title), element_id)
 
 
-@display.register_renderer(FitTracer)
-def _render_tracer(tracer: FitTracer, max_timesteps: int | None = None, title: str | None = None,
+@display.register_renderer(FitTrace)
+def _render_tracer(tracer: FitTrace, max_timesteps: int | None = None, title: str | None = None,
                    loss_chart: bool = True, verdicts: bool | None = None, expr=None, units: str = "model") -> Figure:
     found = model_verdicts(tracer.expr, force=bool(verdicts)) if verdicts is not False else {}
     return figure(trace_view(tracer, found, max_timesteps, title, loss_chart, expr=expr, units=units))

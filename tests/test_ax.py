@@ -189,7 +189,7 @@ def test_trace_fits_records_the_fit_ax_made(ax_run):
     fits = ax_run.fits
     assert len(fits) >= 1
     model = ax_run.expr.module
-    mine = [t for t in fits if t._mll.model is model]
+    mine = [t for t in fits if t.mll.model is model]
     assert len(mine) == 1
     tracer = mine[0]
     frames = tracer.frames

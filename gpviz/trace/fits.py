@@ -108,7 +108,7 @@ def _adopt(fits: FitList, obj) -> None:
         return
     names = [f.name for f in expr.features] if expr.features is not None else None
     for tracer in fits:
-        model = getattr(getattr(tracer, "_mll", None), "model", None)
+        model = tracer.mll.model if tracer.mll is not None else None
         if model is None or tracer.expr is None:
             continue
         if model is expr.module:

@@ -1,12 +1,21 @@
-"""Reading every key of every member of a model being fit, and the records of the groups and runs being traced."""
+"""Reading every key of every member of a model being fit, and the records of what is traced: the groups
+(``bind``: an MLL's groups, keys and starting values), the runs (``Timeline``: which optimizer run, attempt
+and timestep a step belongs to)."""
 
 from __future__ import annotations
 
+import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from gpytorch.mlls import MarginalLogLikelihood, SumMarginalLogLikelihood
 
+from gpviz.errors import InputError
+from gpviz.models.expr import model_expr
+from gpviz.models.families import model_batch_shape
+from gpviz.trace.store import EventStore
 from gpviz.values.keys import expand_members, param_info, parse_key, resolve
 from gpviz.values.tensors import to_numpy
 
@@ -103,6 +112,114 @@ class Segment:
     last_step: int = 0
     member_steps: dict = field(default_factory=dict)
     max_evaluation: float = 0.0
+
+
+@dataclass
+class Timeline:
+    """The optimizer runs recorded so far and where the next step goes: the recording's state machine.
+
+    A new :class:`Segment` starts when another group steps, another attempt of
+    BoTorch's fallback loop begins, a member's step count restarts, or an optimizer
+    run was announced (``run_start``, the evaluation count when it began).
+    """
+
+    segments: list = field(default_factory=list)
+    current: Segment | None = None
+    next_t: int = 0                 # the first timestep not recorded yet
+    evals: int = 0                  # evaluations counted at the MLL (context form), all groups
+    run_start: int | None = None
+    t0: float | None = None         # time.perf_counter() when tracing began
+
+    def segment(self, g: int, attempt: int | None, restart: bool) -> Segment:
+        """The segment a step of group ``g`` in ``attempt`` belongs to (a new one where a run starts)."""
+        seg = self.current
+        new = (seg is None or seg.group != g or (attempt is not None and attempt != seg.attempt) or restart
+               or (self.run_start is not None))
+        if new:
+            if attempt is not None:
+                i_attempt = int(attempt) - 1
+            elif seg is not None and seg.group == g:
+                i_attempt = seg.i_attempt + 1
+            else:
+                i_attempt = 0
+            start = self.run_start if self.run_start is not None else self.evals
+            seg = Segment(g, attempt, i_attempt, self.next_t, start)
+            self.run_start = None
+            self.segments.append(seg)
+            self.current = seg
+        return seg
+
+    def reached(self, t: int) -> None:
+        """Timestep ``t`` holds a committed step."""
+        if t >= self.next_t:
+            self.next_t = t + 1
+
+    def start_clock(self) -> None:
+        """Starts the elapsed-time clock, once."""
+        if self.t0 is None:
+            self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since tracing began."""
+        return time.perf_counter() - (self.t0 if self.t0 is not None else time.perf_counter())
+
+
+@dataclass
+class Binding:
+    """The MLL a recorder traces and what was read from it when bound."""
+
+    mll: MarginalLogLikelihood
+    groups: list            # one Group per model fit (the model, or each sub-model of a ModelListGP)
+    by_id: dict             # id(an MLL being fit) -> its group
+    keys: tuple             # every group's keys, in first-seen order: the value columns
+    expr: object            # the first drawable group's expression
+    store: EventStore
+    initial: np.ndarray     # members x keys, before the first step
+
+
+def bind(mll, feature_names) -> Binding:
+    """Reads an MLL's groups, keys and starting values.
+
+    Raises:
+        InputError: if ``mll`` is not a gpytorch ``MarginalLogLikelihood``.
+    """
+    if not isinstance(mll, MarginalLogLikelihood):
+        raise InputError(f"FitTracer expects a gpytorch MarginalLogLikelihood (e.g. ExactMarginalLogLikelihood),"
+                         f" got {type(mll).__module__}.{type(mll).__name__}")
+    subs = list(mll.mlls) if isinstance(mll, SumMarginalLogLikelihood) and hasattr(mll, "mlls") else [mll]
+    exprs = []
+    for s in subs:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                exprs.append(model_expr(s.model, feature_names))
+        except Exception:  # a model gpviz cannot draw: its loss is still traced
+            exprs.append(None)
+    keys: list[str] = []
+    for e in exprs:
+        for k in (e.keys if e is not None else ()):
+            if k not in keys:
+                keys.append(k)
+    col = {k: i for i, k in enumerate(keys)}
+    offset, groups = 0, []
+    for s, e in zip(subs, exprs):
+        batch = torch.Size(e.batch_shape) if e is not None else model_batch_shape(s.model)
+        n = max(int(batch.numel()), 1)
+        reader = ValueReader(s.model, e.keys, [col[k] for k in e.keys], batch) if e is not None else None
+        groups.append(Group(s, s.model, e, reader, offset, n))
+        offset += n
+    by_id = {id(g.mll): i for i, g in enumerate(groups)}
+    by_id.setdefault(id(mll), 0 if len(groups) == 1 else None)
+    initial = np.vstack([read_group(g, len(keys)) for g in groups])
+    return Binding(mll, groups, by_id, tuple(keys), next((e for e in exprs if e is not None), None),
+                   EventStore(len(keys)), initial)
+
+
+def read_group(grp: Group, n_keys: int) -> np.ndarray:
+    """A group's current values, ``members x keys`` (NaN for a model gpviz cannot draw)."""
+    if grp.reader is None:
+        return np.full((grp.n, n_keys), np.nan)
+    return grp.reader.read(n_keys)
 
 
 @dataclass

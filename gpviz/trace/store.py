@@ -7,7 +7,7 @@ import pandas as pd
 
 from gpviz.values.columns import ACTIVE, ELAPSED, I_ATTEMPT, I_MODEL, I_TIMESTEP, LOSS, STEP
 
-class Recorder:
+class EventStore:
     """Append-only event store: one row per member per committed optimizer step.
 
     Rows go into preallocated chunks of ``chunk`` rows; appending never copies
@@ -131,7 +131,7 @@ def dense_frames(ev: dict[str, np.ndarray], n_members: int, keys, initial: np.nd
     before its first step it shows ``initial`` values and a NaN loss.
 
     Args:
-        ev: From :meth:`Recorder.arrays`.
+        ev: From :meth:`EventStore.arrays`.
         n_members: Members of the model (all groups).
         keys: Parameter keys (columns of ``ev["values"]``).
         initial: ``n_members x len(keys)`` values before the first step, or None (NaN).

@@ -25,7 +25,7 @@ def summarize(ev: dict, groups, segments, loss_tol: float = 1e-3, param_rtol: fl
     attempts count as computed.
 
     Args:
-        ev: The tracer's events (:meth:`gpviz.trace.store.Recorder.arrays`).
+        ev: The tracer's events (:meth:`gpviz.trace.store.EventStore.arrays`).
         groups: The traced groups (:class:`gpviz.trace.reader.Group`).
         segments: The optimizer runs (:class:`gpviz.trace.reader.Segment`).
         loss_tol: Absolute loss tolerance of the convergence criterion.

@@ -20,7 +20,7 @@ from gpviz.priors.judge import SweepJudgement
 from gpviz.priors.verdicts import with_verdicts
 from gpviz.sweep.result import Sweep
 from gpviz.trace.summary import summary_line
-from gpviz.trace.tracer import FitTracer
+from gpviz.trace.result import FitTrace
 from gpviz.values.bounds import at_bounds
 from gpviz.values.parameters import parameter_frames, parameters
 from gpviz.models.expr import model_expr
@@ -74,12 +74,12 @@ def _failed_verdicts(verdicts) -> VerdictSummary | None:
     return VerdictSummary(note) if note else None
 
 
-def trace_view(tracer: FitTracer, verdicts: Mapping[str, str] | None = None, max_timesteps: int | None = None,
+def trace_view(tracer: FitTrace, verdicts: Mapping[str, str] | None = None, max_timesteps: int | None = None,
                title: str | None = None, loss_chart: bool = True, expr=None, units: str = "model") -> ViewData:
     """A fit trace: every member's parameters stepping through the fit, the loss chart below.
 
     Args:
-        tracer: A bound :class:`~gpviz.trace.tracer.FitTracer`.
+        tracer: A recorded fit (:class:`~gpviz.trace.result.FitTrace`, ``FitTracer.trace``).
         verdicts: key -> verdict at the model's current values, or None.
         max_timesteps: At most this many steps on the page (default None: every step).
         title: Figure title.

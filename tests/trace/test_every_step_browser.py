@@ -120,7 +120,7 @@ def long_tracer(steps: int, members: int = 60, d: int = 28) -> FitTracer:
     folds = gen_loo_cv_folds(X, X.sum(-1, keepdim=True))
     model = SingleTaskGP(folds.train_X, folds.train_Y)
     tracer = FitTracer(ExactMarginalLogLikelihood(model.likelihood, model))
-    base = tracer._initial
+    base = tracer._recorder.binding.initial
     rng = np.random.default_rng(0)
     stop = rng.integers(steps // 10, steps, members)
     stop[0] = steps  # one member crawls to the end
@@ -128,9 +128,9 @@ def long_tracer(steps: int, members: int = 60, d: int = 28) -> FitTracer:
     for t in range(steps):
         moving = t < stop
         values[moving] *= np.exp(rng.normal(0.0, 0.003, values[moving].shape))
-        tracer._rec.append(t, 0, t + 1, np.arange(members), rng.random(members), 0.01 * t, t + 1.0, values.copy())
-    tracer._segments.append(Segment(0, 1, 0, 0, 0, last_step=steps))
-    tracer._next_t = steps
+        tracer._recorder.binding.store.append(t, 0, t + 1, np.arange(members), rng.random(members), 0.01 * t, t + 1.0, values.copy())
+    tracer._recorder.timeline.segments.append(Segment(0, 1, 0, 0, 0, last_step=steps))
+    tracer._recorder.timeline.next_t = steps
     return tracer
 
 

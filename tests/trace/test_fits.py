@@ -34,7 +34,7 @@ def test_trace_fits_adds_no_evaluations():
         if traced:
             with gpviz.trace_fits() as fits:
                 fit_gpytorch_mll(mll)
-            assert len(fits) == 1 and fits[0]._mll is mll
+            assert len(fits) == 1 and fits[0].mll is mll
         else:
             fit_gpytorch_mll(mll)
         mll.__dict__.pop("forward", None)
@@ -71,7 +71,7 @@ def test_trace_fits_traces_a_model_list_one_sub_model_at_a_time():
     models = ModelListGP(SingleTaskGP(X, X.sum(-1, keepdim=True)), SingleTaskGP(X, X.prod(-1, keepdim=True)))
     with gpviz.trace_fits() as fits:
         fit_gpytorch_mll(SumMarginalLogLikelihood(models.likelihood, models))
-    assert [t._mll.model for t in fits] == list(models.models)
+    assert [t.mll.model for t in fits] == list(models.models)
     for tracer, model in zip(fits, models.models):
         last = tracer.frames[tracer.frames["i_timestep"] == tracer.frames["i_timestep"].max()]
         keys = list(tracer.keys)

@@ -30,8 +30,8 @@ import gpytorch.kernels as gk
 from gpviz.errors import OpaqueKernelWarning
 from gpviz.walk import walker as walk_module
 from gpviz.errors import TracerWarning
-from gpviz.trace.store import Recorder as _Recorder, dense_frames
-import gpviz.trace.tracer as tracer_module
+from gpviz.trace.store import EventStore, dense_frames
+import gpviz.trace.live as live_module
 from gpviz.trace.tracer import FitTracer, trace_fit
 from gpviz.values.columns import TRACE_COLUMNS as META_COLUMNS
 from tests.devices import DEVICES
@@ -422,7 +422,7 @@ def test_a_tracer_bug_does_not_abort_the_fit(monkeypatch):
     mll1 = make_mll("batched")
     tracer = trace_fit(mll1)
     calls = {"n": 0}
-    real = tracer._rec.append_one
+    real = tracer._recorder.binding.store.append_one
 
     def broken(*args):  # a deliberately broken recorder: the third row raises
         calls["n"] += 1
@@ -430,7 +430,7 @@ def test_a_tracer_bug_does_not_abort_the_fit(monkeypatch):
             raise ZeroDivisionError("tracer bug")
         return real(*args)
 
-    monkeypatch.setattr(tracer._rec, "append_one", broken)
+    monkeypatch.setattr(tracer._recorder.binding.store, "append_one", broken)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with tracer:
@@ -446,7 +446,7 @@ def test_a_tracer_bug_does_not_abort_the_fit(monkeypatch):
 def test_callback_form_errors_are_contained():
     mll = make_mll("single")
     tracer = FitTracer(mll)
-    tracer._groups = []  # deliberately broken tracer state
+    tracer._recorder.binding.groups = []  # deliberately broken tracer state
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit_gpytorch_mll(mll, optimizer_kwargs={"callback": tracer.callback, **MAXITER})
@@ -467,7 +467,7 @@ def test_not_an_mll_is_a_typed_error():
 def test_storage_60_members_2000_steps_30_parameters_under_100_mb():
     """Synthetic recorder at the issue's size: chunked arrays, O(steps), no DataFrame per step."""
     members, steps, keys = 60, 2000, [f"p[{i}]" for i in range(30)]
-    rec = _Recorder(len(keys))
+    rec = EventStore(len(keys))
     rng = np.random.default_rng(0)
     row = rng.random((members, len(keys)))
     for t in range(steps):  # the joint path: all members each step
@@ -496,13 +496,13 @@ def test_page_of_a_long_wide_fit_keeps_every_step_and_stays_small(tmp_path):
     model = SingleTaskGP(folds.train_X, folds.train_Y)
     tracer = FitTracer(ExactMarginalLogLikelihood(model.likelihood, model))
     assert len(tracer.keys) == 30 and tracer.n_members == members
-    base = tracer._initial
+    base = tracer._recorder.binding.initial
     rng = np.random.default_rng(0)
     for t in range(steps):
-        tracer._rec.append(t, 0, t + 1, np.arange(members), rng.random(members), 0.01 * t, t + 1.0,
+        tracer._recorder.binding.store.append(t, 0, t + 1, np.arange(members), rng.random(members), 0.01 * t, t + 1.0,
                            base * (1.0 + 0.1 * rng.random(base.shape)))
-    tracer._segments.append(_Segment(0, 1, 0, 0, 0, last_step=steps))
-    tracer._next_t = steps
+    tracer._recorder.timeline.segments.append(_Segment(0, 1, 0, 0, 0, last_step=steps))
+    tracer._recorder.timeline.next_t = steps
     assert tracer.render_frame()["i_timestep"].unique().tolist() == list(range(steps))
     shown = tracer.render_frame(max_timesteps=300)["i_timestep"].unique()
     assert len(shown) <= 300 and shown[0] == 0 and shown[-1] == steps - 1
@@ -511,7 +511,7 @@ def test_page_of_a_long_wide_fit_keeps_every_step_and_stays_small(tmp_path):
 
 
 def test_dense_frames_carry_converged_members_forward():
-    rec = _Recorder(1)
+    rec = EventStore(1)
     # member 0 steps twice, member 1 three times (batched path)
     for t, m, v in [(0, 0, 1.0), (0, 1, 10.0), (1, 0, 2.0), (1, 1, 11.0), (2, 1, 12.0)]:
         rec.append(t, 0, t + 1, [m], -v, 0.0, t + 1.0, np.array([[v]]))
@@ -575,7 +575,7 @@ def test_live_view_outside_a_notebook_updates_and_finishes():
         fit_gpytorch_mll(mll, optimizer_kwargs=MAXITER)
     assert live.updates >= 2  # the start view and the final one at least
     assert live.figure is not None and live.figure.mode == "timeline"
-    assert tracer._live is None
+    assert tracer._live.shown is None
 
 
 @pytest.mark.slow
@@ -705,9 +705,9 @@ def _read_at_every_evaluation(mll, reads: list, tracer_box: list) -> None:
 
     def forward(*args, **kwargs):
         tracer = tracer_box[0] if tracer_box else None
-        if tracer is not None and tracer._rec is not None and tracer._rec.n:
+        if tracer is not None and tracer._recorder.rows:
             live = tracer.live_frame()
-            reads.append((tracer._next_t, live, tracer.frames, tracer._live.figure.spec["bad"]))
+            reads.append((tracer.n_timesteps, live, tracer.frames, tracer._live.shown.figure.spec["bad"]))
         return orig(*args, **kwargs)
 
     mll.forward = forward
@@ -715,7 +715,7 @@ def _read_at_every_evaluation(mll, reads: list, tracer_box: list) -> None:
 
 @pytest.mark.parametrize("kind", ["batched", "single"])
 def test_live_reads_between_and_during_steps_never_flag_what_the_frames_do_not(kind, monkeypatch):
-    monkeypatch.setattr(tracer_module, "LIVE_UPDATES_PER_SECOND", float("inf"))  # a live update at every commit
+    monkeypatch.setattr(live_module, "LIVE_UPDATES_PER_SECOND", float("inf"))  # a live update at every commit
     mll = make_mll(kind)
     reads, box = [], []
     _read_at_every_evaluation(mll, reads, box)
@@ -741,7 +741,7 @@ def test_live_reads_between_and_during_steps_never_flag_what_the_frames_do_not(k
 
 
 def test_live_figure_ends_as_the_tracers_own_page(monkeypatch):
-    monkeypatch.setattr(tracer_module, "LIVE_UPDATES_PER_SECOND", float("inf"))
+    monkeypatch.setattr(live_module, "LIVE_UPDATES_PER_SECOND", float("inf"))
     mll = make_mll("batched")
     with trace_fit(mll) as tracer:
         live = tracer.show(display=False)
@@ -781,3 +781,47 @@ def test_batched_fast_path_values_are_the_models_own_on_every_device(device):
         got = last[key].to_numpy()
         assert np.isfinite(frames[key].to_numpy()).all(), key
         np.testing.assert_allclose(got, want.cpu().double().numpy(), rtol=1e-10, atol=1e-12, err_msg=key)
+
+
+# ------------------------------------------------------------------------- the three parts
+
+
+def test_the_public_tracer_shows_no_listener_methods_and_its_result_is_frozen():
+    """The hooks talk to the recorder; users hold FitTracer (no ``hook_*``) and get a frozen FitTrace."""
+    import dataclasses
+
+    from gpviz.trace.recorder import TraceRecorder
+    from gpviz.trace.result import FitTrace
+
+    mll = make_mll("single")
+    with trace_fit(mll) as tracer:
+        fit_gpytorch_mll(mll, optimizer_kwargs=MAXITER)
+    assert not [n for n in dir(tracer) if n.startswith("hook_")]
+    assert {n for n in dir(TraceRecorder) if n.startswith("hook_")} >= {"hook_matches", "hook_scipy_step"}
+    trace = tracer.trace
+    assert isinstance(trace, FitTrace) and trace is tracer.trace  # built once for a finished fit
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trace.n_timesteps = 0
+    with pytest.raises(ValueError):
+        trace.events["loss"][0] = 0.0  # read-only copies: the recorder cannot change a trace either
+    pd.testing.assert_frame_equal(trace.frames, tracer.frames)
+    pd.testing.assert_frame_equal(trace.summary(), tracer.summary())
+    assert trace.render().spec == tracer.render().spec
+
+
+def test_a_users_own_callback_beside_the_tracers_follows_botorchs_contract():
+    """BoTorch's ``callback(parameters, OptimizationResult)``: the tracer's and the user's, from one function."""
+    mll = make_mll("single")
+    tracer, seen = FitTracer(mll), []
+
+    def cb(parameters, result):
+        tracer.callback(parameters, result)
+        seen.append(int(result.step))
+
+    fit_gpytorch_mll(mll, optimizer_kwargs={"callback": cb, **MAXITER})
+    assert seen and tracer.n_timesteps == max(seen)
+    # in the context form a user's callback in optimizer_kwargs is still called, after the tracer's marker
+    mll, seen = make_mll("single"), []
+    with trace_fit(mll) as traced:
+        fit_gpytorch_mll(mll, optimizer_kwargs={"callback": lambda p, r: seen.append(int(r.step)), **MAXITER})
+    assert seen and traced.n_timesteps >= len(seen)

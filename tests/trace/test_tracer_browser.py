@@ -95,7 +95,7 @@ def test_long_fits_are_decimated_for_the_page(traced, tmp_path, open_page):
 def test_fit_page_marks_prior_modes_and_tints_what_prior_pull_holds_at_the_end(traced, tmp_path, open_page):
     from gpviz.priors.verdicts import key_verdicts
 
-    expected = {k for k, v in key_verdicts(gpviz.prior_pull(traced._mll)).items() if v == HELD}
+    expected = {k for k, v in key_verdicts(gpviz.prior_pull(traced.mll)).items() if v == HELD}
     assert expected, "fixture: the default noise prior holds the LOO folds' noise"
     fig = traced.render(loss_chart=False)
     params = fig.spec["params"]
