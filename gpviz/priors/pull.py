@@ -16,7 +16,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood, Sum
 
 from gpviz.errors import InputError, UnsupportedError
 from gpviz.models.expr import model_expr
-from gpviz.models.families import LATENT_KRONECKER, MODEL_LIST, family_of, is_fully_bayesian, model_batch_shape, sub_models
+from gpviz.models.families import family_of, is_fully_bayesian, model_batch_shape, sub_models
 from gpviz.models.sources import source_of
 from gpviz.options import reject_unknown
 from gpviz.priors.derivatives import (closed_form_lik, derivatives, element, fast_prior_derivs, is_positive, log_std, mll_terms,
@@ -37,7 +37,8 @@ COLUMNS = ["key", "label", I_MODEL, "value", "raw", "lower", "upper", "trainable
 def _as_mll(obj) -> MarginalLogLikelihood:
     if isinstance(obj, MarginalLogLikelihood):
         return obj
-    if isinstance(obj, torch.nn.Module) and family_of(obj) is MODEL_LIST and hasattr(obj, "likelihood"):
+    fam = family_of(obj)  # None for anything that is not a GP model
+    if fam is not None and fam.holds_models and hasattr(obj, "likelihood"):
         # a bare ModelListGP: the SumMarginalLogLikelihood BoTorch fits it with (one sub-model at a time)
         return SumMarginalLogLikelihood(obj.likelihood, obj)
     if isinstance(obj, torch.nn.Module) and hasattr(obj, "likelihood") and hasattr(obj, "train_inputs"):
@@ -167,13 +168,11 @@ def _pull(mll, feature_names, expr=None) -> pd.DataFrame:
         raise UnsupportedError(f"prior_pull needs a model fit by maximizing its MLL; {type(model).__name__} is "
                                f"fully Bayesian (MCMC samples): read its priors with gpviz.parameters(model, "
                                f"long=True) instead")
-    if family_of(model) is LATENT_KRONECKER:
-        # its likelihood runs on the Kronecker-structured grid with missing entries: the first
-        # derivatives agree with finite differences, the curvature did not (-0.33 vs 0.15 per datum)
-        raise UnsupportedError(f"prior_pull cannot judge a {type(model).__name__}: the curvature of its "
-                               f"Kronecker-structured likelihood is not computed exactly; read its priors with "
-                               f"gpviz.parameters(model, long=True) instead")
-    if family_of(model) is MODEL_LIST:
+    fam = family_of(model)
+    if fam is not None and fam.pull_refusal:
+        raise UnsupportedError(f"prior_pull cannot judge a {type(model).__name__}: {fam.pull_refusal}; read its "
+                               f"priors with gpviz.parameters(model, long=True) instead")
+    if fam is not None and fam.holds_models:
         return _model_list_pull(model, sub_models(model), feature_names, expr)
     if expr is None:
         expr = model_expr(model, feature_names)
