@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import json
@@ -329,15 +330,21 @@ def _has(obj, name: str) -> bool:
     for cls in obj.__mro__:
         if name in getattr(cls, "__annotations__", {}) or name in getattr(cls, "__dataclass_fields__", {}):
             return True
-        try:
-            source = inspect.getsource(cls)
-        except (OSError, TypeError):
-            continue
-        if re.search(rf"\bself\.{re.escape(name)}\s*(:[^=]*)?=", source):
+        if cls.__module__.startswith("gpviz") and re.search(rf"\bself\.{re.escape(name)}\s*(:[^=]*)?=",
+                                                              _source(cls)):
             return True
     return False
 
 
+@functools.cache
+def _source(cls: type) -> str:
+    try:
+        return inspect.getsource(cls)
+    except (OSError, TypeError):
+        return ""
+
+
+@functools.cache  # the same names recur in many docstrings; a miss costs a search of sys.path
 def resolves(dotted: str) -> bool:
     """Whether an absolute dotted name names something: its longest importable module, then attributes."""
     parts = dotted.split(".")
@@ -404,10 +411,11 @@ def stale_references(package: Path = PACKAGE, known: dict[str, Path] = MODULES) 
         for ref in references(text):
             if not resolves(ref):
                 stale.append(f"docs/architecture.md: {ref}")
+        files = [str(f) for site in USE_SITES for f in (package.parent / site).rglob("*.py")]
         for m in DOC_PATH.finditer(text):
             p = m.group(1)
             # a path is written from the package (`walk/handlers.py`) or from its subpackage (`store.py`)
-            if not any(str(f).endswith("/" + p) for f in package.parent.glob("*/**/*.py")):
+            if not any(f.endswith("/" + p) for f in files):
                 stale.append(f"docs/architecture.md: {p}")
         for m in DOC_SPAN.finditer(text):
             span = m.group(1)
