@@ -11,10 +11,10 @@ that names the option and what would be accepted; never a ``TypeError``.
 from __future__ import annotations
 
 import difflib
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from gpviz.errors import InputError
-from gpviz.tree.nodes import Call, TaskCovar, iter_nodes
+from gpviz.tree.nodes import Call, Node, TaskCovar, iter_nodes
 
 #: The shared options and what each means.
 OPTIONS: dict[str, str] = {
@@ -28,50 +28,6 @@ OPTIONS: dict[str, str] = {
     "feature_groups": "{choice: {column: value}} naming one-hot columns by the choice they encode "
                       "(compare('optimizer=adam'))",
 }
-
-
-def group_names(feature_names, feature_groups, num_features: int | None):
-    """Feature names with one-hot (or ordinal) columns renamed after the choice they encode.
-
-    Args:
-        feature_names: Names of the input columns (None: ``x0, x1, ...``).
-        feature_groups: ``{choice: {column: value}}`` (``{"optimizer": {"nhot0": "adam",
-            "nhot1": "sgd"}}`` names column ``nhot0`` ``optimizer=adam``) or ``{choice: [columns]}``
-            (values 0, 1, ...). Columns are names from ``feature_names`` or indices.
-        num_features: The model's input dimension, for default names.
-
-    Returns:
-        The renamed list, or ``feature_names`` unchanged when ``feature_groups`` is None.
-
-    Raises:
-        InputError: a group names a column that does not exist, or two groups claim a column.
-    """
-    if feature_groups is None:
-        return feature_names
-    if not isinstance(feature_groups, Mapping):
-        raise InputError(f"feature_groups must map a choice to its columns ({{'optimizer': {{'nhot0': 'adam'}}}}), "
-                         f"got {type(feature_groups).__name__}")
-    if feature_names is None:
-        if num_features is None:
-            raise InputError("feature_groups needs feature_names (or a model whose input dimension is known)")
-        feature_names = [f"x{i}" for i in range(num_features)]
-    if hasattr(feature_names, "columns"):
-        feature_names = list(feature_names.columns)
-    names = [str(n) for n in feature_names]
-    index = {n: i for i, n in enumerate(names)}
-    claimed: dict[int, str] = {}
-    for choice, columns in feature_groups.items():
-        pairs = columns.items() if isinstance(columns, Mapping) else ((c, v) for v, c in enumerate(columns))
-        for col, value in pairs:
-            i = col if isinstance(col, int) and not isinstance(col, bool) else index.get(str(col))
-            if i is None or not 0 <= i < len(names):
-                raise InputError(f"feature_groups[{choice!r}] names column {col!r}, which is not an input "
-                                 f"(inputs: {names[:12]}{'...' if len(names) > 12 else ''})")
-            if i in claimed:
-                raise InputError(f"column {names[i]!r} is in two feature_groups: {claimed[i]!r} and {choice!r}")
-            claimed[i] = str(choice)
-            names[i] = f"{choice}={value}"
-    return names
 
 
 def reject_unknown(entry: str, unknown: Mapping[str, object], accepted) -> None:
@@ -115,23 +71,20 @@ def _has_tasks(tree) -> bool:
     return any(isinstance(n, TaskCovar) or (isinstance(n, Call) and n.fn == "per_task") for n in iter_nodes(tree))
 
 
-def check_applies(expr, *, tasks=None, outputs=None) -> None:
+def check_applies(model: str, trees: Sequence[Node], *, tasks=None, outputs=None, has_outputs: bool = False) -> None:
     """Raises :class:`InputError` when ``tasks`` / ``outputs`` were given for a model that has none.
 
     Args:
-        expr: The model expression the options are for.
+        model: The model's class name, for the message.
+        trees: The trees of the model's expression (its sections), searched for anything per task.
         tasks: The ``tasks`` option as given (None: not given).
         outputs: The ``outputs`` option as given.
+        has_outputs: Whether the model has several outputs to name.
     """
-    model = type(getattr(expr, "module", None)).__name__
-    if tasks is not None:
-        parts = list(getattr(expr, "parts", ()) or [expr])
-        trees = [s.body for p in parts for s in getattr(p, "sections", ())]
-        if not any(_has_tasks(t) for t in trees):
-            raise InputError(f"tasks={list(tasks)!r} does not apply: {model} has no tasks "
-                             f"(tasks name the tasks of a multi-task model such as MultiTaskGP)")
-    if outputs is not None and not (tuple(getattr(expr, "outputs", ()) or ())
-                                    or getattr(expr, "member_label", "") == "outputs"):
+    if tasks is not None and not any(_has_tasks(t) for t in trees):
+        raise InputError(f"tasks={list(tasks)!r} does not apply: {model} has no tasks "
+                         f"(tasks name the tasks of a multi-task model such as MultiTaskGP)")
+    if outputs is not None and not has_outputs:
         raise InputError(f"outputs={list(outputs)!r} does not apply: {model} has one output "
                          f"(outputs name the outputs of a multi-output model or a ModelListGP)")
 

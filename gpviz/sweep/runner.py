@@ -67,7 +67,7 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
         cache_dir: Folder keeping every finished cell; a rerun (or a run after Ctrl-C)
             reads finished cells instead of refitting them. Failed cells are retried.
             Sweeps with other data, factories or fit arguments keep their cells apart in
-            the same folder; damaged cells are refit with a :class:`CacheWarning`.
+            the same folder; damaged cells are refit with a :class:`~gpviz.errors.CacheWarning`.
         progress: Show a progress bar over cells (with an ETA weighted by cell size).
         fit_kwargs: Keyword arguments of ``fit_gpytorch_mll`` (e.g. ``optimizer_kwargs``).
         mll_cls: Marginal log likelihood class (default: ``ExactMarginalLogLikelihood``,
@@ -166,11 +166,8 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
         bar.close()
     subsets = {(i_config, i_repeat): subset_rows(X.shape[0], size, i_repeat, seed, order)
                for i_config, size, i_repeat in grid}
-    sweep = _assemble([cells[(c[0], c[2])] for c in grid], subsets, sizes, repeats, seed, metric_fns,
-                      make_model, X, Y)
-    sweep.feature_names = feature_names
-    sweep.order, sweep.trial_indices = order, given.trial_indices
-    return sweep
+    return _assemble([cells[(c[0], c[2])] for c in grid], subsets, sizes, repeats, seed, metric_fns,
+                     make_model, X, Y, feature_names=feature_names, order=order, trial_indices=given.trial_indices)
 
 
 def _stack(frames: list[tuple[Cell, pd.DataFrame]], first: list[str]) -> pd.DataFrame:
@@ -187,7 +184,9 @@ def _stack(frames: list[tuple[Cell, pd.DataFrame]], first: list[str]) -> pd.Data
     return pd.DataFrame(out)
 
 
-def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y) -> Sweep:
+def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y, **inputs) -> Sweep:
+    """The :class:`Sweep` of the finished cells; ``inputs`` are its fields that describe the data
+    (``feature_names``, ``order``, ``trial_indices``)."""
     score_rows, param_frames, pred_frames = [], [], []
     states = {(c.i_config, c.i_repeat): c.state for c in cells if c.status == STATUS_OK and c.state is not None}
     for c in cells:
@@ -218,9 +217,7 @@ def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y
     predictions = _stack(pred_frames, PREDICTION_COLUMNS[3:])
     if I_MODEL in parameters.columns:
         parameters[I_MODEL] = parameters[I_MODEL].astype(np.int32)
-    sweep = Sweep(scores=scores, parameters=parameters, predictions=predictions, subsets=subsets, sizes=sizes,
-                  repeats=repeats, seed=seed, metrics=tuple(metric_fns), make_model=make_model, X=X, Y=Y,
-                  states=states)
-    sweep.reference_scores = baseline_scores(predictions, metric_fns)
-    return sweep
+    return Sweep(scores=scores, parameters=parameters, predictions=predictions, subsets=subsets, sizes=sizes,
+                 repeats=repeats, seed=seed, metrics=tuple(metric_fns), make_model=make_model, X=X, Y=Y,
+                 states=states, reference_scores=baseline_scores(predictions, metric_fns), **inputs)
 

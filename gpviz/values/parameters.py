@@ -40,12 +40,10 @@ def expression_of(obj, feature_names=None):
                      f"{type(obj).__name__}")
 
 def _space(role: str, expr) -> str:
-    out_space = getattr(expr, "output_space", "outputs")
-    in_space = getattr(expr, "input_space", "inputs")
     if role in ("lengthscale", "period"):
-        return in_space
+        return expr.input_space
     if role in ("outputscale", "noise", "mean"):
-        return out_space
+        return expr.output_space
     return ""
 
 
@@ -71,7 +69,7 @@ def parameters(obj, feature_names=None, *, long: bool = False, units: str | None
             value, constraint, bounds, prior and units) instead of the wide one.
             Keyword only.
         units: ``"model"`` (the model's own space) or ``"original"`` (lengthscales
-            × input range, noise/outputscale × σ², mean × σ + μ; see :mod:`gpviz.units`).
+            × input range, noise/outputscale × σ², mean × σ + μ; see :mod:`gpviz.values.units`).
             Default ``None``: the expression's own units (model units, or original for an
             expression built with ``model_expr(..., units="original")``).
 
