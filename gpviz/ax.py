@@ -553,14 +553,13 @@ def ax_model_expr(obj, feature_names=None, *, strict: bool = False, tasks=None, 
     units = found.units
     if not is_list and len(found.outputs) > 1 and hooks.num_outputs(model) != len(found.outputs):
         units = DataUnits(units.inputs, (), units.input_space, "", units.source)  # members do not map to metrics
-    expr = with_data_units(expr, units)
     metrics = ", ".join(found.outputs)
-    expr.title = found.source + (f" — {'metrics' if len(found.outputs) > 1 else 'metric'} {metrics}"
-                                 if metrics else "")
+    named = {}
     if not is_list and len(found.outputs) > 1:  # a batched multi-output model: one member per metric
-        expr.member_label = "metrics"
-        expr.member_names = found.outputs
-    expr.metrics = found.outputs
+        named = dict(member_label="metrics", member_names=tuple(found.outputs))
+    expr = with_data_units(expr, units).replace(
+        title=found.source + (f" — {'metrics' if len(found.outputs) > 1 else 'metric'} {metrics}" if metrics else ""),
+        metrics=tuple(found.outputs), **named)
     return expr
 
 

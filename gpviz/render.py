@@ -82,7 +82,7 @@ def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extr
         KeyMismatchError: a placeholder key has no column in ``frame``.
         InputError: unreadable columns, bad ``config_labels``, ``info`` or ``element_id``.
     """
-    if not hasattr(expr, "keys") or not hasattr(expr, "tree"):
+    if not isinstance(expr, Expr):
         raise InputError(f"render_frame expects an expression from gpviz.model_expr / kernel_expr, "
                          f"got {type(expr).__name__}")
     facts = facts_from_info(info, tuple(expr.keys), dict(expr.roles))

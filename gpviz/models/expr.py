@@ -28,7 +28,8 @@ from gpytorch.means import ConstantMean, LinearMean, Mean, MultitaskMean, ZeroMe
 from gpviz import hooks
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.models.families import (HIGHER_ORDER, LATENT_KRONECKER, MODEL_LIST, family_of, input_space, is_gp_model,
-                                   member_label, model_batch_shape, num_inputs, output_space, unwrap_model)
+                                   model_batch_shape, num_inputs, output_space, unwrap_model)
+from gpviz.models.families import member_label as family_member_label
 from gpviz.models.sources import source_of
 from gpviz.options import check_applies, check_names, reject_unknown
 from gpviz.tree.nodes import (Call, Const, Node, Opaque, Param, Part, Product, Section, Sum, Symbol, TaskCovar, Vector,
@@ -172,37 +173,63 @@ def _variational_summary(strategy) -> Node:
 class ModelExpr(Expr):
     """The expression of a whole model: covariance, noise and mean sections.
 
-    Attributes:
-        sections: ``Section`` nodes in print order (covariance, noise, mean...).
-        output_space: Units of noise, outputscale and mean.
-        input_space: Units the lengthscales are measured in.
-        member_label: What the batch members are ("MCMC samples", "outputs"...).
-        tasks: Display names of the tasks (multi-task models), else ``()``.
+    Its fields are :class:`~gpviz.walk.expr.Expr`'s (``sections``, ``output_space``,
+    ``input_space``, ``member_label``, ``tasks``, ``title``, ``member_names``...) and
+    those declared here, all set by the constructor; other modules derive copies with
+    :meth:`replace` (:func:`gpviz.values.units.in_units`, ``with_data_units``, the Ax source).
     """
+
+    #: Columns the covariance kernel sees, when not the features (LCEMGP's lack the task column), else ``None``.
+    covariance_width: int | None
+    #: Module path of the covariance kernel (``covar_module``, ``models`` for a list).
+    covar_path: str
+    #: "model", or "original" for an expression that prints its values in the data's units
+    #: (``model_expr(..., units="original")``); every entry point then shows it in those units.
+    units: str
+    #: key -> (scale, offset) per member: original = value x scale + offset (empty in model units).
+    unit_conversions: dict[str, tuple[np.ndarray, np.ndarray]]
+    #: The same expression in model units (itself, unless this one is in original units).
+    model_units: ModelExpr
+    #: How the data was transformed before the model saw it (a ``gpviz.values.units.DataUnits``, e.g. Ax's), or None.
+    data_units: object | None
+    #: The metrics of the outputs, when the model came from a source that names them (Ax), else ``()``.
+    metrics: tuple[str, ...]
 
     def __init__(self, model, sections: tuple[Section, ...], batch_shape: torch.Size, modules: dict,
                  features, covar_path: str, *, out_space: str | None = None, in_space: str | None = None,
-                 tasks: tuple[str, ...] = ()):
-        self.module = model
-        self.sections = sections
-        self.tree = Vector(sections)
-        self.batch_shape = batch_shape
-        self.modules = modules
-        self.features = features
-        self.output_space = out_space if out_space is not None else output_space(model)
-        self.input_space = in_space if in_space is not None else input_space(model)
-        self.member_label = member_label(model)
-        self.tasks = tuple(tasks)
-        self._covar_path = covar_path
-        self.covariance_width: int | None = None  # columns the covariance kernel sees, when not the features
-        self.member_names: tuple[str, ...] | None = None  # a batched multi-output model's output names (its dots)
-        #: "model", or "original" for an expression that prints its values in the data's units
-        #: (``model_expr(..., units="original")``); every entry point then shows it in those units.
-        self.units: str = "model"
-        #: key -> (scale, offset) per member: original = value x scale + offset (empty in model units)
-        self.unit_conversions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        #: The same expression in model units (itself, unless this one is in original units).
-        self.model_units: ModelExpr = self
+                 tasks: tuple[str, ...] = (), member_label: str | None = None,
+                 member_names: tuple[str, ...] | None = None, input_transform=None,
+                 covariance_width: int | None = None, title: str | None = None, units: str = "model",
+                 unit_conversions: dict | None = None, model_units: ModelExpr | None = None,
+                 data_units=None, metrics: tuple[str, ...] = ()):
+        sections = tuple(sections)
+        super().__init__(Vector(sections), model, batch_shape, modules, features, tasks=tasks,
+                         input_transform=input_transform, sections=sections,
+                         output_space=out_space if out_space is not None else output_space(model),
+                         input_space=in_space if in_space is not None else input_space(model), title=title,
+                         member_label=member_label if member_label is not None else family_member_label(model),
+                         member_names=member_names)
+        self.covar_path = covar_path
+        self.covariance_width = covariance_width
+        self.units = units
+        self.unit_conversions = dict(unit_conversions or {})
+        self.model_units = model_units if model_units is not None else self
+        self.data_units = data_units
+        self.metrics = tuple(metrics)
+
+    def replace(self, **changes) -> ModelExpr:
+        """A copy with ``changes`` (as :meth:`Expr.replace`); new ``sections`` make the copy's ``tree``.
+
+        A copy of an expression in model units is its own ``model_units``, unless
+        ``changes`` say otherwise.
+        """
+        if "sections" in changes:
+            changes["sections"] = tuple(changes["sections"])
+            changes.setdefault("tree", Vector(changes["sections"]))
+        new = super().replace(**changes)
+        if self.model_units is self and "model_units" not in changes:
+            new.model_units = new
+        return new
 
     def values(self, member: int = 0) -> dict[str, float]:
         """key -> value of batch member ``member``, in the expression's units (:attr:`units`)."""
@@ -277,8 +304,8 @@ class ModelExpr(Expr):
     def text(self, member: int = 0, width: int = 88) -> str:
         vals = self.values(member) if self.keys else {}
         n = int(torch.Size(self.batch_shape).numel())
-        head = f"{getattr(self, 'title', None) or type(self.module).__name__}: Gaussian process"
-        names = getattr(self, "member_names", None)  # e.g. the metrics of an Ax multi-output model
+        head = f"{self.title or type(self.module).__name__}: Gaussian process"
+        names = self.member_names  # e.g. the metrics of an Ax multi-output model
         if n > 1 and names is not None and len(names) == n:
             head += f" (batch of {n} {self.member_label}: {', '.join(names)}; values of {names[member]})"
         elif n > 1:
@@ -306,6 +333,9 @@ class KroneckerModelExpr(ModelExpr):
     ``nt x mt`` matrix in GPyTorch's interleaved order (row ``a·t + i`` is
     point ``a``, task ``i``), like ``MultitaskKernel``.
     """
+
+    #: Tasks of the ``MultitaskKernel`` (each point's rows, in GPyTorch's interleaved order).
+    num_tasks: int
 
     def __init__(self, *args, num_tasks: int, **kwargs):
         super().__init__(*args, **kwargs)
@@ -341,8 +371,13 @@ class ModelListExpr(ModelExpr):
         outputs: Display names of the outputs.
     """
 
+    #: One :class:`ModelExpr` per sub-model (keys ``models.<i>.``, values read from the list itself).
+    parts: tuple[ModelExpr, ...]
+    #: Display names of the outputs.
+    outputs: tuple[str, ...]
+
     def __init__(self, model, parts: tuple[ModelExpr, ...], outputs: tuple[str, ...], batch_shape: torch.Size,
-                 features):
+                 features, **kwargs):
         sections = []
         for name, part in zip(outputs, parts):
             for sec in part.sections:
@@ -354,10 +389,10 @@ class ModelListExpr(ModelExpr):
         in_spaces = {p.input_space for p in parts}
         super().__init__(model, tuple(sections), batch_shape, modules, features, "models",
                          out_space=spaces.pop() if len(spaces) == 1 else "per output",
-                         in_space=in_spaces.pop() if len(in_spaces) == 1 else "per output")
-        self.parts = parts
-        self.outputs = outputs
-        self.member_label = "members"
+                         in_space=in_spaces.pop() if len(in_spaces) == 1 else "per output",
+                         member_label="members", **kwargs)
+        self.parts = tuple(parts)
+        self.outputs = tuple(outputs)
 
     def evaluate(self, x1: torch.Tensor, x2: torch.Tensor | None = None, values=None, output: int | None = None,
                  *, transform_inputs: bool = False) -> torch.Tensor:
@@ -435,7 +470,9 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
     if owner is not model:
         sections.append(Section("Variational posterior (summarized)",
                                 _variational_summary(owner.variational_strategy), "not drawn", Part.variational))
-    kwargs = dict(out_space=out_space, in_space=in_space, tasks=walker.tasks)
+    kwargs = dict(out_space=out_space, in_space=in_space, tasks=walker.tasks,
+                  input_transform=getattr(model, "input_transform", None),
+                  covariance_width=len(features) - 1 if outside is not None else None)
     corr = _correlation_section(model, root, sections, batch, features)
     if corr is not None:
         sections.insert(1, corr)  # right under the covariance it explains
@@ -444,11 +481,7 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
                                   join_path(owner_path, "covar_module"), num_tasks=kron_tasks, **kwargs)
     else:
         expr = ModelExpr(root, tuple(sections), batch, walker.modules, features,
-                         join_path(owner_path, "covar_module"), **kwargs)
-        expr.member_label = member_label(model)
-    expr.input_transform = getattr(model, "input_transform", None)
-    if outside is not None:
-        expr.covariance_width = len(features) - 1
+                         join_path(owner_path, "covar_module"), member_label=family_member_label(model), **kwargs)
     return expr
 
 
@@ -617,11 +650,12 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
         parts = tuple(_gp_expr(m, model, f"models.{i}", features if features is not None else root_features(
             None, num_inputs(m), type(m).__name__), batch, strict, tasks) for i, m in enumerate(model.models))
         if tasks is not None and not any(p.tasks for p in parts):
-            check_applies(parts[0], tasks=tasks)
+            check_applies(type(model).__name__, parts[0].section_trees(), tasks=tasks)
         return ModelListExpr(model, parts, names, batch, features)
     features = root_features(feature_names, num_inputs(model), type(model).__name__)
     expr = _gp_expr(model, model, "", features, batch, strict, tasks)
-    check_applies(expr, tasks=tasks, outputs=outputs)
+    check_applies(type(model).__name__, expr.section_trees(), tasks=tasks, outputs=outputs,
+                  has_outputs=expr.member_label == "outputs")
     if outputs is not None:  # a batched multi-output model: its members (the dots) are its outputs
-        expr.member_names = check_names("outputs", outputs, int(torch.Size(batch).numel()), "outputs")
+        expr = expr.replace(member_names=check_names("outputs", outputs, int(torch.Size(batch).numel()), "outputs"))
     return expr

@@ -33,13 +33,13 @@ def pull_cost(expr) -> tuple[int, int] | None:
     BoTorch's ``.train()`` on them DROPS the samples (covar_module becomes None),
     which prior_pull's train()/eval() round trip would trigger.
     """
-    model = getattr(expr, "module", None)
-    if model is None or is_fully_bayesian(model):
+    model = expr.module
+    if is_fully_bayesian(model):
         return None
     points = training_points(model)
     if points is None:
         return None
-    members = int(expr.batch_shape.numel()) if len(getattr(expr, "batch_shape", ())) else 1
+    members = int(expr.batch_shape.numel())
     return points, len(expr.keys) * members
 
 

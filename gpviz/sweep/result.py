@@ -45,27 +45,52 @@ class Sweep:
         repeats: Random subsets per size.
         seed: Seed of the subset draws.
         metrics: Names of the metric columns.
+        make_model: The factory each cell's model was built by: ``make_model(train_X, train_Y)``.
+        X: The inputs, ``n x d`` (the sweep's subsets index its rows).
+        Y: The outputs, ``n x m``.
+        feature_names: The columns of ``X`` when it was a DataFrame (or the model source's), else ``None``.
+        order: How each size took its rows: ``"random"`` subsets, or ``"trials"`` (the first ``n`` rows).
+        trial_indices: An Ax experiment's trial of each row of ``X``, else ``None``.
+        reference_scores: The metrics of the "predict the training mean" reference per cell
+            (:func:`gpviz.sweep.scores.baseline_scores`), or ``None``.
     """
 
+    scores: pd.DataFrame
+    parameters: pd.DataFrame
+    predictions: pd.DataFrame
+    subsets: dict[tuple[int, int], np.ndarray]
+    sizes: tuple[int, ...]
+    repeats: int
+    seed: int
+    metrics: tuple[str, ...]
+    make_model: object
+    X: torch.Tensor
+    Y: torch.Tensor
+    feature_names: list[str] | None
+    order: str
+    trial_indices: tuple[int, ...] | None
+    reference_scores: pd.DataFrame | None
+
     def __init__(self, *, scores, parameters, predictions, subsets, sizes, repeats, seed, metrics,
-                 make_model, X, Y, states: Mapping | None = None):
-        self.scores: pd.DataFrame = scores
-        self.parameters: pd.DataFrame = parameters
-        self.predictions: pd.DataFrame = predictions
-        self.subsets: dict[tuple[int, int], np.ndarray] = subsets
-        self.sizes: tuple[int, ...] = sizes
-        self.repeats: int = repeats
-        self.seed: int = seed
-        self.metrics: tuple[str, ...] = metrics
+                 make_model, X, Y, states: Mapping | None = None, feature_names: Sequence[str] | None = None,
+                 order: str = "random", trial_indices: Sequence[int] | None = None,
+                 reference_scores: pd.DataFrame | None = None):
+        self.scores = scores
+        self.parameters = parameters
+        self.predictions = predictions
+        self.subsets = subsets
+        self.sizes = sizes
+        self.repeats = repeats
+        self.seed = seed
+        self.metrics = metrics
         self.make_model = make_model
         self.X, self.Y = X, Y
+        self.feature_names = feature_names
+        self.order = order
+        self.trial_indices = trial_indices
+        self.reference_scores = reference_scores
         self._states: dict = dict(states or {})  # (i_config, i_repeat) -> the fitted model's state_dict
-        self._model = None
-        self.feature_names: list[str] | None = None  # the columns of X when it was a DataFrame
-        #: The metrics of the "predict the training mean" reference per cell (:func:`gpviz.sweep.scores.baseline_scores`).
-        self.reference_scores: pd.DataFrame | None = None
-        self.order: str = "random"  # "trials": each size took the first n rows
-        self.trial_indices: tuple[int, ...] | None = None  # an Ax experiment's trial of each row of X
+        self._model = None  # built once, by :attr:`model`
 
     def __repr__(self) -> str:
         failed = int((self.scores["status"] != STATUS_OK).sum())

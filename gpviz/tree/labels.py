@@ -13,7 +13,7 @@ path that tells them apart is added in parentheses.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from gpviz.tree.nodes import Call, Compare, Differ, Div, Node, Param, Product, Symbol, TaskCovar, Vector, iter_nodes
 from gpviz.values.keys import parse_key
@@ -55,7 +55,7 @@ def _named(tree: Node, tasks: tuple[str, ...] = ()) -> dict[str, str]:
     """key -> readable label for every parameter of ``tree`` (not yet made unique).
 
     Args:
-        tree: An expression tree (or a :class:`~gpviz.expr.Section`).
+        tree: An expression tree (or a :class:`~gpviz.tree.nodes.Section`).
         tasks: Display names of the tasks (multi-task models), for ``per_task`` lists.
 
     Returns:
@@ -126,26 +126,21 @@ def _unique(labels: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def expression_labels(expr) -> dict[str, str]:
-    """:func:`key_labels` over every section of a gpviz expression (``kernel_expr`` / ``model_expr``).
+def labels_over(trees: Sequence[Node], tasks: tuple[str, ...] = ()) -> dict[str, str]:
+    """:func:`key_labels` over several trees labelled together (a model's sections): unique over all of them.
 
-    Sections are labelled together, so labels are unique over the whole model. The labels
-    are kept on the expression (a render asks for them several times; a 1,000-D ARD tree
-    is walked once): they depend only on the section trees and task names, so a copy
-    whose trees were replaced (``units.relabel``) computes its own.
+    An expression keeps the result (``Expr.labels``), so a render walks its trees once.
     """
-    trees = tuple(s.body for s in getattr(expr, "sections", None) or []) or (getattr(expr, "tree", expr),)
-    tasks = tuple(getattr(expr, "tasks", ()) or ())
-    store = getattr(expr, "__dict__", None)  # an expression object; a bare tree (slotted) is not cached
-    cached = store.get("_labels_cache") if store is not None else None
-    if (cached is not None and cached[1] == tasks and len(cached[0]) == len(trees)
-            and all(a is b for a, b in zip(cached[0], trees))):
-        return dict(cached[2])
     merged: dict[str, str] = {}
     for tree in trees:
         for k, lab in _named(tree, tasks).items():
             merged.setdefault(k, lab)
-    out = _unique(merged)
-    if store is not None:
-        store["_labels_cache"] = (trees, tasks, out)
-    return dict(out)
+    return _unique(merged)
+
+
+def expression_labels(expr) -> dict[str, str]:
+    """The labels of a gpviz expression (``kernel_expr`` / ``model_expr``): its ``labels``, a copy.
+
+    Kept for callers of the function; the expression owns them (``Expr.labels``, computed once).
+    """
+    return expr.labels

@@ -151,17 +151,16 @@ def describe(name: str) -> str:
     return NOTATION.get(name) or OPAQUE.format(name=name)
 
 
-def notation(expr) -> list[tuple[str, str]]:
-    """``(name, line)`` for every pseudocode function an expression uses, in print order.
+def notation(trees) -> list[tuple[str, str]]:
+    """``(name, line)`` for every pseudocode function some trees use, in print order.
 
     Args:
-        expr: A gpviz expression (``kernel_expr`` / ``model_expr``: its sections or its tree),
-            or a bare tree.
+        trees: An expression's printed trees (``expr.section_trees()``), or one bare tree.
 
     Returns:
-        One pair per function; ``[]`` for an expression of plain numbers.
+        One pair per function; ``[]`` for trees of plain numbers.
     """
-    trees = [s.body for s in getattr(expr, "sections", None) or []] or [getattr(expr, "tree", expr)]
+    trees = [trees] if isinstance(trees, Node) else list(trees)
     seen: dict[str, None] = {}
     for tree in trees:
         for name in functions_used(tree):

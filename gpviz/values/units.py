@@ -20,7 +20,6 @@ reader: wide and long frames, the data's own transforms before the model
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +30,7 @@ from botorch.models.transforms.outcome import Standardize
 
 from gpviz import hooks
 from gpviz.errors import InputError
-from gpviz.models.expr import register_units_converter
+from gpviz.models.expr import ModelExpr, ModelListExpr, register_units_converter
 from gpviz.models.families import sub_models
 from gpviz.tree.nodes import Call, Compare, Div, Node, Param, Part, Product, Role, Section, Sum, Vector, iter_nodes
 from gpviz.values.columns import I_MODEL
@@ -265,9 +264,8 @@ def _compose_outputs(model_moments, data_moments):
 
 def _parts(expr):
     """(sub-expression, model) pairs: one per output of a model list, else the expression itself."""
-    parts = getattr(expr, "parts", None)
-    if parts is not None:
-        return list(zip(parts, sub_models(expr.module)))
+    if isinstance(expr, ModelListExpr):
+        return list(zip(expr.parts, sub_models(expr.module)))
     return [(expr, expr.module)]
 
 
@@ -281,12 +279,11 @@ def unit_plan(expr) -> UnitPlan:
     conversions: dict[str, Conversion] = {}
     labels: dict[str, str] = {}
     reasons: dict[str, str] = {}
-    sections = getattr(expr, "sections", None)
-    if sections is None:
+    if not isinstance(expr, ModelExpr):
         return UnitPlan(conversions, labels, reasons)
     batch = torch.Size(expr.batch_shape)
     n = int(batch.numel())
-    data: DataUnits | None = getattr(expr, "data_units", None)
+    data: DataUnits | None = expr.data_units
     for i_part, (part, model) in enumerate(_parts(expr)):
         part_sections = part.sections
         title_prefix = f"{expr.outputs[expr.parts.index(part)]}: " if part is not expr else ""
@@ -448,7 +445,7 @@ def to_units(expr, frame: pd.DataFrame, units: str = "model") -> tuple[pd.DataFr
         InputError: for an unknown ``units``.
     """
     check_units(units)
-    sections = getattr(expr, "sections", ())
+    sections = expr.sections
     if units == "model":
         return frame, {s.title: s.note for s in sections}
     plan = unit_plan(expr)
@@ -460,13 +457,10 @@ def to_units(expr, frame: pd.DataFrame, units: str = "model") -> tuple[pd.DataFr
 
 def relabel(expr, labels: dict[str, str]):
     """A shallow copy of a model expression whose section notes are ``labels`` (title -> units)."""
-    sections = getattr(expr, "sections", None)
-    if sections is None:
+    if not isinstance(expr, ModelExpr):
         return expr
-    new = copy.copy(expr)
-    new.sections = tuple(Section(s.title, s.body, labels.get(s.title, s.note), s.part) for s in sections)
-    new.tree = Vector(new.sections)
-    return new
+    return expr.replace(sections=tuple(Section(s.title, s.body, labels.get(s.title, s.note), s.part)
+                                       for s in expr.sections))
 
 
 def in_units(expr, units: str):
@@ -480,16 +474,17 @@ def in_units(expr, units: str):
         InputError: an unknown ``units``.
     """
     check_units(units)
-    base = getattr(expr, "model_units", expr)
-    if units == "model" or getattr(base, "sections", None) is None:
+    if not isinstance(expr, ModelExpr):
+        return expr
+    base = expr.model_units
+    if units == "model":
         return base
     plan = unit_plan(base)
-    new = relabel(base, plan.labels)
-    new.units = units
-    new.model_units = base
-    new.unit_conversions = {k: (np.asarray(c.scale, np.float64), np.asarray(c.offset, np.float64))
-                            for k, c in plan.conversions.items()}
-    return new
+    return base.replace(sections=tuple(Section(s.title, s.body, plan.labels.get(s.title, s.note), s.part)
+                                       for s in base.sections),
+                        units=units, model_units=base,
+                        unit_conversions={k: (np.asarray(c.scale, np.float64), np.asarray(c.offset, np.float64))
+                                          for k, c in plan.conversions.items()})
 
 
 register_units_converter(in_units)
@@ -509,7 +504,7 @@ def reading_units(expr, units: str | None = None) -> tuple[object, str]:
     Returns:
         ``(expression to read, units)``.
     """
-    own = getattr(expr, "units", "model")
+    own = expr.units if isinstance(expr, ModelExpr) else "model"
     wanted = own if units is None else check_units(units)
     return (expr.model_units if own != "model" else expr), wanted
 
@@ -522,14 +517,12 @@ def with_data_units(expr, data: DataUnits):
     e.g. "outputs standardized by Ax"), and input notes say whose transforms came
     first; :func:`unit_plan` then converts through both.
     """
-    new = copy.copy(expr)
-    new.data_units = data
-    parts = getattr(expr, "parts", None)
-    if parts is not None:
-        new.parts = tuple(with_data_units(p, DataUnits(data.inputs, tuple(data.outputs[i:i + 1]), data.input_space,
-                                                         data.output_space, data.source))
-                          for i, p in enumerate(parts))
-    old_out, old_in = getattr(expr, "output_space", ""), getattr(expr, "input_space", "")
+    changes = {}
+    if isinstance(expr, ModelListExpr):
+        changes["parts"] = tuple(with_data_units(p, DataUnits(data.inputs, tuple(data.outputs[i:i + 1]),
+                                                                data.input_space, data.output_space, data.source))
+                                 for i, p in enumerate(expr.parts))
+    old_out, old_in = expr.output_space, expr.input_space
     out_space = data.output_space if data.output_space and old_out in ("outputs", "per output") else old_out
     in_space = (f"{old_in}, after {data.source}'s transforms" if data.source and data.input_space and old_in
                 else old_in)
@@ -541,7 +534,5 @@ def with_data_units(expr, data: DataUnits):
         elif note == old_in and in_space != old_in:  # a covariance section (one per output of a list)
             note = in_space
         sections.append(Section(s.title, s.body, note, s.part))
-    new.sections = tuple(sections)
-    new.tree = Vector(new.sections)
-    new.output_space, new.input_space = out_space, in_space
-    return new
+    return expr.replace(data_units=data, sections=tuple(sections), output_space=out_space, input_space=in_space,
+                        **changes)

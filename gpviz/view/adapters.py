@@ -33,11 +33,10 @@ from gpviz.words import plural
 
 def default_title(expr) -> str:
     """The expression's own title (e.g. an Ax surrogate's source), else the model's class and batch size."""
-    module = getattr(expr, "module", None)
-    name = type(module).__name__ if module is not None else "model"
-    if getattr(expr, "title", None):  # where the model came from (an Ax Client's surrogate says so)
+    name = type(expr.module).__name__
+    if expr.title:  # where the model came from (an Ax Client's surrogate says so)
         return expr.title
-    n = int(torch.Size(getattr(expr, "batch_shape", ())).numel())
+    n = int(torch.Size(expr.batch_shape).numel())
     return f"{name}" + (f" \u2014 batch of {n} {members_label(expr)}" if n > 1 else "")
 
 
@@ -152,7 +151,7 @@ def sweep_in_units(sweep: Sweep, expr, info: pd.DataFrame, units: str = "model"
     params = sweep.parameters
     if units == "model" or params.empty:
         return params, info, expr
-    names = [f.name for f in expr.features] if getattr(expr, "features", None) else None
+    names = [f.name for f in expr.features] if expr.features else None
     parts, ref = [], None
     for (i_config, i_repeat), cell in params.groupby([I_CONFIG, I_REPEAT], sort=True):
         cell_expr = model_expr(sweep.models(sweep.sizes[int(i_config)], int(i_repeat)), names)

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from gpviz.errors import InputError
-from gpviz.tree.labels import expression_labels
 from gpviz.tree.nodes import Role
 from gpviz.tree.notation import notation
 from gpviz.view.axes import chart_views, finite_or_none
@@ -96,16 +95,15 @@ def singular(label: str) -> str:
 
 def members_label(expr, member_label: str | None = None) -> str:
     """What a dot is, plural ("members", "MCMC samples", "outputs", "leave-one-out folds")."""
-    label = member_label if member_label is not None else getattr(expr, "member_label", None)
+    label = member_label if member_label is not None else expr.member_label
     label = " ".join(str(label).split()) if label else ""
     return label or "members"
 
 
 def sections_of(expr) -> tuple[Section, ...]:
     """The expression's parts as the page prints them (a kernel expression is one "Kernel" part)."""
-    secs = getattr(expr, "sections", None)
-    if secs:
-        return tuple(Section(s.title, s.note, s.body) for s in secs)
+    if expr.sections:
+        return tuple(Section(s.title, s.note, s.body) for s in expr.sections)
     return (Section("Kernel", "", expr.tree),)
 
 
@@ -143,11 +141,11 @@ def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, ti
     facts = {k: facts.get(k) or ParamFacts(Role.of_parameter(str(roles.get(k, "value")))) for k in dict.fromkeys(keys)}
     axes, params = chart_views(data, facts, axis_ranges)
     plural = members_label(expr, member_label)
-    names = getattr(expr, "member_names", None)
+    names = expr.member_names
     return ViewData(sections_of(expr), data, axes, params, singular(plural), plural, title,
                     # verdicts were computed: say so even if none held
                     judged=any(f.verdict or f.bands for f in facts.values()),
                     notes=tuple(notes), curve=curve, summary=summary,
-                    labels=expression_labels(expr), notation=tuple(notation(expr)),
+                    labels=expr.labels, notation=tuple(notation(expr.section_trees())),
                     loss=LossData(**loss) if loss is not None else None,
                     member_names=tuple(names) if names else None)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import torch
 from gpytorch.kernels import Kernel
 
 from gpviz import display
 from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
 from gpviz.tree.evaluate import EvalEnv, check_inputs, evaluate, required_width
-from gpviz.tree.nodes import Node, Opaque, Role, iter_nodes, roles_of
+from gpviz.tree.labels import labels_over
+from gpviz.tree.nodes import Node, Opaque, Role, Section, iter_nodes, roles_of
 from gpviz.tree.ops import simplify
 from gpviz.tree.printer import fmt_number, to_text
 from gpviz.values.keys import read_member_values
@@ -19,36 +23,126 @@ from gpviz.walk.walker import Feature, Walker, infer_num_features, root_features
 class Expr:
     """Common behaviour of kernel and model expressions.
 
-    Attributes:
-        tree: The expression tree (structure only).
-        module: The module the tree was made from (values are read from it).
-        batch_shape: Batch members of the module.
+    Every field is declared here (or on a subclass) and set by the constructor; a
+    changed copy is made by :meth:`replace`, never by writing onto an expression.
     """
 
+    #: The expression tree (structure only; a model's is the ``Vector`` of its sections).
     tree: Node
+    #: The module the tree was made from (values are read from it).
     module: torch.nn.Module
+    #: Batch members of the module.
     batch_shape: torch.Size
+    #: Module path -> module, for the opaque nodes the evaluator calls.
     modules: dict
+    #: The input columns (index and name), or ``None`` when the width is unknown.
+    features: tuple[Feature, ...] | None
+    #: Display names of the tasks (multi-task models), else ``()``.
+    tasks: tuple[str, ...]
+    #: The model's input transform, or ``None`` (a kernel has none).
+    input_transform: torch.nn.Module | None
+    #: ``Section`` nodes in print order (covariance, noise, mean...); ``()`` for a kernel (its tree is one part).
+    sections: tuple[Section, ...]
+    #: Units of noise, outputscale and mean.
+    output_space: str
+    #: Units the lengthscales are measured in.
+    input_space: str
+    #: The page title, when the expression knows where its model came from (an Ax surrogate), else ``None``.
+    title: str | None
+    #: What the batch members are, plural ("MCMC samples", "outputs"...); ``None``: plain members.
+    member_label: str | None
+    #: Names of the batch members when they are named outputs (an Ax model's metrics), else ``None``.
+    member_names: tuple[str, ...] | None
+
+    def __init__(self, tree: Node, module: torch.nn.Module, batch_shape: torch.Size, modules: dict,
+                 features: tuple[Feature, ...] | None, *, tasks: tuple[str, ...] = (),
+                 input_transform: torch.nn.Module | None = None, sections: tuple[Section, ...] = (),
+                 output_space: str = "outputs", input_space: str = "inputs", title: str | None = None,
+                 member_label: str | None = None, member_names: tuple[str, ...] | None = None):
+        self.tree = tree
+        self.module = module
+        self.batch_shape = batch_shape
+        self.modules = modules
+        self.features = features
+        self.tasks = tuple(tasks)
+        self.input_transform = input_transform
+        self.sections = tuple(sections)
+        self.output_space = output_space
+        self.input_space = input_space
+        self.title = title
+        self.member_label = member_label
+        self.member_names = None if member_names is None else tuple(member_names)
+
+    #: Per-instance caches (``functools.cached_property``): a copy made by :meth:`replace` drops them.
+    _CACHES = ("_walk", "_labels")
+
+    def replace(self, **changes) -> Expr:
+        """A copy with the declared fields in ``changes`` replaced (as ``dataclasses.replace``).
+
+        The copy keeps the keys, roles and labels computed so far when its printed trees are the
+        same objects (new section notes only), and computes its own otherwise.
+
+        Raises:
+            InputError: a name in ``changes`` is not a declared field of the expression's class.
+        """
+        fields = self.field_names()
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise InputError(f"{type(self).__name__}.replace: {unknown} are not fields of the expression "
+                             f"(its fields: {list(fields)})")
+        new = copy.copy(self)
+        new.__dict__.update(changes)
+        # keys, roles and labels depend only on the printed trees and the task names: a copy that only
+        # relabels its sections' notes keeps them (a 1,000-D ARD tree is not walked again)
+        same = new.tasks == self.tasks and len(new.section_trees()) == len(self.section_trees()) and all(
+            a is b for a, b in zip(new.section_trees(), self.section_trees()))
+        if not same:
+            for name in self._CACHES:
+                new.__dict__.pop(name, None)
+        return new
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Every declared field of the class, base classes first (their annotations)."""
+        names: dict[str, None] = {}
+        for klass in reversed(cls.__mro__):
+            for name in vars(klass).get("__annotations__", {}):
+                names.setdefault(name, None)
+        return tuple(names)
 
     @property
     def keys(self) -> tuple[str, ...]:
-        """Parameter keys in print order (the tree is walked once per tree, not on every access)."""
-        return self._walked()[0]
+        """Parameter keys in print order (the tree is walked once per expression, not on every access)."""
+        return self._walk[0]
 
     @property
     def roles(self) -> dict[str, Role]:
         """key -> role (``lengthscale``, ``noise``...)."""
-        return dict(self._walked()[1])
+        return dict(self._walk[1])
 
     def _walked(self) -> tuple[tuple[str, ...], dict[str, Role]]:
+        """``(keys, roles)``, from the one walk of the tree (:attr:`_walk`)."""
+        return self._walk
+
+    @functools.cached_property
+    def _walk(self) -> tuple[tuple[str, ...], dict[str, Role]]:
         # A render asks for keys and roles several times; a 1,000-D ARD tree is ~30,000 nodes.
-        # Cached per tree object: an expression whose tree is replaced (units.relabel) walks the new one.
-        cached = self.__dict__.get("_walk_cache")
-        if cached is None or cached[0] is not self.tree:
-            roles = roles_of(self.tree)  # one walk: keys are its keys, in print order
-            cached = (self.tree, tuple(roles), roles)
-            self.__dict__["_walk_cache"] = cached
-        return cached[1], cached[2]
+        roles = roles_of(self.tree)  # one walk: keys are its keys, in print order
+        return tuple(roles), roles
+
+    def section_trees(self) -> tuple[Node, ...]:
+        """The trees the page prints, one per section (a kernel's own tree alone)."""
+        return tuple(s.body for s in self.sections) or (self.tree,)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """key -> readable label (``lengthscale[lr]``), unique over every section (:mod:`gpviz.tree.labels`)."""
+        return dict(self._labels)
+
+    @functools.cached_property
+    def _labels(self) -> dict[str, str]:
+        # a render asks for the labels several times; a 1,000-D ARD tree is walked once
+        return labels_over(self.section_trees(), self.tasks)
 
     def values(self, member: int = 0) -> dict[str, float]:
         """key -> current value of batch member ``member``.
@@ -111,9 +205,6 @@ class Expr:
         if transform_inputs:
             x1, x2 = self.transform_inputs(x1), self.transform_inputs(x2)
         return self._evaluate(x1, x2, values, self.input_width())
-
-    #: The model's input transform (set by the model builder; a kernel has none).
-    input_transform = None
 
     def transform_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` through the model's input transform as ``model.posterior`` applies it (eval mode).
@@ -183,15 +274,7 @@ class Expr:
 
 
 class KernelExpr(Expr):
-    """The expression of a GPyTorch kernel (see :func:`kernel_expr`)."""
-
-    def __init__(self, tree: Node, module: Kernel, batch_shape: torch.Size, modules: dict,
-                 features: tuple[Feature, ...] | None):
-        self.tree = tree
-        self.module = module
-        self.batch_shape = batch_shape
-        self.modules = modules
-        self.features = features
+    """The expression of a GPyTorch kernel (see :func:`kernel_expr`); its fields are :class:`Expr`'s."""
 
 
 def kernel_expr(kernel: Kernel, feature_names=None, *, strict: bool = False, tasks=None) -> KernelExpr:

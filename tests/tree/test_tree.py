@@ -159,7 +159,6 @@ def test_labels_are_kept_on_the_expression_and_follow_a_replaced_tree():
     assert expression_labels(expr)["covar_module.lengthscale[0]"] == "lengthscale[lr]"
     # a copy whose section trees are new (same structure, other feature names) computes its own labels
     other = gpviz.model_expr(SingleTaskGP(X, X.sum(-1, keepdim=True)), ["a", "b"])
-    copy = relabel(expr, {})
-    copy.sections = other.sections
+    copy = relabel(expr, {}).replace(sections=other.sections)
     assert expression_labels(copy)["covar_module.lengthscale[1]"] == "lengthscale[b]"
     assert expression_labels(expr)["covar_module.lengthscale[1]"] == "lengthscale[wd]"
