@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from gpviz.errors import InputError
 from gpviz.markup import Markup, escape_html
 from gpviz.sweep.scores import BAND_PERCENTILES, CENTERS, GEOMETRIC_MEAN, MEAN, center_kind, score_bands
+from gpviz.values.columns import SIZE
 from gpviz.words import plural
 
 def mpl_text(text) -> str:
@@ -99,7 +100,7 @@ def draw_reference(ax, reference: pd.DataFrame, metric: str, color: str = "0.35"
     bands = bands[bands["n_ok"] > 0]
     if bands.empty:
         return None
-    line, = ax.plot(bands["size"], bands["center"], ls="--", lw=1.4, color=color, zorder=1.5,
+    line, = ax.plot(bands[SIZE], bands["center"], ls="--", lw=1.4, color=color, zorder=1.5,
                     label=mpl_text(label) if label else f"reference: {reference_label(metric)}")
     line.set_gid("gpviz-reference")
     return line
@@ -178,20 +179,20 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
     # a size whose repeats all failed stays NaN: the line and the band break there instead of
     # bridging it with an interpolation nobody measured
     lo_p, hi_p = BAND_PERCENTILES
-    line, = ax.plot(bands["size"], bands["center"], marker="o", lw=2, color=color,
+    line, = ax.plot(bands[SIZE], bands["center"], marker="o", lw=2, color=color,
                     label=mpl_text(label) if label else f"{kind}")
     ok = (bands["n_ok"] > 0).to_numpy()
-    ax.fill_between(bands["size"], bands["low"].fillna(0.0), bands["high"].fillna(0.0), where=ok,
+    ax.fill_between(bands[SIZE], bands["low"].fillna(0.0), bands["high"].fillna(0.0), where=ok,
                     alpha=0.25, color=line.get_color(), lw=0,
                     label=f"{lo_p:g}th–{hi_p:g}th percentile" if label is None else None)
     # the range at each measured size as a bar too: a size between two failed ones has no band
-    ax.vlines(bands["size"][ok], bands["low"][ok], bands["high"][ok], color=line.get_color(), alpha=0.45, lw=1.5)
+    ax.vlines(bands[SIZE][ok], bands["low"][ok], bands["high"][ok], color=line.get_color(), alpha=0.45, lw=1.5)
     draw_reference(ax, reference, metric, center=center)
     failed = bands[bands["n_failed"] > 0]
     for _, row in failed.iterrows():
         # a size whose repeats all failed has no centre: mark it at the bottom of the axes
-        where = dict(xy=(row["size"], row["center"])) if row["n_ok"] else dict(
-            xy=(row["size"], 0.02), xycoords=ax.get_xaxis_transform())
+        where = dict(xy=(row[SIZE], row["center"])) if row["n_ok"] else dict(
+            xy=(row[SIZE], 0.02), xycoords=ax.get_xaxis_transform())
         ax.annotate(f"{int(row['n_failed'])} failed", **where, textcoords="offset points", xytext=(0, 8),
                     ha="center", fontsize=CURVE_FONT, color="#b00")
     if log_y:
@@ -200,8 +201,8 @@ def scaling_curve(scores: pd.DataFrame, metric: str = "mse", *, ax=None, log_y: 
     ax.set_xlabel("dataset size n (leave-one-out folds)", fontsize=CURVE_FONT)
     ax.set_ylabel(mpl_text(f"held-out {metric}"), fontsize=CURVE_FONT)
     ax.tick_params(labelsize=CURVE_FONT)
-    ax.set_xticks(bands["size"].tolist())
-    n_rep = int(scores.groupby("size").size().max()) if len(scores) else 0
+    ax.set_xticks(bands[SIZE].tolist())
+    n_rep = int(scores.groupby(SIZE).size().max()) if len(scores) else 0
     ax.set_title(mpl_text(title if title is not None else
                           f"Leave-one-out {metric} per size ({plural(n_rep, 'repeat')} per size)"), fontsize=CURVE_FONT)
     ax.grid(True, which="major", alpha=0.3)
@@ -246,8 +247,8 @@ def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str |
     sizes = set()
     for i, (label, scores) in enumerate(scores_by_label.items()):
         scaling_curve(scores, metric, ax=ax, label=str(label), color=f"C{i}", log_y=positive, center=center)
-        sizes.update(int(s) for s in scores["size"].unique())
-    centres = [score_bands(r, metric, center=center)[["size", "center"]].to_numpy() for r in refs.values()]
+        sizes.update(int(s) for s in scores[SIZE].unique())
+    centres = [score_bands(r, metric, center=center)[[SIZE, "center"]].to_numpy() for r in refs.values()]
     if centres and all(c.shape == centres[0].shape and np.allclose(c, centres[0], equal_nan=True) for c in centres):
         draw_reference(ax, next(iter(refs.values())), metric, center=center)
     else:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from gpviz.markup import Markup, escape_html
 from gpviz.html.page import Page
+from gpviz.values.columns import SIZE
 from gpviz.view.ranges import shared_ranges as view_ranges
 
 _PAGE_CSS = """
@@ -55,7 +56,7 @@ def scores_html(table: pd.DataFrame, labels: list[str], metric: str) -> Markup:
                    for lb in labels)
     compare_head = "".join(f"<th>{escape_html(what.format(lb=lb, first=labels[0]))}</th>" for lb in labels[1:])
     rows = []
-    for size, grp in table.groupby("size", sort=True):
+    for size, grp in table.groupby(SIZE, sort=True):
         by = grp.set_index("label")
         cells = "".join(
             f"<td>{_fmt(by.loc[lb, 'center'])} [{_fmt(by.loc[lb, 'low'])}, {_fmt(by.loc[lb, 'high'])}]</td>"

@@ -97,7 +97,7 @@ def score_bands(scores: pd.DataFrame, metric: str = "mse",
         raise InputError(f"center={center!r} needs every {metric} > 0, but the smallest is "
                          f"{float(vals[finite].min()):.4g}: use center='mean'")
     rows = []
-    for size, idx in scores.groupby("size", sort=True).groups.items():
+    for size, idx in scores.groupby(SIZE, sort=True).groups.items():
         v = vals.loc[idx][finite.loc[idx]].to_numpy(dtype=float)
         n_failed = int((~ok.loc[idx]).sum())
         if v.size == 0:
@@ -106,7 +106,7 @@ def score_bands(scores: pd.DataFrame, metric: str = "mse",
         lo, hi = np.percentile(v, percentiles)
         mid = _geometric_mean(v) if positive else float(np.mean(v))
         rows.append((int(size), float(lo), mid, float(hi), int(v.size), n_failed))
-    out = pd.DataFrame(rows, columns=["size", "low", "center", "high", "n_ok", "n_failed"])
+    out = pd.DataFrame(rows, columns=[SIZE, "low", "center", "high", "n_ok", "n_failed"])
     out["center_kind"] = center
     return out
 
@@ -137,12 +137,12 @@ def score_table(sweeps: Mapping, metric: str = "mse", center: str | None = None)
         center = center_kind([sweep.scores for sweep in sweeps.values()], metric)
     frames = [score_bands(sweep.scores, metric, center=center).assign(label=label, order=i)
               for i, (label, sweep) in enumerate(sweeps.items())]
-    table = pd.concat(frames, ignore_index=True).sort_values(["size", "order"], kind="stable")
-    first = table["size"].map(table[table["order"] == 0].set_index("size")["center"])
+    table = pd.concat(frames, ignore_index=True).sort_values([SIZE, "order"], kind="stable")
+    first = table[SIZE].map(table[table["order"] == 0].set_index(SIZE)["center"])
     table["diff_to_first"] = table["center"] - first
     # a ratio of arithmetic means of values of either sign (an NLPD) has no meaning: -0.1 / 0.05
     table["ratio_to_first"] = table["center"] / first if center == GEOMETRIC_MEAN else math.nan
-    out = table[["size", "label", "low", "center", "high", "n_ok", "center_kind", "ratio_to_first",
+    out = table[[SIZE, "label", "low", "center", "high", "n_ok", "center_kind", "ratio_to_first",
                  "diff_to_first"]].reset_index(drop=True)
     out.attrs["center"] = center
     return out
