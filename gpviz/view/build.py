@@ -19,7 +19,7 @@ from gpviz.tree.nodes import Role
 from gpviz.tree.notation import notation
 from gpviz.view.axes import chart_views, finite_or_none
 from gpviz.view.frame import prepare_frame
-from gpviz.view.records import HELD, CurveData, LossData, Note, ParamFacts, Section, ViewData
+from gpviz.view.records import HELD, CurveData, LossData, Note, ParamFacts, PrintedSection, ViewData
 
 
 def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict[str, ParamFacts]:
@@ -100,11 +100,11 @@ def members_label(expr, member_label: str | None = None) -> str:
     return label or "members"
 
 
-def sections_of(expr) -> tuple[Section, ...]:
+def sections_of(expr) -> tuple[PrintedSection, ...]:
     """The expression's parts as the page prints them (a kernel expression is one "Kernel" part)."""
     if expr.sections:
-        return tuple(Section(s.title, s.note, s.body) for s in expr.sections)
-    return (Section("Kernel", "", expr.tree),)
+        return tuple(PrintedSection(s.title, s.note, s.body) for s in expr.sections)
+    return (PrintedSection("Kernel", "", expr.tree),)
 
 
 def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, title: str | None = None,

@@ -151,8 +151,8 @@ class LossData:
 
 
 @dataclass(frozen=True)
-class Section:
-    """One titled part of the expression as the page prints it."""
+class PrintedSection:
+    """One titled part of the expression as the page prints it (from a tree :class:`~gpviz.tree.nodes.Section`)."""
 
     title: str
     note: str
@@ -233,7 +233,7 @@ class ViewData:
         member_names: Names of the members when they are named outputs, or None.
     """
 
-    sections: tuple[Section, ...]
+    sections: tuple[PrintedSection, ...]
     frame: FrameData
     axes: tuple[AxisView, ...]
     params: Mapping[str, ParamView]
