@@ -8,6 +8,7 @@ import matplotlib
 import numpy as np
 
 from gpviz.charts import new_figure
+from gpviz.words import plural
 
 
 def _colormap(n: int):
@@ -58,7 +59,7 @@ def loss_plot(ev: dict, summary, segments, n_members: int, ax=None):
         ax.axvline(s.base - 0.5, color="0.5", ls="--", lw=0.8)
     ax.set_xlabel("timestep (optimizer steps, all attempts)")
     ax.set_ylabel("loss (negative MLL)")
-    ax.set_title(f"Loss per member ({n} member{'s' if n != 1 else ''})")
+    ax.set_title(f"Loss per member ({plural(n, 'member')})")
     return fig
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from gpviz.errors import InputError
 from gpviz.values.columns import I_MODEL
+from gpviz.words import plural
 
 #: Steps a live notebook view keeps while the fit runs (it is redrawn up to 4 times a second);
 #: the finished page keeps every step (its values at display precision, see gpviz.html.compact).
@@ -114,7 +115,7 @@ def summary_line(summary: pd.DataFrame, ended: bool = True) -> str:
     line += f": waste {waste:.2f}\u00d7" if math.isfinite(waste) else ": waste unknown"
     unknown = int(a.get("members_unknown", 0))
     if unknown:
-        line += f" ({unknown} member{'s' if unknown != 1 else ''} without a converged evaluation left out)"
+        line += f" ({plural(unknown, 'member')} without a converged evaluation left out)"
     return line + "."
 
     # ----- views -------------------------------------------------------------------------------
