@@ -45,6 +45,7 @@ from typing import Mapping
 import numpy as np
 
 from gpviz.errors import InputError
+from gpviz.view.records import AxisKind
 
 #: Significant digits every value keeps (the page prints 4).
 DIGITS = 4
@@ -182,7 +183,7 @@ def _kinds_and_x(v: np.ndarray, axis: Mapping) -> tuple[np.ndarray, np.ndarray]:
     kind[np.isnan(v)] = 1
     kind[np.isinf(v)] = 2
     finite = np.isfinite(v)
-    if axis["kind"] == "log":
+    if axis["kind"] == AxisKind.LOG:
         kind[finite & (v <= 0)] = 3
         ok = finite & (v > 0)
         l0, l1 = math.log10(axis["lo"]), math.log10(axis["hi"])

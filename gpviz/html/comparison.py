@@ -11,6 +11,7 @@ from gpviz.markup import Markup, escape_html
 from gpviz.html.page import Page
 from gpviz.values.columns import SIZE
 from gpviz.view.ranges import shared_ranges as view_ranges
+from gpviz.view.records import FrameMode
 
 _PAGE_CSS = """
 .gpviz-compare { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
@@ -105,7 +106,7 @@ class ComparisonFigure(Page):
     _what = "comparison"
 
     def _animated(self) -> bool:
-        return any(f.mode == "timeline" for f in self.figures.values())
+        return any(f.mode == FrameMode.TIMELINE for f in self.figures.values())
 
     def _head(self) -> str:
         return f"<style>{_PAGE_CSS}</style>\n"

@@ -44,10 +44,11 @@ from gpviz.tree.nodes import Param
 from gpviz.tree.printer import layout
 from gpviz.values.columns import I_CONFIG
 from gpviz.view.axes import bound_on_axis, finite_or_none
-from gpviz.view.records import AxisView, FrameData, LossData, ParamView, VerdictSummary, ViewData
+from gpviz.view.records import AxisKind, AxisView, FrameData, FrameMode, LossData, ParamView, VerdictSummary, ViewData
 
 LAYOUT_WIDTH = 110  # characters per code line
-LEAF_CHARS = {"snapshot": 32, "batch": 28, "configs": 30, "timeline": 32}  # a chart's width in characters
+# a chart's width in characters
+LEAF_CHARS = {FrameMode.SNAPSHOT: 32, FrameMode.BATCH: 28, FrameMode.CONFIGS: 30, FrameMode.TIMELINE: 32}
 MAX_BAND_PX, MIN_BAND_PX, CONFIGS_PX = 12, 4, 192
 #: With more charts than this, bands are at most COMPACT_BAND_PX tall: a 48-lengthscale model stays a few
 #: screens long (one band per size still reads).
@@ -77,7 +78,7 @@ def _round_axis(axis: AxisView) -> tuple[float, float]:
     """Axis ends to 6 digits unless that moves an end by more than 0.1% of the axis (then exact)."""
     lo, hi = float(axis.lo), float(axis.hi)
     rlo, rhi = float(f"{lo:.6g}"), float(f"{hi:.6g}")
-    if axis.kind == "log":
+    if axis.kind == AxisKind.LOG:
         span = math.log10(hi) - math.log10(lo)
         moved = max(abs(math.log10(rlo) - math.log10(lo)), abs(math.log10(rhi) - math.log10(hi)))
     else:
@@ -115,7 +116,7 @@ MISSING_NOTE = ("Static view: gpviz's scripts are in another output of this note
 
 def _static_rows(data: FrameData) -> slice:
     """The rows a static chart shows: a trace's last step (where the interactive view opens), else all."""
-    if data.mode == "timeline" and data.steps:
+    if data.mode == FrameMode.TIMELINE and data.steps:
         return slice(data.step_starts[-2], data.step_starts[-1])
     return slice(0, data.n_rows)
 
@@ -171,7 +172,7 @@ def _legend(view: ViewData, has_bad: bool) -> str:
 
     one = escape_html(view.member)
     mode = view.frame.mode
-    items = [item(_swatch("dot") + ("value" if mode == "snapshot" else f"one dot per {one}"))]
+    items = [item(_swatch("dot") + ("value" if mode == FrameMode.SNAPSHOT else f"one dot per {one}"))]
     params = view.params.values()
     if any(p.prior is not None for p in params):
         items.append(item(_swatch("prior") + "prior mode"))
@@ -193,12 +194,12 @@ def _legend(view: ViewData, has_bad: bool) -> str:
                           "\u26a0 \u25b6</span>NaN, inf or \u2264 0 on a log axis (drawn at the edge)"))
     axes = []
     for ax in view.axes:
-        scale = "log" if ax.kind == "log" else "linear"
+        scale = "log" if ax.kind == AxisKind.LOG else "linear"
         bounds = " (its bounds)" if ax.bounded else ""
         axes.append(f"{escape_html(ax.role)}: {scale}{bounds}")
     if axes:
         items.append(item(f'axes: {"; ".join(dict.fromkeys(axes))}'))
-    if mode != "snapshot":
+    if mode != FrameMode.SNAPSHOT:
         items.append(item(f'hover a dot to ring its {one} in every chart <b class="gpviz-hover"></b>'))
     return f'<div {_cls("gpviz-legend")}>' + "".join(items) + "</div>"
 
@@ -211,11 +212,11 @@ def _rounded(axis: AxisView) -> AxisView:
 
 
 def _subtitle(data: FrameData, label: str, one: str) -> str:
-    if data.mode == "snapshot":
+    if data.mode == FrameMode.SNAPSHOT:
         return "one model: each parameter's value on its own axis"
-    if data.mode == "batch":
+    if data.mode == FrameMode.BATCH:
         return f"batch of {data.n_rows} {label}: one dot per {one}"
-    if data.mode == "configs":
+    if data.mode == FrameMode.CONFIGS:
         return (f"{len(data.config_labels)} configurations, one labelled band each, top to bottom; "
                 f"one dot per {one}")
     bands = (f"{len(data.config_labels)} configurations (one labelled band each) \u00d7 "
@@ -243,9 +244,9 @@ def inner_html(view: ViewData, extra_html="") -> str:
         parts.append(f'<div {_cls("gpviz-warning")}>\u26a0 flagged values: {escape_html(listed)}</div>')
     parts.append(_legend(view, bool(bad) and data.n_rows > 0))
     parts.append(f'<div {_cls("gpviz-static-note")}>{escape_html(STATIC_NOTE)}</div>')
-    if data.mode == "timeline":
+    if data.mode == FrameMode.TIMELINE:
         parts.append('<div class="gpviz-time"></div><span class="gpviz-time-state"></span>')
-    if data.mode == "timeline" and view.loss is not None:
+    if data.mode == FrameMode.TIMELINE and view.loss is not None:
         parts.append('<div class="gpviz-loss"></div>')  # drawn by gpviz.js from spec["loss"]
     parts.append(notation_html(view.notation))
     key = dict(view.notation)
@@ -262,7 +263,7 @@ def inner_html(view: ViewData, extra_html="") -> str:
                                     view.labels.get(t.key, ""))
             return code_html(t, key, memo)
 
-        code = code_block_html(cl, token_html, LEAF_CHARS["configs"])
+        code = code_block_html(cl, token_html, LEAF_CHARS[FrameMode.CONFIGS])
         note_html = f' <span {_cls("gpviz-note")}>({escape_html(sec.note)})</span>' if sec.note else ""
         # every section folds (a <details>, open): a long kernel can be put away to read the noise and mean
         parts.append(f'<details {_cls("gpviz-section")} open><summary {_cls("gpviz-section-title")}>'
@@ -372,7 +373,7 @@ def loss_data(loss: LossData) -> CompactData:
     v = np.asarray(loss.v, np.float64)
     finite = v[np.isfinite(v)]
     lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
-    axis = {"kind": "linear", "lo": lo, "hi": hi if hi > lo else lo + 1.0}
+    axis = {"kind": AxisKind.LINEAR, "lo": lo, "hi": hi if hi > lo else lo + 1.0}
     return encode_compact({"t": np.asarray(loss.t, np.int64), "v": v, "m": np.asarray(loss.m, np.int64)},
                           axes={"v": axis})
 
@@ -451,7 +452,7 @@ class Figure(Page):
         return self.fragment(self.element_id + suffix)
 
     def _animated(self) -> bool:
-        return self.mode == "timeline"
+        return self.mode == FrameMode.TIMELINE
 
     def __repr__(self) -> str:
         return (f"<gpviz.Figure {self.mode}: {len(self.keys)} parameters, {self.spec['n_rows']} rows, "
@@ -482,5 +483,5 @@ def figure(view: ViewData, element_id: str | None = None, extra_html="") -> Figu
     """
     inner, spec = inner_html(view, extra_html), spec_of(view)
     loss = loss_data(view.loss) if view.loss is not None else None
-    compact = compact_of(view, spec) if view.frame.mode == "timeline" else None
+    compact = compact_of(view, spec) if view.frame.mode == FrameMode.TIMELINE else None
     return Figure(inner, spec, element_id, view.title or "gpviz", view, compact, loss)

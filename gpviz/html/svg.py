@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpviz.markup import escape_html, svg_data_uri
-from gpviz.view.records import AxisView, ParamView
+from gpviz.view.records import AxisKind, AxisView, ParamView
 
 PLOT_W, EDGE, ROW_H = 150, 8, 14  # CSS px, as in gpviz.js
 COLORS = {"strip": "#e6e6e6", "strip_alt": "#f3f3f3", "dot": "#1f5fbf", "bad": "#d62728", "prior": "#1a9a3a",
@@ -100,7 +100,7 @@ def _encoded(segment: str) -> str:
 
 def _scale(axis: AxisView):
     """Value -> x in CSS px from the picture's plot origin (``gpviz.js``'s ``makeScale``)."""
-    if axis.kind == "log":
+    if axis.kind == AxisKind.LOG:
         l0, l1 = math.log10(axis.lo), math.log10(axis.hi)
         span = (l1 - l0) or 1.0
         return lambda v: EDGE + (math.log10(v) - l0) / span * PLOT_W
@@ -115,7 +115,7 @@ def _place(v: float, axis: AxisView, scale) -> tuple[float, str]:
         return math.nan, "nan"
     if math.isinf(v):
         return (EDGE + PLOT_W + EDGE / 2 if v > 0 else EDGE / 2), "inf"
-    if axis.kind == "log" and v <= 0:
+    if axis.kind == AxisKind.LOG and v <= 0:
         return EDGE / 2, "nonpos"
     x = scale(v)
     if x < EDGE - 0.5:
@@ -152,7 +152,7 @@ def _background(axis: AxisView, n_bands: int, bh: float, prior, lower, mark_lowe
                  f"fill='{COLORS['strip_alt'] if i % 2 else COLORS['strip']}'/>")
     g.append(f"<rect x='{EDGE - 1}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>"
              f"<rect x='{EDGE + PLOT_W}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>")
-    if axis.kind == "log":
+    if axis.kind == AxisKind.LOG:
         k0 = math.ceil(math.log10(axis.lo) - 1e-9)
         k1 = math.floor(math.log10(axis.hi) + 1e-9)
         stride = max(1, math.ceil((k1 - k0 + 1) / 8))

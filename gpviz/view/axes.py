@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import math
 from typing import Mapping, Sequence
 
@@ -10,20 +9,13 @@ import numpy as np
 
 from gpviz.tree.nodes import Role
 from gpviz.values.bounds import at_bounds
-from gpviz.view.records import AxisView, FrameData, ParamFacts, ParamView
+from gpviz.view.records import AxisKind, AxisView, FrameData, ParamFacts, ParamView
 
 # Positive, scale-like quantities: drawn on a log axis (pixel position linear in log10(value)).
 LOG_ROLES = frozenset({Role.lengthscale, Role.outputscale, Role.noise, Role.period, Role.variance, Role.alpha,
                        Role.scale, Role.frequency, Role.task_var})
 # Signed quantities: a linear axis that shows negatives (and zero).
 SIGNED_ROLES = frozenset({Role.mean, Role.bias, Role.task_factor})
-
-class AxisKind(enum.StrEnum):
-    """How an axis maps values to positions. Members compare equal to their strings (``AxisKind.LOG == AxisKind.LOG``)."""
-
-    LOG = "log"
-    LINEAR = "linear"
-
 
 def finite_or_none(x) -> float | None:
     """A finite float for JSON, or ``None``."""

@@ -7,7 +7,6 @@ wrong values at each step of an unsorted frame.
 
 from __future__ import annotations
 
-import enum
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -15,19 +14,7 @@ import pandas as pd
 
 from gpviz.errors import InputError, KeyMismatchError
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_TIMESTEP, INDEX_COLUMNS
-from gpviz.view.records import FrameData
-
-
-class FrameMode(enum.StrEnum):
-    """What a frame's rows are, and so how its charts are drawn.
-
-    Members compare equal to their strings (``FrameMode.TIMELINE == "timeline"``), the word a page's spec carries.
-    """
-
-    SNAPSHOT = "snapshot"  # one row: a value per chart
-    BATCH = "batch"        # a row per batch member: a dot per member
-    CONFIGS = "configs"    # rows per configuration (a sweep's sizes): a band per configuration
-    TIMELINE = "timeline"  # rows per timestep (a fit): a time control
+from gpviz.view.records import FrameData, FrameMode
 
 
 MODES = tuple(FrameMode)
@@ -197,7 +184,7 @@ def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> FrameData:
     else:
         members = n
     row_members = None
-    if mode != "timeline":  # a timeline's rows of one step are its members in order
+    if mode != FrameMode.TIMELINE:  # a timeline's rows of one step are its members in order
         row_members = [int(m) for m in index[I_MODEL]] if I_MODEL in index else list(range(n))
         if i_config is not None and I_MODEL not in index:  # members count within each configuration
             row_members = [int(j) for j in pd.Series(i_config).groupby(i_config).cumcount()]

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Iterable, Mapping, Sequence
 
 from gpviz.view.axes import finite_or_none
-from gpviz.view.records import ViewData
+from gpviz.view.records import AxisKind, ViewData
 
 
 def cover(kind: str, lo: float, hi: float, keys: Iterable[str], ranges: Mapping[str, Sequence[float]] | None
@@ -21,7 +21,7 @@ def cover(kind: str, lo: float, hi: float, keys: Iterable[str], ranges: Mapping[
     log axis (as ``build_view(axis_ranges=...)`` widens)."""
     for k in keys:
         if ranges and k in ranges:
-            ends = [float(e) for e in ranges[k] if finite_or_none(e) is not None and (kind != "log" or float(e) > 0)]
+            ends = [float(e) for e in ranges[k] if finite_or_none(e) is not None and (kind != AxisKind.LOG or float(e) > 0)]
             if ends:
                 lo, hi = min([lo] + ends), max([hi] + ends)
     return lo, hi

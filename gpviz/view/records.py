@@ -13,6 +13,7 @@ in a :class:`ParamFacts` (bounds and prior from the model, the verdict from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import enum
 from enum import Enum
 from typing import Mapping
 
@@ -51,13 +52,31 @@ class ParamFacts:
         return self.verdict == HELD
 
 
+class FrameMode(enum.StrEnum):
+    """What a frame's rows are, and so how its charts are drawn.
+
+    Members compare equal to their strings (``FrameMode.TIMELINE == "timeline"``), the word a page's spec carries.
+    """
+
+    SNAPSHOT = "snapshot"  # one row: a value per chart
+    BATCH = "batch"        # a row per batch member: a dot per member
+    CONFIGS = "configs"    # rows per configuration (a sweep's sizes): a labelled band per configuration
+    TIMELINE = "timeline"  # rows per timestep (a fit trace): a time control
+
+
+class AxisKind(enum.StrEnum):
+    """How an axis maps values to positions. Members compare equal to their strings (``AxisKind.LOG == "log"``)."""
+
+    LOG = "log"
+    LINEAR = "linear"
+
+
 @dataclass(frozen=True, eq=False)
 class FrameData:
     """A validated frame: mode, sorted float columns per key, index columns, step offsets.
 
     Attributes:
-        mode: ``snapshot`` (one row), ``batch`` (one dot per member), ``configs``
-            (labelled bands) or ``timeline`` (a fit trace).
+        mode: What the rows are (:class:`FrameMode`).
         values: key -> float64 values in row order (sorted by step, config, member).
         n_rows: Rows.
         members: Members per step / configuration.
@@ -68,7 +87,7 @@ class FrameData:
         row_members: The member of each row (not for a timeline), or None.
     """
 
-    mode: str
+    mode: FrameMode
     values: dict[str, np.ndarray]
     n_rows: int
     members: int
@@ -84,14 +103,14 @@ class AxisView:
     """One axis shared by every key of the same kind of quantity.
 
     Attributes:
-        kind: ``"log"`` or ``"linear"``.
+        kind: Log or linear (:class:`AxisKind`).
         lo: Its low end.
         hi: Its high end.
         role: The role of its keys (its label).
         bounded: Its ends are the keys' constraint bounds (an ``Interval``).
     """
 
-    kind: str
+    kind: AxisKind
     lo: float
     hi: float
     role: str
