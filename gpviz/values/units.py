@@ -391,7 +391,7 @@ def convert_wide(expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.
     if not plan.conversions:
         return out
     if I_MODEL not in out.columns:
-        raise InputError(f"a wide parameter frame needs an 'i_model' column, got columns {list(out.columns)[:6]}")
+        raise InputError(f"a wide parameter frame needs an {I_MODEL!r} column, got columns {list(out.columns)[:6]}")
     members = out[I_MODEL].to_numpy().astype(np.int64)
     for key, conv in plan.conversions.items():
         if key in out.columns:

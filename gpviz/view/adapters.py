@@ -24,7 +24,7 @@ from gpviz.trace.result import FitTrace
 from gpviz.values.bounds import at_bounds
 from gpviz.values.parameters import parameter_frames, parameters
 from gpviz.models.expr import model_expr
-from gpviz.values.columns import I_CONFIG, I_REPEAT
+from gpviz.values.columns import I_CONFIG, I_REPEAT, I_TIMESTEP
 from gpviz.values.units import (check_units, convert_long, convert_wide, reading_units, relabel, to_units,
                                 unit_plan)
 from gpviz.view.build import build_view, facts_from_info, members_label
@@ -102,7 +102,7 @@ def trace_view(tracer: FitTrace, verdicts: Mapping[str, str] | None = None, max_
             info, _ = to_units(expr, info, units)
         expr = relabel(expr, labels)
     loss = tracer.loss_series() if loss_chart and len(frame) else None  # drawn in the page by gpviz.js
-    shown = int(frame["i_timestep"].nunique()) if len(frame) else 0
+    shown = int(frame[I_TIMESTEP].nunique()) if len(frame) else 0
     # a figure of a finished fit says when it ended: a live view's last state (this same page) then reads as final
     ended = f"; fit ended {time.strftime('%H:%M:%S', time.localtime(tracer.ended))}" if tracer.ended else ""
     title = title or (f"Fit of {tracer.model_name}: {plural(tracer.n_members, 'member')}, "
