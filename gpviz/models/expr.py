@@ -27,7 +27,7 @@ from gpytorch.means import ConstantMean, LinearMean, Mean, MultitaskMean, ZeroMe
 
 from gpviz import hooks
 from gpviz.errors import GpvizWarning, InputError
-from gpviz.models.families import (HIGHER_ORDER, LATENT_KRONECKER, MODEL_LIST, family_of, input_space, is_gp_model,
+from gpviz.models.families import (HIGHER_ORDER, LATENT_KRONECKER, family_of, input_space, is_gp_model,
                                    model_batch_shape, num_inputs, output_space, unwrap_model)
 from gpviz.models.families import member_label as family_member_label
 from gpviz.models.sources import source_of
@@ -643,7 +643,7 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
             f"ModelListGP, SingleTaskVariationalGP), got {type(model).__module__}.{type(model).__name__}"
             + ("; for a kernel use gpviz.kernel_expr" if isinstance(model, Kernel) else ""))
     batch = model_batch_shape(model)
-    if family_of(model) is MODEL_LIST:
+    if family_of(model).holds_models:  # is_gp_model above: a family is known
         names = _list_outputs(model, outputs)
         n_in = [num_inputs(m) for m in model.models]
         features = root_features(feature_names, n_in[0] if len(set(n_in)) == 1 else None, type(model).__name__)
