@@ -84,8 +84,10 @@ def apply(text: str, values: dict[str, str]) -> tuple[str, list[str]]:
     return MARK.sub(repl, text), missing
 
 
-#: A timing is a fact of the machine it ran on: --check accepts the README's within this factor of this run's.
-TIME_FACTOR = 3.0
+#: A timing is a fact of the machine and its load when it ran (the README's was taken on an idle 2-core machine;
+#: the same demo took 189 s at load 9): --check accepts the README's within this factor of this run's, which
+#: still catches a demo that became an order of magnitude slower.
+TIME_FACTOR = 10.0
 
 
 def stale(text: str, values: dict[str, str]) -> list[str]:

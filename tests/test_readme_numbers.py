@@ -46,7 +46,7 @@ def test_readme_numbers_script_recomputes_from_a_demo_folder(tmp_path):
 
 @pytest.mark.slow
 def test_readme_numbers_agree_with_a_real_demo_run():
-    """CI runs the whole demo: every page size and prior ratio the README states is this run's, its time within 3x."""
+    """CI runs the whole demo: every page size and prior ratio the README states is this run's, its time within 10x."""
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "readme_numbers.py"), "--check"],
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -61,8 +61,8 @@ def test_check_takes_sizes_exactly_and_times_within_a_factor(capsys):
         sys.path.remove(str(REPO / "scripts"))
     text = ("<!-- n:model_kb -->33 KB<!-- /n --> <!-- n:demo_time -->97 s<!-- /n --> "
             "<!-- n:demo_load -->3–5<!-- /n -->")
-    assert readme_numbers.stale(text, {"model_kb": "33 KB", "demo_time": "250 s", "demo_load": "0.1"}) == []
+    assert readme_numbers.stale(text, {"model_kb": "33 KB", "demo_time": "900 s", "demo_load": "0.1"}) == []
     assert readme_numbers.stale(text, {"model_kb": "34 KB", "demo_time": "97 s"}) == ["model_kb"]
     assert "stale: model_kb: README says '33 KB', this run '34 KB'" in capsys.readouterr().out
-    assert readme_numbers.stale(text, {"model_kb": "33 KB", "demo_time": "300 s"}) == ["demo_time"]
-    assert readme_numbers.stale(text, {"model_kb": "33 KB", "demo_time": "30 s"}) == ["demo_time"]
+    assert readme_numbers.stale(text, {"model_kb": "33 KB", "demo_time": "1000 s"}) == ["demo_time"]
+    assert readme_numbers.stale(text, {"model_kb": "33 KB", "demo_time": "9 s"}) == ["demo_time"]
