@@ -12,6 +12,7 @@ import base64
 import io
 import math
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib import ticker
@@ -267,3 +268,83 @@ def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str |
 
 
 __all__ += ["compare_scaling_curves", "center_kind", "GEOMETRIC_MEAN", "MEAN", "CENTERS"]
+
+
+# -- the fit tracer's pictures (matplotlib, drawn where pages are made) --------------------------------
+
+def _colormap(n: int):
+    cmap = matplotlib.colormaps["viridis"]
+    return lambda i: cmap(i / max(n - 1, 1))
+
+
+def loss_plot(ev: dict, summary, segments, n_members: int, ax=None):
+    """Loss per member against the timestep.
+
+    Each member's line stops where it stopped being optimized; a dot marks where
+    it converged by its own criterion (:func:`gpviz.trace.summary.summarize`);
+    dashed lines mark retries.
+
+    Args:
+        ev: The tracer's events.
+        summary: Its per-member summary.
+        segments: Its optimizer runs.
+        n_members: Members traced.
+        ax: A matplotlib axes to draw into (default: a new figure).
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    fig = ax.figure if ax is not None else new_figure(7.0, 4.0)
+    ax = ax if ax is not None else fig.add_subplot(1, 1, 1)
+    summ = summary if len(ev["t"]) else None
+    n = n_members
+    cmap = _colormap(n)
+    for m in range(n):
+        sel = np.flatnonzero(ev["member"] == m)
+        if not len(sel):
+            continue
+        order = sel[np.argsort(ev["t"][sel], kind="stable")]
+        ax.plot(ev["t"][order], ev["loss"][order], lw=1.0, color=cmap(m), alpha=0.8)
+        if summ is not None:
+            row = summ.iloc[m]
+            if not math.isnan(row["converged_step"]):
+                last = segments[int(ev["seg"][order[-1]])] if segments else None
+                if last is not None:
+                    t = last.base + int(row["converged_step"]) - 1
+                    hit = order[ev["t"][order] == t]
+                    if len(hit):
+                        ax.plot([t], [ev["loss"][hit[0]]], "o", ms=3, color=cmap(m))
+    for s in segments[1:]:
+        ax.axvline(s.base - 0.5, color="0.5", ls="--", lw=0.8)
+    ax.set_xlabel("timestep (optimizer steps, all attempts)")
+    ax.set_ylabel("loss (negative MLL)")
+    ax.set_title(f"Loss per member ({plural(n, 'member')})")
+    return fig
+
+
+def fit_modes_chart(table):
+    """Bar charts of member-evaluations and wall time per fit mode of a :class:`gpviz.trace.modes.FitModeTable`.
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    fig = new_figure(8.0, 3.2)
+    ax1, ax2 = fig.subplots(1, 2)
+    names = [str(i) for i in table.index]
+    colors = ["#4c72b0", "#dd8452", "#55a868"][: len(names)]
+    ax1.bar(names, table["member_evaluations"].to_numpy(float), color=colors)
+    ax1.set_ylabel("member-evaluations")
+    ax1.set_title("Work: GP evaluations x members")
+    for i, v in enumerate(table["member_evaluations"].to_numpy(float)):
+        ax1.annotate(f"{v:,.0f}", (i, v), ha="center", va="bottom", fontsize=8)
+    med = table["wall_time_s"].to_numpy(float)
+    spread = None
+    if "wall_time_min" in table.columns:  # the spread over runs as an error bar
+        spread = np.vstack([med - table["wall_time_min"].to_numpy(float), table["wall_time_max"].to_numpy(float) - med])
+    ax2.bar(names, med, color=colors, yerr=spread, capsize=4)
+    ax2.set_ylabel("seconds")
+    runs = int(table["runs"].max()) if "runs" in table.columns and len(table) else 1
+    ax2.set_title(f"Wall time, median of {plural(runs, 'run')}")
+    for ax in (ax1, ax2):
+        ax.tick_params(axis="x", labelsize=8)
+    return fig

@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import torch
 
 from gpviz import display
-from gpviz.charts import scaling_curve
+from gpviz.charts import fit_modes_chart, loss_plot, scaling_curve
 from gpviz.errors import InputError
 from gpviz.html.assets import header_html, rows2prose_web
 from gpviz.html.figure import Figure, figure
@@ -31,6 +31,7 @@ from gpviz.options import reject_unknown
 from gpviz.priors.judge import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, model_verdicts, sweep_verdicts
 from gpviz.priors.verdicts import key_verdicts, with_verdicts
 from gpviz.sweep.result import Sweep
+from gpviz.trace.modes import FitModeTable
 from gpviz.trace.result import FitTrace
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.parameters import expression_of, parameters
@@ -202,6 +203,16 @@ def _render_sweep(sweep: Sweep, one_fold_per_repeat: bool = False, metric: str =
     expr = sweep.expression(feature_names)
     judgement = sweep_verdicts(sweep, expr, verdicts)
     return figure(sweep_view(sweep, expr, judgement, one_fold_per_repeat, metric, title, units=units))
+
+
+@display.register_renderer(FitTrace, kind="plot")
+def _plot_trace(trace: FitTrace, ax=None):
+    return loss_plot(trace.events, trace.summary(), trace.segments, trace.n_members, ax=ax)
+
+
+@display.register_renderer(FitModeTable, kind="plot")
+def _plot_fit_modes(table: FitModeTable):
+    return fit_modes_chart(table)
 
 
 @display.register_renderer(Sweep, kind="plot")

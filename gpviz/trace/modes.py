@@ -14,7 +14,7 @@ from botorch.fit import fit_gpytorch_mll
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz._factory import check_factory
-from gpviz.charts import new_figure
+from gpviz import display
 from gpviz.errors import InputError
 from gpviz.seeding import seeded
 from gpviz.threads import DEFAULT_THREADS, check_threads, torch_threads
@@ -59,27 +59,9 @@ class FitModeTable(pd.DataFrame):
                 f"{plural(runs, 'run')} (error bars: fastest to slowest).")
 
     def chart(self):
-        """Bar charts of member-evaluations and wall time per fit mode (matplotlib ``Figure``)."""
-        fig = new_figure(8.0, 3.2)
-        ax1, ax2 = fig.subplots(1, 2)
-        names = [str(i) for i in self.index]
-        colors = ["#4c72b0", "#dd8452", "#55a868"][: len(names)]
-        ax1.bar(names, self["member_evaluations"].to_numpy(float), color=colors)
-        ax1.set_ylabel("member-evaluations")
-        ax1.set_title("Work: GP evaluations x members")
-        for i, v in enumerate(self["member_evaluations"].to_numpy(float)):
-            ax1.annotate(f"{v:,.0f}", (i, v), ha="center", va="bottom", fontsize=8)
-        med = self["wall_time_s"].to_numpy(float)
-        spread = None
-        if "wall_time_min" in self.columns:  # the spread over runs as an error bar
-            spread = np.vstack([med - self["wall_time_min"].to_numpy(float), self["wall_time_max"].to_numpy(float) - med])
-        ax2.bar(names, med, color=colors, yerr=spread, capsize=4)
-        ax2.set_ylabel("seconds")
-        runs = int(self["runs"].max()) if "runs" in self.columns and len(self) else 1
-        ax2.set_title(f"Wall time, median of {plural(runs, 'run')}")
-        for ax in (ax1, ax2):
-            ax.tick_params(axis="x", labelsize=8)
-        return fig
+        """Bar charts of member-evaluations and wall time per fit mode (matplotlib ``Figure``, drawn by
+        :func:`gpviz.charts.fit_modes_chart`)."""
+        return display.plot(self)
 
 
 FIT_MODES = ("batched", "joint", "separate")

@@ -18,7 +18,7 @@ from gpviz.errors import InputError
 from gpviz.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.options import reject_unknown
-from gpviz.trace.plot import loss_plot, loss_series
+from gpviz.trace.plot import loss_series
 from gpviz.trace.store import dense_frames
 from gpviz.trace.summary import summarize, timesteps_to_show
 from gpviz.values.columns import I_MODEL, I_TIMESTEP
@@ -98,8 +98,8 @@ class FitTrace:
         return summarize(self.events, self.groups, self.segments, loss_tol, param_rtol)
 
     def plot(self, ax=None):
-        """Loss per member against the timestep (matplotlib ``Figure``; see :func:`gpviz.trace.plot.loss_plot`)."""
-        return loss_plot(self.events, self.summary(), self.segments, self.n_members, ax=ax)
+        """Loss per member against the timestep (matplotlib ``Figure``; drawn by :func:`gpviz.charts.loss_plot`)."""
+        return _display.plot(self, ax=ax)
 
     def loss_series(self) -> dict:
         """Every member's loss at every recorded step (see :func:`gpviz.trace.plot.loss_series`)."""

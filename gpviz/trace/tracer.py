@@ -151,7 +151,7 @@ class FitTracer:
         return self.trace.summary(loss_tol, param_rtol)
 
     def plot(self, ax=None):
-        """Loss per member against the timestep (matplotlib ``Figure``; see :func:`gpviz.trace.plot.loss_plot`)."""
+        """Loss per member against the timestep (matplotlib ``Figure``; drawn by :func:`gpviz.charts.loss_plot`)."""
         return self.trace.plot(ax=ax)
 
     def loss_series(self) -> dict:
