@@ -8,7 +8,7 @@ worker processes (:func:`gpviz.sweep.workers.map_tasks`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
@@ -19,6 +19,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz.errors import InputError
 from gpviz.models.families import model_batch_shape
+from gpviz.sweep.cells import cell_model
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.workers import check_parallel, map_tasks
 from gpviz.threads import default_dtype, torch_threads
@@ -78,6 +79,8 @@ class PullJob:
     keys: tuple[str, ...]
     threads: int | None
     dtype: torch.dtype | None = None  # the caller's default dtype (factories build priors and constants in it)
+    # (i_config, i_repeat) -> (torch seed, fitted state): a cell judged alone is rebuilt as Sweep.models rebuilds it
+    cells: Mapping[tuple[int, int], tuple[int, Mapping]] = field(default_factory=dict)
 
 
 def _folds(job: PullJob, i_config: int, i_repeat: int):
@@ -89,6 +92,15 @@ def _cell_values(job: PullJob, i_config: int, i_repeat: int) -> dict[str, np.nda
     params = job.parameters
     cell = params[(params[I_CONFIG] == i_config) & (params[I_REPEAT] == i_repeat)].sort_values(I_MODEL)
     return {k: cell[k].to_numpy(dtype=np.float64) for k in job.keys}
+
+
+def _cell_alone(job: PullJob, i_config: int, i_repeat: int):
+    """One cell's fitted model on its own, rebuilt by :func:`gpviz.sweep.cells.cell_model` as ``Sweep.models`` does."""
+    torch_seed, state = job.cells.get((i_config, i_repeat), (0, None))
+    model = cell_model(job.make_model, job.X, job.Y, job.subsets[(i_config, i_repeat)], torch_seed, state)
+    if state is None:  # no state kept (a sweep built by hand): its recorded parameter values
+        load_member_values(model, _cell_values(job, i_config, i_repeat))
+    return model
 
 
 def _member_mll(model) -> torch.Tensor:
@@ -121,8 +133,7 @@ def _stacked_model(job: PullJob, i_config: int, repeats: list[int]):
         # equals that cell's own model's
         stacked = _member_mll(model)
         for j in {0, len(repeats) - 1}:
-            alone = job.make_model(folds[j].train_X, folds[j].train_Y)
-            load_member_values(alone, values[j])
+            alone = _cell_alone(job, i_config, repeats[j])
             mine = stacked[j * per_cell:(j + 1) * per_cell]
             if mine.shape != _member_mll(alone).shape or not torch.allclose(mine, _member_mll(alone), rtol=1e-9,
                                                                              atol=1e-12):
@@ -147,10 +158,7 @@ def _judge_chunk(job: PullJob, i_config: int, size: int, chunk: list[int]) -> pd
         else:
             parts = []
             for r in chunk:
-                folds = _folds(job, i_config, r)
-                model = job.make_model(folds.train_X, folds.train_Y)
-                load_member_values(model, _cell_values(job, i_config, r))
-                part = prior_pull(model)
+                part = prior_pull(_cell_alone(job, i_config, r))
                 part.insert(0, I_REPEAT, np.int32(r))
                 parts.append(part)
             pull = pd.concat(parts, ignore_index=True)
@@ -163,9 +171,10 @@ def sweep_prior_pull(sweep, repeats: int | None = None, *, workers: int = 1, exe
                      threads: int | None = 1) -> pd.DataFrame:
     """:func:`prior_pull` verdicts for every fold of every repeat of a cross-validation sweep.
 
-    Nothing is refitted: each cell's model is rebuilt with the sweep's own factory on
-    the cell's folds and given the recorded fitted values (so cells read from the
-    cache are judged alike). The repeats of one size are stacked into one batched
+    Nothing is refitted: a cell judged on its own is rebuilt exactly as
+    :meth:`gpviz.Sweep.models` rebuilds it (:func:`gpviz.sweep.cells.cell_model`: the
+    factory on the cell's folds under the cell's seed, then its fitted state), so cells
+    read from the cache are judged alike. The repeats of one size are stacked into one batched
     model (as many as :data:`STACK_BUDGET` allows) and judged in one
     :func:`prior_pull`; the result equals judging each fold on its own. A factory
     whose model cannot be stacked (checked: the stacked members' MLL must equal the
@@ -210,9 +219,10 @@ def sweep_prior_pull(sweep, repeats: int | None = None, *, workers: int = 1, exe
     if not tasks:
         return pd.DataFrame(columns=SWEEP_COLUMNS)
     judged = {(i_config, r) for i_config, _, chunk in tasks for r in chunk}
+    cells = {c: sweep.cell_state(*c)[1:] for c in judged}
     job = PullJob(sweep.make_model, sweep.X, sweep.Y, {c: sweep.subsets[c] for c in judged},
                   params[[(c, r) in judged for c, r in zip(params[I_CONFIG], params[I_REPEAT])]], keys, threads,
-                  torch.get_default_dtype())
+                  torch.get_default_dtype(), cells)
     frames = map_tasks(_judge_chunk, job, tasks, parts={"make_model": sweep.make_model},
                        caller="sweep_prior_pull", workers=workers, executor=executor)
     out = pd.concat(frames, ignore_index=True)

@@ -109,6 +109,34 @@ def cell_seed(seed: int, size: int, i_repeat: int) -> int:
     return int(np.random.default_rng([int(seed), int(size), int(i_repeat), 1]).integers(2**62))
 
 
+def cell_model(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, torch_seed: int,
+               state: Mapping | None = None):
+    """The one way a cell's model is rebuilt: its factory on the cell's folds, under the cell's seed, then its state.
+
+    :meth:`gpviz.Sweep.models` and the verdicts of :func:`gpviz.priors.sweep_pull.sweep_prior_pull`
+    both rebuild cells through this, so a model judged is the model the sweep shows.
+
+    Args:
+        make_model: The sweep's factory, ``(train_X, train_Y) -> model`` on ``n x (n-1) x d`` folds.
+        X: ``N x d`` data.
+        Y: ``N x m`` data.
+        rows: The cell's ``n`` rows (:func:`subset_rows`).
+        torch_seed: The cell's seed (:func:`cell_seed`): a factory that draws initial values draws the fit's draws.
+        state: The fitted model's ``state_dict``; ``None`` gives the unfitted model (train mode).
+
+    Returns:
+        The model, batch shape ``n``, in eval mode when a state was loaded.
+    """
+    idx = torch.as_tensor(rows, device=X.device)
+    folds = gen_loo_cv_folds(X[idx], Y[idx])
+    with seeded(torch_seed):
+        model = make_model(folds.train_X, folds.train_Y)
+    if state is not None:
+        model.load_state_dict(state)
+        model.eval()
+    return model
+
+
 # -- argument checks -----------------------------------------------------------------------
 
 _FLOATS = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}

@@ -8,15 +8,13 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from botorch.cross_validation import gen_loo_cv_folds
 
 from gpviz import display
 from gpviz.errors import InputError
 from gpviz.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.options import reject_unknown
-from gpviz.seeding import seeded
-from gpviz.sweep.cells import STATUS_OK, cell_seed, subset_rows
+from gpviz.sweep.cells import STATUS_OK, cell_model, cell_seed, subset_rows
 from gpviz.sweep.scores import score_bands
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 from gpviz.values.units import check_units
@@ -113,15 +111,20 @@ class Sweep:
                 self._model = self._build(0, 0)
         return self._model
 
-    def _build(self, i_config: int, i_repeat: int):
-        """The cell's model as its factory builds it on the cell's folds (unfitted), under the cell's seed."""
+    def _build(self, i_config: int, i_repeat: int, state: Mapping | None = None):
+        """The cell's model through :func:`gpviz.sweep.cells.cell_model` (unfitted without ``state``)."""
+        rows, torch_seed, _ = self.cell_state(i_config, i_repeat)
+        return cell_model(self.make_model, self.X, self.Y, rows, torch_seed, state)
+
+    def cell_state(self, i_config: int, i_repeat: int) -> tuple[np.ndarray, int, Mapping | None]:
+        """What rebuilds one cell (:func:`gpviz.sweep.cells.cell_model`): its rows, its torch seed, its fitted state.
+
+        Returns:
+            ``(rows, seed, state)``; ``state`` is ``None`` for a cell that failed.
+        """
         size = self.sizes[i_config]
-        rows = subset_rows(self.X.shape[0], size, i_repeat, self.seed, self.order)
-        idx = torch.as_tensor(rows, device=self.X.device)
-        folds = gen_loo_cv_folds(self.X[idx], self.Y[idx])
-        # a factory that draws initial values draws the fit's draws
-        with seeded(cell_seed(self.seed, size, i_repeat)):
-            return self.make_model(folds.train_X, folds.train_Y)
+        return (subset_rows(self.X.shape[0], size, i_repeat, self.seed, self.order),
+                cell_seed(self.seed, size, i_repeat), self._states.get((i_config, int(i_repeat))))
 
     def models(self, size: int, repeat: int):
         """The fitted batched model of one cell (one member per leave-one-out fold).
@@ -152,10 +155,7 @@ class Sweep:
             why = row["error"].iloc[0] if len(row) else "no such cell"
             raise InputError(f"sweep.models: the cell n={size}, repeat {repeat} has no fitted model (it failed: "
                              f"{why})")
-        model = self._build(i_config, int(repeat))
-        model.load_state_dict(state)
-        model.eval()
-        return model
+        return self._build(i_config, int(repeat), state)
 
     def expression(self, feature_names=None):
         """The model's expression (structure only; the sweep's values come from :attr:`parameters`)."""

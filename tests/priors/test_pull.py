@@ -508,3 +508,27 @@ def test_sweep_label_column_follows_the_sweeps_feature_names(sweep):
     labels = set(pull.loc[pull.key.str.contains("lengthscale"), "label"])
     assert labels == {"lengthscale[log_lr]", "lengthscale[dropout]"}
     assert set(sweep_prior_pull(sweep, repeats=1)["label"]) >= {"lengthscale[x0]", "lengthscale[x1]"}
+
+
+def _noisy_factory(train_X, train_Y):
+    """Observation noise drawn at build time (a buffer, not a parameter): the cell's seed decides it."""
+    return SingleTaskGP(train_X, train_Y, train_Yvar=1e-3 + 0.05 * torch.rand_like(train_Y))
+
+
+def test_a_cell_judged_alone_is_the_model_sweep_models_rebuilds():
+    """sweep_prior_pull rebuilds a cell as Sweep.models does (factory under the cell's seed, then its state).
+
+    The factory draws its noise when it builds: rebuilt without the cell's seed (only the
+    fitted parameter values loaded), the judged model had another noise than the fitted one.
+    """
+    X, Y = data(12, seed=3)
+    sweep = gpviz.cv_sweep(_noisy_factory, X, Y, sizes=[6], repeats=2, seed=0, progress=False,
+                           fit_kwargs={"optimizer_kwargs": {"options": {"maxiter": 30}}})
+    pulled = sweep_prior_pull(sweep)
+    for r in range(2):
+        model = sweep.models(6, r)
+        want = prior_pull(model).sort_values(["key", "i_model"]).reset_index(drop=True)
+        got = pulled[pulled["i_repeat"] == r].sort_values(["key", "i_model"]).reset_index(drop=True)
+        for col in ("value", "d_log_lik", "curv_lik", "curv_prior"):
+            np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-9, atol=1e-12,
+                                       err_msg=f"repeat {r}, {col}")
