@@ -25,8 +25,6 @@ OPTIONS: dict[str, str] = {
     "title": "the figure's title",
     "verdicts": "prior_pull verdicts: None (when cheap), True (always) or False (never)",
     "element_id": "a fixed container id for reproducible output (a model's figure)",
-    "feature_groups": "{choice: {column: value}} naming one-hot columns by the choice they encode "
-                      "(compare('optimizer=adam'))",
 }
 
 

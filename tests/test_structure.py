@@ -508,3 +508,25 @@ def test_the_dead_code_check_finds_a_planted_unused_function(tmp_path):
 def test_every_module_level_function_and_class_is_used_somewhere():
     dead = dead_items()
     assert not dead, "defined and never used (delete them):\n" + "\n".join(dead)
+
+
+def _class_names(trees: dict[str, ast.AST]) -> dict[str, list[str]]:
+    """Class name -> the modules defining a class of that name."""
+    out: dict[str, list[str]] = {}
+    for module, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                out.setdefault(node.name, []).append(module)
+    return out
+
+
+def test_the_class_name_check_finds_a_planted_twin():
+    planted = {"gpviz.a": ast.parse("class Section:\n    pass\n"), "gpviz.b": ast.parse("class Section:\n    pass\n")}
+    assert _class_names(planted) == {"Section": ["gpviz.a", "gpviz.b"]}
+
+
+def test_no_two_classes_share_a_name():
+    """One name, one concept: two classes called the same (the tree's and the view's ``Section``) mislead a reader."""
+    trees = {m: ast.parse(p.read_text(encoding="utf-8")) for m, p in MODULES.items()}
+    twins = {name: mods for name, mods in _class_names(trees).items() if len(mods) > 1}
+    assert not twins, twins
