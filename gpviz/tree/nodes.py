@@ -60,6 +60,23 @@ class Role(enum.StrEnum):
         except ValueError:
             raise InputError(f"unknown parameter role {role!r} (must be one of {[r.value for r in cls]})") from None
 
+    # What each role means is said here once; views, frames and unit conversion ask these properties.
+
+    @property
+    def scale_like(self) -> bool:
+        """A positive, scale-like quantity: drawn on a log axis (pixel position linear in log10(value))."""
+        return self in _SCALE_LIKE
+
+    @property
+    def signed(self) -> bool:
+        """A signed quantity: a linear axis that shows negatives (and zero)."""
+        return self in _SIGNED
+
+    @property
+    def measured_in(self) -> str | None:
+        """``"inputs"`` (lengthscale, period), ``"outputs"`` (outputscale, noise, mean) or ``None`` (no unit)."""
+        return _MEASURED_IN.get(self)
+
     @classmethod
     def of_parameter(cls, name: str) -> "Role":
         """The role a parameter called ``name`` has when its handler names none (``value`` if unknown)."""
@@ -67,6 +84,12 @@ class Role(enum.StrEnum):
             return cls(name)
         except ValueError:
             return cls.value
+
+_SCALE_LIKE = frozenset({Role.lengthscale, Role.outputscale, Role.noise, Role.period, Role.variance, Role.alpha,
+                         Role.scale, Role.frequency, Role.task_var})
+_SIGNED = frozenset({Role.mean, Role.bias, Role.task_factor})
+_MEASURED_IN = {Role.lengthscale: "inputs", Role.period: "inputs",
+                Role.outputscale: "outputs", Role.noise: "outputs", Role.mean: "outputs"}
 
 #: Field annotations that never hold a node: a walk skips those fields (a Param, Compare or Const has
 #: no child, and a walk of a 1,000-D ARD tree visits ~3,000 of them).

@@ -12,6 +12,7 @@ from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.models.families import is_gp_model, unwrap_model
 from gpviz.models.sources import source_of
 from gpviz.tree.labels import expression_labels
+from gpviz.tree.nodes import Role
 from gpviz.values.bounds import at_bounds
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import member_block, param_info, parse_key, resolve
@@ -40,11 +41,8 @@ def expression_of(obj, feature_names=None):
                      f"{type(obj).__name__}")
 
 def _space(role: str, expr) -> str:
-    if role in ("lengthscale", "period"):
-        return expr.input_space
-    if role in ("outputscale", "noise", "mean"):
-        return expr.output_space
-    return ""
+    measured_in = Role.of_parameter(str(role)).measured_in
+    return {"inputs": expr.input_space, "outputs": expr.output_space}.get(measured_in, "")
 
 
 def _check_feature_names(entry: str, feature_names) -> None:

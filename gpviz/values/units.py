@@ -185,7 +185,7 @@ def _length_keys(tree: Node) -> dict[str, tuple[int | None, ...]]:
     """
     found: dict[str, tuple[int | None, ...]] = {}
     for n in iter_nodes(tree):
-        if not isinstance(n, Div) or not isinstance(n.den, Param) or n.den.role not in (Role.lengthscale, Role.period):
+        if not isinstance(n, Div) or not isinstance(n.den, Param) or n.den.role.measured_in != "inputs":
             continue
         num = n.num
         dims: tuple | None = None
@@ -317,7 +317,7 @@ def unit_plan(expr) -> UnitPlan:
             conversions[key] = Conversion(facs[0], np.zeros(n), unit or ORIGINAL_INPUTS)
             if unit and len(dims) == 1 and part.features is not None and dims[0] < len(part.features):
                 column_units[part.features[dims[0]].name] = unit
-        other_len = [p.key for p in iter_nodes(covar) if isinstance(p, Param) and p.role in (Role.lengthscale, Role.period)
+        other_len = [p.key for p in iter_nodes(covar) if isinstance(p, Param) and p.role.measured_in == "inputs"
                      and p.key not in lengths]
         for key in other_len:
             reasons[key] = "not a length along one input (e.g. a categorical or periodic-shape parameter)"

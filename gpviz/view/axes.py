@@ -11,11 +11,6 @@ from gpviz.tree.nodes import Role
 from gpviz.values.bounds import at_bounds
 from gpviz.view.records import AxisKind, AxisView, FrameData, ParamFacts, ParamView
 
-# Positive, scale-like quantities: drawn on a log axis (pixel position linear in log10(value)).
-LOG_ROLES = frozenset({Role.lengthscale, Role.outputscale, Role.noise, Role.period, Role.variance, Role.alpha,
-                       Role.scale, Role.frequency, Role.task_var})
-# Signed quantities: a linear axis that shows negatives (and zero).
-SIGNED_ROLES = frozenset({Role.mean, Role.bias, Role.task_factor})
 
 def finite_or_none(x) -> float | None:
     """A finite float for JSON, or ``None``."""
@@ -29,11 +24,12 @@ def finite_or_none(x) -> float | None:
 def _axis_kind(meta: ParamFacts) -> tuple[AxisKind, bool]:
     """``(kind, bounded)`` for one parameter."""
     bounded = meta.lower is not None and meta.upper is not None
+    role = Role.of_parameter(str(meta.role))  # what the role means: tree.nodes.Role, said once
     if bounded:
-        return (AxisKind.LOG if meta.role in LOG_ROLES and meta.lower > 0 else AxisKind.LINEAR), True
-    if meta.role in LOG_ROLES:
+        return (AxisKind.LOG if role.scale_like and meta.lower > 0 else AxisKind.LINEAR), True
+    if role.scale_like:
         return AxisKind.LOG, False
-    if meta.role not in SIGNED_ROLES and meta.lower is not None and meta.lower >= 0:
+    if not role.signed and meta.lower is not None and meta.lower >= 0:
         return AxisKind.LOG, False  # a positive-constrained parameter of a role gpviz does not know
     return AxisKind.LINEAR, False
 

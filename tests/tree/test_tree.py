@@ -162,3 +162,14 @@ def test_labels_are_kept_on_the_expression_and_follow_a_replaced_tree():
     copy = relabel(expr, {}).replace(sections=other.sections)
     assert expression_labels(copy)["covar_module.lengthscale[1]"] == "lengthscale[b]"
     assert expression_labels(expr)["covar_module.lengthscale[1]"] == "lengthscale[wd]"
+
+
+def test_what_each_role_means_is_said_once_on_the_role():
+    from gpviz.tree.nodes import Role
+
+    # a scale is drawn on a log axis, a signed quantity on a linear one; units follow the inputs or the outputs
+    assert Role.lengthscale.scale_like and not Role.lengthscale.signed and Role.lengthscale.measured_in == "inputs"
+    assert Role.noise.scale_like and Role.noise.measured_in == "outputs"
+    assert Role.mean.signed and not Role.mean.scale_like and Role.mean.measured_in == "outputs"
+    assert Role.weight.measured_in is None and not Role.weight.scale_like and not Role.weight.signed
+    assert {r for r in Role if r.scale_like} & {r for r in Role if r.signed} == set()
