@@ -9,13 +9,13 @@ The public names below are a contract (README.md has a tour): expressions
 Nothing here imports rows2prose or IPython: pages are built when asked for.
 """
 
-from gpviz.compare import compare
+from gpviz.comparing import compare
 from gpviz.errors import GpvizError
 from gpviz.models.expr import model_expr
 from gpviz.priors.factories import with_priors
 from gpviz.priors.pull import prior_pull
 from gpviz.priors.sweep_pull import sweep_prior_pull
-from gpviz.render import render  # also registers the renderers of expressions, tracers and sweeps
+from gpviz.rendering import render  # also registers the renderers of expressions, tracers and sweeps
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.runner import cv_sweep
 from gpviz.trace.modes import compare_fit_modes

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 import gpviz
 from gpviz.charts import figure_to_img, figure_to_png
-from gpviz.compare import compare
+from gpviz.comparing import compare
 from gpviz.datasets import hyperparameter_landscape
 from gpviz.markup import Markup, as_html, escape_html
 from gpviz.html.page import document, table_html

@@ -2,7 +2,7 @@
 
 Expressions, fit tracers and sweeps sit early in the pipeline and the pages late,
 so an early stage cannot import the page layer. Each result type's renderer is
-registered here instead (by :mod:`gpviz.render`, which ``import gpviz`` always
+registered here instead (by :mod:`gpviz.rendering`, which ``import gpviz`` always
 loads), and ``Expr._repr_html_``, ``FitTracer.render`` and ``Sweep.render`` call
 :func:`render`; ``Sweep.plot`` calls :func:`plot` (matplotlib pictures are made
 where pages are made, :mod:`gpviz.charts`). Lookup follows the MRO, like the kernel

@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 
 import gpviz
-R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
+R = importlib.import_module("gpviz.rendering")
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--no-first-run", "--disable-sync"]

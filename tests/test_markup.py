@@ -38,7 +38,7 @@ def test_render_frame_shows_untrusted_extra_html_as_text():
     import gpviz
     from gpytorch.kernels import RBFKernel
 
-    from gpviz.render import render_frame
+    from gpviz.rendering import render_frame
 
     e = gpviz.kernel_expr(RBFKernel())
     fig = render_frame(e, gpviz.parameters(e), extra_html="<img src=x onerror=alert(1)>")

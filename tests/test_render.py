@@ -25,7 +25,7 @@ from gpytorch.constraints import Interval
 
 import gpviz
 from gpviz.priors.verdicts import HELD
-R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
+R = importlib.import_module("gpviz.rendering")
 from gpviz.errors import InputError, KeyMismatchError, VerdictWarning
 from gpviz.html.compact import decode_compact
 from tests.golden_pages import GOLDEN, golden_figure
@@ -115,11 +115,12 @@ def test_imports_warn_nothing_and_rows2prose_needs_no_pkg_resources():
         import torch, gpytorch, botorch, pandas, setuptools
         warnings.resetwarnings()
         warnings.simplefilter("error")
-        import sys, gpviz, gpviz.render
+        import sys, gpviz, gpviz.rendering
         assert "rows2prose" not in sys.modules and "IPython" not in sys.modules, sorted(sys.modules)
         import types
         assert isinstance(gpviz.render, types.FunctionType)  # a function, no module class swap
-        from gpviz.render import LiveFigure, escape_html, render_frame  # the module's names stay importable
+        assert isinstance(gpviz.compare, types.FunctionType) and gpviz.rendering.__name__ == "gpviz.rendering"
+        from gpviz.rendering import LiveFigure, escape_html, render_frame  # the module's names stay importable
         assert callable(render_frame) and callable(escape_html) and LiveFigure.__module__ == "gpviz.html.live"
 
         assert int(setuptools.__version__.split(".")[0]) >= 81  # no pkg_resources in this venv

@@ -18,7 +18,7 @@ from botorch.models import SingleTaskGP
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
-R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
+R = importlib.import_module("gpviz.rendering")
 from gpviz.html import svg as S  # noqa: E402
 from gpviz.html.encode import encode_column  # noqa: E402
 from tests.html.test_svg import dot_centres  # noqa: E402
@@ -255,7 +255,7 @@ from gpviz.html.live import LiveFigure
 live = LiveFigure(expr, title="live")
 for t in range(1, 4):
     live.update(pd.DataFrame({"i_timestep": np.arange(t), "i_model": 0, k: np.arange(t) + 1.0}))
-from gpviz.render import render_frame
+from gpviz.rendering import render_frame
 fig = live.finish(render_frame(
     expr, pd.DataFrame({"i_timestep": np.arange(5), "i_model": 0, k: np.arange(5) + 1.0}), title="live"))
 """,

@@ -120,7 +120,7 @@ def cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_the_checker_sees_every_module_and_finds_a_planted_cycle():
-    assert {"gpviz.hooks", "gpviz.render", "gpviz.trace.tracer", "gpviz.tree.nodes"} <= set(MODULES)
+    assert {"gpviz.hooks", "gpviz.rendering", "gpviz.trace.tracer", "gpviz.tree.nodes"} <= set(MODULES)
     assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle({"a": {"b"}, "b": set()}) is None
     edges = graph()
@@ -252,7 +252,7 @@ STAGES = {
     # HTML and charts
     "gpviz.html": 9, "gpviz.charts": 9,
     # entry points, the demo's data and the helpers shipped for users' tests
-    "gpviz.render": 10, "gpviz.compare": 10, "gpviz.cli": 10, "gpviz.__main__": 10, "gpviz.datasets": 10,
+    "gpviz.rendering": 10, "gpviz.comparing": 10, "gpviz.cli": 10, "gpviz.__main__": 10, "gpviz.datasets": 10,
     "gpviz.testing": 10,
 }
 
@@ -279,9 +279,9 @@ def against_stages(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
 
 
 def test_the_stage_check_finds_a_planted_edge_against_the_order():
-    planted = {"gpviz.tree.nodes": {"gpviz.errors", "gpviz.render"}, "gpviz.render": {"gpviz.tree.nodes"},
+    planted = {"gpviz.tree.nodes": {"gpviz.errors", "gpviz.rendering"}, "gpviz.rendering": {"gpviz.tree.nodes"},
                "gpviz.values.units": {"gpviz.models.expr"}, "gpviz.models.expr": {"gpviz.values.keys"}}
-    assert against_stages(planted) == {("gpviz.tree.nodes", "gpviz.render")}
+    assert against_stages(planted) == {("gpviz.tree.nodes", "gpviz.rendering")}
     assert stage("gpviz.values.units") == 5 and stage("gpviz.values.keys") == 1 and stage("gpviz.view.x") == 8
 
 

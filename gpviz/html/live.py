@@ -28,7 +28,7 @@ class LiveFigure:
     Args:
         expr: The expression whose parameters are drawn.
         facts: key -> :class:`~gpviz.view.records.ParamFacts` (bounds, prior modes, verdicts).
-        title, config_labels: As for :func:`gpviz.render.render_frame`.
+        title, config_labels: As for :func:`gpviz.rendering.render_frame`.
         element_id: Fixed container id (default: a per-process counter).
         display: Set ``False`` to never display (e.g. in scripts and tests).
     """

@@ -7,7 +7,7 @@ import torch
 from botorch.models import SingleTaskGP
 
 import gpviz
-from gpviz.render import Figure
+from gpviz.rendering import Figure
 
 pytestmark = pytest.mark.browser
 

@@ -17,7 +17,7 @@ from botorch.models import SingleTaskGP
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
-R = importlib.import_module("gpviz.render")  # the module (gpviz.render itself is the function)
+R = importlib.import_module("gpviz.rendering")
 from gpviz.trace.reader import Segment
 from gpviz.trace.tracer import FitTracer
 
