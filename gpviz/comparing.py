@@ -1,7 +1,8 @@
 """Comparing cross-validation sweeps on one page: one scaling chart, then each sweep's parameters and priors.
 
-``gpviz.compare`` is the function :func:`compare`; it compares *sweeps* (for
-example two prior settings of the same model), not two models.
+``gpviz.compare`` is the function :func:`compare` (this module is ``gpviz.comparing``: an entry
+point never shadows its module); it compares *sweeps* (for example two prior settings of the same
+model), not two models.
 """
 
 from __future__ import annotations

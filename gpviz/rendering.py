@@ -6,8 +6,8 @@ shows (prior pull verdicts, when cheap), hands the results to a view adapter
 also registers the renderers that ``Expr._repr_html_``, ``FitTracer.render`` /
 ``show`` and ``Sweep.render`` reach through :mod:`gpviz.display`.
 
-``gpviz.render`` is the function :func:`render`; the page layer's names stay
-importable from their modules (``from gpviz.render import render_frame, Figure``).
+``gpviz.render`` is the function :func:`render`, and this module is ``gpviz.rendering``
+(an entry point never shadows its module): ``from gpviz.rendering import render_frame, Figure``.
 """
 
 from __future__ import annotations
