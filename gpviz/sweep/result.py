@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz import display
 from gpviz.errors import InputError
@@ -15,6 +16,7 @@ from gpviz.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.options import reject_unknown
 from gpviz.sweep.cells import STATUS_OK, cell_model, cell_seed, subset_rows
+from gpviz.sweep.influence import influence_of
 from gpviz.sweep.scores import score_bands
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 from gpviz.values.units import check_units
@@ -89,6 +91,8 @@ class Sweep:
         self.reference_scores = reference_scores
         self._states: dict = dict(states or {})  # (i_config, i_repeat) -> the fitted model's state_dict
         self._model = None  # built once, by :attr:`model`
+        # (mll_cls, fit arguments) -> {cell: its full-data fit's parameters}: :meth:`influence` fits each once
+        self._full_fits: dict = {}
 
     def __repr__(self) -> str:
         failed = int((self.scores["status"] != STATUS_OK).sum())
@@ -156,6 +160,38 @@ class Sweep:
             raise InputError(f"sweep.models: the cell n={size}, repeat {repeat} has no fitted model (it failed: "
                              f"{why})")
         return self._build(i_config, int(repeat), state)
+
+    def influence(self, *, fit_kwargs: Mapping | None = None, mll_cls=None) -> pd.DataFrame:
+        """Which held-out point moved each parameter: every fold's value against its cell's full-data fit.
+
+        Fold ``i`` of a cell left out row ``subsets[cell][i]``; its fitted value of each
+        key, minus the value of one model fitted on all of the cell's ``n`` points (the
+        same factory under the cell's seed, a batch of one: ``X[rows].unsqueeze(0)``), is
+        that point's shift of the parameter. The full-data fits are made once per cell and
+        kept on the sweep (a second call refits nothing).
+
+        Args:
+            fit_kwargs: ``fit_gpytorch_mll`` arguments of the full-data fits: pass the
+                sweep's own ``cv_sweep(fit_kwargs=...)`` (default: none, as ``cv_sweep``'s).
+            mll_cls: Marginal log likelihood class (default: ``ExactMarginalLogLikelihood``,
+                as ``cv_sweep``'s for a factory).
+
+        Returns:
+            One row per cell, fold member and key: ``i_config``, ``size``, ``i_repeat``,
+            ``i_model`` (the fold's member), ``index`` (the held-out row of ``X``), ``key``,
+            ``fold_value``, ``full_value``, ``shift`` (fold minus full), ``rel_shift``
+            (``shift / |full_value|``), then the held-out point's row, one column per
+            feature name (``x0``, ``x1``, ... without names). Failed cells have no rows.
+        """
+        mll_cls = mll_cls or ExactMarginalLogLikelihood
+        names = list(self.feature_names) if self.feature_names else [f"x{j}" for j in range(self.X.shape[-1])]
+        cells = {}
+        for i_config, i_repeat in self._states:
+            rows, torch_seed, _ = self.cell_state(i_config, i_repeat)
+            cells[(i_config, i_repeat)] = (self.sizes[i_config], rows, torch_seed)
+        kept = self._full_fits.setdefault((mll_cls, repr(sorted(dict(fit_kwargs or {}).items()))), {})
+        return influence_of(self.make_model, self.X, self.Y, cells, self.parameters, names, mll_cls, fit_kwargs,
+                            kept)
 
     def expression(self, feature_names=None):
         """The model's expression (structure only; the sweep's values come from :attr:`parameters`)."""
