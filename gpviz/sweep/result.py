@@ -70,6 +70,7 @@ class Sweep:
     order: str
     trial_indices: tuple[int, ...] | None
     reference_scores: pd.DataFrame | None
+    _full_fits: dict
 
     def __init__(self, *, scores, parameters, predictions, subsets, sizes, repeats, seed, metrics,
                  make_model, X, Y, states: Mapping | None = None, feature_names: Sequence[str] | None = None,
