@@ -1,0 +1,367 @@
+"""The explorer's Python side: a copy of the user's model whose parameter values are set by hand, and what follows.
+
+:class:`ExploreState` deep-copies an exact GP model (or the model of an MLL or of an
+Ax object), so the user's model is never changed, and recomputes with the copy's own
+GPyTorch and BoTorch calls, for one batch member: the marginal log likelihood (data fit
+and complexity terms), each prior's log density, their sum (the MAP objective
+BoTorch's fit maximizes, times ``n``), BoTorch's ``efficient_loo_cv`` MSE and NLPD, and
+posterior slices along each input through one point. Everything is in model units: the
+model's (transformed) inputs and outcomes, the space its parameters live in.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from botorch.cross_validation import efficient_loo_cv
+from gpytorch.distributions import MultivariateNormal
+from gpytorch.mlls import MarginalLogLikelihood
+
+from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
+from gpviz.models.expr import ModelExpr, model_expr
+from gpviz.models.families import family_of, model_batch_shape
+from gpviz.models.sources import source_of
+from gpviz.ax import resolve as ax_resolve
+from gpviz.values.keys import ParamInfo, param_info, parse_key, resolve
+from gpviz.values.tensors import to_numpy
+
+#: Points of each slice's grid (an input with few distinct training values, e.g. a category, uses those).
+SLICE_POINTS = 41
+#: An input with at most this many distinct training values is sliced at those values only.
+FEW_VALUES = 12
+#: A training point is drawn beside a slice when every other input lies within this share of its range.
+NEAR_SHARE = 0.2
+_LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What one set of parameter values scores, for one batch member, in model units.
+
+    Attributes:
+        log_likelihood: GPyTorch's marginal log probability of the training targets,
+            ``log N(y | m, K + σ²I)``, summed over the ``n`` points (not divided by ``n``
+            as ``ExactMarginalLogLikelihood`` is).
+        data_fit: ``-½ (y - m)ᵀ (K + σ²I)⁻¹ (y - m)``.
+        complexity: ``-½ log |K + σ²I|``.
+        constant: ``-n/2 log 2π`` (the three terms sum to ``log_likelihood``).
+        log_prior: Prior name (``covar_module.lengthscale_prior``) -> its log density, summed over elements.
+        log_prior_total: The sum of ``log_prior``.
+        map_objective: ``log_likelihood + log_prior_total`` (``n`` times the MLL BoTorch maximizes).
+        loo_mse: Mean squared error of BoTorch's ``efficient_loo_cv`` predictions.
+        loo_nlpd: Their mean negative log predictive density (with observation noise).
+    """
+
+    log_likelihood: float
+    data_fit: float
+    complexity: float
+    constant: float
+    log_prior: dict[str, float]
+    log_prior_total: float
+    map_objective: float
+    loo_mse: float
+    loo_nlpd: float
+
+    def as_dict(self) -> dict:
+        """The metrics as plain Python numbers (JSON-ready; a non-finite value becomes ``None``)."""
+        out = {}
+        for name in self.__dataclass_fields__:
+            v = getattr(self, name)
+            out[name] = {k: _finite(x) for k, x in v.items()} if isinstance(v, dict) else _finite(v)
+        return out
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class Slices:
+    """Posterior slices through one point, in model units.
+
+    Attributes:
+        curves: One row per input and grid point: ``input``, ``x``, ``mean``, ``lower``,
+            ``upper`` (mean ± 2 sd of the latent function).
+        points: The training points near each slice: ``input``, ``x``, ``y``, ``distance``
+            (the largest distance over the other inputs, as a share of each one's range).
+        point: The point the slices go through, one value per input.
+    """
+
+    curves: pd.DataFrame
+    points: pd.DataFrame
+    point: tuple[float, ...]
+
+
+def _model_of(obj) -> tuple[torch.nn.Module, MarginalLogLikelihood | None, list[str] | None]:
+    """The model inside ``obj``, the MLL it came in (or ``None``) and the names its source gives its inputs."""
+    if isinstance(obj, MarginalLogLikelihood):
+        return obj.model, obj, None
+    if source_of(obj) is not None:
+        held = ax_resolve(obj)
+        return held.model, None, list(held.feature_names)
+    return obj, None, None
+
+
+def _check_exact(model) -> None:
+    fam = family_of(model)
+    if (fam is None or not fam.exact or fam.holds_models or fam.fully_bayesian
+            or not getattr(model, "train_inputs", None)):
+        name = fam.name if fam is not None else f"{type(model).__module__}.{type(model).__name__}"
+        raise UnsupportedError(f"gpviz.explore works on one exact GP model with training data (a SingleTaskGP, "
+                               f"MultiTaskGP, MixedSingleTaskGP...); got {name}")
+    if isinstance(model.train_inputs[0], tuple):
+        raise UnsupportedError("gpviz.explore: models with auxiliary inputs are not supported (efficient LOO "
+                               "needs one input tensor)")
+
+
+class ExploreState:
+    """A copy of a fitted model whose parameters can be set, with its metrics and slices.
+
+    Args:
+        obj: An exact BoTorch/GPyTorch model, its MLL, or an Ax object holding one.
+        feature_names: Names of the input columns (default: the source's, or ``x0, x1, ...``).
+        point: The point the slices go through, ``d`` values in the model's input space
+            (after its input transform); default: the best observed training point.
+        member: Which batch member (flat index, as ``i_model``) is explored.
+
+    Raises:
+        UnsupportedError: for a model list, an approximate or a fully Bayesian model.
+        InputError: for a ``point`` of the wrong length or a ``member`` out of range.
+    """
+
+    def __init__(self, obj, feature_names=None, point=None, member: int = 0):
+        model, mll, names = _model_of(obj)
+        _check_exact(model)
+        # one deepcopy of the MLL keeps the model and likelihood it shares with it as one
+        self.model = copy.deepcopy(mll).model if mll is not None else copy.deepcopy(model)
+        self.expr: ModelExpr = model_expr(self.model, feature_names if feature_names is not None else names)
+        self.batch_shape = torch.Size(model_batch_shape(self.model))
+        self.members = int(self.batch_shape.numel())
+        self.keys: tuple[str, ...] = tuple(self.expr.keys)
+        d = int(self.model.train_inputs[0].shape[-1])
+        given = list(feature_names if feature_names is not None else names or [])
+        self.feature_names = given if len(given) == d else [f"x{i}" for i in range(d)]
+        self._user_point = point
+        self.member = 0
+        # each member's values as first seen: a reset goes back to them after other members were played with
+        self._fitted: dict[int, dict[str, float]] = {}
+        self.fitted_values: dict[str, float] = {}
+        self.fitted_metrics: Metrics | None = None
+        self.select(member)
+
+    # --- batch members ---
+
+    def select(self, member: int) -> None:
+        """Explores batch member ``member`` (its fitted values become the reference and the starting point).
+
+        Raises:
+            InputError: if ``member`` is not one of the model's members.
+        """
+        if not (isinstance(member, (int, np.integer)) and 0 <= member < self.members):
+            raise InputError(f"member must be an integer in [0, {self.members}), got {member!r}")
+        self.member = int(member)
+        first = self.member not in self._fitted
+        if first:
+            self._fitted[self.member] = {k: self._read(k) for k in self.keys}
+        self.fitted_values = dict(self._fitted[self.member])
+        current = self.values
+        self.reset()  # the fitted metrics are computed at the fitted values, then the member's values come back
+        self.fitted_metrics = self.metrics()
+        for k, v in current.items():
+            self._write(k, v)
+
+    # --- values ---
+
+    def _info(self, key: str) -> tuple[ParamInfo, tuple[int, ...]]:
+        if key not in self.keys:
+            raise KeyMismatchError(f"unknown parameter key {key!r}; the model's keys are: {', '.join(self.keys)}")
+        path, name, index = parse_key(key)
+        return param_info(resolve(self.model, path), name, self.batch_shape), index
+
+    def _slot(self, info: ParamInfo) -> tuple[int, ...]:
+        """The leading index of the explored member in ``info``'s raw tensor (a shared parameter has none)."""
+        if info.member_ndim == 0:
+            return ()
+        lead = np.unravel_index(self.member, tuple(self.batch_shape))
+        return tuple(int(i) for i in lead[: info.member_ndim])
+
+    def _read(self, key: str) -> float:
+        info, index = self._info(key)
+        block = info.value()[self._slot(info)].reshape(-1)
+        return float(block[info.flat_index(index)])
+
+    @property
+    def values(self) -> dict[str, float]:
+        """Key -> the explored member's constrained value, in model units."""
+        return {k: self._read(k) for k in self.keys}
+
+    def bounds(self, key: str) -> tuple[float, float]:
+        """The ``(lower, upper)`` bounds of ``key``'s constraint (infinite where there is none)."""
+        return self._info(key)[0].bounds()
+
+    def set(self, key: str, value: float) -> None:
+        """Sets one parameter element of the explored member to a constrained value.
+
+        Raises:
+            KeyMismatchError: for a key the model does not have.
+            InputError: for a value that is not a finite number or lies outside the
+                constraint's bounds (a value on an enforced bound has no raw value).
+        """
+        info, index = self._info(key)
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{key}: expected a number, got {value!r}") from None
+        if not math.isfinite(v):
+            raise InputError(f"{key}: expected a finite number, got {v}")
+        lower, upper = info.bounds()
+        c = info.constraint
+        enforced = c is not None and getattr(c, "enforced", True)
+        inside = (lower < v < upper) if enforced else (lower <= v <= upper)
+        if not inside:
+            raise InputError(f"{key} = {v:g} is outside its constraint's bounds ({lower:g}, {upper:g})")
+        if not self._write(key, v):
+            raise InputError(f"{key} = {v:g} has no finite raw value under {type(c).__name__}")
+
+    def reset(self) -> None:
+        """Puts every parameter of the explored member back at its fitted value."""
+        for k, v in self.fitted_values.items():
+            self._write(k, v)
+
+    def _write(self, key: str, value: float) -> bool:
+        """Writes a constrained value into the explored member's raw element; ``False`` (nothing written) if its raw
+        value is not finite. Unchecked against the bounds: a value read from the model may sit exactly on one."""
+        info, index = self._info(key)
+        with torch.no_grad():
+            t = torch.tensor(value, dtype=info.raw.dtype, device=info.raw.device)
+            c = info.constraint
+            raw = c.inverse_transform(t) if c is not None and getattr(c, "enforced", True) else t
+            if not bool(torch.isfinite(raw)):
+                return False
+            members = tuple(info.raw.shape[: info.member_ndim])
+            info.raw.data.view(members + (-1,))[self._slot(info) + (info.flat_index(index),)] = raw
+        return True
+
+    # --- what follows from the values ---
+
+    def _pick(self, t: torch.Tensor) -> torch.Tensor:
+        """The explored member's part of a ``batch_shape x ...`` tensor (a tensor without the batch is shared)."""
+        nb = len(self.batch_shape)
+        if nb and t.dim() >= nb and tuple(t.shape[:nb]) == tuple(self.batch_shape):
+            return t.reshape((-1,) + tuple(t.shape[nb:]))[self.member]
+        return t
+
+    def _log_prior(self) -> dict[str, float]:
+        out = {}
+        for name, module, prior, closure, _ in self.model.named_priors():
+            lp = prior.log_prob(closure(module))
+            out[name] = float(self._pick(lp).sum())
+        return out
+
+    def _loo(self) -> tuple[float, float]:
+        res = efficient_loo_cv(self.model, observation_noise=True, untransform=False)
+        mean = res.posterior.mean  # batch_shape x n x 1 x m (m = outputs; a multi-output model's members)
+        var = res.posterior.variance
+        y = res.observed_Y
+        if self.model.num_outputs > 1:  # the outputs are the members: move them to the front
+            mean, var, y = (t.movedim(-1, 0).squeeze(-1) for t in (mean, var, y))
+        mean, var, y = (self._pick(t).reshape(-1) for t in (mean, var, y))
+        mse = float(((mean - y) ** 2).mean())
+        nlpd = float(0.5 * (_LOG_2PI + var.log() + (y - mean) ** 2 / var).mean())
+        return mse, nlpd
+
+    def metrics(self) -> Metrics:
+        """The likelihood, priors, MAP objective and leave-one-out scores at the current values."""
+        model = self.model
+        with torch.no_grad():
+            model.train()  # the likelihood as BoTorch's fit sees it: the input transform applied in forward
+            inputs = model.train_inputs
+            out = model.likelihood(model(*inputs), *inputs)
+            y = model.train_targets
+            log_lik = float(self._pick(out.log_prob(y)))
+            fit, complexity, const = self._terms(out, y)
+            priors = self._log_prior()
+            model.eval()  # efficient_loo_cv reads the transformed training inputs of an evaluated model
+            mse, nlpd = self._loo()
+        total = float(sum(priors.values()))
+        return Metrics(log_likelihood=log_lik, data_fit=fit, complexity=complexity, constant=const, log_prior=priors,
+                       log_prior_total=total, map_objective=log_lik + total, loo_mse=mse, loo_nlpd=nlpd)
+
+    def _terms(self, out: MultivariateNormal, y: torch.Tensor) -> tuple[float, float, float]:
+        cov = self._pick(out.covariance_matrix).double()
+        r = (self._pick(y) - self._pick(out.mean)).double().reshape(-1, 1)
+        chol = torch.linalg.cholesky(cov)
+        z = torch.linalg.solve_triangular(chol, r, upper=False)
+        n = r.shape[0]
+        return float(-0.5 * (z**2).sum()), float(-chol.diagonal().log().sum()), -0.5 * n * _LOG_2PI
+
+    def _train_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        """The explored member's training inputs (``n x d``, model space) and targets (``n``); the model in eval mode."""
+        self.model.eval()
+        x = self.model.train_inputs[0]
+        y = self.model.train_targets
+        if self.model.num_outputs > 1 and y.dim() >= 2:
+            y = y.reshape(-1, y.shape[-1])[self.member]
+            x = x.reshape(-1, *x.shape[-2:])[self.member] if x.dim() > 2 else x
+        else:
+            x, y = self._pick(x), self._pick(y)
+        return to_numpy(x).reshape(-1, x.shape[-1]), to_numpy(y).reshape(-1)
+
+    def point(self) -> np.ndarray:
+        """The point the slices go through: the one given, or the best observed training point of the member.
+
+        Raises:
+            InputError: if the given point does not have one value per input.
+        """
+        x, y = self._train_xy()
+        if self._user_point is None:
+            return x[int(np.argmax(y))]
+        p = np.asarray(self._user_point, dtype=np.float64).reshape(-1)
+        if p.size != x.shape[1]:
+            raise InputError(f"point has {p.size} values; the model has {x.shape[1]} inputs")
+        return p
+
+    def slices(self) -> Slices:
+        """Posterior mean ± 2 sd of the latent function along each input through :meth:`point`."""
+        x, y = self._train_xy()
+        p = self.point()
+        d = x.shape[1]
+        lo, hi = x.min(0), x.max(0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        grids = []
+        for j in range(d):
+            distinct = np.unique(x[:, j])
+            grids.append(distinct if distinct.size <= FEW_VALUES else np.linspace(lo[j], hi[j], SLICE_POINTS))
+        rows = np.concatenate([np.repeat(p[None, :], g.size, 0) for g in grids])
+        col = np.concatenate([np.full(g.size, j) for j, g in enumerate(grids)])
+        rows[np.arange(rows.shape[0]), col] = np.concatenate(grids)
+        ref = self.model.train_inputs[0]
+        grid = torch.as_tensor(rows, dtype=ref.dtype, device=ref.device)
+        with torch.no_grad():
+            post = self.model(grid)  # eval mode, model-space inputs: the latent posterior in model units
+            mean, var = post.mean, post.variance
+        if self.model.num_outputs > 1 and mean.dim() >= 2:
+            mean, var = (t.reshape(-1, t.shape[-1])[self.member] for t in (mean, var))
+        else:
+            mean, var = self._pick(mean), self._pick(var)
+        m, sd = to_numpy(mean).reshape(-1), np.sqrt(np.clip(to_numpy(var).reshape(-1), 0, None))
+        names = np.asarray(self.feature_names, dtype=object)
+        curves = pd.DataFrame({"input": names[col], "x": rows[np.arange(rows.shape[0]), col], "mean": m,
+                               "lower": m - 2 * sd, "upper": m + 2 * sd})
+        near = []
+        dev = np.abs(x - p) / span  # n x d
+        for j in range(d):
+            others = np.delete(dev, j, axis=1)
+            dist = others.max(1) if others.size else np.zeros(len(x))
+            keep = dist <= NEAR_SHARE
+            near.append(pd.DataFrame({"input": self.feature_names[j], "x": x[keep, j], "y": y[keep],
+                                      "distance": dist[keep]}))
+        return Slices(curves=curves, points=pd.concat(near, ignore_index=True), point=tuple(float(v) for v in p))
+
+
+__all__ = ["ExploreState", "Metrics", "Slices"]
