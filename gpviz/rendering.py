@@ -199,10 +199,12 @@ def _safe_info(tracer: FitTracer):
 
 @display.register_renderer(Sweep)
 def _render_sweep(sweep: Sweep, one_fold_per_repeat: bool = False, metric: str = "mse", feature_names=None,
-                  units: str = "model", title: str | None = None, verdicts: bool | None = None) -> Figure:
+                  units: str = "model", title: str | None = None, verdicts: bool | None = None,
+                  influence=None) -> Figure:
     expr = sweep.expression(feature_names)
     judgement = sweep_verdicts(sweep, expr, verdicts)
-    return figure(sweep_view(sweep, expr, judgement, one_fold_per_repeat, metric, title, units=units))
+    return figure(sweep_view(sweep, expr, judgement, one_fold_per_repeat, metric, title, units=units,
+                             influence=influence))
 
 
 @display.register_renderer(FitTrace, kind="plot")

@@ -7,9 +7,11 @@ look and, for the curve, their matplotlib picture (:mod:`gpviz.charts`).
 
 from __future__ import annotations
 
+import math
+
 from gpviz.charts import figure_to_img, scaling_curve
-from gpviz.markup import Markup, as_html, element
-from gpviz.view.records import CurveData, Note, NoteKind
+from gpviz.markup import Markup, as_html, element, join
+from gpviz.view.records import CurveData, InfluenceTable, Note, NoteKind
 
 # The scaling curve goes beside the expression: the figure becomes a two-column grid, every
 # part of the expression in the first (as wide as its code), the chart in the second. The chart's
@@ -52,14 +54,50 @@ def curve_html(curve: CurveData) -> Markup:
     return BESIDE_CSS + Markup('<div class="gpviz-sweep-chart">') + img + Markup("</div>")
 
 
-def below_html(notes=(), curve: CurveData | None = None, extra_html="") -> Markup:
-    """The notes, then the curve, then ``extra_html`` (a :class:`~gpviz.markup.Markup` as it is, any other
-    string escaped); empty when there is none of them."""
+def _num(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def influence_html(table: InfluenceTable, labels=None) -> Markup:
+    """A sweep's most influential points per parameter as a table (inline styles: an untrusted notebook keeps them).
+
+    One row per point: the parameter (its label, the key as hover text), the cell, the
+    point's row of the data by feature name, the full-data value, the value fitted without
+    the point, and the shift in percent of the full-data value.
+    """
+    labels = labels or {}
+    cell = "padding:1px 8px;text-align:left"
+    head = join(element("th", h, style=cell) for h in
+                   ("parameter", "cell", "held-out point (row: features)", "all n points", "without it", "shift"))
+    body = Markup()
+    for r in table.rows:
+        point = f"row {r.index}: " + ", ".join(f"{n} = {_num(v)}" for n, v in r.point)
+        shift = f"{100 * r.rel_shift:+.1f}%" if not math.isnan(r.rel_shift) else "\u2013"
+        tds = [element("td", labels.get(r.key, r.key), title=r.key, style=cell),
+               element("td", f"n = {r.size}, repeat {r.repeat}", style=cell),
+               element("td", point, style=cell),
+               element("td", _num(r.full), style=cell), element("td", _num(r.fold), style=cell),
+               element("td", shift, style=cell)]
+        body += element("tr", join(tds), data_key=r.key, data_index=str(r.index))
+    caption = (f"Most influential points, up to {table.per_key} per parameter: each held-out point's leave-one-out "
+               f"fold against its cell's fit on all n points (model units)")
+    return element("div", element("div", caption, style="margin:8px 0 2px;font-weight:600")
+                   + element("table", element("thead", element("tr", head)) + element("tbody", body),
+                             style="border-collapse:collapse;font-size:12px"),
+                   class_="gpviz-influence")
+
+
+def below_html(notes=(), curve: CurveData | None = None, extra_html="",
+               influence: InfluenceTable | None = None, labels=None) -> Markup:
+    """The notes, then the curve, then the influence table (its keys labelled by ``labels``), then ``extra_html``
+    (a :class:`~gpviz.markup.Markup` as it is, any other string escaped); empty when there is none of them."""
     out = Markup()
     for note in notes:
         out += note_html(note)
     if curve is not None:
         out += curve_html(curve)
+    if influence is not None:
+        out += influence_html(influence, labels)
     if extra_html:
         out += as_html(extra_html)
     return out

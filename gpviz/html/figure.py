@@ -270,7 +270,7 @@ def inner_html(view: ViewData, extra_html="") -> str:
                      f'{escape_html(sec.title)}{note_html}</summary><pre class="gpviz-code">{code}</pre></details>')
     if view.summary is not None:
         parts.append(summary_html(view.summary, view.labels))
-    below = below_html(view.notes, view.curve, extra_html)
+    below = below_html(view.notes, view.curve, extra_html, view.influence, view.labels)
     if below:
         parts.append(f'<div class="gpviz-extra">{below}</div>')  # Markup: built by gpviz itself
     return "\n".join(parts)

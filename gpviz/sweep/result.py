@@ -261,7 +261,8 @@ class Sweep:
         return "repeats" if one_fold_per_repeat else "leave-one-out folds"
 
     def render(self, one_fold_per_repeat: bool = False, *, metric: str = "mse", feature_names=None,
-               units: str = "model", title: str | None = None, verdicts: bool | None = None, **unknown):
+               units: str = "model", title: str | None = None, verdicts: bool | None = None,
+               influence: bool | pd.DataFrame = False, **unknown):
         """The model's expression with one labelled band per dataset size, beside the scaling curve.
 
         Each chart marks the prior mode and the bounds a fold sits at. By default
@@ -282,6 +283,10 @@ class Sweep:
             verdicts: ``None`` or ``True`` (default): judge every fold (nothing is refitted:
                 each size's repeats are rebuilt as one batched model with their fitted
                 values); ``False``: none. A failing analysis warns and the page says so.
+            influence: ``True``: list the most influential held-out points per parameter below
+                the charts (:meth:`influence`, its full-data fits made with default fit
+                arguments); a frame from ``sweep.influence(fit_kwargs=...)``: that one; ``False``
+                (default): no list.
 
         Returns:
             A gpviz Figure (``.html()``, ``.save(path)``, ``_repr_html_``).
@@ -291,13 +296,16 @@ class Sweep:
                 option a sweep's page does not take (e.g. ``tasks``).
         """
         reject_unknown("Sweep.render", unknown, ["one_fold_per_repeat", "metric", "feature_names", "units", "title",
-                                                 "verdicts"])
+                                                 "verdicts", "influence"])
         if self.parameters.empty:
             raise InputError("the sweep has no fitted parameters to render: every cell failed "
                              f"({self.scores['error'].iloc[0] if len(self.scores) else 'no cells'})")
         check_units(units)
+        if influence is True:
+            influence = self.influence()
         return display.render(self, one_fold_per_repeat=one_fold_per_repeat, metric=metric,
-                              feature_names=feature_names, units=units, title=title, verdicts=verdicts)
+                              feature_names=feature_names, units=units, title=title, verdicts=verdicts,
+                              influence=None if influence is False else influence)
 
     def _repr_html_(self) -> str:
         try:

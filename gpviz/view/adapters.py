@@ -18,6 +18,7 @@ import torch
 
 from gpviz.priors.judge import SweepJudgement
 from gpviz.priors.verdicts import with_verdicts
+from gpviz.sweep.influence import INFLUENCE_COLUMNS, top_influence
 from gpviz.sweep.result import Sweep
 from gpviz.trace.summary import summary_line
 from gpviz.trace.result import FitTrace
@@ -28,7 +29,8 @@ from gpviz.values.columns import I_CONFIG, I_REPEAT, I_TIMESTEP
 from gpviz.values.units import (check_units, convert_long, convert_wide, reading_units, relabel, to_units,
                                 unit_plan)
 from gpviz.view.build import build_view, facts_from_info, members_label
-from gpviz.view.records import CurveData, Note, NoteKind, VerdictSummary, ViewData
+from gpviz.view.records import (CurveData, InfluenceRow, InfluenceTable, Note, NoteKind, VerdictSummary,
+                                ViewData)
 from gpviz.words import plural
 
 def default_title(expr) -> str:
@@ -165,9 +167,29 @@ def sweep_in_units(sweep: Sweep, expr, info: pd.DataFrame, units: str = "model"
     return params, info, relabel(expr, section_labels)
 
 
+def influence_table(influence: pd.DataFrame, keys, names, per_key: int = 3) -> InfluenceTable:
+    """The most influential points per key (:func:`gpviz.sweep.influence.top_influence`), in ``keys``' order.
+
+    Args:
+        influence: From :meth:`gpviz.Sweep.influence`.
+        keys: The expression's keys (a key not among them is left out).
+        names: The feature columns of ``influence`` (the point's row).
+        per_key: Points listed per key.
+    """
+    top = top_influence(influence[influence["key"].isin(list(keys))], per_key)
+    place = {k: i for i, k in enumerate(keys)}
+    top = top.iloc[np.argsort([place[k] for k in top["key"]], kind="stable")] if len(top) else top
+    rows = tuple(InfluenceRow(str(r["key"]), int(r["size"]), int(r[I_REPEAT]), int(r["index"]),
+                              tuple((str(n), float(r[n])) for n in names), float(r["full_value"]),
+                              float(r["fold_value"]), float(r["rel_shift"]))
+                 for _, r in top.iterrows())
+    return InfluenceTable(rows, per_key)
+
+
 def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_fold_per_repeat: bool = False,
                metric: str = "mse", title: str | None = None, chart: bool = True,
-               axis_ranges: Mapping | None = None, units: str = "model") -> ViewData:
+               axis_ranges: Mapping | None = None, units: str = "model",
+               influence: pd.DataFrame | None = None) -> ViewData:
     """A sweep: one labelled band per dataset size, the scaling curve beside it.
 
     With a judgement that holds verdicts, each size band of each parameter is tinted
@@ -185,6 +207,8 @@ def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_
         axis_ranges: key -> (lo, hi) its axis must cover (stacked sweeps share axes).
         units: ``"model"`` or ``"original"`` (each cell converted with its own
             transforms, :func:`sweep_in_units`).
+        influence: :meth:`gpviz.Sweep.influence`'s frame: the page lists the most influential
+            points per parameter below the charts (in model units); None: no list.
     """
     params, info, expr = sweep_in_units(sweep, expr, sweep_info(sweep, expr), units)
     frame = sweep.frame(one_fold_per_repeat, keys=list(expr.keys), parameters=params)
@@ -201,8 +225,12 @@ def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_
     if title is None:  # "" means no title (the comparison page's headings carry the label)
         title = (f"Leave-one-out sweep: {type(sweep.model).__name__}, n = "
                  f"{', '.join(str(s) for s in sweep.sizes)}, {plural(sweep.repeats, 'repeat')} ({per})")
-    return build_view(expr, frame, facts, title=title,
+    view = build_view(expr, frame, facts, title=title,
                       config_labels=[f"n = {s}" for s in sweep.sizes],
                       member_label=sweep.member_label(one_fold_per_repeat), notes=notes, curve=curve,
                       axis_ranges=axis_ranges,
                       summary=verdict_summary(judgement, sweep.sizes))
+    if influence is None:
+        return view
+    names = [c for c in influence.columns if c not in INFLUENCE_COLUMNS]
+    return replace(view, influence=influence_table(influence, expr.keys, names))

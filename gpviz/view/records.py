@@ -230,6 +230,44 @@ class CurveData:
     metric: str
 
 
+@dataclass(frozen=True)
+class InfluenceRow:
+    """One held-out point that moved a parameter: its fold's value against the cell's full-data fit.
+
+    Attributes:
+        key: The parameter key.
+        size: The cell's dataset size.
+        repeat: The cell's repeat.
+        index: The point's row of the sweep's data.
+        point: ``(feature name, value)`` of the point's row.
+        full: The full-data fit's value.
+        fold: The value fitted without the point.
+        rel_shift: ``(fold - full) / |full|``.
+    """
+
+    key: str
+    size: int
+    repeat: int
+    index: int
+    point: tuple[tuple[str, float], ...]
+    full: float
+    fold: float
+    rel_shift: float
+
+
+@dataclass(frozen=True)
+class InfluenceTable:
+    """A sweep's most influential points per parameter (:meth:`gpviz.Sweep.influence`), drawn below the charts.
+
+    Attributes:
+        rows: The points, grouped by key in the expression's order, largest shift first.
+        per_key: How many points each key lists at most.
+    """
+
+    rows: tuple[InfluenceRow, ...]
+    per_key: int
+
+
 @dataclass(frozen=True, eq=False)
 class ViewData:
     """Everything a page of one expression needs, made once.
@@ -250,6 +288,7 @@ class ViewData:
         notation: ``(name, line)`` for each pseudocode function the expression uses.
         loss: A fit's loss series for the page's loss chart (:class:`LossData`), or None.
         member_names: Names of the members when they are named outputs, or None.
+        influence: A sweep's most influential points per parameter (:class:`InfluenceTable`), or None.
     """
 
     sections: tuple[PrintedSection, ...]
@@ -267,6 +306,7 @@ class ViewData:
     notation: tuple = ()
     loss: "LossData | None" = None
     member_names: tuple[str, ...] | None = None
+    influence: InfluenceTable | None = None
 
     @property
     def flagged(self) -> dict[str, str]:

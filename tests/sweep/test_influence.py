@@ -87,3 +87,39 @@ def test_top_influence_takes_the_largest_relative_shifts():
     top = top_influence(frame, per_key=2)
     assert top["key"].tolist() == ["a", "a", "b", "b"]
     assert top["shift"].tolist() == [-5.0, 2.0, -4.0, 3.0]
+
+
+def test_the_page_lists_the_most_influential_points_only_when_asked(sweep):
+    plain = sweep.render(verdicts=False).html()
+    assert "gpviz-influence" not in plain
+    inf = sweep.influence(fit_kwargs=FIT)
+    html = sweep.render(verdicts=False, influence=inf).html()
+    assert html.count('class="gpviz-influence"') == 1
+    assert html.replace(html[html.index('<div class="gpviz-influence"'):], "") != ""
+
+
+@pytest.mark.browser
+def test_the_influence_table_is_drawn_in_chromium(sweep, tmp_path, open_page):
+    inf = sweep.influence(fit_kwargs=FIT)
+    path = tmp_path / "influence.html"
+    sweep.render(verdicts=False, influence=inf).save(path)
+    page = open_page(path, screenshot="sweep_influence.png")
+    assert page.console_errors == []
+    head = page.eval("[...document.querySelectorAll('.gpviz-influence thead th')].map(th => th.textContent)")
+    assert head == ["parameter", "cell", "held-out point (row: features)", "all n points", "without it", "shift"]
+    assert "<th" not in page.eval("document.querySelector('.gpviz-influence').textContent")
+    rows = page.eval("""[...document.querySelectorAll('.gpviz-influence tbody tr')].map(tr => ({
+        key: tr.dataset.key, index: +tr.dataset.index, h: tr.getBoundingClientRect().height,
+        cells: [...tr.children].map(td => td.textContent)}))""")
+    keys = list(pd.unique(inf["key"]))
+    assert sorted({r["key"] for r in rows}) == sorted(keys)
+    assert len(rows) == 3 * len(keys)  # three points per parameter, each a visible row
+    assert all(r["h"] > 0 for r in rows)
+    # each key's first row is the point of largest relative shift, with its row by feature name
+    for key in keys:
+        first = next(r for r in rows if r["key"] == key)
+        mine = inf[inf["key"] == key]
+        best = mine.loc[mine["rel_shift"].abs().idxmax()]
+        assert first["index"] == int(best["index"])
+        assert f"temp = {best['temp']:.4g}" in first["cells"][2] and f"time = {best['time']:.4g}" in first["cells"][2]
+        assert first["cells"][5] == f"{100 * best['rel_shift']:+.1f}%"
