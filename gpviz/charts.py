@@ -245,7 +245,7 @@ def compare_scaling_curves(scores_by_label, metric: str = "mse", *, title: str |
     if center is None:  # one statistic for every curve and reference line of the chart, decided once
         center = center_kind(list(scores_by_label.values()) + list(refs.values()), metric)
     positive = center == GEOMETRIC_MEAN
-    sizes = set()
+    sizes: set[int] = set()
     for i, (label, scores) in enumerate(scores_by_label.items()):
         scaling_curve(scores, metric, ax=ax, label=str(label), color=f"C{i}", log_y=positive, center=center)
         sizes.update(int(s) for s in scores[SIZE].unique())

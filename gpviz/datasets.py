@@ -239,7 +239,7 @@ def smooth(n: int = 40, d: int = 2, seed: int = 0, noise_std: float = 0.01) -> D
                    description=f"sin(2πx0)·cos(πx1) + 0.5·x0 on [0, 1]^{d}")
 
 
-DATASETS = {"landscape": hyperparameter_landscape, "smooth": smooth}
+DATASETS: dict[str, Callable[..., Dataset]] = {"landscape": hyperparameter_landscape, "smooth": smooth}
 
 
 def load(name: str, **kwargs) -> Dataset:

@@ -159,7 +159,8 @@ def code_block_html(cl: CodeLines, token_html, leaf_chars: int) -> str:
             run_of[i] = (a, b)
 
     def line_html(i: int, strip: bool = False) -> str:
-        out, text = [], []
+        out: list[str] = []
+        text: list[str] = []
         for j, t in enumerate(cl.lines[i]):
             if isinstance(t, Param) and cl.pads.get(i):
                 (text if strip else out).append(" " * cl.pads[i])

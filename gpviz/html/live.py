@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from typing import Any
 
 from gpviz.errors import InputError
 from gpviz.html.assets import asset_html
@@ -45,7 +46,7 @@ class LiveFigure:
         self.finished = False
         self._display = display
         self._handle = None
-        self._ipd = None
+        self._ipd: Any = None  # IPython.display, imported only once a kernel shows the figure
         self._carried = ""  # the assets the first display carried: the final display carries them again
 
     def _figure(self, frame, title=None) -> Figure:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from typing import Literal
 
 from gpviz import hooks
 from gpviz.errors import TracerWarning
@@ -89,7 +90,7 @@ class trace_fits:  # noqa: N801  (used like a function: ``with gpviz.trace_fits(
             _BLOCKS.append(self._fits)
         return self._fits
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         with _LOCK:
             _BLOCKS[:] = [b for b in _BLOCKS if b is not self._fits]
             if not _BLOCKS:

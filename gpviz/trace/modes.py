@@ -118,7 +118,7 @@ def compare_fit_modes(make_model, X, Y, *, modes=FIT_MODES, optimizer_kwargs=Non
     folds = gen_loo_cv_folds(X, Y)
     n = int(X.shape[0])
     okw = dict(optimizer_kwargs or {})
-    rows = {}
+    rows: dict[str, dict] = {}
 
     def run(model, **fit_kw):
         mll = ExactMarginalLogLikelihood(model.likelihood, model)

@@ -36,6 +36,7 @@ takes both. To run your own callback beside the tracer's, call both from one fun
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -172,7 +173,7 @@ class FitTracer:
         self._recorder.enter()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         try:
             self._recorder.exit()
         finally:
