@@ -1,0 +1,155 @@
+"""The explorer widget: an anywidget whose front end (``static/explore.js``) drags the expression's numbers.
+
+The front end sets the ``request`` trait (``{"seq", "key", "value"}`` or ``{"seq", "reset": true}``);
+:class:`Explorer` applies it to its :class:`~gpviz.explore.state.ExploreState` and sends back
+``values``, ``metrics``, ``curves`` and ``near`` (the slices) and ``error`` (the reason a value was refused), and
+``done`` (the ``seq`` it answered, so the page knows which drag the numbers belong to).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import anywidget
+import numpy as np
+import pandas as pd
+import traitlets
+
+from gpviz.errors import InputError, KeyMismatchError
+from gpviz.explore.state import ExploreState
+from gpviz.tree.nodes import Part
+from gpviz.tree.printer import to_text
+
+#: Marks a parameter's place in the printed expression; no printed text contains it.
+_MARK = "\x00"
+
+
+def _segments(expr) -> list[dict]:
+    """The printed expression as text pieces and parameter keys, section by section.
+
+    Returns:
+        ``[{"text": ...}, {"key": ...}, ...]``, the text holding the section titles and line breaks.
+    """
+    out: list[dict] = []
+    keys = list(expr.keys)
+    for sec in expr.sections:
+        if sec.part is Part.task_correlation:
+            continue  # printed as a correlation matrix, not as its parameters
+        out.append({"text": f"{sec.title}{' (' + sec.note + ')' if sec.note else ''}:\n"})
+        # a key's position stands in for it: about as wide as the number shown there, so lines break alike
+        body = to_text(sec.body, lambda p: f"{_MARK}{keys.index(p.key)}{_MARK}", 84)
+        for i, piece in enumerate(("    " + body.replace("\n", "\n    ") + "\n").split(_MARK)):
+            if piece:
+                out.append({"key": keys[int(piece)]} if i % 2 else {"text": piece})
+    return out
+
+
+def _frame_columns(frame) -> list[dict]:
+    """One record per input: its column arrays as lists (JSON-ready)."""
+    out = []
+    for name, part in frame.groupby("input", sort=False):
+        out.append({"input": str(name), **{c: [float(v) for v in part[c]] for c in part.columns if c != "input"}})
+    return out
+
+
+class Explorer(anywidget.AnyWidget):
+    """A model's expression whose numbers are dragged; metrics and slices follow, computed on a copy.
+
+    Attributes:
+        state: The :class:`~gpviz.explore.state.ExploreState` the widget drives.
+    """
+
+    _esm = resources.files("gpviz.static").joinpath("explore.js")
+    _css = resources.files("gpviz.static").joinpath("explore.css")
+
+    title = traitlets.Unicode("").tag(sync=True)
+    segments = traitlets.List().tag(sync=True)
+    params = traitlets.List().tag(sync=True)  # per key: key, label, fitted, lower, upper (None: unbounded)
+    values = traitlets.Dict().tag(sync=True)
+    metrics = traitlets.Dict().tag(sync=True)
+    fitted_metrics = traitlets.Dict().tag(sync=True)
+    curves = traitlets.List().tag(sync=True)  # per input: x, mean, lower, upper (the slices)
+    near = traitlets.List().tag(sync=True)  # per input: x, y, distance of the training points near its slice
+    error = traitlets.Unicode("").tag(sync=True)
+    request = traitlets.Dict().tag(sync=True)
+    done = traitlets.Int(-1).tag(sync=True)
+
+    def __init__(self, obj, feature_names=None, point=None, **kwargs):
+        super().__init__(**kwargs)
+        self.state = ExploreState(obj, feature_names=feature_names, point=point)
+        expr = self.state.expr
+        self.title = f"{expr.title or type(expr.module).__name__}: Gaussian process"
+        self.segments = _segments(expr)
+        labels = expr.labels
+        self.params = [self._param(k, labels[k]) for k in self.state.keys]
+        self.fitted_metrics = self.state.fitted_metrics.as_dict()
+        self._publish()
+        self.observe(self._on_request, names="request")
+
+    def _param(self, key: str, label: str) -> dict:
+        lower, upper = self.state.bounds(key)
+        return {"key": key, "label": label, "fitted": self.state.fitted_values[key],
+                "lower": lower if np.isfinite(lower) else None, "upper": upper if np.isfinite(upper) else None}
+
+    def _publish(self) -> None:
+        s = self.state.slices()
+        with self.hold_sync():  # one message to the page per update
+            self.values = self.state.values
+            self.metrics = self.state.metrics().as_dict()
+            self.curves = _frame_columns(s.curves)
+            self.near = _frame_columns(s.points)
+
+    def _on_request(self, change) -> None:
+        req = change["new"] or {}
+        try:
+            if req.get("reset"):
+                self.state.reset()
+            else:
+                self.state.set(req.get("key"), req.get("value"))
+            self.error = ""
+            self._publish()
+        except (InputError, KeyMismatchError) as e:
+            self.error = str(e)
+        self.done = int(req.get("seq", -1))
+
+    def set(self, key: str, value: float) -> None:
+        """Sets one parameter (a key of ``model_expr(model).keys``) and recomputes what the page shows.
+
+        Raises:
+            KeyMismatchError: for an unknown key.
+            InputError: for a value that is not finite or lies outside its constraint.
+        """
+        self.state.set(key, value)
+        self._publish()
+
+    def reset(self) -> None:
+        """Puts every parameter back at its fitted value."""
+        self.state.reset()
+        self._publish()
+
+    @property
+    def slices(self) -> pd.DataFrame:
+        """Posterior mean ± 2 sd along each input through the slice point: ``input, x, mean, lower, upper``."""
+        return self.state.slices().curves
+
+
+def explore(model_or_mll_or_client, feature_names=None, point=None) -> Explorer:
+    """A widget showing the model's expression whose numbers can be dragged; metrics and slices follow.
+
+    Everything is computed on a deep copy: the model passed in is never changed.
+
+    Args:
+        model_or_mll_or_client: An exact BoTorch/GPyTorch model, its MLL, or an Ax object holding one.
+        feature_names: Names of the input columns.
+        point: ``d`` values in the model's input space the slices go through (default: the best observed point).
+
+    Returns:
+        An :class:`Explorer` (an ``anywidget.AnyWidget``).
+
+    Raises:
+        UnsupportedError: for a model list, an approximate or a fully Bayesian model.
+    """
+    return Explorer(model_or_mll_or_client, feature_names=feature_names, point=point)
+
+
+__all__ = ["Explorer", "explore"]

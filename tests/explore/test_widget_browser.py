@@ -1,0 +1,99 @@
+"""The explorer's front end (explore.js) in headless Chromium, driving the real Explorer through a test model object."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from botorch.models import SingleTaskGP
+
+import gpviz
+from gpviz.explore.widget import explore
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+JS = Path(gpviz.__file__).parent / "static" / "explore.js"
+CSS = Path(gpviz.__file__).parent / "static" / "explore.css"
+SYNCED = ["title", "segments", "params", "values", "metrics", "fitted_metrics", "curves", "near", "error", "done"]
+
+# anywidget's front-end contract (get/set/on/save_changes), with save_changes forwarding the request to Python
+HOST = """
+async ([src, state]) => {
+  const listeners = {};
+  window.__state = state;
+  const model = {
+    get: (k) => state[k],
+    set: (k, v) => { state[k] = v; },
+    on: (ev, cb) => { (listeners[ev] = listeners[ev] || []).push(cb); },
+    save_changes: async () => {
+      const back = JSON.parse(await window.py_request(JSON.stringify(state.request)));
+      for (const [k, v] of Object.entries(back)) {
+        if (JSON.stringify(state[k]) === JSON.stringify(v)) continue;
+        state[k] = v;
+        for (const cb of listeners["change:" + k] || []) cb();
+      }
+    },
+  };
+  const mod = await import(URL.createObjectURL(new Blob([src], { type: "text/javascript" })));
+  mod.default.render({ model, el: document.getElementById("root") });
+}
+"""
+
+
+def _model():
+    g = torch.Generator().manual_seed(5)
+    X = torch.rand(14, 2, generator=g, dtype=torch.float64)
+    return SingleTaskGP(X, torch.sin(4 * X).sum(-1, keepdim=True))
+
+
+def test_dragging_a_number_sets_it_in_python_and_the_page_shows_the_new_metrics(browser, artifacts):
+    model = _model()
+    w = explore(model, feature_names=["a", "b"])
+    fitted = dict(w.values)
+    page = browser.new_page(viewport={"width": 900, "height": 700})
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+
+    def py_request(req: str) -> str:
+        w.request = json.loads(req)
+        return json.dumps({k: getattr(w, k) for k in SYNCED})
+
+    page.expose_function("py_request", py_request)
+    page.set_content(f"<style>{CSS.read_text()}</style><div id='root'></div>")
+    page.evaluate(HOST, [JS.read_text(), {k: getattr(w, k) for k in SYNCED}])
+    key = "covar_module.lengthscale[1]"
+    num = page.locator(f".gpx-num[data-key='{key}']")
+    box = num.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    for dx in (10, 30, 60):
+        page.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(50)
+    page.mouse.up()
+    page.wait_for_function(f"window.__state.values['{key}'] !== {fitted[key]!r}")
+    page.wait_for_timeout(300)  # the last throttled request
+    assert w.values[key] > fitted[key] * 1.3  # dragged right: a positive value grows by a factor
+    assert all(w.values[k] == fitted[k] for k in fitted if k != key)
+    # the page's LOO MSE is what Python computes on its copy for that value
+    ref = explore(model, feature_names=["a", "b"])
+    ref.set(key, w.values[key])
+    shown = page.locator(".gpx-metrics tr[data-metric='loo_mse'] td").nth(1).inner_text()
+    assert float(shown) == pytest.approx(ref.metrics["loo_mse"], rel=1e-3)
+    assert float(shown) != pytest.approx(w.fitted_metrics["loo_mse"], rel=1e-3)
+    assert page.locator(f".gpx-num[data-key='{key}']").inner_text() != page.locator(
+        ".gpx-num[data-key='covar_module.lengthscale[0]']").inner_text()
+    assert page.locator(".gpx-slice").count() == 2
+    page.screenshot(path=str(artifacts / "explore_drag.png"), full_page=True)
+
+    # a typed value outside the constraint is refused with the reason; reset brings the fitted values back
+    num.dblclick()
+    page.fill(".gpx-input", "-2")
+    page.press(".gpx-input", "Enter")
+    page.wait_for_function("document.querySelector('.gpx-error').textContent.includes('outside')")
+    page.click(".gpx-reset")
+    page.wait_for_function(f"window.__state.values['{key}'] === {fitted[key]!r}")
+    assert w.values == pytest.approx(fitted)
+    assert not errors, errors
+    page.close()
