@@ -1,0 +1,71 @@
+"""The Explorer's Python face: values, set, reset, metrics and slices as the page receives them; Ax clients."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+import pytest
+import torch
+from botorch.models import SingleTaskGP
+
+from gpviz.errors import InputError
+from gpviz.explore.widget import Explorer, explore
+
+
+def _model():
+    g = torch.Generator().manual_seed(8)
+    X = torch.rand(12, 2, generator=g, dtype=torch.float64)
+    return SingleTaskGP(X, torch.cos(3 * X).sum(-1, keepdim=True))
+
+
+def test_the_page_state_follows_set_and_reset_and_is_json():
+    model = _model()
+    w = explore(model, feature_names=["u", "v"])
+    assert isinstance(w, Explorer)
+    fitted = dict(w.values)
+    before = w.metrics["loo_nlpd"]
+    w.set("likelihood.noise_covar.noise", 0.3)
+    assert w.values["likelihood.noise_covar.noise"] == pytest.approx(0.3)
+    assert w.metrics["loo_nlpd"] == pytest.approx(w.state.metrics().loo_nlpd) and w.metrics["loo_nlpd"] != before
+    assert w.fitted_metrics["loo_nlpd"] == pytest.approx(before)
+    assert isinstance(w.slices, pd.DataFrame) and set(w.slices["input"]) == {"u", "v"}
+    assert [c["input"] for c in w.curves] == ["u", "v"] and len(w.curves[0]["mean"]) == len(w.curves[0]["x"])
+    json.dumps({k: getattr(w, k) for k in ("segments", "params", "values", "metrics", "curves", "near")})
+    # every key the page can drag is printed in the expression
+    assert {s["key"] for s in w.segments if "key" in s} == set(w.values)
+    w.reset()
+    assert w.values == pytest.approx(fitted) and w.metrics["loo_nlpd"] == pytest.approx(before)
+    with pytest.raises(InputError):
+        w.set("likelihood.noise_covar.noise", 0.0)
+
+
+def test_a_refused_request_says_why_and_changes_nothing():
+    w = explore(_model())
+    values = dict(w.values)
+    w.request = {"seq": 4, "key": "covar_module.lengthscale[0]", "value": float("nan")}
+    assert "finite" in w.error and w.done == 4 and w.values == values
+    w.request = {"seq": 5, "key": "covar_module.lengthscale[0]", "value": 2.0}
+    assert w.error == "" and w.done == 5 and w.values["covar_module.lengthscale[0]"] == pytest.approx(2.0)
+
+
+@pytest.mark.slow
+def test_an_ax_client_is_explored_with_its_feature_names_and_left_unchanged():
+    ax_test = pytest.importorskip("tests.test_ax")  # skips where the ax extra is not installed
+    logging.getLogger("ax").setLevel(logging.WARNING)
+    client = ax_test.new_client()
+    ax_test.run_trials(client, 6)  # 5 initialization trials, then Ax fits its BoTorch model
+    w = explore(client)
+    assert [c["input"] for c in w.curves] == ax_test.NAMES
+    model = client._generation_strategy.adapter.generator.surrogate.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    key = next(k for k in w.values if "lengthscale" in k)
+    w.set(key, w.values[key] * 2)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with torch.no_grad():  # the fitted log likelihood is GPyTorch's on the surrogate itself
+        model.train()
+        out = model.likelihood(model(*model.train_inputs), *model.train_inputs)
+        ll = float(out.log_prob(model.train_targets))
+        model.eval()
+    assert w.fitted_metrics["log_likelihood"] == pytest.approx(ll, rel=1e-6)
