@@ -215,8 +215,11 @@ class FitTracer:
             title: Page title.
             loss_chart: Draw the loss chart (one line per member, a cursor at the step shown).
             verdicts: As above.
-            feature_names, units, tasks, outputs: The options of :func:`gpviz.render`
-                (``feature_names`` default: the tracer's own; see :mod:`gpviz.options`).
+            feature_names: Input names (default: the tracer's own); an option of
+                :func:`gpviz.render`, as are the next three (see :mod:`gpviz.options`).
+            units: ``"model"`` (the model's own space) or ``"original"`` (the data's units).
+            tasks: Task names, for a multi-task model.
+            outputs: Output names, for a model with several outputs.
 
         Returns:
             A :class:`gpviz.html.figure.Figure`.
