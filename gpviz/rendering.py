@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 import torch
 
 from gpviz import display
+from gpviz.ax_history import ModelHistory
 from gpviz.charts import fit_modes_chart, loss_plot, scaling_curve
 from gpviz.errors import InputError
 from gpviz.html.assets import header_html, rows2prose_web
@@ -36,7 +37,7 @@ from gpviz.trace.result import FitTrace
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.parameters import expression_of, parameters
 from gpviz.values.units import check_units
-from gpviz.view.adapters import model_view, sweep_view, trace_view
+from gpviz.view.adapters import history_view, model_view, sweep_view, trace_view
 from gpviz.view.build import build_view, facts_from_info
 from gpviz.view.frame import prepare_frame
 from gpviz.walk.expr import Expr
@@ -205,6 +206,11 @@ def _render_sweep(sweep: Sweep, one_fold_per_repeat: bool = False, metric: str =
     judgement = sweep_verdicts(sweep, expr, verdicts)
     return figure(sweep_view(sweep, expr, judgement, one_fold_per_repeat, metric, title, units=units,
                              influence=influence))
+
+
+@display.register_renderer(ModelHistory)
+def _render_history(history: ModelHistory, units: str = "model", title: str | None = None) -> Figure:
+    return figure(history_view(history, units, title))
 
 
 @display.register_renderer(FitTrace, kind="plot")

@@ -245,8 +245,8 @@ STAGES = {
     "gpviz.values.parameters": 5, "gpviz.values.units": 5,
     # Ax
     "gpviz.ax": 6,
-    # analyses: fit tracer, CV sweeps, prior pull
-    "gpviz.trace": 7, "gpviz.sweep": 7, "gpviz.priors": 7,
+    # analyses: fit tracer, CV sweeps, prior pull, an Ax experiment's model history (its traced fits)
+    "gpviz.trace": 7, "gpviz.sweep": 7, "gpviz.priors": 7, "gpviz.ax_history": 7,
     # view data
     "gpviz.view": 8,
     # HTML and charts

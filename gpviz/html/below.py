@@ -37,6 +37,7 @@ BESIDE_CSS = Markup("""<style>
 NOTE_LOOKS = {
     NoteKind.fit_summary: ("gpviz-fit-summary", "margin:4px 0"),
     NoteKind.not_drawn: ("gpviz-sweep-notes", "color:#b35900;margin:4px 0"),
+    NoteKind.about: ("gpviz-about", "color:#333;margin:4px 0"),
 }
 
 

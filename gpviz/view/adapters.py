@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gpviz.ax_history import ModelHistory
 from gpviz.priors.judge import SweepJudgement
 from gpviz.priors.verdicts import with_verdicts
 from gpviz.sweep.influence import INFLUENCE_COLUMNS, top_influence
@@ -234,3 +235,37 @@ def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_
         return view
     names = [c for c in influence.columns if c not in INFLUENCE_COLUMNS]
     return replace(view, influence=influence_table(influence, expr.keys, names))
+
+
+def history_view(history: ModelHistory, units: str = "model", title: str | None = None) -> ViewData:
+    """An Ax experiment's model history: one band per model Ax fitted, labelled by the trials it saw.
+
+    Each band is one recorded model's values (in model units, or each model converted with
+    its own transforms for ``"original"``); the axes, bounds and names are the last model's.
+
+    Args:
+        history: A :class:`~gpviz.ax_history.ModelHistory` with at least one snapshot.
+        units: ``"model"`` or ``"original"`` (the experiment's units: decades for a log-scaled parameter).
+        title: Figure title (default: what the models were read from: the experiment and the metric).
+    """
+    check_units(units)
+    snaps = history.snapshots
+    last = snaps[-1]
+    expr = last.expr
+    frames = [(s.values if units == "model" or s.original is None else s.original).assign(**{I_CONFIG: i})
+              for i, s in enumerate(snaps)]
+    frame = pd.concat(frames, ignore_index=True).reindex(columns=[I_CONFIG, "i_model", *expr.keys])
+    _, info = parameter_frames(expr)
+    if units != "model" and last.original is not None:
+        info, _ = to_units(expr, info, units)
+        expr = relabel(expr, last.labels)
+    counts = ", ".join(str(s.trials) for s in snaps)
+    metric = history.metric or "the modelled metric"
+    notes = (Note(NoteKind.about, f"The {plural(len(snaps), 'model')} Ax fitted and used while the experiment ran "
+                                  f"(recorded by gpviz.ax_history.ModelHistory), metric {metric}: the band n = k is the model "
+                                  f"fitted on the first k trials in the order Ax ran them (trials seen: {counts})."),)
+    if title is None:  # the source's title names the experiment and the metric ("Ax Client 'tune' ... — metric loss")
+        title = f"Ax model history: {history.title}" if history.title else f"Ax model history, metric {metric}"
+    return build_view(expr, frame, _facts(expr, info), title=title,
+                      config_labels=[f"n = {s.trials}" for s in snaps], member_label="models",
+                      notes=notes)

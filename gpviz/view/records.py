@@ -200,6 +200,7 @@ class NoteKind(str, Enum):
 
     fit_summary = "fit summary"  # a fit's convergence and waste in one line
     not_drawn = "not drawn"  # cells of a sweep the page does not draw, and why
+    about = "about"  # what a page's bands are (an Ax experiment's model history: experiment, metric, trials seen)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,177 @@
+"""An Ax experiment's real model history: every surrogate Ax fitted while it ran, kept as it was used.
+
+Ax refits its surrogate before generating trials and keeps none of the models it
+replaces. :class:`ModelHistory` is wrapped around the user's loop::
+
+    with gpviz.ax_history.ModelHistory(client, folder="history") as history:
+        for _ in range(20):
+            for index, p in client.get_next_trials(max_trials=1).items():
+                client.complete_trial(index, raw_data=evaluate(p))
+    history.render().save("history.html")
+
+Inside the block every ``fit_gpytorch_mll`` call is traced (:func:`gpviz.trace_fits`),
+and after each ``client.get_next_trials`` the model the client now holds is recorded
+once (a :class:`Snapshot`: its values in model and original units, its names and units
+from the experiment, its ``state_dict``, the data it was fitted on, its traced fit).
+``Client.get_next_trials`` is wrapped on the instance only for the block (an instance
+attribute shadowing the class's method) and the client is left as found afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from gpviz import display
+from gpviz.ax import ax_model_expr, is_ax_object
+from gpviz.errors import InputError
+from gpviz.trace.fits import trace_fits
+from gpviz.values.parameters import parameters
+from gpviz.values.units import to_units
+from gpviz.words import plural
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """One surrogate Ax used, as it was when Ax generated trials with it.
+
+    Attributes:
+        trials: How many trials the model was fitted on (its training points).
+        expr: The model's expression then: names from the search space, Ax's units, the source as title.
+        values: Its parameters then, model units (``i_model`` and one column per key).
+        original: The same in the experiment's units (:func:`gpviz.values.units.to_units`), or None
+            where they cannot be converted.
+        labels: Section title -> the units that section is shown in (for ``original``).
+        state: The model's ``state_dict`` (CPU copies).
+        train_X: The inputs it saw, ``n x d`` (after Ax's transforms).
+        train_Y: The outputs it saw, ``n x m`` (as the model stores them).
+        fit: The :class:`gpviz.FitTracer` of its fit, or None when it was not traced.
+    """
+
+    trials: int
+    expr: object
+    values: pd.DataFrame
+    original: pd.DataFrame | None
+    labels: dict
+    state: dict = field(repr=False)
+    train_X: torch.Tensor = field(repr=False)
+    train_Y: torch.Tensor = field(repr=False)
+    fit: object = field(default=None, repr=False)
+
+
+def _training_data(model) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's training inputs ``n x d`` and targets ``n x m`` (a batch of outputs is put in columns)."""
+    X = model.train_inputs[0].detach().cpu().clone()
+    Y = model.train_targets.detach().cpu().clone()
+    if X.dim() == 3:  # a batched multi-output model holds one copy of the inputs per output
+        X = X[0]
+    Y = Y.unsqueeze(-1) if Y.dim() == 1 else Y.transpose(-1, -2)
+    return X, Y
+
+
+class ModelHistory:
+    """Records every surrogate an Ax ``Client`` fits inside a ``with`` block, one :class:`Snapshot` per model.
+
+    Args:
+        client: An Ax ``Client``.
+        folder: Where to keep each snapshot as it is recorded (``trials_<n>.pt``: its
+            ``state_dict``, the data it saw, its values, names and source), or None.
+
+    Attributes:
+        snapshots: The models in the order Ax fitted them.
+        metric: The modelled metric (of the last model), or None before the first.
+        title: What the models were read from (e.g. ``"Ax Client 'tune' · node MBM · SingleTaskGP"``).
+
+    Raises:
+        InputError: ``client`` is not an Ax object with ``get_next_trials``.
+    """
+
+    def __init__(self, client, folder: str | os.PathLike | None = None):
+        if not is_ax_object(client) or not callable(getattr(client, "get_next_trials", None)):
+            raise InputError(f"ModelHistory records an Ax Client's fits, got {type(client).__name__}")
+        self.client = client
+        self.folder = Path(folder) if folder is not None else None
+        self.snapshots: list[Snapshot] = []
+        self.metric: str | None = None
+        self.title: str = ""
+        self._tracing = trace_fits()
+        self._fits: list = []
+
+    def __repr__(self) -> str:
+        counts = ", ".join(str(s.trials) for s in self.snapshots)
+        return f"<gpviz ModelHistory: {plural(len(self.snapshots), 'model')} (trials seen: {counts or '-'})>"
+
+    def __enter__(self) -> "ModelHistory":
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        self._fits = self._tracing.__enter__()
+        original = self.client.get_next_trials
+
+        def get_next_trials(*args, **kwargs):
+            out = original(*args, **kwargs)
+            self.record()
+            return out
+
+        self.client.get_next_trials = get_next_trials  # this instance only, for the block
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.client.__dict__.pop("get_next_trials", None)
+        self._tracing.__exit__(exc_type, exc, tb)
+        return False
+
+    def record(self) -> Snapshot | None:
+        """Records the model the client holds now, unless it is the last one recorded (or there is none yet).
+
+        Called after every ``get_next_trials`` inside the block; call it yourself after
+        other calls that make Ax refit.
+
+        Returns:
+            The new snapshot, or None.
+        """
+        try:
+            expr = ax_model_expr(self.client)
+        except InputError:  # no BoTorch model yet (initialization trials)
+            return None
+        model = expr.module
+        if self.snapshots and self.snapshots[-1].expr.module is model:
+            return None
+        values = parameters(expr, units="model")
+        try:
+            original, labels = to_units(expr, values, "original")
+        except InputError:  # a model whose transforms gpviz cannot invert: model units only
+            original, labels = None, {}
+        X, Y = _training_data(model)
+        fit = next((t for t in reversed(self._fits) if t.mll is not None and t.mll.model is model), None)
+        snap = Snapshot(int(X.shape[-2]), expr, values, original, labels,
+                        {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, X, Y, fit)
+        self.snapshots.append(snap)
+        self.metric = ", ".join(expr.metrics) if expr.metrics else None
+        self.title = expr.title or ""
+        if self.folder is not None:
+            torch.save({"trials": snap.trials, "state_dict": snap.state, "train_X": X, "train_Y": Y,
+                        "values": values.to_dict(orient="list"), "feature_names": [f.name for f in expr.features],
+                        "metric": self.metric, "source": self.title},
+                       self.folder / f"trials_{snap.trials:04d}.pt")
+        return snap
+
+    def render(self, *, units: str = "model", title: str | None = None):
+        """The models Ax used, one band per trial count, in ``units`` (``"original"``: the experiment's).
+
+        Returns:
+            A gpviz Figure.
+
+        Raises:
+            InputError: no model was recorded, or an unknown ``units``.
+        """
+        if not self.snapshots:
+            raise InputError("ModelHistory recorded no model: Ax fitted none inside the block (it fits its "
+                             "surrogate once the initialization trials are done)")
+        return display.render(self, units=units, title=title)
+
+    def _repr_html_(self) -> str:
+        return self.render()._repr_html_()

@@ -1,0 +1,131 @@
+"""gpviz.ax_history.ModelHistory on a real Ax Client (2 inputs, 8 trials): the models Ax fitted and used, each
+checked against the fit gpviz.trace_fits records around the same loop."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import gpviz
+from gpviz.ax_history import ModelHistory
+from gpviz.errors import InputError
+
+try:
+    import ax.api.client as ax_client_mod
+except ImportError:
+    if os.environ.get("GPVIZ_REQUIRE_AX"):  # CI: the Ax tests must run, never skip
+        pytest.fail("ax-platform is not installed; `bash scripts/run.sh test` installs gpviz[ax]", pytrace=False)
+    pytest.skip("ax-platform (the `ax` extra) is not installed", allow_module_level=True)
+from ax.api.configs import RangeParameterConfig  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+LR = (1e-4, 1e-1)
+
+
+def loss(p: dict) -> float:
+    return (math.log10(p["lr"]) + 2.5) ** 2 + (p["momentum"] - 0.8) ** 2
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """5 initialization trials, then 3 trials Ax generates from its fitted surrogate (3 fits), all recorded,
+    with an outer trace_fits block recording the same fits independently."""
+    logging.getLogger("ax").setLevel(logging.WARNING)
+    client = ax_client_mod.Client(random_seed=0)
+    client.configure_experiment(name="tiny", parameters=[
+        RangeParameterConfig(name="lr", bounds=LR, parameter_type="float", scaling="log"),
+        RangeParameterConfig(name="momentum", bounds=(0.0, 0.99), parameter_type="float")])
+    client.configure_optimization(objective="-loss")
+    folder = tmp_path_factory.mktemp("history")
+    with gpviz.trace_fits() as fits:
+        with ModelHistory(client, folder=folder) as history:
+            for _ in range(8):
+                for index, p in client.get_next_trials(max_trials=1).items():
+                    client.complete_trial(index, raw_data={"loss": loss(p)})
+    return client, history, fits, folder
+
+
+def test_one_snapshot_per_model_ax_used_with_the_trials_it_saw(run):
+    client, history, fits, _ = run
+    assert [s.trials for s in history.snapshots] == [5, 6, 7]
+    assert history.metric == "loss"
+    assert "Ax Client 'tiny'" in history.title
+    assert "get_next_trials" not in vars(client)  # the client is left as found
+    assert history.snapshots[-1].expr.module is gpviz.model_expr(client).module
+
+
+def test_each_snapshot_equals_the_fit_trace_fits_recorded(run):
+    _, history, fits, _ = run
+    models = [s.expr.module for s in history.snapshots]
+    for snap, model in zip(history.snapshots, models):
+        traced = [t for t in fits if t.mll is not None and t.mll.model is model]
+        assert len(traced) == 1  # the outer block saw that fit too
+        frames = traced[0].frames
+        last = frames[frames["i_timestep"] == frames["i_timestep"].max()]
+        keys = list(snap.expr.keys)
+        np.testing.assert_array_equal(snap.values[keys].to_numpy(), last[keys].to_numpy())
+        assert snap.fit is traced[0]
+        # the data the model saw: its own training inputs, one row per trial
+        torch.testing.assert_close(snap.train_X, model.train_inputs[0].detach())
+        assert snap.train_X.shape == (snap.trials, 2)
+    # the models differ (Ax refit with each trial), so the history is not one model repeated
+    ls = [s.values["covar_module.lengthscale[0]"].iloc[0] for s in history.snapshots]
+    assert len(set(ls)) == 3
+
+
+def test_snapshots_persisted_to_the_folder(run):
+    _, history, _, folder = run
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["trials_0005.pt", "trials_0006.pt", "trials_0007.pt"]
+    saved = torch.load(folder / "trials_0006.pt", weights_only=False)
+    snap = history.snapshots[1]
+    assert saved["trials"] == 6 and saved["metric"] == "loss"
+    assert saved["feature_names"] == ["log10(lr)", "momentum"]
+    torch.testing.assert_close(saved["train_X"], snap.train_X)
+    for k, v in snap.state.items():
+        torch.testing.assert_close(saved["state_dict"][k], v)
+
+
+def test_the_page_says_what_it_is_with_names_and_units(run):
+    _, history, _, _ = run
+    html = history.render().html()
+    assert "Ax model history: Ax Client &#x27;tiny&#x27;" in html or "Ax model history: Ax Client &#39;tiny&#39;" in html
+    assert "metric loss" in html
+    assert "n = 5" in html and "n = 7" in html and "trials seen: 5, 6, 7" in html
+    assert "first k trials in the order Ax ran them" in html
+    assert "log10(lr)" in html
+    original = history.render(units="original").html()
+    assert "decades of lr" in original
+
+
+def test_no_model_recorded_is_said():
+    client = ax_client_mod.Client(random_seed=0)
+    client.configure_experiment(name="empty", parameters=[
+        RangeParameterConfig(name="x", bounds=(0.0, 1.0), parameter_type="float")])
+    client.configure_optimization(objective="-loss")
+    with ModelHistory(client) as history:
+        client.get_next_trials(max_trials=1)
+    assert history.snapshots == []
+    with pytest.raises(InputError, match="recorded no model"):
+        history.render()
+    with pytest.raises(InputError):
+        ModelHistory(object())
+
+
+@pytest.mark.browser
+def test_the_history_page_draws_one_band_per_model_in_chromium(run, tmp_path, open_page):
+    _, history, _, _ = run
+    path = tmp_path / "history.html"
+    history.render(units="original").save(path)
+    page = open_page(path, screenshot="ax_model_history.png")
+    assert page.console_errors == []
+    text = page.eval("document.body.innerText")
+    assert "trials seen: 5, 6, 7" in text and "decades of lr" in text
+    charts = page.eval("document.querySelectorAll('.gpviz-chart, [data-key]').length")
+    assert charts >= len(history.snapshots[-1].expr.keys)
