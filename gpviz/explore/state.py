@@ -342,13 +342,15 @@ class ExploreState:
         rows[np.arange(rows.shape[0]), col] = np.concatenate(grids)
         ref = self.model.train_inputs[0]
         grid = torch.as_tensor(rows, dtype=ref.dtype, device=ref.device)
+        # each grid point its own batch of one, ahead of the model's own batch (members, outputs): only the
+        # variances are computed, not the covariance between grid points (5x faster for 10 inputs)
+        lead = tuple(ref.shape[:-2])
+        g = grid.shape[0]
+        grid = grid.reshape((g,) + (1,) * len(lead) + (1, grid.shape[-1])).expand((g,) + lead + (1, grid.shape[-1]))
         with torch.no_grad():
             post = self.model(grid)  # eval mode, model-space inputs: the latent posterior in model units
-            mean, var = post.mean, post.variance
-        if self.model.num_outputs > 1 and mean.dim() >= 2:
-            mean, var = (t.reshape(-1, t.shape[-1])[self.member] for t in (mean, var))
-        else:
-            mean, var = self._pick(mean), self._pick(var)
+            column = self.member if lead else 0
+            mean, var = (t.reshape(g, -1)[:, column] for t in (post.mean, post.variance))
         m, sd = to_numpy(mean).reshape(-1), np.sqrt(np.clip(to_numpy(var).reshape(-1), 0, None))
         names = np.asarray(self.feature_names, dtype=object)
         curves = pd.DataFrame({"input": names[col], "x": rows[np.arange(rows.shape[0]), col], "mean": m,

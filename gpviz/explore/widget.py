@@ -17,9 +17,12 @@ import traitlets
 
 from gpviz.errors import InputError, KeyMismatchError
 from gpviz.explore.state import ExploreState
+from gpviz.threads import torch_threads
 from gpviz.tree.nodes import Part
 from gpviz.tree.printer import to_text
 
+#: Torch and BLAS threads of one update (set, metrics, slices).
+UPDATE_THREADS = 1
 #: Marks a parameter's place in the printed expression; no printed text contains it.
 _MARK = "\x00"
 
@@ -92,10 +95,14 @@ class Explorer(anywidget.AnyWidget):
                 "lower": lower if np.isfinite(lower) else None, "upper": upper if np.isfinite(upper) else None}
 
     def _publish(self) -> None:
-        s = self.state.slices()
+        # one thread: the matrices of a drag are small (n = 100: 100 x 100), and extra threads lose more to
+        # contention than they gain (bench_explore.py: 5-10x slower with 2 threads on a loaded 2-core machine)
+        with torch_threads(UPDATE_THREADS):
+            s = self.state.slices()
+            metrics = self.state.metrics().as_dict()
         with self.hold_sync():  # one message to the page per update
             self.values = self.state.values
-            self.metrics = self.state.metrics().as_dict()
+            self.metrics = metrics
             self.curves = _frame_columns(s.curves)
             self.near = _frame_columns(s.points)
 
@@ -110,7 +117,8 @@ class Explorer(anywidget.AnyWidget):
             self._publish()
         except (InputError, KeyMismatchError) as e:
             self.error = str(e)
-        self.done = int(req.get("seq", -1))
+        finally:  # the page sends its next value when this one is answered, whatever happened to it
+            self.done = int(req.get("seq", -1))
 
     def set(self, key: str, value: float) -> None:
         """Sets one parameter (a key of ``model_expr(model).keys``) and recomputes what the page shows.

@@ -72,14 +72,19 @@ function render({ model, el }) {
     model.set("request", { ...req, seq });
     model.save_changes();
   };
-  // a drag sends at most one request per frame; the last value always goes out
-  let pending = null, scheduled = false;
-  const throttled = (key, value) => {
-    pending = { key, value };
-    if (scheduled) return;
-    scheduled = true;
-    requestAnimationFrame(() => { scheduled = false; if (pending) send(pending); pending = null; });
+  // a drag sends one request at a time: the next waits for Python's answer (the `done` trait), and only the
+  // latest value dragged meanwhile goes out, so a slow kernel never falls behind the mouse
+  let pending = null, inflight = false, timer = null;
+  const pump = () => {
+    if (inflight || !pending) return;
+    inflight = true;
+    const req = pending;
+    pending = null;
+    timer = setTimeout(() => { inflight = false; pump(); }, 2000);  // an answer lost must not stop the drag
+    send(req);
   };
+  model.on("change:done", () => { clearTimeout(timer); inflight = false; pump(); });
+  const throttled = (key, value) => { pending = { key, value }; pump(); };
 
   const title = document.createElement("div");
   title.className = "gpx-title";
