@@ -23,14 +23,16 @@ place, so that an Ax upgrade is checked by reading one file.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import torch
 
-from gpviz import hooks
+from gpviz import display, hooks
 from gpviz.errors import InputError, UnsupportedError
 from gpviz.models.expr import model_expr
 from gpviz.models.sources import ModelSource, register_source
+from gpviz.values.parameters import parameters
 from gpviz.values.units import DataUnits, InputUnit, OutputUnit, with_data_units
 
 #: One-hot columns Ax adds are named ``<parameter>_OH_PARAM_<i>`` (ax.adapter.transforms.one_hot).
@@ -566,5 +568,62 @@ def ax_model_expr(obj, feature_names=None, *, strict: bool = False, tasks=None, 
 register_source(ModelSource(name="Ax", accepts=is_ax_object, expr=ax_model_expr, cv_problem=lambda obj, metric=None:
                             cv_problem(obj, metric)))
 
-__all__ = ["ax_model_expr", "is_ax_object", "resolve", "describe", "AxModel", "CVProblem", "cv_problem",
+@functools.cache
+def _analysis_classes() -> tuple[type, type]:
+    """gpviz's Ax card and analysis classes, made on first use (Ax is imported only here, not by ``import gpviz``)."""
+    from ax.analysis.analysis import Analysis
+    from ax.core.analysis_card import AnalysisCard
+
+    class GpvizCard(AnalysisCard):
+        """An Ax card whose body is a gpviz page; ``text`` is what Ax shows where it asks for plain content."""
+
+        def __init__(self, *, text: str, **card) -> None:
+            super().__init__(**card)
+            self.text = text
+
+        def _body_html(self, depth: int) -> str:
+            return f"<div class='content'>{self.blob}</div>"
+
+        def _body_papermill(self) -> str:
+            return self.text
+
+    class GpvizModelAnalysis(Analysis):
+        """Ax analysis: the surrogate of the experiment's generation strategy as a gpviz expression card."""
+
+        def __init__(self, feature_names: list[str] | None = None) -> None:
+            self.feature_names = feature_names
+
+        def compute(self, experiment=None, generation_strategy=None, adapter=None) -> GpvizCard:
+            source = adapter if adapter is not None else generation_strategy
+            if source is None:
+                raise InputError("gpviz.ax.ModelAnalysis needs a generation strategy or an adapter with a fitted "
+                                 "model (Client.compute_analyses passes the client's generation strategy)")
+            expr = ax_model_expr(source, self.feature_names)
+            fig = display.render(expr)
+            # a card may be shown apart from any notebook (saved, or in Ax's UI): the page's assets travel with it
+            html = fig.html()
+            return GpvizCard(name=type(self).__name__, title=f"gpviz: {expr.title or 'the surrogate model'}",
+                             subtitle="every learned parameter of the model Ax fitted, drawn on its own axis",
+                             df=parameters(expr), blob=html, text=expr.text())
+
+    return GpvizCard, GpvizModelAnalysis
+
+
+def ModelAnalysis(feature_names: list[str] | None = None):  # noqa: N802 - named as Ax's analyses are
+    """An Ax analysis for ``client.compute_analyses([gpviz.ax.ModelAnalysis()])``: the surrogate as a gpviz card.
+
+    The card's HTML body is the gpviz model page (shown wherever Ax shows cards); where
+    Ax asks for plain content (its papermill rendering) it gives the expression's text,
+    and its ``df`` holds the parameters' values.
+
+    Args:
+        feature_names: Override the names read from the experiment (one per model column).
+
+    Returns:
+        An ``ax.analysis.analysis.Analysis`` whose ``compute`` returns the card.
+    """
+    return _analysis_classes()[1](feature_names)
+
+
+__all__ = ["ModelAnalysis", "ax_model_expr", "is_ax_object", "resolve", "describe", "AxModel", "CVProblem", "cv_problem",
            "SurrogateFactory"]
