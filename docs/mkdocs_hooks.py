@@ -7,7 +7,8 @@
   their headings (a renamed heading fails the build instead of dropping the section);
 - the changelog page: CHANGELOG.md;
 - one page per notebook of ``notebooks/`` (mkdocs-jupyter, not executed: the notebooks
-  are stored without outputs and run by tests/test_notebooks.py).
+  are stored without outputs and run by tests/test_notebooks.py);
+- the docstrings' Sphinx roles (``:func:`x```, ``:class:`~x```) shown as the code they name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parent.parent
+#: A Sphinx role before the ``<code>`` Markdown made of its backticks (``~`` keeps only the last part in Sphinx).
+ROLE = re.compile(r":(?:func|class|meth|attr|mod|data|exc|obj):<code>~?")
 #: README sections the getting-started page carries, in this order.
 README_SECTIONS = ("API tour", "One set of options", "Reading the notation")
 #: Public modules (beside the names of ``gpviz.__all__``) with an API page of their own.
@@ -123,3 +126,8 @@ def on_files(files, config):
         files.append(File(f"notebooks/{nb.name}", src_dir=str(ROOT), dest_dir=config.site_dir,
                           use_directory_urls=config.use_directory_urls))
     return files
+
+
+def on_page_content(html, page, config, files):
+    """The docstrings are written for Sphinx and for reading in source; the page shows only the code a role names."""
+    return ROLE.sub("<code>", html)
