@@ -30,9 +30,9 @@ from gpviz.ax import resolve as ax_resolve
 from gpviz.values.keys import ParamInfo, param_info, parse_key, resolve
 from gpviz.values.tensors import to_numpy
 
-#: Points of each slice's grid (an input with few distinct training values, e.g. a category, uses those).
+#: Points of each slice's grid (an input with few distinct integer training values, e.g. a category, uses those).
 SLICE_POINTS = 41
-#: An input with at most this many distinct training values is sliced at those values only.
+#: An input with at most this many distinct training values, all integers, is sliced at those values only.
 FEW_VALUES = 12
 #: A training point is drawn beside a slice when every other input lies within this share of its range.
 NEAR_SHARE = 0.2
@@ -336,7 +336,8 @@ class ExploreState:
         grids = []
         for j in range(d):
             distinct = np.unique(x[:, j])
-            grids.append(distinct if distinct.size <= FEW_VALUES else np.linspace(lo[j], hi[j], SLICE_POINTS))
+            levels = distinct.size <= FEW_VALUES and np.all(distinct == np.round(distinct))  # categories, ordinals
+            grids.append(distinct if levels else np.linspace(lo[j], hi[j], SLICE_POINTS))
         rows = np.concatenate([np.repeat(p[None, :], g.size, 0) for g in grids])
         col = np.concatenate([np.full(g.size, j) for j, g in enumerate(grids)])
         rows[np.arange(rows.shape[0]), col] = np.concatenate(grids)

@@ -74,6 +74,9 @@ class Explorer(anywidget.AnyWidget):
     curves = traitlets.List().tag(sync=True)  # per input: x, mean, lower, upper (the slices)
     near = traitlets.List().tag(sync=True)  # per input: x, y, distance of the training points near its slice
     error = traitlets.Unicode("").tag(sync=True)
+    members = traitlets.Int(1).tag(sync=True)
+    member_label = traitlets.Unicode("members").tag(sync=True)
+    member = traitlets.Int(0).tag(sync=True)  # the batch member explored (flat, as i_model); the page switches it
     request = traitlets.Dict().tag(sync=True)
     done = traitlets.Int(-1).tag(sync=True)
 
@@ -83,11 +86,26 @@ class Explorer(anywidget.AnyWidget):
         expr = self.state.expr
         self.title = f"{expr.title or type(expr.module).__name__}: Gaussian process"
         self.segments = _segments(expr)
-        labels = expr.labels
+        self.members = self.state.members
+        self.member_label = expr.member_label
+        self._show_member()
+        self.observe(self._on_request, names="request")
+        self.observe(self._on_member, names="member")
+
+    def _show_member(self) -> None:
+        labels = self.state.expr.labels
         self.params = [self._param(k, labels[k]) for k in self.state.keys]
         self.fitted_metrics = self.state.fitted_metrics.as_dict()
         self._publish()
-        self.observe(self._on_request, names="request")
+
+    def _on_member(self, change) -> None:
+        try:
+            self.state.select(change["new"])
+        except InputError as e:
+            self.error = str(e)
+            return
+        self.error = ""
+        self._show_member()
 
     def _param(self, key: str, label: str) -> dict:
         lower, upper = self.state.bounds(key)

@@ -64,7 +64,8 @@ function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "gpx";
   el.appendChild(root);
-  const params = Object.fromEntries(model.get("params").map((p) => [p.key, p]));
+  let params = Object.fromEntries(model.get("params").map((p) => [p.key, p]));
+  model.on("change:params", () => { params = Object.fromEntries(model.get("params").map((p) => [p.key, p])); });
   let seq = 0;
 
   const send = (req) => {
@@ -89,6 +90,14 @@ function render({ model, el }) {
   const title = document.createElement("div");
   title.className = "gpx-title";
   title.textContent = model.get("title");
+  if (model.get("members") > 1) {  // a batched model: one member explored at a time
+    const pick = document.createElement("select");
+    pick.className = "gpx-member";
+    for (let i = 0; i < model.get("members"); i++) pick.add(new Option(`${model.get("member_label")}: ${i}`, String(i)));
+    pick.value = String(model.get("member"));
+    pick.addEventListener("change", () => { model.set("member", Number(pick.value)); model.save_changes(); });
+    title.append(" ", pick);
+  }
   const code = document.createElement("pre");
   code.className = "gpx-code";
   const numbers = {};
@@ -104,7 +113,7 @@ function render({ model, el }) {
       const start = model.get("values")[seg.key], x0 = ev.clientX;
       span.setPointerCapture(ev.pointerId);
       const move = (e) => {
-        const v = dragged(p, start, e.clientX - x0, e.shiftKey);
+        const v = dragged(params[seg.key], start, e.clientX - x0, e.shiftKey);
         for (const s of numbers[seg.key]) s.textContent = fmt(v);
         throttled(seg.key, v);
       };
@@ -187,6 +196,7 @@ function render({ model, el }) {
   drawValues(); drawMetrics(); drawSlices(); drawError();
   model.on("change:values", drawValues);
   model.on("change:metrics", drawMetrics);
+  model.on("change:fitted_metrics", drawMetrics);
   model.on("change:curves", drawSlices);
   model.on("change:error", drawError);
   return () => { root.remove(); };

@@ -201,3 +201,10 @@ def test_slices_are_the_posterior_along_each_input_through_the_best_point():
     assert (s.points["distance"] <= 0.2).all() and len(s.points) >= 3  # the best point lies on every slice
     with pytest.raises(InputError, match="point has 2 values"):
         ExploreState(model, point=[0.1, 0.2]).slices()
+
+
+def test_a_category_is_sliced_at_its_levels_and_a_continuous_input_on_a_grid():
+    w = ExploreState(_mixed())
+    curves = w.slices().curves
+    assert sorted(curves[curves["input"] == "x2"]["x"]) == [0.0, 1.0, 2.0]
+    assert (curves["input"] == "x0").sum() == 41
