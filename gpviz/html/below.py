@@ -38,6 +38,7 @@ NOTE_LOOKS = {
     NoteKind.fit_summary: ("gpviz-fit-summary", "margin:4px 0"),
     NoteKind.not_drawn: ("gpviz-sweep-notes", "color:#b35900;margin:4px 0"),
     NoteKind.about: ("gpviz-about", "color:#333;margin:4px 0"),
+    NoteKind.fit_mode: ("gpviz-sweep-mode", "color:#555;margin:4px 0"),
 }
 
 

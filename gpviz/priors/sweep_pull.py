@@ -19,7 +19,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz.errors import InputError
 from gpviz.models.families import model_batch_shape
-from gpviz.sweep.cells import cell_model
+from gpviz.sweep.cells import BATCHED, cell_model
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.workers import check_parallel, map_tasks
 from gpviz.threads import default_dtype, torch_threads
@@ -81,6 +81,7 @@ class PullJob:
     dtype: torch.dtype | None = None  # the caller's default dtype (factories build priors and constants in it)
     # (i_config, i_repeat) -> (torch seed, fitted state): a cell judged alone is rebuilt as Sweep.models rebuilds it
     cells: Mapping[tuple[int, int], tuple[int, Mapping]] = field(default_factory=dict)
+    mode: str = BATCHED  # how the sweep fitted its cells (gpviz.sweep.cells.MODES): only batched folds stack
 
 
 def _folds(job: PullJob, i_config: int, i_repeat: int):
@@ -97,8 +98,8 @@ def _cell_values(job: PullJob, i_config: int, i_repeat: int) -> dict[str, np.nda
 def _cell_alone(job: PullJob, i_config: int, i_repeat: int):
     """One cell's fitted model on its own, rebuilt by :func:`gpviz.sweep.cells.cell_model` as ``Sweep.models`` does."""
     torch_seed, state = job.cells.get((i_config, i_repeat), (0, None))
-    model = cell_model(job.make_model, job.X, job.Y, job.subsets[(i_config, i_repeat)], torch_seed, state)
-    if state is None:  # no state kept (a sweep built by hand): its recorded parameter values
+    model = cell_model(job.make_model, job.X, job.Y, job.subsets[(i_config, i_repeat)], torch_seed, state, job.mode)
+    if state is None and job.mode == BATCHED:  # no state kept (a sweep built by hand): its recorded parameter values
         load_member_values(model, _cell_values(job, i_config, i_repeat))
     return model
 
@@ -123,6 +124,8 @@ def _stacked_model(job: PullJob, i_config: int, repeats: list[int]):
     factory does not build such a model (a fixed batch shape): the caller judges each
     cell on its own.
     """
+    if job.mode != BATCHED:  # one full-data model per cell, or fold models that are not batch-aware
+        return None
     folds = [_folds(job, i_config, r) for r in repeats]
     values = [_cell_values(job, i_config, r) for r in repeats]
     try:
@@ -143,6 +146,20 @@ def _stacked_model(job: PullJob, i_config: int, repeats: list[int]):
     return model, per_cell
 
 
+def _judge_alone(model) -> pd.DataFrame:
+    """:func:`prior_pull` of one cell's model, or of each fold model of a ``"separate"`` cell (``i_model = fold *
+    members + member``, as the sweep's parameters number them)."""
+    if not isinstance(model, list):
+        return prior_pull(model)
+    parts = [prior_pull(one) for one in model]
+    members = int(parts[0][I_MODEL].max()) + 1
+    for i, part in enumerate(parts):
+        part[I_MODEL] = part[I_MODEL] + i * members
+    out = pd.concat(parts, ignore_index=True)
+    order = {k: j for j, k in enumerate(parts[0]["key"].unique())}  # by key (the expression's order), then fold
+    return out.iloc[np.lexsort((out[I_MODEL].to_numpy(), out["key"].map(order).to_numpy()))].reset_index(drop=True)
+
+
 def _judge_chunk(job: PullJob, i_config: int, size: int, chunk: list[int]) -> pd.DataFrame:
     """The prior_pull rows of some repeats of one size (stacked into one model where the factory allows), judged
     under the caller's default dtype and the job's threads (as :func:`gpviz.sweep.cells.fit_cell` fits)."""
@@ -158,7 +175,7 @@ def _judge_chunk(job: PullJob, i_config: int, size: int, chunk: list[int]) -> pd
         else:
             parts = []
             for r in chunk:
-                part = prior_pull(_cell_alone(job, i_config, r))
+                part = _judge_alone(_cell_alone(job, i_config, r))
                 part.insert(0, I_REPEAT, np.int32(r))
                 parts.append(part)
             pull = pd.concat(parts, ignore_index=True)
@@ -222,7 +239,7 @@ def sweep_prior_pull(sweep, repeats: int | None = None, *, workers: int = 1, exe
     cells = {c: sweep.cell_state(*c)[1:] for c in judged}
     job = PullJob(sweep.make_model, sweep.X, sweep.Y, {c: sweep.subsets[c] for c in judged},
                   params[[(c, r) in judged for c, r in zip(params[I_CONFIG], params[I_REPEAT])]], keys, threads,
-                  torch.get_default_dtype(), cells)
+                  torch.get_default_dtype(), cells, sweep.mode)
     frames = map_tasks(_judge_chunk, job, tasks, parts={"make_model": sweep.make_model},
                        caller="sweep_prior_pull", workers=workers, executor=executor)
     out = pd.concat(frames, ignore_index=True)

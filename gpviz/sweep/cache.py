@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from botorch.cross_validation import gen_loo_cv_folds
 
 from gpviz.errors import CacheWarning, InputError
-from gpviz.sweep.cells import STATUS_OK, Cell, CellJob, cell_seed, subset_rows
+from gpviz.sweep.cells import BATCHED, FIXED, SEPARATE, STATUS_OK, Cell, CellJob, build_cell, cell_seed, subset_rows
 from gpviz.sweep.identity import content_digest, describe_value, identity_build, library_version
 from gpviz.values.prior_info import describe_priors
 from gpviz.values.tensors import to_numpy
@@ -65,23 +64,23 @@ def factory_fingerprint(make_model) -> str:
 
 
 def build_model(job: CellJob, rows: np.ndarray, torch_seed: int):
-    """The model ``job.make_model`` builds on the leave-one-out folds of ``rows``, unfitted, as the fit sees it
-    (in the data's dtype and on its device).
+    """The model ``job.make_model`` builds for the cell of ``rows`` in the job's mode, unfitted, as the fit sees it
+    (in the data's dtype and on its device): :func:`gpviz.sweep.cells.build_cell`, a list of fold models for
+    ``"separate"``.
 
-    Under the job's default dtype and ``torch_seed`` (on the CPU generator, restored after), inside
-    :func:`gpviz.sweep.identity.identity_build` so a factory may tell this build from a fit's.
+    Under the job's default dtype and the cell's seeds (:func:`gpviz.seeding.seeded`, the caller's generators
+    restored), inside :func:`gpviz.sweep.identity.identity_build` so a factory may tell this build from a fit's.
     """
     old_dtype = torch.get_default_dtype()
     try:
         torch.set_default_dtype(job.dtype)
-        with torch.random.fork_rng(devices=[]), identity_build():
-            torch.default_generator.manual_seed(torch_seed)  # the CPU generator only: CUDA's stay the user's
-            idx = torch.as_tensor(rows, device=job.X.device)
-            folds = gen_loo_cv_folds(job.X[idx], job.Y[idx])
-            model = job.make_model(folds.train_X, folds.train_Y)
+        with identity_build():
+            built = build_cell(job.make_model, job.X, job.Y, rows, torch_seed, job.mode)
             # as the fit sees it: the fit moves the MLL, and so the model, to the data's dtype and device. A copy,
             # so that a prior shared between builds (a closure's, a module's) is not converted here
-            return copy.deepcopy(model).to(folds.train_X)
+            if job.mode == SEPARATE:
+                return [copy.deepcopy(model).to(job.X) for model in built]
+            return copy.deepcopy(built).to(job.X)
     finally:
         torch.set_default_dtype(old_dtype)
 
@@ -129,26 +128,31 @@ def _job_identity(job: CellJob) -> tuple[dict, dict]:
     identity = {"format": CACHE_FORMAT, "data": _fingerprint(job.X, job.Y), "model": model_digest,
                 "fit_kwargs": fit_kwargs, "mll_cls": mll, "observation_noise": bool(job.observation_noise),
                 "default_dtype": str(job.dtype), "versions": _versions(),
-                **({"order": job.order} if job.order != "random" else {})}
+                **({"order": job.order} if job.order != "random" else {}),
+                # a refit sweep's cells keep the keys they had before refit=False and folds= existed
+                **({"refit": False} if job.mode == FIXED else {}),
+                **({"folds": job.mode} if job.mode == SEPARATE else {})}
     return identity, _holds(model, job)
 
 
 def sweep_identity(X: torch.Tensor, Y: torch.Tensor, make_model, fit_kwargs, mll_cls, observation_noise,
-                   order: str = "random") -> dict:
+                   order: str = "random", mode: str = BATCHED) -> dict:
     """Everything a cell's result depends on besides ``(seed, size, repeat)``: the cache's namespace key.
 
     Content digests of the data, of the model ``make_model`` builds on the data's first 3
     rows (their leave-one-out folds; ``None`` if the factory raises there), of
     ``fit_kwargs`` and ``mll_cls``; ``observation_noise``; torch's default dtype; the
     versions of Python and the fitting libraries; the cache format. ``order`` enters only
-    when it is not ``"random"``.
+    when it is not ``"random"``; the mode (:data:`gpviz.sweep.cells.MODES`) only when it is
+    not ``"batched"``: ``refit: False`` for ``"fixed"``, ``folds: "separate"``. The model
+    digested is the one the mode builds (the full-data model, or every fold's own).
 
     Raises:
         InputError: for a part of the fit arguments, MLL class or built model that cannot be
             read by content, naming it (e.g. ``fit_kwargs['callback'].__closure__[0]``).
     """
     job = CellJob(make_model, X, Y, mll_cls, dict(fit_kwargs) if fit_kwargs else None, bool(observation_noise),
-                  torch.get_default_dtype(), None, order)
+                  torch.get_default_dtype(), None, order, mode)
     return _job_identity(job)[0]
 
 
@@ -165,7 +169,7 @@ def sweep_cache(root, job: CellJob) -> "CellCache":
         return built_model_digest(job, rows, cell_seed(seed, size, i_repeat),
                                   f"make_model(train_X, train_Y) for the cell n={size}, repeat {i_repeat}")[0]
 
-    return CellCache(root, identity, cell_model=cell_model, holds=holds)
+    return CellCache(root, identity, cell_model=cell_model, holds=holds, per_fold=job.mode != FIXED)
 
 
 def _encode_frame(df: pd.DataFrame) -> dict:
@@ -197,7 +201,7 @@ class CellCache:
     twice holds the same result).
     """
 
-    def __init__(self, root, identity: dict, cell_model=None, holds: dict | None = None):
+    def __init__(self, root, identity: dict, cell_model=None, holds: dict | None = None, per_fold: bool = True):
         """Opens (or claims) the namespace of ``identity`` in ``root``.
 
         Args:
@@ -207,6 +211,8 @@ class CellCache:
                 that cell (``None`` when it raised); a cell file is read only if it records the
                 same digest. Without it, cells record none.
             holds: A readable account of the namespace for its manifest (not part of the key).
+            per_fold: Whether a cell's parameter rows come per fold (``False`` for ``refit=False``
+                cells: one model's members).
         """
         self.root = Path(root)
         self.identity = dict(identity)
@@ -214,6 +220,7 @@ class CellCache:
         self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
         self.folder = self.root / f"sweep-{self.key}"
         self._cell_model = cell_model
+        self._per_fold = per_fold
         self._models: dict[tuple[int, int, int], str | None] = {}
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -347,7 +354,7 @@ class CellCache:
         except OSError as exc:
             return self._damaged(path, size, i_repeat, f"unreadable: {exc}")
         try:
-            return decode_cell(data, self.key, seed, i_config, size, i_repeat, model)
+            return decode_cell(data, self.key, seed, i_config, size, i_repeat, model, self._per_fold)
         except OtherModel as exc:
             warnings.warn(f"gpviz.cv_sweep: the cached cell n={size}, repeat {i_repeat} in {path} was fit for "
                           f"another model than make_model builds for it now ({exc}); it is refit", CacheWarning,
@@ -389,7 +396,7 @@ def encode_cell(cell: Cell, key: str, seed: int, model: str | None = None) -> by
 
 
 def decode_cell(data: bytes, key: str, seed: int, i_config: int, size: int, i_repeat: int,
-                model: str | None = None) -> Cell:
+                model: str | None = None, per_fold: bool = True) -> Cell:
     """The cell ``encode_cell`` wrote, checked against its checksum and the cell and model it should be.
 
     Raises:
@@ -421,7 +428,7 @@ def decode_cell(data: bytes, key: str, seed: int, i_config: int, size: int, i_re
     blob = torch.load(io.BytesIO(payload), weights_only=True)
     preds = _decode_frame(blob["predictions"])
     params = None if blob["parameters"] is None else _decode_frame(blob["parameters"])
-    if len(preds) == 0 or len(preds) % size or (params is not None and len(params) % size):
+    if len(preds) == 0 or len(preds) % size or (per_fold and params is not None and len(params) % size):
         raise ValueError(f"{len(preds)} prediction rows for {size} folds")
     return Cell(i_config, size, i_repeat, status=STATUS_OK, error=str(header.get("error", "")),
                 fit_seconds=float(header["fit_seconds"]), evaluations=int(header["evaluations"]),

@@ -1,5 +1,9 @@
-"""One cell of a cross-validation sweep: a subset of one size, its leave-one-out folds fit as one batch.
+"""One cell of a cross-validation sweep: a subset of one size and its leave-one-out predictions.
 
+A cell is fitted in one of three ways (:data:`MODES`): its folds as one batched model
+(``"batched"``), each fold as its own model (``"separate"``), or one model on all its
+points whose leave-one-out predictions are taken in closed form at those hyperparameters
+(``"fixed"``, ``cv_sweep(refit=False)``, as BoTorch's ``efficient_loo_cv``).
 A cell's result depends only on ``(seed, size, repeat)`` and the inputs: its subset
 comes from :func:`subset_rows` (a seeded random draw, :func:`subset_indices`, or the
 first n rows for ``order="trials"``), its torch seed from :func:`cell_seed`.
@@ -8,7 +12,6 @@ first n rows for ``order="trials"``), its torch seed from :func:`cell_seed`.
 from __future__ import annotations
 
 import math
-import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 import torch
-from botorch.cross_validation import gen_loo_cv_folds
+from botorch.cross_validation import efficient_loo_cv, gen_loo_cv_folds
 from botorch.fit import fit_gpytorch_mll
 from botorch.models.gpytorch import BatchedMultiOutputGPyTorchModel
 from botorch.optim.fit import fit_gpytorch_mll_scipy
@@ -25,6 +28,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.seeding import seeded
+from gpviz.sweep.identity import identity_build
 from gpviz.threads import torch_threads
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 from gpviz.values.parameters import parameters
@@ -109,145 +113,77 @@ def cell_seed(seed: int, size: int, i_repeat: int) -> int:
     return int(np.random.default_rng([int(seed), int(size), int(i_repeat), 1]).integers(2**62))
 
 
+#: How a cell is fitted: its folds as one batch, each fold alone, or one full-data model (folds in closed form).
+BATCHED, SEPARATE, FIXED = "batched", "separate", "fixed"
+MODES = (BATCHED, SEPARATE, FIXED)
+#: ``cv_sweep(folds=...)``: ``"auto"`` takes the batched path when the factory's model carries the folds' batch shape.
+FOLDS = ("auto", BATCHED, SEPARATE)
+
+
+def fold_seed(torch_seed: int, i_fold: int) -> int:
+    """The torch seed fold ``i_fold`` of a ``"separate"`` cell is built and fitted under (from the cell's seed)."""
+    return int(np.random.default_rng([int(torch_seed), int(i_fold), 2]).integers(2**62))
+
+
+def build_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, torch_seed: int,
+               mode: str = BATCHED):
+    """The unfitted model(s) of one cell, as its fit builds them.
+
+    Args:
+        make_model: The sweep's factory ``(train_X, train_Y) -> model``.
+        X: ``N x d`` data.
+        Y: ``N x m`` data.
+        rows: The cell's ``n`` rows (:func:`subset_rows`).
+        torch_seed: The cell's seed (:func:`cell_seed`).
+        mode: ``"batched"``: the factory on the ``n x (n-1) x d`` folds under the cell's seed;
+            ``"separate"``: on each ``(n-1) x d`` fold under its :func:`fold_seed`;
+            ``"fixed"``: on the ``n x d`` rows under the cell's seed.
+
+    Returns:
+        One model, or for ``"separate"`` a list of ``n`` models (fold ``i`` left out ``rows[i]``).
+    """
+    idx = torch.as_tensor(rows, device=X.device)
+    if mode == FIXED:
+        with seeded(torch_seed):
+            return make_model(X[idx], Y[idx])
+    folds = gen_loo_cv_folds(X[idx], Y[idx])
+    if mode == SEPARATE:
+        models = []
+        for i in range(len(rows)):
+            with seeded(fold_seed(torch_seed, i)):
+                models.append(make_model(folds.train_X[i], folds.train_Y[i]))
+        return models
+    with seeded(torch_seed):
+        return make_model(folds.train_X, folds.train_Y)
+
+
 def cell_model(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, torch_seed: int,
-               state: Mapping | None = None):
-    """The one way a cell's model is rebuilt: its factory on the cell's folds, under the cell's seed, then its state.
+               state=None, mode: str = BATCHED):
+    """The one way a cell's model is rebuilt: :func:`build_cell` under the cell's seed, then its fitted state.
 
     :meth:`gpviz.Sweep.models` and the verdicts of :func:`gpviz.priors.sweep_pull.sweep_prior_pull`
     both rebuild cells through this, so a model judged is the model the sweep shows.
 
     Args:
-        make_model: The sweep's factory, ``(train_X, train_Y) -> model`` on ``n x (n-1) x d`` folds.
+        make_model: The sweep's factory, ``(train_X, train_Y) -> model``.
         X: ``N x d`` data.
         Y: ``N x m`` data.
         rows: The cell's ``n`` rows (:func:`subset_rows`).
         torch_seed: The cell's seed (:func:`cell_seed`): a factory that draws initial values draws the fit's draws.
-        state: The fitted model's ``state_dict``; ``None`` gives the unfitted model (train mode).
+        state: The fitted model's ``state_dict`` (a list of ``n``, one per fold, for ``"separate"``); ``None``
+            gives the unfitted model (train mode).
+        mode: How the cell was fitted (:data:`MODES`).
 
     Returns:
-        The model, batch shape ``n``, in eval mode when a state was loaded.
+        ``"batched"``: the model, batch shape ``n``; ``"fixed"``: the model of the ``n`` points;
+        ``"separate"``: a list of ``n`` fold models. In eval mode when a state was loaded.
     """
-    idx = torch.as_tensor(rows, device=X.device)
-    folds = gen_loo_cv_folds(X[idx], Y[idx])
-    with seeded(torch_seed):
-        model = make_model(folds.train_X, folds.train_Y)
+    built = build_cell(make_model, X, Y, rows, torch_seed, mode)
     if state is not None:
-        model.load_state_dict(state)
-        model.eval()
-    return model
-
-
-# -- argument checks -----------------------------------------------------------------------
-
-_FLOATS = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
-
-
-def _float_dtype(value) -> torch.dtype | None:
-    """The float32/float64 dtype of a tensor, array or DataFrame (None for anything else: ints, lists)."""
-    if isinstance(value, torch.Tensor):
-        return value.dtype if value.dtype in (torch.float32, torch.float64) else None
-    if isinstance(value, pd.DataFrame):
-        kinds = set(value.dtypes)
-        return _FLOATS.get(kinds.pop()) if len(kinds) == 1 else None
-    return _FLOATS.get(getattr(value, "dtype", None))
-
-
-def _as_tensor(name: str, value, dtype: torch.dtype) -> torch.Tensor:
-    """``value`` as a tensor: a tensor as it is; an array or DataFrame copied, keeping its float dtype.
-
-    float64 data stays float64 (and float32 stays float32) whatever torch's default dtype
-    is, as a tensor passed in would; anything else (integers, lists) becomes ``dtype``.
-    """
-    if isinstance(value, torch.Tensor):
-        return value
-    own = _float_dtype(value)
-    if isinstance(value, (pd.DataFrame, pd.Series)):
-        value = value.to_numpy()
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be a tensor or numeric array, got {type(value).__name__}") from exc
-    return torch.tensor(arr, dtype=own or dtype)  # a copy: the caller's array stays theirs
-
-
-def _check_data(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
-    dx, dy = _float_dtype(X), _float_dtype(Y)
-    # data that is not float (integers, lists) follows the other's float dtype, else torch's default
-    X = _as_tensor("X", X, dx or dy or torch.get_default_dtype())
-    Y = _as_tensor("Y", Y, dx or dy or torch.get_default_dtype())
-    if X.dim() != 2:
-        raise InputError(f"X must be 2-D (n x d), got shape {list(X.shape)}")
-    if Y.dim() == 1:
-        Y = Y.unsqueeze(-1)
-    if Y.dim() != 2:
-        raise InputError(f"Y must be n or n x m, got shape {list(Y.shape)}")
-    if Y.shape[0] != X.shape[0]:
-        raise InputError(f"X and Y must have the same number of rows: X has shape {list(X.shape)}, "
-                         f"Y has shape {list(Y.shape)}")
-    if not X.is_floating_point() or not Y.is_floating_point():
-        raise InputError(f"X and Y must be floating point, got {X.dtype} and {Y.dtype}")
-    for name, t in (("X", X), ("Y", Y)):
-        bad = ~torch.isfinite(t)
-        if bool(bad.any()):
-            row = int(bad.nonzero()[0, 0])
-            raise InputError(f"{name} must be finite: {int(bad.sum())} non-finite value(s), first in row {row} "
-                             f"({t[row].tolist()})")
-    if dx is not None and dy is not None and dx != dy:
-        raise InputError(f"X and Y must share one float dtype, got X in {dx} and Y in {dy}: convert one "
-                         f"(e.g. Y.astype(X.dtype)); BoTorch refuses a model of mixed dtypes")
-    return X, Y
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if int(value) < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {int(value)}")
-    return int(value)
-
-
-def _check_sizes(sizes, num_points: int) -> tuple[int, ...]:
-    if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
-        sizes = [sizes]
-    try:
-        raw = list(sizes)
-    except TypeError as exc:
-        raise InputError(f"sizes must be a list of integers, got {sizes!r}") from exc
-    if not raw:
-        raise InputError("sizes must name at least one dataset size, got an empty list")
-    out = []
-    for s in raw:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral):
-            raise InputError(f"sizes must be integers, got {s!r} in {raw!r}")
-        s = int(s)
-        if s < 3:
-            raise InputError(f"dataset size {s} is too small: leave-one-out needs at least 3 points")
-        if s > num_points:
-            raise InputError(f"dataset size {s} is larger than the data ({num_points} rows)")
-        out.append(s)
-    if len(set(out)) != len(out):
-        raise InputError(f"sizes must be distinct, got {raw!r}")
-    return tuple(sorted(out))
-
-
-def _check_metrics(metrics) -> dict[str, Callable]:
-    out = dict(DEFAULT_METRICS)
-    if metrics is None:
-        return out
-    if not isinstance(metrics, Mapping):
-        raise InputError(f"metrics must be a dict name -> f(y_true, pred_mean, pred_var), got "
-                         f"{type(metrics).__name__}")
-    reserved = set(SCORE_COLUMNS) | set(SCORE_TAIL)
-    for name, fn in metrics.items():
-        if not isinstance(name, str) or not name or name in reserved:
-            raise InputError(f"metric name {name!r} must be a non-empty string other than {sorted(reserved)}")
-        if not callable(fn):
-            raise InputError(f"metric {name!r} must be callable (y_true, pred_mean, pred_var) -> float, "
-                             f"got {type(fn).__name__}")
-        out[name] = fn
-    return out
-
-
+        for model, one in zip(built if mode == SEPARATE else [built], state if mode == SEPARATE else [state]):
+            model.load_state_dict(one)
+            model.eval()
+    return built
 
 
 @dataclass
@@ -291,18 +227,59 @@ def _count_evaluations(mll) -> list[int]:
     return count
 
 
+def _fit(model, mll_cls, like: torch.Tensor, fit_kwargs: Mapping | None) -> int:
+    """Fits one model with ``fit_gpytorch_mll``; returns the closure evaluations counted (all attempts)."""
+    mll = mll_cls(model.likelihood, model)
+    mll.to(like)
+    count = _count_evaluations(mll)
+    try:
+        fit_gpytorch_mll(mll, **dict(fit_kwargs or {}))
+    finally:
+        mll.__dict__.pop("forward", None)  # the model goes back to the user untouched
+    return count[0]
+
+
+def _held_out(model, test_X: torch.Tensor, observation_noise: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior mean and variance at held-out points, float64 on the CPU (``... x 1 x m`` each)."""
+    with torch.no_grad():
+        post = model.posterior(test_X, observation_noise=observation_noise)
+        return post.mean.detach().cpu().to(torch.float64), post.variance.detach().cpu().to(torch.float64)
+
+
+def _closed_form(model, observation_noise: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """BoTorch's ``efficient_loo_cv`` on a fitted model: its ``n`` leave-one-out means and variances in the data's
+    units (its outcome transform undone), ``n x 1 x m`` each, float64 on the CPU."""
+    model.eval()
+    with torch.no_grad():
+        post = efficient_loo_cv(model, observation_noise=observation_noise).posterior
+        return post.mean.detach().cpu().to(torch.float64), post.variance.detach().cpu().to(torch.float64)
+
+
+def _member_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The parameter frames of a cell's fold models as one, ``i_model = fold * members + member``."""
+    members = len(frames[0])
+    out = pd.concat(frames, ignore_index=True)
+    out[I_MODEL] = (np.repeat(np.arange(len(frames)), [len(f) for f in frames]) * members
+                    + out[I_MODEL].to_numpy()).astype(np.int32)
+    return out
+
+
 def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, i_config: int, i_repeat: int,
              mll_cls=ExactMarginalLogLikelihood, fit_kwargs: Mapping | None = None,
-             observation_noise: bool = True, keep_model: bool = False) -> Cell:
-    """Fits the leave-one-out folds of one subset as a batch and predicts each held-out point.
+             observation_noise: bool = True, keep_model: bool = False, mode: str = BATCHED,
+             torch_seed: int = 0) -> Cell:
+    """Fits one subset's leave-one-out cell and predicts each held-out point.
 
-    Mirrors ``botorch.cross_validation.batch_cross_validation``: folds from
+    ``"batched"`` mirrors ``botorch.cross_validation.batch_cross_validation``: folds from
     ``gen_loo_cv_folds``, one batched model, ``fit_gpytorch_mll``, posterior at the
-    held-out points.
+    held-out points. ``"separate"`` fits each fold as its own model (under its
+    :func:`fold_seed`), for factories that are not batch-aware. ``"fixed"`` fits one model
+    on the ``n`` points and takes the ``n`` leave-one-out predictions at its
+    hyperparameters in closed form (``botorch.cross_validation.efficient_loo_cv``).
 
     Args:
-        make_model: ``(train_X, train_Y) -> model`` with ``train_X`` of shape
-            ``n x (n-1) x d`` and ``train_Y`` of shape ``n x (n-1) x m``.
+        make_model: ``(train_X, train_Y) -> model``: on ``n x (n-1) x d`` / ``n x (n-1) x m`` folds
+            (batched), ``(n-1) x d`` / ``(n-1) x m`` (separate) or ``n x d`` / ``n x m`` (fixed).
         X: ``N x d`` data.
         Y: ``N x m`` data.
         rows: The ``n`` rows of the subset.
@@ -312,7 +289,10 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
         fit_kwargs: Keyword arguments of ``fit_gpytorch_mll``.
         observation_noise: Predict noisy observations (as the NLPD needs) rather than
             the latent function; the means are the same either way.
-        keep_model: Keep the fitted model on the cell.
+        keep_model: Keep the fitted model (a list of fold models for ``"separate"``) on the cell.
+        mode: How the cell is fitted (:data:`MODES`).
+        torch_seed: The cell's seed; only ``"separate"`` reads it (each fold's :func:`fold_seed`), the
+            caller seeds the other modes.
 
     Returns:
         A :class:`Cell`; a failure anywhere is recorded in ``status``/``error``, never raised.
@@ -320,30 +300,35 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
     n = len(rows)
     cell = Cell(i_config, n, i_repeat)
     idx = torch.as_tensor(rows, device=X.device)
-    mll = None
-    count = [0]
     try:
         folds = gen_loo_cv_folds(X[idx], Y[idx])
         t0 = time.perf_counter()
         try:
-            model = make_model(folds.train_X, folds.train_Y)
-            cell.refusal = batch_refusal(model, n, folds.train_X.shape, fit_kwargs)
-            if cell.refusal:  # checked before the fit: it would fail, here and in every other cell
-                cell.status, cell.error = STATUS_FAILED, cell.refusal
-                return cell
-            mll = mll_cls(model.likelihood, model)
-            mll.to(folds.train_X)
-            count = _count_evaluations(mll)
-            fit_gpytorch_mll(mll, **dict(fit_kwargs or {}))
+            if mode == SEPARATE:
+                models, means, variances = [], [], []
+                for i in range(n):
+                    with seeded(fold_seed(torch_seed, i)):
+                        model = make_model(folds.train_X[i], folds.train_Y[i])
+                        cell.evaluations += _fit(model, mll_cls, folds.train_X, fit_kwargs)
+                    mean, var = _held_out(model, folds.test_X[i], observation_noise)  # 1 x m each
+                    models.append(model)
+                    means.append(mean)
+                    variances.append(var)
+                mean, var = torch.stack(means), torch.stack(variances)  # n x 1 x m
+            elif mode == FIXED:
+                models = make_model(X[idx], Y[idx])
+                cell.evaluations += _fit(models, mll_cls, X, fit_kwargs)
+                mean, var = _closed_form(models, observation_noise)
+            else:
+                models = make_model(folds.train_X, folds.train_Y)
+                cell.refusal = batch_refusal(models, n, folds.train_X.shape, fit_kwargs)
+                if cell.refusal:  # checked before the fit: it would fail, here and in every other cell
+                    cell.status, cell.error = STATUS_FAILED, cell.refusal
+                    return cell
+                cell.evaluations += _fit(models, mll_cls, folds.train_X, fit_kwargs)
+                mean, var = _held_out(models, folds.test_X, observation_noise)
         finally:
             cell.fit_seconds = time.perf_counter() - t0
-            cell.evaluations = count[0]
-            if mll is not None:
-                mll.__dict__.pop("forward", None)  # the model goes back to the user untouched
-        with torch.no_grad():
-            post = model.posterior(folds.test_X, observation_noise=observation_noise)
-            mean = post.mean.detach().cpu().to(torch.float64)          # n x 1 x m
-            var = post.variance.detach().cpu().to(torch.float64)       # n x 1 x m
         y = folds.test_Y.detach().cpu().to(torch.float64)              # n x 1 x m
         m = y.shape[-1]
         cell.predictions = pd.DataFrame({
@@ -354,14 +339,16 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
             "pred_mean": to_numpy(mean.reshape(-1)),
             "pred_var": to_numpy(var.reshape(-1)),
         })
-        cell.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        each = models if mode == SEPARATE else [models]
+        states = [{k: v.detach().cpu().clone() for k, v in one.state_dict().items()} for one in each]
+        cell.state = states if mode == SEPARATE else states[0]
         if keep_model:
-            cell.model = model
+            cell.model = models
     except Exception as exc:  # one failed cell must not end a long sweep
         cell.status, cell.error = STATUS_FAILED, f"{type(exc).__name__}: {exc}"
         return cell
     try:
-        cell.parameters = parameters(model)
+        cell.parameters = _member_rows([parameters(one) for one in models]) if mode == SEPARATE else parameters(models)
     except Exception as exc:  # the scores stand even if the parameters cannot be read; the pages say so
         cell.error = f"parameters not read: {type(exc).__name__}: {exc}"
         warnings.warn(f"gpviz.cv_sweep: the parameters of the cell n={n}, repeat {i_repeat} could not be read "
@@ -419,8 +406,40 @@ def batch_refusal(model, n: int, train_shape, fit_kwargs: Mapping | None) -> str
             f"{shown}. BoTorch fits each fold's parameters separately, so this fails every cell. Pass "
             f"batch_shape=train_X.shape[:-2] to every kernel, mean and likelihood the factory builds, e.g. "
             f"ScaleKernel(MaternKernel(ard_num_dims=d, batch_shape=train_X.shape[:-2]), "
-            f"batch_shape=train_X.shape[:-2]). (A fold-by-fold mode for factories that are not batch-aware "
-            f"will come; the sweep stopped at its first cell, before fitting it.)")
+            f"batch_shape=train_X.shape[:-2]), or fit each fold as its own model: folds='separate' (what the "
+            f"default folds='auto' chooses for it). The sweep stopped at its first cell, before fitting it.")
+
+
+def choose_folds(job: CellJob, rows: np.ndarray, torch_seed: int) -> tuple[str, str]:
+    """What ``folds="auto"`` takes: the batched path when the factory's model of ``rows``' folds carries their
+    batch shape, the separate one otherwise; with why, in words.
+
+    Builds (never fits) the batched model under the job's default dtype and ``torch_seed``, the caller's
+    generators restored (:func:`gpviz.seeding.seeded`), inside :func:`gpviz.sweep.identity.identity_build`
+    (a build that is not a fit, which a factory with side effects may skip them for).
+
+    Returns:
+        ``(mode, why)``: ``"batched"`` or ``"separate"``, and one sentence.
+    """
+    idx = torch.as_tensor(rows, device=job.X.device)
+    folds = gen_loo_cv_folds(job.X[idx], job.Y[idx])
+    old_dtype = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(job.dtype)
+        with seeded(torch_seed), identity_build():
+            model = job.make_model(folds.train_X, folds.train_Y)
+    except Exception as exc:  # a factory that cannot build on batched folds may build on one fold
+        return SEPARATE, (f"folds='auto' fits each fold as its own model: make_model raised on the batched folds "
+                          f"({type(exc).__name__}: {exc})")
+    finally:
+        torch.set_default_dtype(old_dtype)
+    bad = batch_refusal(model, len(rows), folds.train_X.shape, job.fit_kwargs)
+    if bad:
+        first = _unbatched_parameters(model, len(rows))[0]
+        return SEPARATE, (f"folds='auto' fits each fold as its own model: the factory's model does not carry the "
+                          f"folds' batch shape (e.g. {first})")
+    return BATCHED, ("folds='auto' fits each cell's folds as one batched model (the factory's model carries their "
+                     "batch shape)")
 
 
 @dataclass(frozen=True)
@@ -436,10 +455,11 @@ class CellJob:
     dtype: torch.dtype   # torch's default dtype in the caller: factories build priors and constants in it
     threads: int | None  # torch and BLAS threads while a cell fits (None: leave the process's setting)
     order: str = "random"  # how each cell's rows are picked (:data:`ORDERS`)
+    mode: str = BATCHED  # how each cell is fitted (:data:`MODES`)
 
 
 def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -> Cell:
-    """Fits one cell exactly the same way wherever it runs (this process, a worker, a cluster).
+    """Fits one cell exactly the same way wherever it runs (this process, a worker, a cluster), in the job's mode.
 
     The result depends only on ``(seed, size, i_repeat)`` and the job: the rows come from
     :func:`subset_rows` (with the job's ``order``), torch's generators are seeded with
@@ -455,6 +475,7 @@ def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -
         with torch_threads(job.threads), seeded(cell_seed(seed, size, i_repeat)):
             return run_cell(job.make_model, job.X, job.Y, rows, i_config=i_config, i_repeat=i_repeat,
                             mll_cls=job.mll_cls, fit_kwargs=job.fit_kwargs,
-                            observation_noise=job.observation_noise)
+                            observation_noise=job.observation_noise, mode=job.mode,
+                            torch_seed=cell_seed(seed, size, i_repeat))
     finally:
         torch.set_default_dtype(old_dtype)

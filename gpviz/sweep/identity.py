@@ -65,7 +65,8 @@ _BUILDING = contextvars.ContextVar("gpviz_building_for_identity", default=False)
 
 
 def building_for_identity() -> bool:
-    """Whether gpviz is building a model only to digest it (``cv_sweep`` with a ``cache_dir``).
+    """Whether gpviz is building a model only to digest it (``cv_sweep`` with a ``cache_dir``) or to see whether
+    it carries the folds' batch shape (``cv_sweep(folds="auto")``, once per sweep).
 
     ``cv_sweep`` calls the model factory once more for each cell, in the calling process,
     to learn which model the cell fits; a factory with side effects (counting, logging)

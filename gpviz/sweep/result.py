@@ -15,7 +15,7 @@ from gpviz.errors import InputError
 from gpviz.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.options import reject_unknown
-from gpviz.sweep.cells import STATUS_OK, cell_model, cell_seed, subset_rows
+from gpviz.sweep.cells import BATCHED, SEPARATE, STATUS_OK, cell_model, cell_seed, subset_rows
 from gpviz.sweep.influence import influence_of
 from gpviz.sweep.scores import score_bands
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
@@ -53,6 +53,10 @@ class Sweep:
         trial_indices: An Ax experiment's trial of each row of ``X``, else ``None``.
         reference_scores: The metrics of the "predict the training mean" reference per cell
             (:func:`gpviz.sweep.scores.baseline_scores`), or ``None``.
+        mode: How each cell was fitted: ``"batched"`` (its folds as one batched model),
+            ``"separate"`` (each fold its own model) or ``"fixed"`` (``refit=False``: one model
+            on the cell's points, its leave-one-out predictions in closed form).
+        mode_note: Why, in one sentence (what ``folds="auto"`` found); the sweep page shows it.
     """
 
     scores: pd.DataFrame
@@ -70,12 +74,14 @@ class Sweep:
     order: str
     trial_indices: tuple[int, ...] | None
     reference_scores: pd.DataFrame | None
+    mode: str
+    mode_note: str
     _full_fits: dict
 
     def __init__(self, *, scores, parameters, predictions, subsets, sizes, repeats, seed, metrics,
                  make_model, X, Y, states: Mapping | None = None, feature_names: Sequence[str] | None = None,
                  order: str = "random", trial_indices: Sequence[int] | None = None,
-                 reference_scores: pd.DataFrame | None = None):
+                 reference_scores: pd.DataFrame | None = None, mode: str = BATCHED, mode_note: str = ""):
         self.scores = scores
         self.parameters = parameters
         self.predictions = predictions
@@ -90,6 +96,7 @@ class Sweep:
         self.order = order
         self.trial_indices = trial_indices
         self.reference_scores = reference_scores
+        self.mode, self.mode_note = mode, mode_note
         self._states: dict = dict(states or {})  # (i_config, i_repeat) -> the fitted model's state_dict
         self._model = None  # built once, by :attr:`model`
         # (mll_cls, fit arguments) -> {cell: its full-data fit's parameters}: :meth:`influence` fits each once
@@ -101,25 +108,32 @@ class Sweep:
                 f"{len(self.scores)} cells ({failed} failed)>")
 
     @property
+    def refit(self) -> bool:
+        """Whether each leave-one-out fold was refit (``False``: ``cv_sweep(refit=False)``, folds in closed form)."""
+        return self.mode != "fixed"
+
+    @property
     def model(self):
         """A fitted model of the sweep (its last finished cell: largest size, last repeat), for its expression.
 
         Rebuilt by :meth:`models`, so it is the same whether the cell was fitted in this
-        process, in a worker or read from the cache. A sweep whose every cell failed gives
-        an unfitted model of the first cell's folds (the expression's structure only).
+        process, in a worker or read from the cache (for ``mode="separate"``, its first
+        fold's model). A sweep whose every cell failed gives an unfitted model of the
+        first cell (the expression's structure only).
         """
         if self._model is None:
             if self._states:
                 i_config, i_repeat = max(self._states)
-                self._model = self.models(self.sizes[i_config], i_repeat)
+                built = self.models(self.sizes[i_config], i_repeat)
             else:
-                self._model = self._build(0, 0)
+                built = self._build(0, 0)
+            self._model = built[0] if self.mode == SEPARATE else built
         return self._model
 
     def _build(self, i_config: int, i_repeat: int, state: Mapping | None = None):
         """The cell's model through :func:`gpviz.sweep.cells.cell_model` (unfitted without ``state``)."""
         rows, torch_seed, _ = self.cell_state(i_config, i_repeat)
-        return cell_model(self.make_model, self.X, self.Y, rows, torch_seed, state)
+        return cell_model(self.make_model, self.X, self.Y, rows, torch_seed, state, self.mode)
 
     def cell_state(self, i_config: int, i_repeat: int) -> tuple[np.ndarray, int, Mapping | None]:
         """What rebuilds one cell (:func:`gpviz.sweep.cells.cell_model`): its rows, its torch seed, its fitted state.
@@ -132,7 +146,10 @@ class Sweep:
                 cell_seed(self.seed, size, i_repeat), self._states.get((i_config, int(i_repeat))))
 
     def models(self, size: int, repeat: int):
-        """The fitted batched model of one cell (one member per leave-one-out fold).
+        """The fitted model of one cell: for ``mode="batched"`` one batched model (one member per
+        leave-one-out fold), for ``"fixed"`` the one model of the cell's ``n`` points (whose
+        closed-form leave-one-out predictions the cell scored), for ``"separate"`` a list of
+        the ``n`` fold models (a factory that is not batch-aware cannot hold them in one).
 
         The sweep keeps each cell's ``state_dict`` (in memory and in ``cache_dir``); the
         model is rebuilt by the sweep's factory on the cell's folds and given that state,
@@ -144,7 +161,8 @@ class Sweep:
             repeat: The repeat index, ``0 .. repeats - 1``.
 
         Returns:
-            The model, batch shape ``size`` (fold ``i`` held out row ``subsets[...][i]``).
+            The model (batched: batch shape ``size``, fold ``i`` held out row ``subsets[...][i]``),
+            or for ``"separate"`` the list of ``size`` fold models in the same order.
 
         Raises:
             InputError: for a size or repeat not in the sweep, or a cell that failed.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 import warnings
 from typing import Mapping
 
@@ -14,9 +15,9 @@ import torch
 from gpviz._factory import check_factory
 from gpviz.errors import GpvizWarning, InputError
 from gpviz.sweep.cache import sweep_cache
-from gpviz.sweep.cells import (PREDICTION_COLUMNS, SCORE_COLUMNS, SCORE_TAIL, STATUS_FAILED, STATUS_OK, Cell,
-                               CellJob, _check_data, _check_int, _check_metrics, _check_sizes, check_order,
-                               subset_rows)
+from gpviz.sweep.cells import (FIXED, PREDICTION_COLUMNS, SCORE_COLUMNS, SCORE_TAIL, STATUS_FAILED, STATUS_OK, Cell,
+                               CellJob, cell_seed, check_order, choose_folds, subset_rows)
+from gpviz.sweep.checks import check_data, check_folds, check_int, check_metrics, check_sizes
 from gpviz.sweep.inputs import sweep_input
 from gpviz.sweep.progress import SweepProgress
 from gpviz.sweep.result import Sweep
@@ -28,7 +29,8 @@ from gpviz.words import plural
 def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int = 0, metrics: Mapping | None = None,
              cache_dir=None, progress: bool = True, *, fit_kwargs: Mapping | None = None,
              mll_cls=None, observation_noise: bool = True, workers: int = 1,
-             executor=None, threads: int | None = 1, order: str = "random", metric: str | None = None) -> Sweep:
+             executor=None, threads: int | None = 1, order: str = "random", metric: str | None = None,
+             refit: bool = True, folds: str = "auto") -> Sweep:
     """Leave-one-out cross-validation at several dataset sizes, repeated on random subsets.
 
     For each size ``n`` and repeat, draws ``n`` rows of the data (seeded), builds the
@@ -84,6 +86,19 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
         threads: torch threads while a cell fits, here or in a worker (default 1: small
             GP fits run faster on one thread per process, and a fixed count keeps results
             identical everywhere); ``None`` leaves torch's setting.
+        refit: ``True`` (default): refit the model on every leave-one-out fold. ``False``:
+            each cell fits one model on its ``n`` points (the same rows as the refit cell of
+            the same seed, size and repeat, under the same cell seed) and takes its ``n``
+            leave-one-out predictions in closed form at those hyperparameters, as BoTorch's
+            ``efficient_loo_cv`` (in the data's units): about ``n`` times cheaper, and
+            optimistic where refitting would move the hyperparameters (few points). The
+            factory is then called on ``n x d`` / ``n x m`` data; one dot per repeat.
+        folds: How refit folds are fitted: ``"batched"`` (one model of batch shape ``n``
+            on ``n x (n-1) x d`` folds), ``"separate"`` (each fold its own model, the
+            factory called on ``(n-1) x d`` / ``(n-1) x m``: any factory), or ``"auto"``
+            (default): batched when the factory's model built on the first cell's folds
+            carries their batch shape, separate otherwise. :attr:`Sweep.mode` says which
+            was taken. Same scores and parameters either way, to numerical tolerance.
 
     Returns:
         A :class:`Sweep` with ``scores``, ``parameters``, ``predictions``, ``models()``,
@@ -92,9 +107,9 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
     Raises:
         InputError: for a size above the number of rows or below 3, mismatched X/Y
             shapes, non-finite data, a bad ``repeats``/``seed``/``metrics``/``workers``/
-            ``executor``/``order``, a factory that cannot be sent to workers, a factory
-            whose model does not carry the folds' batch shape (found at the first cell,
-            before its fit: it would fail every cell), a
+            ``executor``/``order``/``refit``/``folds``, a factory that cannot be sent to workers,
+            with ``folds="batched"`` a factory whose model does not carry the folds' batch shape
+            (found at the first cell, before its fit: it would fail every cell), a
             ``cache_dir`` that cannot be written, or an Ax object with no fitted model.
     """
     given = sweep_input(make_model, X, Y, metric=metric, mll_cls=mll_cls)
@@ -102,15 +117,24 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
     check_factory(make_model)
     if sizes is None:
         raise InputError("cv_sweep needs sizes=[...], the dataset sizes to cross-validate at")
-    X, Y = _check_data(given.X, given.Y)
-    sizes = _check_sizes(sizes, X.shape[0])
-    repeats = _check_int("repeats", repeats, 1)
+    X, Y = check_data(given.X, given.Y)
+    sizes = check_sizes(sizes, X.shape[0])
+    repeats = check_int("repeats", repeats, 1)
     order = check_order(order, repeats)
-    seed = _check_int("seed", seed, 0)
-    metric_fns = _check_metrics(metrics)
+    seed = check_int("seed", seed, 0)
+    metric_fns = check_metrics(metrics)
+    mode, refit = check_folds(folds, refit)
     workers, executor, threads = check_parallel(workers, executor, threads)
     job = CellJob(make_model, X, Y, mll_cls, dict(fit_kwargs) if fit_kwargs else None, bool(observation_noise),
                   torch.get_default_dtype(), threads, order)
+    why = ("refit=False: one model per cell fitted on its n points; its n leave-one-out predictions taken in closed "
+           "form at those hyperparameters (BoTorch's efficient_loo_cv), without refitting" if mode == FIXED else
+           f"folds={folds!r}: each cell's folds fitted " + ("as one batched model" if mode == "batched" else
+                                                           "one by one, each its own model"))
+    if mode is None:  # folds="auto": decided once, on the first cell's folds, before any fit
+        first_rows = subset_rows(X.shape[0], sizes[0], 0, seed, order)
+        mode, why = choose_folds(job, first_rows, cell_seed(seed, sizes[0], 0))
+    job = replace(job, mode=mode)
     cache = None
     if cache_dir is not None:
         if not isinstance(cache_dir, (str, os.PathLike)):
@@ -167,7 +191,8 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
     subsets = {(i_config, i_repeat): subset_rows(X.shape[0], size, i_repeat, seed, order)
                for i_config, size, i_repeat in grid}
     return _assemble([cells[(c[0], c[2])] for c in grid], subsets, sizes, repeats, seed, metric_fns,
-                     make_model, X, Y, feature_names=feature_names, order=order, trial_indices=given.trial_indices)
+                     make_model, X, Y, feature_names=feature_names, order=order, trial_indices=given.trial_indices,
+                     mode=mode, mode_note=why)
 
 
 def _stack(frames: list[tuple[Cell, pd.DataFrame]], first: list[str]) -> pd.DataFrame:
@@ -185,8 +210,8 @@ def _stack(frames: list[tuple[Cell, pd.DataFrame]], first: list[str]) -> pd.Data
 
 
 def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y, **inputs) -> Sweep:
-    """The :class:`Sweep` of the finished cells; ``inputs`` are its fields that describe the data
-    (``feature_names``, ``order``, ``trial_indices``)."""
+    """The :class:`Sweep` of the finished cells; ``inputs`` are its fields that describe the data and the fit
+    (``feature_names``, ``order``, ``trial_indices``, ``mode``, ``mode_note``)."""
     score_rows, param_frames, pred_frames = [], [], []
     states = {(c.i_config, c.i_repeat): c.state for c in cells if c.status == STATUS_OK and c.state is not None}
     for c in cells:

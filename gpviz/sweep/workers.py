@@ -27,7 +27,8 @@ import cloudpickle
 import torch
 
 from gpviz.errors import InputError
-from gpviz.sweep.cells import STATUS_FAILED, Cell, CellJob, _check_int, fit_cell
+from gpviz.sweep.cells import STATUS_FAILED, Cell, CellJob, fit_cell
+from gpviz.sweep.checks import check_int
 
 
 def pack(obj, parts: Mapping[str, object], caller: str) -> bytes:
@@ -169,9 +170,9 @@ def check_parallel(workers, executor, threads) -> tuple[int, object, int | None]
             ``concurrent.futures.Executor`` nor a ``dask.distributed.Client``, or it runs tasks
             in threads sharing one process (:func:`check_executor`).
     """
-    workers = _check_int("workers", workers, 1)
+    workers = check_int("workers", workers, 1)
     if threads is not None:
-        threads = _check_int("threads", threads, 1)
+        threads = check_int("threads", threads, 1)
     if executor is not None:
         if workers != 1:
             raise InputError(f"pass workers= or executor=, not both (got workers={workers} and "

@@ -222,6 +222,8 @@ def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_
     # cells the page does not draw are said, never left out silently
     notes = sweep.cell_notes()
     notes = (Note(NoteKind.not_drawn, "Not drawn: " + "; ".join(notes)),) if notes else ()
+    if sweep.mode_note:  # batched, one by one or in closed form: what the scores mean depends on it
+        notes = (Note(NoteKind.fit_mode, sweep.mode_note),) + notes
     per = "first fold of each repeat" if one_fold_per_repeat else "every fold of every repeat"
     if title is None:  # "" means no title (the comparison page's headings carry the label)
         title = (f"Leave-one-out sweep: {type(sweep.model).__name__}, n = "

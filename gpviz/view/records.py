@@ -201,6 +201,7 @@ class NoteKind(str, Enum):
     fit_summary = "fit summary"  # a fit's convergence and waste in one line
     not_drawn = "not drawn"  # cells of a sweep the page does not draw, and why
     about = "about"  # what a page's bands are (an Ax experiment's model history: experiment, metric, trials seen)
+    fit_mode = "fit mode"  # how a sweep's cells were fitted: folds batched, one by one, or in closed form
 
 
 @dataclass(frozen=True)

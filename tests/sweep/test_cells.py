@@ -41,8 +41,8 @@ def test_a_factory_without_batch_shape_is_refused_before_any_fit_saying_what_to_
     state = torch.random.get_rng_state()
     with pytest.raises(InputError, match=r"n=4 leave-one-out folds.*without that batch shape \[4\]: "
                                          r"covar_module\.raw_outputscale \(shape \[\]\).*"
-                                         r"batch_shape=train_X\.shape\[:-2\].*fold-by-fold mode"):
-        cv_sweep(counting, X, Y, [4, 6], 2, progress=False, fit_kwargs=FIT)
+                                         r"batch_shape=train_X\.shape\[:-2\].*folds='separate'"):
+        cv_sweep(counting, X, Y, [4, 6], 2, progress=False, fit_kwargs=FIT, folds="batched")
     assert len(calls) == 1  # the first cell's model was built, then refused before its fit; no other cell ran
     assert torch.equal(state, torch.random.get_rng_state())
     # BoTorch itself cannot fit it: the refusal is about a fit that fails, not a taste
@@ -56,7 +56,7 @@ def test_a_factory_without_batch_shape_is_refused_before_any_fit_saying_what_to_
 def test_a_factory_without_batch_shape_is_refused_in_worker_processes_too():
     X, Y = make_data()
     with pytest.raises(InputError, match=r"without that batch shape.*batch_shape=train_X\.shape\[:-2\]"):
-        cv_sweep(_unbatched, X, Y, [4, 6], 2, progress=False, fit_kwargs=FIT, workers=2)
+        cv_sweep(_unbatched, X, Y, [4, 6], 2, progress=False, fit_kwargs=FIT, workers=2, folds="batched")
 
 
 def test_an_unbatched_likelihood_is_named_too():
@@ -66,7 +66,7 @@ def test_an_unbatched_likelihood_is_named_too():
         return SingleTaskGP(tx, ty, likelihood=GaussianLikelihood())
 
     with pytest.raises(InputError, match=r"likelihood\.noise_covar\.raw_noise \(shape \[1\]\)"):
-        cv_sweep(make, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
+        cv_sweep(make, X, Y, [4], 1, progress=False, fit_kwargs=FIT, folds="batched")
 
 
 def test_batch_aware_factories_and_joint_fits_are_not_refused_and_a_raising_factory_still_fails_cell_by_cell():

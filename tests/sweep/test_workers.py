@@ -68,9 +68,10 @@ def test_cells_fit_under_one_torch_and_one_blas_thread_and_leave_the_callers_set
     torch.set_num_threads(2)
     try:
         with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-            cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT)
+            # folds="batched": folds="auto" would build the model once more to choose (under identity_build)
+            cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT, folds="batched")
             assert seen == [(1, 1)] and torch.get_num_threads() == 2 and blas_threads() == 2
-            cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT, threads=None)
+            cv_sweep(spy, X, Y, [4], 1, progress=False, fit_kwargs=FIT, threads=None, folds="batched")
             assert seen == [(1, 1), (2, 2)]
     finally:
         torch.set_num_threads(before)
