@@ -18,12 +18,21 @@ round counts. Printed: workers=2 / workers=1 (target <= 0.6 on an idle 2-core ma
 executor path's per-cell overhead over in-process (target <= 5%), Dask(2) / workers=1, and the
 load average before and after.
 
+Then, side by side in the same run, how a cell is fitted (--mode-sizes, default 20 40 80, one
+repeat each, a SingleTaskGP on --mode-points rows): refit=False (one model per cell, its folds in
+closed form) against refit=True with batched folds and with folds fitted one by one
+(folds="separate"); the three run back to back per size, the order rotating per round
+(--mode-rounds, the fastest counts). Printed per size: the refit=False / refit=True (batched) wall
+ratio and the batched / separate wall ratio, with the load average before and after.
+
 Usage:
     .venv/bin/python scripts/bench_sweep.py [--sizes 8 16 24] [--repeats 3] [--reps 3] [--threads 1] [--cache]
                                             [--par-sizes 12 20 28] [--par-repeats 4] [--par-rounds 2]
-                                            [--only direct|parallel]
+                                            [--mode-sizes 20 40 80] [--mode-rounds 1]
+                                            [--only direct|parallel|modes]
 
-Prints one line per run and the ratio sweep / direct (the target is <= 1.10), then the parallel ratios.
+Prints one line per run and the ratio sweep / direct (the target is <= 1.10), then the parallel ratios,
+then the fit modes' ratios.
 """
 
 from __future__ import annotations
@@ -121,6 +130,36 @@ def run_parallel(args, X, Y) -> None:
     print(f"load average after: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores")
 
 
+def run_modes(args) -> None:
+    """refit=False vs refit=True (batched folds) vs folds fitted one by one, per size, side by side."""
+    X, Y = make_data(max(args.mode_points, max(args.mode_sizes)), args.d, seed=1)
+    la = os.getloadavg()
+    print(f"fit modes: sizes {args.mode_sizes}, 1 repeat each, d={args.d}, {X.shape[0]} rows, load average "
+          f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores", flush=True)
+    modes = {"refit=False": dict(refit=False), "batched": dict(folds="batched"), "separate": dict(folds="separate")}
+    gpviz.cv_sweep(SingleTaskGP, X, Y, [5], 1, progress=False, refit=False)  # warm up outside the timing
+    names = list(modes)
+    rows = []
+    for size in args.mode_sizes:
+        best = {m: float("inf") for m in modes}
+        for r in range(args.mode_rounds):
+            for m in names[r % 3:] + names[: r % 3]:
+                t0 = time.perf_counter()
+                sw = gpviz.cv_sweep(SingleTaskGP, X, Y, [size], 1, seed=0, progress=False, **modes[m])
+                best[m] = min(best[m], time.perf_counter() - t0)
+                assert (sw.scores["status"] == "ok").all(), sw.scores["error"].tolist()
+                print(f"n={size:3d} {m:12s} {best[m]:8.2f} s wall, mse {float(sw.scores['mse'].iloc[0]):.4g}",
+                      flush=True)
+        rows.append((size, best))
+    print(f"{'n':>4s} {'refit=False':>12s} {'batched':>9s} {'separate':>9s} {'fixed/refit':>12s} "
+          f"{'batched/separate':>17s}")
+    for size, best in rows:
+        print(f"{size:4d} {best['refit=False']:11.2f}s {best['batched']:8.2f}s {best['separate']:8.2f}s "
+              f"{best['refit=False'] / best['batched']:12.3f} {best['batched'] / best['separate']:17.3f}")
+    la = os.getloadavg()
+    print(f"load average after: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 24])
@@ -134,13 +173,20 @@ def main(argv=None) -> None:
     ap.add_argument("--par-repeats", type=int, default=4, help="repeats of the parallel sweep")
     ap.add_argument("--par-rounds", type=int, default=2, help="turns of each parallel mode (the fastest counts)")
     ap.add_argument("--maxiter", type=int, default=0, help="L-BFGS-B iteration cap of the parallel sweep (0: none)")
-    ap.add_argument("--only", choices=["direct", "parallel"], help="run one part only")
+    ap.add_argument("--mode-sizes", type=int, nargs="+", default=[20, 40, 80], help="sizes of the fit-mode part")
+    ap.add_argument("--mode-points", type=int, default=80, help="rows of the fit-mode part's data")
+    ap.add_argument("--mode-rounds", type=int, default=1, help="turns of each fit mode per size (fastest counts)")
+    ap.add_argument("--only", choices=["direct", "parallel", "modes"], help="run one part only")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float64)
     warnings.simplefilter("ignore")  # the same fit warnings on both sides; keep the table readable
     X, Y = make_data(args.points, args.d)
+    if args.only in (None, "modes"):
+        run_modes(args)
+    if args.only == "modes":
+        return
     if args.only != "direct":
         run_parallel(args, X, Y)
     if args.only == "parallel":
