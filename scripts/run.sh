@@ -7,7 +7,7 @@
 #
 # Creates .venv, installs CPU torch first (torch==2.13.0 is served from this
 # disk; an unpinned torch would pull a multi-GB CUDA build), then gpviz with its
-# extras (test, fully-bayesian, ax, dask, docs), and (for tests) Debian's chromium for
+# extras (test, fully-bayesian, ax, dask, docs, arviz), and (for tests) Debian's chromium for
 # the browser tests. test-oldest uses its own .venv-oldest with exactly the lower
 # bounds of pyproject.toml (scripts/oldest-constraints.txt).
 set -euo pipefail
@@ -35,10 +35,10 @@ if [ ! -f "$stamp" ] || ! grep -qx -- "$want" "$stamp"; then
   step "[2/3] installing CPU-only $TORCH_PIN (a plain 'torch' would pull a multi-GB CUDA build)"
   "${PIP[@]}" "$TORCH_PIN"
   if [ "$job" = test ]; then
-    # every extra, so that the SAAS, Ax, Dask and docs tests run in CI instead of skipping
+    # every extra, so that the SAAS, Ax, Dask, docs and ArviZ tests run in CI instead of skipping
     # (tests/test_wheel.py also builds and installs the wheel itself, outside the tree)
-    step "[3/3] installing gpviz with its test, fully-bayesian, ax, dask and docs extras (editable)"
-    "${PIP[@]}" -e ".[test,fully-bayesian,ax,dask,docs]"
+    step "[3/3] installing gpviz with its test, fully-bayesian, ax, dask, docs and arviz extras (editable)"
+    "${PIP[@]}" -e ".[test,fully-bayesian,ax,dask,docs,arviz]"
   elif [ "$job" = test-oldest ]; then
     step "[3/3] installing gpviz on the oldest declared dependencies (scripts/oldest-constraints.txt)"
     "${PIP[@]}" -c scripts/oldest-constraints.txt -e . pytest pytest-timeout hypothesis threadpoolctl
