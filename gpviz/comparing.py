@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Mapping
 
 import pandas as pd
+import torch
 
 from gpviz.charts import GEOMETRIC_MEAN, center_kind, compare_scaling_curves, figure_to_img
 from gpviz.errors import InputError
@@ -20,6 +21,7 @@ from gpviz.markup import Markup, escape_html
 from gpviz.priors.judge import sweep_verdicts
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import score_table
+from gpviz.values.columns import SIZE
 from gpviz.sweep.workers import check_parallel
 from gpviz.values.prior_info import describe_priors
 from gpviz.values.units import check_units
@@ -44,6 +46,69 @@ def _check_sweeps(sweeps) -> dict:
     return out
 
 
+def _same_cells(a: Sweep, b: Sweep) -> bool:
+    """Whether two sweeps drew the same rows for the same (size, repeat): the same data, seed and order."""
+    return (a.seed == b.seed and a.order == b.order and a.X.shape == b.X.shape and a.Y.shape == b.Y.shape
+            and torch.equal(a.X, b.X) and torch.equal(a.Y, b.Y))
+
+
+def optimism_gaps(sweeps: Mapping[str, Sweep], metric: str = "mse", center: str | None = None
+                  ) -> list[tuple[str, str, pd.DataFrame]]:
+    """Each ``refit=False`` sweep against the first refit sweep of the same cells: the optimism gap per size.
+
+    Fixed hyperparameters (BoTorch's ``efficient_loo_cv``) leave the fitted hyperparameters
+    as the full subset set them; refitting each fold shows what leaving a point out really
+    costs. Pairs are sweeps of the same data, seed and order (so the same rows per cell).
+
+    Args:
+        sweeps: ``{label: sweep}``.
+        metric: The metric compared (lower is better: an error or a negative log density).
+        center: The centre statistic (as :func:`gpviz.sweep.scores.score_table`; None decides it).
+
+    Returns:
+        ``(refit label, fixed label, gap)`` per pair; ``gap`` has one row per size both hold:
+        ``size``, ``refit`` and ``fixed`` (the centres), ``ratio`` (fixed over refit; NaN
+        unless the centre is the geometric mean) and ``diff`` (fixed minus refit).
+    """
+    out = []
+    for fixed_label, fixed in sweeps.items():
+        if fixed.refit:
+            continue
+        refit_label = next((lb for lb, s in sweeps.items() if s.refit and _same_cells(s, fixed)), None)
+        if refit_label is None:
+            continue
+        table = score_table({refit_label: sweeps[refit_label], fixed_label: fixed}, metric, center=center)
+        mine = table[table["label"] == fixed_label].set_index(SIZE)
+        theirs = table[table["label"] == refit_label].set_index(SIZE)
+        sizes = [s for s in mine.index if s in theirs.index]
+        gap = pd.DataFrame({SIZE: sizes, "refit": theirs.loc[sizes, "center"].to_numpy(),
+                            "fixed": mine.loc[sizes, "center"].to_numpy(),
+                            "ratio": mine.loc[sizes, "ratio_to_first"].to_numpy(),
+                            "diff": mine.loc[sizes, "diff_to_first"].to_numpy()})
+        out.append((refit_label, fixed_label, gap))
+    return out
+
+
+def gap_sentence(refit_label: str, fixed_label: str, gap: pd.DataFrame, metric: str) -> str:
+    """One sentence: where fixed hyperparameters look better than refitting (optimistic), and by how much."""
+    ratios = gap["ratio"].notna().all() and len(gap)
+    per = ", ".join(f"{r:.2f}x at n = {n}" if ratios else f"{d:+.3g} at n = {n}"
+                    for n, r, d in zip(gap[SIZE], gap["ratio"], gap["diff"]))
+    what = "over the refit one" if ratios else "minus the refit one"
+    optimistic = gap[gap["diff"] < 0]
+    if optimistic.empty:
+        verdict = "not optimistic at any size compared"
+    else:
+        worst = optimistic.loc[optimistic["diff"].idxmin()] if not ratios else \
+            optimistic.loc[optimistic["ratio"].idxmin()]
+        by = f"{worst['ratio']:.2f}x" if ratios else f"{worst['diff']:+.3g}"
+        verdict = (f"optimistic (a lower held-out {metric} than refitting) at n = "
+                   f"{', '.join(str(int(n)) for n in optimistic[SIZE])}, most at n = {int(worst[SIZE])} ({by})")
+    return (f"Optimism gap: {fixed_label!r} keeps each cell's full-data hyperparameters (refit=False, closed-form "
+            f"leave-one-out), {refit_label!r} refits every fold; its {metric} {what}: {per}; fixed "
+            f"hyperparameters are {verdict}.")
+
+
 def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool = False, feature_names=None,
             title: str | None = None, pull_repeats: int | None = None, workers: int = 1,
             executor=None, units: str = "model") -> ComparisonFigure:
@@ -57,7 +122,10 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     and bounds marked, each size band tinted by the share of its folds that
     :func:`gpviz.prior_pull` holds at the prior's mode (every fold of every repeat by
     default), one sentence per parameter group saying where it leaves the mode, and
-    a table of the held shares.
+    a table of the held shares. A ``refit=False`` sweep given with a refit sweep of the
+    same cells (same data, seed, order) gets one sentence on the optimism gap: its
+    metric over the refit one per size, and where fixed hyperparameters look better
+    than refitting (:func:`optimism_gaps`).
 
     Args:
         sweeps: ``{label: sweep}`` from :func:`gpviz.cv_sweep`, in display order
@@ -97,6 +165,7 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     chart = compare_scaling_curves({lb: s.scores for lb, s in sweeps.items()}, metric, references=references,
                                    center=center)
     table = score_table(sweeps, metric, center=center)
+    gaps = [gap_sentence(a, b, gap, metric) for a, b, gap in optimism_gaps(sweeps, metric, center)]
     sections, pulls, views = {}, {}, {}
     for label, sweep in sweeps.items():
         if sweep.parameters.empty:  # every cell failed: say so, and show the others
@@ -126,6 +195,7 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     lead = (Markup(f'<div class="gpviz-cmp-lead">Leave-one-out cross-validation, held-out {escape_html(metric)} per '
                    f'dataset size: the line is the {escape_html(center)} over repeats, the same statistic for every '
                    f'sweep and size ({escape_html(why)}); the band the 10th to 90th percentile.</div>')
-            + img + scores_html(table, labels, metric))
+            + img + scores_html(table, labels, metric)
+            + Markup("".join(f'<div class="gpviz-cmp-gap">{escape_html(g)}</div>' for g in gaps)))
     return ComparisonFigure(title, lead, figures, sections, chart, table, pulls)
 

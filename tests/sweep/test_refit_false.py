@@ -16,6 +16,7 @@ from botorch.models import SingleTaskGP
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
+from gpviz.comparing import gap_sentence, optimism_gaps
 from gpviz.errors import InputError
 from gpviz.sweep.cache import sweep_identity
 from gpviz.sweep.cells import nlpd
@@ -146,3 +147,24 @@ def test_bad_refit_and_folds_are_refused(kwargs, match):
     X, Y = make_data()
     with pytest.raises(InputError, match=match):
         cv_sweep(SingleTaskGP, X, Y, [4], 1, progress=False, **kwargs)
+
+
+# -- the optimism gap: a fixed sweep against a refit sweep of the same cells, in compare() ------------------------
+
+def test_the_optimism_gap_is_the_ratio_of_the_two_sweeps_geometric_means_per_size(fixed):
+    X, Y, sw = fixed
+    refit = cv_sweep(matern, X, Y, SIZES, REPEATS, seed=SEED, progress=False, fit_kwargs=FIT)
+    other_seed = cv_sweep(matern, X, Y, SIZES, REPEATS, seed=SEED + 1, progress=False, fit_kwargs=FIT)
+    [(refit_label, fixed_label, gap)] = optimism_gaps({"other seed": other_seed, "refit": refit, "fixed": sw})
+    assert (refit_label, fixed_label) == ("refit", "fixed")  # the pair with the same rows, not another seed's
+    for row in gap.itertuples():
+        geo = {name: float(np.exp(np.log(s.scores.loc[s.scores["size"] == row.size, "mse"]).mean()))
+               for name, s in (("refit", refit), ("fixed", sw))}
+        assert row.refit == pytest.approx(geo["refit"], rel=1e-12)
+        assert row.fixed == pytest.approx(geo["fixed"], rel=1e-12)
+        assert row.ratio == pytest.approx(geo["fixed"] / geo["refit"], rel=1e-12)
+    sentence = gap_sentence(refit_label, fixed_label, gap, "mse")
+    assert all(f"{r:.2f}x at n = {n}" in sentence for n, r in zip(gap["size"], gap["ratio"]))
+    html = gpviz.compare({"refit": refit, "fixed": sw}, pull_repeats=0).html()
+    assert "Optimism gap" in html and f"{gap['ratio'].iloc[0]:.2f}x at n = {SIZES[0]}" in html
+    assert "Optimism gap" not in gpviz.compare({"refit": refit, "other seed": other_seed}, pull_repeats=0).html()
