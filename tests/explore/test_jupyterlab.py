@@ -1,0 +1,82 @@
+"""The explorer in a real JupyterLab (anywidget's lab extension, a real kernel): a mouse drag round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.html.test_notebook_jupyterlab import KERNEL, Lab, _open
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+KEY = "covar_module.lengthscale[1]"
+CELLS = [
+    """import json, torch
+from botorch.models import SingleTaskGP
+from gpviz.explore.widget import explore
+torch.set_num_threads(1)
+g = torch.Generator().manual_seed(5)
+X = torch.rand(14, 2, generator=g, dtype=torch.float64)
+model = SingleTaskGP(X, torch.sin(4 * X).sum(-1, keepdim=True))
+w = explore(model, feature_names=["a", "b"])
+w""",
+    # run after the drag: the kernel's value, and the LOO MSE a fresh explorer computes at it
+    f"""ref = explore(model)
+ref.set({KEY!r}, w.values[{KEY!r}])
+print(json.dumps({{"value": w.values[{KEY!r}], "loo_mse": ref.metrics["loo_mse"]}}))""",
+]
+
+
+def _notebook(path: Path) -> None:
+    path.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {},
+                   "outputs": [], "source": src} for i, src in enumerate(CELLS)],
+        "metadata": {"kernelspec": {"name": KERNEL, "display_name": "gpviz test", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }), encoding="utf-8")
+
+
+def test_a_mouse_drag_in_jupyterlab_sets_the_value_in_the_kernel_and_the_page_shows_its_loo(browser, artifacts,
+                                                                                             tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    _notebook(root / "explore.ipynb")
+    lab = Lab(root, tmp_path / "home")
+    try:
+        lab.wait()
+        page, errors = _open(browser, lab.url("explore.ipynb"))
+        page.wait_for_function("window.jupyterapp.shell.currentWidget.context.sessionContext.session"
+                               " && window.jupyterapp.shell.currentWidget.context.sessionContext.session.kernel",
+                               timeout=60_000)
+        page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 0;"
+                      " window.jupyterapp.commands.execute('notebook:run-cell'); }")
+        num = page.locator(f".gpx-num[data-key='{KEY}']")
+        num.wait_for(timeout=90_000)
+        before = num.inner_text()
+        loo = page.locator(".gpx-metrics tr[data-metric='loo_mse'] td").nth(1)
+        loo_before = loo.inner_text()
+        box = num.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        for dx in (10, 25, 45, 60):
+            page.mouse.move(x + dx, y)
+            page.wait_for_timeout(60)
+        page.mouse.up()
+        page.wait_for_function(f"() => document.querySelector('.gpx-metrics tr[data-metric=\"loo_mse\"] td:nth-child(2)')"
+                               f".textContent !== {json.dumps(loo_before)}", timeout=30_000)
+        page.wait_for_timeout(1500)  # the last value of the drag answered
+        page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 1;"
+                      " window.jupyterapp.commands.execute('notebook:run-cell'); }")
+        out = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea-output")
+        out.wait_for(timeout=60_000)
+        kernel = json.loads(out.inner_text())
+        page.screenshot(path=str(artifacts / "explore_jupyterlab.png"))
+        assert num.inner_text() != before
+        assert float(num.inner_text()) == pytest.approx(kernel["value"], rel=1e-3)
+        assert float(loo.inner_text()) == pytest.approx(kernel["loo_mse"], rel=1e-3)
+        assert not [e for e in errors if "favicon" not in e], errors
+        page.close()
+    finally:
+        lab.stop()
