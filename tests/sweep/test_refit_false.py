@@ -23,6 +23,13 @@ from gpviz.sweep.cells import nlpd
 from gpviz.sweep.runner import cv_sweep
 from tests.sweep.scale import FIT, REPEATS, SIZES, assert_same_sweep, make_data, matern
 
+try:
+    from tests.test_ax import ax_run  # noqa: F401 - test_ax's real Ax experiment, as a fixture here
+except pytest.skip.Exception:  # no Ax installed: only the Ax test below is skipped, not this module
+    @pytest.fixture
+    def ax_run():
+        pytest.skip("ax-platform (the `ax` extra) is not installed")
+
 SEED = 3
 
 
@@ -168,3 +175,19 @@ def test_the_optimism_gap_is_the_ratio_of_the_two_sweeps_geometric_means_per_siz
     html = gpviz.compare({"refit": refit, "fixed": sw}, pull_repeats=0).html()
     assert "Optimism gap" in html and f"{gap['ratio'].iloc[0]:.2f}x at n = {SIZES[0]}" in html
     assert "Optimism gap" not in gpviz.compare({"refit": refit, "other seed": other_seed}, pull_repeats=0).html()
+
+
+@pytest.mark.slow
+def test_an_ax_client_in_trial_order_with_refit_false_scores_as_efficient_loo_cv_on_its_cell_models(ax_run):
+    sw = cv_sweep(ax_run.client, sizes=[5, 8], order="trials", progress=False, refit=False)
+    assert list(sw.scores["status"]) == ["ok", "ok"] and sw.mode == "fixed"
+    assert sw.parameters.groupby("size").size().to_dict() == {5: 1, 8: 1}  # one model per cell
+    for i_config, size in enumerate(sw.sizes):
+        model = sw.models(size, 0)
+        assert model.train_inputs[0].shape[-2] == size  # the first `size` trials, all of them
+        cv = efficient_loo_cv(model)  # Ax's model standardizes Y: BoTorch untransforms to the metric's units
+        pred = sw.predictions[sw.predictions["i_config"] == i_config]
+        np.testing.assert_allclose(pred["pred_mean"], cv.posterior.mean.reshape(-1).detach().numpy(), rtol=1e-10)
+        np.testing.assert_allclose(pred["y_true"], cv.observed_Y.reshape(-1).numpy(), rtol=1e-10)
+    assert_same_sweep(sw, cv_sweep(ax_run.client, sizes=[5, 8], order="trials", progress=False, refit=False,
+                                   workers=2))
