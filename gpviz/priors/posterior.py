@@ -311,6 +311,24 @@ def _densities(density: Density, coords: list[Coordinate], u: np.ndarray, dtype,
     return out
 
 
+def _draw(centre: np.ndarray, scales: dict, n: int, draws: int, rng: np.random.Generator):
+    """``draws`` proposal draws (``draws x D``) and their log density per member (``draws x n``): for each member a
+    multivariate Student-t with :data:`PROPOSAL_DF` degrees of freedom, ``centre`` and its scale factor."""
+    u = np.repeat(centre[None, :], draws, axis=0)
+    log_q = np.zeros((draws, n))
+    nu = PROPOSAL_DF
+    for m, (idx, scale) in scales.items():
+        dm = len(idx)
+        z = rng.standard_normal((draws, dm))
+        g = rng.chisquare(nu, size=draws) / nu
+        u[:, idx] += (z @ scale.T) / np.sqrt(g)[:, None]
+        quad = (z ** 2).sum(1) / g
+        log_det = float(np.linalg.slogdet(scale)[1])
+        log_q[:, m] = (gammaln((nu + dm) / 2) - gammaln(nu / 2) - dm / 2 * math.log(nu * math.pi) - log_det
+                       - (nu + dm) / 2 * np.log1p(quad / nu))
+    return u, log_q
+
+
 def sample_posterior(mll, keys, infos: dict, batch: torch.Size, draws: int, seed: int) -> PosteriorDraws:
     """Importance-weighted draws of each member's posterior (see the module's docstring).
 
@@ -334,18 +352,22 @@ def sample_posterior(mll, keys, infos: dict, batch: torch.Size, draws: int, seed
     u0 = np.concatenate([to_numpy(c.coordinates(c.info.value().reshape(-1))).astype(float) for c in coords])
     mode, scales = _mode_and_scale(density, coords, u0, dtype)
     rng = np.random.default_rng(seed)
-    u = np.repeat(mode[None, :], draws, axis=0)
-    log_q = np.zeros((draws, n))
+    u, log_q = _draw(mode, scales, n, draws, rng)
+    log_lik, log_prior, log_jac = _densities(density, coords, u, dtype)
+    # one round of adaptation: the t's centre and scale from the weighted draws' own mean and covariance, which
+    # see a skewed or long-tailed direction the mode's curvature misses (an irrelevant input's lengthscale:
+    # k̂ 0.58-0.80 with the Laplace scale alone, 30 points x 3 inputs)
+    lw = log_lik + log_prior + log_jac - log_q
+    centre, adapted = mode.copy(), {}
     for m, (idx, scale) in scales.items():
-        dm = len(idx)
-        z = rng.standard_normal((draws, dm))
-        g = rng.chisquare(PROPOSAL_DF, size=draws) / PROPOSAL_DF
-        u[:, idx] += (z @ scale.T) / np.sqrt(g)[:, None]
-        # the multivariate t's log density (up to the draws' common constant, kept for honesty of the weights)
-        quad = ((z ** 2).sum(1)) / g
-        log_det = float(np.log(np.abs(np.linalg.det(scale))))
-        log_q[:, m] = (gammaln((PROPOSAL_DF + dm) / 2) - gammaln(PROPOSAL_DF / 2) - dm / 2 * math.log(PROPOSAL_DF * math.pi)
-                       - log_det - (PROPOSAL_DF + dm) / 2 * np.log1p(quad / PROPOSAL_DF))
+        w = np.exp(psis(np.where(np.isfinite(lw[:, m]), lw[:, m], -1e300))[0])
+        mean = w @ u[:, idx]
+        cov = ((u[:, idx] - mean) * w[:, None]).T @ (u[:, idx] - mean)
+        vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
+        if np.all(np.isfinite(vals)) and vals.min() > 0:
+            centre[idx], scale = mean, vecs @ np.diag(np.sqrt(vals))
+        adapted[m] = (idx, scale)
+    u, log_q = _draw(centre, adapted, n, draws, rng)
     log_lik, log_prior, log_jac = _densities(density, coords, u, dtype)
     values = {}
     with torch.no_grad():

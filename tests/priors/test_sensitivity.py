@@ -194,18 +194,15 @@ def test_batched_members_each_their_own_posterior():
     X, Y = _data()
     Xb, Yb = torch.stack([X, X]), torch.stack([Y, -3 * Y])
     batched = SingleTaskGP(Xb, Yb, outcome_transform=None)
-    df = prior_sensitivity(batched, draws=300)
+    df = prior_sensitivity(batched, draws=2000)
     assert set(df["i_model"]) == {0, 1} and len(df) == 2 * 3
-    # each member against the same model fitted on its own data alone
+    # each member against the same model on its own data alone: the same posterior up to Monte Carlo error
     for m in (0, 1):
         single = SingleTaskGP(Xb[m], Yb[m], outcome_transform=None)
-        single.load_state_dict({k: v[m] if v.ndim else v for k, v in batched.state_dict().items()
-                                if not k.startswith("train")}, strict=False)
-        one = prior_sensitivity(single, draws=300).set_index("key")
+        one = prior_sensitivity(single, draws=2000).set_index("key")
         mine = df[df["i_model"] == m].set_index("key")
-        # member 0 sees the same proposal draws as the single model; member 1 others (Monte Carlo error)
-        tol = 1e-3 if m == 0 else 0.2  # the joint and the single mode search stop a little apart
-        assert (abs(mine.loc[one.index, "mean"] - one["mean"]) <= tol * one["sd"]).all(), (mine, one)
+        assert (abs(mine.loc[one.index, "mean"] - one["mean"]) <= 0.1 * one["sd"]).all(), (mine, one)
+        assert (abs(mine.loc[one.index, "sd"] / one["sd"] - 1) <= 0.1).all(), (mine, one)
 
 
 def test_refusals():
