@@ -26,7 +26,7 @@ from gpviz.trace.result import FitTrace
 from gpviz.values.bounds import at_bounds
 from gpviz.values.parameters import parameter_frames, parameters
 from gpviz.models.expr import model_expr
-from gpviz.values.columns import I_CONFIG, I_REPEAT, I_TIMESTEP
+from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, I_TIMESTEP
 from gpviz.values.units import (check_units, convert_long, convert_wide, reading_units, relabel, to_units,
                                 unit_plan)
 from gpviz.view.build import build_view, facts_from_info, members_label
@@ -142,7 +142,8 @@ def sweep_in_units(sweep: Sweep, expr, info: pd.DataFrame, units: str = "model"
 
     ``"original"`` converts each cell with its own model's transforms: every cell's
     factory normalizes and standardizes its own subset, so each cell and fold has its
-    own scale (each cell's fitted model is rebuilt, nothing is refitted). The bounds and
+    own scale (each cell's fitted model is rebuilt, nothing is refitted; a ``"separate"``
+    sweep's folds each with their own model's). The bounds and
     prior modes drawn, one per key, are those of the largest size's first finished
     repeat, converted the same way.
 
@@ -157,8 +158,18 @@ def sweep_in_units(sweep: Sweep, expr, info: pd.DataFrame, units: str = "model"
     names = [f.name for f in expr.features] if expr.features else None
     parts, ref = [], None
     for (i_config, i_repeat), cell in params.groupby([I_CONFIG, I_REPEAT], sort=True):
-        cell_expr = model_expr(sweep.models(sweep.sizes[int(i_config)], int(i_repeat)), names)
-        parts.append(convert_wide(cell_expr, cell, unit_plan(cell_expr)))
+        built = sweep.models(sweep.sizes[int(i_config)], int(i_repeat))
+        if isinstance(built, list):  # folds fitted one by one: each fold's rows with its own model's transforms
+            members = len(cell) // len(built)
+            for i, fold in enumerate(built):
+                cell_expr = model_expr(fold, names)
+                rows = cell[cell[I_MODEL] // members == i]
+                own = convert_wide(cell_expr, rows.assign(**{I_MODEL: rows[I_MODEL] - i * members}),
+                                   unit_plan(cell_expr))
+                parts.append(own.assign(**{I_MODEL: rows[I_MODEL]}))
+        else:
+            cell_expr = model_expr(built, names)
+            parts.append(convert_wide(cell_expr, cell, unit_plan(cell_expr)))
         if ref is None or int(i_config) > ref[0]:  # groups come sorted: the first repeat of the largest size
             ref = (int(i_config), cell_expr)
     params = pd.concat(parts).loc[params.index]

@@ -20,6 +20,7 @@ import gpviz
 from gpviz.errors import InputError
 from gpviz.priors.sweep_pull import sweep_prior_pull
 from gpviz.sweep.runner import cv_sweep
+from gpviz.view.adapters import sweep_in_units, sweep_info
 from tests.sweep.scale import FIT, REPEATS, SIZES, assert_same_sweep, make_data, matern
 
 HEAD = ["i_config", "size", "i_repeat"]
@@ -119,3 +120,17 @@ def test_separate_folds_in_workers_and_from_the_cache_are_the_in_process_sweep(s
     again = cv_sweep(plain, X, Y, SIZES, REPEATS, seed=2, progress=False, fit_kwargs=FIT, cache_dir=tmp_path)
     assert_same_sweep(sw, again, cached=[True] * len(again.scores))
     assert isinstance(again.models(SIZES[0], 0), list)
+
+
+def test_original_units_convert_each_separate_fold_with_its_own_transforms_as_the_batched_folds():
+    X, Y = make_data()
+    Y = 10.0 + 5.0 * Y  # each fold's Standardize has its own scale
+    batched = cv_sweep(matern, X, Y, [5], 2, seed=2, progress=False, fit_kwargs=FIT, folds="batched")
+    one_by_one = cv_sweep(matern, X, Y, [5], 2, seed=2, progress=False, fit_kwargs=FIT, folds="separate")
+    converted = []
+    for sw in (batched, one_by_one):
+        expr = sw.expression()
+        params, _, _ = sweep_in_units(sw, expr, sweep_info(sw, expr), "original")
+        assert not np.allclose(params["covar_module.outputscale"], sw.parameters["covar_module.outputscale"])
+        converted.append(params)
+    pd.testing.assert_frame_equal(converted[0], converted[1], rtol=1e-5, atol=1e-8)
