@@ -52,3 +52,10 @@ def test_resample_keeps_the_weights_proportions():
     w = np.array([0.5, 0.25, 0.25, 0.0])
     idx = resample(w, 1000, np.random.default_rng(0))
     assert np.bincount(idx, minlength=4).tolist() == [500, 250, 250, 0]
+
+
+def test_public_names():
+    import gpviz
+
+    assert gpviz.to_arviz is to_arviz and gpviz.prior_sensitivity is prior_sensitivity
+    assert {"to_arviz", "prior_sensitivity"} <= set(gpviz.__all__)

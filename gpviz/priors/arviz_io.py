@@ -6,7 +6,11 @@ ArviZ (``arviz-base``, the ``arviz`` extra) is imported only inside :func:`to_ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+import torch
 
 from gpviz.errors import InputError, UnsupportedError
 from gpviz.priors.sensitivity import posterior_draws
@@ -26,8 +30,8 @@ def resample(weights: np.ndarray, size: int, rng: np.random.Generator) -> np.nda
     return rng.permutation(np.minimum(idx, len(weights) - 1))
 
 
-def to_arviz(model_or_mll, *, draws: int = 4000, importance_draws: int = 20000, seed: int = 0,
-             feature_names=None):
+def to_arviz(model_or_mll: torch.nn.Module, *, draws: int = 4000, importance_draws: int = 20000, seed: int = 0,
+             feature_names: Sequence[str] | None = None) -> Any:
     """The model's hyperparameter posterior as an ArviZ ``DataTree``, as a Stan or PyMC fit would give it.
 
     Draws come from :func:`gpviz.prior_sensitivity`'s importance sampler (``importance_draws`` weighted draws,
@@ -41,7 +45,7 @@ def to_arviz(model_or_mll, *, draws: int = 4000, importance_draws: int = 20000, 
         seed: Seed of the proposal and of the resampling. ``feature_names``: input names for the labels.
 
     Returns:
-        ``xarray.DataTree`` with groups ``posterior`` (one variable per parameter element, named by its label;
+        An ``xarray.DataTree`` (typed ``Any``: ArviZ is optional) with groups ``posterior`` (one variable per parameter element, named by its label;
         dims ``chain x draw``, plus ``i_model`` for a batched model), ``log_prior`` (``theta``: Σ log p(θ)) and
         ``log_likelihood`` (``y``: log p(y | θ), the GP's marginal likelihood, one joint term: its points are
         not independent). For a batched model run ArviZ per member (``coords={"i_model": m}``).

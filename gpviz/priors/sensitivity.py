@@ -14,6 +14,7 @@ with equal weights this is ArviZ's computation on MCMC draws.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -148,7 +149,8 @@ def posterior_draws(model_or_mll, *, draws: int, seed: int, feature_names=None):
     return keys, labels, int(batch.numel()), post
 
 
-def prior_sensitivity(model_or_mll, *, draws: int = 10000, seed: int = 0, feature_names=None) -> pd.DataFrame:
+def prior_sensitivity(model_or_mll: torch.nn.Module, *, draws: int = 10000, seed: int = 0,
+                      feature_names: Sequence[str] | None = None) -> pd.DataFrame:
     """Power-scaling sensitivity of every parameter element's posterior to its prior and to the likelihood.
 
     The draws come from the hyperparameter posterior ``p(θ | y) ∝ p(y | θ) Π p(θ)`` (GPyTorch's likelihood and
