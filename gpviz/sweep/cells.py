@@ -15,7 +15,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -202,7 +202,7 @@ class Cell:
     cached: bool = False
     model: object = field(default=None, repr=False)
     # the fitted model's state_dict (CPU tensors): with the factory and the cell's folds it rebuilds the model
-    state: dict | None = field(default=None, repr=False)
+    state: dict | list[dict] | None = field(default=None, repr=False)  # one per fold for mode "separate"
     # (category, message) of the warnings a worker's fit raised, for the caller to show
     warnings: list = field(default_factory=list, repr=False)
     # why the factory's model cannot be fitted as a batch (:func:`batch_refusal`): the sweep stops with an
@@ -251,7 +251,8 @@ def _closed_form(model, observation_noise: bool) -> tuple[torch.Tensor, torch.Te
     units (its outcome transform undone), ``n x 1 x m`` each, float64 on the CPU."""
     model.eval()
     with torch.no_grad():
-        post = efficient_loo_cv(model, observation_noise=observation_noise).posterior
+        # a GPyTorchPosterior (a TransformedPosterior under a nonlinear outcome transform): both have mean, variance
+        post: Any = efficient_loo_cv(model, observation_noise=observation_noise).posterior
         return post.mean.detach().cpu().to(torch.float64), post.variance.detach().cpu().to(torch.float64)
 
 
@@ -339,7 +340,7 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
             "pred_mean": to_numpy(mean.reshape(-1)),
             "pred_var": to_numpy(var.reshape(-1)),
         })
-        each = models if mode == SEPARATE else [models]
+        each: list[Any] = models if mode == SEPARATE else [models]
         states = [{k: v.detach().cpu().clone() for k, v in one.state_dict().items()} for one in each]
         cell.state = states if mode == SEPARATE else states[0]
         if keep_model:
