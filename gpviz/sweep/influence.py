@@ -27,13 +27,14 @@ INFLUENCE_COLUMNS = [I_CONFIG, SIZE, I_REPEAT, I_MODEL, "index", "key", "fold_va
 
 
 def full_fit(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, torch_seed: int, mll_cls,
-             fit_kwargs: Mapping | None = None):
+             fit_kwargs: Mapping | None = None, batched: bool = True):
     """One model of the cell's ``n`` points, built and fitted as the cell's folds were.
 
-    The factory takes batched folds (``n x (n-1) x d``), so it is handed the cell's
-    points as a batch of one (``1 x n x d``), under the cell's seed (a factory or a
-    retry that draws values draws the same), fitted by ``fit_gpytorch_mll`` with the
-    sweep's arguments.
+    A factory of batched folds (``n x (n-1) x d``) is handed the cell's points as a
+    batch of one (``1 x n x d``); one whose folds were fitted one by one
+    (``folds="separate"``) gets them as they are (``n x d``). Built under the cell's seed
+    (a factory or a retry that draws values draws the same), fitted by
+    ``fit_gpytorch_mll`` with the sweep's arguments.
 
     Args:
         make_model: The sweep's factory.
@@ -43,13 +44,15 @@ def full_fit(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, tor
         torch_seed: The cell's seed (:func:`gpviz.sweep.cells.cell_seed`).
         mll_cls: Marginal log likelihood class, ``mll_cls(likelihood, model)``.
         fit_kwargs: Keyword arguments of ``fit_gpytorch_mll``.
+        batched: Whether the sweep's folds were one batched model.
 
     Returns:
-        The fitted model, batch shape ``1``, in eval mode.
+        The fitted model (batch shape ``1`` when ``batched``), in eval mode.
     """
     idx = torch.as_tensor(rows, device=X.device)
+    x, y = (X[idx].unsqueeze(0), Y[idx].unsqueeze(0)) if batched else (X[idx], Y[idx])
     with seeded(torch_seed):
-        model = make_model(X[idx].unsqueeze(0), Y[idx].unsqueeze(0))
+        model = make_model(x, y)
         mll = mll_cls(model.likelihood, model)
         mll.to(X)
         fit_gpytorch_mll(mll, **dict(fit_kwargs or {}))
@@ -133,7 +136,7 @@ def top_influence(frame: pd.DataFrame, per_key: int = 3) -> pd.DataFrame:
 
 def influence_of(make_model, X, Y, cells: Mapping[tuple[int, int], tuple[int, np.ndarray, int]],
                  fold_params: pd.DataFrame, feature_names: Sequence[str], mll_cls, fit_kwargs: Mapping | None,
-                 full_params: dict) -> pd.DataFrame:
+                 full_params: dict, batched: bool = True) -> pd.DataFrame:
     """Every cell's influence rows; the full-data fits are read from (and added to) ``full_params``.
 
     Args:
@@ -145,6 +148,7 @@ def influence_of(make_model, X, Y, cells: Mapping[tuple[int, int], tuple[int, np
         fit_kwargs: ``fit_gpytorch_mll`` arguments.
         full_params: ``(i_config, i_repeat) -> parameters of its full-data fit``: the
             sweep's cache, filled here with the fits it lacks.
+        batched: Whether the folds were one batched model (see :func:`full_fit`).
     """
     parts = []
     for (i_config, i_repeat), (size, rows, torch_seed) in sorted(cells.items()):
@@ -152,7 +156,7 @@ def influence_of(make_model, X, Y, cells: Mapping[tuple[int, int], tuple[int, np
         if mine.empty:  # the fold values could not be read: nothing to set against
             continue
         if (i_config, i_repeat) not in full_params:
-            model = full_fit(make_model, X, Y, rows, torch_seed, mll_cls, fit_kwargs)
+            model = full_fit(make_model, X, Y, rows, torch_seed, mll_cls, fit_kwargs, batched)
             full_params[(i_config, i_repeat)] = parameters(model)
         parts.append((i_config, size, i_repeat,
                       cell_influence(mine, full_params[(i_config, i_repeat)], rows, X, feature_names)))

@@ -15,7 +15,7 @@ from gpviz.errors import InputError
 from gpviz.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.options import reject_unknown
-from gpviz.sweep.cells import BATCHED, SEPARATE, STATUS_OK, cell_model, cell_seed, subset_rows
+from gpviz.sweep.cells import BATCHED, FIXED, SEPARATE, STATUS_OK, cell_model, cell_seed, subset_rows
 from gpviz.sweep.influence import influence_of
 from gpviz.sweep.scores import score_bands
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
@@ -57,6 +57,8 @@ class Sweep:
             ``"separate"`` (each fold its own model) or ``"fixed"`` (``refit=False``: one model
             on the cell's points, its leave-one-out predictions in closed form).
         mode_note: Why, in one sentence (what ``folds="auto"`` found); the sweep page shows it.
+        fit_kwargs: The ``fit_gpytorch_mll`` arguments every cell was fitted with (None: none).
+        mll_cls: The marginal log likelihood class every cell was fitted with.
     """
 
     scores: pd.DataFrame
@@ -76,12 +78,15 @@ class Sweep:
     reference_scores: pd.DataFrame | None
     mode: str
     mode_note: str
+    fit_kwargs: dict | None
+    mll_cls: object
     _full_fits: dict
 
     def __init__(self, *, scores, parameters, predictions, subsets, sizes, repeats, seed, metrics,
                  make_model, X, Y, states: Mapping | None = None, feature_names: Sequence[str] | None = None,
                  order: str = "random", trial_indices: Sequence[int] | None = None,
-                 reference_scores: pd.DataFrame | None = None, mode: str = BATCHED, mode_note: str = ""):
+                 reference_scores: pd.DataFrame | None = None, mode: str = BATCHED, mode_note: str = "",
+                 fit_kwargs: Mapping | None = None, mll_cls=None):
         self.scores = scores
         self.parameters = parameters
         self.predictions = predictions
@@ -97,6 +102,8 @@ class Sweep:
         self.trial_indices = trial_indices
         self.reference_scores = reference_scores
         self.mode, self.mode_note = mode, mode_note
+        self.fit_kwargs = dict(fit_kwargs) if fit_kwargs else None
+        self.mll_cls = mll_cls or ExactMarginalLogLikelihood
         self._states: dict = dict(states or {})  # (i_config, i_repeat) -> the fitted model's state_dict
         self._model = None  # built once, by :attr:`model`
         # (mll_cls, fit arguments) -> {cell: its full-data fit's parameters}: :meth:`influence` fits each once
@@ -190,10 +197,9 @@ class Sweep:
         kept on the sweep (a second call refits nothing).
 
         Args:
-            fit_kwargs: ``fit_gpytorch_mll`` arguments of the full-data fits: pass the
-                sweep's own ``cv_sweep(fit_kwargs=...)`` (default: none, as ``cv_sweep``'s).
-            mll_cls: Marginal log likelihood class (default: ``ExactMarginalLogLikelihood``,
-                as ``cv_sweep``'s for a factory).
+            fit_kwargs: ``fit_gpytorch_mll`` arguments of the full-data fits (default: the
+                sweep's own, :attr:`fit_kwargs`).
+            mll_cls: Marginal log likelihood class (default: the sweep's own, :attr:`mll_cls`).
 
         Returns:
             One row per cell, fold member and key: ``i_config``, ``size``, ``i_repeat``,
@@ -201,8 +207,15 @@ class Sweep:
             ``fold_value``, ``full_value``, ``shift`` (fold minus full), ``rel_shift``
             (``shift / |full_value|``), then the held-out point's row, one column per
             feature name (``x0``, ``x1``, ... without names). Failed cells have no rows.
+
+        Raises:
+            InputError: for a ``refit=False`` sweep (its folds were never refit: nothing moved).
         """
-        mll_cls = mll_cls or ExactMarginalLogLikelihood
+        if self.mode == FIXED:
+            raise InputError("sweep.influence: a refit=False sweep fits one model per cell and refits no fold, so "
+                             "no held-out point moved a parameter; run cv_sweep(..., refit=True) for influence")
+        mll_cls = mll_cls or self.mll_cls
+        fit_kwargs = self.fit_kwargs if fit_kwargs is None else fit_kwargs
         names = list(self.feature_names) if self.feature_names else [f"x{j}" for j in range(self.X.shape[-1])]
         cells = {}
         for i_config, i_repeat in self._states:
@@ -210,7 +223,7 @@ class Sweep:
             cells[(i_config, i_repeat)] = (self.sizes[i_config], rows, torch_seed)
         kept = self._full_fits.setdefault((mll_cls, repr(sorted(dict(fit_kwargs or {}).items()))), {})
         return influence_of(self.make_model, self.X, self.Y, cells, self.parameters, names, mll_cls, fit_kwargs,
-                            kept)
+                            kept, batched=self.mode != SEPARATE)
 
     def expression(self, feature_names=None):
         """The model's expression (structure only; the sweep's values come from :attr:`parameters`)."""
@@ -302,9 +315,8 @@ class Sweep:
                 each size's repeats are rebuilt as one batched model with their fitted
                 values); ``False``: none. A failing analysis warns and the page says so.
             influence: ``True``: list the most influential held-out points per parameter below
-                the charts (:meth:`influence`, its full-data fits made with default fit
-                arguments); a frame from ``sweep.influence(fit_kwargs=...)``: that one; ``False``
-                (default): no list.
+                the charts (:meth:`influence`); a frame from ``sweep.influence(...)``: that one;
+                ``False`` (default): no list.
 
         Returns:
             A gpviz Figure (``.html()``, ``.save(path)``, ``_repr_html_``).

@@ -13,6 +13,7 @@ from botorch.models import SingleTaskGP
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
+import gpviz.errors
 from gpviz.sweep.cells import cell_seed, subset_rows
 from gpviz.sweep.influence import top_influence
 from tests.sweep.scale import FIT, make_data
@@ -70,6 +71,35 @@ def test_influence_is_each_fold_against_the_full_fit_by_hand(sweep, i_config):
     np.testing.assert_array_equal(got["fold_value"].to_numpy(), p[noise_key].to_numpy())
 
 
+def test_the_sweeps_own_fit_arguments_by_default(sweep):
+    assert sweep.fit_kwargs == FIT
+    pd.testing.assert_frame_equal(sweep.influence(), sweep.influence(fit_kwargs=FIT))
+
+
+def test_folds_fitted_one_by_one_set_against_an_ordinary_full_fit_by_hand():
+    X, Y = make_data()
+    separate = gpviz.cv_sweep(SingleTaskGP, X, Y, [5], seed=3, progress=False, fit_kwargs=FIT, folds="separate")
+    assert separate.mode == "separate"
+    inf = separate.influence()
+    rows = subset_rows(X.shape[0], 5, 0, 3)
+    full = _fit(X[rows], Y[rows], cell_seed(3, 5, 0))  # an ordinary model of the n points, not a batch
+    ls = full.covar_module.lengthscale.detach().reshape(-1).numpy()
+    keys = sorted(k for k in inf["key"].unique() if "lengthscale" in k)
+    for j, key in enumerate(keys):
+        got = inf[inf["key"] == key].sort_values("i_model")
+        np.testing.assert_allclose(got["full_value"].to_numpy(), ls[j], rtol=1e-6)
+        np.testing.assert_array_equal(got["fold_value"].to_numpy(),
+                                      separate.parameters.sort_values("i_model")[key].to_numpy())
+        np.testing.assert_array_equal(got["index"].to_numpy(), rows)
+
+
+def test_a_fixed_sweep_has_no_influence():
+    X, Y = make_data()
+    fixed = gpviz.cv_sweep(SingleTaskGP, X, Y, [5], seed=3, progress=False, fit_kwargs=FIT, refit=False)
+    with pytest.raises(gpviz.errors.InputError, match="refit=False"):
+        fixed.influence()
+
+
 def test_full_fits_are_kept_on_the_sweep(sweep, monkeypatch):
     first = sweep.influence(fit_kwargs=FIT)
     calls = []
@@ -77,7 +107,7 @@ def test_full_fits_are_kept_on_the_sweep(sweep, monkeypatch):
     again = sweep.influence(fit_kwargs=FIT)
     assert calls == []
     pd.testing.assert_frame_equal(first, again)
-    sweep.influence()  # other fit arguments: their own fits
+    sweep.influence(fit_kwargs={})  # other fit arguments: their own fits
     assert len(calls) == len(SIZES)
 
 
