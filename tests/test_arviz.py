@@ -9,7 +9,8 @@ import torch
 from botorch.models import SingleTaskGP
 
 from gpviz.errors import InputError
-from gpviz.priors.arviz_io import resample, to_arviz
+from gpviz.priors.arviz_io import to_arviz
+from gpviz.priors.posterior import resample
 from gpviz.priors.sensitivity import prior_sensitivity
 from tests.extras import need
 

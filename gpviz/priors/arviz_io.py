@@ -13,21 +13,8 @@ import numpy as np
 import torch
 
 from gpviz.errors import InputError, UnsupportedError
+from gpviz.priors.posterior import resample
 from gpviz.priors.sensitivity import posterior_draws
-
-
-def resample(weights: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``size`` equally weighted draws from weighted ones: systematic resampling, then shuffled.
-
-    Shuffled because ArviZ reads draw order as chain order: copies of one draw side by side would look like an
-    autocorrelated chain and shrink the effective sample size its Pareto smoothing uses.
-
-    Args:
-        weights: ``S`` normalized weights.
-    """
-    cdf = np.cumsum(weights)
-    idx = np.searchsorted(cdf, (rng.uniform() + np.arange(size)) / size * cdf[-1])
-    return rng.permutation(np.minimum(idx, len(weights) - 1))
 
 
 def to_arviz(model_or_mll: torch.nn.Module, *, draws: int = 4000, importance_draws: int = 20000, seed: int = 0,

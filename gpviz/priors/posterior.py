@@ -399,3 +399,17 @@ def _by_key(values: dict, coords: list[Coordinate], keys, infos: dict, batch: to
         block = values[hit[0].name].reshape(-1, n, int(info.raw.numel()) // n)
         out[key] = block[:, :, info.flat_index(index)]
     return out
+
+
+def resample(weights: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``size`` equally weighted draws from weighted ones: systematic resampling, then shuffled.
+
+    Shuffled because ArviZ reads draw order as chain order: copies of one draw side by side would look like an
+    autocorrelated chain and shrink the effective sample size its Pareto smoothing uses.
+
+    Args:
+        weights: ``S`` normalized weights.
+    """
+    cdf = np.cumsum(weights)
+    idx = np.searchsorted(cdf, (rng.uniform() + np.arange(size)) / size * cdf[-1])
+    return rng.permutation(np.minimum(idx, len(weights) - 1))

@@ -23,7 +23,7 @@ import torch
 from gpviz.errors import InputError, UnsupportedError
 from gpviz.models.expr import model_expr
 from gpviz.models.families import family_of, is_fully_bayesian, model_batch_shape
-from gpviz.priors.posterior import PosteriorDraws, psis, sample_posterior
+from gpviz.priors.posterior import PosteriorDraws, psis, resample, sample_posterior
 from gpviz.priors.pull import _as_mll
 from gpviz.tree.labels import expression_labels
 from gpviz.values.columns import I_MODEL
@@ -172,23 +172,29 @@ def prior_sensitivity(model_or_mll: torch.nn.Module, *, draws: int = 10000, seed
         effective sample size) and ``draws``.
     """
     keys, labels, n, post = posterior_draws(model_or_mll, draws=draws, seed=seed, feature_names=feature_names)
-    return sensitivity_frame(post, keys, labels, n)
+    return sensitivity_frame(post, keys, labels, n, seed)
 
 
-def sensitivity_frame(post: PosteriorDraws, keys, labels: dict, n: int) -> pd.DataFrame:
-    """The rows of :func:`prior_sensitivity` from the posterior's draws."""
+def sensitivity_frame(post: PosteriorDraws, keys, labels: dict, n: int, seed: int = 0) -> pd.DataFrame:
+    """The rows of :func:`prior_sensitivity` from the posterior's draws.
+
+    The weighted draws are first resampled into as many equally weighted ones, and the sensitivities are computed
+    on those, as ArviZ computes them on MCMC draws. Not on the weighted draws themselves: ArviZ's CJS distance is
+    normalized by the integral of the CDF over the draws' range, which a sample of posterior draws bounds near its
+    extreme quantiles, while the proposal's heavier tails reach much further. On BoTorch's default model the
+    constant's likelihood sensitivity came out 0.043 from 40,000 weighted draws, 0.079 from the same resampled,
+    and 0.073 from ArviZ on 40,000 NUTS draws.
+    """
+    rng = np.random.default_rng(seed)
     rows = []
     for m in range(n):
-        lw = post.log_weights[:, m]
-        ok = np.isfinite(lw)
-        w = np.exp(post.smoothed[ok, m])
+        idx = resample(np.exp(post.smoothed[:, m]), post.n_draws, rng)
+        flat = np.zeros(len(idx))
         for key in keys:
-            x = post.values[key][ok, m]
-            mean = float(w @ x)
-            pri = sensitivity(x, lw[ok], post.log_prior[ok, m])
-            lik = sensitivity(x, lw[ok], post.log_lik[ok, m])
-            rows.append({"key": key, "label": labels.get(key, key), I_MODEL: m, "mean": mean,
-                         "sd": math.sqrt(max(float(w @ (x - mean) ** 2), 0.0)), "prior": pri, "likelihood": lik,
-                         "diagnosis": diagnose(pri, lik), "pareto_k": float(post.pareto_k[m]),
-                         "ess": float(post.ess[m]), "draws": post.n_draws})
+            x = post.values[key][idx, m]
+            pri = sensitivity(x, flat, post.log_prior[idx, m])
+            lik = sensitivity(x, flat, post.log_lik[idx, m])
+            rows.append({"key": key, "label": labels.get(key, key), I_MODEL: m, "mean": float(x.mean()),
+                         "sd": float(x.std()), "prior": pri, "likelihood": lik, "diagnosis": diagnose(pri, lik),
+                         "pareto_k": float(post.pareto_k[m]), "ess": float(post.ess[m]), "draws": post.n_draws})
     return pd.DataFrame(rows, columns=COLUMNS)
