@@ -6,9 +6,10 @@ Power-scaling a component (the prior or the likelihood) by α reweights the post
 ``p_component(θ)^(α - 1)`` (Pareto-smoothed); the sensitivity of a marginal is the mean of
 ``CJS(α = 0.99) / -log2(0.99)`` and ``CJS(α = 1.01) / log2(1.01)``, CJS being the cumulative Jensen–Shannon
 distance between the marginal's base and power-scaled distributions (the larger of the values and their
-negatives). The draws here are importance-weighted (:mod:`gpviz.priors.posterior`), so the base distribution is
-the weighted one and the scaled weights are the base weights times the power-scaling ratio, smoothed together;
-with equal weights this is ArviZ's computation on MCMC draws.
+negatives). The posterior's draws are importance-weighted (:mod:`gpviz.priors.posterior`); they are resampled to
+equal weights first (:func:`sensitivity_frame` says why), after which this is ArviZ's computation on MCMC draws.
+:func:`sensitivity` also takes weighted draws (the scaled weights: the draws' own times the power-scaling ratio,
+smoothed together).
 """
 
 from __future__ import annotations
