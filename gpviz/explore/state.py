@@ -134,6 +134,9 @@ class ExploreState:
         InputError: for a ``point`` of the wrong length or a ``member`` out of range.
     """
 
+    #: The explored member's metrics at its fitted values (set by :meth:`select`).
+    fitted_metrics: Metrics
+
     def __init__(self, obj, feature_names=None, point=None, member: int = 0):
         model, mll, names = _model_of(obj)
         _check_exact(model)
@@ -151,7 +154,6 @@ class ExploreState:
         # each member's values as first seen: a reset goes back to them after other members were played with
         self._fitted: dict[int, dict[str, float]] = {}
         self.fitted_values: dict[str, float] = {}
-        self.fitted_metrics: Metrics | None = None
         self.select(member)
 
     # --- batch members ---

@@ -8,7 +8,10 @@ The front end sets the ``request`` trait (``{"seq", "key", "value"}`` or ``{"seq
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from importlib import resources
+from typing import Any
 
 import anywidget
 import numpy as np
@@ -66,13 +69,13 @@ class Explorer(anywidget.AnyWidget):
     _css = resources.files("gpviz.static").joinpath("explore.css")
 
     title = traitlets.Unicode("").tag(sync=True)
-    segments = traitlets.List().tag(sync=True)
-    params = traitlets.List().tag(sync=True)  # per key: key, label, fitted, lower, upper (None: unbounded)
+    segments: traitlets.List[dict] = traitlets.List().tag(sync=True)
+    params: traitlets.List[dict] = traitlets.List().tag(sync=True)  # per key: key, label, fitted, lower, upper (None: unbounded)
     values = traitlets.Dict().tag(sync=True)
     metrics = traitlets.Dict().tag(sync=True)
     fitted_metrics = traitlets.Dict().tag(sync=True)
-    curves = traitlets.List().tag(sync=True)  # per input: x, mean, lower, upper (the slices)
-    near = traitlets.List().tag(sync=True)  # per input: x, y, distance of the training points near its slice
+    curves: traitlets.List[dict] = traitlets.List().tag(sync=True)  # per input: x, mean, lower, upper (the slices)
+    near: traitlets.List[dict] = traitlets.List().tag(sync=True)  # per input: x, y, distance of the training points near its slice
     error = traitlets.Unicode("").tag(sync=True)
     members = traitlets.Int(1).tag(sync=True)
     member_label = traitlets.Unicode("members").tag(sync=True)
@@ -80,14 +83,15 @@ class Explorer(anywidget.AnyWidget):
     request = traitlets.Dict().tag(sync=True)
     done = traitlets.Int(-1).tag(sync=True)
 
-    def __init__(self, obj, feature_names=None, point=None, **kwargs):
+    def __init__(self, obj: object, feature_names: Sequence[str] | None = None, point: Sequence[float] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.state = ExploreState(obj, feature_names=feature_names, point=point)
         expr = self.state.expr
         self.title = f"{expr.title or type(expr.module).__name__}: Gaussian process"
         self.segments = _segments(expr)
         self.members = self.state.members
-        self.member_label = expr.member_label
+        self.member_label = expr.member_label or "members"
         self._show_member()
         self.observe(self._on_request, names="request")
         self.observe(self._on_member, names="member")
@@ -125,12 +129,12 @@ class Explorer(anywidget.AnyWidget):
             self.near = _frame_columns(s.points)
 
     def _on_request(self, change) -> None:
-        req = change["new"] or {}
+        req: dict[str, Any] = change["new"] or {}
         try:
             if req.get("reset"):
                 self.state.reset()
             else:
-                self.state.set(req.get("key"), req.get("value"))
+                self.state.set(str(req.get("key")), req.get("value", math.nan))
             self.error = ""
             self._publish()
         except (InputError, KeyMismatchError) as e:
@@ -159,7 +163,8 @@ class Explorer(anywidget.AnyWidget):
         return self.state.slices().curves
 
 
-def explore(model_or_mll_or_client, feature_names=None, point=None) -> Explorer:
+def explore(model_or_mll_or_client: object, feature_names: Sequence[str] | None = None,
+            point: Sequence[float] | None = None) -> Explorer:
     """A widget showing the model's expression whose numbers can be dragged; metrics and slices follow.
 
     Everything is computed on a deep copy: the model passed in is never changed.

@@ -69,3 +69,10 @@ def test_an_ax_client_is_explored_with_its_feature_names_and_left_unchanged():
         ll = float(out.log_prob(model.train_targets))
         model.eval()
     assert w.fitted_metrics["log_likelihood"] == pytest.approx(ll, rel=1e-6)
+
+
+def test_explore_and_explorer_are_public():
+    import gpviz
+
+    assert gpviz.explore is explore and gpviz.Explorer is Explorer
+    assert {"explore", "Explorer"} <= set(gpviz.__all__)
