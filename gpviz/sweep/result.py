@@ -86,7 +86,7 @@ class Sweep:
                  make_model, X, Y, states: Mapping | None = None, feature_names: Sequence[str] | None = None,
                  order: str = "random", trial_indices: Sequence[int] | None = None,
                  reference_scores: pd.DataFrame | None = None, mode: str = BATCHED, mode_note: str = "",
-                 fit_kwargs: Mapping | None = None, mll_cls=None):
+                 fit_kwargs: Mapping | None = None, mll_cls: type | None = None):
         self.scores = scores
         self.parameters = parameters
         self.predictions = predictions
