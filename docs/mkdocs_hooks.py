@@ -60,9 +60,8 @@ def public_names() -> list[str]:
 def homes() -> dict[str, str]:
     """Each public name's defining path (``render`` -> ``gpviz.rendering.render``).
 
-    mkdocstrings is pointed at the object where it is defined: ``gpviz.<name>`` would
-    resolve to a subpackage of the same name (``gpviz.explore``) instead of the function
-    ``gpviz/__init__.py`` imports from it.
+    mkdocstrings is pointed at the object where it is defined: a name ``gpviz/__init__.py``
+    imports or loads lazily (``explore``) is documented from its own module.
 
     Raises:
         ValueError: for a name of ``__all__`` that ``gpviz/__init__.py`` does not import.
@@ -70,6 +69,10 @@ def homes() -> dict[str, str]:
     imported = {alias.asname or alias.name: f"{node.module}.{alias.name}"
                 for node in _init().body if isinstance(node, ast.ImportFrom) and node.module
                 for alias in node.names}
+    for node in _init().body:  # names loaded on first use: _LAZY = {name: module}
+        if (isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Dict)
+                and any(getattr(t, "id", None) == "_LAZY" for t in getattr(node, "targets", [getattr(node, "target", None)]))):
+            imported.update({name: f"{module}.{name}" for name, module in ast.literal_eval(node.value).items()})
     missing = [name for name in public_names() if name not in imported]
     if missing:
         raise ValueError(f"gpviz/__init__.py does not import {missing} from a module (docs/mkdocs_hooks.py)")

@@ -10,9 +10,10 @@ The public names below are a contract (README.md has a tour): expressions
 Nothing here imports rows2prose or IPython: pages are built when asked for.
 """
 
+import importlib
+
 from gpviz.comparing import compare
 from gpviz.errors import GpvizError
-from gpviz.explore.widget import Explorer, explore
 from gpviz.models.expr import model_expr
 from gpviz.priors.arviz_io import to_arviz
 from gpviz.priors.factories import with_priors
@@ -38,3 +39,16 @@ __all__ = [
     "trace_fit", "trace_fits", "with_priors",
 ]
 __version__ = "0.1.0"
+
+#: Names loaded on first use: the explorer is an anywidget, and importing anywidget imports ipywidgets and
+#: IPython (half a second, and a notebook stack a script never needs). ``gpviz.explore`` and
+#: ``gpviz.Explorer`` load gpviz.explorer.widget when first asked for (PEP 562).
+_LAZY = {"Explorer": "gpviz.explorer.widget", "explore": "gpviz.explorer.widget"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gpviz' has no attribute {name!r}")

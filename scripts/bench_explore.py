@@ -18,7 +18,7 @@ import torch
 from botorch.models import SingleTaskGP
 from gpytorch.kernels import MaternKernel, ScaleKernel
 
-from gpviz.explore.widget import UPDATE_THREADS, explore
+from gpviz.explorer.widget import UPDATE_THREADS, explore
 from gpviz.threads import torch_threads
 
 

@@ -253,7 +253,7 @@ STAGES = {
     "gpviz.html": 9, "gpviz.charts": 9,
     # entry points, the demo's data and the helpers shipped for users' tests
     "gpviz.rendering": 10, "gpviz.comparing": 10, "gpviz.cli": 10, "gpviz.__main__": 10, "gpviz.datasets": 10,
-    "gpviz.testing": 10, "gpviz.explore": 10,
+    "gpviz.testing": 10, "gpviz.explorer": 10,
 }
 
 #: Edges against the stage order that are tolerated, each one (importer, imported): none since issue 23

@@ -1,5 +1,5 @@
 // gpviz explorer front end (anywidget ESM): the expression's numbers are dragged or typed;
-// Python (gpviz/explore/widget.py) recomputes metrics and slices on a copy of the model.
+// Python (gpviz/explorer/widget.py) recomputes metrics and slices on a copy of the model.
 const SVGNS = "http://www.w3.org/2000/svg";
 const METRICS = [
   ["log_likelihood", "log likelihood"], ["data_fit", "  data fit"], ["complexity", "  complexity"],

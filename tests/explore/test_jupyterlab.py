@@ -14,7 +14,7 @@ KEY = "covar_module.lengthscale[1]"
 CELLS = [
     """import json, torch
 from botorch.models import SingleTaskGP
-from gpviz.explore.widget import explore
+from gpviz.explorer.widget import explore
 torch.set_num_threads(1)
 g = torch.Generator().manual_seed(5)
 X = torch.rand(14, 2, generator=g, dtype=torch.float64)

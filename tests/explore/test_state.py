@@ -15,7 +15,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 import gpviz
 from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
-from gpviz.explore.state import ExploreState
+from gpviz.explorer.state import ExploreState
 
 REL = 1e-6
 

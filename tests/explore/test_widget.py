@@ -11,7 +11,7 @@ import torch
 from botorch.models import SingleTaskGP
 
 from gpviz.errors import InputError
-from gpviz.explore.widget import Explorer, explore
+from gpviz.explorer.widget import Explorer, explore
 
 
 def _model():

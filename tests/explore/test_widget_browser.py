@@ -10,7 +10,7 @@ import torch
 from botorch.models import SingleTaskGP
 
 import gpviz
-from gpviz.explore.widget import explore
+from gpviz.explorer.widget import explore
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 JS = Path(gpviz.__file__).parent / "static" / "explore.js"

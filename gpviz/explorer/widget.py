@@ -1,7 +1,7 @@
 """The explorer widget: an anywidget whose front end (``static/explore.js``) drags the expression's numbers.
 
 The front end sets the ``request`` trait (``{"seq", "key", "value"}`` or ``{"seq", "reset": true}``);
-:class:`Explorer` applies it to its :class:`~gpviz.explore.state.ExploreState` and sends back
+:class:`Explorer` applies it to its :class:`~gpviz.explorer.state.ExploreState` and sends back
 ``values``, ``metrics``, ``curves`` and ``near`` (the slices) and ``error`` (the reason a value was refused), and
 ``done`` (the ``seq`` it answered, so the page knows which drag the numbers belong to).
 """
@@ -19,7 +19,7 @@ import pandas as pd
 import traitlets
 
 from gpviz.errors import InputError, KeyMismatchError
-from gpviz.explore.state import ExploreState
+from gpviz.explorer.state import ExploreState
 from gpviz.threads import torch_threads
 from gpviz.tree.nodes import Part
 from gpviz.tree.printer import to_text
@@ -62,7 +62,7 @@ class Explorer(anywidget.AnyWidget):
     """A model's expression whose numbers are dragged; metrics and slices follow, computed on a copy.
 
     Attributes:
-        state: The :class:`~gpviz.explore.state.ExploreState` the widget drives.
+        state: The :class:`~gpviz.explorer.state.ExploreState` the widget drives.
     """
 
     _esm = resources.files("gpviz.static").joinpath("explore.js")
