@@ -19,6 +19,8 @@ attribute shadowing the class's method) and the client is left as found afterwar
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +121,7 @@ class ModelHistory:
         self.client.get_next_trials = get_next_trials  # this instance only, for the block
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         self.client.__dict__.pop("get_next_trials", None)
         self._tracing.__exit__(exc_type, exc, tb)
         return False
@@ -137,8 +139,8 @@ class ModelHistory:
             expr = ax_model_expr(self.client)
         except InputError:  # no BoTorch model yet (initialization trials)
             return None
-        model = expr.module
-        if self.snapshots and self.snapshots[-1].expr.module is model:
+        model: Any = expr.module
+        if self.snapshots and self.snapshots[-1].expr.module is model:  # type: ignore[attr-defined]
             return None
         values = parameters(expr, units="model")
         try:

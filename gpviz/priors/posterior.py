@@ -17,6 +17,8 @@ sampling", JMLR 25, 2024); their tail shape ``k̂`` says how far the draws can b
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 from dataclasses import dataclass
 
@@ -104,8 +106,8 @@ class Density(torch.nn.Module):
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log_lik, log_prior)``, each ``n_members``: the two terms of ``n x MLL``, summed as GPyTorch sums."""
-        model = self.model
-        inputs = model.train_inputs
+        model: Any = self.model  # a GPyTorch model: its attributes are modules and tensors mypy cannot tell apart
+        inputs: tuple[torch.Tensor, ...] = tuple(model.train_inputs)
         transform = getattr(model, "transform_inputs", None)
         # BoTorch transforms inputs in forward while training and hands the transformed inputs to the
         # likelihood as extra params, as its loss closure does
@@ -246,7 +248,7 @@ def _evaluate(density: Density, coords: list[Coordinate], u: torch.Tensor):
     for c in coords:
         value, lj = c.value(u[:, c.offset: c.offset + c.size])
         value = value.reshape(size, *c.info.raw.shape)
-        con = c.info.constraint
+        con: Any = c.info.constraint
         params["model." + c.name] = con.inverse_transform(value) if con is not None else value
         log_jac = log_jac.index_add(1, torch.as_tensor(c.members), lj)
     log_lik, log_prior = torch.func.functional_call(density, params, ())
