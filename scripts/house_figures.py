@@ -23,21 +23,29 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
-import re
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = Path("docs") / "architecture.md"
-MARK = re.compile(r"<!-- n:(?P<name>[a-z_0-9]+) -->(?P<value>.*?)<!-- /n -->", re.S)
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def house_rules():
     """tests/test_structure.py of this checkout, loaded as a module: its walkers and its stage table."""
-    spec = importlib.util.spec_from_file_location("gpviz_house_rules", REPO / "tests" / "test_structure.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("gpviz_house_rules", REPO / "tests" / "test_structure.py")
+
+
+# the README's markers and their rewriting: one grammar for every document whose figures a script writes
+_NUMBERS = _load("gpviz_readme_numbers", REPO / "scripts" / "readme_numbers.py")
+MARK = _NUMBERS.MARK
+apply = _NUMBERS.apply
 
 
 def private_attributes(tree: ast.AST) -> dict[str, set[str]]:
@@ -96,20 +104,6 @@ def figures(root: Path) -> dict[str, str]:
         "stale_references": str(len(stale)),
         "dead_items": str(len(dead)),
     }, {"stale": stale, "dead": dead}
-
-
-def apply(text: str, values: dict[str, str]) -> tuple[str, list[str]]:
-    """``text`` with each marker's value replaced; names of markers this script does not compute."""
-    missing = []
-
-    def repl(m):
-        name = m.group("name")
-        if name not in values:
-            missing.append(name)
-            return m.group(0)
-        return f"<!-- n:{name} -->{values[name]}<!-- /n -->"
-
-    return MARK.sub(repl, text), missing
 
 
 def main(argv: list[str] | None = None) -> int:
