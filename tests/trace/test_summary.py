@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpviz
-from gpviz.html.markup import escape_html
+from gpviz.markup import escape_html
 from gpviz.trace.summary import summarize, summary_line, timesteps_to_show
 
 
