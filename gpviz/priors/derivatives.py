@@ -96,6 +96,17 @@ def elementwise_target(name: str, module, prior, closure, infos: dict):
     return target if lp.shape == theta.shape else None
 
 
+def likelihood_params(model, inputs: tuple) -> tuple:
+    """The extra arguments BoTorch's loss closure hands the likelihood: the training inputs, input-transformed.
+
+    BoTorch transforms inputs in ``forward`` while training and passes the transformed
+    inputs to the likelihood as extra params (``botorch.optim.closures``); a model
+    without ``transform_inputs`` passes them as they are.
+    """
+    transform = getattr(model, "transform_inputs", None)
+    return tuple(transform(X=t) for t in inputs) if callable(transform) else inputs
+
+
 def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
     """Evaluates the MLL the way BoTorch's loss closure does, and its two terms separately.
 
@@ -118,10 +129,7 @@ def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
     # own gradient is never asked for; the values are the training inputs, as BoTorch's closure passes them.
     inputs = tuple(t.detach().requires_grad_(True) if t.is_floating_point() else t for t in model.train_inputs)
     targets = model.train_targets
-    transform = getattr(model, "transform_inputs", None)
-    # BoTorch transforms inputs in forward while training and passes the transformed
-    # inputs to the likelihood as extra params (botorch.optim.closures).
-    params = tuple(transform(X=t) for t in inputs) if callable(transform) else inputs
+    params = likelihood_params(model, inputs)
     out = model(*inputs)
     num_data = out.event_shape.numel()
     exact = (type(mll) is ExactMarginalLogLikelihood and isinstance(out, MultivariateNormal)

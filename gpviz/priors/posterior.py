@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from gpytorch.distributions import MultivariateNormal
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
 from gpviz.errors import UnsupportedError
+from gpviz.priors.derivatives import likelihood_params
 from gpviz.values.keys import ParamInfo, parse_key
 from gpviz.values.tensors import to_numpy
 
@@ -108,10 +108,7 @@ class Density(torch.nn.Module):
         """``(log_lik, log_prior)``, each ``n_members``: the two terms of ``n x MLL``, summed as GPyTorch sums."""
         model: Any = self.model  # a GPyTorch model: its attributes are modules and tensors mypy cannot tell apart
         inputs: tuple[torch.Tensor, ...] = tuple(model.train_inputs)
-        transform = getattr(model, "transform_inputs", None)
-        # BoTorch transforms inputs in forward while training and hands the transformed inputs to the
-        # likelihood as extra params, as its loss closure does
-        params = tuple(transform(X=t) for t in inputs) if callable(transform) else inputs
+        params = likelihood_params(model, inputs)
         out = model(*inputs)
         marg = model.likelihood(out, *params)
         # a mean without batch dimensions (ZeroMean) leaves the marginal's loc without the draws' batch

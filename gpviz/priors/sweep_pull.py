@@ -19,6 +19,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz.errors import InputError
 from gpviz.models.families import model_batch_shape
+from gpviz.priors.derivatives import likelihood_params
 from gpviz.sweep.cells import BATCHED, cell_model
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.workers import check_parallel, map_tasks
@@ -110,9 +111,7 @@ def _member_mll(model) -> torch.Tensor:
     mll.train()
     with torch.no_grad():
         inputs = tuple(model.train_inputs)
-        transform = getattr(model, "transform_inputs", None)
-        params = tuple(transform(X=t) for t in inputs) if callable(transform) else inputs
-        return mll(model(*inputs), model.train_targets, *params).reshape(-1)
+        return mll(model(*inputs), model.train_targets, *likelihood_params(model, inputs)).reshape(-1)
 
 
 def _stacked_model(job: PullJob, i_config: int, repeats: list[int]):
