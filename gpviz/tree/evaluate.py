@@ -138,8 +138,8 @@ def _eval(node: Node, env: EvalEnv) -> _Val:
     if isinstance(node, Div):
         return _elementwise(_eval(node.num, env), _eval(node.den, env), torch.div)
     if isinstance(node, Neg):
-        v = _eval(node.arg, env)
-        return _Val(-v.t, v.vec)
+        arg = _eval(node.arg, env)
+        return _Val(-arg.t, arg.vec)
     if isinstance(node, Pow):
         return _elementwise(_eval(node.base, env), _eval(node.exponent, env), torch.pow)
     if isinstance(node, Call):

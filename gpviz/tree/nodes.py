@@ -16,7 +16,6 @@ accept it.
 from __future__ import annotations
 
 import enum
-import functools
 from dataclasses import dataclass, fields
 from typing import Iterator
 
@@ -97,11 +96,19 @@ _LEAF_TYPES = frozenset({"str", "int", "float", "bool", "Role", "Part", "int | N
                          "float | None", "tuple[int, ...] | None", "tuple[int, ...]", "tuple[str, ...]"})
 
 
-@functools.lru_cache(maxsize=None)
+#: ``child_fields``'s answers, one per node class (a plain dict: ``functools.lru_cache`` takes the
+#: same time, but mypy cannot see a class object as hashable through its signature).
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def child_fields(cls: type) -> tuple[str, ...]:
     """The names of a node class's fields that may hold child nodes (``dataclasses.fields`` costs more
     than the walk that asks for it, so it is read once per class)."""
-    return tuple(f.name for f in fields(cls) if not (isinstance(f.type, str) and f.type in _LEAF_TYPES))
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        names = _CHILD_FIELDS[cls] = tuple(f.name for f in fields(cls)
+                                           if not (isinstance(f.type, str) and f.type in _LEAF_TYPES))
+    return names
 
 
 class Node:

@@ -32,7 +32,8 @@ def transform(node: Node, fn: Callable[[Node], Node]) -> Node:
         new = _map_field(old, fn)
         if new is not old and new != old:
             changes[name] = new
-    rebuilt = replace(node, **changes) if changes else node
+    # every concrete node is a dataclass; the base class Node is not one, which mypy cannot see past
+    rebuilt = replace(node, **changes) if changes else node  # type: ignore[type-var]
     return fn(rebuilt)
 
 

@@ -86,13 +86,13 @@ def _doc(node: Node):
         return _Group(node.fn + "(", tuple(_doc(a) for a in node.args), ")")
     if isinstance(node, TaskCovar):
         rows = tuple(_Group("[", tuple(_doc(c) for c in row), "]") for row in node.factor)
-        args = (["F=", _Group("[", rows, "]")], ["v=", _Group("[", tuple(_doc(v) for v in node.var), "]")])
+        args: tuple[object, ...] = (["F=", _Group("[", rows, "]")], ["v=", _Group("[", tuple(_doc(v) for v in node.var), "]")])
         if node.target is not None:
             args += (f"unit_task={_quote(node.tasks[node.target]) if node.tasks else node.target}",)
         col = _quote(node.name)
         return [_Group("task_covar(", args, ")"), f"[x1[{col}], x2[{col}]]"]
     if isinstance(node, Opaque):
-        items = [f"note={_quote(node.note)}"] if node.note else []
+        items: list[object] = [f"note={_quote(node.note)}"] if node.note else []
         items += [[f"{label}=", _doc(n)] for label, n in node.inner]
         items += [[f"{_relative(p.key, node.path)}=", p] for p in node.params]
         return _Group(f"{node.cls_name}(", tuple(items) or ("...",), ")")
@@ -220,7 +220,7 @@ def _emit(doc, leaf, width: int, indent: int, col: int, out: list) -> int:
 
 
 def _is_sum_item(item) -> bool:
-    return isinstance(item, list) and item and isinstance(item[0], str) and item[0] in (" + ", " - ")
+    return isinstance(item, list) and bool(item) and isinstance(item[0], str) and item[0] in (" + ", " - ")
 
 
 def _emit_flat(doc, leaf, out: list, col: int) -> int:
