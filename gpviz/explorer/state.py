@@ -27,6 +27,7 @@ from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.models.families import family_of, model_batch_shape
 from gpviz.models.sources import source_of
 from gpviz.ax import resolve as ax_resolve
+from gpviz.priors.derivatives import likelihood_params
 from gpviz.values.keys import ParamInfo, param_info, parse_key, resolve
 from gpviz.values.tensors import to_numpy
 
@@ -283,7 +284,9 @@ class ExploreState:
         with torch.no_grad():
             model.train()  # the likelihood as BoTorch's fit sees it: the input transform applied in forward
             inputs = model.train_inputs
-            out = model.likelihood(model(*inputs), *inputs)
+            # BoTorch's loss closure hands the likelihood the input-transformed inputs (a likelihood whose noise
+            # depends on the inputs scores differently on the raw ones)
+            out = model.likelihood(model(*inputs), *likelihood_params(model, inputs))
             y = model.train_targets
             log_lik = float(self._pick(out.log_prob(y)))
             fit, complexity, const = self._terms(out, y)
