@@ -40,6 +40,7 @@ import sys
 import threading
 import warnings
 from dataclasses import dataclass
+from types import FrameType
 from typing import Callable, Protocol
 
 import numpy as np
@@ -137,7 +138,7 @@ def _code_of(point: HookPoint):
 
 def _patchable(point: HookPoint) -> bool:
     """A ``patch`` point exists and its caller still looks it up by name at call time."""
-    if point.key in MISSING:
+    if point.key in MISSING or point.caller is None:  # a patch point without a caller is malformed
         return False
     try:
         _resolve(point.module, point.attr)
@@ -248,7 +249,7 @@ def fit_context(max_depth: int = 80) -> FitContext:
     fallback, batched, scipy_lbfgsb = codes["fit_fallback"], codes["batched_lbfgsb_frame"], codes["scipy_lbfgsb_frame"]
     fit_codes = {codes[k] for k in ("fit_scipy_frame", "fit_torch_frame", "fit_independent_frame")} - {None}
     ctx = FitContext()
-    f = sys._getframe(1)
+    f: FrameType | None = sys._getframe(1)
     depth = 0
     while f is not None and depth < max_depth:
         code = f.f_code

@@ -22,6 +22,7 @@ import importlib.resources
 import re
 import sys
 import types
+from typing import cast
 
 from gpviz.errors import InputError, UnsupportedError
 from gpviz.html.notebook import ASSETS
@@ -52,7 +53,7 @@ def rows2prose_web() -> types.ModuleType:
     """
     shim = types.ModuleType("pkg_resources")
     shim.__doc__ = "gpviz's stand-in for pkg_resources.resource_string (importlib.resources)"
-    shim.resource_string = _resource_string
+    setattr(shim, "resource_string", _resource_string)  # a module's attributes are not declared: set by name
     saved = sys.modules.get("pkg_resources", _MISSING)
     sys.modules["pkg_resources"] = shim
     try:
@@ -64,7 +65,7 @@ def rows2prose_web() -> types.ModuleType:
         if saved is _MISSING:
             sys.modules.pop("pkg_resources", None)
         else:
-            sys.modules["pkg_resources"] = saved
+            sys.modules["pkg_resources"] = cast(types.ModuleType, saved)  # what was there (a module or None)
     return web
 
 

@@ -122,7 +122,7 @@ def _resolves(obj) -> bool:
     qualname = getattr(obj, "__qualname__", None)
     if module is None or not qualname or "<" in qualname:
         return False
-    found = module
+    found: object = module
     for part in qualname.split("."):
         found = getattr(found, part, None)
         if found is None:
@@ -359,7 +359,8 @@ class _Digester:
             if isinstance(reduced, str):  # a module-level singleton, pickled by name
                 return _h("global", self(t, where + ".__class__"), reduced)
             func, args, *rest = reduced
-            if func is copyreg.__newobj__ or getattr(func, "__name__", "") == "__newobj__":
+            # typeshed's copyreg stub omits __newobj__ (it is there at run time: pickle protocol 2+ uses it)
+            if func is copyreg.__newobj__ or getattr(func, "__name__", "") == "__newobj__":  # type: ignore[attr-defined]
                 func = t
             return _h("reduced", self(t, where + ".__class__"), self(func, where + ".__reduce__()[0]"),
                       self(args, where + ".__reduce__()[1]"),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from gpytorch.constraints import Interval
 
 from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
 from gpviz.values.tensors import require_values, to_numpy
@@ -74,7 +75,7 @@ class ParamInfo:
     name: str
     raw_name: str
     raw: torch.Tensor
-    constraint: object | None
+    constraint: Interval | None  # every GPyTorch constraint (Positive, GreaterThan, ...) is an Interval
     member_ndim: int
     elem_shape: tuple[int, ...]
 
@@ -127,15 +128,15 @@ def param_info(module: torch.nn.Module, name: str, batch_shape: torch.Size | Non
         KeyMismatchError: if the module has no such parameter.
     """
     value_name = name[4:] if name.startswith("raw_") else name
-    raw_name = None
+    raw_name, raw = None, None
     for cand in (f"raw_{value_name}", value_name):
-        if cand in module._parameters and module._parameters[cand] is not None:
+        raw = module._parameters.get(cand)
+        if raw is not None:
             raw_name = cand
             break
-    if raw_name is None:
+    if raw_name is None or raw is None:
         raise KeyMismatchError(
             f"{type(module).__name__} has no parameter {value_name!r} (has: {sorted(module._parameters)})")
-    raw = module._parameters[raw_name]
     constraint = getattr(module, f"{raw_name}_constraint", None) if raw_name.startswith("raw_") else None
     own = getattr(module, "batch_shape", None)
     # A module that states its batch shape is believed (a non-batched 3-task index

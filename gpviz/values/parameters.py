@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
@@ -42,7 +44,7 @@ def expression_of(obj, feature_names=None):
 
 def _space(role: str, expr) -> str:
     measured_in = Role.of_parameter(str(role)).measured_in
-    return {"inputs": expr.input_space, "outputs": expr.output_space}.get(measured_in, "")
+    return {"inputs": expr.input_space, "outputs": expr.output_space}.get(measured_in or "", "")
 
 
 def _check_feature_names(entry: str, feature_names) -> None:
@@ -52,7 +54,8 @@ def _check_feature_names(entry: str, feature_names) -> None:
                          f"(or a DataFrame of inputs); the long frame is asked for by keyword: long=True")
 
 
-def parameters(obj, feature_names=None, *, long: bool = False, units: str | None = None) -> pd.DataFrame:
+def parameters(obj: object, feature_names: Sequence[str] | pd.DataFrame | None = None, *, long: bool = False,
+               units: str | None = None) -> pd.DataFrame:
     """The constrained parameter values of a model or kernel.
 
     Values are read under ``torch.no_grad()``, detached, on the CPU; the model is
@@ -116,10 +119,13 @@ class _Snapshot:
             groups.setdefault((path, name), []).append(j)
         priors = priors_by_param(root) if long else {}
         self.values = np.zeros((n, len(keys)), np.float64)
-        self.raws = np.zeros((n, len(keys)), np.float64) if long else None
+        # the long frame's blocks: empty (0 rows) for a reading of the wide frame only
+        rows = n if long else 0
+        self.raws = np.zeros((rows, len(keys)), np.float64)
         # each member's and element's own prior (vector and batched hyperparameters differ per element)
-        self.modes = np.full((n, len(keys)), np.nan) if long else None
-        self.prior_texts = np.full((n, len(keys)), "", dtype=object) if long else None
+        self.modes = np.full((rows, len(keys)), np.nan)
+        self.prior_texts = np.full((rows, len(keys)), "", dtype=object)
+        self.has_long = long
         self.shared: list[dict] = [{}] * len(keys)  # per key: the facts its whole tensor shares
         for (path, name), cols in groups.items():
             info = param_info(resolve(root, path), name, batch)
@@ -153,6 +159,8 @@ class _Snapshot:
         return wide
 
     def long(self, units: str) -> pd.DataFrame:
+        if not self.has_long:
+            raise ValueError("this reading was made for the wide frame only (_Snapshot(expr, long=False))")
         keys, n, expr = self.keys, self.n, self.expr
 
         def per_key(name, dtype=object):  # one value per key, repeated for its n member rows
