@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import copyreg
 import inspect
+from typing import Any
 
 import torch
 from gpytorch.kernels import Kernel, ScaleKernel
@@ -12,6 +13,7 @@ from gpytorch.priors import Prior
 
 from gpviz import hooks
 from gpviz.errors import InputError, UnsupportedError
+from gpviz.models.sources import source_of
 from gpviz.values.prior_info import prior_params
 
 
@@ -146,7 +148,17 @@ class PriorFactory(type):
     Attributes (of each factory):
         make_model: The wrapped factory.
         priors: role -> the prior that replaces the model's own (``lengthscale``, ``outputscale``, ``noise``).
+        problem: For a factory made from a model source (an Ax ``Client``), the source's
+            ``CVProblem`` (its completed trials ``X``, ``Y``, their trial indices, metric and MLL class),
+            so that ``cv_sweep(factory)`` reads the experiment's data as ``cv_sweep(client)`` does;
+            ``None`` for a factory made from a callable.
     """
+
+    # set per factory by _make_factory (declared for type checkers)
+    make_model: Any
+    priors: dict
+    problem: Any
+    label: str
 
     def __call__(cls, *args, **kwargs):
         return apply_priors(_call_factory(cls.make_model, args, kwargs), **cls.priors)
@@ -156,13 +168,14 @@ class PriorFactory(type):
         return "; ".join(f"{role} ~ {type(p).__name__}({prior_params(p)})" for role, p in cls.priors.items())
 
     def __repr__(cls) -> str:
-        return f"with_priors({getattr(cls.make_model, '__name__', cls.make_model)!s}, {cls.describe()})"
+        return f"with_priors({cls.label}, {cls.describe()})"
 
 
-def _make_factory(make_model, priors: dict) -> PriorFactory:
+def _make_factory(make_model, priors: dict, problem=None, label: str | None = None) -> PriorFactory:
     base = getattr(make_model, "__qualname__", type(make_model).__name__)
     name = getattr(make_model, "__name__", type(make_model).__name__)
     attrs = {"make_model": staticmethod(make_model), "priors": {k: v for k, v in priors.items() if v is not None},
+             "problem": problem, "label": label or name,
              "__doc__": getattr(make_model, "__doc__", None), "__module__": __name__, "__wrapped__": make_model}
     cls = PriorFactory(f"with_priors[{name}]", (), attrs)
     # cv_sweep's cache tells sweeps apart by the factory's __qualname__: two factories
@@ -173,14 +186,14 @@ def _make_factory(make_model, priors: dict) -> PriorFactory:
 
 def _reduce_factory(cls):
     """Pickles a factory as the call that makes it (a class made at run time has no importable name)."""
-    return _make_factory, (cls.make_model, dict(cls.priors))
+    return _make_factory, (cls.make_model, dict(cls.priors), cls.problem, cls.label)
 
 
 copyreg.pickle(PriorFactory, _reduce_factory)
 
 
 def with_priors(make_model, lengthscale: Prior | None = None, outputscale: Prior | None = None,
-                noise: Prior | None = None) -> PriorFactory:
+                noise: Prior | None = None, *, metric: str | None = None) -> PriorFactory:
     """A model factory whose models are ``make_model``'s, except for the named priors.
 
     Each built model gets its own copy of each prior (in the parameter's dtype);
@@ -193,12 +206,29 @@ def with_priors(make_model, lengthscale: Prior | None = None, outputscale: Prior
             ard_num_dims=X.shape[-1]))), lengthscale=GammaPrior(1.125, 0.375))
         model = loose(train_X, train_Y)
 
+    ``make_model`` may also be an Ax ``Client`` (or ``GenerationStrategy`` / ``TorchAdapter``)
+    with a fitted surrogate: the factory then builds the client's own model specification
+    (the model class, kernel, likelihood and input transform Ax's surrogate specification
+    builds, a ``Standardize`` outcome transform, as :func:`gpviz.ax.cv_problem`'s factory)
+    with the named priors, and carries the experiment's completed trials, so that
+    ``gpviz.cv_sweep(factory, sizes=..., order="trials")`` refits it on them as
+    ``cv_sweep(client, ...)`` refits Ax's own priors::
+
+        loose = gpviz.with_priors(client, lengthscale=GammaPrior(1.125, 0.375))
+        sweeps = {"Ax's priors": gpviz.cv_sweep(client, sizes=[8, 12], order="trials"),
+                  "loose": gpviz.cv_sweep(loose, sizes=[8, 12], order="trials")}
+        gpviz.compare(sweeps)
+        problem = loose.problem  # X, Y (after Ax's transforms), trial_indices, metric, mll_cls
+
     Args:
-        make_model: A callable returning a GP model (``make_model(X, Y)`` for sweeps).
+        make_model: A callable returning a GP model (``make_model(X, Y)`` for sweeps), or
+            an Ax object with a fitted surrogate (see above).
         lengthscale: Prior for every lengthscale in the covariance module.
         outputscale: Prior for every ``ScaleKernel`` outputscale (an error on a model
             without one, e.g. BoTorch's default ``SingleTaskGP``).
         noise: Prior for the learned likelihood noise.
+        metric: For an Ax object, the metric whose model is rebuilt (default: the
+            surrogate's first); an error with a callable.
 
     Returns:
         A factory (a class of type :class:`PriorFactory`), callable like ``make_model``
@@ -209,16 +239,36 @@ def with_priors(make_model, lengthscale: Prior | None = None, outputscale: Prior
                                         cv_folds=gen_loo_cv_folds(train_X, train_Y))
 
     Raises:
-        InputError: at once if a prior is not a ``gpytorch.priors.Prior`` or
-            ``make_model`` is not callable; when a model is built, if a prior cannot
-            score its parameter.
+        InputError: at once if a prior is not a ``gpytorch.priors.Prior``, ``make_model``
+            is neither callable nor an object of a model source (an Ax Client), the Ax
+            object has no fitted model or does not model ``metric``, or ``metric`` is given
+            with a callable; when a model is built, if a prior cannot score its parameter.
         UnsupportedError: when a model is built without a parameter of the named kind.
     """
-    if not callable(make_model):
-        raise InputError(f"with_priors expects a model factory (a callable returning a model), got "
-                         f"{type(make_model).__name__}")
     for role, p in (("lengthscale", lengthscale), ("outputscale", outputscale), ("noise", noise)):
         _check_prior(role, p)
     if lengthscale is None and outputscale is None and noise is None:
         raise InputError("with_priors needs at least one of lengthscale=, outputscale=, noise= (got none)")
-    return _make_factory(make_model, {"lengthscale": lengthscale, "outputscale": outputscale, "noise": noise})
+    priors = {"lengthscale": lengthscale, "outputscale": outputscale, "noise": noise}
+    source = source_of(make_model)
+    if source is not None:
+        if source.cv_problem is None:
+            raise InputError(f"with_priors cannot rebuild the model of a {source.name} object: its source gives "
+                             f"no model factory")
+        problem = source.cv_problem(make_model, metric)  # the client's own model specification and trials
+        made = _make_factory(problem.make_model, priors, problem,
+                             f"{source.name} surrogate of {problem.metric!r}")
+        _first_model_check(made, problem)
+        return made
+    if metric is not None:
+        raise InputError(f"with_priors(metric=...) names the metric of an Ax experiment, got metric={metric!r} "
+                         f"with {type(make_model).__name__}")
+    if not callable(make_model):
+        raise InputError(f"with_priors expects a model factory (a callable returning a model) or an Ax Client "
+                         f"with a fitted surrogate, got {type(make_model).__name__}")
+    return _make_factory(make_model, priors)
+
+
+def _first_model_check(factory: PriorFactory, problem) -> None:
+    """Builds the factory's model once on all the trials, so a prior the model has no place for is said now."""
+    factory(problem.X, problem.Y)

@@ -10,6 +10,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz.errors import InputError
 from gpviz.models.sources import source_of
+from gpviz.priors.factories import PriorFactory
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class SweepInput:
 def sweep_input(make_model, X, Y, *, metric=None, mll_cls=None) -> SweepInput:
     """Resolves ``cv_sweep``'s first arguments: a factory with data, or a model source (an Ax Client) alone.
 
+    A :func:`gpviz.with_priors` factory made from an Ax Client carries the client's trials: given
+    without ``X`` and ``Y`` it runs on them, as the client itself does.
+
     Raises:
         InputError: data passed with a source, no data with a factory, a non-callable
             factory, or ``metric`` without a source.
@@ -47,6 +51,13 @@ def sweep_input(make_model, X, Y, *, metric=None, mll_cls=None) -> SweepInput:
                              f"Y, got X={type(X).__name__}, Y={type(Y).__name__}")
         problem = source.cv_problem(make_model, metric)
         return SweepInput(problem.make_model, problem.X, problem.Y, list(problem.feature_names),
+                          tuple(problem.trial_indices), mll_cls or problem.mll_cls)
+    problem = make_model.problem if isinstance(make_model, PriorFactory) else None
+    if problem is not None and X is None and Y is None:  # with_priors(client, ...): the client's trials
+        if metric is not None and metric != problem.metric:
+            raise InputError(f"this with_priors factory rebuilds the model of metric {problem.metric!r}, got "
+                             f"metric={metric!r}: pass metric= to with_priors instead")
+        return SweepInput(make_model, problem.X, problem.Y, list(problem.feature_names),
                           tuple(problem.trial_indices), mll_cls or problem.mll_cls)
     if metric is not None:
         raise InputError(f"metric= names the metric of an Ax experiment, got metric={metric!r} with "
