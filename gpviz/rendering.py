@@ -29,6 +29,7 @@ from gpviz.html.page import Page
 from gpviz.models.expr import model_expr
 from gpviz.models.families import is_gp_model, unwrap_model
 from gpviz.options import reject_unknown
+from gpviz.priors.profiles import ModelProfiles, model_profiles, profile_work
 from gpviz.priors.judge import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, model_verdicts, sweep_verdicts
 from gpviz.priors.verdicts import key_verdicts, with_verdicts
 from gpviz.sweep.result import Sweep
@@ -36,8 +37,8 @@ from gpviz.trace.modes import FitModeTable
 from gpviz.trace.result import FitTrace
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.parameters import expression_of, parameters
-from gpviz.values.units import check_units
-from gpviz.view.adapters import history_view, model_view, sweep_view, trace_view
+from gpviz.values.units import check_units, reading_units
+from gpviz.view.adapters import history_view, model_view, profile_ranges, sweep_view, trace_view, with_profiles
 from gpviz.view.build import build_view, facts_from_info
 from gpviz.view.frame import prepare_frame
 from gpviz.walk.expr import Expr
@@ -94,11 +95,12 @@ def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extr
 
 
 #: What :func:`render` takes (the shared options of :mod:`gpviz.options`, and its own).
-RENDER_OPTIONS = ("feature_names", "units", "tasks", "outputs", "title", "element_id", "verdicts")
+RENDER_OPTIONS = ("feature_names", "units", "tasks", "outputs", "title", "element_id", "verdicts", "profiles")
 
 
 def render(obj, feature_names=None, units: str | None = None, *, tasks=None, outputs=None, title: str | None = None,
-           element_id: str | None = None, verdicts: bool | None = None, **unknown) -> Figure:
+           element_id: str | None = None, verdicts: bool | None = None, profiles: bool | None = None,
+           **unknown) -> Figure:
     """Renders a model, kernel, MLL or expression, or a fit tracer or sweep.
 
     A model with one member is drawn as a snapshot (its values); a batched
@@ -126,6 +128,10 @@ def render(obj, feature_names=None, units: str | None = None, *, tasks=None, out
             enough to analyse quickly (:data:`PULL_MAX_POINTS`, :data:`PULL_MAX_ELEMENTS`);
             ``True``: whatever the size; ``False``: none. A model prior_pull cannot
             analyse is drawn without verdicts, never an error.
+        profiles: "Why here?" profiles under each chart (:mod:`gpviz.priors.profiles`: the log
+            likelihood, the log prior and their sum along the chart's axis). ``None`` (default):
+            on a model-units page of an exact GP when cheap (:data:`~gpviz.priors.profiles.PROFILE_MAX_WORK`;
+            the page says when skipped); ``True``: whatever the cost; ``False``: none.
 
     Raises:
         InputError: unknown ``units``, an object gpviz cannot render, an unknown option, or
@@ -136,7 +142,8 @@ def render(obj, feature_names=None, units: str | None = None, *, tasks=None, out
     if units is not None:
         check_units(units)
     given = {k: v for k, v in dict(feature_names=feature_names, tasks=tasks, outputs=outputs, title=title,
-                                   verdicts=verdicts, element_id=element_id).items() if v is not None}
+                                   verdicts=verdicts, element_id=element_id, profiles=profiles).items()
+             if v is not None}
     if units is not None and units != "model":
         given["units"] = units
     if isinstance(obj, Figure):
@@ -161,14 +168,28 @@ def render(obj, feature_names=None, units: str | None = None, *, tasks=None, out
         expr = model_expr(obj, feature_names, tasks=tasks, outputs=outputs)
     else:
         expr = expression_of(obj, feature_names)
-    return _render_expr(expr, units=units, title=title, element_id=element_id, verdicts=verdicts)
+    return _render_expr(expr, units=units, title=title, element_id=element_id, verdicts=verdicts, profiles=profiles)
 
 
 @display.register_renderer(Expr)
 def _render_expr(expr, units: str | None = None, title: str | None = None, element_id: str | None = None,
-                 verdicts: bool | None = None) -> Figure:
+                 verdicts: bool | None = None, profiles: bool | None = None) -> Figure:
     found = model_verdicts(expr, force=bool(verdicts)) if verdicts is not False else {}
-    return figure(model_view(expr, found, units, title), element_id)
+    view = model_view(expr, found, units, title)
+    if profiles is not False:
+        view = with_profiles(view, _profiles(expr, view, units, force=bool(profiles)))
+    return figure(view, element_id)
+
+
+def _profiles(expr, view, units: str | None, force: bool) -> ModelProfiles:
+    """The "why here?" profiles of a model page, on its charts' axes (model units only: their grids are the
+    model's own values)."""
+    read, shown = reading_units(expr, units)
+    if profile_work(read) is None:
+        return ModelProfiles()
+    if shown != "model":
+        return ModelProfiles(note='"Why here?" profiles are drawn on model-unit pages: render(model, units="model").')
+    return model_profiles(read, profile_ranges(view), force=force)
 
 
 @display.register_renderer(FitTrace)

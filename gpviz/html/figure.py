@@ -44,7 +44,8 @@ from gpviz.tree.nodes import Param
 from gpviz.tree.printer import layout
 from gpviz.values.columns import I_CONFIG
 from gpviz.view.axes import bound_on_axis, finite_or_none
-from gpviz.view.records import AxisKind, AxisView, FrameData, FrameMode, LossData, ParamView, VerdictSummary, ViewData
+from gpviz.view.records import (AxisKind, AxisView, FrameData, FrameMode, LossData, ParamView, ProfileCurves,
+                                VerdictSummary, ViewData)
 
 LAYOUT_WIDTH = 110  # characters per code line
 # a chart's width in characters
@@ -317,6 +318,17 @@ def _bands_spec(bands) -> list | None:
     return [[round(b.share, 6), b.text] if b is not None else None for b in bands]
 
 
+def _profile_spec(profile: ProfileCurves) -> dict:
+    """A chart's "why here?" curves for gpviz.js: the grid, then per member the log likelihood and the log prior,
+    each as its drop below its own peak to 0.001 (None where not finite): gpviz.js draws each curve down to a fixed
+    drop below its peak, so differences keep their digits however large the log likelihood is."""
+    def below_peak(a: np.ndarray) -> list:
+        top = np.nanmax(a) if np.isfinite(a).any() else 0.0
+        return [round(float(v - top), 3) if np.isfinite(v) else None for v in a]
+    return {"x": [float(f"{v:.6g}") for v in profile.x], "ll": [below_peak(r) for r in profile.log_likelihood],
+            "lp": [below_peak(r) for r in profile.log_prior]}
+
+
 def _band_px(n_configs: int, n_charts: int) -> int:
     """Height of one configuration's band in CSS px: the stack stays near CONFIGS_PX tall, and a figure
     of more than MANY_CHARTS charts keeps bands at most COMPACT_BAND_PX (a 48-lengthscale model stays a
@@ -342,7 +354,8 @@ def spec_of(view: ViewData) -> dict:
                  for ax in view.axes for lo, hi in [_round_axis(ax)]],
         "params": {k: {"axis": p.axis, "role": p.role, "prior": _round6(p.prior), "lower": finite_or_none(p.lower),
                        "upper": finite_or_none(p.upper), "mark_lower": p.mark_lower, "mark_upper": p.mark_upper,
-                       "held": p.held, **({"bands": _bands_spec(p.bands)} if p.bands else {})}
+                       "held": p.held, **({"bands": _bands_spec(p.bands)} if p.bands else {}),
+                       **({"profile": _profile_spec(p.profile)} if p.profile is not None else {})}
                    for k, p in view.params.items()},
         "configs": configs,
         "steps": data.steps, "step_starts": data.step_starts, "step_prefix": "Step",

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpviz.markup import escape_html, svg_data_uri
-from gpviz.view.records import AxisKind, AxisView, ParamView
+from gpviz.view.records import PROFILE_DROP, AxisKind, AxisView, ParamView
 
 PLOT_W, EDGE, ROW_H = 150, 8, 14  # CSS px, as in gpviz.js
+PROFILE_H = 18  # CSS px of a chart's "why here?" band under its strip, as in gpviz.js
+PROFILE_COLORS = {"ll": "#4a90d9", "lp": "#1a9a3a", "sum": "#222222"}  # as gpviz.js draws them
 COLORS = {"strip": "#e6e6e6", "strip_alt": "#f3f3f3", "dot": "#1f5fbf", "bad": "#d62728", "prior": "#1a9a3a",
           "tick": "#c4c4c4", "zero": "#8a8a8a", "held": "#ffd98a", "held_edge": "#c87800", "text": "#777"}
 AXIS_FONT, VALUE_FONT, BAND_FONT = 10, 12, 9
@@ -260,6 +262,47 @@ def _layers(where: dict[tuple[float, str], int], diameter: float) -> list[list[s
     return layers
 
 
+def _profile_svg(param: ParamView, axis: AxisView, scale, top: float) -> str:
+    """A chart's "why here?" band below its strip at ``top``: each member's log likelihood, log prior and their
+    sum, each from its own peak down to :data:`~gpviz.view.records.PROFILE_DROP` below it, as gpviz.js draws it;
+    the prior's mode and a bound a value sits at are drawn through the band."""
+    prof = param.profile
+    assert prof is not None
+    g = [f"<rect x='{EDGE}' y='{_n(top)}' width='{PLOT_W}' height='{PROFILE_H}' fill='#f7f7f7'/>"]
+    xs = [_place(float(v), axis, scale) for v in prof.x]
+    members = prof.log_likelihood.shape[0]
+    for j in range(members):
+        ll, lp = prof.log_likelihood[j], prof.log_prior[j]
+        for kind, v in (("ll", ll), ("lp", lp), ("sum", ll + lp)):
+            ok = np.isfinite(v)
+            if not ok.any():
+                continue
+            peak = float(np.nanmax(np.where(ok, v, np.nan)))
+            if peak - float(np.nanmin(np.where(ok, v, np.nan))) < 1e-9:  # constant (no prior on this axis)
+                continue
+            d, pen = [], False
+            for (x, where), value, good in zip(xs, v.tolist(), ok.tolist()):
+                if not good or where != "ok":
+                    pen = False
+                    continue
+                y = top + 2 + min(1.0, (peak - value) / PROFILE_DROP) * (PROFILE_H - 4)
+                d.append(f"{'L' if pen else 'M'}{_n(round(x, 1))} {_n(round(y, 1))}")
+                pen = True
+            opacity = max(0.2, 1 / math.sqrt(members)) if members > 1 else (1.0 if kind == "sum" else 0.85)
+            g.append(f"<path d='{''.join(d)}' fill='none' stroke='{PROFILE_COLORS[kind]}' stroke-width='1.2' "
+                     f"stroke-opacity='{opacity:.2f}'/>")
+    if param.prior is not None:
+        px, where = _place(float(param.prior), axis, scale)
+        if where == "ok":
+            g.append(f"<rect x='{_n(px - 0.75)}' y='{_n(top)}' width='1.5' height='{PROFILE_H}' "
+                     f"fill='{COLORS['prior']}'/>")
+    for b, at in ((param.lower, param.mark_lower), (param.upper, param.mark_upper)):
+        bx, where = _place(float(b), axis, scale) if b is not None and at else (0.0, "")
+        if where == "ok":
+            g.append(f"<rect x='{_n(bx - 1)}' y='{_n(top)}' width='2' height='{PROFILE_H}' fill='{COLORS['bad']}'/>")
+    return "".join(g)
+
+
 @functools.lru_cache(maxsize=256)
 def _band_ys(n_bands: int, bh: float) -> tuple[tuple[float, str], ...]:
     """The y of each band's middle, and as the SVG writes it."""
@@ -330,6 +373,9 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
                      + "".join(f"<path d='{''.join(layer)}'/>" for layer in _layers(where, 2 * r)) + "</g>")
     if marks:
         g.append(f"<path d='{''.join(marks)}' fill='{COLORS['bad']}'/>")
+    if param.profile is not None and bands is None:
+        g.append(_profile_svg(param, axis, scale, bh))
+        height += PROFILE_H
     g.append("</g>")
     parts += g
 

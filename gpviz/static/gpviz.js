@@ -208,6 +208,9 @@
   var PLOT_W = 150,   // CSS px of the axis
       EDGE = 8,       // CSS px each side: where out-of-range and flagged values are drawn
       ROW_H = 14,     // height of a single strip (snapshot, batch)
+      PROFILE_H = 18, // height of the "why here?" band under a chart (html/svg.py's PROFILE_H)
+      PROFILE_DROP = 8, // a profile curve is drawn from its peak down to this far below it (view/records.PROFILE_DROP)
+      PROFILE_COLORS = { ll: "#4a90d9", lp: "#1a9a3a", sum: "#222222" },
       COLORS = {
         strip: "#e6e6e6", stripAlt: "#f3f3f3", dot: "#1f5fbf", bad: "#d62728",
         prior: "#1a9a3a", tick: "#c4c4c4", zero: "#8a8a8a", highlight: "#ff7f0e"
@@ -277,6 +280,8 @@
     var nBands = configs ? configs.labels.length : 1;
     var bandH = configs ? configs.band : ROW_H;
     var height = nBands * bandH;
+    var profile = meta.profile || null;
+    var fullH = height + (profile ? PROFILE_H : 0);  // the canvas: the strips, then the profile band
     var width = PLOT_W + 2 * EDGE;
     var dpr = window.devicePixelRatio || 1;
 
@@ -321,9 +326,9 @@
 
     var canvas = document.createElement("canvas");
     canvas.width = Math.round(width * dpr);
-    canvas.height = Math.round(height * dpr);
+    canvas.height = Math.round(fullH * dpr);
     canvas.style.width = width + "px";
-    canvas.style.height = height + "px";
+    canvas.style.height = fullH + "px";
     var tickValues = niceTicks(axis, 4);
     if (configs) {
       // under a stack of bands: a labelled tick row (a few round values, not just the two ends)
@@ -366,7 +371,7 @@
 
     function background() {
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-      ctx.clearRect(0, 0, width, height);
+      ctx.clearRect(0, 0, width, fullH);
       for (var i = 0; i < nBands; i++) {
         ctx.fillStyle = (i % 2) ? COLORS.stripAlt : COLORS.strip;
         ctx.fillRect(EDGE, i * bandH, PLOT_W, bandH);
@@ -377,23 +382,28 @@
           ctx.fillRect(EDGE, i * bandH, PLOT_W, bandH);
         }
       }
+      if (profile) {  // the "why here?" band: a lighter strip under the chart's own
+        ctx.fillStyle = "#f7f7f7";
+        ctx.fillRect(EDGE, height, PLOT_W, PROFILE_H);
+      }
       // axis ends
       ctx.fillStyle = COLORS.zero;
-      ctx.fillRect(EDGE - 1, 0, 1, height);
-      ctx.fillRect(EDGE + PLOT_W, 0, 1, height);
+      ctx.fillRect(EDGE - 1, 0, 1, fullH);
+      ctx.fillRect(EDGE + PLOT_W, 0, 1, fullH);
       // decade ticks on a log axis, the zero line on a linear one
       ctx.fillStyle = COLORS.tick;
-      tickValues.forEach(function (t) { ctx.fillRect(Math.round(scale(t)), 0, 1, height); });
+      tickValues.forEach(function (t) { ctx.fillRect(Math.round(scale(t)), 0, 1, fullH); });
       if (axis.kind !== "log" && axis.lo < 0 && axis.hi > 0) {
         ctx.fillStyle = COLORS.zero;
-        ctx.fillRect(Math.round(scale(0)), 0, 1, height);
+        ctx.fillRect(Math.round(scale(0)), 0, 1, fullH);
       }
-      // the prior's mode: a green line with a notch at the bottom
+      if (profile) drawProfile();
+      // the prior's mode: a green line with a notch at the bottom (through the profile band too)
       if (meta.prior !== null && meta.prior !== undefined) {
         var pp = place(meta.prior, axis, scale);
         if (pp.kind === "ok") {
           ctx.fillStyle = COLORS.prior;
-          ctx.fillRect(pp.x - 0.75, 0, 1.5, height);
+          ctx.fillRect(pp.x - 0.75, 0, 1.5, fullH);
           ctx.beginPath();
           ctx.moveTo(pp.x - 3.5, height);
           ctx.lineTo(pp.x + 3.5, height);
@@ -411,12 +421,66 @@
         if (pb.kind !== "ok") return;
         ctx.fillStyle = COLORS.bad;
         if (m[1]) {
-          ctx.fillRect(pb.x - 1, 0, 2, height);
+          ctx.fillRect(pb.x - 1, 0, 2, fullH);
         } else {
           var xb = Math.floor(pb.x);  // on whole pixels: a crisp 1 px dash, not a blur
-          for (var yb = 0; yb < height; yb += 4) ctx.fillRect(xb, yb, 1, 2);
+          for (var yb = 0; yb < fullH; yb += 4) ctx.fillRect(xb, yb, 1, 2);
         }
       });
+    }
+
+    // Each member's log likelihood (blue), log prior (green) and their sum (black) along the axis, each from its
+    // own peak (top of the band) down to PROFILE_DROP below it (bottom). The peaks' places go to the hover text.
+    var profilePeaks = null;
+    function profileSeries() {
+      var out = [];
+      profile.ll.forEach(function (ll, j) {
+        var lp = profile.lp[j] || [];
+        var sum = ll.map(function (v, i) { return (v === null || lp[i] === null || lp[i] === undefined) ? null : v + lp[i]; });
+        out.push({ kind: "ll", v: ll, member: j }, { kind: "lp", v: lp, member: j }, { kind: "sum", v: sum, member: j });
+      });
+      return out;
+    }
+    function peakOf(v) {
+      var best = -1;
+      for (var i = 0; i < v.length; i++) if (v[i] !== null && (best < 0 || v[i] > v[best])) best = i;
+      return best;
+    }
+    function drawProfile() {
+      var top = height + 2, h = PROFILE_H - 4, xs = profile.x.map(function (v) { return place(v, axis, scale); });
+      var members = profile.ll.length, curves = 0;
+      profilePeaks = [];
+      ctx.lineWidth = 1.2;
+      profileSeries().forEach(function (c) {
+        var at = peakOf(c.v);
+        if (at < 0) return;
+        var lowest = Math.min.apply(null, c.v.filter(function (v) { return v !== null; }));
+        if (c.v[at] - lowest < 1e-9) return;  // constant (no prior on this axis): nothing to say
+        var peak = c.v[at], open = false;
+        if (c.member === 0) profilePeaks.push({ kind: c.kind, at: at, x: profile.x[at], n: c.v.length });
+        ctx.globalAlpha = members > 1 ? Math.max(0.2, 1 / Math.sqrt(members)) : (c.kind === "sum" ? 1 : 0.85);
+        ctx.strokeStyle = PROFILE_COLORS[c.kind];
+        ctx.beginPath();
+        for (var i = 0; i < c.v.length; i++) {
+          if (c.v[i] === null || xs[i].kind !== "ok") { open = false; continue; }
+          var y = top + Math.min(1, (peak - c.v[i]) / PROFILE_DROP) * h;
+          if (open) ctx.lineTo(xs[i].x, y); else ctx.moveTo(xs[i].x, y);
+          open = true;
+        }
+        ctx.stroke();
+        curves++;
+      });
+      ctx.globalAlpha = 1;
+      el.gpvizProfile = { curves: curves, peaks: profilePeaks, top: height, height: PROFILE_H };
+      el.dataset.profile = String(curves);
+    }
+    function profileTip() {
+      if (!profilePeaks || !profilePeaks.length) return "";
+      var words = { ll: "likelihood", lp: "prior", sum: "their sum" };
+      return "\nwhy here" + (profile.ll.length > 1 ? " (first member)" : "") + ": " + profilePeaks.map(function (p) {
+        var end = p.at === 0 ? " (axis low end)" : (p.at === p.n - 1 ? " (axis high end)" : "");
+        return words[p.kind] + " peaks at " + fmtValue(p.x) + end;
+      }).join(", ");
     }
 
     function triangle(x, y, r, right) {
@@ -496,6 +560,7 @@
       if (meta.lower !== null && meta.lower !== undefined) tip += "\nlower bound: " + fmtValue(meta.lower);
       if (meta.upper !== null && meta.upper !== undefined) tip += "\nupper bound: " + fmtValue(meta.upper);
       if (meta.held) tip += "\nheld at the prior's mode";
+      if (profile) tip += profileTip();
       if (meta.bands) {
         meta.bands.forEach(function (b) { if (b) tip += "\n" + b[1]; });
       }

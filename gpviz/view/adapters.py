@@ -30,8 +30,8 @@ from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, I_TIMESTEP
 from gpviz.values.units import (check_units, convert_long, convert_wide, reading_units, relabel, to_units,
                                 unit_plan)
 from gpviz.view.build import build_view, facts_from_info, members_label
-from gpviz.view.records import (CurveData, InfluenceRow, InfluenceTable, Note, NoteKind, VerdictSummary,
-                                ViewData)
+from gpviz.view.records import (AxisKind, CurveData, InfluenceRow, InfluenceTable, Note, NoteKind, PROFILE_DROP,
+                                ProfileCurves, VerdictSummary, ViewData)
 from gpviz.words import plural
 
 def default_title(expr) -> str:
@@ -68,6 +68,37 @@ def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str | Non
         expr = relabel(expr, labels)
     return build_view(expr, frame, _facts(expr, info), title=title or default_title(expr),
                       summary=_failed_verdicts(verdicts))
+
+
+#: What a model page says its profiles are.
+PROFILES_NOTE = ('"Why here?" under each chart: the log likelihood (blue), the log prior (green) and their sum '
+                 "(black) along the chart's axis, the other parameters at their values; each curve is drawn down to "
+                 "{drop:g} below its own peak. A flat likelihood at a bound, a sum that peaks between the likelihood's "
+                 "peak and the prior's mode (pulled by the prior), or two peaks of the sum read at a glance.")
+
+def profile_ranges(view: ViewData) -> dict[str, tuple[float, float, bool]]:
+    """key -> ``(lo, hi, log)`` of each chart's axis: where its "why here?" profiles are evaluated."""
+    out = {}
+    for key, p in view.params.items():
+        axis = view.axes[p.axis]
+        if np.isfinite(axis.lo) and np.isfinite(axis.hi) and axis.hi > axis.lo:
+            out[key] = (float(axis.lo), float(axis.hi), axis.kind == AxisKind.LOG)
+    return out
+
+
+def with_profiles(view: ViewData, found: Mapping) -> ViewData:
+    """The view with each key's profiles (key -> :class:`~gpviz.priors.profiles.Profile`) on its chart.
+
+    ``found.note`` (why some or all are missing) becomes a note of the page; so does what the curves are.
+    """
+    params = dict(view.params)
+    for key, prof in found.items():
+        if key in params and prof.grid.size >= 2:
+            params[key] = replace(params[key], profile=ProfileCurves(prof.grid, prof.log_likelihood, prof.log_prior))
+    note = getattr(found, "note", "")
+    text = note or (PROFILES_NOTE.format(drop=PROFILE_DROP) if found else "")
+    notes = view.notes + ((Note(NoteKind.about, text),) if text else ())
+    return replace(view, params=params, notes=notes)
 
 
 def _failed_verdicts(verdicts) -> VerdictSummary | None:

@@ -117,6 +117,25 @@ class AxisView:
     bounded: bool
 
 
+#: How far below its peak (log units) a profile curve is drawn, top to bottom of its band (gpviz.js's PROFILE_DROP).
+PROFILE_DROP = 8.0
+
+
+@dataclass(frozen=True, eq=False)
+class ProfileCurves:
+    """A parameter's "why here?" profiles along its axis (:mod:`gpviz.priors.profiles`), for its chart.
+
+    Attributes:
+        x: ``(g,)`` grid values on the chart's axis, increasing.
+        log_likelihood: ``(members, g)`` the exact log marginal likelihood (summed over points).
+        log_prior: ``(members, g)`` the sum of every prior's log density.
+    """
+
+    x: np.ndarray
+    log_likelihood: np.ndarray
+    log_prior: np.ndarray
+
+
 @dataclass(frozen=True)
 class ParamView:
     """What one parameter's chart shows.
@@ -133,6 +152,7 @@ class ParamView:
         held: Tinted as a whole "held at prior mode" (a model; a sweep tints each band instead).
         flags: What is wrong with its values ("1 NaN, 2 inf"), or "".
         bands: Per configuration, its :class:`~gpviz.priors.verdicts.BandCount` (or None), or None.
+        profile: Its "why here?" profiles (:class:`ProfileCurves`), or None.
     """
 
     key: str
@@ -146,6 +166,7 @@ class ParamView:
     held: bool
     flags: str = ""
     bands: tuple | None = None
+    profile: ProfileCurves | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,7 +221,7 @@ class NoteKind(str, Enum):
 
     fit_summary = "fit summary"  # a fit's convergence and waste in one line
     not_drawn = "not drawn"  # cells of a sweep the page does not draw, and why
-    about = "about"  # what a page's bands are (an Ax experiment's model history: experiment, metric, trials seen)
+    about = "about"  # what a page's bands or curves are (an Ax model history's trials; a model's profiles)
     fit_mode = "fit mode"  # how a sweep's cells were fitted: folds batched, one by one, or in closed form
 
 
