@@ -35,11 +35,8 @@ UNANNOTATED = frozenset({
     "Sweep.render -> ?", "compare(feature_names)", "compare(executor)", "compare_fit_modes(make_model)",
     "compare_fit_modes(X)", "compare_fit_modes(Y)", "compare_fit_modes(modes)", "compare_fit_modes(optimizer_kwargs)",
     "cv_sweep(make_model)", "cv_sweep(X)", "cv_sweep(Y)", "cv_sweep(sizes)", "cv_sweep(cache_dir)",
-    "cv_sweep(mll_cls)", "cv_sweep(executor)", "kernel_expr(feature_names)", "kernel_expr(tasks)",
-    "model_expr(model)", "model_expr(feature_names)", "model_expr(tasks)", "model_expr(outputs)",
-    "model_expr(unknown)", "parameters(obj)", "parameters(feature_names)", "prior_pull(mll)",
-    "prior_pull(feature_names)", "prior_pull(options)", "render(obj)", "render(feature_names)", "render(tasks)",
-    "render(outputs)", "render(unknown)", "sweep_prior_pull(sweep)", "sweep_prior_pull(executor)", "to_units(expr)",
+    "cv_sweep(mll_cls)", "cv_sweep(executor)", "prior_pull(mll)", "prior_pull(feature_names)", "prior_pull(options)",
+    "render(obj)", "render(feature_names)", "render(tasks)", "render(outputs)", "render(unknown)", "sweep_prior_pull(sweep)", "sweep_prior_pull(executor)", "to_units(expr)",
     "trace_fit(mll)", "trace_fit(feature_names)", "trace_fits.__init__(feature_names)", "with_priors(make_model)",
 })
 

@@ -16,6 +16,7 @@ because that one builder and the sections every family shares stay in one place.
 from __future__ import annotations
 
 import warnings
+from typing import Any, Self, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,9 @@ from gpytorch.means import ConstantMean, LinearMean, Mean, MultitaskMean, ZeroMe
 
 from gpviz import hooks
 from gpviz.errors import GpvizWarning, InputError
-from gpviz.models.families import (HIGHER_ORDER, LATENT_KRONECKER, family_of, input_space, is_gp_model,
-                                   model_batch_shape, num_inputs, output_space, unwrap_model)
+from gpviz.models.families import (HIGHER_ORDER, LATENT_KRONECKER, family_of, input_space,
+                                   model_batch_shape, num_inputs, output_space, sub_models,
+                                   unwrap_model)
 from gpviz.models.families import member_label as family_member_label
 from gpviz.models.sources import source_of
 from gpviz.options import check_applies, check_names, reject_unknown
@@ -53,7 +55,7 @@ def _mean_tree(mean: Mean, path: str, walker: Walker, task_name: str | None) -> 
     if isinstance(mean, LinearMean):
         ws = walker.params(mean, path, "weights", "weight")
         feats = walker.features_for(len(ws))
-        terms = [Product((w, Symbol(f"x[{f.name!r}]"))) for w, f in zip(ws, feats)]
+        terms: list[Node] = [Product((w, Symbol(f"x[{f.name!r}]"))) for w, f in zip(ws, feats)]
         if mean.bias is not None:
             terms.append(walker.params(mean, path, "bias", "mean")[0])
         return Sum(tuple(terms))
@@ -217,7 +219,7 @@ class ModelExpr(Expr):
         self.data_units = data_units
         self.metrics = tuple(metrics)
 
-    def replace(self, **changes) -> ModelExpr:
+    def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` (as :meth:`Expr.replace`); new ``sections`` make the copy's ``tree``.
 
         A copy of an expression in model units is its own ``model_units``, unless
@@ -423,6 +425,8 @@ class ModelListExpr(ModelExpr):
 def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool, tasks) -> ModelExpr:
     """The expression of one exact, approximate or higher-order GP whose modules sit at ``prefix`` in ``root``."""
     family = family_of(model)
+    if family is None:  # model_expr checked the root; a model list's members are checked by family_of
+        raise InputError(f"{type(model).__name__} at {prefix or 'the root'} is not a GP model of a known family")
     owner = family.owner(model)
     owner_path = join_path(prefix, family.covar_path)
     task_name = _task_name(model, features)
@@ -435,7 +439,7 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
     elif family is LATENT_KRONECKER:
         sections = _latent_kronecker_sections(model, prefix, walker, in_space)
     else:
-        covar = owner.covar_module
+        covar: Kernel = getattr(owner, "covar_module")  # the family says it is there (mypy: Tensor | Module)
         kron_tasks = _kronecker_tasks(covar)
         if kron_tasks is not None:
             # MultitaskKernel: data kernel x task covariance over a virtual task column after the inputs
@@ -470,12 +474,13 @@ def _gp_expr(model, root, prefix: str, features, batch: torch.Size, strict: bool
     if owner is not model:
         sections.append(Section("Variational posterior (summarized)",
                                 _variational_summary(owner.variational_strategy), "not drawn", Part.variational))
-    kwargs = dict(out_space=out_space, in_space=in_space, tasks=walker.tasks,
+    kwargs: dict[str, Any] = dict(out_space=out_space, in_space=in_space, tasks=walker.tasks,
                   input_transform=getattr(model, "input_transform", None),
                   covariance_width=len(features) - 1 if outside is not None else None)
     corr = _correlation_section(model, root, sections, batch, features)
     if corr is not None:
         sections.insert(1, corr)  # right under the covariance it explains
+    expr: ModelExpr
     if kron_tasks is not None:
         expr = KroneckerModelExpr(root, tuple(sections), batch, walker.modules, features,
                                   join_path(owner_path, "covar_module"), num_tasks=kron_tasks, **kwargs)
@@ -595,8 +600,9 @@ def register_units_converter(fn):
     return fn
 
 
-def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, outputs=None, units: str = "model",
-               **unknown) -> ModelExpr:
+def model_expr(model: object, feature_names: Sequence[str] | pd.DataFrame | None = None, *, strict: bool = False,
+               tasks: Sequence[str] | None = None, outputs: Sequence[str] | None = None, units: str = "model",
+               **unknown: object) -> ModelExpr:
     """Builds the expression of a GP model: covariance kernel, noise and mean.
 
     Args:
@@ -637,18 +643,19 @@ def model_expr(model, feature_names=None, *, strict: bool = False, tasks=None, o
     if (source := source_of(model)) is not None:  # e.g. an Ax Client: its module finds the model and names
         return source.expr(model, feature_names, strict=strict, tasks=tasks, outputs=outputs)
     model = unwrap_model(model)
-    if not is_gp_model(model):
+    fam = family_of(model)
+    if fam is None:
         raise InputError(
             f"model_expr expects a Gaussian-process model with a covariance kernel (e.g. botorch SingleTaskGP, "
             f"ModelListGP, SingleTaskVariationalGP), got {type(model).__module__}.{type(model).__name__}"
             + ("; for a kernel use gpviz.kernel_expr" if isinstance(model, Kernel) else ""))
     batch = model_batch_shape(model)
-    if family_of(model).holds_models:  # is_gp_model above: a family is known
+    if fam.holds_models:
         names = _list_outputs(model, outputs)
-        n_in = [num_inputs(m) for m in model.models]
+        n_in = [num_inputs(m) for m in sub_models(model)]
         features = root_features(feature_names, n_in[0] if len(set(n_in)) == 1 else None, type(model).__name__)
         parts = tuple(_gp_expr(m, model, f"models.{i}", features if features is not None else root_features(
-            None, num_inputs(m), type(m).__name__), batch, strict, tasks) for i, m in enumerate(model.models))
+            None, num_inputs(m), type(m).__name__), batch, strict, tasks) for i, m in enumerate(sub_models(model)))
         if tasks is not None and not any(p.tasks for p in parts):
             check_applies(type(model).__name__, parts[0].section_trees(), tasks=tasks)
         return ModelListExpr(model, parts, names, batch, features)

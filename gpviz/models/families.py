@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from botorch.models.transforms.input import Normalize
@@ -45,8 +45,30 @@ def _loaded_instance(obj, module: str, *names: str) -> bool:
     return mod is not None and any(isinstance(obj, getattr(mod, n)) for n in names if hasattr(mod, n))
 
 
-def _self(model):
+def _self(model: torch.nn.Module) -> torch.nn.Module:
     return model
+
+
+# GPyTorch/BoTorch models' submodules are read as Any: mypy reads ``Module.__getattr__`` as
+# ``Tensor | Module`` and cannot tell a submodule from a tensor.
+def _inner_model(model: Any) -> torch.nn.Module:
+    """An approximate GP's inner GPyTorch model (BoTorch's ``ApproximateGPyTorchModel.model``)."""
+    return model.model
+
+
+def _models_of(model: Any) -> torch.nn.ModuleList:
+    """A model list's models (``ModelListGP.models``)."""
+    return model.models
+
+
+def _first_covar(model: Any) -> Kernel:
+    """A higher-order GP's first kernel (``HigherOrderGP.covar_modules[0]``)."""
+    return model.covar_modules[0]
+
+
+def _covar_x(model: Any) -> Kernel:
+    """A latent Kronecker GP's kernel over the inputs (``LatentKroneckerGP.covar_module_X``)."""
+    return model.covar_module_X
 
 
 def _has_kernel(model) -> bool:
@@ -128,12 +150,12 @@ class ModelFamily:
 
 
 MODEL_LIST = ModelFamily("model list", _is_model_list, members=lambda m: "members", exact=True, holds_models=True)
-APPROXIMATE = ModelFamily("approximate", _is_approximate, owner=lambda m: m.model, covar_path="model", exact=False)
-HIGHER_ORDER = ModelFamily("higher-order", _is_higher_order, batch_covar=lambda m: m.covar_modules[0])
+APPROXIMATE = ModelFamily("approximate", _is_approximate, owner=_inner_model, covar_path="model", exact=False)
+HIGHER_ORDER = ModelFamily("higher-order", _is_higher_order, batch_covar=_first_covar)
 # its likelihood runs on the Kronecker-structured grid with missing entries: the first derivatives
 # agree with finite differences, the curvature did not (-0.33 vs 0.15 per datum)
 LATENT_KRONECKER = ModelFamily(
-    "latent Kronecker", _is_latent_kronecker, exact=False, batch_covar=lambda m: m.covar_module_X,
+    "latent Kronecker", _is_latent_kronecker, exact=False, batch_covar=_covar_x,
     pull_refusal="the curvature of its Kronecker-structured likelihood is not computed exactly")
 FULLY_BAYESIAN = ModelFamily("fully Bayesian", lambda m: _has_kernel(m) and _holds_mcmc_samples(m),
                              members=lambda m: "MCMC samples", fully_bayesian=True, exact=False)
@@ -152,7 +174,7 @@ def family_of(model) -> ModelFamily | None:
         return None
     for fam in FAMILIES:
         if fam.matches(model):
-            if fam.holds_models and not all(family_of(m) is not None for m in model.models):
+            if fam.holds_models and not all(family_of(m) is not None for m in _models_of(model)):
                 return None
             return fam
     return None
@@ -167,7 +189,7 @@ def sub_models(model) -> list[torch.nn.Module]:
     """The models a model list holds, or ``[model]``."""
     model = unwrap_model(model)
     fam = family_of(model)
-    return list(model.models) if fam is not None and fam.holds_models else [model]
+    return list(_models_of(model)) if fam is not None and fam.holds_models else [model]
 
 
 def is_fully_bayesian(model) -> bool:
@@ -186,7 +208,7 @@ def model_batch_shape(model: torch.nn.Module) -> torch.Size:
     model = unwrap_model(model)
     fam = family_of(model)
     if fam is not None and fam.holds_models:
-        shapes = [model_batch_shape(m) for m in model.models]
+        shapes = [model_batch_shape(m) for m in _models_of(model)]
         try:
             return torch.broadcast_shapes(*shapes)
         except RuntimeError:
@@ -204,9 +226,10 @@ def num_inputs(model: torch.nn.Module) -> int | None:
     if inputs:
         return int(inputs[0].shape[-1])
     if family_of(model) is APPROXIMATE:
-        points = getattr(model.model.variational_strategy, "inducing_points", None)
+        strategy = getattr(_inner_model(model), "variational_strategy", None)
+        points = getattr(strategy, "inducing_points", None)
         if points is None:  # multi-output: IndependentMultitaskVariationalStrategy wraps the one with points
-            base = getattr(model.model.variational_strategy, "base_variational_strategy", None)
+            base = getattr(strategy, "base_variational_strategy", None)
             points = getattr(base, "inducing_points", None)
         if isinstance(points, torch.Tensor):
             return int(points.shape[-1])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import functools
+from typing import Self, Sequence
 
+import pandas as pd
 import torch
 from gpytorch.kernels import Kernel
 
@@ -76,7 +78,7 @@ class Expr:
     #: Per-instance caches (``functools.cached_property``): a copy made by :meth:`replace` drops them.
     _CACHES = ("_walk", "_labels")
 
-    def replace(self, **changes) -> Expr:
+    def replace(self, **changes: object) -> Self:
         """A copy with the declared fields in ``changes`` replaced (as ``dataclasses.replace``).
 
         The copy keeps the keys, roles and labels computed so far when its printed trees are the
@@ -262,7 +264,7 @@ class Expr:
         x1e = x1.expand(*batch, *x1.shape[-2:])
         x2e = x2.expand(*batch, *x2.shape[-2:])
         out = evaluate(tree, EvalEnv(x1e, x2e, vals, self.modules))
-        shape = (x1.shape[-2], x2.shape[-2])
+        shape: tuple[int, ...] = (x1.shape[-2], x2.shape[-2])
         if any(s not in (1, want) for s, want in zip(out.shape[-2:], shape)):
             # an opaque multi-task or gradient kernel returns more rows than points: keep its shape
             shape = tuple(out.shape[-2:])
@@ -277,7 +279,8 @@ class KernelExpr(Expr):
     """The expression of a GPyTorch kernel (see :func:`kernel_expr`); its fields are :class:`Expr`'s."""
 
 
-def kernel_expr(kernel: Kernel, feature_names=None, *, strict: bool = False, tasks=None) -> KernelExpr:
+def kernel_expr(kernel: Kernel, feature_names: Sequence[str] | pd.DataFrame | None = None, *, strict: bool = False,
+                tasks: Sequence[str] | None = None) -> KernelExpr:
     """Builds the runnable, printable expression of a GPyTorch kernel.
 
     Args:

@@ -148,7 +148,15 @@ class Walker:
         """The inner product of both inputs over the visible features."""
         if self.features is None:
             return Dot(None, ())
-        return Dot(tuple(f.dim for f in self.features), tuple(f.name for f in self.features))
+        return Dot(self._dims(), tuple(f.name for f in self.features))
+
+    def _dims(self) -> tuple[int, ...] | None:
+        """The visible features' columns; None (every column) when unknown, or when a feature is the whole
+        input (``Feature(None, "x")``, which ``features_for`` gives a kernel whose width is unknown)."""
+        if self.features is None:
+            return None
+        dims = tuple(f.dim for f in self.features)
+        return None if None in dims else tuple(d for d in dims if d is not None)
 
     def task_names(self, count: int) -> tuple[str, ...]:
         """Display names of ``count`` tasks."""
@@ -173,8 +181,7 @@ class Walker:
         inner = tuple((str(label), n) for label, n in inner)
         shown = {k for _, n in inner for k in keys_of(n)}
         leaves = subtree_params(self, module, path, used=shown)
-        dims = None if self.features is None else tuple(f.dim for f in self.features)
-        return Opaque(type(module).__name__, path, dims, tuple(leaves), inner, note)
+        return Opaque(type(module).__name__, path, self._dims(), tuple(leaves), inner, note)
 
 
 def subtree_params(walk: "Walker", module: torch.nn.Module, path: str, used: set[str] | None = None) -> list[Param]:
