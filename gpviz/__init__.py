@@ -4,7 +4,8 @@ The public names below are a contract (README.md has a tour): expressions
 (``kernel_expr``, ``model_expr``, ``register_kernel``), parameters
 (``parameters``, ``to_units``), fitting (``trace_fit``, ``FitTracer``,
 ``compare_fit_modes``, ``trace_fits``), sweeps and priors (``cv_sweep``, ``Sweep``, ``compare``,
-``prior_pull``, ``prior_sensitivity``, ``to_arviz``, ``sweep_prior_pull``, ``with_priors``), rendering (``render``), exploring (``explore``,
+``prior_pull``, ``prior_sensitivity``, ``to_arviz``, ``sweep_prior_pull``, ``with_priors``), an Ax experiment's
+real model history (``ModelHistory``), rendering (``render``), exploring (``explore``,
 ``Explorer``: drag a parameter, see the likelihood, priors and LOO error follow) and ``GpvizError``.
 ``docs/architecture.md`` maps the modules behind them.
 Nothing here imports rows2prose or IPython: pages are built when asked for.
@@ -12,6 +13,7 @@ Nothing here imports rows2prose or IPython: pages are built when asked for.
 
 import importlib
 
+from gpviz.ax_history import ModelHistory
 from gpviz.comparing import compare
 from gpviz.errors import GpvizError
 from gpviz.models.expr import model_expr
@@ -33,7 +35,7 @@ from gpviz.walk.registry import register_kernel
 from gpviz import ax as _ax  # registers the Ax model source (it imports no Ax)
 
 __all__ = [
-    "Explorer", "FitTracer", "GpvizError", "Sweep", "compare", "compare_fit_modes", "cv_sweep", "explore",
+    "Explorer", "FitTracer", "GpvizError", "ModelHistory", "Sweep", "compare", "compare_fit_modes", "cv_sweep", "explore",
     "kernel_expr",
     "model_expr", "parameters", "prior_pull", "prior_sensitivity", "register_kernel", "render", "sweep_prior_pull", "to_arviz", "to_units",
     "trace_fit", "trace_fits", "with_priors",

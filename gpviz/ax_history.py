@@ -3,10 +3,13 @@
 Ax refits its surrogate before generating trials and keeps none of the models it
 replaces. :class:`ModelHistory` is wrapped around the user's loop::
 
-    with gpviz.ax_history.ModelHistory(client, folder="history") as history:
+    history = gpviz.ModelHistory(client, folder="history")
+    with history:
         for _ in range(20):
             for index, p in client.get_next_trials(max_trials=1).items():
                 client.complete_trial(index, raw_data=evaluate(p))
+    with history:  # later: the same history goes on, across as many blocks as the experiment takes
+        ...
     history.render().save("history.html")
 
 Inside the block every ``fit_gpytorch_mll`` call is traced (:func:`gpviz.trace_fits`),
@@ -77,6 +80,9 @@ def _training_data(model) -> tuple[torch.Tensor, torch.Tensor]:
 
 class ModelHistory:
     """Records every surrogate an Ax ``Client`` fits inside a ``with`` block, one :class:`Snapshot` per model.
+
+    The same history may be entered again (a later block of the same experiment): its
+    snapshots accumulate across blocks, each model recorded once.
 
     Args:
         client: An Ax ``Client``.

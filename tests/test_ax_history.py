@@ -34,8 +34,9 @@ def loss(p: dict) -> float:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """5 initialization trials, then 3 trials Ax generates from its fitted surrogate (3 fits), all recorded,
-    with an outer trace_fits block recording the same fits independently."""
+    """5 initialization trials, then 3 trials Ax generates from its fitted surrogate (3 fits), all recorded
+    by one history entered twice (the loop split across two blocks, as a notebook's cells would), with an
+    outer trace_fits block recording the same fits independently."""
     logging.getLogger("ax").setLevel(logging.WARNING)
     client = ax_client_mod.Client(random_seed=0)
     client.configure_experiment(name="tiny", parameters=[
@@ -44,16 +45,19 @@ def run(tmp_path_factory):
     client.configure_optimization(objective="-loss")
     folder = tmp_path_factory.mktemp("history")
     with gpviz.trace_fits() as fits:
-        with ModelHistory(client, folder=folder) as history:
-            for _ in range(8):
-                for index, p in client.get_next_trials(max_trials=1).items():
-                    client.complete_trial(index, raw_data={"loss": loss(p)})
+        history = gpviz.ModelHistory(client, folder=folder)
+        for block in (6, 2):
+            with history:
+                for _ in range(block):
+                    for index, p in client.get_next_trials(max_trials=1).items():
+                        client.complete_trial(index, raw_data={"loss": loss(p)})
     return client, history, fits, folder
 
 
 def test_one_snapshot_per_model_ax_used_with_the_trials_it_saw(run):
     client, history, fits, _ = run
-    assert [s.trials for s in history.snapshots] == [5, 6, 7]
+    assert gpviz.ModelHistory is ModelHistory and "ModelHistory" in gpviz.__all__
+    assert [s.trials for s in history.snapshots] == [5, 6, 7]  # kept across the two blocks
     assert history.metric == "loss"
     assert "Ax Client 'tiny'" in history.title
     assert "get_next_trials" not in vars(client)  # the client is left as found
