@@ -49,5 +49,9 @@ class VerdictWarning(GpvizWarning):
     """Prior verdicts could not be computed (``prior_pull`` failed); the page says so and shows none."""
 
 
+class PriorModeWarning(GpvizWarning):
+    """A prior's mode lies outside its parameter's constraint bounds: the prior pushes the value onto a bound."""
+
+
 class CacheWarning(GpvizWarning):
     """A cached sweep cell or manifest could not be trusted (damaged, truncated, unknown); those cells are refit."""
