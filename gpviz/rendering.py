@@ -13,6 +13,7 @@ also registers the renderers that ``Expr._repr_html_``, ``FitTracer.render`` /
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Mapping, Sequence
 
 import torch
@@ -20,7 +21,7 @@ import torch
 from gpviz import display
 from gpviz.ax_history import ModelHistory
 from gpviz.charts import fit_modes_chart, loss_plot, scaling_curve
-from gpviz.errors import InputError
+from gpviz.errors import InputError, PriorModeWarning
 from gpviz.html.assets import header_html, rows2prose_web
 from gpviz.html.figure import Figure, figure
 from gpviz.html.live import LiveFigure
@@ -176,6 +177,8 @@ def _render_expr(expr, units: str | None = None, title: str | None = None, eleme
                  verdicts: bool | None = None, profiles: bool | None = None) -> Figure:
     found = model_verdicts(expr, force=bool(verdicts)) if verdicts is not False else {}
     view = model_view(expr, found, units, title)
+    for text in view.warnings:  # a prior whose mode lies outside its bounds: on the page and in Python
+        warnings.warn(f"gpviz: {text}", PriorModeWarning, stacklevel=3)
     if profiles is not False:
         view = with_profiles(view, _profiles(expr, view, units, force=bool(profiles)))
     return figure(view, element_id)

@@ -37,13 +37,14 @@ from gpviz.html.below import below_html
 from gpviz.html.code import code_block_html, code_html, code_lines, notation_html
 from gpviz.html.compact import CompactData, encode_compact
 from gpviz.html.encode import encode_column, encode_columns, pack_columns
+from gpviz.html.header import legend_html, styled as _cls, subtitle
 from gpviz.markup import escape_html, js_string, script_json
 from gpviz.html.page import Page
 from gpviz.html.svg import param_chart
 from gpviz.tree.nodes import Param
 from gpviz.tree.printer import layout
 from gpviz.values.columns import I_CONFIG
-from gpviz.view.axes import bound_on_axis, finite_or_none
+from gpviz.view.axes import finite_or_none
 from gpviz.view.records import (AxisKind, AxisView, FrameData, FrameMode, LossData, ParamView, ProfileCurves,
                                 VerdictSummary, ViewData)
 
@@ -135,95 +136,11 @@ def _static_chart(view: ViewData, key: str, band_px: int) -> str:
             f'height="{chart.height}" alt="{text}" title="{text}" style="vertical-align:middle">')
 
 
-# Legend swatches and text parts carry their look inline: a notebook opened untrusted drops every <style> but
-# keeps style attributes, so the page still reads as it does with gpviz.css (which styles what gpviz.js draws).
-_SWATCH_STYLES = {
-    "dot": "width:8px;height:8px;border-radius:4px;background:#1f5fbf;opacity:0.7",
-    "prior": "width:2px;height:12px;background:#1a9a3a",
-    "bound": "width:3px;height:12px;background:#d62728",
-    "bound-dash": "width:1px;height:12px;background:repeating-linear-gradient(#d62728 0 2px, transparent 2px 4px)",
-    "held": "width:14px;height:12px;background:rgba(255, 170, 0, 0.30);border:1px solid rgba(200, 120, 0, 0.6)",
-}
-_TEXT_STYLES = {
-    "gpviz-title": "font-size:17px;font-weight:600;margin:4px 0 2px 0",
-    "gpviz-subtitle": "color:#666;margin:0 0 6px 0",
-    "gpviz-warning": "color:#b00020;margin:4px 0",
-    "gpviz-legend": "color:#555;font-size:12px;margin:4px 0 8px 0",
-    "gpviz-legend-item": "margin-right:14px;white-space:nowrap",
-    "gpviz-section": "margin:10px 0 4px 0",
-    "gpviz-section-title": "font-weight:600;cursor:pointer",
-    "gpviz-note": "font-weight:normal;color:#666;font-style:italic",
-    "gpviz-static-note": "color:#666;font-style:italic;font-size:12px",
-}
-
-
-def _cls(name: str) -> str:
-    """``class="name" style="..."``: a text part's class and its inline look."""
-    return f'class="{name}" style="{_TEXT_STYLES[name]}"'
-
-
-def _swatch(kind: str) -> str:
-    return (f'<span class="gpviz-swatch gpviz-swatch-{kind}" style="display:inline-block;vertical-align:middle;'
-            f'margin-right:4px;{_SWATCH_STYLES[kind]}"></span>')
-
-
-def _legend(view: ViewData, has_bad: bool) -> str:
-    def item(inner: str, extra: str = "") -> str:  # inner: trusted HTML made here
-        return f'<span {_cls("gpviz-legend-item")}{extra}>{inner}</span>'
-
-    one = escape_html(view.member)
-    mode = view.frame.mode
-    items = [item(_swatch("dot") + ("value" if mode == FrameMode.SNAPSHOT else f"one dot per {one}"))]
-    params = view.params.values()
-    if any(p.prior is not None for p in params):
-        items.append(item(_swatch("prior") + "prior mode"))
-    if any(p.mark_lower or p.mark_upper for p in params):
-        items.append(item(_swatch("bound") + "constraint bound a value sits at (those values red)"))
-    if any(bound_on_axis(p, _rounded(view.axes[p.axis])) for p in params):
-        items.append(item(_swatch("bound-dash") + "constraint bound"))
-    banded = any(p.bands and any(b is not None and b.held for b in p.bands) for p in params)
-    why = ' title="gpviz.prior_pull: the prior, not the data, sets the value, near its mode"'
-    if banded:
-        items.append(item(_swatch("held") + "held at the prior's mode (a band's tint: the share of its folds)", why))
-    elif any(p.held for p in params):
-        items.append(item(_swatch("held") + "held at the prior's mode", why))
-    elif view.judged:
-        items.append(item('<span class="gpviz-legend-noheld">gpviz.prior_pull: no parameter held at its prior\'s '
-                          "mode</span>"))
-    if has_bad:
-        items.append(item('<span class="gpviz-swatch gpviz-swatch-flag" style="color:#d62728;font-weight:600">'
-                          "\u26a0 \u25b6</span>NaN, inf or \u2264 0 on a log axis (drawn at the edge)"))
-    axes = []
-    for ax in view.axes:
-        scale = "log" if ax.kind == AxisKind.LOG else "linear"
-        bounds = " (its bounds)" if ax.bounded else ""
-        axes.append(f"{escape_html(ax.role)}: {scale}{bounds}")
-    if axes:
-        items.append(item(f'axes: {"; ".join(dict.fromkeys(axes))}'))
-    if mode != FrameMode.SNAPSHOT:
-        items.append(item(f'hover a dot to ring its {one} in every chart <b class="gpviz-hover"></b>'))
-    return f'<div {_cls("gpviz-legend")}>' + "".join(items) + "</div>"
-
-
 @functools.lru_cache(maxsize=256)  # asked once per chart; an ARD model's 1,000 charts share one axis
 def _rounded(axis: AxisView) -> AxisView:
     """The axis as the browser receives it (ends rounded to 6 digits where that is invisible)."""
     lo, hi = _round_axis(axis)
     return AxisView(axis.kind, lo, hi, axis.role, axis.bounded)
-
-
-def _subtitle(data: FrameData, label: str, one: str) -> str:
-    if data.mode == FrameMode.SNAPSHOT:
-        return "one model: each parameter's value on its own axis"
-    if data.mode == FrameMode.BATCH:
-        return f"batch of {data.n_rows} {label}: one dot per {one}"
-    if data.mode == FrameMode.CONFIGS:
-        return (f"{len(data.config_labels)} configurations, one labelled band each, top to bottom; "
-                f"one dot per {one}")
-    bands = (f"{len(data.config_labels)} configurations (one labelled band each) \u00d7 "
-             if data.i_config is not None else "")
-    return (f"fit trace: {len(data.steps)} steps; {bands}{data.members} {label if data.members != 1 else one}; "
-            f"play, pause or scrub")
 
 
 def inner_html(view: ViewData, extra_html="") -> str:
@@ -236,14 +153,16 @@ def inner_html(view: ViewData, extra_html="") -> str:
     parts = []
     if view.title:
         parts.append(f'<div {_cls("gpviz-title")}>{escape_html(view.title)}</div>')
-    parts.append(f'<div {_cls("gpviz-subtitle")}>{escape_html(_subtitle(data, view.members, view.member))}</div>')
+    parts.append(f'<div {_cls("gpviz-subtitle")}>{escape_html(subtitle(data, view.members, view.member))}</div>')
     bad = view.flagged
     if data.n_rows == 0:
         parts.append(f'<div {_cls("gpviz-warning")}>\u26a0 no values to draw yet (the frame has no rows)</div>')
     elif bad:
         listed = "; ".join(f"{k}: {v}" for k, v in list(bad.items())[:8]) + ("; ..." if len(bad) > 8 else "")
         parts.append(f'<div {_cls("gpviz-warning")}>\u26a0 flagged values: {escape_html(listed)}</div>')
-    parts.append(_legend(view, bool(bad) and data.n_rows > 0))
+    for text in view.warnings:
+        parts.append(f'<div {_cls("gpviz-warning")}>\u26a0 {escape_html(text)}</div>')
+    parts.append(legend_html(view, bool(bad) and data.n_rows > 0, tuple(_rounded(a) for a in view.axes)))
     parts.append(f'<div {_cls("gpviz-static-note")}>{escape_html(STATIC_NOTE)}</div>')
     if data.mode == FrameMode.TIMELINE:
         parts.append('<div class="gpviz-time"></div><span class="gpviz-time-state"></span>')

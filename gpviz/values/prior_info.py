@@ -15,7 +15,8 @@ import math
 import numpy as np
 import torch
 
-from gpviz.values.keys import ParamInfo, member_block
+from gpviz.errors import GpvizError
+from gpviz.values.keys import ParamInfo, member_block, param_info
 from gpviz.values.tensors import to_numpy
 
 #: The hyperparameters of GPyTorch's univariate priors, in the order descriptions name them.
@@ -198,13 +199,82 @@ def priors_by_param(root: torch.nn.Module) -> dict[tuple[str, str], object]:
     return out
 
 
+def mode_text(prior) -> str:
+    """``mode 0.0013`` (every element's one mode), ``modes 0.333 .. 0.5`` (elements of their own), or ``""``."""
+    modes = mode_tensor(prior)
+    if modes is None or modes.numel() == 0 or bool(torch.isnan(modes).all()):
+        return ""
+    flat = modes.reshape(-1)
+    if bool((flat == flat[0]).all()):
+        return f"mode {float(flat[0]):.4g}"
+    finite = flat[~torch.isnan(flat)]
+    return f"modes {float(finite.min()):.4g} .. {float(finite.max()):.4g}"
+
+
+def describe_prior(prior) -> str:
+    """``LogNormalPrior(loc=2.387, scale=3), mode 0.001289``: the prior, then its mode when it has one."""
+    mode = mode_text(prior)
+    return f"{type(prior).__name__}({prior_params(prior)})" + (f", {mode}" if mode else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModeConflict:
+    """A prior whose mode lies outside its parameter's constraint bounds (the prior pushes the value onto a bound).
+
+    Attributes:
+        parameter: The parameter's path (``covar_module.lengthscale``).
+        prior: :func:`describe_prior` of its prior.
+        mode: The mode furthest outside the bounds.
+        lower: The constraint's lower bound (-inf when none).
+        upper: The constraint's upper bound (inf when none).
+        elements: How many of the parameter's elements have their mode outside.
+    """
+
+    parameter: str
+    prior: str
+    mode: float
+    lower: float
+    upper: float
+    elements: int
+
+    def __str__(self) -> str:
+        side = f"below its lower bound {self.lower:.4g}" if self.mode < self.lower else \
+            f"above its upper bound {self.upper:.4g}"
+        many = f" ({self.elements} elements)" if self.elements > 1 else ""
+        return (f"{self.parameter} ~ {self.prior}: the mode {self.mode:.4g} lies {side}{many}, so the prior pushes "
+                f"the value onto the bound")
+
+
+def mode_conflicts(root: torch.nn.Module) -> list[ModeConflict]:
+    """Every prior of ``root`` whose mode (any element's own) lies outside its parameter's constraint bounds.
+
+    A prior on something other than a parameter of its module (a function of several) is not checked.
+    """
+    out = []
+    for (path, name), prior in priors_by_param(root).items():
+        try:
+            module = root.get_submodule(path) if path else root
+            info = param_info(module, name)
+        except (AttributeError, GpvizError):
+            continue
+        modes = prior_modes(prior, info.raw.shape)
+        lower, upper = info.bounds()
+        below, above = modes < lower, modes > upper  # NaN (no mode) is neither
+        n = int((below | above).sum())
+        if n:
+            worst = float(modes[below].min()) if bool(below.any()) else float(modes[above].max())
+            out.append(ModeConflict(f"{path}.{name}".lstrip("."), describe_prior(prior), worst, lower, upper, n))
+    return out
+
+
 def describe_priors(model) -> list[tuple[str, str]]:
-    """(parameter path, ``PriorClass(params)``) for every prior of a model: covariance, then noise, then mean."""
+    """(parameter path, ``PriorClass(params), mode m``) for every prior of a model: covariance, then noise, then
+    mean (:func:`describe_prior`)."""
     out = []
     for name, _module, prior, _closure, _setting in model.named_priors():
         path, _, prior_name = name.rpartition(".")
         target = f"{path}.{prior_name[: -len('_prior')]}" if prior_name.endswith("_prior") else name
-        out.append((target.lstrip("."), f"{type(prior).__name__}({prior_params(prior)})"))
+        out.append((target.lstrip("."), describe_prior(prior)))
     # in the order the expression prints its sections: covariance, noise, mean
     rank = {"covar_module": 0, "likelihood": 1, "mean_module": 2}
     return sorted(out, key=lambda item: rank.get(item[0].split(".")[0], 3))

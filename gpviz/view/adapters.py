@@ -27,6 +27,7 @@ from gpviz.values.bounds import at_bounds
 from gpviz.values.parameters import parameter_frames, parameters
 from gpviz.models.expr import model_expr
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, I_TIMESTEP
+from gpviz.values.prior_info import ModeConflict, describe_priors, mode_conflicts
 from gpviz.values.units import (check_units, convert_long, convert_wide, reading_units, relabel, to_units,
                                 unit_plan)
 from gpviz.view.build import build_view, facts_from_info, members_label
@@ -66,8 +67,23 @@ def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str | Non
         frame, labels = to_units(expr, frame, units)
         info, _ = to_units(expr, info, units)
         expr = relabel(expr, labels)
-    return build_view(expr, frame, _facts(expr, info), title=title or default_title(expr),
-                      summary=_failed_verdicts(verdicts))
+    view = build_view(expr, frame, _facts(expr, info), title=title or default_title(expr),
+                      summary=_failed_verdicts(verdicts), notes=prior_notes(expr.module))
+    return replace(view, warnings=tuple(str(c) for c in prior_conflicts(expr.module)))
+
+
+def prior_conflicts(module) -> list[ModeConflict]:
+    """The priors of ``module`` whose mode lies outside their parameter's bounds (none for a module without priors)."""
+    return mode_conflicts(module) if hasattr(module, "named_priors") else []
+
+
+def prior_notes(module) -> tuple[Note, ...]:
+    """One line naming every prior of ``module`` with its mode (``Priors: covar_module.lengthscale ~
+    LogNormalPrior(loc=1.96, scale=1.73), mode 0.355; ...``), or none."""
+    described = describe_priors(module) if hasattr(module, "named_priors") else []
+    if not described:
+        return ()
+    return (Note(NoteKind.about, "Priors: " + "; ".join(f"{path} ~ {text}" for path, text in described)),)
 
 
 #: What a model page says its profiles are.

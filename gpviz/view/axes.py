@@ -138,7 +138,7 @@ def chart_views(frame: FrameData, facts: Mapping[str, ParamFacts],
         for j, k in enumerate(keys):
             m = facts[k]
             params[k] = ParamView(k, str(m.role), len(axes) - 1, m.prior_mode, m.lower, m.upper, marks[k][0],
-                                  marks[k][1], m.held and not m.bands, flags[j], m.bands)
+                                  marks[k][1], m.held and not m.bands, flags[j], m.bands, verdict=m.verdict)
     return tuple(axes), {k: params[k] for k in facts}
 
 

@@ -153,6 +153,7 @@ class ParamView:
         flags: What is wrong with its values ("1 NaN, 2 inf"), or "".
         bands: Per configuration, its :class:`~gpviz.priors.verdicts.BandCount` (or None), or None.
         profile: Its "why here?" profiles (:class:`ProfileCurves`), or None.
+        verdict: ``prior_pull``'s verdict for the key ("" when not judged): the legend counts them.
     """
 
     key: str
@@ -167,6 +168,7 @@ class ParamView:
     flags: str = ""
     bands: tuple | None = None
     profile: ProfileCurves | None = None
+    verdict: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -312,6 +314,7 @@ class ViewData:
         loss: A fit's loss series for the page's loss chart (:class:`LossData`), or None.
         member_names: Names of the members when they are named outputs, or None.
         influence: A sweep's most influential points per parameter (:class:`InfluenceTable`), or None.
+        warnings: Lines the page shows as warnings above its legend (a prior whose mode lies outside its bounds).
     """
 
     sections: tuple[PrintedSection, ...]
@@ -330,6 +333,7 @@ class ViewData:
     loss: "LossData | None" = None
     member_names: tuple[str, ...] | None = None
     influence: InfluenceTable | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def flagged(self) -> dict[str, str]:

@@ -160,3 +160,30 @@ def test_normal_prior_per_element_mode_and_linear_distance():
     row = gpviz.prior_pull(model).set_index("key").loc["mean_module.constant"]
     assert row.prior_mode == pytest.approx(0.5) and row.distance == pytest.approx(1.0)
     assert row.distance_sd == pytest.approx(0.5)
+
+
+def test_every_prior_is_described_with_its_mode_and_a_mode_below_the_bound_is_a_conflict():
+    from gpytorch.constraints import GreaterThan
+
+    from gpviz.values.prior_info import describe_prior, describe_priors, mode_conflicts
+
+    # Ax's "looser" prior: LogNormal(2.387, 3) has its mode at exp(mu - sigma^2) = exp(2.387 - 9) ~ 0.0013,
+    # below BoTorch's GreaterThan(2.5e-2) lengthscale constraint
+    hand = math.exp(2.387 - 3.0**2)
+    assert hand == pytest.approx(0.001343, rel=1e-3)
+    kernel = RBFKernel(ard_num_dims=3, lengthscale_prior=LogNormalPrior(2.387, 3.0),
+                       lengthscale_constraint=GreaterThan(2.5e-2))
+    assert describe_prior(kernel.lengthscale_prior) == f"LogNormalPrior(loc=2.387, scale=3), mode {hand:.4g}"
+    (conflict,) = mode_conflicts(kernel)
+    assert conflict.parameter == "lengthscale" and conflict.elements == 3
+    assert conflict.mode == pytest.approx(hand, rel=1e-12) and conflict.lower == pytest.approx(2.5e-2)
+    assert "lies below its lower bound 0.025 (3 elements)" in str(conflict)
+    # Gamma(3, 6)'s mode 1/3 lies inside: no conflict; a vector prior is described by its modes' range
+    assert mode_conflicts(RBFKernel(lengthscale_prior=GammaPrior(3.0, 6.0))) == []
+    assert describe_prior(vector_gamma()).endswith("modes 0.3333 .. 0.5")
+    # a prior with no known mode is described without one; the model's list names each prior with its mode
+    model = SingleTaskGP(torch.rand(5, 2, dtype=torch.float64), torch.rand(5, 1, dtype=torch.float64))
+    described = dict(describe_priors(model))
+    noise = math.exp(-4.0 - 1.0)  # BoTorch's LogNormal(-4, 1) noise prior
+    assert described["likelihood.noise_covar.noise"].endswith(f"mode {noise:.4g}")
+    assert all("mode " in text for text in described.values())
