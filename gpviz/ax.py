@@ -395,6 +395,8 @@ class CVProblem:
         trial_indices: Ax trial index of each row.
         metric: The metric modelled.
         mll_cls: The marginal log likelihood class of Ax's model configuration.
+        source: What the model was read from (e.g. ``"Ax Client 'tune' · node MBM · SingleTaskGP"``),
+            for the sweep page's note.
     """
 
     make_model: object
@@ -404,6 +406,7 @@ class CVProblem:
     trial_indices: tuple[int, ...]
     metric: str
     mll_cls: object
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -485,7 +488,7 @@ def cv_problem(obj, metric: str | None = None) -> CVProblem:
                                                     search_space_digest=digest)
     make_model = SurrogateFactory(config.botorch_model_class, config, digest, tuple(dataset.feature_names), metric)
     return CVProblem(make_model=make_model, X=X, Y=Y, feature_names=ax_model.feature_names,
-                     trial_indices=tuple(trials), metric=metric, mll_cls=config.mll_class)
+                     trial_indices=tuple(trials), metric=metric, mll_cls=config.mll_class, source=ax_model.source)
 
 
 def _search_space_digest(adapter):

@@ -228,6 +228,30 @@ def test_cv_sweep_refits_the_client_in_trial_order(ax_run):
         gpviz.cv_sweep(ax_run.client, torch.zeros(3, 6), torch.zeros(3, 1), sizes=[3])
 
 
+def test_refit_false_over_trials_is_botorchs_efficient_loo_cv_and_says_what_it_is(ax_run):
+    """cv_sweep(client, order="trials", refit=False): the cheap reconstruction of an experiment already run."""
+    from botorch.cross_validation import efficient_loo_cv
+    from botorch.fit import fit_gpytorch_mll
+
+    sweep = gpviz.cv_sweep(ax_run.client, sizes=[6, 15], order="trials", refit=False, progress=False)
+    assert list(sweep.scores["status"]) == ["ok", "ok"] and sweep.mode == "fixed"
+    problem = gpviz.ax.cv_problem(ax_run.client)
+    # the reference without gpviz: Ax's specification on the first 15 trials, fitted, BoTorch's closed-form LOO
+    model = problem.make_model(problem.X, problem.Y)
+    mll = problem.mll_cls(model.likelihood, model)
+    fit_gpytorch_mll(mll)
+    cv = efficient_loo_cv(model, observation_noise=True)
+    pred = sweep.predictions[sweep.predictions["size"] == 15]
+    np.testing.assert_allclose(pred["pred_mean"].to_numpy(), cv.posterior.mean.reshape(-1).detach().numpy(),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pred["y_true"].to_numpy(), problem.Y.reshape(-1).numpy())
+    # the page says what the rows are: the experiment, the metric, the first n trials in the order Ax ran them
+    for text in (sweep.mode_note, sweep.render(verdicts=False).html()):
+        assert "Ax Client 'tune'" in text.replace("&#x27;", "'").replace("&#39;", "'")
+        assert "metric loss, 15 completed trials" in text
+        assert "n = the first n trials in the order Ax ran them" in text
+
+
 # --------------------------------------------------------------------------- #
 # Several metrics                                                             #
 # --------------------------------------------------------------------------- #

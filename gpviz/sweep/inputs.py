@@ -24,6 +24,8 @@ class SweepInput:
         feature_names: Names of the columns of ``X`` (a DataFrame's columns, or the source's), else ``None``.
         trial_indices: An Ax experiment's trial index of each row, else ``None``.
         mll_cls: The marginal log likelihood class to fit with.
+        about: For a model source, what the rows are, in words (the experiment, the model, the metric),
+            else ``""``.
     """
 
     make_model: object
@@ -32,6 +34,13 @@ class SweepInput:
     feature_names: list | None
     trial_indices: tuple | None
     mll_cls: type
+    about: str = ""
+
+
+def _about(problem) -> str:
+    """E.g. ``"Ax Client 'tune' · node MBM · SingleTaskGP, metric loss, 15 completed trials"``."""
+    head = getattr(problem, "source", "") or "the experiment"
+    return f"{head}, metric {problem.metric}, {len(problem.trial_indices)} completed trials"
 
 
 def sweep_input(make_model, X, Y, *, metric=None, mll_cls=None) -> SweepInput:
@@ -51,14 +60,14 @@ def sweep_input(make_model, X, Y, *, metric=None, mll_cls=None) -> SweepInput:
                              f"Y, got X={type(X).__name__}, Y={type(Y).__name__}")
         problem = source.cv_problem(make_model, metric)
         return SweepInput(problem.make_model, problem.X, problem.Y, list(problem.feature_names),
-                          tuple(problem.trial_indices), mll_cls or problem.mll_cls)
+                          tuple(problem.trial_indices), mll_cls or problem.mll_cls, _about(problem))
     problem = make_model.problem if isinstance(make_model, PriorFactory) else None
     if problem is not None and X is None and Y is None:  # with_priors(client, ...): the client's trials
         if metric is not None and metric != problem.metric:
             raise InputError(f"this with_priors factory rebuilds the model of metric {problem.metric!r}, got "
                              f"metric={metric!r}: pass metric= to with_priors instead")
         return SweepInput(make_model, problem.X, problem.Y, list(problem.feature_names),
-                          tuple(problem.trial_indices), mll_cls or problem.mll_cls)
+                          tuple(problem.trial_indices), mll_cls or problem.mll_cls, _about(problem))
     if metric is not None:
         raise InputError(f"metric= names the metric of an Ax experiment, got metric={metric!r} with "
                          f"{type(make_model).__name__}")

@@ -135,6 +135,10 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
         first_rows = subset_rows(X.shape[0], sizes[0], 0, seed, order)
         mode, why = choose_folds(job, first_rows, cell_seed(seed, sizes[0], 0))
     job = replace(job, mode=mode)
+    if given.about:  # an Ax experiment: the page says which rows each size took
+        why = why.rstrip(".") + (f". Rows: the trials of {given.about}; " + (
+            "n = the first n trials in the order Ax ran them." if order == "trials" else
+            "n = n of those trials drawn at random (seeded)."))
     cache = None
     if cache_dir is not None:
         if not isinstance(cache_dir, (str, os.PathLike)):
