@@ -48,13 +48,13 @@ def _swatch(kind: str) -> str:
             f'margin-right:4px;{_SWATCH_STYLES[kind]}"></span>')
 
 
-def legend_html(view: ViewData, has_bad: bool, axes: tuple[AxisView, ...]) -> str:
+def legend_html(view: ViewData, has_bad: bool, shown: tuple[AxisView, ...]) -> str:
     """The legend: what a dot, a green line, a red bar, a tint mean on this page, the verdicts, the axes' scales.
 
     Args:
         view: The page's view.
         has_bad: Some values are flagged (the legend explains the edge triangles).
-        axes: The view's axes as the browser receives them (ends rounded).
+        shown: The view's axes as the browser receives them (ends rounded).
     """
     def item(inner: str, extra: str = "") -> str:  # inner: trusted HTML made here
         return f'<span {styled("gpviz-legend-item")}{extra}>{inner}</span>'
@@ -67,7 +67,7 @@ def legend_html(view: ViewData, has_bad: bool, axes: tuple[AxisView, ...]) -> st
         items.append(item(_swatch("prior") + "prior mode"))
     if any(p.mark_lower or p.mark_upper for p in params):
         items.append(item(_swatch("bound") + "constraint bound a value sits at (those values red)"))
-    if any(bound_on_axis(p, axes[p.axis]) for p in params):
+    if any(bound_on_axis(p, shown[p.axis]) for p in params):
         items.append(item(_swatch("bound-dash") + "constraint bound"))
     banded = any(p.bands and any(b is not None and b.held for b in p.bands) for p in params)
     why = ' title="gpviz.prior_pull: the prior, not the data, sets the value, near its mode"'
