@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -98,6 +98,25 @@ class Slices:
     point: tuple[float, ...]
 
 
+@dataclass(frozen=True, eq=False)
+class SliceGeometry:
+    """One member's slice grid and the training points near it: fixed by the data, kept across value changes.
+
+    Attributes:
+        rows: ``g x d`` grid points (model space): the slice point with one input varied per block of rows.
+        col: ``g`` indices of the input each row varies.
+        near: Per input, the nearby training points' ``x``, ``y`` and ``distance`` arrays.
+        point: The point the slices go through.
+        grid: ``rows`` as a tensor of the model's dtype and device.
+    """
+
+    rows: np.ndarray
+    col: np.ndarray
+    near: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+    point: tuple[float, ...]
+    grid: torch.Tensor
+
+
 def _model_of(obj) -> tuple[torch.nn.Module, MarginalLogLikelihood | None, list[str] | None]:
     """The model inside ``obj``, the MLL it came in (or ``None``) and the names its source gives its inputs."""
     if isinstance(obj, MarginalLogLikelihood):
@@ -154,6 +173,7 @@ class ExploreState:
         self.member = 0
         # each member's values as first seen: a reset goes back to them after other members were played with
         self._fitted: dict[int, dict[str, float]] = {}
+        self._geometries: dict[int, SliceGeometry] = {}
         self.fitted_values: dict[str, float] = {}
         self.select(member)
 
@@ -331,8 +351,11 @@ class ExploreState:
             raise InputError(f"point has {p.size} values; the model has {x.shape[1]} inputs")
         return p
 
-    def slices(self) -> Slices:
-        """Posterior mean ± 2 sd of the latent function along each input through :meth:`point`."""
+    def _geometry(self) -> SliceGeometry:
+        """The explored member's slice grid and near points: they depend on the data, never on the values."""
+        cached = self._geometries.get(self.member)
+        if cached is not None:
+            return cached
         x, y = self._train_xy()
         p = self.point()
         d = x.shape[1]
@@ -346,30 +369,84 @@ class ExploreState:
         rows = np.concatenate([np.repeat(p[None, :], g.size, 0) for g in grids])
         col = np.concatenate([np.full(g.size, j) for j, g in enumerate(grids)])
         rows[np.arange(rows.shape[0]), col] = np.concatenate(grids)
-        ref = self.model.train_inputs[0]
-        grid = torch.as_tensor(rows, dtype=ref.dtype, device=ref.device)
-        # each grid point its own batch of one, ahead of the model's own batch (members, outputs): only the
-        # variances are computed, not the covariance between grid points (5x faster for 10 inputs)
-        lead = tuple(ref.shape[:-2])
-        g = grid.shape[0]
-        grid = grid.reshape((g,) + (1,) * len(lead) + (1, grid.shape[-1])).expand((g,) + lead + (1, grid.shape[-1]))
-        with torch.no_grad():
-            post = self.model(grid)  # eval mode, model-space inputs: the latent posterior in model units
-            column = self.member if lead else 0
-            mean, var = (t.reshape(g, -1)[:, column] for t in (post.mean, post.variance))
-        m, sd = to_numpy(mean).reshape(-1), np.sqrt(np.clip(to_numpy(var).reshape(-1), 0, None))
-        names = np.asarray(self.feature_names, dtype=object)
-        curves = pd.DataFrame({"input": names[col], "x": rows[np.arange(rows.shape[0]), col], "mean": m,
-                               "lower": m - 2 * sd, "upper": m + 2 * sd})
-        near = []
         dev = np.abs(x - p) / span  # n x d
+        near = []
         for j in range(d):
             others = np.delete(dev, j, axis=1)
             dist = others.max(1) if others.size else np.zeros(len(x))
             keep = dist <= NEAR_SHARE
-            near.append(pd.DataFrame({"input": self.feature_names[j], "x": x[keep, j], "y": y[keep],
-                                      "distance": dist[keep]}))
-        return Slices(curves=curves, points=pd.concat(near, ignore_index=True), point=tuple(float(v) for v in p))
+            near.append((x[keep, j], y[keep], dist[keep]))
+        ref = self.model.train_inputs[0]
+        geo = SliceGeometry(rows=rows, col=col, near=tuple(near), point=tuple(float(v) for v in p),
+                             grid=torch.as_tensor(rows, dtype=ref.dtype, device=ref.device))
+        self._geometries[self.member] = geo
+        return geo
+
+    def slice_moments(self) -> tuple[SliceGeometry, np.ndarray, np.ndarray]:
+        """The slice grid with the latent posterior's mean and sd on it, each ``g`` values (model units).
+
+        One pass: the model's prior on the training and grid inputs together, one Cholesky of the training block
+        (noise added by the model's own likelihood), then the mean and the variances only (no covariance between
+        grid points). A model whose prior does not split that way is predicted by GPyTorch point by point.
+        """
+        geo = self._geometry()
+        with torch.no_grad():
+            self.model.eval()  # model-space (transformed) training inputs; forward adds no transform
+            try:
+                mean, var = self._closed_form(geo.grid)
+            except (RuntimeError, NotImplementedError, ValueError):  # incl. a Cholesky that failed
+                mean, var = self._predicted(geo.grid)
+        m = to_numpy(mean).reshape(-1)
+        return geo, m, np.sqrt(np.clip(to_numpy(var).reshape(-1), 0, None))
+
+    def _closed_form(self, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior mean and variance at ``grid`` (``g x d``) from one Cholesky of the explored member."""
+        model = self.model
+        xt = model.train_inputs[0]  # lead x n x d
+        n, g = xt.shape[-2], grid.shape[0]
+        lead = tuple(xt.shape[:-2])
+        both = torch.cat([xt, grid.expand(lead + tuple(grid.shape))], dim=-2)
+        prior = model.forward(both)
+        if not isinstance(prior, MultivariateNormal) or prior.event_shape != torch.Size([n + g]):
+            raise NotImplementedError("a prior that is not one MultivariateNormal over the inputs")
+        cov = prior.lazy_covariance_matrix
+        train = MultivariateNormal(prior.mean[..., :n], cov[..., :n, :n])
+        # in eval mode the training inputs are already transformed: handed on as GPyTorch's prediction hands
+        # them (one list), not transformed a second time
+        noisy = model.likelihood(train, list(model.train_inputs))
+        column = self.member if lead and int(np.prod(lead)) == self.members else 0
+
+        def one(t: torch.Tensor) -> torch.Tensor:  # the explored member's block of a ``lead x ...`` tensor
+            return t.reshape((-1,) + tuple(t.shape[len(lead):]))[column] if lead else t
+
+        c = one(noisy.covariance_matrix)
+        r = (one(model.train_targets) - one(noisy.mean)).unsqueeze(-1)
+        k_gx = one(cov[..., n:, :n].to_dense())  # g x n
+        k_gg = one(cov[..., n:, n:].diagonal(dim1=-2, dim2=-1))
+        chol = torch.linalg.cholesky(c)
+        alpha = torch.cholesky_solve(r, chol)
+        v = torch.linalg.solve_triangular(chol, k_gx.transpose(-1, -2), upper=False)
+        return one(prior.mean[..., n:]) + (k_gx @ alpha).squeeze(-1), k_gg - (v**2).sum(-2)
+
+    def _predicted(self, grid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """GPyTorch's own prediction at ``grid``: each grid point its own batch of one, ahead of the model's batch."""
+        ref = self.model.train_inputs[0]
+        lead = tuple(ref.shape[:-2])
+        g = grid.shape[0]
+        grid = grid.reshape((g,) + (1,) * len(lead) + (1, grid.shape[-1])).expand((g,) + lead + (1, grid.shape[-1]))
+        post = self.model(grid)
+        column = self.member if lead else 0
+        return tuple(t.reshape(g, -1)[:, column] for t in (post.mean, post.variance))  # type: ignore[return-value]
+
+    def slices(self) -> Slices:
+        """Posterior mean ± 2 sd of the latent function along each input through :meth:`point`."""
+        geo, m, sd = self.slice_moments()
+        names = np.asarray(self.feature_names, dtype=object)
+        curves = pd.DataFrame({"input": names[geo.col], "x": geo.rows[np.arange(geo.rows.shape[0]), geo.col],
+                               "mean": m, "lower": m - 2 * sd, "upper": m + 2 * sd})
+        near = [pd.DataFrame({"input": self.feature_names[j], "x": xs, "y": ys, "distance": ds})
+                for j, (xs, ys, ds) in enumerate(geo.near)]
+        return Slices(curves=curves, points=pd.concat(near, ignore_index=True), point=geo.point)
 
 
-__all__ = ["ExploreState", "Metrics", "Slices"]
+__all__ = ["ExploreState", "Metrics", "SliceGeometry", "Slices"]

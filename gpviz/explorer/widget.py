@@ -16,11 +16,11 @@ from typing import Any
 import anywidget
 import numpy as np
 import pandas as pd
+import torch
 import traitlets
 
 from gpviz.errors import InputError, KeyMismatchError
-from gpviz.explorer.state import ExploreState
-from gpviz.threads import torch_threads
+from gpviz.explorer.state import ExploreState, SliceGeometry
 from gpviz.tree.nodes import Part
 from gpviz.tree.printer import to_text
 
@@ -50,11 +50,15 @@ def _segments(expr) -> list[dict]:
     return out
 
 
-def _frame_columns(frame) -> list[dict]:
-    """One record per input: its column arrays as lists (JSON-ready)."""
+def _curves(geo: SliceGeometry, mean: np.ndarray, sd: np.ndarray, names: Sequence[str]) -> list[dict]:
+    """One record per input: its slice's ``x``, ``mean``, ``lower`` and ``upper`` as lists (JSON-ready)."""
+    x = geo.rows[np.arange(geo.rows.shape[0]), geo.col]
     out = []
-    for name, part in frame.groupby("input", sort=False):
-        out.append({"input": str(name), **{c: [float(v) for v in part[c]] for c in part.columns if c != "input"}})
+    for j, name in enumerate(names):
+        at = geo.col == j
+        m, s = mean[at], sd[at]
+        out.append({"input": str(name), "x": x[at].tolist(), "mean": m.tolist(), "lower": (m - 2 * s).tolist(),
+                    "upper": (m + 2 * s).tolist()})
     return out
 
 
@@ -118,15 +122,22 @@ class Explorer(anywidget.AnyWidget):
 
     def _publish(self) -> None:
         # one thread: the matrices of a drag are small (n = 100: 100 x 100), and extra threads lose more to
-        # contention than they gain (bench_explore.py: 5-10x slower with 2 threads on a loaded 2-core machine)
-        with torch_threads(UPDATE_THREADS):
-            s = self.state.slices()
+        # contention than they gain (bench_explore.py: 5-10x slower with 2 threads on a loaded 2-core machine).
+        # torch's own setting only: threadpoolctl (gpviz.threads) reads the process's libraries on every call,
+        # 8 ms of an update, and the update's work is torch's
+        old = torch.get_num_threads()
+        torch.set_num_threads(UPDATE_THREADS)
+        try:
+            geo, mean, sd = self.state.slice_moments()
             metrics = self.state.metrics().as_dict()
+        finally:
+            torch.set_num_threads(old)
         with self.hold_sync():  # one message to the page per update
             self.values = self.state.values
             self.metrics = metrics
-            self.curves = _frame_columns(s.curves)
-            self.near = _frame_columns(s.points)
+            self.curves = _curves(geo, mean, sd, self.state.feature_names)
+            self.near = [{"input": name, "x": xs.tolist(), "y": ys.tolist(), "distance": ds.tolist()}
+                         for name, (xs, ys, ds) in zip(self.state.feature_names, geo.near)]
 
     def _on_request(self, change) -> None:
         req: dict[str, Any] = change["new"] or {}

@@ -132,7 +132,9 @@ function render({ model, el }) {
         if (closed) return;
         closed = true;
         input.replaceWith(span);
-        if (commit) send({ key: seg.key, value: Number(input.value) });
+        // a typed text that is not a finite number goes to Python as typed: its refusal names it
+        const typed = input.value.trim(), v = Number(typed);
+        if (commit) send({ key: seg.key, value: typed !== "" && Number.isFinite(v) ? v : typed });
       };
       input.addEventListener("keydown", (e) => { if (e.key === "Enter") done(true); if (e.key === "Escape") done(false); });
       input.addEventListener("blur", () => done(true));
