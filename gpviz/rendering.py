@@ -21,7 +21,7 @@ import torch
 from gpviz import display
 from gpviz.ax_history import ModelHistory
 from gpviz.charts import fit_modes_chart, loss_plot, scaling_curve
-from gpviz.errors import InputError, PriorModeWarning
+from gpviz.errors import InputError, PriorModeWarning, VerdictWarning
 from gpviz.html.assets import header_html, rows2prose_web
 from gpviz.html.figure import Figure, figure
 from gpviz.html.live import LiveFigure
@@ -30,6 +30,7 @@ from gpviz.html.page import Page
 from gpviz.models.expr import model_expr
 from gpviz.models.families import is_gp_model, unwrap_model
 from gpviz.options import reject_unknown
+from gpviz.priors.sensitivity import prior_sensitivity
 from gpviz.priors.profiles import ModelProfiles, model_profiles, profile_work
 from gpviz.priors.judge import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, model_verdicts, sweep_verdicts
 from gpviz.priors.verdicts import key_verdicts, with_verdicts
@@ -39,7 +40,8 @@ from gpviz.trace.result import FitTrace
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.parameters import expression_of, parameters
 from gpviz.values.units import check_units, reading_units
-from gpviz.view.adapters import history_view, model_view, profile_ranges, sweep_view, trace_view, with_profiles
+from gpviz.view.adapters import (history_view, model_view, profile_ranges, sweep_view, trace_view, with_profiles,
+                                 with_sensitivity)
 from gpviz.view.build import build_view, facts_from_info
 from gpviz.view.frame import prepare_frame
 from gpviz.walk.expr import Expr
@@ -96,12 +98,13 @@ def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extr
 
 
 #: What :func:`render` takes (the shared options of :mod:`gpviz.options`, and its own).
-RENDER_OPTIONS = ("feature_names", "units", "tasks", "outputs", "title", "element_id", "verdicts", "profiles")
+RENDER_OPTIONS = ("feature_names", "units", "tasks", "outputs", "title", "element_id", "verdicts", "profiles",
+                  "sensitivity")
 
 
 def render(obj, feature_names=None, units: str | None = None, *, tasks=None, outputs=None, title: str | None = None,
            element_id: str | None = None, verdicts: bool | None = None, profiles: bool | None = None,
-           **unknown) -> Figure:
+           sensitivity: bool | None = None, **unknown) -> Figure:
     """Renders a model, kernel, MLL or expression, or a fit tracer or sweep.
 
     A model with one member is drawn as a snapshot (its values); a batched
@@ -133,6 +136,9 @@ def render(obj, feature_names=None, units: str | None = None, *, tasks=None, out
             likelihood, the log prior and their sum along the chart's axis). ``None`` (default):
             on a model-units page of an exact GP when cheap (:data:`~gpviz.priors.profiles.PROFILE_MAX_WORK`;
             the page says when skipped); ``True``: whatever the cost; ``False``: none.
+        sensitivity: ``True``: :func:`gpviz.prior_sensitivity`'s power-scaling diagnosis beside each chart
+            (numbers on hover; about 2 s for a 30-point, 5-parameter model: 5x the page itself, so only when
+            asked). ``None`` / ``False`` (default): none.
 
     Raises:
         InputError: unknown ``units``, an object gpviz cannot render, an unknown option, or
@@ -143,7 +149,8 @@ def render(obj, feature_names=None, units: str | None = None, *, tasks=None, out
     if units is not None:
         check_units(units)
     given = {k: v for k, v in dict(feature_names=feature_names, tasks=tasks, outputs=outputs, title=title,
-                                   verdicts=verdicts, element_id=element_id, profiles=profiles).items()
+                                   verdicts=verdicts, element_id=element_id, profiles=profiles,
+                                   sensitivity=sensitivity).items()
              if v is not None}
     if units is not None and units != "model":
         given["units"] = units
@@ -169,19 +176,38 @@ def render(obj, feature_names=None, units: str | None = None, *, tasks=None, out
         expr = model_expr(obj, feature_names, tasks=tasks, outputs=outputs)
     else:
         expr = expression_of(obj, feature_names)
-    return _render_expr(expr, units=units, title=title, element_id=element_id, verdicts=verdicts, profiles=profiles)
+    return _render_expr(expr, units=units, title=title, element_id=element_id, verdicts=verdicts, profiles=profiles,
+                        sensitivity=sensitivity)
 
 
 @display.register_renderer(Expr)
 def _render_expr(expr, units: str | None = None, title: str | None = None, element_id: str | None = None,
-                 verdicts: bool | None = None, profiles: bool | None = None) -> Figure:
+                 verdicts: bool | None = None, profiles: bool | None = None,
+                 sensitivity: bool | None = None) -> Figure:
     found = model_verdicts(expr, force=bool(verdicts)) if verdicts is not False else {}
     view = model_view(expr, found, units, title)
     for text in view.warnings:  # a prior whose mode lies outside its bounds: on the page and in Python
         warnings.warn(f"gpviz: {text}", PriorModeWarning, stacklevel=3)
     if profiles is not False:
         view = with_profiles(view, _profiles(expr, view, units, force=bool(profiles)))
+    if sensitivity:
+        view = with_sensitivity(view, *_sensitivity(expr))
     return figure(view, element_id)
+
+
+def _sensitivity(expr) -> tuple[object, str]:
+    """:func:`gpviz.prior_sensitivity` rows of the model behind ``expr`` (its keys are the page's), or why none."""
+    if profile_work(expr) is None:  # one exact GP with training data, as the sampler needs
+        return None, "No power-scaling diagnosis: gpviz.prior_sensitivity needs one exact GP with training data."
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return prior_sensitivity(expr.module), ""
+    except Exception as exc:  # noqa: BLE001 - the page stands without it, and says why
+        why = f"{type(exc).__name__}: {exc}"
+    warnings.warn(f"gpviz: prior_sensitivity failed on {type(expr.module).__name__} ({why}); the page shows no "
+                  f"power-scaling diagnosis", VerdictWarning, stacklevel=3)
+    return None, f"No power-scaling diagnosis: gpviz.prior_sensitivity failed ({why})."
 
 
 def _profiles(expr, view, units: str | None, force: bool) -> ModelProfiles:

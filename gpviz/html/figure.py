@@ -46,7 +46,7 @@ from gpviz.tree.printer import layout
 from gpviz.values.columns import I_CONFIG
 from gpviz.view.axes import finite_or_none
 from gpviz.view.records import (AxisKind, AxisView, FrameData, FrameMode, LossData, ParamView, ProfileCurves,
-                                VerdictSummary, ViewData)
+                                Sensitivity, VerdictSummary, ViewData)
 
 LAYOUT_WIDTH = 110  # characters per code line
 # a chart's width in characters
@@ -248,6 +248,12 @@ def _profile_spec(profile: ProfileCurves) -> dict:
             "lp": [below_peak(r) for r in profile.log_prior]}
 
 
+def _psense_spec(s: Sensitivity) -> list:
+    """``[prior, likelihood, diagnosis, pareto k, threshold]`` for gpviz.js (hover text and the chart's badge)."""
+    return [float(f"{s.prior:.3g}"), float(f"{s.likelihood:.3g}"), s.diagnosis, float(f"{s.pareto_k:.2g}"),
+            s.threshold]
+
+
 def _band_px(n_configs: int, n_charts: int) -> int:
     """Height of one configuration's band in CSS px: the stack stays near CONFIGS_PX tall, and a figure
     of more than MANY_CHARTS charts keeps bands at most COMPACT_BAND_PX (a 48-lengthscale model stays a
@@ -274,7 +280,8 @@ def spec_of(view: ViewData) -> dict:
         "params": {k: {"axis": p.axis, "role": p.role, "prior": _round6(p.prior), "lower": finite_or_none(p.lower),
                        "upper": finite_or_none(p.upper), "mark_lower": p.mark_lower, "mark_upper": p.mark_upper,
                        "held": p.held, **({"bands": _bands_spec(p.bands)} if p.bands else {}),
-                       **({"profile": _profile_spec(p.profile)} if p.profile is not None else {})}
+                       **({"profile": _profile_spec(p.profile)} if p.profile is not None else {}),
+                       **({"psense": _psense_spec(p.sensitivity)} if p.sensitivity is not None else {})}
                    for k, p in view.params.items()},
         "configs": configs,
         "steps": data.steps, "step_starts": data.step_starts, "step_prefix": "Step",

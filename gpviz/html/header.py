@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from gpviz.markup import escape_html
+from gpviz.priors.sensitivity import CONFLICT, STRONG_PRIOR
 from gpviz.priors.verdicts import VERDICTS
 from gpviz.view.axes import bound_on_axis
 from gpviz.view.records import AxisKind, AxisView, FrameData, FrameMode, ViewData
@@ -84,6 +85,13 @@ def legend_html(view: ViewData, has_bad: bool, shown: tuple[AxisView, ...]) -> s
     if counts and not banded:
         items.append(item(f'<span class="gpviz-legend-verdicts">gpviz.prior_pull verdicts: {escape_html(told)}'
                           "</span>", why))
+    sens = [p.sensitivity for p in params if p.sensitivity is not None]
+    if sens:
+        found = Counter(x.diagnosis or "neither" for x in sens)
+        said = ", ".join(f"{found[d]} {d}" for d in (CONFLICT, STRONG_PRIOR, "neither") if found[d])
+        items.append(item(f'<span class="gpviz-legend-psense">gpviz.prior_sensitivity (power-scaling, threshold '
+                          f'{sens[0].threshold:g}): {escape_html(said)}</span>',
+                          ' title="Kallioinen et al. 2024, as ArviZ psense: hover a chart for its numbers"'))
     if has_bad:
         items.append(item('<span class="gpviz-swatch gpviz-swatch-flag" style="color:#d62728;font-weight:600">'
                           "\u26a0 \u25b6</span>NaN, inf or \u2264 0 on a log axis (drawn at the edge)"))

@@ -366,6 +366,14 @@
     var flagText = document.createElement("span");
     flagText.className = "gpviz-flag";
     chart.appendChild(flagText);
+    // the power-scaling diagnosis (gpviz.prior_sensitivity), when the page has it: a badge when a component counts
+    var psense = meta.psense || null;
+    if (psense && psense[2]) {
+      var badge = document.createElement("span");
+      badge.className = "gpviz-psense";
+      badge.textContent = psense[2] === "prior-data conflict" ? "\u2691 prior-data conflict" : "\u2691 strong prior";
+      chart.appendChild(badge);
+    }
 
     var ctx = canvas.getContext("2d");
 
@@ -561,6 +569,11 @@
       if (meta.upper !== null && meta.upper !== undefined) tip += "\nupper bound: " + fmtValue(meta.upper);
       if (meta.held) tip += "\nheld at the prior's mode";
       if (profile) tip += profileTip();
+      if (psense) {
+        tip += "\npower-scaling sensitivity (gpviz.prior_sensitivity): prior " + psense[0] + ", likelihood " +
+          psense[1] + " (threshold " + psense[4] + ")" + (psense[2] ? ": " + psense[2] : ": neither counts") +
+          (psense[3] >= 0.7 ? "; Pareto k " + psense[3] + " \u2265 0.7: not reliable" : "");
+      }
       if (meta.bands) {
         meta.bands.forEach(function (b) { if (b) tip += "\n" + b[1]; });
       }

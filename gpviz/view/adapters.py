@@ -18,6 +18,7 @@ import torch
 
 from gpviz.ax_history import ModelHistory
 from gpviz.priors.judge import SweepJudgement
+from gpviz.priors.sensitivity import THRESHOLD as SENSITIVITY_THRESHOLD, diagnose
 from gpviz.priors.verdicts import with_verdicts
 from gpviz.sweep.influence import INFLUENCE_COLUMNS, top_influence
 from gpviz.sweep.result import Sweep
@@ -32,7 +33,7 @@ from gpviz.values.units import (check_units, convert_long, convert_wide, reading
                                 unit_plan)
 from gpviz.view.build import build_view, facts_from_info, members_label
 from gpviz.view.records import (AxisKind, CurveData, InfluenceRow, InfluenceTable, Note, NoteKind, PROFILE_DROP,
-                                ProfileCurves, VerdictSummary, ViewData)
+                                ProfileCurves, Sensitivity, VerdictSummary, ViewData)
 from gpviz.words import plural
 
 def default_title(expr) -> str:
@@ -114,6 +115,25 @@ def with_profiles(view: ViewData, found: Mapping) -> ViewData:
     note = getattr(found, "note", "")
     text = note or (PROFILES_NOTE.format(drop=PROFILE_DROP) if found else "")
     notes = view.notes + ((Note(NoteKind.about, text),) if text else ())
+    return replace(view, params=params, notes=notes)
+
+
+def with_sensitivity(view: ViewData, frame: pd.DataFrame | None, note: str = "") -> ViewData:
+    """The view with each key's power-scaling diagnosis (rows of :func:`gpviz.prior_sensitivity`) on its chart.
+
+    A batched model's key shows its largest sensitivities over the members, diagnosed at the same threshold;
+    ``note`` (why there is none) becomes a line of the page.
+    """
+    params = dict(view.params)
+    if frame is not None and len(frame):
+        top = frame.groupby("key", sort=False).agg(prior=("prior", "max"), likelihood=("likelihood", "max"),
+                                                   pareto_k=("pareto_k", "max"))
+        for key, row in top.iterrows():
+            if key in params:
+                pri, lik = float(row["prior"]), float(row["likelihood"])
+                params[key] = replace(params[key], sensitivity=Sensitivity(
+                    pri, lik, diagnose(pri, lik), float(row["pareto_k"]), SENSITIVITY_THRESHOLD))
+    notes = view.notes + ((Note(NoteKind.about, note),) if note else ())
     return replace(view, params=params, notes=notes)
 
 

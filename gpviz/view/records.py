@@ -137,6 +137,25 @@ class ProfileCurves:
 
 
 @dataclass(frozen=True)
+class Sensitivity:
+    """A parameter's power-scaling diagnosis (:func:`gpviz.prior_sensitivity`), the largest over its members.
+
+    Attributes:
+        prior: Sensitivity of its posterior to the prior's power.
+        likelihood: Sensitivity to the likelihood's power.
+        diagnosis: "prior-data conflict", "strong prior / weak likelihood", or "" (both below the threshold).
+        pareto_k: The importance weights' k-hat (below 0.7 the numbers can be trusted).
+        threshold: The sensitivity from which a component counts (0.05, ArviZ's and priorsense's).
+    """
+
+    prior: float
+    likelihood: float
+    diagnosis: str
+    pareto_k: float
+    threshold: float
+
+
+@dataclass(frozen=True)
 class ParamView:
     """What one parameter's chart shows.
 
@@ -154,6 +173,7 @@ class ParamView:
         bands: Per configuration, its :class:`~gpviz.priors.verdicts.BandCount` (or None), or None.
         profile: Its "why here?" profiles (:class:`ProfileCurves`), or None.
         verdict: ``prior_pull``'s verdict for the key ("" when not judged): the legend counts them.
+        sensitivity: Its power-scaling diagnosis (:class:`Sensitivity`), or None.
     """
 
     key: str
@@ -169,6 +189,7 @@ class ParamView:
     bands: tuple | None = None
     profile: ProfileCurves | None = None
     verdict: str = ""
+    sensitivity: Sensitivity | None = None
 
 
 @dataclass(frozen=True, eq=False)
