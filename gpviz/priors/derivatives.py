@@ -107,7 +107,7 @@ def likelihood_params(model, inputs: tuple) -> tuple:
     return tuple(transform(X=t) for t in inputs) if callable(transform) else inputs
 
 
-def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
+def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict, surrogate: bool = True) -> Terms:
     """Evaluates the MLL the way BoTorch's loss closure does, and its two terms separately.
 
     The prior term is summed exactly as ``ExactMarginalLogLikelihood`` sums it
@@ -119,7 +119,8 @@ def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
     (bit for bit what ``mll(out, y, *params)`` returns, without a second Cholesky).
     Where :func:`quad_lik` applies (and :data:`QUAD_LIK` is on) the likelihood term
     keeps that value but is differentiated through its exact second-order surrogate
-    (``Terms.quad``). For other MLL classes the likelihood term is
+    (``Terms.quad``; ``surrogate=False``: never, e.g. for values or first derivatives only). For other MLL
+    classes the likelihood term is
     ``total - Σ log prior / n``.
     """
     model = mll.model
@@ -163,7 +164,7 @@ def mll_terms(mll: MarginalLogLikelihood, n_members: int, infos: dict) -> Terms:
     if exact:
         total = total / num_data
         lik = log_lik
-        q = quad_lik(marg, targets, log_lik) if QUAD_LIK else None
+        q = quad_lik(marg, targets, log_lik) if QUAD_LIK and surrogate else None
         if q is not None:
             # the exact value; the derivatives (first and second, at this θ) are q's
             lik, quad = log_lik.detach() + (q - q.detach()), True

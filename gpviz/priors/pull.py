@@ -21,17 +21,21 @@ from gpviz.models.sources import source_of
 from gpviz.options import reject_unknown
 from gpviz.priors.derivatives import (closed_form_lik, derivatives, element, fast_prior_derivs, is_positive, log_std, mll_terms,
                                       prior_std, transform_derivs)
+from gpviz.priors.escape import escape_gain
+from gpviz.priors.hessian import MapHessian, map_hessian, map_numbers
 from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
 from gpviz.tree.labels import expression_labels
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, resolve
 from gpviz.values.prior_info import element_params, per_element, prior_modes, priors_by_param
 from gpviz.values.tensors import to_numpy
+from gpviz.values.bounds import at_bounds
 from gpviz.values.units import check_units, convert_long
 
 COLUMNS = ["key", "label", I_MODEL, "value", "raw", "lower", "upper", "trainable", "prior", "prior_params",
            "prior_mode", "distance", "distance_space", "distance_sd", "d_log_prior", "d_log_lik", "ratio", "curv_prior",
-           "curv_lik", "prior_share", "verdict"]
+           "curv_lik", "prior_share", "coord", "precision_share", "post_sd", "distance_post_sd", "dmap_dalpha",
+           "dmap_dalpha_sd", "escape_gain", "verdict"]
 
 
 def _as_mll(obj) -> MarginalLogLikelihood:
@@ -209,6 +213,13 @@ def _pull(mll, feature_names, expr=None) -> pd.DataFrame:
                 left = {parse_key(k)[:2] for k in rest}
                 d_lik.update(derivatives(terms.lik, {pk: infos[pk] for pk in infos if pk in left}, rest, batch,
                                          shared & left))
+            # every pair of elements of every member (a parameter shared by members would couple their blocks)
+            own = {k: i for k, i in elements.items() if parse_key(k)[:2] not in shared}
+            full = map_hessian(terms, {pk: infos[pk] for pk in infos if pk not in shared}, own, batch,
+                               {k for k in own if _positive(infos[parse_key(k)[:2]], priors.get(parse_key(k)[:2]))})
+            judged = _judged(full, infos, flags, batch)
+            probe = [j for j, k in enumerate(full.keys) if full.log[j] and parse_key(k)[:2] in priors]
+            gain = escape_gain(mll, {pk: infos[pk] for pk in infos if pk not in shared}, full, probe, judged, batch)
     finally:
         for pk, r in raws.items():
             r.requires_grad_(flags[pk])
@@ -217,6 +228,8 @@ def _pull(mll, feature_names, expr=None) -> pd.DataFrame:
         model.train(model_training)
         for m, was_training in modes:
             m.training = was_training
+    numbers = map_numbers(full, judged)
+    column = {k: j for j, k in enumerate(full.keys)}
     cols: dict[str, list] = {c: [] for c in COLUMNS}
     for key in keys:
         path, name, index = parse_key(key)
@@ -227,6 +240,7 @@ def _pull(mll, feature_names, expr=None) -> pd.DataFrame:
         lower, upper = info.bounds()
         prior = priors.get((path, name))
         positive = prior is not None and is_positive(prior, lower)
+        log_coord = _positive(info, prior)
         # each element and member its own prior (vector and batched hyperparameters broadcast as
         # torch.distributions does against the parameter's shape)
         if prior is None:
@@ -257,10 +271,24 @@ def _pull(mll, feature_names, expr=None) -> pd.DataFrame:
                 near = np.isfinite(sd) & (np.abs(dist) <= NEAR_STD * sd)
             cp, cl = cp + 0.0, cl + 0.0  # -0.0 (no curvature) reads as 0
             ratio = np.where(gl != 0, np.abs(gp) / np.abs(gl), np.where(gp != 0, np.inf, np.nan))
-            pos_p, pos_l = np.where(cp > 0, cp, 0.0), np.where(cl > 0, cl, 0.0)
+            # the diagonal share in the judged coordinate: u = log θ for a positive parameter, where
+            # -d²f/du² = θ² curv_θ - θ f'(θ) (BoTorch's LogNormal is convex in θ above exp(μ + 1 - σ²) ~ 1.4,
+            # concave in log θ everywhere: in θ its share read 0 exactly where the prior does all the work)
+            up, ul = (cp, cl) if not log_coord else (values ** 2 * cp - values * gp, values ** 2 * cl - values * gl)
+            pos_p, pos_l = np.where(up > 0, up, 0.0), np.where(ul > 0, ul, 0.0)
             share = np.where(pos_p + pos_l > 0, pos_p / (pos_p + pos_l), np.nan)
             dist_sd = np.where(np.isfinite(sd) & (sd > 0), dist / sd, np.nan)
-        verdict = classify(values, lower, upper, prior is not None, dist, near, share)
+            j = column.get(key)
+            nan = np.full(n, np.nan)
+            full_share = numbers.precision_share[:, j] if j is not None else nan
+            post_sd = numbers.post_sd[:, j] if j is not None else nan
+            dmap = numbers.dmap_dalpha[:, j] if j is not None else nan
+            u_mode = (np.log(np.where(mode > 0, mode, np.nan)) if log_coord else mode) if prior is not None else nan
+            u_val = np.log(np.where(values > 0, values, np.nan)) if log_coord else values
+            dist_post = np.where(post_sd > 0, (u_val - u_mode) / post_sd, np.nan)
+            escape = gain[:, j] if j is not None else nan
+        verdict = classify(values, lower, upper, prior is not None, dist, near,
+                           np.where(np.isfinite(full_share), full_share, share), escape)
         part = {
             "key": [key] * n, "label": [labels.get(key, key)] * n, I_MODEL: np.arange(n), "value": values,
             "raw": to_numpy(element(info, info.raw, index, batch)), "lower": np.full(n, lower),
@@ -268,16 +296,37 @@ def _pull(mll, feature_names, expr=None) -> pd.DataFrame:
             "prior": [type(prior).__name__ if prior is not None else "none"] * n,
             "prior_params": texts, "prior_mode": mode, "distance": dist, "distance_space": [space] * n,
             "distance_sd": dist_sd, "d_log_prior": gp, "d_log_lik": gl, "ratio": ratio, "curv_prior": cp,
-            "curv_lik": cl, "prior_share": share, "verdict": verdict,
+            "curv_lik": cl, "prior_share": share, "coord": ["log" if log_coord else "linear"] * n,
+            "precision_share": full_share, "post_sd": post_sd, "distance_post_sd": dist_post, "dmap_dalpha": dmap,
+            "dmap_dalpha_sd": np.where(post_sd > 0, dmap / post_sd, np.nan), "escape_gain": escape, "verdict": verdict,
         }
         for c in COLUMNS:
             cols[c].append(np.asarray(part[c]))
     df = pd.DataFrame({c: np.concatenate(v) if v else np.zeros(0) for c, v in cols.items()}, columns=COLUMNS)
     df[I_MODEL] = df[I_MODEL].astype(np.int32)
     df["trainable"] = df["trainable"].astype(bool)
-    for c in ("key", "label", "prior", "prior_params", "distance_space", "verdict"):
+    for c in ("key", "label", "prior", "prior_params", "distance_space", "coord", "verdict"):
         df[c] = df[c].astype(object)
     return df
+
+
+def _positive(info: ParamInfo, prior) -> bool:
+    """Whether an element is judged in ``log θ``: a positive parameter (its constraint's lower bound or its
+    prior's support >= 0) whose every value is > 0."""
+    lower = info.bounds()[0]
+    return (is_positive(prior, lower) if prior is not None else lower >= 0) and bool((info.value() > 0).all())
+
+
+def _judged(full: MapHessian, infos: dict, flags: dict, batch: torch.Size) -> np.ndarray:
+    """``[m, p]``: the elements that enter each member's Laplace posterior: trainable and not on a bound."""
+    out = np.zeros(full.grad_lik.shape, dtype=bool)
+    for j, key in enumerate(full.keys):
+        path, name, index = parse_key(key)
+        info = infos[(path, name)]
+        lower, upper = info.bounds()
+        values = to_numpy(member_values(info, index, batch).reshape(-1))
+        out[:, j] = bool(flags[(path, name)]) & ~at_bounds(values, lower, upper)
+    return out
 
 
 def _prior_elements(info: ParamInfo, prior, positive: bool, index: tuple[int, ...], batch: torch.Size

@@ -37,30 +37,55 @@ NEAR_LOG = math.log(2.0)
 NEAR_STD = 1.0
 #: The prior dominates a parameter when it supplies more than this share of the local curvature.
 HELD_SHARE = 0.5
+#: ... or when the data's evidence for the fitted value over one 100x away (the likelihood alone's direction,
+#: :func:`gpviz.priors.escape.escape_gain`) is below this many nats: less than "strong" evidence on Kass &
+#: Raftery's (1995) scale (2 ln B < 6).
+ESCAPE_NATS = 3.0
 
 
-def classify(value, lower, upper, has_prior, distance, near, prior_share) -> np.ndarray:
+def classify(value, lower, upper, has_prior, distance, near, prior_share, escape_gain=np.nan) -> np.ndarray:
     """The verdict of each parameter element from the numbers behind it (vectorized, no model needed).
 
     In this order:
 
     * ``at bound`` when the value sits on a finite constraint bound
-      (:func:`gpviz.values.bounds.at_bound`: within a relative 1e-4 of it);
-    * else, when the parameter has a prior and ``prior_share > HELD_SHARE`` (the prior
-      supplies most of the curvature that holds the value in place):
-      ``held at prior mode`` if ``near`` (the value is within :data:`NEAR_LOG` of the
-      mode in log space for a positive parameter, :data:`NEAR_STD` prior standard
-      deviations otherwise), ``set by prior`` if not (the prior, not the data, fixes
-      the value, but away from the mode: e.g. an outputscale of 0.30 under a
-      Gamma(2, 0.15) prior whose mode is 6.67, where the data's curvature is negative);
-    * else ``free``: the data supplies most of the curvature (or there is no prior).
+      (within a relative 1e-4 of it, as :func:`gpviz.values.bounds.at_bound`);
+    * else, when the parameter has a prior and the prior dominates it, which is either of:
+
+      - ``prior_share > HELD_SHARE``: the prior supplies most of the posterior precision
+        that holds the value in place. :func:`gpviz.prior_pull` passes its full-Hessian
+        ``precision_share`` (correlations included, in ``log θ`` for a positive parameter;
+        see :mod:`gpviz.priors.hessian`), or the diagonal share in the same coordinates
+        where the full one is undefined (the posterior precision not positive definite);
+      - ``escape_gain > -ESCAPE_NATS``: the data alone would take the value a factor 100
+        further in the direction it pushes (its log likelihood there, the others
+        re-adjusted, is less than :data:`ESCAPE_NATS` below the MAP's;
+        :func:`gpviz.priors.escape.escape_gain`): a lengthscale of an input the data does
+        not use, which only its prior keeps finite, is never ``free``, whatever the
+        curvature at the MAP says;
+
+      ``held at prior mode`` if ``near`` (within :data:`NEAR_LOG` of the mode in log space
+      for a positive parameter, :data:`NEAR_STD` prior standard deviations otherwise),
+      ``set by prior`` if not (e.g. an outputscale of 0.30 under a Gamma(2, 0.15) prior whose
+      mode is 6.67, where the data alone would take it 100x lower);
+    * else ``free``: the data supplies most of the precision and would keep the value near.
+
+    How this maps onto power-scaling sensitivity (Kallioinen et al. 2024, ArviZ's ``psense``):
+    in the Laplace approximation, raising the prior to the power α moves the marginal of ``u``
+    by ``dmap_dalpha_sd`` posterior standard deviations and its log standard deviation by
+    ``-precision_share / 2`` per unit α; a share above 0.5 is a prior that moves the marginal's
+    scale by over 25% per unit α, well past the 0.05 CJS threshold of "strong prior / weak
+    likelihood" (measured by ``prior_sensitivity``, not here). "Prior-data conflict" (both
+    sensitivities >= 0.05) shows here as a dominated value far from the prior's mode in
+    posterior standard deviations (``distance_post_sd``): ``set by prior``.
 
     Args:
         value, lower, upper: Constrained value and constraint bounds (arrays of one shape).
         has_prior: Whether the element has a prior.
         distance: Distance to the prior's mode (only its finiteness is used here).
         near: Whether the value is near the mode (see above).
-        prior_share: ``max(curv_prior, 0) / (max(curv_prior, 0) + max(curv_lik, 0))`` (NaN when both <= 0).
+        prior_share: The prior's share of the precision (NaN: not known).
+        escape_gain: The data's log likelihood 100x away minus at the value, in nats (NaN: not probed).
 
     Returns:
         An object array of verdict strings (one of :data:`VERDICTS`).
@@ -74,8 +99,9 @@ def classify(value, lower, upper, has_prior, distance, near, prior_share) -> np.
     for b in (lower, upper):
         with np.errstate(invalid="ignore"):
             bound |= np.isfinite(b) & (np.abs(value - b) <= 1e-4 * np.maximum(np.abs(b), 1e-8))
+    gain = np.broadcast_to(np.asarray(escape_gain, dtype=float), value.shape)
     with np.errstate(invalid="ignore"):
-        dominated = has_prior & np.isfinite(share) & (share > HELD_SHARE)
+        dominated = has_prior & ((np.isfinite(share) & (share > HELD_SHARE)) | (np.isfinite(gain) & (gain > -ESCAPE_NATS)))
     out = np.full(value.shape, FREE, dtype=object)
     out[dominated & ~near] = SET
     out[dominated & near] = HELD
