@@ -159,6 +159,7 @@ function render({ model, el }) {
     for (const [key, spans] of Object.entries(numbers)) {
       for (const s of spans) {
         s.textContent = fmt(values[key]);
+        s.dataset.value = String(values[key]);  // the full value (the text is rounded), for tests and tools
         s.classList.toggle("gpx-moved", values[key] !== params[key].fitted);
       }
     }
