@@ -41,7 +41,7 @@ from gpviz.trace.tracer import FitTracer
 from gpviz.values.parameters import expression_of, parameters
 from gpviz.values.units import check_units, reading_units
 from gpviz.view.adapters import (history_view, model_view, profile_ranges, sweep_view, trace_view, with_profiles,
-                                 with_sensitivity)
+                                 with_note, with_sensitivity, EXPLORE_NOTE)
 from gpviz.view.build import build_view, facts_from_info
 from gpviz.view.frame import prepare_frame
 from gpviz.walk.expr import Expr
@@ -192,6 +192,8 @@ def _render_expr(expr, units: str | None = None, title: str | None = None, eleme
         view = with_profiles(view, _profiles(expr, view, units, force=bool(profiles)))
     if sensitivity:
         view = with_sensitivity(view, *_sensitivity(expr))
+    if profile_work(expr) is not None:  # one exact GP with training data: what gpviz.explore takes
+        view = with_note(view, EXPLORE_NOTE)
     return figure(view, element_id)
 
 

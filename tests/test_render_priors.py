@@ -56,3 +56,11 @@ def test_the_legend_counts_every_verdict_that_occurs():
     html = gpviz.render(model, profiles=False).html()
     told = re.search(r'gpviz-legend-verdicts">gpviz\.prior_pull verdicts: ([^<]*)<', html).group(1)
     assert dict((v, int(n)) for n, v in (part.split(" ", 1) for part in told.split(", "))) == counts
+
+
+def test_a_model_page_links_the_explorer_where_it_applies():
+    model = _model(LogNormalPrior(0.0, 0.5))
+    html = gpviz.render(model, verdicts=False, profiles=False).html()
+    assert "Explore this model in a notebook: gpviz.explore(model)" in html
+    assert gpviz.explore(model).values  # the link is good: the explorer takes this model
+    assert "gpviz.explore" not in gpviz.render(model.covar_module).html()  # a kernel alone has no data to explore

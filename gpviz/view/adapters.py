@@ -118,6 +118,16 @@ def with_profiles(view: ViewData, found: Mapping) -> ViewData:
     return replace(view, params=params, notes=notes)
 
 
+#: A model page's pointer to the explorer (for the exact GPs ``gpviz.explore`` takes).
+EXPLORE_NOTE = ("Explore this model in a notebook: gpviz.explore(model) lets you drag each value and watch the "
+                "likelihood, the priors, the leave-one-out error and the posterior follow.")
+
+
+def with_note(view: ViewData, text: str) -> ViewData:
+    """The view with one more line of text below the expression (:attr:`NoteKind.about`)."""
+    return replace(view, notes=view.notes + (Note(NoteKind.about, text),))
+
+
 def with_sensitivity(view: ViewData, frame: pd.DataFrame | None, note: str = "") -> ViewData:
     """The view with each key's power-scaling diagnosis (rows of :func:`gpviz.prior_sensitivity`) on its chart.
 
