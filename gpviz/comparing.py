@@ -10,25 +10,27 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 
-from gpviz.charts import GEOMETRIC_MEAN, center_kind, compare_scaling_curves, figure_to_img
+from gpviz.charts import BAND_PERCENTILES, GEOMETRIC_MEAN, center_kind, compare_scaling_curves, figure_to_img
 from gpviz.errors import InputError
-from gpviz.html.comparison import ComparisonFigure, priors_html, scores_html, shared_ranges
-from gpviz.html.figure import figure
+from gpviz.html.comparison import (ComparisonFigure, paired_html, priors_html, scores_html, shared_ranges,
+                                   side_by_side, sweep_notes_html)
 from gpviz.markup import Markup, escape_html
 from gpviz.priors.judge import sweep_verdicts
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import score_table
-from gpviz.values.columns import SIZE
+from gpviz.values.columns import I_REPEAT, SIZE
 from gpviz.sweep.workers import check_parallel
 from gpviz.values.prior_info import describe_priors
 from gpviz.values.units import check_units
 from gpviz.view.adapters import sweep_view
 from gpviz.view.ranges import shared_ranges as view_ranges, with_ranges
 
-__all__ = ["compare", "ComparisonFigure", "score_table", "describe_priors", "shared_ranges"]
+__all__ = ["compare", "ComparisonFigure", "score_table", "describe_priors", "shared_ranges", "paired_differences",
+           "optimism_gaps", "shares_subsets"]
 
 
 def _check_sweeps(sweeps) -> dict:
@@ -50,6 +52,74 @@ def _same_cells(a: Sweep, b: Sweep) -> bool:
     """Whether two sweeps drew the same rows for the same (size, repeat): the same data, seed and order."""
     return (a.seed == b.seed and a.order == b.order and a.X.shape == b.X.shape and a.Y.shape == b.Y.shape
             and torch.equal(a.X, b.X) and torch.equal(a.Y, b.Y))
+
+
+def shares_subsets(a: Sweep, b: Sweep) -> bool:
+    """Whether two sweeps held out the same points: the same data, and at every (size, repeat) both ran, the same
+    rows (read from each sweep's own ``subsets``, whatever seed or order drew them)."""
+    if a.X.shape != b.X.shape or a.Y.shape != b.Y.shape or not (torch.equal(a.X, b.X) and torch.equal(a.Y, b.Y)):
+        return False
+    rows_a = {(a.sizes[c], r): rows for (c, r), rows in a.subsets.items()}
+    rows_b = {(b.sizes[c], r): rows for (c, r), rows in b.subsets.items()}
+    common = rows_a.keys() & rows_b.keys()
+    return bool(common) and all(np.array_equal(rows_a[k], rows_b[k]) for k in common)
+
+
+#: Columns of :func:`paired_differences`.
+PAIRED_COLUMNS = ["label", "reference", SIZE, "repeats", "statistic", "center", "low", "high", "lower"]
+
+
+def paired_differences(sweeps: Mapping[str, Sweep], metric: str = "mse", center: str | None = None
+                       ) -> pd.DataFrame:
+    """Each sweep against the first, repeat by repeat, where the two share their subsets (:func:`shares_subsets`).
+
+    Two sweeps of the same rows are paired: repeat ``r`` at size ``n`` held out the same
+    points in both, so the per-repeat comparison is free of the subsets' own spread
+    (which makes two sweeps' bands overlap even when one is better on every subset).
+    One statistic for the whole comparison (``center``, :func:`gpviz.charts.center_kind`):
+    with the geometric mean, the per-repeat *ratio* (this sweep's metric over the first's)
+    and its geometric mean; with the mean, the per-repeat *difference* and its mean.
+
+    Args:
+        sweeps: ``{label: sweep}``, the first the reference.
+        metric: The metric compared (lower is better).
+        center: ``"geometric mean"`` or ``"mean"`` (None: decided over the sweeps' scores).
+
+    Returns:
+        One row per (paired sweep, size) with at least one repeat finished in both:
+        ``label``, ``reference`` (the first label), ``size``, ``repeats`` (pairs),
+        ``statistic`` (``"ratio"`` or ``"difference"``), ``center`` (geometric mean of the
+        ratios or mean of the differences), ``low`` and ``high`` (their 10th and 90th
+        percentiles) and ``lower`` (repeats where this sweep's metric is below the first's).
+        Empty when no sweep shares the first one's subsets.
+    """
+    labels = list(sweeps)
+    if center is None:
+        center = center_kind([s.scores for s in sweeps.values()], metric)
+    first = sweeps[labels[0]]
+    ratio = center == GEOMETRIC_MEAN
+    out = []
+    for label in labels[1:]:
+        sweep = sweeps[label]
+        if not shares_subsets(first, sweep):
+            continue
+        both = _ok_scores(first, metric).merge(_ok_scores(sweep, metric), on=[SIZE, I_REPEAT], suffixes=("_a", "_b"))
+        for size, grp in both.groupby(SIZE, sort=True):
+            a, b = grp["v_a"].to_numpy(np.float64), grp["v_b"].to_numpy(np.float64)
+            per = b / a if ratio else b - a
+            mid = float(np.exp(np.mean(np.log(per)))) if ratio else float(np.mean(per))
+            lo, hi = np.percentile(per, BAND_PERCENTILES)
+            out.append((label, labels[0], int(size), len(per), "ratio" if ratio else "difference", mid, float(lo),
+                        float(hi), int((b < a).sum())))
+    return pd.DataFrame(out, columns=PAIRED_COLUMNS)
+
+
+def _ok_scores(sweep: Sweep, metric: str) -> pd.DataFrame:
+    """``size``, ``i_repeat`` and the metric as ``v``, for the cells that finished with a finite value."""
+    s = sweep.scores
+    v = pd.to_numeric(s[metric], errors="coerce")
+    keep = s["status"].eq("ok") & np.isfinite(v)
+    return pd.DataFrame({SIZE: s[SIZE][keep].astype(int), I_REPEAT: s[I_REPEAT][keep].astype(int), "v": v[keep]})
 
 
 def optimism_gaps(sweeps: Mapping[str, Sweep], metric: str = "mse", center: str | None = None
@@ -165,8 +235,9 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     chart = compare_scaling_curves({lb: s.scores for lb, s in sweeps.items()}, metric, references=references,
                                    center=center)
     table = score_table(sweeps, metric, center=center)
+    paired = paired_differences(sweeps, metric, center)
     gaps = [gap_sentence(a, b, gap, metric) for a, b, gap in optimism_gaps(sweeps, metric, center)]
-    sections, pulls, views = {}, {}, {}
+    sections, pulls, views, verdicts = {}, {}, {}, {}
     for label, sweep in sweeps.items():
         if sweep.parameters.empty:  # every cell failed: say so, and show the others
             first_error = sweep.scores["error"].iloc[0] if len(sweep.scores) else "no cells"
@@ -181,12 +252,13 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
             judgement = replace(judgement, note="Verdicts not computed: compare(pull_repeats=0) was asked for.")
         pulls[label] = judgement.pull if judgement.pull is not None else pd.DataFrame()
         sections[label] = priors_html(describe_priors(sweep.model))
-        # the section heading carries the label: no second title inside the figure, no curve beside it
+        # the grid's headings carry the label: no second title inside the figure, no curve beside it
         views[label] = sweep_view(sweep, expr, judgement, one_fold_per_repeat, title="", chart=False, units=units)
-    # stacked views are compared by position: each key's axis spans every sweep's axis for that key (from the
-    # views' own axes); each figure is then drawn once
+        verdicts[label] = sweep_notes_html(views[label], judgement.table)
+    # side by side, compared by position: each key's axis spans every sweep's axis for that key (from the
+    # views' own axes); each sweep's figure is one column of the grid, drawn once
     ranges = view_ranges(views.values())
-    figures = {label: figure(with_ranges(view, ranges)) for label, view in views.items()}
+    figures, grid = side_by_side({label: with_ranges(view, ranges) for label, view in views.items()})
     title = title or "Comparison: " + " vs ".join(labels)
     img = figure_to_img(chart, alt=f"leave-one-out {metric} per dataset size: " + " vs ".join(labels))
     why = ("every value is > 0, so sweeps are compared by their ratio" if center == GEOMETRIC_MEAN else
@@ -195,7 +267,6 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     lead = (Markup(f'<div class="gpviz-cmp-lead">Leave-one-out cross-validation, held-out {escape_html(metric)} per '
                    f'dataset size: the line is the {escape_html(center)} over repeats, the same statistic for every '
                    f'sweep and size ({escape_html(why)}); the band the 10th to 90th percentile.</div>')
-            + img + scores_html(table, labels, metric)
+            + img + scores_html(table, labels, metric) + paired_html(paired, metric)
             + Markup("".join(f'<div class="gpviz-cmp-gap">{escape_html(g)}</div>' for g in gaps)))
-    return ComparisonFigure(title, lead, figures, sections, chart, table, pulls)
-
+    return ComparisonFigure(title, lead, figures, sections, chart, table, pulls, grid, verdicts, paired)

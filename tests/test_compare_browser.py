@@ -19,6 +19,7 @@ from gpviz.values.prior_info import describe_priors
 from gpviz.errors import InputError
 from gpviz.priors.sweep_pull import load_member_values, sweep_prior_pull
 from gpviz.priors.verdicts import HELD, verdict_table
+from html import escape
 
 pytestmark = pytest.mark.slow  # two real cv_sweeps (about 40 s of CPU)
 
@@ -28,8 +29,7 @@ STRONG, LOOSE = "Gamma(3, 6) <b>strong</b>", "Gamma(1.125, 0.375) loose"
 DRAWN = """() => [...document.querySelectorAll('.gpviz-figure')].map(f => ({
     id: f.id,
     params: [...f.querySelectorAll('.gpviz-param')].map(e => ({key: e.dataset.key, drawn: e.dataset.drawn,
-        points: +e.dataset.points, held: e.classList.contains('gpviz-held'), canvas: !!e.querySelector('canvas')})),
-    heldLegend: !!f.querySelector('.gpviz-swatch-held'), priorLegend: !!f.querySelector('.gpviz-swatch-prior')}))"""
+        points: +e.dataset.points, held: e.classList.contains('gpviz-held'), canvas: !!e.querySelector('canvas')}))}))"""
 
 # Counts green (prior-mode) pixels in the canvas columns around CSS x of figure `fig`, parameter `key`.
 GREEN_COLUMN = """([fig, key, x]) => {
@@ -188,7 +188,8 @@ def test_comparison_page_in_chromium(figure, sweeps, tmp_path, open_page):
         assert [p["key"] for p in fig["params"]] == keys
         assert all(p["drawn"] == "1" and p["canvas"] for p in fig["params"])
         assert all(p["points"] == REPEATS * sum(SIZES) for p in fig["params"])
-        assert fig["priorLegend"]
+    legend = loaded.eval("document.querySelector('.gpviz-cmp-legend').innerText")
+    assert "prior mode" in legend and "held at the prior's mode" in legend
     # every size band of every parameter carries its share held at the prior's mode: the table's share
     bands = loaded.eval(BANDS)
     for i, label in enumerate([STRONG, LOOSE]):
@@ -208,7 +209,7 @@ def test_comparison_page_in_chromium(figure, sweeps, tmp_path, open_page):
             assert loaded.page.evaluate(BAND_TINT, [i, k, j]) < 0.05, (label, k, j)
     strong_held = sum(b[0] for k in keys if "lengthscale" in k for b in bands[0][k])
     loose_held = sum(b[0] for k in keys if "lengthscale" in k for b in bands[1][k])
-    assert strong_held > loose_held and figs[0]["heldLegend"]
+    assert strong_held > loose_held
     # the summary: one sentence per parameter group, naming the features; a note on what was judged
     text = loaded.eval("[...document.querySelectorAll('.gpviz-verdict-sentences li')].map(e => e.innerText)")
     lengthscales = [t for t in text if t.startswith("covar_module.base_kernel.lengthscale:")]
@@ -257,3 +258,93 @@ def test_a_comparison_without_verdicts_says_so_and_shows_none(sweeps, tmp_path, 
     bands = loaded.eval(BANDS)
     assert all(b is None for fig_bands in bands for key_bands in fig_bands.values() for b in key_bands)
     assert loaded.eval("document.querySelectorAll('.gpviz-verdict-sentences, .gpviz-verdict-table').length") == 0
+
+
+# per chart: its sweep's column (the figure), its key, the canvas box, its tick row (shown, with labels), and the
+# label cell of its row
+GRID = """() => [...document.querySelectorAll('.gpviz-figure')].map((f, i) => [...f.querySelectorAll('.gpviz-param')]
+    .map(e => { const c = e.querySelector('canvas').getBoundingClientRect(), row = e.querySelector('.gpviz-tick-row');
+        const label = document.querySelector(`.gpviz-cmp-label[data-key="${e.dataset.key}"]`).getBoundingClientRect();
+        const rb = row.getBoundingClientRect();
+        return {fig: i, key: e.dataset.key, top: c.top, bottom: c.bottom, left: c.left, right: c.right,
+                ticks: row.dataset.ticks, tickText: row.innerText.trim(), tickH: rb.height,
+                tickShown: getComputedStyle(row).visibility === 'visible',
+                labelMid: (label.top + label.bottom) / 2, labelRight: label.right}; }))"""
+
+
+def _check_grid(charts, keys):
+    """Every key: one chart per sweep in one row (same top), each sweep its own column to the right of the labels."""
+    a, b = ({c["key"]: c for c in col} for col in charts)
+    assert list(a) == keys and list(b) == keys
+    for key in keys:
+        assert abs(a[key]["top"] - b[key]["top"]) < 0.5 and abs(a[key]["bottom"] - b[key]["bottom"]) < 0.5, key
+        assert a[key]["top"] - 8 <= a[key]["labelMid"] <= a[key]["bottom"] + 8, key  # the label beside its charts
+        assert a[key]["labelRight"] <= a[key]["left"] and a[key]["right"] < b[key]["left"], key
+        for c in (a[key], b[key]):  # tick labels under every chart, not only under the last of a stack
+            assert c["tickShown"] and c["tickH"] > 0 and c["tickText"], (key, c)
+    return a, b
+
+
+@pytest.mark.browser
+def test_side_by_side_grid_in_chromium(figure, sweeps, tmp_path, open_page, artifacts):
+    path = figure.save(tmp_path / "compare_grid.html")
+    keys = list(sweeps[STRONG].expression().keys)
+    for width, panels in ((1400, 2), (900, 1)):
+        loaded = open_page(path, screenshot=f"compare_side_by_side_{width}.png", width=width)
+        assert loaded.console_errors == []
+        assert loaded.eval("[...document.querySelectorAll('.gpviz-param')].every(e => e.dataset.drawn === '1')")
+        a, b = _check_grid(loaded.eval(GRID), keys)
+        # columns: within a panel every chart of a sweep starts at the same x; a wide page has two panels
+        lefts = sorted(c["left"] for c in a.values())
+        columns = 1 + sum(later - earlier > 1 for earlier, later in zip(lefts, lefts[1:]))
+        assert columns == panels and all(later - earlier < 0.5 or later - earlier > 100
+                                         for earlier, later in zip(lefts, lefts[1:])), lefts
+        tops = [a[k]["top"] for k in keys]
+        if panels == 1:
+            assert tops == sorted(tops)  # print order, top to bottom
+        else:  # the first half left, top to bottom; the rest right, from the top again
+            split = [i for i in range(1, len(keys)) if tops[i] < tops[i - 1]]
+            assert len(split) == 1 and tops[:split[0]] == sorted(tops[:split[0]])
+        grid = loaded.eval("(() => { const g = document.querySelector('.gpviz-cmp-grid'); "
+                           "return [g.scrollWidth, g.clientWidth]; })()")
+        assert grid[0] <= grid[1] + 1, grid  # nothing sticks out of the page
+        heads = loaded.eval("[...document.querySelectorAll('.gpviz-cmp-head')].filter(h => h.offsetParent)"
+                            ".map(h => [h.getBoundingClientRect().left, h.firstChild.textContent])"
+                            ".sort((x, y) => x[0] - y[0]).map(h => h[1])")
+        assert heads == (["parameter", STRONG, LOOSE] * panels if panels == 1 else
+                         ["parameter", STRONG, LOOSE, "parameter", STRONG, LOOSE]), heads
+
+
+@pytest.mark.browser
+def test_hovering_a_dot_names_its_fold_in_its_sweeps_heading(figure, tmp_path, open_page):
+    loaded = open_page(figure.save(tmp_path / "compare_hover.html"))
+    el = loaded.page.locator(".gpviz-figure").nth(1).locator(".gpviz-param").first
+    el.scroll_into_view_if_needed()
+    xs, ys = loaded.page.evaluate("""() => { const e = document.querySelectorAll('.gpviz-figure')[1]
+        .querySelector('.gpviz-param'); return [Array.from(e.gpvizXs), Array.from(e.gpvizYs)]; }""")
+    box = el.locator("canvas").bounding_box()
+    loaded.page.mouse.move(box["x"] + xs[0], box["y"] + ys[0])
+    loaded.page.wait_for_timeout(100)
+    hover = loaded.eval("[...document.querySelectorAll('.gpviz-figure')].map(f => f.querySelector('.gpviz-hover')"
+                        ".textContent)")
+    assert hover[0] == "" and hover[1].startswith("\u25ef n = 6, leave-one-out fold"), hover
+
+
+def test_every_verdict_that_occurs_is_counted_on_the_page(figure):
+    import re
+
+    html = figure.html()
+    for label, pull in figure.pulls.items():
+        got = {}
+        part = html.split(f'<div class="gpviz-cmp-colhead" style="font-weight:600">{escape(label)}</div>')[-1]
+        table = part[part.index('<table class="gpviz-cmp-verdicts">'):part.index("</table>", part.index(
+            '<table class="gpviz-cmp-verdicts">'))]
+        for verdict, cells in re.findall(r'<tr data-verdict="([^"]+)">(.*?)</tr>', table):
+            got[verdict] = [(int(k), int(m)) for k, m in re.findall(r'data-count="(\d+)" data-members="(\d+)"', cells)]
+        # the reference: the pull's own rows counted with pandas, every verdict that occurs at some size
+        counts = pull.groupby(["verdict", "size"]).size().unstack(fill_value=0).reindex(columns=list(SIZES),
+                                                                                       fill_value=0)
+        members = pull.groupby("size").size().reindex(list(SIZES)).tolist()
+        assert set(got) == {str(v) for v in counts.index}, (label, got)
+        for verdict, row in counts.iterrows():
+            assert got[str(verdict)] == list(zip(row.tolist(), members)), (label, verdict)
