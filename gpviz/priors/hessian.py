@@ -133,8 +133,8 @@ def map_hessian(terms: Terms, infos: dict[tuple[str, str], ParamInfo], elements:
     for j, key in enumerate(keys):
         path, name, index = parse_key(key)
         info = infos[(path, name)]
-        t1, t2 = transform_derivs(info)
-        t1, t2 = to_numpy(element(info, t1, index, batch)), to_numpy(element(info, t2, index, batch))
+        d1, d2 = transform_derivs(info)
+        t1, t2 = to_numpy(element(info, d1, index, batch)), to_numpy(element(info, d2, index, batch))
         theta = to_numpy(member_values(info, index, batch).reshape(-1))
         with np.errstate(divide="ignore", invalid="ignore"):
             if log[j]:  # raw -> θ = t(raw) -> u = log θ: draw/du = θ/t', d²raw/du² = θ/t' - θ² t''/t'³
