@@ -17,7 +17,7 @@ What comes out is plain gpviz data: the BoTorch model, feature names, metric
 names and a :class:`gpviz.values.units.DataUnits` record for ``units="original"``; and,
 for :func:`gpviz.cv_sweep`, a :class:`CVProblem` (``make_model``, ``X``, ``Y``).
 
-It is one module of about 570 lines on purpose: every Ax-specific line in one
+It is one module of about 700 lines on purpose: every Ax-specific line in one
 place, so that an Ax upgrade is checked by reading one file.
 """
 
@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Callable
 
+import pandas as pd
 import torch
 
 from gpviz import display, hooks
@@ -207,7 +209,11 @@ def resolve(obj) -> AxModel:
         adapter = _adapter_of_strategy(strategy, "this Ax Client")
         parts.append(f"node {strategy.current_node_name}")
     elif kind == "strategy":
-        parts.append(f"GenerationStrategy {obj.name!r}")
+        try:
+            name = _experiment_name(obj.experiment)
+        except Exception:  # GenerationStrategy.experiment raises before the strategy has seen one
+            name = None
+        parts.append(f"GenerationStrategy {obj.name!r}" + (f" of experiment {name!r}" if name else ""))
         adapter = _adapter_of_strategy(obj, f"GenerationStrategy {obj.name!r}")
         parts.append(f"node {obj.current_node_name}")
     elif kind == "adapter":
@@ -571,6 +577,30 @@ def ax_model_expr(obj, feature_names=None, *, strict: bool = False, tasks=None, 
 register_source(ModelSource(name="Ax", accepts=is_ax_object, expr=ax_model_expr, cv_problem=lambda obj, metric=None:
                             cv_problem(obj, metric)))
 
+@dataclass(frozen=True)
+class CardPage:
+    """What a gpviz card shows: the body Ax's card draws, its text fallback and its data.
+
+    Attributes:
+        title: The card's title.
+        subtitle: One sentence under the title: what the card shows.
+        html: The card's body, a whole gpviz page (its scripts travel with it: a card may be
+            shown apart from any notebook, saved, or in Ax's UI).
+        text: What Ax shows where it asks for plain content (its papermill rendering).
+        df: The card's data (``AnalysisCard.df``).
+    """
+
+    title: str
+    subtitle: str
+    html: str
+    text: str
+    df: pd.DataFrame = field(repr=False)
+
+
+#: ``(experiment, generation_strategy, adapter) -> CardPage``: what a gpviz analysis computes.
+PageMaker = Callable[[object, object, object], CardPage]
+
+
 @functools.cache
 def _analysis_classes() -> tuple[type, type]:
     """gpviz's Ax card and analysis classes, made on first use (Ax is imported only here, not by ``import gpviz``)."""
@@ -590,26 +620,48 @@ def _analysis_classes() -> tuple[type, type]:
         def _body_papermill(self) -> str:
             return self.text
 
-    class GpvizModelAnalysis(Analysis):
-        """Ax analysis: the surrogate of the experiment's generation strategy as a gpviz expression card."""
+    class GpvizAnalysis(Analysis):
+        """Ax analysis whose ``compute`` returns a gpviz card of the page its ``make_page`` builds."""
 
-        def __init__(self, feature_names: list[str] | None = None) -> None:
-            self.feature_names = feature_names
+        def __init__(self, name: str, make_page: PageMaker) -> None:
+            self.name = name
+            self.make_page = make_page
 
         def compute(self, experiment=None, generation_strategy=None, adapter=None) -> GpvizCard:
-            source = adapter if adapter is not None else generation_strategy
-            if source is None:
-                raise InputError("gpviz.ax.ModelAnalysis needs a generation strategy or an adapter with a fitted "
-                                 "model (Client.compute_analyses passes the client's generation strategy)")
-            expr = ax_model_expr(source, self.feature_names)
-            fig = display.render(expr)
-            # a card may be shown apart from any notebook (saved, or in Ax's UI): the page's assets travel with it
-            html = fig.html()
-            return GpvizCard(name=type(self).__name__, title=f"gpviz: {expr.title or 'the surrogate model'}",
-                             subtitle="every learned parameter of the model Ax fitted, drawn on its own axis",
-                             df=parameters(expr), blob=html, text=expr.text())
+            page = self.make_page(experiment, generation_strategy, adapter)
+            return GpvizCard(name=self.name, title=page.title, subtitle=page.subtitle, df=page.df, blob=page.html,
+                             text=page.text)
 
-    return GpvizCard, GpvizModelAnalysis
+    return GpvizCard, GpvizAnalysis
+
+
+def analysis(name: str, make_page: PageMaker):
+    """An Ax analysis (for ``client.compute_analyses([...])``) whose card is the page ``make_page`` builds.
+
+    Args:
+        name: The card's name in Ax (e.g. ``"ModelAnalysis"``).
+        make_page: ``(experiment, generation_strategy, adapter) -> CardPage``, called by the
+            analysis's ``compute`` with what Ax hands it; an error it raises becomes Ax's
+            error card.
+
+    Returns:
+        An ``ax.analysis.analysis.Analysis`` whose ``compute`` returns a card of Ax's
+        ``AnalysisCard`` class: its HTML body the page, its plain content the page's text.
+    """
+    return _analysis_classes()[1](name, make_page)
+
+
+def model_source(generation_strategy, adapter, what: str):
+    """The object an analysis reads the model from: the adapter Ax hands it, else the generation strategy.
+
+    Raises:
+        InputError: Ax handed neither (``what`` names the analysis).
+    """
+    source = adapter if adapter is not None else generation_strategy
+    if source is None:
+        raise InputError(f"{what} needs a generation strategy or an adapter with a fitted model "
+                         "(Client.compute_analyses passes the client's generation strategy)")
+    return source
 
 
 def ModelAnalysis(feature_names: list[str] | None = None):  # noqa: N802 - named as Ax's analyses are
@@ -625,8 +677,15 @@ def ModelAnalysis(feature_names: list[str] | None = None):  # noqa: N802 - named
     Returns:
         An ``ax.analysis.analysis.Analysis`` whose ``compute`` returns the card.
     """
-    return _analysis_classes()[1](feature_names)
+    def page(experiment, generation_strategy, adapter) -> CardPage:
+        source = model_source(generation_strategy, adapter, "gpviz.ax.ModelAnalysis")
+        expr = ax_model_expr(source, feature_names)
+        return CardPage(title=f"gpviz: {expr.title or 'the surrogate model'}",
+                        subtitle="every learned parameter of the model Ax fitted, drawn on its own axis",
+                        html=display.render(expr).html(), text=expr.text(), df=parameters(expr))
+
+    return analysis("ModelAnalysis", page)
 
 
-__all__ = ["ModelAnalysis", "ax_model_expr", "is_ax_object", "resolve", "describe", "AxModel", "CVProblem", "cv_problem",
+__all__ = ["CardPage", "ModelAnalysis", "analysis", "model_source", "ax_model_expr", "is_ax_object", "resolve", "describe", "AxModel", "CVProblem", "cv_problem",
            "SurrogateFactory"]

@@ -31,9 +31,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+import numpy as np
+
 from gpviz import display
-from gpviz.ax import ax_model_expr, is_ax_object
+from gpviz.display import RenderedPage
+from gpviz.ax import CardPage, analysis, ax_model_expr, cv_problem, is_ax_object, model_source
 from gpviz.errors import InputError
+from gpviz.sweep.runner import cv_sweep
 from gpviz.trace.fits import trace_fits
 from gpviz.values.parameters import parameters
 from gpviz.values.units import to_units
@@ -98,7 +102,7 @@ class ModelHistory:
         InputError: ``client`` is not an Ax object with ``get_next_trials``.
     """
 
-    def __init__(self, client, folder: str | os.PathLike | None = None):
+    def __init__(self, client: Any, folder: str | os.PathLike | None = None) -> None:
         if not is_ax_object(client) or not callable(getattr(client, "get_next_trials", None)):
             raise InputError(f"ModelHistory records an Ax Client's fits, got {type(client).__name__}")
         self.client = client
@@ -167,7 +171,7 @@ class ModelHistory:
                        self.folder / f"trials_{snap.trials:04d}.pt")
         return snap
 
-    def render(self, *, units: str = "model", title: str | None = None):
+    def render(self, *, units: str = "model", title: str | None = None) -> RenderedPage:
         """The models Ax used, one band per trial count, in ``units`` (``"original"``: the experiment's).
 
         Returns:
@@ -183,3 +187,73 @@ class ModelHistory:
 
     def _repr_html_(self) -> str:
         return self.render()._repr_html_()
+
+
+def history_text(history: ModelHistory) -> str:
+    """The history as plain text: what it is, then one line per model with its parameters (first member)."""
+    counts = ", ".join(str(s.trials) for s in history.snapshots)
+    lines = [f"Ax model history: {history.title or 'an Ax Client'}, metric {history.metric or '?'}",
+             f"{plural(len(history.snapshots), 'model')} Ax fitted and used; n = the first n trials in the order "
+             f"Ax ran them (trials seen: {counts})"]
+    for snap in history.snapshots:
+        labels = snap.expr.labels  # type: ignore[attr-defined]
+        row = snap.values.iloc[0]
+        lines.append(f"n = {snap.trials}: " + ", ".join(f"{labels.get(k, k)} {float(row[k]):.4g}"
+                                                       for k in snap.expr.keys))  # type: ignore[attr-defined]
+    return "\n".join(lines)
+
+
+def default_sizes(num_trials: int, count: int = 6) -> list[int]:
+    """Up to ``count`` trial counts from 3 (or 5 when there are enough) to ``num_trials``, evenly spaced.
+
+    Raises:
+        InputError: fewer than 3 trials.
+    """
+    if num_trials < 3:
+        raise InputError(f"an over-time sweep needs at least 3 completed trials, got {num_trials}")
+    low = 5 if num_trials >= 5 else 3
+    return sorted({int(v) for v in np.linspace(low, num_trials, count).round()})
+
+
+def HistoryAnalysis(history: ModelHistory | None = None, *, sizes: list[int] | None = None,  # noqa: N802
+                    refit: bool = False, units: str = "original", metric: str | None = None):
+    """An Ax analysis of the surrogate over time, for ``client.compute_analyses([HistoryAnalysis(...)])``.
+
+    With a :class:`ModelHistory`, the card shows the models Ax actually fitted and used
+    (one band per model, labelled by the trials it saw). Without one (an experiment
+    already run), it shows the cheap reconstruction: :func:`gpviz.cv_sweep` of the
+    generation strategy Ax hands the analysis, ``order="trials"`` (size n: the first n
+    trials in the order Ax ran them) and by default ``refit=False`` (one fit per size,
+    leave-one-out in closed form). Either page says what it is; where Ax asks for plain
+    content the card gives the same as text, and its ``df`` holds the values (history)
+    or the scores (sweep).
+
+    Args:
+        history: A recorded history, or None for the over-time sweep.
+        sizes: The sweep's trial counts (default: up to 6, evenly spaced up to every completed trial).
+        refit: The sweep's ``refit`` (``True``: refit every leave-one-out fold, n times the cost).
+        units: ``"original"`` (default: the experiment's units) or ``"model"``.
+        metric: The sweep's metric (default: the surrogate's first).
+
+    Returns:
+        An ``ax.analysis.analysis.Analysis`` whose ``compute`` returns the card (Ax's error
+        card, saying why, before Ax has fitted a model).
+    """
+    def page(experiment, generation_strategy, adapter) -> CardPage:
+        if history is not None:
+            figure: Any = history.render(units=units)
+            frame = pd.concat([s.values.assign(trials=s.trials) for s in history.snapshots], ignore_index=True)
+            return CardPage(title=f"gpviz: {figure.title}",
+                            subtitle="the surrogates Ax fitted and used, one band per model, labelled by the trials "
+                                     "it saw", html=figure.html(), text=history_text(history), df=frame)
+        source = model_source(generation_strategy, adapter, "gpviz.ax_history.HistoryAnalysis")
+        chosen = sizes if sizes is not None else default_sizes(len(cv_problem(source, metric).trial_indices))
+        sweep = cv_sweep(source, sizes=chosen, order="trials", refit=refit, metric=metric, progress=False)
+        how = "refit on every leave-one-out fold" if refit else "leave-one-out at each size's fitted hyperparameters"
+        scores = sweep.scores[["size", *sweep.metrics, "status"]]
+        return CardPage(title=f"gpviz: the surrogate over the experiment's trials ({how})",
+                        subtitle="Ax's model specification refit on the first n trials in the order Ax ran them, one "
+                                 "band per n", html=sweep.render(units=units).html(),
+                        text="\n".join([sweep.mode_note, scores.to_string(index=False)]), df=sweep.scores)
+
+    return analysis("HistoryAnalysis", page)

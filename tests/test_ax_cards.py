@@ -48,3 +48,63 @@ def test_without_a_model_the_card_says_why():
     c.configure_generation_strategy()  # Sobol first: no model fitted yet
     (card,) = c.compute_analyses([gpviz.ax.ModelAnalysis()], display=False)
     assert isinstance(card, ErrorAnalysisCard) and "InputError" in card.subtitle
+
+
+# --------------------------------------------------------------------------- #
+# The surrogate over time                                                     #
+# --------------------------------------------------------------------------- #
+
+def test_history_analysis_without_a_history_is_the_refit_false_sweep_over_trials(client):
+    from ax.core.analysis_card import AnalysisCard, ErrorAnalysisCard
+
+    from gpviz.ax_history import HistoryAnalysis
+
+    (card,) = client.compute_analyses([HistoryAnalysis(sizes=[4, 6], units="model")], display=False)
+    assert isinstance(card, AnalysisCard) and not isinstance(card, ErrorAnalysisCard), card.blob[:2000]
+    # the reference: the same sweep called directly (itself tested against BoTorch's efficient_loo_cv)
+    sweep = gpviz.cv_sweep(client, sizes=[4, 6], order="trials", refit=False, progress=False)
+    assert card.df[["size", "mse", "nlpd"]].equals(sweep.scores[["size", "mse", "nlpd"]])
+    html = card._repr_html_()
+    assert 'class="card"' in html and "gpviz-figure" in html and "window.gpviz" in html
+    assert "n = the first n trials in the order Ax ran them" in html and "metric loss" in html
+    text = card._body_papermill()
+    # Ax hands the analysis the generation strategy: the note names it and its experiment
+    assert "GenerationStrategy 'Center+Sobol+MBM:fast' of experiment 'cards'" in text.splitlines()[0]
+    assert text.splitlines()[0].endswith("metric loss, 6 completed trials; n = the first n trials in the order Ax "
+                                         "ran them.") and "efficient_loo_cv" in text
+    assert [int(line.split()[0]) for line in text.splitlines()[2:]] == [4, 6]  # one line per size
+    (default,) = client.compute_analyses([HistoryAnalysis()], display=False)
+    assert list(default.df["size"]) == [5, 6]  # from 5 trials up to every completed trial
+
+
+def test_history_analysis_shows_a_recorded_history(client):
+    from ax.core.analysis_card import AnalysisCard, ErrorAnalysisCard
+
+    from gpviz.ax_history import HistoryAnalysis
+    from tests.test_ax import run_trials
+
+    history = gpviz.ModelHistory(client)
+    with history:
+        run_trials(client, 2)
+    (card,) = client.compute_analyses([HistoryAnalysis(history)], display=False)
+    assert isinstance(card, AnalysisCard) and not isinstance(card, ErrorAnalysisCard), card.blob[:2000]
+    assert [s.trials for s in history.snapshots] == [6, 7]
+    assert sorted(set(card.df["trials"])) == [6, 7]
+    html = card._repr_html_()
+    assert "Ax model history" in html and "decades of lr" in html
+    lines = card._body_papermill().splitlines()
+    assert "n = the first n trials in the order Ax ran them (trials seen: 6, 7)" in lines[1]
+    last = history.snapshots[-1]
+    key = "covar_module.lengthscale[0]"
+    assert lines[3].startswith("n = 7: ") and f"{last.expr.labels[key]} {float(last.values[key].iloc[0]):.4g}" in lines[3]
+
+
+def test_history_analysis_before_a_model_is_an_error_card():
+    from ax.core.analysis_card import ErrorAnalysisCard
+
+    from gpviz.ax_history import HistoryAnalysis
+
+    c = new_client("no-model-yet")
+    c.configure_generation_strategy()
+    (card,) = c.compute_analyses([HistoryAnalysis()], display=False)
+    assert isinstance(card, ErrorAnalysisCard) and "InputError" in card.subtitle
