@@ -11,7 +11,8 @@ handler registry.
 
 from __future__ import annotations
 
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Protocol, cast
 
 from gpviz.errors import UnsupportedError
 
@@ -51,22 +52,40 @@ def _call(kind: str, obj, options):
     return fn(obj, **options)
 
 
-def render(obj, **options):
+class RenderedPage(Protocol):
+    """What a ``page`` renderer returns (a ``gpviz.html.figure.Figure``), as the stages before the page layer
+    may name it: a standalone page, its notebook output, and a file."""
+
+    def html(self) -> str: ...
+
+    def _repr_html_(self) -> str: ...
+
+    def save(self, path) -> Path: ...
+
+
+class Shown(Protocol):
+    """What a ``show`` renderer returns: a notebook output (``gpviz.html.live.LiveFigure`` or a ``Figure``)."""
+
+    def _repr_html_(self) -> str: ...
+
+
+def render(obj, **options) -> RenderedPage:
     """Renders ``obj`` as a page with its registered renderer.
 
     Raises:
         UnsupportedError: if no renderer is registered for ``type(obj)``.
     """
-    return _call("page", obj, options)
+    # the page renderers gpviz.rendering registers make Figures
+    return cast(RenderedPage, _call("page", obj, options))
 
 
-def show(obj, **options):
+def show(obj, **options) -> Shown:
     """Shows ``obj`` in a notebook with its registered ``show`` renderer (a live figure while a fit runs).
 
     Raises:
         UnsupportedError: if none is registered for ``type(obj)``.
     """
-    return _call("show", obj, options)
+    return cast(Shown, _call("show", obj, options))
 
 
 def plot(obj, **options):

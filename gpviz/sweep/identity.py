@@ -359,8 +359,9 @@ class _Digester:
             if isinstance(reduced, str):  # a module-level singleton, pickled by name
                 return _h("global", self(t, where + ".__class__"), reduced)
             func, args, *rest = reduced
-            # typeshed's copyreg stub omits __newobj__ (it is there at run time: pickle protocol 2+ uses it)
-            if func is copyreg.__newobj__ or getattr(func, "__name__", "") == "__newobj__":  # type: ignore[attr-defined]
+            # typeshed's copyreg stub omits __newobj__ (there at run time: pickle protocol 2+ uses it)
+            newobj = copyreg.__newobj__  # type: ignore[attr-defined]
+            if func is newobj or getattr(func, "__name__", "") == "__newobj__":
                 func = t
             return _h("reduced", self(t, where + ".__class__"), self(func, where + ".__reduce__()[0]"),
                       self(args, where + ".__reduce__()[1]"),

@@ -29,6 +29,9 @@ _BLOCKS: list["FitList"] = []          # active ``trace_fits`` blocks, outermost
 class FitList(list):
     """The :class:`gpviz.FitTracer` of every fit made inside a ``trace_fits`` block, in call order."""
 
+    #: The block's ``feature_names`` (names, or an Ax object whose model's tracers take its expression).
+    _feature_names: object = None
+
     def __repr__(self) -> str:
         return f"<gpviz fits: {len(self)} traced fit(s)>"
 
@@ -79,7 +82,7 @@ class trace_fits:  # noqa: N801  (used like a function: ``with gpviz.trace_fits(
         fits[-1].render().save("fit.html")
     """
 
-    def __init__(self, feature_names=None):
+    def __init__(self, feature_names: object = None):  # names (a list, a DataFrame) or an Ax object
         self._fits = FitList()
         self._fits._feature_names = feature_names
 

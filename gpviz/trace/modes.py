@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from botorch.cross_validation import gen_loo_cv_folds
 from botorch.fit import fit_gpytorch_mll
+from botorch.models.model import Model
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz._factory import check_factory
@@ -67,7 +69,8 @@ class FitModeTable(pd.DataFrame):
 FIT_MODES = ("batched", "joint", "separate")
 
 
-def compare_fit_modes(make_model, X, Y, *, modes=FIT_MODES, optimizer_kwargs=None, runs: int = 3,
+def compare_fit_modes(make_model: Callable[[torch.Tensor, torch.Tensor], Model], X: torch.Tensor, Y: torch.Tensor, *,
+                      modes: Sequence[str] = FIT_MODES, optimizer_kwargs: dict[str, Any] | None = None, runs: int = 3,
                       threads: int | None = DEFAULT_THREADS) -> FitModeTable:
     """Fits the same leave-one-out folds three ways and reports the work each took.
 

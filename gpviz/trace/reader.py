@@ -13,7 +13,7 @@ import torch
 from gpytorch.mlls import MarginalLogLikelihood, SumMarginalLogLikelihood
 
 from gpviz.errors import InputError
-from gpviz.models.expr import model_expr
+from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.models.families import model_batch_shape
 from gpviz.trace.store import EventStore
 from gpviz.values.keys import expand_members, param_info, parse_key, resolve
@@ -39,8 +39,8 @@ class ValueReader:
             info = param_info(resolve(model, path), name, self.batch)
             flat = [info.flat_index(index) for _, index in items]
             self.parts.append((info, torch.tensor(flat, dtype=torch.long), np.array([c for c, _ in items])))
-        self._cache_version = None
-        self._cache = None
+        self._cache_version: tuple | None = None
+        self._cache: np.ndarray | None = None
 
     def version(self):
         return tuple(p[0].raw._version for p in self.parts)
@@ -88,9 +88,9 @@ class ValueReader:
 class Group:
     """One model being fit: the model itself, or one sub-model of a ModelListGP."""
 
-    mll: object
-    model: object
-    expr: object
+    mll: MarginalLogLikelihood
+    model: torch.nn.Module
+    expr: ModelExpr | None          # None: a model gpviz cannot draw (its loss is still traced)
     reader: ValueReader | None
     offset: int
     n: int
@@ -135,18 +135,19 @@ class Timeline:
         seg = self.current
         new = (seg is None or seg.group != g or (attempt is not None and attempt != seg.attempt) or restart
                or (self.run_start is not None))
-        if new:
-            if attempt is not None:
-                i_attempt = int(attempt) - 1
-            elif seg is not None and seg.group == g:
-                i_attempt = seg.i_attempt + 1
-            else:
-                i_attempt = 0
-            start = self.run_start if self.run_start is not None else self.evals
-            seg = Segment(g, attempt, i_attempt, self.next_t, start)
-            self.run_start = None
-            self.segments.append(seg)
-            self.current = seg
+        if not new and seg is not None:  # (not new: there is a current segment)
+            return seg
+        if attempt is not None:
+            i_attempt = int(attempt) - 1
+        elif seg is not None and seg.group == g:
+            i_attempt = seg.i_attempt + 1
+        else:
+            i_attempt = 0
+        start = self.run_start if self.run_start is not None else self.evals
+        seg = Segment(g, attempt, i_attempt, self.next_t, start)
+        self.run_start = None
+        self.segments.append(seg)
+        self.current = seg
         return seg
 
     def reached(self, t: int) -> None:
@@ -169,10 +170,10 @@ class Binding:
     """The MLL a recorder traces and what was read from it when bound."""
 
     mll: MarginalLogLikelihood
-    groups: list            # one Group per model fit (the model, or each sub-model of a ModelListGP)
-    by_id: dict             # id(an MLL being fit) -> its group
-    keys: tuple             # every group's keys, in first-seen order: the value columns
-    expr: object            # the first drawable group's expression
+    groups: list[Group]     # one Group per model fit (the model, or each sub-model of a ModelListGP)
+    by_id: dict[int, int | None]  # id(an MLL being fit) -> its group (None: the sum of a model list's MLLs)
+    keys: tuple[str, ...]   # every group's keys, in first-seen order: the value columns
+    expr: ModelExpr | None  # the first drawable group's expression
     store: EventStore
     initial: np.ndarray     # members x keys, before the first step
 
@@ -187,7 +188,7 @@ def bind(mll, feature_names) -> Binding:
         raise InputError(f"FitTracer expects a gpytorch MarginalLogLikelihood (e.g. ExactMarginalLogLikelihood),"
                          f" got {type(mll).__module__}.{type(mll).__name__}")
     subs = list(mll.mlls) if isinstance(mll, SumMarginalLogLikelihood) and hasattr(mll, "mlls") else [mll]
-    exprs = []
+    exprs: list[ModelExpr | None] = []
     for s in subs:
         try:
             with warnings.catch_warnings():
@@ -208,7 +209,7 @@ def bind(mll, feature_names) -> Binding:
         reader = ValueReader(s.model, e.keys, [col[k] for k in e.keys], batch) if e is not None else None
         groups.append(Group(s, s.model, e, reader, offset, n))
         offset += n
-    by_id = {id(g.mll): i for i, g in enumerate(groups)}
+    by_id: dict[int, int | None] = {id(g.mll): i for i, g in enumerate(groups)}
     by_id.setdefault(id(mll), 0 if len(groups) == 1 else None)
     initial = np.vstack([read_group(g, len(keys)) for g in groups])
     return Binding(mll, groups, by_id, tuple(keys), next((e for e in exprs if e is not None), None),

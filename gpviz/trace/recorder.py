@@ -112,6 +112,13 @@ class TraceRecorder:
         self._run.batched = None
 
     @property
+    def _bound(self) -> Binding:
+        """The binding, where a step is recorded (every such path binds first; an error there is contained)."""
+        if self.binding is None:
+            raise RuntimeError("the recorder is not bound to an MLL")
+        return self.binding
+
+    @property
     def in_context(self) -> bool:
         """Whether the context form is recording now."""
         return self._in_context
@@ -125,7 +132,7 @@ class TraceRecorder:
         return self.binding.by_id.get(id(mll)) if mll is not None and self.binding is not None else None
 
     def _read(self, g: int) -> np.ndarray:
-        return read_group(self.binding.groups[g], len(self.binding.keys))
+        return read_group(self._bound.groups[g], len(self._bound.keys))
 
     # ----- containment -----------------------------------------------------------------
 
@@ -177,7 +184,7 @@ class TraceRecorder:
                 _unwrap_forward(mll, wrapper)
             self._restore = []
             self._in_context = False
-            for g in self.binding.groups:
+            for g in self._bound.groups:
                 g.pending = None
             self.ended = time.time()
 
@@ -209,9 +216,9 @@ class TraceRecorder:
                     recorder.fail(e)
             return out
 
-        forward.__wrapped__ = mll.forward  # bound method (or another recorder's wrapper already there)
-        forward._gpviz_had = had
-        forward._gpviz_tracer = recorder
+        # function attributes (set through __dict__: mypy declares none on a function)
+        forward.__dict__.update(__wrapped__=mll.forward,  # bound method (or another recorder's wrapper already there)
+                                _gpviz_had=had, _gpviz_tracer=recorder)
         mll.__dict__["forward"] = forward
         self._restore.append((mll, forward))
 
@@ -276,7 +283,7 @@ class TraceRecorder:
         g = self._group_of(ctx.mll)
         if g is not None:
             return g
-        b = self.binding
+        b = self._bound
         if ctx.mll is not None:
             if b.store.n == 0 and len(b.groups) == 1 and not self._in_context:
                 # FitTracer(mll) passed to a fit of another MLL (batch_cross_validation builds its own): follow it
@@ -303,7 +310,7 @@ class TraceRecorder:
         g = self._resolve_group(ctx)
         if g is None:
             return
-        grp, tl = self.binding.groups[g], self.timeline
+        grp, tl = self._bound.groups[g], self.timeline
         if self._in_context and grp.pending is not None and (x is not None or parameters is not None):
             key = (g, id(parameters) if parameters is not None else id(self._run.closure))
             params = parameters if parameters is not None else getattr(self._run.closure, "parameters", None)
@@ -340,7 +347,7 @@ class TraceRecorder:
         else:
             evaluation = math.nan
         t = seg.base + step - 1
-        self.binding.store.append(t, len(tl.segments) - 1, step, np.arange(grp.offset, grp.offset + grp.n), loss,
+        self._bound.store.append(t, len(tl.segments) - 1, step, np.arange(grp.offset, grp.offset + grp.n), loss,
                                   tl.elapsed(), evaluation, self._read(g))
         seg.last_step = max(seg.last_step, step)
         seg.max_evaluation = max(seg.max_evaluation, evaluation) if not math.isnan(evaluation) else seg.max_evaluation
@@ -348,7 +355,7 @@ class TraceRecorder:
         self._committed(t)
 
     def _joint_fast(self, g: int, grp: Group, ctx: hooks.FitContext, result, layout: int, x: np.ndarray) -> None:
-        tl, store = self.timeline, self.binding.store
+        tl, store = self.timeline, self._bound.store
         step = int(result.step) if result is not None else None
         seg = tl.segment(g, ctx.attempt, False)
         if step is None:
@@ -375,13 +382,13 @@ class TraceRecorder:
                 # BoTorch's batched frame moved (gpviz.hooks warned once): no member index, so record
                 # every member at each evaluation instead (values from the model, losses from the MLL)
                 g = self._resolve_group(ctx)
-                if g is not None and self.binding.groups[g].fresh:
+                if g is not None and self._bound.groups[g].fresh:
                     self._on_joint_step(ctx, None)
                 return
             g = self._group_of(ctx.mll) if ctx.mll is not None else self._resolve_group(ctx)
             run = BatchedRun(g, ctx.attempt, ctx.states, {id(st.x): k for k, st in enumerate(ctx.states)})
             if g is not None:
-                run.layout = self.raw.batched_layout(self.binding.groups[g].reader, self._run.closure)
+                run.layout = self.raw.batched_layout(self._bound.groups[g].reader, self._run.closure)
             self._run.batched = run
             i = ctx.member
         if run.group is None:
@@ -394,7 +401,7 @@ class TraceRecorder:
         # fast path: keep a copy of the member's raw state; constraint transforms run in bulk later
         # the row's raw state joins the pending list before the live view may read (in on_step):
         # a read in between would see the row with its values not yet written (NaN)
-        row = self.binding.store.n
+        row = self._bound.store.n
         t = self._commit_member(run.group, run.attempt, i, float(st.f), int(st.n_iterations), float(st.fun_calls),
                                 read=False)
         if self.raw.add(row, run.layout, st.x.copy(), None, 1, limit=20000):
@@ -403,7 +410,7 @@ class TraceRecorder:
 
     def _on_member_step(self, ctx: hooks.FitContext) -> None:
         """Callback form, batched path: one member took a step of its own L-BFGS-B."""
-        if ctx.member is None:
+        if ctx.member is None or ctx.member_loss is None or ctx.member_step is None:
             raise RuntimeError("batched L-BFGS-B callback without its optimizer frame (unknown BoTorch version)")
         g = self._resolve_group(ctx)
         if g is None:
@@ -415,7 +422,7 @@ class TraceRecorder:
     def _commit_member(self, g: int, attempt, member: int, loss: float, step: int, evaluation: float,
                        read: bool = True) -> int:
         """Records one member's step; returns its timestep (the caller commits it)."""
-        grp, tl = self.binding.groups[g], self.timeline
+        grp, tl = self._bound.groups[g], self.timeline
         if member >= grp.n:
             raise RuntimeError(f"member {member} out of range for a batch of {grp.n}")
         seg = tl.current
@@ -423,7 +430,7 @@ class TraceRecorder:
                        and step <= seg.member_steps.get(member, 0))
         seg = tl.segment(g, attempt, restart)
         t = seg.base + step - 1
-        self.binding.store.append_one(t, len(tl.segments) - 1, step, grp.offset + member, loss, tl.elapsed(),
+        self._bound.store.append_one(t, len(tl.segments) - 1, step, grp.offset + member, loss, tl.elapsed(),
                                       evaluation, self._read(g)[member] if read else None)
         seg.member_steps[member] = step
         if step > seg.last_step:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,13 +17,17 @@ import pandas as pd
 from gpviz import display as _display
 from gpviz.errors import InputError
 from gpviz.markup import escape_html
-from gpviz.models.expr import model_expr
+from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.options import reject_unknown
 from gpviz.trace.plot import loss_series
 from gpviz.trace.store import dense_frames
 from gpviz.trace.summary import summarize, timesteps_to_show
 from gpviz.values.columns import I_MODEL, I_TIMESTEP
 from gpviz.words import plural
+
+if TYPE_CHECKING:  # matplotlib is imported where pictures are made (gpviz.charts), not here
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure as MplFigure
 
 #: The options :meth:`FitTrace.render` takes (``FitTracer.render`` takes the same).
 RENDER_OPTIONS = ("max_timesteps", "title", "loss_chart", "verdicts", "feature_names", "units", "tasks", "outputs")
@@ -44,15 +49,15 @@ class FitTrace:
         feature_names: Names of the input columns the expression was made with.
     """
 
-    expr: object
-    keys: tuple
+    expr: ModelExpr | None
+    keys: tuple[str, ...]
     events: dict
     segments: tuple
     groups: tuple
     initial: np.ndarray | None
     n_timesteps: int
     ended: float | None
-    feature_names: object = None
+    feature_names: Sequence[str] | pd.DataFrame | None = None
 
     @cached_property
     def _frames(self) -> pd.DataFrame:
@@ -97,7 +102,7 @@ class FitTrace:
         """
         return summarize(self.events, self.groups, self.segments, loss_tol, param_rtol)
 
-    def plot(self, ax=None):
+    def plot(self, ax: Axes | None = None) -> MplFigure:
         """Loss per member against the timestep (matplotlib ``Figure``; drawn by :func:`gpviz.charts.loss_plot`)."""
         return _display.plot(self, ax=ax)
 
@@ -139,8 +144,10 @@ class FitTrace:
         return out
 
     def render(self, max_timesteps: int | None = None, title: str | None = None, loss_chart: bool = True,
-               verdicts: bool | None = None, *, feature_names=None, units: str = "model", tasks=None, outputs=None,
-               **unknown):
+               verdicts: bool | None = None, *, feature_names: Sequence[str] | pd.DataFrame | None = None,
+               units: str = "model",
+               tasks: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+               **unknown: object) -> _display.RenderedPage:
         """The animated page (see :meth:`gpviz.FitTracer.render` for the options).
 
         Returns:

@@ -54,7 +54,7 @@ class EventStore:
             self.n += k
 
     def append_one(self, t: int, seg: int, step: int, member: int, loss: float, elapsed: float,
-                   evaluation: float, values: np.ndarray) -> None:
+                   evaluation: float, values: np.ndarray | None) -> None:
         """Adds a single row (the per-member batched path calls this once per member step)."""
         if not self._chunks or self._fill == self.chunk:
             self._new_chunk()

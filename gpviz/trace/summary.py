@@ -55,7 +55,8 @@ def summarize(ev: dict, groups, segments, loss_tol: float = 1e-3, param_rtol: fl
         last = segs[-1] if segs else None
         for m in range(grp.n):
             member = grp.offset + m
-            sel = np.flatnonzero((ev["seg"] == last) & (ev["member"] == member)) if last is not None else []
+            sel = (np.flatnonzero((ev["seg"] == last) & (ev["member"] == member)) if last is not None
+                   else np.empty(0, np.int64))
             steps = len(sel)
             conv_step, conv_eval, final = math.nan, math.nan, math.nan
             if steps:
@@ -160,11 +161,11 @@ def timesteps_to_show(n_timesteps: int, segments, max_timesteps: int | None = No
         return np.empty(0, np.int64)
     if cap is None:
         return np.arange(T)
-    must = {0, T - 1}
+    boundaries = {0, T - 1}
     for s in segments:
-        must.add(s.base)
-        must.add(s.base + max(s.last_step, 1) - 1)
-    must = np.array(sorted(t for t in must if 0 <= t < T), dtype=np.int64)
+        boundaries.add(s.base)
+        boundaries.add(s.base + max(s.last_step, 1) - 1)
+    must = np.array(sorted(t for t in boundaries if 0 <= t < T), dtype=np.int64)
     if T <= cap:
         return np.arange(T)
     if len(must) >= cap:  # more retry boundaries than the cap: evenly among them, the first and last step kept

@@ -36,19 +36,26 @@ takes both. To run your own callback beside the tracer's, call both from one fun
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 import pandas as pd
+from gpytorch.mlls import MarginalLogLikelihood
 
 from gpviz import display as _display
 from gpviz.errors import InputError
+from gpviz.display import RenderedPage, Shown
 from gpviz.markup import escape_html
+from gpviz.models.expr import ModelExpr
 from gpviz.options import reject_unknown
 from gpviz.trace.live import LiveView, live_frame, live_title
 from gpviz.trace.recorder import TraceRecorder
 from gpviz.trace.result import RENDER_OPTIONS, FitTrace
 from gpviz.words import plural
+
+if TYPE_CHECKING:  # matplotlib is imported where pictures are made (gpviz.charts), not here
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure as MplFigure
 
 
 class FitTracer:
@@ -68,7 +75,8 @@ class FitTracer:
         feature_names: Names of the input columns, for the expression.
     """
 
-    def __init__(self, mll=None, feature_names=None):
+    def __init__(self, mll: MarginalLogLikelihood | None = None,
+                 feature_names: Sequence[str] | pd.DataFrame | None = None):
         self._recorder = TraceRecorder(mll, feature_names)
         self._live = LiveView(lambda: self.trace)
         self._trace: tuple | None = None  # (recorder version, FitTrace)
@@ -84,7 +92,7 @@ class FitTracer:
         return self._trace[1]
 
     @property
-    def mll(self):
+    def mll(self) -> MarginalLogLikelihood | None:
         """The MLL being traced (None until bound)."""
         b = self._recorder.binding
         return b.mll if b is not None else None
@@ -96,13 +104,13 @@ class FitTracer:
         return b.keys if b is not None else ()
 
     @property
-    def expr(self):
+    def expr(self) -> ModelExpr | None:
         """The (first) model's expression, or None; may be replaced by one with the same keys (e.g. other names)."""
         b = self._recorder.binding
         return b.expr if b is not None else None
 
     @expr.setter
-    def expr(self, expr) -> None:
+    def expr(self, expr: ModelExpr) -> None:
         if self._recorder.binding is None:
             raise InputError("this FitTracer has no MLL bound yet: it has no expression to replace")
         self._recorder.binding.expr = expr
@@ -151,7 +159,7 @@ class FitTracer:
         """
         return self.trace.summary(loss_tol, param_rtol)
 
-    def plot(self, ax=None):
+    def plot(self, ax: Axes | None = None) -> MplFigure:
         """Loss per member against the timestep (matplotlib ``Figure``; drawn by :func:`gpviz.charts.loss_plot`)."""
         return self.trace.plot(ax=ax)
 
@@ -181,7 +189,7 @@ class FitTracer:
                 self._recorder.guard(self._live.finish, self.render)
         return False  # exceptions in the fit (KeyboardInterrupt too) propagate; frames stay
 
-    def callback(self, *args, **kwargs) -> None:
+    def callback(self, *args: object, **kwargs: object) -> None:
         """Optimizer callback for ``optimizer_kwargs={"callback": tracer.callback}``.
 
         Accepts BoTorch's ``cb(parameters, result)`` (joint path: single models,
@@ -194,8 +202,10 @@ class FitTracer:
     # ----- pages ---------------------------------------------------------------------------
 
     def render(self, max_timesteps: int | None = None, title: str | None = None, loss_chart: bool = True,
-               verdicts: bool | None = None, *, feature_names=None, units: str = "model", tasks=None, outputs=None,
-               **unknown):
+               verdicts: bool | None = None, *, feature_names: Sequence[str] | pd.DataFrame | None = None,
+               units: str = "model",
+               tasks: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+               **unknown: object) -> RenderedPage:
         """The animated page: the model's expression with one dot per member per parameter,
         stepping through the fit (play, pause, scrub).
 
@@ -245,7 +255,7 @@ class FitTracer:
 
     # ----- live view ----------------------------------------------------------------------------
 
-    def show(self, display: bool = True):
+    def show(self, display: bool = True) -> Shown:
         """Shows the fit in a notebook, once: live while it runs (at most 4 updates per second),
         then, in the same output, :meth:`render` of the finished fit when the ``with`` block ends.
 
@@ -277,7 +287,7 @@ class FitTracer:
         """The live view's title: how far the fit has come."""
         return live_title(self.trace)
 
-    def finish(self):
+    def finish(self) -> RenderedPage | None:
         """Ends a live view started by :meth:`show` (the ``with`` form does this itself).
 
         Returns:
@@ -288,7 +298,7 @@ class FitTracer:
         return self._recorder.guard(self._live.finish, self.render)
 
 
-def trace_fit(mll, feature_names=None) -> FitTracer:
+def trace_fit(mll: MarginalLogLikelihood, feature_names: Sequence[str] | pd.DataFrame | None = None) -> FitTracer:
     """Traces a fit without changing it: ``with gpviz.trace_fit(mll) as tracer: fit_gpytorch_mll(mll)``.
 
     Records at the evaluations the fit makes anyway (no extra model evaluations;

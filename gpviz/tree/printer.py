@@ -86,7 +86,8 @@ def _doc(node: Node):
         return _Group(node.fn + "(", tuple(_doc(a) for a in node.args), ")")
     if isinstance(node, TaskCovar):
         rows = tuple(_Group("[", tuple(_doc(c) for c in row), "]") for row in node.factor)
-        args: tuple[object, ...] = (["F=", _Group("[", rows, "]")], ["v=", _Group("[", tuple(_doc(v) for v in node.var), "]")])
+        args: tuple[object, ...] = (["F=", _Group("[", rows, "]")],
+                                    ["v=", _Group("[", tuple(_doc(v) for v in node.var), "]")])
         if node.target is not None:
             args += (f"unit_task={_quote(node.tasks[node.target]) if node.tasks else node.target}",)
         col = _quote(node.name)
