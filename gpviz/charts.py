@@ -348,3 +348,45 @@ def fit_modes_chart(table):
     for ax in (ax1, ax2):
         ax.tick_params(axis="x", labelsize=8)
     return fig
+
+
+def optimism_gap_chart(refit_scores: pd.DataFrame, fixed_scores: pd.DataFrame, gap: pd.DataFrame,
+                       metric: str = "mse", *, labels: tuple[str, str] = ("refit", "fixed"),
+                       center: str | None = None) -> Figure:
+    """The optimism gap: a refit and a ``refit=False`` sweep's scaling curves, and their ratio per size below.
+
+    Args:
+        refit_scores: The refit sweep's ``Sweep.scores``.
+        fixed_scores: The fixed-hyperparameter sweep's ``Sweep.scores`` (the same cells).
+        gap: :func:`gpviz.comparing.optimism_gaps`' frame of the pair (``size``, ``ratio``, ``diff``).
+        metric: The metric drawn.
+        labels: The two curves' legend labels, refit first.
+        center: The one centre statistic of both curves and the gap (None: decided over both).
+
+    Returns:
+        A matplotlib Figure: the curves on top; below, fixed over refit per size (geometric
+        means) with a line at 1, or fixed minus refit (means) with a line at 0.
+    """
+    center = center if center is not None else center_kind([refit_scores, fixed_scores], metric)
+    positive = center == GEOMETRIC_MEAN
+    fig = new_figure(CURVE_SIZE[0], CURVE_SIZE[1] * 1.45)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2.2, 1])
+    for i, (label, scores) in enumerate(zip(labels, (refit_scores, fixed_scores))):
+        scaling_curve(scores, metric, ax=top, label=label, color=f"C{i}", log_y=positive, center=center,
+                      title=f"Optimism gap: held-out {metric} refit vs fixed hyperparameters")
+    top.set_xlabel("")
+    column, level, what = (("ratio", 1.0, "fixed / refit") if positive else ("diff", 0.0, "fixed \u2212 refit"))
+    bottom.axhline(level, color="0.4", lw=1, ls="--")
+    bottom.plot(gap[SIZE], gap[column], marker="o", lw=2, color="C3")
+    for n, v in zip(gap[SIZE], gap[column]):
+        bottom.annotate(f"{v:.2f}" + ("x" if positive else ""), (n, v), textcoords="offset points", xytext=(0, 6),
+                        ha="center", fontsize=CURVE_FONT - 1)
+    bottom.set_ylabel(mpl_text(what), fontsize=CURVE_FONT)
+    bottom.set_xlabel("dataset size n (leave-one-out folds)", fontsize=CURVE_FONT)
+    bottom.tick_params(labelsize=CURVE_FONT)
+    bottom.grid(True, alpha=0.3)
+    bottom.set_xticks(gap[SIZE].tolist())
+    return fig
+
+
+__all__ += ["optimism_gap_chart"]

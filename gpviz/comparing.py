@@ -18,6 +18,7 @@ from gpviz.charts import BAND_PERCENTILES, GEOMETRIC_MEAN, center_kind, compare_
 from gpviz.errors import InputError
 from gpviz.html.comparison import (ComparisonFigure, paired_html, priors_html, scores_html, shared_ranges,
                                    side_by_side, sweep_notes_html)
+from gpviz.html.below import gap_html
 from gpviz.markup import Markup, escape_html
 from gpviz.priors.judge import sweep_verdicts
 from gpviz.sweep.result import Sweep
@@ -30,7 +31,7 @@ from gpviz.view.adapters import sweep_view
 from gpviz.view.ranges import shared_ranges as view_ranges, with_ranges
 
 __all__ = ["compare", "ComparisonFigure", "score_table", "describe_priors", "shared_ranges", "paired_differences",
-           "optimism_gaps", "shares_subsets"]
+           "optimism_gaps", "shares_subsets", "gap_section"]
 
 
 def _check_sweeps(sweeps) -> dict:
@@ -177,6 +178,43 @@ def gap_sentence(refit_label: str, fixed_label: str, gap: pd.DataFrame, metric: 
     return (f"Optimism gap: {fixed_label!r} keeps each cell's full-data hyperparameters (refit=False, closed-form "
             f"leave-one-out), {refit_label!r} refits every fold; its {metric} {what}: {per}; fixed "
             f"hyperparameters are {verdict}.")
+
+
+def gap_section(sweep: Sweep, other, metric: str = "mse") -> Markup:
+    """A sweep page's optimism-gap section for ``sweep`` and ``other``: one refit, the other ``refit=False``.
+
+    Args:
+        sweep: The sweep whose page it is.
+        other: The same cells fitted the other way (same data, seed and order).
+        metric: The metric compared.
+
+    Returns:
+        Both scaling curves and their ratio per size, a table and :func:`gap_sentence`
+        (:func:`gpviz.html.below.gap_html`).
+
+    Raises:
+        InputError: if ``other`` is not a sweep, both or neither are ``refit=False``, their
+            cells differ, or ``metric`` is not a column of both sweeps' scores.
+    """
+    if not isinstance(other, Sweep):
+        raise InputError(f"gap= expects the same cells' sweep fitted the other way (refit=False for a refit sweep), "
+                         f"got {type(other).__name__}")
+    if sweep.refit == other.refit:
+        raise InputError(f"gap= needs one refit sweep and one refit=False sweep of the same cells; both have "
+                         f"refit={sweep.refit}")
+    if not _same_cells(sweep, other):
+        raise InputError("gap= needs a sweep of the same cells (the same data, seed and order), so each fold "
+                         f"holds out the same point; got seeds {sweep.seed} and {other.seed}, orders "
+                         f"{sweep.order!r} and {other.order!r}, data {tuple(sweep.X.shape)} and {tuple(other.X.shape)}")
+    for s in (sweep, other):
+        if metric not in s.scores.columns:
+            raise InputError(f"gap=: unknown metric {metric!r} (scores have {list(s.metrics)})")
+    refit, fixed = (sweep, other) if sweep.refit else (other, sweep)
+    pair = {"refit": refit, "fixed": fixed}
+    center = center_kind([refit.scores, fixed.scores], metric)
+    [(a, b, gap)] = optimism_gaps(pair, metric, center)
+    return gap_html(refit.scores, fixed.scores, gap, metric, gap_sentence(a, b, gap, metric), ("refit", "fixed"),
+                    center)
 
 
 def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool = False, feature_names=None,

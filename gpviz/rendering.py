@@ -21,6 +21,7 @@ import torch
 from gpviz import display
 from gpviz.ax_history import ModelHistory
 from gpviz.charts import fit_modes_chart, loss_plot, scaling_curve
+from gpviz.comparing import gap_section
 from gpviz.errors import InputError, PriorModeWarning, VerdictWarning
 from gpviz.html.assets import header_html, rows2prose_web
 from gpviz.html.figure import Figure, figure
@@ -253,11 +254,13 @@ def _safe_info(tracer: FitTracer):
 @display.register_renderer(Sweep)
 def _render_sweep(sweep: Sweep, one_fold_per_repeat: bool = False, metric: str = "mse", feature_names=None,
                   units: str = "model", title: str | None = None, verdicts: bool | None = None,
-                  influence=None) -> Figure:
+                  influence=None, gap: Sweep | None = None) -> Figure:
+    # gap: the same cells fitted the other way (refit / refit=False): the optimism gap section below the charts
+    extra = gap_section(sweep, gap, metric) if gap is not None else ""
     expr = sweep.expression(feature_names)
     judgement = sweep_verdicts(sweep, expr, verdicts)
     return figure(sweep_view(sweep, expr, judgement, one_fold_per_repeat, metric, title, units=units,
-                             influence=influence))
+                             influence=influence), extra_html=extra)
 
 
 @display.register_renderer(ModelHistory)

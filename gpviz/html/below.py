@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 
-from gpviz.charts import figure_to_img, scaling_curve
+import pandas as pd
+
+from gpviz.charts import GEOMETRIC_MEAN, figure_to_img, optimism_gap_chart, scaling_curve
 from gpviz.markup import Markup, as_html, element, join
 from gpviz.view.records import CurveData, InfluenceTable, Note, NoteKind
 
@@ -87,6 +89,42 @@ def influence_html(table: InfluenceTable, labels=None) -> Markup:
                    + element("table", element("thead", element("tr", head)) + element("tbody", body),
                              style="border-collapse:collapse;font-size:12px"),
                    class_="gpviz-influence")
+
+
+def gap_html(refit_scores: pd.DataFrame, fixed_scores: pd.DataFrame, gap: pd.DataFrame, metric: str,
+             sentence: str, labels: tuple[str, str] = ("refit", "fixed"), center: str = GEOMETRIC_MEAN) -> Markup:
+    """A sweep page's optimism-gap section: both scaling curves and their ratio per size, a table, one sentence.
+
+    Args:
+        refit_scores: The refit sweep's scores.
+        fixed_scores: The ``refit=False`` sweep's scores (the same cells).
+        gap: :func:`gpviz.comparing.optimism_gaps`' frame of the pair.
+        metric: The metric compared.
+        sentence: :func:`gpviz.comparing.gap_sentence` of the pair.
+        labels: The two sweeps' names on the page, refit first.
+        center: The centre statistic of both (ratios for the geometric mean, else differences).
+    """
+    chart = optimism_gap_chart(refit_scores, fixed_scores, gap, metric, labels=labels, center=center)
+    img = figure_to_img(chart, alt=f"optimism gap: leave-one-out {metric} per size, refit and fixed "
+                                   f"hyperparameters, and their ratio", css_class="gpviz-gap-chart")
+    ratio = center == GEOMETRIC_MEAN
+    cell = "padding:1px 8px;text-align:right"
+    head = join(element("th", h, style=cell) for h in
+                ("n", f"{labels[0]}: {metric} {center}", f"{labels[1]}: {metric} {center}",
+                 "fixed / refit" if ratio else "fixed − refit"))
+    body = Markup()
+    for r in gap.itertuples():
+        value = r.ratio if ratio else r.diff
+        body += element("tr", join([element("td", str(int(r.size)), style=cell),
+                                    element("td", _num(r.refit), style=cell), element("td", _num(r.fixed), style=cell),
+                                    element("td", _num(value), style=cell)]),
+                        data_size=str(int(r.size)), data_refit=repr(float(r.refit)), data_fixed=repr(float(r.fixed)))
+    table = element("table", element("thead", element("tr", head)) + element("tbody", body),
+                    style="border-collapse:collapse;font-size:12px;margin:4px 0")
+    return element("div", element("div", "Optimism gap: the same cells with hyperparameters refitted per fold "
+                                         "and fixed at each cell's full-data fit", style="margin:8px 0 2px;font-weight:600")
+                   + img + table + element("div", sentence, class_="gpviz-gap-sentence", style="margin:4px 0"),
+                   class_="gpviz-gap")
 
 
 def below_html(notes=(), curve: CurveData | None = None, extra_html="",
