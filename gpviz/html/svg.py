@@ -142,6 +142,47 @@ def _text_w(text: str, size: float) -> float:
 
 
 @functools.lru_cache(maxsize=1024)
+def nice_ticks(axis: AxisView, want: int = 4) -> tuple[float, ...]:
+    """A few round values inside an axis, as ``gpviz.js``'s ``niceTicks`` picks them (its tick lines and labels).
+
+    Decades on a wide log axis (1, 3 or 1, 2, 5 times a power of ten on a narrower one), multiples of 1, 2 or 5
+    times a power of ten on a linear one; each to 6 significant digits.
+    """
+    lo, hi = float(axis.lo), float(axis.hi)
+    out: list[float] = []
+    if not (hi > lo) or not (math.isfinite(lo) and math.isfinite(hi)):
+        return ()
+    if axis.kind == AxisKind.LOG:
+        k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        mults = [1] if k1 - k0 >= 3 else ([1, 3] if k1 - k0 >= 2 else [1, 2, 5])
+        stride = max(1, math.ceil((k1 - k0 + 1) / (want + 1)))
+        for k in range(k0, k1 + 1):
+            if len(mults) == 1 and (k - k0) % stride:
+                continue
+            for m in mults:
+                v = m * 10.0 ** k if k < 309 else math.inf  # JS's Math.pow overflows to Infinity: out of range
+                if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9):
+                    out.append(float(f"{v:.6g}"))
+        return tuple(out)
+    raw = (hi / 2 - lo / 2) * 2 / want
+    if not (math.isfinite(raw) and raw > 0):  # an axis spanning the whole float range: JS finds no tick either
+        return ()
+    p = 10.0 ** math.floor(math.log10(raw))
+    step = p
+    for f in (1, 2, 5, 10):
+        step = f * p
+        if f * p >= raw * 0.75:
+            break
+    if not math.isfinite(lo / step):
+        return ()
+    t = math.ceil(lo / step) * step
+    while t <= hi + step * 1e-9 and len(out) < 20:
+        out.append(0.0 if abs(t) < step * 1e-9 else float(f"{t:.6g}"))
+        t += step
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1024)
 def _background(axis: AxisView, n_bands: int, bh: float, prior, lower, mark_lower: bool, upper, mark_upper: bool
                 ) -> str:
     """A chart's strip(s), edges, ticks, prior mark and bound lines: the same for every chart of one axis
@@ -154,14 +195,9 @@ def _background(axis: AxisView, n_bands: int, bh: float, prior, lower, mark_lowe
                  f"fill='{COLORS['strip_alt'] if i % 2 else COLORS['strip']}'/>")
     g.append(f"<rect x='{EDGE - 1}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>"
              f"<rect x='{EDGE + PLOT_W}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>")
-    if axis.kind == AxisKind.LOG:
-        k0 = math.ceil(math.log10(axis.lo) - 1e-9)
-        k1 = math.floor(math.log10(axis.hi) + 1e-9)
-        stride = max(1, math.ceil((k1 - k0 + 1) / 8))
-        for k in range(k0, k1 + 1, stride):
-            g.append(f"<rect x='{_n(round(scale(10.0 ** k)))}' y='0' width='1' height='{plot_h}' "
-                     f"fill='{COLORS['tick']}'/>")
-    elif axis.lo < 0 < axis.hi:
+    for t in nice_ticks(axis):  # the tick lines gpviz.js draws
+        g.append(f"<rect x='{_n(round(scale(t)))}' y='0' width='1' height='{plot_h}' fill='{COLORS['tick']}'/>")
+    if axis.kind != AxisKind.LOG and axis.lo < 0 < axis.hi:
         g.append(f"<rect x='{_n(round(scale(0.0)))}' y='0' width='1' height='{plot_h}' fill='{COLORS['zero']}'/>")
     if prior is not None:
         px, kind = _place(float(prior), axis, scale)
@@ -204,7 +240,18 @@ def _frame(axis: AxisView, band_labels: tuple[str, ...] | None, bh: float):
             if i % every == 0:
                 texts.append(f"<text x='{_n(x0 - 3)}' y='{_n((i + 0.5) * bh + BAND_FONT * 0.35)}' "
                              f"font-size='{BAND_FONT}' text-anchor='end' fill='#444'>{escape_html(t)}</text>")
-        texts.append(f"<text x='{_n(x0 + 2)}' y='{_n(y_axis)}' font-size='{AXIS_FONT}' "
+        # under every band group: the round values gpviz.js labels (never two touching), else the two ends
+        scale, last_right, ticks = _scale(axis), -math.inf, []
+        for t in nice_ticks(axis):
+            x, text = scale(t), fmt_axis(t)
+            half = len(text) * 3
+            if x - half < last_right + 4:
+                continue
+            ticks.append(f"<text x='{_n(x0 + x)}' y='{_n(y_axis)}' font-size='{AXIS_FONT}' text-anchor='middle' "
+                         f"fill='{COLORS['text']}'>{text}</text>")
+            last_right = x + half
+        texts.append("".join(ticks) if ticks else
+                     f"<text x='{_n(x0 + 2)}' y='{_n(y_axis)}' font-size='{AXIS_FONT}' "
                      f"fill='{COLORS['text']}'>{lo_t}</text>"
                      f"<text x='{_n(right - 2)}' y='{_n(y_axis)}' font-size='{AXIS_FONT}' text-anchor='end' "
                      f"fill='{COLORS['text']}'>{hi_t}</text>")

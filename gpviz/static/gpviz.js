@@ -889,7 +889,6 @@
     } else {
       drawRows(0, spec.n_rows);
     }
-    shareTickRows(container);
     container.setAttribute("data-drawn", "1");
     summary.draw_ms = performance.now() - tBuilt;
     summary.ms = performance.now() - t0;
@@ -900,27 +899,6 @@
       requestAnimationFrame(function () { window.gpvizPaintedAt = summary.painted_at = performance.now(); });
     });
     return summary;
-  }
-
-  // Charts laid out as a grid (".gpviz-run": one chart per cell, all on one shared axis) label their
-  // ticks once, under the bottom row of cells, as small multiples do: the rows above keep their tick
-  // lines but drop the labels, which saves a text line per row. Done again when the page is resized.
-  function shareTickRows(container) {
-    function apply() {
-      container.querySelectorAll(".gpviz-run").forEach(function (run) {
-        var cells = run.querySelectorAll(".gpviz-cell"), bottom = -Infinity;
-        cells.forEach(function (c) { bottom = Math.max(bottom, c.offsetTop); });
-        cells.forEach(function (c) {
-          var row = c.querySelector(".gpviz-tick-row");
-          if (row) row.classList.toggle("gpviz-tick-shared", c.offsetTop < bottom);
-        });
-      });
-    }
-    apply();
-    if (!container.gpvizResize && container.querySelector(".gpviz-run")) {
-      container.gpvizResize = true;
-      window.addEventListener("resize", function () { requestAnimationFrame(apply); });
-    }
   }
 
   // The smallest part of a d3 selection that rows2prose's timeControl calls on the selection it is
