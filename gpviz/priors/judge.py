@@ -7,12 +7,15 @@ The page layer receives their results; it never runs an analysis itself.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from gpviz.errors import VerdictWarning
+from gpviz.errors import CacheWarning, VerdictWarning
 from gpviz.models.families import is_fully_bayesian, training_points
 from gpviz.priors.pull import expression_pull
 from gpviz.priors.sweep_pull import sweep_prior_pull
@@ -107,11 +110,50 @@ class SweepJudgement:
         return self.pull is not None
 
 
+#: The verdict rule's version: kept verdicts of another version are computed again.
+VERDICT_RULE = 2  # 2: full-Hessian precision share in log θ and the escape probe (issue 24)
+
+
+def pull_name(sweep, repeats: int) -> str:
+    """The name a sweep's judged verdicts are kept under in its cache: what was judged, by content.
+
+    The cache's namespace already fixes the data, the model and the fit; this adds the cells
+    (seed, sizes, order, mode, every fitted value), the repeats judged and :data:`VERDICT_RULE`.
+    """
+    h = hashlib.sha256(json.dumps([VERDICT_RULE, int(repeats), int(sweep.seed), [int(z) for z in sweep.sizes],
+                                   sweep.order, sweep.mode, [str(c) for c in sweep.parameters.columns]]).encode())
+    h.update(np.ascontiguousarray(sweep.parameters.to_numpy(dtype=np.float64)).tobytes())
+    return f"r{int(repeats)}-{h.hexdigest()[:16]}"
+
+
+def kept_pull(sweep, repeats: int) -> pd.DataFrame | None:
+    """The prior_pull rows of ``repeats`` repeats judged before: on the sweep, else in its cache (then kept on it)."""
+    pull = sweep.pulls.get(repeats)
+    if pull is None and sweep.cache is not None:
+        pull = sweep.cache.load_pull(pull_name(sweep, repeats))
+        if pull is not None:
+            sweep.pulls[repeats] = pull
+    return pull
+
+
+def keep_pull(sweep, repeats: int, pull: pd.DataFrame) -> None:
+    """Keeps judged rows on the sweep and, when it ran with a cache, beside its cells (a failed write: a warning)."""
+    sweep.pulls[repeats] = pull
+    if sweep.cache is not None:
+        try:
+            sweep.cache.store_pull(pull_name(sweep, repeats), pull)
+        except OSError as exc:
+            warnings.warn(f"gpviz: the sweep's verdicts could not be kept in its cache ({exc})", CacheWarning,
+                          stacklevel=3)
+
+
 def sweep_verdicts(sweep, expr, verdicts: bool | None = None, repeats: int | None = None, *, workers: int = 1,
                    executor=None) -> SweepJudgement:
     """Verdicts of every fold of every repeat of a sweep (by default), for its pages.
 
-    Computed by default: judging every fold costs about 1-2% of the sweep's fit time
+    Judged once per sweep and repeats: the rows are kept on the sweep (``Sweep.pulls``) and, for a sweep
+    run with ``cache_dir``, beside its cells, so later renders and comparisons, and the same sweep read
+    back from its cache, reuse them. Computed by default: judging every fold costs about 1-2% of the sweep's fit time
     on small models and under 20% on a 24-input model at n = 80 (``scripts/bench_priors.py``
     prints the ratio). Never raises: a failing analysis gives a judgement without
     verdicts whose note says why (and a :class:`~gpviz.errors.VerdictWarning`).
@@ -131,9 +173,12 @@ def sweep_verdicts(sweep, expr, verdicts: bool | None = None, repeats: int | Non
     if n_rep <= 0:
         return SweepJudgement(None, None, note="Verdicts not computed: 0 repeats were asked for.")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pull = sweep_prior_pull(sweep, repeats=n_rep, workers=workers, executor=executor)
+        pull = kept_pull(sweep, n_rep)
+        if pull is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pull = sweep_prior_pull(sweep, repeats=n_rep, workers=workers, executor=executor)
+            keep_pull(sweep, n_rep, pull)
     except Exception as exc:  # noqa: BLE001 - the page stands without verdicts
         warnings.warn(f"gpviz: prior_pull failed on the sweep ({type(exc).__name__}: {exc}); the page shows no "
                       f"verdicts", VerdictWarning, stacklevel=3)

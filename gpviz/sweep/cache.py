@@ -37,6 +37,8 @@ CACHE_FORMAT = 3
 _MANIFEST = "manifest.json"
 CELL_SUFFIX = ".cell"
 CELL_MAGIC = b"gpviz-cell 3\n"
+PULL_SUFFIX = ".pull"
+PULL_MAGIC = b"gpviz-verdicts 1\n"
 #: The libraries a fit runs through: another version may fit differently, so it is another namespace.
 _FIT_LIBRARIES = ("torch", "gpytorch", "linear_operator", "botorch", "scipy", "numpy")
 #: The cell the namespace's model digest is built on: the data's first 3 rows, whatever the sizes and seed.
@@ -376,6 +378,66 @@ class CellCache:
                           f"make_model raised when gpviz built its model to identify it", CacheWarning, stacklevel=3)
             return
         self._write_atomic(self.path(seed, cell.size, cell.i_repeat), encode_cell(cell, self.key, seed, model))
+
+
+    # verdicts kept with the sweep ------------------------------------------------------------
+
+    def pull_path(self, name: str) -> Path:
+        """The file of one set of kept verdicts (``name``: what was judged, see :func:`gpviz.priors.judge.pull_name`)."""
+        return self.folder / f"verdicts-{name}{PULL_SUFFIX}"
+
+    def store_pull(self, name: str, frame: pd.DataFrame) -> None:
+        """Keeps a sweep's prior_pull rows beside its cells (atomically; checksummed like a cell)."""
+        blob = io.BytesIO()
+        torch.save({"key": self.key, "name": name, "frame": _encode_any_frame(frame)}, blob)
+        payload = blob.getvalue()
+        self._write_atomic(self.pull_path(name), PULL_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+                           + payload)
+
+    def load_pull(self, name: str) -> pd.DataFrame | None:
+        """The kept prior_pull rows of ``name``, or None (not kept, or a file that cannot be trusted: a
+        :class:`CacheWarning`, and the verdicts are computed again)."""
+        path = self.pull_path(name)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            if not data.startswith(PULL_MAGIC):
+                raise ValueError("not a gpviz verdicts file")
+            digest, _, payload = data[len(PULL_MAGIC):].partition(b"\n")
+            if hashlib.sha256(payload).hexdigest().encode() != digest:
+                raise ValueError("checksum mismatch")
+            blob = torch.load(io.BytesIO(payload), weights_only=True)
+            if blob["key"] != self.key or blob["name"] != name:
+                raise ValueError("written for another sweep")
+            return _decode_any_frame(blob["frame"])
+        except Exception as exc:  # any damage means judge again: never trusted, never fatal
+            warnings.warn(f"gpviz: the kept verdicts {path} cannot be read ({exc}); they are computed again",
+                          CacheWarning, stacklevel=3)
+            return None
+
+
+def _encode_any_frame(df: pd.DataFrame) -> dict:
+    """A frame of numeric, bool and string columns as tensors and lists of strings (``weights_only`` loadable)."""
+    cols, kinds, values = [], [], []
+    for c in df.columns:
+        col = df[c]
+        cols.append(str(c))
+        if col.dtype == object:
+            kinds.append("str")
+            values.append([str(v) for v in col])
+        else:
+            kinds.append(str(col.dtype))
+            values.append(torch.from_numpy(np.array(col.to_numpy(), copy=True)))
+    return {"columns": cols, "kinds": kinds, "values": values}
+
+
+def _decode_any_frame(blob: dict) -> pd.DataFrame:
+    out = {}
+    for c, kind, v in zip(blob["columns"], blob["kinds"], blob["values"]):
+        out[c] = pd.Series(v, dtype=object) if kind == "str" else pd.Series(to_numpy(v, dtype=None)).astype(kind)
+    return pd.DataFrame(out, columns=blob["columns"])
 
 
 class OtherModel(ValueError):

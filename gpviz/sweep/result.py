@@ -15,6 +15,7 @@ from gpviz.errors import InputError
 from gpviz.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.options import reject_unknown
+from gpviz.sweep.cache import CellCache
 from gpviz.sweep.cells import BATCHED, FIXED, SEPARATE, STATUS_OK, cell_model, cell_seed, subset_rows
 from gpviz.sweep.influence import influence_of
 from gpviz.sweep.scores import score_bands
@@ -59,6 +60,8 @@ class Sweep:
         mode_note: Why, in one sentence (what ``folds="auto"`` found); the sweep page shows it.
         fit_kwargs: The ``fit_gpytorch_mll`` arguments every cell was fitted with (None: none).
         mll_cls: The marginal log likelihood class every cell was fitted with.
+        cache: The cell cache the sweep ran with (``cache_dir``), or None; the sweep's verdicts are kept there.
+        pulls: Repeats judged -> :func:`gpviz.priors.sweep_pull.sweep_prior_pull` rows, computed once.
     """
 
     scores: pd.DataFrame
@@ -80,13 +83,15 @@ class Sweep:
     mode_note: str
     fit_kwargs: dict | None
     mll_cls: object
+    cache: CellCache | None
+    pulls: dict[int, pd.DataFrame]
     _full_fits: dict
 
     def __init__(self, *, scores, parameters, predictions, subsets, sizes, repeats, seed, metrics,
                  make_model, X, Y, states: Mapping | None = None, feature_names: Sequence[str] | None = None,
                  order: str = "random", trial_indices: Sequence[int] | None = None,
                  reference_scores: pd.DataFrame | None = None, mode: str = BATCHED, mode_note: str = "",
-                 fit_kwargs: Mapping | None = None, mll_cls: type | None = None):
+                 fit_kwargs: Mapping | None = None, mll_cls: type | None = None, cache: CellCache | None = None):
         self.scores = scores
         self.parameters = parameters
         self.predictions = predictions
@@ -108,6 +113,11 @@ class Sweep:
         self._model = None  # built once, by :attr:`model`
         # (mll_cls, fit arguments) -> {cell: its full-data fit's parameters}: :meth:`influence` fits each once
         self._full_fits: dict = {}
+        #: The cell cache the sweep was run with (None: none): its verdicts are kept there too.
+        self.cache = cache
+        #: Repeats judged -> the prior_pull rows of every fold (:func:`gpviz.priors.judge.sweep_verdicts` judges
+        #: once per sweep; render and compare read them again).
+        self.pulls: dict[int, pd.DataFrame] = {}
 
     def __repr__(self) -> str:
         failed = int((self.scores["status"] != STATUS_OK).sum())

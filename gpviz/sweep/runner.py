@@ -196,7 +196,7 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
                for i_config, size, i_repeat in grid}
     return _assemble([cells[(c[0], c[2])] for c in grid], subsets, sizes, repeats, seed, metric_fns,
                      make_model, X, Y, feature_names=feature_names, order=order, trial_indices=given.trial_indices,
-                     mode=mode, mode_note=why, fit_kwargs=job.fit_kwargs, mll_cls=mll_cls)
+                     mode=mode, mode_note=why, fit_kwargs=job.fit_kwargs, mll_cls=mll_cls, cache=cache)
 
 
 def _stack(frames: list[tuple[Cell, pd.DataFrame]], first: list[str]) -> pd.DataFrame:
