@@ -22,11 +22,12 @@ from gpviz import display
 from gpviz.ax_history import ModelHistory
 from gpviz.charts import fit_modes_chart, loss_plot, scaling_curve
 from gpviz.comparing import gap_section
+from gpviz.html.below import heldout_html
 from gpviz.errors import InputError, PriorModeWarning, VerdictWarning
 from gpviz.html.assets import header_html, rows2prose_web
 from gpviz.html.figure import Figure, figure
 from gpviz.html.live import LiveFigure
-from gpviz.markup import escape_html, js_string, script_json
+from gpviz.markup import Markup, escape_html, js_string, script_json
 from gpviz.html.page import Page
 from gpviz.models.expr import model_expr
 from gpviz.models.families import is_gp_model, unwrap_model
@@ -35,6 +36,8 @@ from gpviz.priors.sensitivity import prior_sensitivity
 from gpviz.priors.profiles import ModelProfiles, model_profiles, profile_work
 from gpviz.priors.judge import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, model_verdicts, sweep_verdicts
 from gpviz.priors.verdicts import key_verdicts, with_verdicts
+from gpviz.sweep.cells import FIXED
+from gpviz.sweep.influence import heldout_points
 from gpviz.sweep.result import Sweep
 from gpviz.trace.modes import FitModeTable
 from gpviz.trace.result import FitTrace
@@ -256,7 +259,11 @@ def _render_sweep(sweep: Sweep, one_fold_per_repeat: bool = False, metric: str =
                   units: str = "model", title: str | None = None, verdicts: bool | None = None,
                   influence=None, gap: Sweep | None = None) -> Figure:
     # gap: the same cells fitted the other way (refit / refit=False): the optimism gap section below the charts
-    extra = gap_section(sweep, gap, metric) if gap is not None else ""
+    extra = gap_section(sweep, gap, metric) if gap is not None else Markup()
+    if sweep.mode != FIXED:  # each dot is a fold: the row it held out, shown on hovering the dot (gpviz.js)
+        names = list(feature_names or sweep.feature_names or [f"x{j}" for j in range(sweep.X.shape[-1])])
+        extra += heldout_html(heldout_points(sweep.parameters, sweep.subsets, sweep.X, names, one_fold_per_repeat),
+                              names)
     expr = sweep.expression(feature_names)
     judgement = sweep_verdicts(sweep, expr, verdicts)
     return figure(sweep_view(sweep, expr, judgement, one_fold_per_repeat, metric, title, units=units,

@@ -45,6 +45,8 @@ def test_the_gap_sentence_is_the_ratio_of_geometric_means_by_hand(pair):
     # either sweep's page: the same section
     other = display.render(fixed, gap=refit, verdicts=False).html()
     assert re.search(r'class="gpviz-gap-sentence"[^>]*>(.*?)</div>', other).group(1) == sentence
+    # a refit sweep's dots are folds, each with the row it held out (hover); a fixed sweep's are repeats
+    assert 'class="gpviz-heldout"' in html and 'class="gpviz-heldout"' not in other
 
 
 def test_bad_gap_arguments_are_typed_errors(pair):

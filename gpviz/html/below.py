@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from gpviz.charts import GEOMETRIC_MEAN, figure_to_img, optimism_gap_chart, scaling_curve
-from gpviz.markup import Markup, as_html, element, join
+from gpviz.markup import Markup, as_html, element, join, script_json
 from gpviz.view.records import CurveData, InfluenceTable, Note, NoteKind
 
 # The scaling curve goes beside the expression: the figure becomes a two-column grid, every
@@ -125,6 +125,24 @@ def gap_html(refit_scores: pd.DataFrame, fixed_scores: pd.DataFrame, gap: pd.Dat
                                          "and fixed at each cell's full-data fit", style="margin:8px 0 2px;font-weight:600")
                    + img + table + element("div", sentence, class_="gpviz-gap-sentence", style="margin:4px 0"),
                    class_="gpviz-gap")
+
+
+def heldout_html(points: pd.DataFrame, names) -> Markup:
+    """Which data row each dot's fold held out, for gpviz.js: hovering a dot shows that row by feature name.
+
+    Args:
+        points: :func:`gpviz.sweep.influence.heldout_points`: one row per dot, in the page's row order.
+        names: The feature columns of ``points``.
+
+    Returns:
+        A ``<script type="application/json" class="gpviz-heldout">`` the browser does not run:
+        ``names``, ``index`` (the held-out row of each dot) and ``rows`` (each such row's values).
+    """
+    index = [int(i) for i in points["index"]]
+    values = points[list(names)].to_numpy(float)
+    rows = {str(i): [float(v) for v in values[j]] for j, i in enumerate(index)}
+    payload = {"names": [str(n) for n in names], "index": index, "rows": rows}
+    return Markup(f'<script type="application/json" class="gpviz-heldout">{script_json(payload)}</script>')
 
 
 def below_html(notes=(), curve: CurveData | None = None, extra_html="",

@@ -1073,3 +1073,70 @@
   };
   drainQueue();
 })();
+
+/* ---------------------------------------------------------------- held-out points of a sweep's folds */
+// A sweep page carries, per dot, the data row its fold held out (script.gpviz-heldout: names, index per
+// row, rows by index; gpviz/html/below.py heldout_html). Hovering a dot shows that row by feature name in
+// a small box by the pointer. Reads only what mount() leaves on each placeholder (el.gpvizXs, el.gpvizYs:
+// the dot centres of the rows drawn), so it works for figures mounted at any time.
+(function () {
+  var shown = null;
+
+  function payload(fig) {
+    if (fig.gpvizHeldout === undefined) {
+      var holder = fig.querySelector("script.gpviz-heldout");
+      try { fig.gpvizHeldout = holder ? JSON.parse(holder.textContent) : null; } catch (err) {
+        console.error("gpviz: cannot read the held-out points: " + err);
+        fig.gpvizHeldout = null;
+      }
+    }
+    return fig.gpvizHeldout;
+  }
+
+  function box(fig) {
+    var t = fig.querySelector(".gpviz-heldout-tip");
+    if (!t) {
+      t = document.createElement("div");
+      t.className = "gpviz-heldout-tip";
+      t.style.cssText = "position:fixed;z-index:20;pointer-events:none;background:#fff;border:1px solid #999;" +
+        "border-radius:3px;padding:2px 6px;font-size:12px;white-space:nowrap;display:none;" +
+        "box-shadow:0 1px 3px rgba(0,0,0,0.2)";
+      fig.appendChild(t);
+    }
+    return t;
+  }
+
+  function number(v) {  // 4 significant digits, as the influence table writes them
+    if (v !== v || !isFinite(v)) return String(v);
+    var a = Math.abs(v);
+    return (a !== 0 && (a >= 1e5 || a < 1e-3)) ? v.toExponential(3).replace(/\.?0+e/, "e") : String(parseFloat(v.toPrecision(4)));
+  }
+
+  function hide() { if (shown) { shown.style.display = "none"; shown = null; } }
+
+  document.addEventListener("mousemove", function (ev) {
+    var canvas = ev.target;
+    var el = canvas && canvas.tagName === "CANVAS" ? canvas.closest(".gpviz-param") : null;
+    var fig = el ? el.closest(".gpviz-figure") : null;
+    var data = fig ? payload(fig) : null;
+    if (!data || !el.gpvizXs) { hide(); return; }
+    var r = canvas.getBoundingClientRect(), mx = ev.clientX - r.left, my = ev.clientY - r.top;
+    var xs = el.gpvizXs, ys = el.gpvizYs, best = -1, bestD = 36;  // within 6 px, as mount() rings a dot
+    for (var i = 0; i < xs.length; i++) {
+      var dx = xs[i] - mx, dy = ys[i] - my, d = dx * dx + dy * dy;
+      if (d < bestD) { bestD = d; best = i; }
+    }
+    if (best < 0 || best >= data.index.length) { hide(); return; }
+    var index = data.index[best], row = data.rows[String(index)];
+    var t = box(fig);
+    t.textContent = "held out: row " + index + ": " + data.names.map(function (n, j) {
+      return n + " = " + number(row[j]);
+    }).join(", ");
+    t.dataset.index = String(index);
+    t.style.left = (ev.clientX + 14) + "px";
+    t.style.top = (ev.clientY + 14) + "px";
+    t.style.display = "block";
+    if (shown && shown !== t) shown.style.display = "none";
+    shown = t;
+  });
+})();

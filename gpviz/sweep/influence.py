@@ -161,3 +161,39 @@ def influence_of(make_model, X, Y, cells: Mapping[tuple[int, int], tuple[int, np
         parts.append((i_config, size, i_repeat,
                       cell_influence(mine, full_params[(i_config, i_repeat)], rows, X, feature_names)))
     return influence_frame(parts, feature_names)
+
+
+def heldout_points(parameters: pd.DataFrame, subsets: Mapping[tuple[int, int], np.ndarray], X: torch.Tensor,
+                   feature_names: Sequence[str], one_fold_per_repeat: bool = False) -> pd.DataFrame:
+    """The point each fold of a refit sweep held out, one row per dot of its page, in the page's row order.
+
+    Fold ``i`` of cell ``(i_config, i_repeat)`` left out row ``subsets[cell][i]``; a model of
+    ``m`` outputs has ``m`` members per fold (``i_model = fold * m + output``).
+
+    Args:
+        parameters: ``Sweep.parameters`` (``i_config``, ``i_repeat``, ``i_model``).
+        subsets: ``Sweep.subsets``: the rows of each cell.
+        X: ``N x d`` data.
+        feature_names: The ``d`` names the point's row is given under.
+        one_fold_per_repeat: The page draws each repeat's first fold only.
+
+    Returns:
+        ``i_config``, ``i_repeat``, ``i_model``, ``index`` (the held-out row of ``X``) and one
+        column per feature, sorted as ``Sweep.frame`` sorts its rows (config, repeat, member).
+    """
+    p = parameters[[I_CONFIG, I_REPEAT, I_MODEL]]
+    if one_fold_per_repeat:
+        p = p[p[I_MODEL] == 0]
+    p = p.sort_values([I_CONFIG, I_REPEAT, I_MODEL], kind="stable")
+    per_cell = parameters.groupby([I_CONFIG, I_REPEAT]).size()  # members of each cell: folds x outputs
+    index = np.empty(len(p), dtype=np.int64)
+    for j, (c, r, member) in enumerate(zip(p[I_CONFIG], p[I_REPEAT], p[I_MODEL])):
+        rows = subsets[(int(c), int(r))]
+        index[j] = rows[int(member) // (int(per_cell[(c, r)]) // len(rows))]
+    out = pd.DataFrame({I_CONFIG: p[I_CONFIG].to_numpy(np.int32), I_REPEAT: p[I_REPEAT].to_numpy(np.int32),
+                        I_MODEL: p[I_MODEL].to_numpy(np.int32), "index": index})
+    x = to_numpy(X[torch.as_tensor(index, device=X.device)].to(torch.float64)) if len(index) else \
+        np.zeros((0, len(feature_names)))
+    for j, name in enumerate(feature_names):
+        out[name] = x[:, j]
+    return out

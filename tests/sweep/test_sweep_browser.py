@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from botorch.models import SingleTaskGP
@@ -103,3 +104,45 @@ def test_sweep_page_tints_each_size_band_by_its_held_share(sweep, tmp_path, open
     skipped = open_page(sweep.render(verdicts=False).save(tmp_path / "sweep_skipped.html"))
     assert skipped.eval("document.querySelector('.gpviz-verdict-note').innerText") == (
         "Verdicts not computed: render(verdicts=False) was asked for.")
+
+
+def _heldout_order(sweep, one_fold_per_repeat=False):
+    """The held-out row of each dot in the page's order (size, then repeat, then fold), from the sweep's subsets."""
+    out = []
+    for i_config in range(len(sweep.sizes)):
+        for r in range(sweep.repeats):
+            rows = sweep.subsets[(i_config, r)]
+            out += [int(rows[0])] if one_fold_per_repeat else [int(i) for i in rows]
+    return out
+
+
+@pytest.mark.parametrize("one_fold_per_repeat", [False, True])
+def test_hovering_a_dot_shows_the_row_its_fold_held_out(sweep, tmp_path, open_page, one_fold_per_repeat):
+    names = ["temp", "pressure", "time"]
+    fig = sweep.render(one_fold_per_repeat=one_fold_per_repeat, feature_names=names, verdicts=False)
+    loaded = open_page(fig.save(tmp_path / "sweep_hover.html"))
+    expected = _heldout_order(sweep, one_fold_per_repeat)
+    el = loaded.page.locator(".gpviz-param").nth(1)
+    el.scroll_into_view_if_needed()
+    xs, ys = loaded.page.evaluate("""() => { const e = document.querySelectorAll('.gpviz-param')[1];
+        return [Array.from(e.gpvizXs), Array.from(e.gpvizYs)]; }""")
+    assert len(xs) == len(expected)
+    box = el.locator("canvas").bounding_box()
+    # dots far enough from every other dot that the pointer picks them: the first, the last, one in the middle
+    picks = [j for j in (0, len(xs) // 2, len(xs) - 1)
+             if all((xs[k] - xs[j]) ** 2 + (ys[k] - ys[j]) ** 2 >= 9 for k in range(len(xs)) if k != j)]
+    assert picks, "fixture: every dot overlaps another"
+    X = sweep.X.numpy()
+    for j in picks:
+        loaded.page.mouse.move(box["x"] + xs[j], box["y"] + ys[j])
+        tip = loaded.eval("""(() => { const t = document.querySelector('.gpviz-heldout-tip');
+            return t && t.style.display !== 'none' ? [t.dataset.index, t.textContent] : null; })()""")
+        assert tip is not None, j
+        index = int(tip[0])
+        assert index == expected[j]  # the row this fold left out, from the sweep's own subsets
+        shown = dict(part.split(" = ") for part in tip[1].split(": ", 2)[2].split(", "))
+        assert list(shown) == names
+        np.testing.assert_allclose([float(shown[n]) for n in names], X[index], rtol=1e-3)  # the data's row
+    loaded.page.mouse.move(0, 0)
+    assert loaded.eval("document.querySelector('.gpviz-heldout-tip').style.display") == "none"
+    assert loaded.console_errors == []
