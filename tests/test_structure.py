@@ -242,7 +242,7 @@ STAGES = {
     # models: families, sources, ModelExpr
     "gpviz.models": 4,
     # values, frames: parameters() and units, read off a ModelExpr
-    "gpviz.values.parameters": 5, "gpviz.values.units": 5,
+    "gpviz.values.parameters": 5, "gpviz.values.units": 5, "gpviz.values.relevance": 5,
     # Ax
     "gpviz.ax": 6,
     # analyses: fit tracer, CV sweeps, prior pull, an Ax experiment's model history (its traced fits)

@@ -40,6 +40,7 @@ from gpviz.html.encode import encode_column, encode_columns, pack_columns
 from gpviz.html.header import legend_html, styled as _cls, subtitle
 from gpviz.markup import escape_html, js_string, script_json
 from gpviz.html.page import Page
+from gpviz.html.relevance import relevance_html
 from gpviz.html.svg import param_chart
 from gpviz.tree.nodes import Param
 from gpviz.tree.printer import layout
@@ -190,6 +191,8 @@ def inner_html(view: ViewData, extra_html="") -> str:
                      f'{escape_html(sec.title)}{note_html}</summary><pre class="gpviz-code">{code}</pre></details>')
     if view.summary is not None:
         parts.append(summary_html(view.summary, view.labels))
+    if view.relevance:
+        parts.append(relevance_html(view.relevance))
     below = below_html(view.notes, view.curve, extra_html, view.influence, view.labels)
     if below:
         parts.append(f'<div class="gpviz-extra">{below}</div>')  # Markup: built by gpviz itself

@@ -242,8 +242,8 @@ def _frame(axis: AxisView, band_labels: tuple[str, ...] | None, bh: float):
                              f"font-size='{BAND_FONT}' text-anchor='end' fill='#444'>{escape_html(t)}</text>")
         # under every band group: the round values gpviz.js labels (never two touching), else the two ends
         scale, last_right, ticks = _scale(axis), -math.inf, []
-        for t in nice_ticks(axis):
-            x, text = scale(t), fmt_axis(t)
+        for value in nice_ticks(axis):
+            x, text = scale(value), fmt_axis(value)
             half = len(text) * 3
             if x - half < last_right + 4:
                 continue

@@ -178,7 +178,7 @@ def _output_moments(model, batch: torch.Size) -> tuple[np.ndarray, np.ndarray] |
     return _trailing(s, batch), _trailing(mu, batch)
 
 
-def _length_keys(tree: Node) -> dict[str, tuple[int | None, ...]]:
+def length_keys(tree: Node) -> dict[str, tuple[int | None, ...]]:
     """key -> input columns it divides (lengthscales and periods over ``compare``).
 
     Recognizes ``compare(f) / ℓ``, ``(π · compare(f)) / p`` and ``norm([compare(f)...]) / ℓ``.
@@ -290,7 +290,7 @@ def unit_plan(expr) -> UnitPlan:
         covar = part.covariance_tree()
         # inputs: the model's own Normalize, times what was done to the data before it (data_units)
         scales, missing = _data_input_scales(_input_scales(model, batch), data, n)
-        lengths = _length_keys(covar)
+        lengths = length_keys(covar)
         in_ok = True
         column_units: dict[str, str] = {}
         for key, dims in lengths.items():

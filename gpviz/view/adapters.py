@@ -26,9 +26,10 @@ from gpviz.trace.summary import summary_line
 from gpviz.trace.result import FitTrace
 from gpviz.values.bounds import at_bounds
 from gpviz.values.parameters import parameter_frames, parameters
-from gpviz.models.expr import model_expr
+from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, I_TIMESTEP
 from gpviz.values.prior_info import ModeConflict, describe_priors, mode_conflicts
+from gpviz.values.relevance import Relevance, input_relevance
 from gpviz.values.units import (check_units, convert_long, convert_wide, reading_units, relabel, to_units,
                                 unit_plan)
 from gpviz.view.build import build_view, facts_from_info, members_label
@@ -61,6 +62,7 @@ def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str | Non
         title: Figure title (default: :func:`default_title`).
     """
     expr, units = reading_units(expr, units)  # None: the expression's own units
+    read = expr
     frame, info = parameter_frames(expr)
     if verdicts:
         info = with_verdicts(info, verdicts)
@@ -68,9 +70,21 @@ def model_view(expr, verdicts: Mapping[str, str] | None = None, units: str | Non
         frame, labels = to_units(expr, frame, units)
         info, _ = to_units(expr, info, units)
         expr = relabel(expr, labels)
+    ranked, why = _relevance(read)
     view = build_view(expr, frame, _facts(expr, info), title=title or default_title(expr),
-                      summary=_failed_verdicts(verdicts), notes=prior_notes(expr.module))
-    return replace(view, warnings=tuple(str(c) for c in prior_conflicts(expr.module)))
+                      summary=_failed_verdicts(verdicts), notes=prior_notes(expr.module) + why)
+    return replace(view, warnings=tuple(str(c) for c in prior_conflicts(expr.module)), relevance=ranked)
+
+
+def _relevance(expr) -> tuple[tuple[Relevance, ...], tuple[Note, ...]]:
+    """A model's inputs by relevance for its page (two or more to rank), or a note saying why they are missing."""
+    if not isinstance(expr, ModelExpr):
+        return (), ()
+    try:
+        ranked = tuple(input_relevance(expr))
+    except Exception as exc:  # noqa: BLE001 - the page stands without the table, and says why
+        return (), (Note(NoteKind.about, f"No relevance table: {type(exc).__name__}: {exc}"),)
+    return (ranked if len(ranked) >= 2 else ()), ()
 
 
 def prior_conflicts(module) -> list[ModeConflict]:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from gpviz.priors.verdicts import HELD
 from gpviz.tree.nodes import Node, Role
+from gpviz.values.relevance import Relevance
 
 
 
@@ -336,6 +337,8 @@ class ViewData:
         member_names: Names of the members when they are named outputs, or None.
         influence: A sweep's most influential points per parameter (:class:`InfluenceTable`), or None.
         warnings: Lines the page shows as warnings above its legend (a prior whose mode lies outside its bounds).
+        relevance: A model's inputs ranked by lengthscale over training range
+            (:class:`~gpviz.values.relevance.Relevance`, most relevant first), or ().
     """
 
     sections: tuple[PrintedSection, ...]
@@ -355,6 +358,7 @@ class ViewData:
     member_names: tuple[str, ...] | None = None
     influence: InfluenceTable | None = None
     warnings: tuple[str, ...] = ()
+    relevance: tuple[Relevance, ...] = ()
 
     @property
     def flagged(self) -> dict[str, str]:
