@@ -6,17 +6,29 @@
 - the getting-started page: an install paragraph, then sections of README.md taken by
   their headings (a renamed heading fails the build instead of dropping the section);
 - the changelog page: CHANGELOG.md;
-- one page per notebook of ``notebooks/`` (mkdocs-jupyter, not executed: the notebooks
-  are stored without outputs and run by tests/test_notebooks.py);
+- one page per notebook of ``notebooks/``, with its outputs: the notebooks are stored without
+  outputs, so the build runs each one top to bottom (:func:`run_notebooks`, in a kernel of the
+  interpreter that builds, in a temporary folder: nothing is written into the tree) and
+  mkdocs-jupyter shows the executed copy. ``GPVIZ_DOCS_NOTEBOOKS=stored`` shows them as stored
+  instead (a quick build while writing docs); a notebook that fails stops the build;
 - the docstrings' Sphinx roles (``:func:`x```, ``:class:`~x```) shown as the code they name.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import logging
+import os
 import re
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
@@ -84,6 +96,87 @@ def notebooks() -> list[Path]:
     return sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
+log = logging.getLogger("mkdocs.plugins.gpviz")
+#: Temporary folders of a build (the executed notebooks), removed when it ends.
+_TEMP: list[Path] = []
+#: ``GPVIZ_DOCS_NOTEBOOKS``: ``run`` (default: the notebooks with their outputs) or ``stored`` (as in the tree).
+NOTEBOOKS_ENV = "GPVIZ_DOCS_NOTEBOOKS"
+#: Seconds one cell may take before the build gives up on its notebook.
+CELL_TIMEOUT = 300
+
+
+def _kernel_manager(kernels: Path):
+    """A kernel of this interpreter (the one building), whatever kernels Jupyter knows of elsewhere."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    spec = kernels / "gpviz-docs"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "gpviz docs", "language": "python",
+        # the notebooks' small models fit faster on one thread (and CI has 2 cores)
+        "env": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+    }))
+    return KernelManager(kernel_name="gpviz-docs", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
+
+
+#: Jupyter widgets' output type: the page would need the widget manager, which mkdocs-jupyter loads from a CDN.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _static(nb) -> None:
+    """Makes an executed notebook static: widget outputs keep their text fallback (a progress bar's last
+    line, the explorer's repr) and the widget state goes, so the page loads no widget manager from a CDN."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data:
+                data.pop(WIDGET_VIEW)
+
+
+def _run_one(path: Path, out: Path) -> float:
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    work = out / f"work-{path.stem}"
+    work.mkdir(parents=True, exist_ok=True)
+    client = nbclient.NotebookClient(nb, km=_kernel_manager(out / f"kernels-{path.stem}"), kernel_name="gpviz-docs",
+                                     timeout=CELL_TIMEOUT, resources={"metadata": {"path": str(work)}})
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except Exception as exc:  # CellExecutionError, a timeout, a dead kernel
+        raise PluginError(f"notebooks/{path.name} failed while building the docs: "
+                          f"{type(exc).__name__}: {str(exc)[-2000:]}") from exc
+    seconds = time.perf_counter() - start
+    _static(nb)
+    nbformat.write(nb, out / path.name)
+    return seconds
+
+
+def run_notebooks(paths: list[Path], out: Path, workers: int = 2) -> dict[str, float]:
+    """Runs each notebook top to bottom and writes the executed copy to ``out/<name>``.
+
+    Each runs in its own kernel with ``out/work-<stem>`` as its working folder (what a
+    notebook saves lands there, not in the tree); ``workers`` kernels at a time (each on one
+    thread: two halve the wait on CI's two cores), the longest notebooks first.
+
+    Returns:
+        Seconds each notebook took, by file name.
+
+    Raises:
+        PluginError: naming the (first) notebook that failed and its failing cell's error.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    by_size = sorted(paths, key=lambda p: p.stat().st_size, reverse=True)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        seconds = dict(zip((p.name for p in by_size), pool.map(lambda p: _run_one(p, out), by_size)))
+    return {p.name: seconds[p.name] for p in paths}
+
+
 def readme_section(title: str) -> str:
     """The README's ``## title`` section, its heading included, up to the next ``## `` heading.
 
@@ -125,10 +218,31 @@ def on_files(files, config):
     pages["changelog.md"] = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     for uri, content in pages.items():
         files.append(File.generated(config, uri, content=content))
-    for nb in notebooks():  # a plain file under the repository root: mkdocs-jupyter wraps only those
-        files.append(File(f"notebooks/{nb.name}", src_dir=str(ROOT), dest_dir=config.site_dir,
+    mode = os.environ.get(NOTEBOOKS_ENV, "run")
+    if mode not in ("run", "stored"):
+        raise PluginError(f"{NOTEBOOKS_ENV} must be 'run' or 'stored', got {mode!r}")
+    src = ROOT / "notebooks"
+    if mode == "run":
+        temp = Path(tempfile.mkdtemp(prefix="gpviz-docs-"))
+        _TEMP.append(temp)
+        src = temp / "notebooks"
+        for name, seconds in run_notebooks(notebooks(), src).items():
+            log.info("gpviz docs: ran notebooks/%s in %.1f s", name, seconds)
+    for nb in notebooks():  # a plain file on disk: mkdocs-jupyter wraps only those
+        files.append(File(f"notebooks/{nb.name}", src_dir=str(src.parent), dest_dir=config.site_dir,
                           use_directory_urls=config.use_directory_urls))
     return files
+
+
+def on_post_build(config):
+    """Removes the executed notebooks' temporary folder."""
+    while _TEMP:
+        shutil.rmtree(_TEMP.pop(), ignore_errors=True)
+
+
+def on_build_error(error):
+    """Removes it after a failed build too."""
+    on_post_build(None)
 
 
 def on_page_content(html, page, config, files):
