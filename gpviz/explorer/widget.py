@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 import traitlets
+from IPython.display import display
 
 from gpviz.errors import InputError, KeyMismatchError
+from gpviz.explorer.snapshot import snapshot_html
 from gpviz.explorer.state import ExploreState, SliceGeometry
 from gpviz.tree.nodes import Part
 from gpviz.tree.printer import to_text
@@ -90,6 +92,7 @@ class Explorer(anywidget.AnyWidget):
     def __init__(self, obj: object, feature_names: Sequence[str] | None = None, point: Sequence[float] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._display: Any = None  # the IPython display handle of the output the widget was shown in
         self.state = ExploreState(obj, feature_names=feature_names, point=point)
         expr = self.state.expr
         self.title = f"{expr.title or type(expr.module).__name__}: Gaussian process"
@@ -114,6 +117,7 @@ class Explorer(anywidget.AnyWidget):
             return
         self.error = ""
         self._show_member()
+        self._refresh_snapshot()
 
     def _param(self, key: str, label: str) -> dict:
         lower, upper = self.state.bounds(key)
@@ -152,6 +156,38 @@ class Explorer(anywidget.AnyWidget):
             self.error = str(e)
         finally:  # the page sends its next value when this one is answered, whatever happened to it
             self.done = int(req.get("seq", -1))
+            if req.get("final"):  # a drag ended, a value typed, a reset: the saved picture follows
+                self._refresh_snapshot()
+
+    # --- the static picture beside the widget, for where no kernel runs it ---
+
+    def snapshot(self) -> str:
+        """The explorer's current state as static HTML (what a saved notebook shows without a kernel)."""
+        return snapshot_html(self.title, self.segments, self.params, self.values, self.metrics, self.fitted_metrics,
+                             self.curves, self.near)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:  # None: the widget was closed
+            bundle[0]["text/html"] = self.snapshot()  # beside the widget view: front ends without the widget show it
+        return bundle
+
+    def _bundle(self) -> tuple[dict, dict]:
+        """The output's data (widget view, text, static picture) and metadata."""
+        return self._repr_mimebundle_() or ({}, {})
+
+    def _ipython_display_(self) -> None:
+        # displayed with a display id, so each later state replaces the saved picture in the same output
+        data, metadata = self._bundle()
+        if self._display is None:
+            self._display = display(data, metadata=metadata, raw=True, display_id=True)
+        else:
+            display(data, metadata=metadata, raw=True, display_id=self._display.display_id)
+
+    def _refresh_snapshot(self) -> None:
+        if self._display is not None:
+            data, metadata = self._bundle()
+            self._display.update(data, metadata=metadata, raw=True)
 
     def set(self, key: str, value: float) -> None:
         """Sets one parameter (a key of ``model_expr(model).keys``) and recomputes what the page shows.
@@ -162,11 +198,13 @@ class Explorer(anywidget.AnyWidget):
         """
         self.state.set(key, value)
         self._publish()
+        self._refresh_snapshot()
 
     def reset(self) -> None:
         """Puts every parameter back at its fitted value."""
         self.state.reset()
         self._publish()
+        self._refresh_snapshot()
 
     @property
     def slices(self) -> pd.DataFrame:

@@ -85,7 +85,8 @@ function render({ model, el }) {
     send(req);
   };
   model.on("change:done", () => { clearTimeout(timer); inflight = false; pump(); });
-  const throttled = (key, value) => { pending = { key, value }; pump(); };
+  // `final` marks the value a gesture ends on: Python then also refreshes the output's saved picture
+  const throttled = (key, value, final = false) => { pending = { key, value, final }; pump(); };
 
   const title = document.createElement("div");
   title.className = "gpx-title";
@@ -111,13 +112,18 @@ function render({ model, el }) {
     (numbers[seg.key] = numbers[seg.key] || []).push(span);
     span.addEventListener("pointerdown", (ev) => {
       const start = model.get("values")[seg.key], x0 = ev.clientX;
+      let last = null;
       span.setPointerCapture(ev.pointerId);
       const move = (e) => {
         const v = dragged(params[seg.key], start, e.clientX - x0, e.shiftKey);
         for (const s of numbers[seg.key]) s.textContent = fmt(v);
+        last = v;
         throttled(seg.key, v);
       };
-      const up = () => { span.removeEventListener("pointermove", move); span.removeEventListener("pointerup", up); };
+      const up = () => {
+        span.removeEventListener("pointermove", move); span.removeEventListener("pointerup", up);
+        if (last !== null) throttled(seg.key, last, true);
+      };
       span.addEventListener("pointermove", move);
       span.addEventListener("pointerup", up);
     });
@@ -134,7 +140,7 @@ function render({ model, el }) {
         input.replaceWith(span);
         // a typed text that is not a finite number goes to Python as typed: its refusal names it
         const typed = input.value.trim(), v = Number(typed);
-        if (commit) send({ key: seg.key, value: typed !== "" && Number.isFinite(v) ? v : typed });
+        if (commit) send({ key: seg.key, value: typed !== "" && Number.isFinite(v) ? v : typed, final: true });
       };
       input.addEventListener("keydown", (e) => { if (e.key === "Enter") done(true); if (e.key === "Escape") done(false); });
       input.addEventListener("blur", () => done(true));
@@ -149,7 +155,7 @@ function render({ model, el }) {
   const reset = document.createElement("button");
   reset.className = "gpx-reset";
   reset.textContent = "reset to fitted values";
-  reset.addEventListener("click", () => send({ reset: true }));
+  reset.addEventListener("click", () => send({ reset: true, final: true }));
   const charts = document.createElement("div");
   charts.className = "gpx-slices";
   root.append(title, code, error, table, reset, charts);

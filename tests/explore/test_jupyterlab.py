@@ -1,4 +1,5 @@
-"""The explorer in a real JupyterLab (anywidget's lab extension, a real kernel): a mouse drag round trip."""
+"""The explorer in a real JupyterLab (anywidget's lab extension, a real kernel): a mouse drag round trip, and the
+saved notebook's static picture holding the value the drag ended on."""
 
 from __future__ import annotations
 
@@ -76,6 +77,15 @@ def test_a_mouse_drag_in_jupyterlab_sets_the_value_in_the_kernel_and_the_page_sh
         assert num.inner_text() != before
         assert float(num.inner_text()) == pytest.approx(kernel["value"], rel=1e-3)
         assert float(loo.inner_text()) == pytest.approx(kernel["loo_mse"], rel=1e-3)
+        # the drag's end refreshed the output's saved picture (update_display): still one live view, no second one
+        assert page.locator(".gpx").count() == 1
+        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        page.wait_for_timeout(1500)
+        saved = json.loads((root / "explore.ipynb").read_text(encoding="utf-8"))
+        html = "".join("".join(o.get("data", {}).get("text/html", "")) for o in saved["cells"][0]["outputs"])
+        # the saved notebook's static picture holds the value the drag ended on (shown where no kernel runs)
+        assert html.count("gpx-static") == 1
+        assert f'data-key="{KEY}" data-value="{kernel["value"]!r}"' in html
         assert not [e for e in errors if "favicon" not in e], errors
         page.close()
     finally:
