@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import gpviz
-from gpviz import display
 from gpviz.errors import InputError
 from tests.sweep.scale import FIT, make_data, matern
 
@@ -32,7 +31,7 @@ def _geometric_means(sweep) -> list[float]:
 
 def test_the_gap_sentence_is_the_ratio_of_geometric_means_by_hand(pair):
     refit, fixed, _ = pair
-    html = display.render(refit, gap=fixed, verdicts=False).html()
+    html = refit.render(gap=fixed, verdicts=False).html()
     ratios = np.divide(_geometric_means(fixed), _geometric_means(refit))
     sentence = re.search(r'class="gpviz-gap-sentence"[^>]*>(.*?)</div>', html).group(1)
     assert [f"{r:.2f}x at n = {n}" in sentence for n, r in zip(SIZES, ratios)] == [True] * len(SIZES), sentence
@@ -43,7 +42,7 @@ def test_the_gap_sentence_is_the_ratio_of_geometric_means_by_hand(pair):
     for n, gf, gr in zip(SIZES, _geometric_means(fixed), _geometric_means(refit)):
         assert got[n] == pytest.approx((gf, gr), rel=1e-12)
     # either sweep's page: the same section
-    other = display.render(fixed, gap=refit, verdicts=False).html()
+    other = fixed.render(gap=refit, verdicts=False).html()
     assert re.search(r'class="gpviz-gap-sentence"[^>]*>(.*?)</div>', other).group(1) == sentence
     # a refit sweep's dots are folds, each with the row it held out (hover); a fixed sweep's are repeats
     assert 'class="gpviz-heldout"' in html and 'class="gpviz-heldout"' not in other
@@ -52,17 +51,17 @@ def test_the_gap_sentence_is_the_ratio_of_geometric_means_by_hand(pair):
 def test_bad_gap_arguments_are_typed_errors(pair):
     refit, fixed, other_seed = pair
     with pytest.raises(InputError, match="both have refit=True"):
-        display.render(refit, gap=refit)
+        refit.render(gap=refit)
     with pytest.raises(InputError, match="same cells"):
-        display.render(refit, gap=other_seed)
+        refit.render(gap=other_seed)
     with pytest.raises(InputError, match="got str"):
-        display.render(refit, gap="fixed")
+        refit.render(gap="fixed")
 
 
 @pytest.mark.browser
 def test_the_gap_section_is_drawn_in_chromium(pair, tmp_path, open_page):
     refit, fixed, _ = pair
-    loaded = open_page(display.render(refit, gap=fixed, verdicts=False).save(tmp_path / "gap.html"),
+    loaded = open_page(refit.render(gap=fixed, verdicts=False).save(tmp_path / "gap.html"),
                        screenshot="sweep_gap.png")
     assert loaded.console_errors == []
     assert loaded.eval("[...document.querySelectorAll('.gpviz-param')].every(e => e.dataset.drawn === '1')")

@@ -303,7 +303,7 @@ class Sweep:
 
     def render(self, one_fold_per_repeat: bool = False, *, metric: str = "mse", feature_names=None,
                units: str = "model", title: str | None = None, verdicts: bool | None = None,
-               influence: bool | pd.DataFrame = False, **unknown):
+               influence: bool | pd.DataFrame = False, gap: Sweep | None = None, **unknown):
         """The model's expression with one labelled band per dataset size, beside the scaling curve.
 
         Each chart marks the prior mode and the bounds a fold sits at. By default
@@ -327,16 +327,21 @@ class Sweep:
             influence: ``True``: list the most influential held-out points per parameter below
                 the charts (:meth:`influence`); a frame from ``sweep.influence(...)``: that one;
                 ``False`` (default): no list.
+            gap: The same cells fitted the other way (a ``refit=False`` sweep of the same data,
+                seed and order for a refit sweep, or the refit one for a fixed sweep): the page adds
+                the optimism gap, both scaling curves and their ratio per size with one sentence
+                (:func:`gpviz.comparing.gap_section`).
 
         Returns:
             A gpviz Figure (``.html()``, ``.save(path)``, ``_repr_html_``).
 
         Raises:
-            InputError: if no cell of the sweep finished, for an unknown ``units``, or an
-                option a sweep's page does not take (e.g. ``tasks``).
+            InputError: if no cell of the sweep finished, for an unknown ``units``, an
+                option a sweep's page does not take (e.g. ``tasks``), or a ``gap`` sweep that is
+                not the same cells fitted the other way.
         """
         reject_unknown("Sweep.render", unknown, ["one_fold_per_repeat", "metric", "feature_names", "units", "title",
-                                                 "verdicts", "influence"])
+                                                 "verdicts", "influence", "gap"])
         if self.parameters.empty:
             raise InputError("the sweep has no fitted parameters to render: every cell failed "
                              f"({self.scores['error'].iloc[0] if len(self.scores) else 'no cells'})")
@@ -345,7 +350,7 @@ class Sweep:
             influence = self.influence()
         return display.render(self, one_fold_per_repeat=one_fold_per_repeat, metric=metric,
                               feature_names=feature_names, units=units, title=title, verdicts=verdicts,
-                              influence=None if influence is False else influence)
+                              influence=None if influence is False else influence, gap=gap)
 
     def _repr_html_(self) -> str:
         try:
