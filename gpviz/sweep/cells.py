@@ -256,11 +256,12 @@ def _closed_form(model, observation_noise: bool) -> tuple[torch.Tensor, torch.Te
         return post.mean.detach().cpu().to(torch.float64), post.variance.detach().cpu().to(torch.float64)
 
 
-def _member_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """The parameter frames of a cell's fold models as one, ``i_model = fold * members + member``."""
+def _member_rows(frames: list[pd.DataFrame], first: int = 0) -> pd.DataFrame:
+    """The parameter frames of a cell's fold models ``first, first + 1, ...`` as one, ``i_model = fold * members
+    + member``."""
     members = len(frames[0])
     out = pd.concat(frames, ignore_index=True)
-    out[I_MODEL] = (np.repeat(np.arange(len(frames)), [len(f) for f in frames]) * members
+    out[I_MODEL] = (np.repeat(np.arange(first, first + len(frames)), [len(f) for f in frames]) * members
                     + out[I_MODEL].to_numpy()).astype(np.int32)
     return out
 
@@ -268,7 +269,7 @@ def _member_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, i_config: int, i_repeat: int,
              mll_cls=ExactMarginalLogLikelihood, fit_kwargs: Mapping | None = None,
              observation_noise: bool = True, keep_model: bool = False, mode: str = BATCHED,
-             torch_seed: int = 0) -> Cell:
+             torch_seed: int = 0, fold_range: tuple[int, int] | None = None) -> Cell:
     """Fits one subset's leave-one-out cell and predicts each held-out point.
 
     ``"batched"`` mirrors ``botorch.cross_validation.batch_cross_validation``: folds from
@@ -294,11 +295,15 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
         mode: How the cell is fitted (:data:`MODES`).
         torch_seed: The cell's seed; only ``"separate"`` reads it (each fold's :func:`fold_seed`), the
             caller seeds the other modes.
+        fold_range: ``"separate"`` only: fit folds ``lo <= i < hi`` alone, a piece of the cell that
+            ``gpviz.sweep.workers`` runs in its own task (predictions, parameters and states of those folds,
+            numbered as in the whole cell); ``None``: every fold.
 
     Returns:
         A :class:`Cell`; a failure anywhere is recorded in ``status``/``error``, never raised.
     """
     n = len(rows)
+    lo, hi = fold_range if (mode == SEPARATE and fold_range is not None) else (0, n)
     cell = Cell(i_config, n, i_repeat)
     idx = torch.as_tensor(rows, device=X.device)
     try:
@@ -307,7 +312,7 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
         try:
             if mode == SEPARATE:
                 models, means, variances = [], [], []
-                for i in range(n):
+                for i in range(lo, hi):  # each fold under its own seed: a piece fits as in the whole cell
                     with seeded(fold_seed(torch_seed, i)):
                         model = make_model(folds.train_X[i], folds.train_Y[i])
                         cell.evaluations += _fit(model, mll_cls, folds.train_X, fit_kwargs)
@@ -330,12 +335,12 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
                 mean, var = _held_out(models, folds.test_X, observation_noise)
         finally:
             cell.fit_seconds = time.perf_counter() - t0
-        y = folds.test_Y.detach().cpu().to(torch.float64)              # n x 1 x m
+        y = folds.test_Y[lo:hi].detach().cpu().to(torch.float64)       # (hi - lo) x 1 x m
         m = y.shape[-1]
         cell.predictions = pd.DataFrame({
-            I_MODEL: np.repeat(np.arange(n, dtype=np.int32), m),
-            "index": np.repeat(rows.astype(np.int64), m),
-            "i_output": np.tile(np.arange(m, dtype=np.int32), n),
+            I_MODEL: np.repeat(np.arange(lo, hi, dtype=np.int32), m),
+            "index": np.repeat(rows[lo:hi].astype(np.int64), m),
+            "i_output": np.tile(np.arange(m, dtype=np.int32), hi - lo),
             "y_true": to_numpy(y.reshape(-1)),
             "pred_mean": to_numpy(mean.reshape(-1)),
             "pred_var": to_numpy(var.reshape(-1)),
@@ -349,7 +354,8 @@ def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, 
         cell.status, cell.error = STATUS_FAILED, f"{type(exc).__name__}: {exc}"
         return cell
     try:
-        cell.parameters = _member_rows([parameters(one) for one in models]) if mode == SEPARATE else parameters(models)
+        cell.parameters = (_member_rows([parameters(one) for one in models], lo) if mode == SEPARATE
+                           else parameters(models))
     except Exception as exc:  # the scores stand even if the parameters cannot be read; the pages say so
         cell.error = f"parameters not read: {type(exc).__name__}: {exc}"
         warnings.warn(f"gpviz.cv_sweep: the parameters of the cell n={n}, repeat {i_repeat} could not be read "
@@ -459,7 +465,8 @@ class CellJob:
     mode: str = BATCHED  # how each cell is fitted (:data:`MODES`)
 
 
-def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -> Cell:
+def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int,
+             fold_range: tuple[int, int] | None = None) -> Cell:
     """Fits one cell exactly the same way wherever it runs (this process, a worker, a cluster), in the job's mode.
 
     The result depends only on ``(seed, size, i_repeat)`` and the job: the rows come from
@@ -468,6 +475,7 @@ def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -
     restored afterwards (:func:`gpviz.seeding.seeded`: the CPU's and every initialized CUDA device's), the default
     dtype and torch's thread count (which changes reduction order) are set for the fit and
     restored afterwards (:func:`gpviz.threads.torch_threads`, which limits BLAS too).
+    ``fold_range``: a ``"separate"`` cell's folds ``lo <= i < hi`` alone (see :func:`run_cell`).
     """
     rows = subset_rows(job.X.shape[0], size, i_repeat, seed, job.order)
     old_dtype = torch.get_default_dtype()
@@ -477,6 +485,6 @@ def fit_cell(job: CellJob, seed: int, i_config: int, size: int, i_repeat: int) -
             return run_cell(job.make_model, job.X, job.Y, rows, i_config=i_config, i_repeat=i_repeat,
                             mll_cls=job.mll_cls, fit_kwargs=job.fit_kwargs,
                             observation_noise=job.observation_noise, mode=job.mode,
-                            torch_seed=cell_seed(seed, size, i_repeat))
+                            torch_seed=cell_seed(seed, size, i_repeat), fold_range=fold_range)
     finally:
         torch.set_default_dtype(old_dtype)

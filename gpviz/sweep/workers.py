@@ -1,7 +1,10 @@
 """Running a sweep's cells elsewhere: in worker processes of this machine, on any executor, on a Dask cluster.
 
 Cells travel as ``(job bytes, seed, size, repeat)``; the job (factory, data, fit arguments)
-is packed once with cloudpickle and unpacked once per worker. Results come back as
+is packed once with cloudpickle and unpacked once per worker. A ``folds="separate"`` cell
+(each fold its own model) travels in pieces of a few folds each, spread over the workers
+like cells (:func:`pieces`), and is put back together here (:func:`merge_parts`): each fold
+fits under its own seed, so the pieces give the in-process cell bit for bit. Results come back as
 :class:`~gpviz.sweep.cells.Cell` records keyed by their cell, so nothing depends on which
 worker ran what or in which order. Nothing here imports Dask: a ``dask.distributed.Client``
 is recognised by its module and used through its own ``concurrent.futures`` executor.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import concurrent.futures.process
 import hashlib
+import math
 import multiprocessing
 import os
 import pickle
@@ -24,10 +28,11 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import cloudpickle
+import pandas as pd
 import torch
 
 from gpviz.errors import InputError
-from gpviz.sweep.cells import STATUS_FAILED, Cell, CellJob, fit_cell
+from gpviz.sweep.cells import SEPARATE, STATUS_FAILED, STATUS_OK, Cell, CellJob, fit_cell
 from gpviz.sweep.checks import check_int
 
 
@@ -77,20 +82,23 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def fit_cell_task(blob: bytes, digest: str, seed: int, i_config: int, size: int, i_repeat: int,
+def fit_cell_task(blob: bytes, digest: str, seed: int, piece: tuple[int, int, int, int, int],
                   started: str | None = None) -> Cell:
-    """The task a worker runs: unpacks the job (once per worker) and fits one cell.
+    """The task a worker runs: unpacks the job (once per worker) and fits one cell, or a piece of one.
 
-    ``started`` is a folder where the task leaves a marker naming the cell and its
-    process, so that the caller knows which cell a worker was fitting when it died.
+    ``piece`` is ``(i_config, size, i_repeat, lo, hi)``: the whole cell when ``hi`` is 0, else a
+    ``"separate"`` cell's folds ``lo <= i < hi``. ``started`` is a folder where the task leaves
+    a marker naming the piece and its process, so that the caller knows which piece a worker
+    was fitting when it died.
     """
+    i_config, size, i_repeat, lo, hi = piece
     job = _unpack(blob, digest)
     if started is not None:
-        Path(started, f"{i_config}-{i_repeat}-{os.getpid()}").touch()
+        Path(started, f"{i_config}-{i_repeat}-{lo}-{os.getpid()}").touch()
     # the fit's warnings would end in the worker's log: they travel back and are shown by the caller
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        cell = fit_cell(job, seed, i_config, size, i_repeat)
+        cell = fit_cell(job, seed, i_config, size, i_repeat, (lo, hi) if hi else None)
     cell.warnings = [(w.category if _importable(w.category) else UserWarning, str(w.message)) for w in caught]
     cell.model = None  # the state dict travels back, not the model
     return cell
@@ -212,6 +220,47 @@ def _mp_context(job):
 
 
 Plan = tuple  # (i_config, size, i_repeat)
+Piece = tuple  # (i_config, size, i_repeat, lo, hi): a whole cell (hi = 0), or a "separate" cell's folds lo..hi-1
+
+
+def pieces(plan: list[Plan], mode: str, width: int) -> list[Piece]:
+    """The tasks of ``plan``: each cell whole, or in ``mode`` ``"separate"`` about ``2 * width`` pieces of folds.
+
+    Folds fitted one by one are independent models: a cell's folds are spread over the
+    ``width`` workers as cells are, so that a sweep of a few large cells keeps every
+    worker busy (two pieces per worker: the last pieces to finish are short).
+    """
+    out: list[Piece] = []
+    for i_config, size, i_repeat in plan:
+        if mode != SEPARATE or width <= 1:
+            out.append((i_config, size, i_repeat, 0, 0))
+            continue
+        chunk = max(1, math.ceil(size / (2 * width)))
+        out.extend((i_config, size, i_repeat, lo, min(size, lo + chunk)) for lo in range(0, size, chunk))
+    return out
+
+
+def merge_parts(parts: list[Cell]) -> Cell:
+    """One ``"separate"`` cell from its pieces, in fold order: the cell fitted whole in one process.
+
+    Its predictions, parameters and fold states are the pieces' in order; its fit time and
+    evaluations their sums; a failed piece fails the cell (with that piece's error).
+    """
+    first = parts[0]
+    cell = Cell(first.i_config, first.size, first.i_repeat, fit_seconds=sum(p.fit_seconds for p in parts),
+                evaluations=sum(p.evaluations for p in parts), warnings=[w for p in parts for w in p.warnings])
+    failed = [p for p in parts if p.status != STATUS_OK]
+    if failed:
+        cell.status, cell.error = STATUS_FAILED, failed[0].error
+        return cell
+    cell.predictions = pd.concat([p.predictions for p in parts], ignore_index=True)
+    cell.state = [s for p in parts for s in (p.state if isinstance(p.state, list) else [p.state])]
+    unread = [p.error for p in parts if p.parameters is None]
+    if unread:  # a piece's parameters could not be read: the cell's scores stand, its folds are not drawn
+        cell.error = unread[0]
+    else:
+        cell.parameters = pd.concat([p.parameters for p in parts], ignore_index=True)
+    return cell
 
 
 class CellRunner:
@@ -223,24 +272,50 @@ class CellRunner:
         self.blob = pack_job(job) if (workers > 1 or executor is not None) else None
         self.digest = hashlib.sha256(self.blob).hexdigest() if self.blob is not None else ""
         self.pids: set[int] = set()
+        # a "separate" cell's finished pieces (by first fold) and how many it has, until the last arrives
+        self.parts: dict[tuple[int, int], dict[int, Cell]] = {}
+        self.expected: dict[tuple[int, int], int] = {}
 
     def run(self, plan: list[Plan]) -> None:
         if self.blob is None:
             for i_config, size, i_repeat in plan:
                 self.on_done(fit_cell(self.job, self.seed, i_config, size, i_repeat))
-        elif self.executor is None:
-            self._run_own_pools(plan)
+            return
+        tasks = pieces(plan, self.job.mode, self._width())
+        for piece in tasks:
+            key = (piece[0], piece[2])
+            self.expected[key] = self.expected.get(key, 0) + 1
+        if self.executor is None:
+            self._run_own_pools(tasks)
         else:
-            self._run_on(executor_of(self.executor), plan, started=None, own=False)
+            self._run_on(executor_of(self.executor), tasks, started=None, own=False)
 
-    def _submit(self, ex, cell: Plan, started):
-        i_config, size, i_repeat = cell
-        return ex.submit(fit_cell_task, self.blob, self.digest, self.seed, i_config, size, i_repeat, started)
+    def _width(self) -> int:
+        """How many tasks run at once: the workers asked for, a Dask cluster's workers, else the CPUs."""
+        if self.executor is None:
+            return self.workers
+        client = _dask_client_of(self.executor)
+        return len(client.nthreads()) if client is not None else (os.cpu_count() or 2)
 
-    def _run_on(self, ex, plan: list[Plan], started, own: bool) -> list[Plan]:
-        """Submits every cell and waits; returns the cells lost to a broken pool (own pools only)."""
+    def _done(self, piece: Piece, result: Cell) -> None:
+        """Hands a finished cell on; a piece waits for its cell's other pieces, then the merged cell goes on."""
+        if not piece[4]:
+            self.on_done(result)
+            return
+        key = (piece[0], piece[2])
+        got = self.parts.setdefault(key, {})
+        got[piece[3]] = result
+        if len(got) == self.expected[key]:
+            del self.parts[key]
+            self.on_done(merge_parts([got[lo] for lo in sorted(got)]))
+
+    def _submit(self, ex, piece: Piece, started):
+        return ex.submit(fit_cell_task, self.blob, self.digest, self.seed, tuple(piece), started)
+
+    def _run_on(self, ex, plan: list[Piece], started, own: bool) -> list[Piece]:
+        """Submits every piece and waits; returns the pieces lost to a broken pool (own pools only)."""
         futures = {self._submit(ex, cell, started): cell for cell in plan}
-        finished: set[Plan] = set()
+        finished: set[Piece] = set()
         try:
             for fut in concurrent.futures.as_completed(futures):
                 cell = futures[fut]
@@ -254,18 +329,18 @@ class CellRunner:
                 except Exception as exc:  # a lost worker on a cluster (Dask's KilledWorker), an unpicklable result
                     result = self._failed(cell, f"{type(exc).__name__}: {exc}")
                 finished.add(cell)
-                self.on_done(result)
+                self._done(cell, result)
         except BaseException:  # Ctrl-C or an error in the caller: cancel what has not started
             for fut in futures:
                 fut.cancel()
             raise
         return []
 
-    def _failed(self, cell: Plan, why: str) -> Cell:
-        i_config, size, i_repeat = cell
+    def _failed(self, piece: Piece, why: str) -> Cell:
+        i_config, size, i_repeat = piece[:3]
         return Cell(i_config, size, i_repeat, status=STATUS_FAILED, error=why)
 
-    def _run_own_pools(self, plan: list[Plan]) -> None:
+    def _run_own_pools(self, plan: list[Piece]) -> None:
         """Runs cells in our own process pools; a worker that dies costs only the cell it was fitting.
 
         A dead worker breaks the whole pool (every unfinished future fails), and the pool
@@ -296,7 +371,7 @@ class CellRunner:
                     continue
                 if alone or not running:
                     for cell in lost if not running else running:
-                        self.on_done(self._failed(cell, "its worker process died while fitting it (killed, out "
+                        self._done(cell, self._failed(cell, "its worker process died while fitting it (killed, out "
                                                         "of memory or crashed), also when run alone"
                                                   if alone else "the worker processes died before it started"))
                     queue = [c for c in lost if c not in running] if running else []
@@ -304,17 +379,17 @@ class CellRunner:
                     suspects.extend(running)
                     queue = [c for c in lost if c not in running]
 
-    def _started(self, folder: str, lost: list[Plan]) -> list[Plan]:
+    def _started(self, folder: str, lost: list[Piece]) -> list[Piece]:
         marks = set()
         for name in os.listdir(folder):
-            i_config, i_repeat, _pid = (int(v) for v in name.split("-"))
-            marks.add((i_config, i_repeat))
-        return [c for c in lost if (c[0], c[2]) in marks]
+            i_config, i_repeat, lo, _pid = (int(v) for v in name.split("-"))
+            marks.add((i_config, i_repeat, lo))
+        return [c for c in lost if (c[0], c[2], c[3]) in marks]
 
     def _stop_workers(self, folder: str) -> None:
         """Ends our workers still fitting (an interrupted sweep keeps only the finished cells)."""
         for name in os.listdir(folder):
-            pid = int(name.split("-")[2])
+            pid = int(name.split("-")[3])
             try:
                 os.kill(pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):

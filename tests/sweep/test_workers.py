@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
 import sys
 import threading
 import types
@@ -244,3 +245,60 @@ def test_spawned_workers_give_the_forked_workers_results(monkeypatch, reference,
     spawned = cv_sweep(ONE_THREAD, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, workers=2)
     assert used == ["spawn"]
     assert_same_sweep(reference["stgp"], spawned)  # the in-process run, which forked workers match (above)
+
+
+# -- folds fitted one by one, spread over workers -----------------------------------------------------------------
+
+def fold_with_pid(tx, ty):
+    """An ordinary (not batch-aware) model that keeps the id of the process that built it in its state dict."""
+    model = SingleTaskGP(tx, ty)
+    model.register_buffer("built_in_pid", torch.tensor(os.getpid()))
+    return model
+
+
+def _fold_states(sweep) -> dict[tuple[int, int], list[dict]]:
+    """Each cell's fold models (rebuilt from the states the sweep kept) as state dicts."""
+    return {(size, r): [m.state_dict() for m in sweep.models(size, r)] for size in sweep.sizes
+            for r in range(sweep.repeats)}
+
+
+def _fold_pids(sweep) -> dict[tuple[int, int], set[int]]:
+    return {cell: {int(s["built_in_pid"]) for s in states} for cell, states in _fold_states(sweep).items()}
+
+
+def _without_pid(sweep) -> dict:
+    return {cell: [{k: v for k, v in s.items() if k != "built_in_pid"} for s in states]
+            for cell, states in _fold_states(sweep).items()}
+
+
+@pytest.mark.slow
+def test_separate_folds_spread_over_workers_and_dask_give_the_in_process_sweep(data, dask_client):
+    X, Y = data
+    run = dict(sizes=SIZES, repeats=REPEATS, seed=1, progress=False, fit_kwargs=FIT, folds="separate")
+    here = cv_sweep(fold_with_pid, X, Y, **run)
+    assert here.mode == "separate" and (here.scores["status"] == "ok").all()
+    assert set().union(*_fold_pids(here).values()) == {os.getpid()}
+    for sweep in (cv_sweep(fold_with_pid, X, Y, workers=2, **run),
+                  cv_sweep(fold_with_pid, X, Y, executor=dask_client, **run)):
+        assert_same_sweep(here, sweep)  # scores, parameters and predictions, bit for bit
+        mine, theirs = _without_pid(here), _without_pid(sweep)
+        assert mine.keys() == theirs.keys()
+        for cell in mine:
+            assert len(mine[cell]) == len(theirs[cell]) == cell[0]
+            for a, b in zip(mine[cell], theirs[cell]):
+                assert all(torch.equal(a[k], b[k]) for k in a)
+        pids = _fold_pids(sweep)
+        assert os.getpid() not in set().union(*pids.values())
+        # a cell's folds were fitted in more than one worker process: the cell was spread, not just the cells
+        assert any(len(p) > 1 for p in pids.values()), pids
+
+
+def test_pieces_cover_every_fold_once_about_two_per_worker():
+    plan = [(0, 5, 0), (1, 9, 1)]
+    assert workers.pieces(plan, "batched", 4) == [(0, 5, 0, 0, 0), (1, 9, 1, 0, 0)]
+    assert workers.pieces(plan, "separate", 1) == [(0, 5, 0, 0, 0), (1, 9, 1, 0, 0)]
+    split = workers.pieces(plan, "separate", 2)  # about 2 pieces per worker
+    for i_config, size, i_repeat in plan:
+        spans = [(lo, hi) for c, s, r, lo, hi in split if (c, r) == (i_config, i_repeat)]
+        assert [i for lo, hi in spans for i in range(lo, hi)] == list(range(size))
+        assert len(spans) == 3 and max(hi - lo for lo, hi in spans) == -(-size // 4)  # 5: 2+2+1, 9: 3+3+3
