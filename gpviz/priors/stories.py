@@ -22,8 +22,9 @@ class KeyStory:
         key: The parameter key.
         group: ``module path.name`` of its parameter (the elements of one ARD lengthscale share it).
         feature: The input feature(s) the element scales, or its index ("" for a scalar).
-        story: ``held`` (every repeat held at every size), ``free`` (no repeat held at any
-            size), ``breaks free`` (some size where not every repeat is held), ``no prior``.
+        story: ``at bound`` (every fold at every size on the same bound), ``held`` (every repeat held
+            at every size), ``free`` (no repeat held at any size), ``breaks free`` (some size where not
+            every repeat is held), ``no prior``.
         size: The first size where not every repeat is held (``breaks free``), else 0.
         repeats_free: Repeats not held at that size.
         repeats: Repeats judged at that size.
@@ -41,6 +42,11 @@ class KeyStory:
     still_held: int = 0
     largest: int = 0
     set_sizes: tuple[int, ...] = ()  # sizes where most members are set by the prior away from its mode
+    label: str = ""  # what people read for the element's parameter (``lengthscale``, ``noise``), "" if unknown
+    members: int = 0  # folds judged, over every size
+    set_folds: int = 0  # of them, set by the prior away from its mode
+    bound_folds: int = 0  # of them, at a bound
+    bound: str = ""  # "lower bound (1e-06)" when every fold at every size sits on that bound, else ""
 
 
 def key_features(expr) -> dict[str, str]:
@@ -66,9 +72,21 @@ def key_stories(table: pd.DataFrame, features: dict[str, str] | None = None) -> 
         feature = features.get(str(key), ",".join(str(i) for i in index))
         held, reps = rows["repeats_held"].to_numpy(), rows["repeats"].to_numpy()
         sizes = rows[SIZE].to_numpy()
+        members = int(rows["members"].sum())
+        bound_folds = int(rows["at_bound"].sum())
+        bound = ""
+        if members and bound_folds == members and "at_lower" in rows:
+            lower = int(rows["at_lower"].sum()) == members
+            value = rows["lower" if lower else "upper"].iloc[0]
+            bound = f"{'lower' if lower else 'upper'} bound ({_number(value)})"
+        label = str(rows["label"].iloc[0]) if "label" in rows and len(rows) else ""
         last = dict(still_held=int(held[-1]), largest=int(sizes[-1]),
-                    set_sizes=tuple(int(z) for z in sizes[rows["set_share"].to_numpy() >= 0.5]))
-        if (rows["prior"].astype(str) == "none").all():
+                    set_sizes=tuple(int(z) for z in sizes[rows["set_share"].to_numpy() >= 0.5]),
+                    label=label.split("[", 1)[0], members=members, set_folds=int(rows["set"].sum()),
+                    bound_folds=bound_folds, bound=bound)
+        if bound:
+            out.append(KeyStory(str(key), group, feature, "at bound", **last))
+        elif (rows["prior"].astype(str) == "none").all():
             out.append(KeyStory(str(key), group, feature, "no prior", **last))
         elif (held == reps).all():
             out.append(KeyStory(str(key), group, feature, "held", **last))
@@ -84,8 +102,11 @@ def key_stories(table: pd.DataFrame, features: dict[str, str] | None = None) -> 
 def break_free_sentences(stories: list[KeyStory]) -> dict[str, str]:
     """group -> one sentence saying where each of its elements leaves the prior's mode.
 
-    E.g. ``"covar_module.base_kernel.lengthscale: 6 lengthscales leave the prior's mode
-    at n = 80 in 2 of 4 repeats (x2, x3, x4, x5, x6, x7); 2 are never held at the prior's mode (x0, x1)."``
+    E.g. ``"lengthscale: 6 lengthscales leave the prior's mode at n = 80 in 2 of 4 repeats (x2, x3, x4,
+    x5, x6, x7); 2 are never held at the prior's mode (x0, x1); over every size: set by the prior away from
+    its mode in 40 of 320 folds."`` or ``"noise sits at its lower bound (1e-06) at every size."``: a group
+    starts with its label (the module path where the rows carry none), and every verdict besides held and
+    free that occurs is said with its count.
     """
     groups: dict[str, list[KeyStory]] = {}
     for st in stories:
@@ -93,21 +114,25 @@ def break_free_sentences(stories: list[KeyStory]) -> dict[str, str]:
     out = {}
     for group, items in groups.items():
         noun = group.rsplit(".", 1)[-1]
+        name = items[0].label or group  # what people read: the label without its feature, else the module path
         clauses: dict[tuple, list[KeyStory]] = {}
         for st in items:
             clauses.setdefault((st.story, st.size, st.repeats_free, st.repeats, st.still_held, st.largest,
-                                st.set_sizes), []).append(st)
+                                st.set_sizes, st.bound), []).append(st)
         parts = []
-        for i, ((story, size, free, reps, still, largest, set_sizes), sts) in enumerate(clauses.items()):
+        for i, ((story, size, free, reps, still, largest, set_sizes, bound), sts) in enumerate(clauses.items()):
             count = len(sts)
             named = [s.feature for s in sts if s.feature]
             feats = f" ({', '.join(named)})" if named else ""
-            subject = (noun if len(items) == 1 else plural(count, noun)) if i == 0 else str(count)
+            subject = (name if len(items) == 1 else plural(count, noun)) if i == 0 else str(count)
             one = count == 1
             if set_sizes:
                 feats = (f", set by the prior away from its mode at n = {', '.join(str(z) for z in set_sizes)}"
                          + feats)
-            if story == "no prior":
+            if story == "at bound":
+                parts.append(f"{subject} {'sits' if one else 'sit'} at {'its' if one else 'their'} {bound} at "
+                             f"every size{feats}")
+            elif story == "no prior":
                 parts.append(f"{subject} {'has' if one else 'have'} no prior: the data alone sets "
                              f"{'it' if one else 'them'}{feats}")
             elif story == "held":
@@ -118,5 +143,26 @@ def break_free_sentences(stories: list[KeyStory]) -> dict[str, str]:
                 tail = f", still held in {still} of {reps} at n = {largest}" if still and largest != size else ""
                 parts.append(f"{subject} {'leaves' if one else 'leave'} the prior's mode at n = {size} in {free} "
                              f"of {reps} repeats{tail}{feats}")
-        out[group] = f"{group}: " + "; ".join(parts) + "."
+        # one element: its label starts the sentence; several: the label, then a clause per story
+        out[group] = ("" if len(items) == 1 else f"{name}: ") + "; ".join(parts) + _counts(items) + "."
     return out
+
+
+def _number(value) -> str:
+    """A bound as people write it: ``1e-06``, ``0.025``."""
+    return f"{float(value):.4g}"
+
+
+def _counts(items: list[KeyStory]) -> str:
+    """Every verdict besides held and free that occurs in a group, with its count over every fold and size
+    (elements whose every fold sits on a bound are said already)."""
+    rest = [st for st in items if not st.bound]
+    members = sum(st.members for st in rest)
+    said = []
+    set_folds = sum(st.set_folds for st in rest)
+    bound_folds = sum(st.bound_folds for st in rest)
+    if set_folds:
+        said.append(f"set by the prior away from its mode in {set_folds} of {members} folds")
+    if bound_folds:
+        said.append(f"at a bound in {bound_folds} of {members} folds")
+    return ("; over every size: " + ", ".join(said)) if said else ""

@@ -119,8 +119,8 @@ def key_verdicts(pull: pd.DataFrame, by: str | None = None) -> dict[str, str]:
     A key is ``held at prior mode`` when at least :data:`HELD_MAJORITY` (half) of its rows
     are held, within some group of ``by`` (e.g. ``"size"`` for a sweep: half the
     folds of one dataset size suffice) or over all rows when ``by`` is None (the
-    members of a batch); otherwise ``at bound`` if any row sits on a bound, else
-    ``free``.
+    members of a batch); otherwise ``set by prior`` when half of its rows are, in some
+    group; otherwise ``at bound`` if any row sits on a bound, else ``free``.
 
     Args:
         pull: Rows with ``key`` and ``verdict`` (and ``by``).
@@ -131,14 +131,16 @@ def key_verdicts(pull: pd.DataFrame, by: str | None = None) -> dict[str, str]:
     """
     if pull is None or len(pull) == 0 or "key" not in pull.columns or "verdict" not in pull.columns:
         return {}
-    held = pull["verdict"].astype(str).eq(HELD)
     groups = [pull["key"].astype(str)] + ([pull[by]] if by is not None and by in pull.columns else [])
-    share = held.groupby(groups, sort=False).mean()
-    if share.index.nlevels > 1:
-        share = share.groupby(level=0, sort=False).max()
+
+    def most(verdict: str) -> pd.Series:
+        share = pull["verdict"].astype(str).eq(verdict).groupby(groups, sort=False).mean()
+        return share.groupby(level=0, sort=False).max() if share.index.nlevels > 1 else share
+
+    held, set_ = most(HELD), most(SET)
     bound = pull["verdict"].astype(str).eq(AT_BOUND).groupby(pull["key"].astype(str), sort=False).any()
-    return {k: HELD if share[k] >= HELD_MAJORITY else (AT_BOUND if bound.get(k, False) else FREE)
-            for k in share.index}
+    return {k: HELD if held[k] >= HELD_MAJORITY else SET if set_[k] >= HELD_MAJORITY
+            else (AT_BOUND if bound.get(k, False) else FREE) for k in held.index}
 
 
 def with_verdicts(info: pd.DataFrame, verdicts: Mapping[str, str]) -> pd.DataFrame:
@@ -150,7 +152,7 @@ def with_verdicts(info: pd.DataFrame, verdicts: Mapping[str, str]) -> pd.DataFra
 
 #: Columns of :func:`verdict_table`.
 TABLE_COLUMNS = ["key", SIZE, "prior", "members", "free", "held", "set", "at_bound", "held_share", "set_share",
-                 "repeats", "repeats_held"]
+                 "repeats", "repeats_held", "label", "at_lower", "lower", "upper"]
 
 
 def verdict_table(pull: pd.DataFrame) -> pd.DataFrame:
@@ -166,7 +168,9 @@ def verdict_table(pull: pd.DataFrame) -> pd.DataFrame:
         One row per key (in first-seen order) and size (ascending): ``members``
         (folds judged), ``free``, ``held``, ``set``, ``at_bound`` (counts per verdict),
         ``held_share`` (``held / members``), ``set_share`` (``set / members``),
-        ``repeats`` and ``repeats_held``; ``prior`` is the prior's class name ("none").
+        ``repeats`` and ``repeats_held``; ``prior`` is the prior's class name ("none"); ``label`` (what
+        people read, the key where the pull has none), ``at_lower`` (of ``at_bound``, the folds on the
+        lower bound), ``lower`` and ``upper`` (the constraint's bounds; NaN where the pull has none).
     """
     if pull is None or len(pull) == 0:
         return pd.DataFrame(columns=TABLE_COLUMNS)
@@ -183,8 +187,20 @@ def verdict_table(pull: pd.DataFrame) -> pd.DataFrame:
     counts["prior"] = prior.groupby([flags["key"], flags[SIZE]], sort=False).first()
     counts["repeats"] = repeats["count"]
     counts["repeats_held"] = repeats["sum"]
+    label = pull["label"].astype(str) if "label" in pull else flags["key"]
+    counts["label"] = label.groupby([flags["key"], flags[SIZE]], sort=False).first()
+    nan = pd.Series(np.nan, index=pull.index)
+    lower = pull["lower"].astype(float) if "lower" in pull else nan
+    upper = pull["upper"].astype(float) if "upper" in pull else nan
+    value = pull["value"].astype(float) if "value" in pull else nan
+    with np.errstate(invalid="ignore"):
+        nearer_lower = ((value - lower).abs() <= (value - upper).abs()) | upper.isna() | ~np.isfinite(upper)
+    counts["at_lower"] = (flags["at_bound"] & nearer_lower & np.isfinite(lower)).groupby(
+        [flags["key"], flags[SIZE]], sort=False).sum()
+    counts["lower"] = lower.groupby([flags["key"], flags[SIZE]], sort=False).first()
+    counts["upper"] = upper.groupby([flags["key"], flags[SIZE]], sort=False).first()
     out = counts.reset_index()
-    for c in ("members", "free", "held", "set", "at_bound", "repeats", "repeats_held"):
+    for c in ("members", "free", "held", "set", "at_bound", "repeats", "repeats_held", "at_lower"):
         out[c] = out[c].astype(np.int64)
     out["held_share"] = out["held"] / out["members"]
     out["set_share"] = out["set"] / out["members"]
