@@ -21,14 +21,16 @@ load average before and after.
 Then, side by side in the same run, how a cell is fitted (--mode-sizes, default 20 40 80, one
 repeat each, a SingleTaskGP on --mode-points rows): refit=False (one model per cell, its folds in
 closed form) against refit=True with batched folds and with folds fitted one by one
-(folds="separate"); the three run back to back per size, the order rotating per round
-(--mode-rounds, the fastest counts). Printed per size: the refit=False / refit=True (batched) wall
-ratio and the batched / separate wall ratio, with the load average before and after.
+(folds="separate"), in this process and spread over --mode-workers worker processes (each cell's
+folds in pieces, about two per worker); the four run back to back per size, the order rotating per
+round (--mode-rounds, the fastest counts). Printed per size: the refit=False / refit=True (batched)
+wall ratio, the batched / separate wall ratio and separate (workers=N) / separate (in process),
+with the load average before and after.
 
 Usage:
     .venv/bin/python scripts/bench_sweep.py [--sizes 8 16 24] [--repeats 3] [--reps 3] [--threads 1] [--cache]
                                             [--par-sizes 12 20 28] [--par-repeats 4] [--par-rounds 2]
-                                            [--mode-sizes 20 40 80] [--mode-rounds 1]
+                                            [--mode-sizes 20 40 80] [--mode-rounds 1] [--mode-workers 2]
                                             [--only direct|parallel|modes]
 
 Prints one line per run and the ratio sweep / direct (the target is <= 1.10), then the parallel ratios,
@@ -136,26 +138,30 @@ def run_modes(args) -> None:
     la = os.getloadavg()
     print(f"fit modes: sizes {args.mode_sizes}, 1 repeat each, d={args.d}, {X.shape[0]} rows, load average "
           f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores", flush=True)
-    modes = {"refit=False": dict(refit=False), "batched": dict(folds="batched"), "separate": dict(folds="separate")}
+    spread = f"separate, workers={args.mode_workers}"
+    modes = {"refit=False": dict(refit=False), "batched": dict(folds="batched"), "separate": dict(folds="separate"),
+             spread: dict(folds="separate", workers=args.mode_workers)}
     gpviz.cv_sweep(SingleTaskGP, X, Y, [5], 1, progress=False, refit=False)  # warm up outside the timing
     names = list(modes)
     rows = []
     for size in args.mode_sizes:
         best = {m: float("inf") for m in modes}
         for r in range(args.mode_rounds):
-            for m in names[r % 3:] + names[: r % 3]:
+            for m in names[r % len(names):] + names[: r % len(names)]:
                 t0 = time.perf_counter()
                 sw = gpviz.cv_sweep(SingleTaskGP, X, Y, [size], 1, seed=0, progress=False, **modes[m])
                 best[m] = min(best[m], time.perf_counter() - t0)
                 assert (sw.scores["status"] == "ok").all(), sw.scores["error"].tolist()
-                print(f"n={size:3d} {m:12s} {best[m]:8.2f} s wall, mse {float(sw.scores['mse'].iloc[0]):.4g}",
+                print(f"n={size:3d} {m:22s} {best[m]:8.2f} s wall, mse {float(sw.scores['mse'].iloc[0]):.4g}",
                       flush=True)
         rows.append((size, best))
-    print(f"{'n':>4s} {'refit=False':>12s} {'batched':>9s} {'separate':>9s} {'fixed/refit':>12s} "
-          f"{'batched/separate':>17s}")
+    w = args.mode_workers
+    print(f"{'n':>4s} {'refit=False':>12s} {'batched':>9s} {'separate':>9s} {f'sep. w={w}':>10s} {'fixed/refit':>12s} "
+          f"{'batched/separate':>17s} {f'sep. w={w}/sep.':>15s}")
     for size, best in rows:
         print(f"{size:4d} {best['refit=False']:11.2f}s {best['batched']:8.2f}s {best['separate']:8.2f}s "
-              f"{best['refit=False'] / best['batched']:12.3f} {best['batched'] / best['separate']:17.3f}")
+              f"{best[spread]:9.2f}s {best['refit=False'] / best['batched']:12.3f} "
+              f"{best['batched'] / best['separate']:17.3f} {best[spread] / best['separate']:15.3f}")
     la = os.getloadavg()
     print(f"load average after: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores")
 
@@ -176,6 +182,7 @@ def main(argv=None) -> None:
     ap.add_argument("--mode-sizes", type=int, nargs="+", default=[20, 40, 80], help="sizes of the fit-mode part")
     ap.add_argument("--mode-points", type=int, default=80, help="rows of the fit-mode part's data")
     ap.add_argument("--mode-rounds", type=int, default=1, help="turns of each fit mode per size (fastest counts)")
+    ap.add_argument("--mode-workers", type=int, default=2, help="worker processes of the spread separate folds")
     ap.add_argument("--only", choices=["direct", "parallel", "modes"], help="run one part only")
     args = ap.parse_args(argv)
     if args.threads:
