@@ -4,12 +4,14 @@ BoTorch models usually see normalized inputs (``Normalize``: ``x' = (x - offset)
 coefficient``) and standardized outputs (``Standardize``: ``y' = (y - μ) / σ``).
 In original units:
 
-- a lengthscale (or period) on input column ``d``: ``ℓ × coefficient_d``;
+- a lengthscale (or period) on input column ``d``: ``ℓ × coefficient_d`` (through a
+  ``ChainedInputTransform`` of affine, ``Normalize`` and ``Log10`` steps: the product of the affine
+  coefficients after the column's log step, in decades on a logged column);
 - noise, and the outputscale of each additive term of the kernel: ``× σ²``;
 - a constant mean: ``c × σ + μ``.
 
 A quantity with no exact conversion (a lengthscale shared by inputs of different
-ranges, a kernel with no outputscale, a task covariance, a chained transform)
+ranges, a kernel with no outputscale, a task covariance, an affine step before a log step)
 keeps its model units, and its label says so. Conversions are per batch member
 (a multi-output model has one σ per output).
 
@@ -25,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from botorch.models.transforms.input import Normalize
+from botorch.models.transforms.input import (AffineInputTransform, ChainedInputTransform, InputStandardize, Log10,
+                                             Normalize)
 from botorch.models.transforms.outcome import Standardize
 
 from gpviz import hooks
@@ -137,21 +140,59 @@ class DataUnits:
     source: str = ""
 
 
+#: Input transforms whose step is ``x' = (x - offset) / coefficient`` per column (exact types: a subclass may differ).
+AFFINE = (Normalize, InputStandardize, AffineInputTransform)
+#: What a length on a log10 column of a model's own input transform measures.
+DECADES = "decades"
+
+
 def _input_scales(model, batch: torch.Size) -> dict[int, np.ndarray] | str:
-    """Input column -> per-member coefficient of a ``Normalize`` transform, or why there is none."""
+    """Input column -> per-member factor from the model's input space back to the data's, or why there is none.
+
+    A ``Normalize`` (or another affine step) divides column ``d`` by ``coefficient_d``: a lengthscale converts by
+    that factor. A ``ChainedInputTransform`` of affine and ``Log10`` steps multiplies the coefficients of the
+    affine steps after a column's log step; a length on a logged column then measures decades
+    (:func:`_log_columns`). An affine step before a log step has no exact conversion.
+    """
     it = getattr(model, "input_transform", None)
     if it is None:
         return "no input transform: inputs are already in original units"
-    if type(it) is not Normalize:  # a subclass may map inputs differently
-        return f"{type(it).__name__} input transform has no exact lengthscale conversion"
-    coef = it.coefficient.detach()  # batch_shape x 1 x len(indices)
-    indices = it.indices.tolist() if getattr(it, "indices", None) is not None else list(range(coef.shape[-1]))
-    out = {}
-    for j, d in enumerate(indices):
-        # the transform's batch dims are the model's input batch dims (folds), which lead;
-        # a trailing output dim of the model (batched multi-output) shares the ranges
-        out[int(d)] = align_leading(coef[..., 0, j], batch)
+    steps = list(it.values()) if type(it) is ChainedInputTransform else [it]
+    out: dict[int, np.ndarray] = {}
+    logged: set[int] = set()
+    for step in steps:
+        if getattr(step, "reverse", False):
+            return f"{type(step).__name__}(reverse=True) input transform has no exact lengthscale conversion"
+        if type(step) is Log10:
+            cols = set(int(i) for i in step.indices.tolist())
+            if cols & set(out):  # log of an affinely mapped column: a length there has no original-unit reading
+                return "an affine input transform before a Log10 step has no exact lengthscale conversion"
+            logged |= cols
+            continue
+        if type(step) not in AFFINE:
+            return f"{type(step).__name__} input transform has no exact lengthscale conversion"
+        coef = step.coefficient.detach()  # batch_shape x 1 x len(indices) (a bare vector when built by hand)
+        coef = coef.unsqueeze(0) if coef.dim() == 1 else coef
+        indices = step.indices.tolist() if getattr(step, "indices", None) is not None else list(range(coef.shape[-1]))
+        for j, d in enumerate(indices):
+            # the transform's batch dims are the model's input batch dims (folds), which lead;
+            # a trailing output dim of the model (batched multi-output) shares the ranges
+            factor = align_leading(coef[..., 0, j], batch)
+            out[int(d)] = out[int(d)] * factor if int(d) in out else factor
     return out
+
+
+def _log_columns(model) -> set[int]:
+    """The input columns a ``Log10`` step of the model's own (chained) input transform logs."""
+    it = getattr(model, "input_transform", None)
+    steps = list(it.values()) if type(it) is ChainedInputTransform else [it]
+    return {int(i) for step in steps if type(step) is Log10 for i in step.indices.tolist()}
+
+
+def _decades(part, d: int) -> str:
+    """What a converted length on log10 column ``d`` measures: ``decades of <name>``."""
+    features = part.features
+    return f"{DECADES} of {features[d].name}" if features is not None and d < len(features) else DECADES
 
 
 def _trailing(t: torch.Tensor, batch: torch.Size) -> np.ndarray:
@@ -291,6 +332,7 @@ def unit_plan(expr) -> UnitPlan:
         # inputs: the model's own Normalize, times what was done to the data before it (data_units)
         scales, missing = _data_input_scales(_input_scales(model, batch), data, n)
         lengths = length_keys(covar)
+        logged = _log_columns(model)
         in_ok = True
         column_units: dict[str, str] = {}
         for key, dims in lengths.items():
@@ -309,7 +351,8 @@ def unit_plan(expr) -> UnitPlan:
             if any(not np.allclose(f, facs[0], rtol=1e-12, atol=0) for f in facs[1:]):
                 reasons[key], in_ok = "one lengthscale is shared by inputs of different ranges", False
                 continue
-            units = {data.inputs[d].unit if data is not None and d < len(data.inputs) else "" for d in dims}
+            units = {data.inputs[d].unit if data is not None and d < len(data.inputs) and data.inputs[d].unit
+                     else (_decades(part, d) if d in logged else "") for d in dims}
             if len(units) > 1:
                 reasons[key], in_ok = "one lengthscale is shared by inputs measured in different units", False
                 continue
