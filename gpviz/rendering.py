@@ -33,7 +33,7 @@ from gpviz.models.expr import model_expr
 from gpviz.models.families import is_gp_model, unwrap_model
 from gpviz.options import reject_unknown
 from gpviz.priors.sensitivity import prior_sensitivity
-from gpviz.priors.profiles import ModelProfiles, model_profiles, profile_work
+from gpviz.priors.profiles import ModelProfiles, converted_profiles, model_profiles, profile_work
 from gpviz.priors.judge import PULL_MAX_ELEMENTS, PULL_MAX_POINTS, model_verdicts, sweep_verdicts
 from gpviz.priors.verdicts import key_verdicts, with_verdicts
 from gpviz.sweep.cells import FIXED
@@ -43,7 +43,7 @@ from gpviz.trace.modes import FitModeTable
 from gpviz.trace.result import FitTrace
 from gpviz.trace.tracer import FitTracer
 from gpviz.values.parameters import expression_of, parameters
-from gpviz.values.units import check_units, reading_units
+from gpviz.values.units import check_units, reading_units, unit_plan
 from gpviz.view.adapters import (history_view, model_view, profile_ranges, sweep_view, trace_view, with_profiles,
                                  with_note, with_sensitivity, EXPLORE_NOTE)
 from gpviz.view.build import build_view, facts_from_info
@@ -217,13 +217,13 @@ def _sensitivity(expr) -> tuple[object, str]:
 
 
 def _profiles(expr, view, units: str | None, force: bool) -> ModelProfiles:
-    """The "why here?" profiles of a model page, on its charts' axes (model units only: their grids are the
-    model's own values)."""
+    """The "why here?" profiles of a model page, on its charts' axes (computed in model units; an original-units
+    page's through each key's conversion)."""
     read, shown = reading_units(expr, units)
     if profile_work(read) is None:
         return ModelProfiles()
     if shown != "model":
-        return ModelProfiles(note='"Why here?" profiles are drawn on model-unit pages: render(model, units="model").')
+        return converted_profiles(read, profile_ranges(view), unit_plan(read).conversions, force=force)
     return model_profiles(read, profile_ranges(view), force=force)
 
 

@@ -21,6 +21,7 @@ covariance, so :func:`model_profiles` computes them by default only below a cost
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -218,3 +219,31 @@ def model_profiles(expr, ranges: Mapping[str, tuple[float, float, bool]], force:
     warnings.warn(f"gpviz: profiles failed on {type(expr.module).__name__} ({why}); the page shows none",
                   VerdictWarning, stacklevel=2)
     return ModelProfiles(note=f'"Why here?" profiles not computed: {why}.')
+
+
+def converted_profiles(expr, ranges: Mapping[str, tuple[float, float, bool]], conversions: Mapping,
+                       force: bool = False) -> ModelProfiles:
+    """:func:`model_profiles` for a page in other units: ranges and grids through each key's linear conversion.
+
+    Args:
+        expr: The model-units expression.
+        ranges: key -> ``(lo, hi, log)`` of the page's axes, in the page's units.
+        conversions: key -> :class:`~gpviz.values.units.Conversion` (``shown = value x scale + offset``; a key
+            without one is shown in model units). A key whose conversion differs between batch members or is
+            not increasing gets no profile.
+        force: As for :func:`model_profiles`.
+    """
+    linear = {}
+    for key in ranges:
+        c = conversions.get(key)
+        if c is None:
+            linear[key] = (1.0, 0.0)
+            continue
+        s, o = np.asarray(c.scale, dtype=np.float64), np.asarray(c.offset, dtype=np.float64)
+        if s.size and np.allclose(s, s[0], rtol=1e-12) and np.allclose(o, o[0], rtol=1e-12) and s[0] > 0:
+            linear[key] = (float(s[0]), float(o[0]))
+    model_ranges = {k: ((lo - linear[k][1]) / linear[k][0], (hi - linear[k][1]) / linear[k][0], log)
+                    for k, (lo, hi, log) in ranges.items() if k in linear}
+    found = model_profiles(expr, model_ranges, force=force)
+    return ModelProfiles({k: dataclasses.replace(p, grid=p.grid * linear[k][0] + linear[k][1])
+                          for k, p in found.items()}, note=found.note)

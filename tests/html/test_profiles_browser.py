@@ -19,6 +19,7 @@ from botorch.models import SingleTaskGP
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior
+from botorch.models.transforms.input import Normalize
 
 import gpviz
 import gpviz.rendering as R
@@ -102,8 +103,36 @@ def test_the_page_says_when_profiles_are_skipped(fitted, monkeypatch):
     assert '"profile"' not in skipped
     assert "profiles not computed: 25 training points x 6 parameter elements is above the cost limit" in skipped
     assert '"profile"' in gpviz.render(fitted, profiles=True).fragment()  # asked for: whatever the cost
-    original = gpviz.render(fitted, units="original").fragment()
-    assert '"profile"' not in original and "drawn on model-unit pages" in original
     with pytest.raises(gpviz.GpvizError, match="profiles"):
         gpviz.render(gpviz.FitTracer(ExactMarginalLogLikelihood(fitted.likelihood, fitted)), profiles=True)
     assert R.render is gpviz.render
+
+
+def test_an_original_units_page_draws_profiles_on_its_own_axis():
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(4)
+    X = torch.rand(20, 2, generator=g, dtype=torch.float64) * torch.tensor([10.0, 1.0], dtype=torch.float64)
+    Y = torch.sin(0.6 * X[:, :1]) + 0.05 * torch.randn(20, 1, generator=g, dtype=torch.float64)
+    model = SingleTaskGP(X, Y, input_transform=Normalize(2))
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    fig = gpviz.render(model, units="original", verdicts=False)
+    key = "covar_module.lengthscale[0]"
+    spec = fig.spec["params"][key]
+    axis = fig.spec["axes"][spec["axis"]]
+    x = np.array(spec["profile"]["x"])
+    assert x[0] == pytest.approx(axis["lo"], rel=1e-5) and x[-1] == pytest.approx(axis["hi"], rel=1e-5)
+    total = np.array(spec["profile"]["ll"][0]) + np.array(spec["profile"]["lp"][0])
+    coef = float(model.input_transform.coefficient[0, 0])  # original lengthscale = model lengthscale x coefficient
+
+    def direct(x_orig: float) -> float:
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            ls = m.covar_module.lengthscale.clone()
+            ls[..., 0] = x_orig / coef
+            m.covar_module.lengthscale = ls
+            m.train()
+            mll = ExactMarginalLogLikelihood(m.likelihood, m)
+            return float(mll(m(*m.train_inputs), m.train_targets) * m.train_targets.shape[-1])
+
+    i, j = 5, 30  # the page's differences along its own axis are GPyTorch's (to the spec's 0.001 rounding)
+    assert total[j] - total[i] == pytest.approx(direct(x[j]) - direct(x[i]), abs=5e-3)
