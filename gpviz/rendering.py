@@ -138,7 +138,7 @@ def render(obj, feature_names=None, units: str | None = None, *, tasks=None, out
             analyse is drawn without verdicts, never an error.
         profiles: "Why here?" profiles under each chart (:mod:`gpviz.priors.profiles`: the log
             likelihood, the log prior and their sum along the chart's axis). ``None`` (default):
-            on a model-units page of an exact GP when cheap (:data:`~gpviz.priors.profiles.PROFILE_MAX_WORK`;
+            on the page of an exact GP (either units) when cheap (:data:`~gpviz.priors.profiles.PROFILE_MAX_WORK`;
             the page says when skipped); ``True``: whatever the cost; ``False``: none.
         sensitivity: ``True``: :func:`gpviz.prior_sensitivity`'s power-scaling diagnosis beside each chart
             (numbers on hover; about 2 s for a 30-point, 5-parameter model: 5x the page itself, so only when
