@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,7 +119,7 @@ class SliceGeometry:
     grid: torch.Tensor
 
 
-def _model_of(obj) -> tuple[torch.nn.Module, MarginalLogLikelihood | None, list[str] | None]:
+def _model_of(obj: object) -> tuple[Any, MarginalLogLikelihood | None, list[str] | None]:
     """The model inside ``obj``, the MLL it came in (or ``None``) and the names its source gives its inputs."""
     if isinstance(obj, MarginalLogLikelihood):
         return obj.model, obj, None
@@ -157,11 +159,13 @@ class ExploreState:
     #: The explored member's metrics at its fitted values (set by :meth:`select`).
     fitted_metrics: Metrics
 
-    def __init__(self, obj, feature_names=None, point=None, member: int = 0):
+    def __init__(self, obj: object, feature_names: Sequence[str] | None = None,
+                 point: Sequence[float] | None = None, member: int = 0) -> None:
         model, mll, names = _model_of(obj)
         _check_exact(model)
         # one deepcopy of the MLL keeps the model and likelihood it shares with it as one
-        self.model = copy.deepcopy(mll).model if mll is not None else copy.deepcopy(model)
+        # read as Any: mypy cannot tell a GPyTorch module's tensors from its submodules (train_inputs, likelihood)
+        self.model: Any = copy.deepcopy(mll).model if mll is not None else copy.deepcopy(model)
         self.expr: ModelExpr = model_expr(self.model, feature_names if feature_names is not None else names)
         self.batch_shape = torch.Size(model_batch_shape(self.model))
         self.members = int(self.batch_shape.numel())
@@ -288,8 +292,9 @@ class ExploreState:
 
     def _loo(self) -> tuple[float, float]:
         res = efficient_loo_cv(self.model, observation_noise=True, untransform=False)
-        mean = res.posterior.mean  # batch_shape x n x 1 x m (m = outputs; a multi-output model's members)
-        var = res.posterior.variance
+        posterior: Any = res.posterior  # a GPyTorchPosterior (no outcome untransform asked for)
+        mean = posterior.mean  # batch_shape x n x 1 x m (m = outputs; a multi-output model's members)
+        var = posterior.variance
         y = res.observed_Y
         if self.model.num_outputs > 1:  # the outputs are the members: move them to the front
             mean, var, y = (t.movedim(-1, 0).squeeze(-1) for t in (mean, var, y))
