@@ -18,9 +18,11 @@ from gpviz.charts import BAND_PERCENTILES, GEOMETRIC_MEAN, center_kind, compare_
 from gpviz.errors import InputError
 from gpviz.html.comparison import (ComparisonFigure, paired_html, priors_html, scores_html, shared_ranges,
                                    side_by_side, sweep_notes_html)
-from gpviz.html.below import gap_html
+from gpviz.html.below import gap_html, heldout_html
 from gpviz.markup import Markup, escape_html
 from gpviz.priors.judge import sweep_verdicts
+from gpviz.sweep.cells import FIXED
+from gpviz.sweep.influence import heldout_points
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import score_table
 from gpviz.values.columns import I_REPEAT, SIZE
@@ -275,7 +277,7 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     table = score_table(sweeps, metric, center=center)
     paired = paired_differences(sweeps, metric, center)
     gaps = [gap_sentence(a, b, gap, metric) for a, b, gap in optimism_gaps(sweeps, metric, center)]
-    sections, pulls, views, verdicts = {}, {}, {}, {}
+    sections, pulls, views, verdicts, heldout = {}, {}, {}, {}, {}
     for label, sweep in sweeps.items():
         if sweep.parameters.empty:  # every cell failed: say so, and show the others
             first_error = sweep.scores["error"].iloc[0] if len(sweep.scores) else "no cells"
@@ -293,10 +295,14 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
         # the grid's headings carry the label: no second title inside the figure, no curve beside it
         views[label] = sweep_view(sweep, expr, judgement, one_fold_per_repeat, title="", chart=False, units=units)
         verdicts[label] = sweep_notes_html(views[label], judgement.table)
+        if sweep.mode != FIXED:  # each dot a fold: hovering it shows the row it held out (gpviz.js)
+            names = list(feature_names or sweep.feature_names or [f"x{j}" for j in range(sweep.X.shape[-1])])
+            heldout[label] = heldout_html(heldout_points(sweep.parameters, sweep.subsets, sweep.X, names,
+                                                         one_fold_per_repeat), names)
     # side by side, compared by position: each key's axis spans every sweep's axis for that key (from the
     # views' own axes); each sweep's figure is one column of the grid, drawn once
     ranges = view_ranges(views.values())
-    figures, grid = side_by_side({label: with_ranges(view, ranges) for label, view in views.items()})
+    figures, grid = side_by_side({label: with_ranges(view, ranges) for label, view in views.items()}, heldout)
     title = title or "Comparison: " + " vs ".join(labels)
     img = figure_to_img(chart, alt=f"leave-one-out {metric} per dataset size: " + " vs ".join(labels))
     why = ("every value is > 0, so sweeps are compared by their ratio" if center == GEOMETRIC_MEAN else

@@ -212,7 +212,7 @@ def test_comparison_page_in_chromium(figure, sweeps, tmp_path, open_page):
     assert strong_held > loose_held
     # the summary: one sentence per parameter group, naming the features; a note on what was judged
     text = loaded.eval("[...document.querySelectorAll('.gpviz-verdict-sentences li')].map(e => e.innerText)")
-    lengthscales = [t for t in text if t.startswith("covar_module.base_kernel.lengthscale:")]
+    lengthscales = [t for t in text if t.startswith(("covar_module.base_kernel.lengthscale:", "lengthscale"))]
     assert len(lengthscales) == 2 and all(any(f in t for f in FEATURES) for t in lengthscales), text
     notes = loaded.eval("[...document.querySelectorAll('.gpviz-verdict-note')].map(e => e.innerText)")
     assert len(notes) == 2 and all("every fold of every repeat" in n for n in notes)
@@ -348,3 +348,28 @@ def test_every_verdict_that_occurs_is_counted_on_the_page(figure):
         assert set(got) == {str(v) for v in counts.index}, (label, got)
         for verdict, row in counts.iterrows():
             assert got[str(verdict)] == list(zip(row.tolist(), members)), (label, verdict)
+
+
+@pytest.mark.browser
+def test_hovering_a_dot_of_a_comparison_shows_the_row_its_fold_held_out(figure, sweeps, tmp_path, open_page):
+    loaded = open_page(figure.save(tmp_path / "compare_heldout.html"))
+    X = sweeps[LOOSE].X.numpy()
+    for i, label in enumerate([STRONG, LOOSE]):
+        sweep = sweeps[label]
+        # the page's dot order: size, then repeat, then fold; each fold held out its subset's row
+        expected = [int(r) for c in range(len(SIZES)) for rep in range(REPEATS) for r in sweep.subsets[(c, rep)]]
+        el = loaded.page.locator(".gpviz-figure").nth(i).locator(".gpviz-param").nth(2)
+        el.scroll_into_view_if_needed()
+        xs, ys = loaded.page.evaluate(f"""() => {{ const e = document.querySelectorAll('.gpviz-figure')[{i}]
+            .querySelectorAll('.gpviz-param')[2]; return [Array.from(e.gpvizXs), Array.from(e.gpvizYs)]; }}""")
+        j = next(j for j in range(len(xs))
+                 if all((xs[k] - xs[j]) ** 2 + (ys[k] - ys[j]) ** 2 >= 9 for k in range(len(xs)) if k != j))
+        box = el.locator("canvas").bounding_box()
+        loaded.page.mouse.move(box["x"] + xs[j], box["y"] + ys[j])
+        tip = loaded.eval(f"""(() => {{ const t = document.querySelectorAll('.gpviz-figure')[{i}]
+            .querySelector('.gpviz-heldout-tip'); return [t.dataset.index, t.textContent, t.style.display]; }})()""")
+        assert tip[2] == "block" and int(tip[0]) == expected[j], (label, j, tip)
+        shown = dict(part.split(" = ") for part in tip[1].split(": ", 2)[2].split(", "))
+        assert list(shown) == FEATURES
+        np.testing.assert_allclose([float(shown[n]) for n in FEATURES], X[expected[j]], rtol=1e-3)
+    assert loaded.console_errors == []

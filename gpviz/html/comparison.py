@@ -287,12 +287,13 @@ def _cell(style: str, content: str, css_class: str = "gpviz-cmp-cell") -> str:
     return f'<div class="{css_class} gpviz-cmp-at" style="{style}">{content}</div>'
 
 
-def column_figure(view: ViewData, layout: GridLayout, column: int, heading: str) -> Figure:
+def column_figure(view: ViewData, layout: GridLayout, column: int, heading: str, extra: str = "") -> Figure:
     """A sweep's :class:`~gpviz.html.figure.Figure` whose parts are cells of its column of the grid.
 
     Its heading (with the hover line gpviz.js fills: the fold under the pointer) sits in
     row 1 (again over the second panel); each parameter's chart in its key's row; a key
-    the sweep's model lacks says so.
+    the sweep's model lacks says so. ``extra``: HTML gpviz made that goes inside the figure
+    without a place in the grid (the held-out rows, :func:`gpviz.html.below.heldout_html`).
     """
     band_px = _band_px(len(view.frame.config_labels), len(view.params))
     cells = [_cell(layout.at(-1, column), f'{escape_html(heading)}<b class="gpviz-hover"></b>', "gpviz-cmp-head")]
@@ -305,22 +306,26 @@ def column_figure(view: ViewData, layout: GridLayout, column: int, heading: str)
         pv = view.params[key]
         cells.append(_cell(layout.at(entry, column), _placeholder(
             layout.params[key], pv, view.axes[pv.axis], _static_chart(view, key, band_px), view.labels.get(key, ""))))
-    return Figure("\n".join(cells), spec_of(view), None, view.title or "gpviz", view)
+    return Figure("\n".join(cells) + str(extra), spec_of(view), None, view.title or "gpviz", view)
 
 
-def side_by_side(views: Mapping[str, ViewData]) -> tuple[dict[str, Figure], Markup]:
+def side_by_side(views: Mapping[str, ViewData], extras: Mapping[str, str] | None = None
+                 ) -> tuple[dict[str, Figure], Markup]:
     """Each sweep's figure as one column of the grid, and the grid itself (headings, section rows, labels).
 
     Args:
         views: label -> the sweep's view, axes already shared
             (:func:`gpviz.view.ranges.with_ranges`).
+        extras: label -> HTML inside that sweep's figure (see :func:`column_figure`).
 
     Returns:
         ``(label -> Figure, the grid's opening tag and its own cells)``: the figures' fragments
         and a closing ``</div>`` follow.
     """
     layout = grid_layout(views)
-    figures = {label: column_figure(view, layout, i + 1, label) for i, (label, view) in enumerate(views.items())}
+    extras = extras or {}
+    figures = {label: column_figure(view, layout, i + 1, label, extras.get(label, ""))
+               for i, (label, view) in enumerate(views.items())}
     cells = [_cell(layout.at(-1, 0), "parameter", "gpviz-cmp-head")]
     if layout.split < len(layout.entries):
         cells.append(_cell(layout.second_heading(0), "parameter", "gpviz-cmp-head gpviz-cmp-wide"))
