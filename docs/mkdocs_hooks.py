@@ -149,8 +149,9 @@ def _run_one(path: Path, out: Path) -> float:
     try:
         client.execute()
     except Exception as exc:  # CellExecutionError, a timeout, a dead kernel
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # the traceback's terminal colours
         raise PluginError(f"notebooks/{path.name} failed while building the docs: "
-                          f"{type(exc).__name__}: {str(exc)[-2000:]}") from exc
+                          f"{type(exc).__name__}: {text[-2000:]}") from exc
     seconds = time.perf_counter() - start
     _static(nb)
     nbformat.write(nb, out / path.name)
