@@ -36,11 +36,15 @@ from gpviz.models.families import is_fully_bayesian, model_batch_shape, training
 from gpviz.values.keys import ParamInfo, param_info, parse_key, resolve
 from gpviz.values.tensors import to_numpy
 
-#: Grid points per element.
-PROFILE_POINTS = 41
-#: Profiles are computed by default only when (training points)^3 x (grid evaluations) stays below this: about
-#: 2 s on one core (n = 100 x 9 elements x 41 points ~ 0.4 s; n = 500 allows 4 elements).
+#: Grid points per element (a curve on a 150 px axis: a point every 6 px).
+PROFILE_POINTS = 25
+#: Profiles are computed by default only when (training points)^3 x (grid evaluations) stays below this (n = 500
+#: allows 6 elements) ...
 PROFILE_MAX_WORK = 2e10
+#: ... and at most this many grid evaluations (16 elements: a 10-input ARD model with its outputscale, noise and
+#: mean). Each is one GPyTorch forward pass and log_prob, whose fixed cost dominates below a few hundred points:
+#: 15-30 ms each measured under a load of 11 on 2 cores (n = 30 to 400), a few ms on an idle core.
+PROFILE_MAX_EVALS = 400
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,7 +209,7 @@ def model_profiles(expr, ranges: Mapping[str, tuple[float, float, bool]], force:
     work = profile_work(expr)
     if work is None or not ranges:
         return ModelProfiles()
-    if not force and work > PROFILE_MAX_WORK:
+    if not force and (work > PROFILE_MAX_WORK or len(expr.keys) * PROFILE_POINTS > PROFILE_MAX_EVALS):
         n = training_points(unwrap_model(expr.module))
         return ModelProfiles(note=f'"Why here?" profiles not computed: {n} training points x {len(expr.keys)} '
                                   f"parameter elements is above the cost limit; render(model, profiles=True) "

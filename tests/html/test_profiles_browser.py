@@ -134,5 +134,5 @@ def test_an_original_units_page_draws_profiles_on_its_own_axis():
             mll = ExactMarginalLogLikelihood(m.likelihood, m)
             return float(mll(m(*m.train_inputs), m.train_targets) * m.train_targets.shape[-1])
 
-    i, j = 5, 30  # the page's differences along its own axis are GPyTorch's (to the spec's 0.001 rounding)
+    i, j = 3, 20  # the page's differences along its own axis are GPyTorch's (to the spec's 0.001 rounding)
     assert total[j] - total[i] == pytest.approx(direct(x[j]) - direct(x[i]), abs=5e-3)

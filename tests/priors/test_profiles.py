@@ -17,7 +17,7 @@ from gpytorch.priors import GammaPrior
 
 import gpviz
 from gpviz.errors import InputError
-from gpviz.priors.profiles import PROFILE_MAX_WORK, grid_of, model_profiles, profile_work, profiles
+from gpviz.priors.profiles import PROFILE_MAX_WORK, PROFILE_POINTS, grid_of, model_profiles, profile_work, profiles
 
 
 @pytest.fixture(autouse=True)
@@ -122,7 +122,7 @@ def test_cost_rule_grid_and_refusals():
     model = _fitted()
     expr = gpviz.model_expr(model)
     work = profile_work(expr)
-    assert work == 20.0**3 * len(expr.keys) * 41 and work < PROFILE_MAX_WORK
+    assert work == 20.0**3 * len(expr.keys) * PROFILE_POINTS and work < PROFILE_MAX_WORK
     got = model_profiles(expr, {"covar_module.lengthscale[0]": (0.1, 1.0, True)})
     assert list(got) == ["covar_module.lengthscale[0]"] and got.note == ""
     np.testing.assert_allclose(grid_of(-1.0, 1.0, False, 5), [-1, -0.5, 0, 0.5, 1])
