@@ -41,17 +41,13 @@ _PAGE_CSS = """
   border: 1px solid #e4e4e4; padding: 6px 10px; margin: 4px 0 10px; white-space: pre-wrap; overflow-wrap: anywhere; }
 .gpviz-compare .gpviz-cmp-held { background: rgba(255, 170, 0, 0.22); }
 .gpviz-compare .gpviz-cmp-wrap { container-type: inline-size; }
-.gpviz-compare .gpviz-cmp-grid { display: grid; column-gap: 10px; row-gap: 4px; align-items: center;
-  padding-bottom: 4px; grid-template-columns: var(--cols1); }
-.gpviz-compare .gpviz-cmp-at { grid-row: var(--r1); grid-column: var(--c1); }
-.gpviz-compare .gpviz-cmp-wide { display: none; }
+.gpviz-compare .gpviz-cmp-grid { padding-bottom: 4px; }
 .gpviz-compare .gpviz-cmp-grid > .gpviz-figure { display: contents; }
 .gpviz-compare .gpviz-cmp-head { position: sticky; top: 0; z-index: 2; background: #fff; font-weight: 600;
   font-size: 12px; padding: 4px 0; border-bottom: 1px solid #ccc; align-self: stretch; max-width: 208px; }
 .gpviz-compare .gpviz-cmp-head .gpviz-hover { display: block; font-weight: normal; color: #b35900; font-size: 11px;
   min-height: 14px; }
 .gpviz-compare .gpviz-cmp-section { font-weight: 600; font-size: 12px; margin-top: 6px; border-bottom: 1px solid #eee; }
-.gpviz-compare .gpviz-cmp-section.gpviz-cmp-at { grid-column: var(--c1) / span var(--span); }
 .gpviz-compare .gpviz-cmp-label { font-family: Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: 11px;
   max-width: 150px; overflow-wrap: anywhere; }
 /* a chart's cell as tall as its chart: no line box around the inline chart (as gpviz.css does for .gpviz-cell) */
@@ -71,12 +67,13 @@ _PAGE_CSS = """
 .gpviz-compare .gpviz-verdict-table .gpviz-verdict-key { text-align: left; font-family: monospace; }
 .gpviz-compare .gpviz-verdict-cell { cursor: help; }
 .gpviz-compare .gpviz-verdict-table td, .gpviz-compare .gpviz-cmp-verdicts td { white-space: nowrap; }
-/* the two-panel layout last: it overrides the placements above on a wide page */
+/* The one-panel grid is written in style attributes (an untrusted notebook keeps those and drops <style>);
+   a wide page's two panels override them from here, hence !important. */
 @container (min-width: WIDEpx) {
-  .gpviz-compare .gpviz-cmp-grid { grid-template-columns: var(--cols2); }
-  .gpviz-compare .gpviz-cmp-at { grid-row: var(--r2); grid-column: var(--c2); }
-  .gpviz-compare .gpviz-cmp-section.gpviz-cmp-at { grid-column: var(--c2) / span var(--span); }
-  .gpviz-compare .gpviz-cmp-wide { display: block; } }
+  .gpviz-compare .gpviz-cmp-grid { grid-template-columns: var(--cols2) !important; }
+  .gpviz-compare .gpviz-cmp-at { grid-row: var(--r2) !important; grid-column: var(--c2) !important; }
+  .gpviz-compare .gpviz-cmp-section.gpviz-cmp-at { grid-column: var(--c2) / span var(--span) !important; }
+  .gpviz-compare .gpviz-cmp-wide { display: block !important; } }
 """
 
 
@@ -225,22 +222,24 @@ class GridLayout:
 
     def at(self, entry: int, column: int) -> str:
         """The inline style placing ``column`` (0: the labels, ``1..sweeps``: a sweep) of entry ``entry``
-        (-1: the headings) in both layouts (CSS variables the page's container query picks from)."""
+        (-1: the headings): the one-panel place, and the two-panel one as CSS variables the page's
+        container query picks."""
         row1 = 1 if entry < 0 else entry + 2
         second = entry >= self.split
         row2 = 1 if entry < 0 else (entry - self.split + 2 if second else entry + 2)
         col2 = column + 1 + (self.sweeps + 1 if second else 0)
-        return f"--r1:{row1};--c1:{column + 1};--r2:{row2};--c2:{col2}"
+        return f"grid-row:{row1};grid-column:{column + 1};--r2:{row2};--c2:{col2}"
 
     def second_heading(self, column: int) -> str:
         """The style of ``column``'s heading over the second panel (shown on a wide page only)."""
-        return f"--r1:1;--c1:{column + 1};--r2:1;--c2:{column + self.sweeps + 2}"
+        return f"display:none;grid-row:1;grid-column:{column + 1};--r2:1;--c2:{column + self.sweeps + 2}"
 
     def columns_css(self) -> str:
-        """The grid's column templates of both layouts, as CSS variables."""
+        """The grid's own style: the one-panel column template, and the two-panel one as a CSS variable."""
         one = f"max-content repeat({self.sweeps}, max-content)"
         two = f"{one} {one}" if self.split < len(self.entries) else one
-        return f"--cols1:{one};--cols2:{two}"
+        return (f"display:grid;column-gap:10px;row-gap:4px;align-items:center;grid-template-columns:{one};"
+                f"--cols2:{two}")
 
     @property
     def rows(self) -> dict[str, int]:
@@ -331,7 +330,9 @@ def side_by_side(views: Mapping[str, ViewData], extras: Mapping[str, str] | None
         cells.append(_cell(layout.second_heading(0), "parameter", "gpviz-cmp-head gpviz-cmp-wide"))
     for i, (kind, value) in enumerate(layout.entries):
         if kind == "section":
-            cells.append(_cell(f"{layout.at(i, 0)};--span:{layout.sweeps + 1}", escape_html(value), "gpviz-cmp-section"))
+            span = layout.sweeps + 1
+            cells.append(_cell(f"{layout.at(i, 0)};grid-column:1 / span {span};--span:{span}", escape_html(value),
+                               "gpviz-cmp-section"))
         else:
             cells.append(f'<div class="gpviz-cmp-label gpviz-cmp-at" title="{escape_html(value)}" '
                          f'data-key="{escape_html(value)}" style="{layout.at(i, 0)}">'
@@ -350,7 +351,7 @@ def _legend(figures: Mapping[str, Figure]) -> Markup:
         '<div class="gpviz-cmp-legend">One row per parameter, one column per sweep; every chart of a row on the same '
         f'axis. <span style="color:#1f5fbf">\u25cf</span> one dot per {escape_html(member)}, one labelled band per '
         'dataset size; <span style="color:#1a9a3a;font-weight:700">|</span> prior mode; '
-        '<span style="color:#d62728;font-weight:700">|</span> constraint bound (values on it red); '
+        '<span style="color:#d62728;font-weight:700">|</span> constraint bound (values on it red). '
         f"{held}Hover a dot to ring its {escape_html(member)} in every chart of its sweep.</div>")
 
 
@@ -410,7 +411,9 @@ class ComparisonFigure(Page):
             parts.append('<div class="gpviz-cmp-wrap">')
             parts.append(self._grid)
             for label, fig in self.figures.items():
-                parts.append(fig.fragment(self._ids[label] + suffix))
+                # the figure's own box goes: its cells are the grid's (inline, for an untrusted notebook too)
+                parts.append(fig.fragment(self._ids[label] + suffix).replace(
+                    '<div class="gpviz-figure"', '<div class="gpviz-figure" style="display:contents"', 1))
             parts.append("</div></div>")
         if any(self._verdicts.values()):
             parts.append("<h2>Verdicts</h2>")
