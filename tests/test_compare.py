@@ -46,3 +46,21 @@ def test_compare_shows_sweeps_in_original_units_cell_by_cell():
     assert "(original inputs;" in page and "(original inputs;" not in gpviz.compare({"a": sw}, pull_repeats=0).html()
     with pytest.raises(InputError, match="units"):
         gpviz.compare({"a": sw}, units="data")
+
+
+def test_sweeps_of_different_models_share_one_row_per_key_and_say_which_lack_it():
+    from tests.sweep.scale import FIT as FIT_SMALL, make_data, matern
+
+    X, Y = make_data(n=10)
+    plain = gpviz.cv_sweep(SingleTaskGP, X, Y, [5], 1, progress=False, fit_kwargs=FIT_SMALL)
+    scaled = gpviz.cv_sweep(matern, X, Y, [5], 1, progress=False, fit_kwargs=FIT_SMALL)
+    fig = gpviz.compare({"plain": plain, "scaled": scaled}, pull_repeats=0)
+    html = fig.html()
+    keys = list(dict.fromkeys(list(plain.expression().keys) + list(scaled.expression().keys)))
+    for key in keys:  # one label per key, whichever model has it
+        assert html.count(f'class="gpviz-cmp-label gpviz-cmp-at" title="{key}"') == 1, key
+    only_scaled = [k for k in scaled.expression().keys if k not in plain.expression().keys]
+    only_plain = [k for k in plain.expression().keys if k not in scaled.expression().keys]
+    assert only_scaled and only_plain  # each lacks some of the other's: a cell that says so for each
+    assert html.count("not in this sweep's model") == len(only_scaled) + len(only_plain)
+    assert set(fig.figures["plain"].keys) == set(plain.expression().keys)
