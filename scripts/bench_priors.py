@@ -10,6 +10,7 @@ break-free sentences, the verdict cost against the sweep's fit time (CPU seconds
 side: stacked per size and cell by cell), and writes the comparison page.
 
 Usage: .venv/bin/python scripts/bench_priors.py [--out artifacts] [--sizes 8 16 32] [--repeats 3] [--dims 8]
+       .venv/bin/python scripts/bench_priors.py --ratios --sizes 20 40 --repeats 2   (the cost ratios only)
 (the 24-input case below: ``--dims 24 --sizes 40 80 --repeats 2 --points 200``)
 
 Measured (seed 0, sizes 8/16/32, 3 repeats; botorch 0.18.1, gpytorch 1.15.2): geometric-mean
@@ -36,11 +37,14 @@ import time
 from pathlib import Path
 
 import torch
-from botorch.models import SingleTaskGP
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import MixedSingleTaskGP, SingleTaskGP
+from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.priors import GammaPrior
 
 import gpviz
+import gpviz.datasets
 import gpviz.priors.sweep_pull as pull_module
 from gpviz.priors.sweep_pull import sweep_prior_pull
 from gpviz.priors.stories import break_free_sentences, key_features, key_stories
@@ -62,8 +66,54 @@ def scale_matern(train_X: torch.Tensor, train_Y: torch.Tensor) -> SingleTaskGP:
     return SingleTaskGP(train_X, train_Y, covar_module=covar)
 
 
+def _mixed(train_X: torch.Tensor, train_Y: torch.Tensor) -> MixedSingleTaskGP:
+    """BoTorch's MixedSingleTaskGP on the landscape's 9 continuous inputs and its categorical optimizer column."""
+    return MixedSingleTaskGP(train_X, train_Y, cat_dims=[train_X.shape[-1] - 1])
+
+
+def _plain(train_X: torch.Tensor, train_Y: torch.Tensor) -> SingleTaskGP:
+    """BoTorch's default SingleTaskGP (its own priors)."""
+    return SingleTaskGP(train_X, train_Y)
+
+
+def _sweep_ratio(label: str, make, X, Y, sizes, repeats: int) -> tuple[str, float, float]:
+    """(label, sweep fit CPU s, verdicts of every fold CPU s) in this process (one thread)."""
+    c0 = time.process_time()
+    sweep = gpviz.cv_sweep(make, X, Y, sizes=sizes, repeats=repeats, seed=0, progress=False)
+    fit = time.process_time() - c0
+    c1 = time.process_time()
+    sweep_prior_pull(sweep)
+    return label, fit, time.process_time() - c1
+
+
+def ratios(sizes: list[int], repeats: int) -> None:
+    """Prints the cost ratios of issue 24 side by side: verdicts / fit (SingleTaskGP, MixedSingleTaskGP) and
+    prior_sensitivity / fit (a 10-input SingleTaskGP on 100 points)."""
+    data = gpviz.datasets.hyperparameter_landscape(n=2 * max(sizes), seed=0)
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    rows = [_sweep_ratio("SingleTaskGP, 10 inputs (sweep)", _plain, data.X, data.Y, sizes, repeats),
+            _sweep_ratio("MixedSingleTaskGP, 9 continuous + 1 categorical (sweep)", _mixed, data.X, data.Y, sizes,
+                         repeats)]
+    hundred = gpviz.datasets.hyperparameter_landscape(n=100, seed=1)
+    model = SingleTaskGP(hundred.X, hundred.Y)
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    c0 = time.process_time()
+    fit_gpytorch_mll(mll)
+    fit = time.process_time() - c0
+    c1 = time.process_time()
+    gpviz.prior_sensitivity(mll)
+    rows.append(("prior_sensitivity, SingleTaskGP 10 inputs x 100 points", fit, time.process_time() - c1))
+    print(f"\nsizes {sizes} x {repeats} repeats (CPU seconds, one torch thread)")
+    print(f"{'':<58} {'fit':>8} {'analysis':>9} {'ratio':>7} {'target':>7}")
+    for (label, fit, cost), target in zip(rows, ("10%", "10%", "300%")):
+        print(f"{label:<58} {fit:>8.2f} {cost:>9.2f} {cost / fit:>7.1%} {target:>7}")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ratios", action="store_true", help="only print the cost ratios (verdicts / fit for "
+                    "SingleTaskGP and MixedSingleTaskGP sweeps, prior_sensitivity / fit), side by side")
     ap.add_argument("--out", default="artifacts")
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32])
     ap.add_argument("--repeats", type=int, default=3)
@@ -75,6 +125,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(args.threads)
+    if args.ratios:
+        return ratios(args.sizes, args.repeats)
 
     if args.dims < RELEVANT:
         raise SystemExit(f"--dims must be at least {RELEVANT}")

@@ -144,6 +144,11 @@ def test_each_terms_gradient_and_curvature_ratio_and_prior_share_equal_finite_di
         # ratio and prior_share as the docstring defines them, from the reference derivatives
         if abs(g_lik) > 1e-6:
             assert row["ratio"] == pytest.approx(abs(g_prior) / abs(g_lik), rel=1e-3), key
+        # prior_share in the judged coordinate: u = log θ for a positive parameter, where -d²f/du² = θ² c - θ g
+        theta = _get(module, name, i)
+        if row["coord"] == "log":
+            c_prior, c_lik = theta ** 2 * c_prior - theta * g_prior, theta ** 2 * c_lik - theta * g_lik
+            cs = max(abs(c_lik), abs(c_prior), 1e-2)
         p, q = max(c_prior, 0.0), max(c_lik, 0.0)
         if p + q > 1e-6 * cs:
             assert row["prior_share"] == pytest.approx(p / (p + q), rel=1e-3, abs=1e-6), key

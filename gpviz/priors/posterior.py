@@ -328,6 +328,10 @@ def _draw(centre: np.ndarray, scales: dict, n: int, draws: int, rng: np.random.G
     return u, log_q
 
 
+#: Draws of the pilot round whose weighted moments adapt the proposal (at most the draws asked for).
+PILOT_DRAWS = 2000
+
+
 def sample_posterior(mll, keys, infos: dict, batch: torch.Size, draws: int, seed: int) -> PosteriorDraws:
     """Importance-weighted draws of each member's posterior (see the module's docstring).
 
@@ -351,7 +355,9 @@ def sample_posterior(mll, keys, infos: dict, batch: torch.Size, draws: int, seed
     u0 = np.concatenate([to_numpy(c.coordinates(c.info.value().reshape(-1))).astype(float) for c in coords])
     mode, scales = _mode_and_scale(density, coords, u0, dtype)
     rng = np.random.default_rng(seed)
-    u, log_q = _draw(mode, scales, n, draws, rng)
+    # the pilot round only estimates the adapted proposal's centre and scale (moments): PILOT_DRAWS suffice, and
+    # every draw costs one Cholesky of the n x n covariance
+    u, log_q = _draw(mode, scales, n, min(draws, PILOT_DRAWS), rng)
     log_lik, log_prior, log_jac = _densities(density, coords, u, dtype)
     # one round of adaptation: the t's centre and scale from the weighted draws' own mean and covariance, which
     # see a skewed or long-tailed direction the mode's curvature misses (an irrelevant input's lengthscale:
