@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -76,3 +77,16 @@ def test_explore_and_explorer_are_public():
 
     assert gpviz.explore is explore and gpviz.Explorer is Explorer
     assert {"explore", "Explorer"} <= set(gpviz.__all__)
+
+
+def test_the_slices_sent_to_the_page_are_the_slices_at_drawing_precision():
+    w = explore(_model(), feature_names=["u", "v"])
+    w.set("covar_module.lengthscale[0]", 0.7)
+    full = w.slices
+    for curve in w.curves:
+        part = full[full["input"] == curve["input"]]
+        for col in ("x", "mean", "lower", "upper"):
+            want = part[col].to_numpy()
+            # 5 significant digits of the largest magnitude: far below a pixel of a 180 px chart
+            assert abs(np.asarray(curve[col]) - want).max() <= 1e-4 * abs(want).max()
+            assert len(json.dumps(curve[col])) < len(json.dumps(want.tolist()))
