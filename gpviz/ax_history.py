@@ -216,7 +216,7 @@ def default_sizes(num_trials: int, count: int = 6) -> list[int]:
 
 
 def HistoryAnalysis(history: ModelHistory | None = None, *, sizes: list[int] | None = None,  # noqa: N802
-                    refit: bool = False, units: str = "original", metric: str | None = None):
+                    refit: bool = False, units: str | None = None, metric: str | None = None):
     """An Ax analysis of the surrogate over time, for ``client.compute_analyses([HistoryAnalysis(...)])``.
 
     With a :class:`ModelHistory`, the card shows the models Ax actually fitted and used
@@ -232,7 +232,9 @@ def HistoryAnalysis(history: ModelHistory | None = None, *, sizes: list[int] | N
         history: A recorded history, or None for the over-time sweep.
         sizes: The sweep's trial counts (default: up to 6, evenly spaced up to every completed trial).
         refit: The sweep's ``refit`` (``True``: refit every leave-one-out fold, n times the cost).
-        units: ``"original"`` (default: the experiment's units) or ``"model"``.
+        units: ``"original"`` or ``"model"``. Default: the experiment's units (decades for a
+            log-scaled parameter) for a history; model units for the sweep, whose ``"original"``
+            units undo only the model's own input transform, not Ax's transforms.
         metric: The sweep's metric (default: the surrogate's first).
 
     Returns:
@@ -241,7 +243,7 @@ def HistoryAnalysis(history: ModelHistory | None = None, *, sizes: list[int] | N
     """
     def page(experiment, generation_strategy, adapter) -> CardPage:
         if history is not None:
-            figure: Any = history.render(units=units)
+            figure: Any = history.render(units=units or "original")
             frame = pd.concat([s.values.assign(trials=s.trials) for s in history.snapshots], ignore_index=True)
             return CardPage(title=f"gpviz: {figure.title}",
                             subtitle="the surrogates Ax fitted and used, one band per model, labelled by the trials "
@@ -253,7 +255,7 @@ def HistoryAnalysis(history: ModelHistory | None = None, *, sizes: list[int] | N
         scores = sweep.scores[["size", *sweep.metrics, "status"]]
         return CardPage(title=f"gpviz: the surrogate over the experiment's trials ({how})",
                         subtitle="Ax's model specification refit on the first n trials in the order Ax ran them, one "
-                                 "band per n", html=sweep.render(units=units).html(),
+                                 "band per n", html=sweep.render(units=units or "model").html(),
                         text="\n".join([sweep.mode_note, scores.to_string(index=False)]), df=sweep.scores)
 
     return analysis("HistoryAnalysis", page)

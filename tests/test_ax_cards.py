@@ -59,7 +59,7 @@ def test_history_analysis_without_a_history_is_the_refit_false_sweep_over_trials
 
     from gpviz.ax_history import HistoryAnalysis
 
-    (card,) = client.compute_analyses([HistoryAnalysis(sizes=[4, 6], units="model")], display=False)
+    (card,) = client.compute_analyses([HistoryAnalysis(sizes=[4, 6])], display=False)
     assert isinstance(card, AnalysisCard) and not isinstance(card, ErrorAnalysisCard), card.blob[:2000]
     # the reference: the same sweep called directly (itself tested against BoTorch's efficient_loo_cv)
     sweep = gpviz.cv_sweep(client, sizes=[4, 6], order="trials", refit=False, progress=False)
@@ -67,6 +67,8 @@ def test_history_analysis_without_a_history_is_the_refit_false_sweep_over_trials
     html = card._repr_html_()
     assert 'class="card"' in html and "gpviz-figure" in html and "window.gpviz" in html
     assert "n = the first n trials in the order Ax ran them" in html and "metric loss" in html
+    # model units by default: the sweep's "original" units would undo only the model's Normalize, not Ax's Log
+    assert "(normalized inputs)" in html and "(original inputs" not in html
     text = card._body_papermill()
     # Ax hands the analysis the generation strategy: the note names it and its experiment
     assert "GenerationStrategy 'Center+Sobol+MBM:fast' of experiment 'cards'" in text.splitlines()[0]
