@@ -302,3 +302,23 @@ def test_pieces_cover_every_fold_once_about_two_per_worker():
         spans = [(lo, hi) for c, s, r, lo, hi in split if (c, r) == (i_config, i_repeat)]
         assert [i for lo, hi in spans for i in range(lo, hi)] == list(range(size))
         assert len(spans) == 3 and max(hi - lo for lo, hi in spans) == -(-size // 4)  # 5: 2+2+1, 9: 3+3+3
+
+
+@pytest.mark.slow
+def test_a_worker_killed_in_a_piece_of_separate_folds_fails_that_cell_only(tmp_path, data):
+    X, Y = data
+    run = dict(sizes=SIZES, repeats=REPEATS, seed=1, progress=False, fit_kwargs=FIT, folds="separate")
+    here = cv_sweep(SingleTaskGP, X, Y, **run)
+    armed = tmp_path / "armed"
+    armed.touch()
+    # a fold of an n=6 cell is built on 5 points: every piece of both n=6 cells kills its worker
+    with pytest.warns(GpvizWarning, match="n=6, repeat 1 failed .*worker process died"):
+        sw = cv_sweep(Probe(kill_size=5, armed=armed), X, Y, workers=2, **run)
+    s = sw.scores
+    assert s["status"].tolist() == ["ok", "ok", "failed", "failed"]
+    assert s.loc[2, "error"].startswith("its worker process died while fitting it")
+    ok = s["status"] == "ok"
+    pd.testing.assert_frame_equal(s[ok].drop(columns="fit_seconds"), here.scores[ok].drop(columns="fit_seconds"),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(sw.parameters, here.parameters[here.parameters["size"] == 4].reset_index(drop=True),
+                                  check_exact=True)
