@@ -101,9 +101,11 @@ def escape_gain(mll, infos: dict[tuple[str, str], ParamInfo], full: MapHessian, 
             for i in range(m):
                 sel = np.flatnonzero(judged[i] & (np.arange(p) != j) & np.isfinite(g[i]))
                 if len(sel):
-                    step[i, sel] = np.linalg.solve(A[i][np.ix_(sel, sel)], g[i, sel])
+                    # a pseudo-inverse: a direction nothing curves (an element the MLL does not read) takes no step
+                    step[i, sel] = np.linalg.pinv(A[i][np.ix_(sel, sel)], rcond=1e-10, hermitian=True) @ g[i, sel]
             # a trust region: no coordinate moves more than MAX_STEP (the quadratic model is the MAP's)
             step = np.clip(np.nan_to_num(step), -MAX_STEP, MAX_STEP)
+            out[:, j] = coord  # the value moved alone; below, the others re-adjusted where that helps the data
             with torch.no_grad():
                 for i, key in enumerate(full.keys):
                     if i == j or not step[:, i].any():
@@ -114,7 +116,7 @@ def escape_gain(mll, infos: dict[tuple[str, str], ParamInfo], full: MapHessian, 
                     d = torch.as_tensor(step[:, i], dtype=now.dtype)
                     _probe_values(kinfo, kindex, batch, now * torch.exp(d) if full.log[i] else now + d)
                 moved = to_numpy(mll_terms(mll, m, infos, surrogate=False).lik) * n - base
-            out[:, j] = np.fmax(coord, moved)  # the others re-adjusted only where that helps the data
+            out[:, j] = np.fmax(coord, moved)
         except Exception:  # noqa: BLE001 - a far value whose Cholesky fails says nothing: NaN, the caller falls back
             pass
         finally:

@@ -191,11 +191,15 @@ def map_numbers(h: MapHessian, judged: np.ndarray) -> MapNumbers:
         A_l = -h.hess_lik[i][np.ix_(sel, sel)]
         A_p = -h.hess_prior[i][np.ix_(sel, sel)]
         A = 0.5 * (A_l + A_l.T + A_p + A_p.T)
-        w = np.linalg.eigvalsh(A)
-        definite[i] = bool(w.min() > 0)
+        if not np.isfinite(A).all():
+            continue
+        w, V = np.linalg.eigh(A)
+        # positive definite, and not numerically singular (a direction nothing curves: an element the MLL does not
+        # depend on, e.g. a categorical kernel's lengthscale GPyTorch never reads)
+        definite[i] = bool(w.min() > 1e-10 * max(float(np.abs(w).max()), 1e-300))
         if not definite[i]:
             continue  # not a maximum along some direction: no Laplace posterior (NaN, the caller falls back)
-        cov = np.linalg.inv(A)
+        cov = (V / w) @ V.T
         var = np.diag(cov)
         # -d log var_i / dα of A(α) = A_l + α A_p at α = 1: [A⁻¹ A_p A⁻¹]_ii / [A⁻¹]_ii
         with np.errstate(divide="ignore", invalid="ignore"):

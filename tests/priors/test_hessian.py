@@ -15,13 +15,16 @@ import pytest
 import scipy.optimize
 import torch
 from botorch.fit import fit_gpytorch_mll
-from botorch.models import SingleTaskGP
+from botorch.models import MixedSingleTaskGP, SingleTaskGP
 from gpytorch.constraints import GreaterThan
 from gpytorch.kernels import RBFKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
+import gpviz
+import gpviz.datasets
 from gpviz.priors.pull import prior_pull
-from gpviz.priors.verdicts import FREE
+from gpviz.priors.sweep_pull import sweep_prior_pull
+from gpviz.priors.verdicts import FREE, VERDICTS
 
 
 def _fit(X, y):
@@ -168,3 +171,21 @@ def test_dmap_dalpha_matches_refits_with_the_prior_raised_to_a_power():
     keys = ["covar_module.lengthscale[0]", "covar_module.lengthscale[1]", "likelihood.noise_covar.noise",
             "mean_module.constant"]
     np.testing.assert_allclose(pull.loc[keys, "dmap_dalpha"], (hi - lo) / 0.04, rtol=0.05, atol=2e-3)
+
+
+@pytest.mark.slow
+def test_a_mixed_model_sweep_is_judged_with_its_categorical_parts():
+    """MixedSingleTaskGP: a categorical kernel's lengthscale nothing curves (singular Hessian) must not stop the
+    verdicts; every continuous lengthscale gets a probe and a verdict (the sweep's folds stacked as members)."""
+    torch.set_num_threads(1)
+    data = gpviz.datasets.hyperparameter_landscape(n=30, seed=0)
+
+    def mixed(train_X, train_Y):
+        return MixedSingleTaskGP(train_X, train_Y, cat_dims=[train_X.shape[-1] - 1])
+
+    sweep = gpviz.cv_sweep(mixed, data.X, data.Y, sizes=[12], repeats=1, progress=False)
+    pull = sweep_prior_pull(sweep)
+    continuous = pull[pull.label.str.match(r"lengthscale\[x[0-8]\]")]
+    assert len(continuous) == 18 * 12
+    assert continuous.escape_gain.notna().all()
+    assert continuous.verdict.isin(list(VERDICTS)).all()
