@@ -70,7 +70,11 @@ def prior_pull(mll, feature_names=None, *, units: str = "model", **options) -> p
 
         prior_share = max(curv_prior, 0) / (max(curv_prior, 0) + max(curv_lik, 0))
 
-    (NaN when both are <= 0: nothing holds the value). The distance to the prior's
+    (NaN when both are <= 0: nothing holds the value), taken in ``log θ`` for a positive parameter
+    (``coord`` "log": there BoTorch's LogNormal and Gamma priors are concave; in θ a LogNormal is convex
+    above exp(μ + 1 - σ²) and its share read 0 exactly where it does all the work). The verdict uses the
+    full Hessian's ``precision_share`` where defined, and the escape probe (what the data alone would do
+    100x away), see :func:`gpviz.priors.verdicts.classify`. The distance to the prior's
     mode is ``log θ - log mode`` for a positive parameter (``distance_space`` "log")
     and ``θ - mode`` otherwise ("linear"); ``distance_sd`` is that distance in prior
     standard deviations (of ``log θ``, or of θ). :func:`gpviz.priors.verdicts.classify` turns these numbers
@@ -117,7 +121,13 @@ def prior_pull(mll, feature_names=None, *, units: str = "model", **options) -> p
         ``distance``, ``distance_space``, ``distance_sd``, ``d_log_prior``,
         ``d_log_lik`` (per-datum derivatives w.r.t. θ), ``ratio``
         (``|d_log_prior| / |d_log_lik|``), ``curv_prior``, ``curv_lik``,
-        ``prior_share``, ``verdict``. A model without priors gives rows with prior
+        ``prior_share`` (the diagonal share, in ``coord``), ``coord`` (``"log"``: the numbers that follow
+        are in ``log θ``, a positive parameter; ``"linear"``: in θ), the full-Hessian numbers of
+        :mod:`gpviz.priors.hessian` (``precision_share``, ``post_sd``, ``distance_post_sd``: from the
+        prior's mode in posterior standard deviations, ``dmap_dalpha`` and ``dmap_dalpha_sd``: the MAP's
+        move per unit of the prior's power, in ``coord`` and in posterior sds; NaN for fixed elements,
+        elements on a bound and parameters shared by members), ``escape_gain`` (nats;
+        :func:`gpviz.priors.escape.escape_gain`), ``verdict``. A model without priors gives rows with prior
         "none", zero prior derivatives and only ``free`` / ``at bound`` verdicts.
 
     Raises:
