@@ -320,13 +320,13 @@ def test_side_by_side_grid_in_chromium(figure, sweeps, tmp_path, open_page, arti
 @pytest.mark.browser
 def test_hovering_a_dot_names_its_fold_in_its_sweeps_heading(figure, tmp_path, open_page):
     loaded = open_page(figure.save(tmp_path / "compare_hover.html"))
-    el = loaded.page.locator(".gpviz-figure").nth(1).locator(".gpviz-param").first
-    el.scroll_into_view_if_needed()
-    xs, ys = loaded.page.evaluate("""() => { const e = document.querySelectorAll('.gpviz-figure')[1]
-        .querySelector('.gpviz-param'); return [Array.from(e.gpvizXs), Array.from(e.gpvizYs)]; }""")
-    box = el.locator("canvas").bounding_box()
-    loaded.page.mouse.move(box["x"] + xs[0], box["y"] + ys[0])
-    loaded.page.wait_for_timeout(100)
+    # a mousemove at the first dot of the second sweep's first chart, dispatched on its canvas; the ring and the
+    # heading's line are drawn on the next animation frame
+    loaded.page.evaluate("""() => new Promise(done => { const e = document.querySelectorAll('.gpviz-figure')[1]
+        .querySelector('.gpviz-param'), c = e.querySelector('canvas'), r = c.getBoundingClientRect();
+        c.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + e.gpvizXs[0], clientY: r.top + e.gpvizYs[0],
+                                                     bubbles: true}));
+        requestAnimationFrame(() => requestAnimationFrame(done)); })""")
     hover = loaded.eval("[...document.querySelectorAll('.gpviz-figure')].map(f => f.querySelector('.gpviz-hover')"
                         ".textContent)")
     assert hover[0] == "" and hover[1].startswith("\u25ef n = 6, leave-one-out fold"), hover
@@ -360,16 +360,18 @@ def test_hovering_a_dot_of_a_comparison_shows_the_row_its_fold_held_out(figure, 
         sweep = sweeps[label]
         # the page's dot order: size, then repeat, then fold; each fold held out its subset's row
         expected = [int(r) for c in range(len(SIZES)) for rep in range(REPEATS) for r in sweep.subsets[(c, rep)]]
-        el = loaded.page.locator(".gpviz-figure").nth(i).locator(".gpviz-param").nth(2)
-        el.scroll_into_view_if_needed()
         xs, ys = loaded.page.evaluate(f"""() => {{ const e = document.querySelectorAll('.gpviz-figure')[{i}]
             .querySelectorAll('.gpviz-param')[2]; return [Array.from(e.gpvizXs), Array.from(e.gpvizYs)]; }}""")
         j = next(j for j in range(len(xs))
                  if all((xs[k] - xs[j]) ** 2 + (ys[k] - ys[j]) ** 2 >= 9 for k in range(len(xs)) if k != j))
-        box = el.locator("canvas").bounding_box()
-        loaded.page.mouse.move(box["x"] + xs[j], box["y"] + ys[j])
-        tip = loaded.eval(f"""(() => {{ const t = document.querySelectorAll('.gpviz-figure')[{i}]
-            .querySelector('.gpviz-heldout-tip'); return [t.dataset.index, t.textContent, t.style.display]; }})()""")
+        # a mousemove at the dot's centre, dispatched on its canvas (headless Chromium hands the browser's own
+        # pointer events to a page on its next frame, drawn only when something changed)
+        tip = loaded.page.evaluate("""([i, j]) => { const e = document.querySelectorAll('.gpviz-figure')[i]
+            .querySelectorAll('.gpviz-param')[2], c = e.querySelector('canvas'), r = c.getBoundingClientRect();
+            c.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + e.gpvizXs[j], clientY: r.top + e.gpvizYs[j],
+                                                         bubbles: true}));
+            const t = document.querySelectorAll('.gpviz-figure')[i].querySelector('.gpviz-heldout-tip');
+            return [t.dataset.index, t.textContent, t.style.display]; }""", [i, j])
         assert tip[2] == "block" and int(tip[0]) == expected[j], (label, j, tip)
         shown = dict(part.split(" = ") for part in tip[1].split(": ", 2)[2].split(", "))
         assert list(shown) == FEATURES

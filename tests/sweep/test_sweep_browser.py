@@ -106,6 +106,15 @@ def test_sweep_page_tints_each_size_band_by_its_held_share(sweep, tmp_path, open
         "Verdicts not computed: render(verdicts=False) was asked for.")
 
 
+# dispatches a mousemove at dot `j` of chart `i` (on its canvas, which bubbles to the page) and reads the box
+HOVER_DOT = """([i, j]) => { const e = document.querySelectorAll('.gpviz-param')[i], c = e.querySelector('canvas');
+    const r = c.getBoundingClientRect();
+    c.dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + e.gpvizXs[j], clientY: r.top + e.gpvizYs[j],
+                                                 bubbles: true}));
+    const t = e.closest('.gpviz-figure').querySelector('.gpviz-heldout-tip');
+    return t && t.style.display !== 'none' ? [t.dataset.index, t.textContent] : null; }"""
+
+
 def _heldout_order(sweep, one_fold_per_repeat=False):
     """The held-out row of each dot in the page's order (size, then repeat, then fold), from the sweep's subsets."""
     out = []
@@ -127,22 +136,21 @@ def test_hovering_a_dot_shows_the_row_its_fold_held_out(sweep, tmp_path, open_pa
     xs, ys = loaded.page.evaluate("""() => { const e = document.querySelectorAll('.gpviz-param')[1];
         return [Array.from(e.gpvizXs), Array.from(e.gpvizYs)]; }""")
     assert len(xs) == len(expected)
-    box = el.locator("canvas").bounding_box()
     # dots far enough from every other dot that the pointer picks them: the first, the last, one in the middle
     picks = [j for j in (0, len(xs) // 2, len(xs) - 1)
              if all((xs[k] - xs[j]) ** 2 + (ys[k] - ys[j]) ** 2 >= 9 for k in range(len(xs)) if k != j)]
     assert picks, "fixture: every dot overlaps another"
     X = sweep.X.numpy()
     for j in picks:
-        loaded.page.mouse.move(box["x"] + xs[j], box["y"] + ys[j])
-        tip = loaded.eval("""(() => { const t = document.querySelector('.gpviz-heldout-tip');
-            return t && t.style.display !== 'none' ? [t.dataset.index, t.textContent] : null; })()""")
+        # the pointer on dot j: a mousemove at its centre, dispatched on the canvas (the browser's own pointer
+        # events reach a page on its next frame, which headless Chromium draws only when something changed)
+        tip = loaded.page.evaluate(HOVER_DOT, [1, j])
         assert tip is not None, j
         index = int(tip[0])
         assert index == expected[j]  # the row this fold left out, from the sweep's own subsets
         shown = dict(part.split(" = ") for part in tip[1].split(": ", 2)[2].split(", "))
         assert list(shown) == names
         np.testing.assert_allclose([float(shown[n]) for n in names], X[index], rtol=1e-3)  # the data's row
-    loaded.page.mouse.move(0, 0)
-    assert loaded.eval("document.querySelector('.gpviz-heldout-tip').style.display") == "none"
+    loaded.eval("document.body.dispatchEvent(new MouseEvent('mousemove', {clientX: 1, clientY: 1, bubbles: true}))")
+    assert loaded.eval("document.querySelector('.gpviz-heldout-tip').style.display") == "none"  # off a dot: gone
     assert loaded.console_errors == []
