@@ -57,7 +57,7 @@ def _slice_svg(curve: Mapping, near: Mapping | None) -> str:
 
 def snapshot_html(title: str, segments: Sequence[Mapping], params: Sequence[Mapping], values: Mapping[str, float],
                   metrics: Mapping, fitted_metrics: Mapping, curves: Sequence[Mapping],
-                  near: Sequence[Mapping]) -> Markup:
+                  near: Sequence[Mapping], slice_units: str = "model units") -> Markup:
     """The explorer's state as one static HTML block (the widget's synced traits, as the page receives them).
 
     Args:
@@ -69,6 +69,7 @@ def snapshot_html(title: str, segments: Sequence[Mapping], params: Sequence[Mapp
         fitted_metrics: The metrics at the fitted values.
         curves: Per input: ``input``, ``x``, ``mean``, ``lower``, ``upper`` (the slices).
         near: Per input: ``input``, ``x``, ``y`` of the training points near its slice.
+        slice_units: The units the slices are drawn in ("original units" or "model units").
 
     Returns:
         A ``<div class="gpx-static">`` whose numbers carry ``data-key`` and ``data-value`` as the live page's do.
@@ -106,7 +107,9 @@ def snapshot_html(title: str, segments: Sequence[Mapping], params: Sequence[Mapp
         f'<div style="font-weight:600">{escape_html(title)}</div>'
         '<div style="color:#666">a snapshot of the explorer: run the cell to drag its numbers</div>'
         '<pre style="font-family:ui-monospace,monospace;background:#f7f7f9;padding:8px;line-height:1.6">'
-        f'{"".join(code)}</pre><table class="gpx-metrics">{table}</table><div>{charts}</div></div>')
+        f'{"".join(code)}</pre><table class="gpx-metrics">{table}</table>'
+        f'<div style="color:#444;font-size:12px">posterior mean ± 2 sd along each input, the others held at one '
+        f'point ({escape_html(slice_units)})</div><div>{charts}</div></div>')
 
 
 __all__ = ["ROWS", "fmt", "snapshot_html"]

@@ -6,7 +6,9 @@ GPyTorch and BoTorch calls, for one batch member: the marginal log likelihood (d
 and complexity terms), each prior's log density, their sum (the MAP objective
 BoTorch's fit maximizes, times ``n``), BoTorch's ``efficient_loo_cv`` MSE and NLPD, and
 posterior slices along each input through one point. Everything is in model units: the
-model's (transformed) inputs and outcomes, the space its parameters live in.
+model's (transformed) inputs and outcomes, the space its parameters live in;
+:meth:`ExploreState.original_units` says how the slices read in the data's units where the
+model's own transforms invert. The records it returns live in :mod:`gpviz.explorer.records`.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from botorch.cross_validation import efficient_loo_cv
+from botorch.models.transforms.outcome import Standardize
 from gpytorch.distributions import MultivariateNormal
 from gpytorch.mlls import MarginalLogLikelihood
 
 from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
+from gpviz.explorer.records import Metrics, OriginalUnits, SliceGeometry, Slices
 from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.models.families import family_of, model_batch_shape
 from gpviz.models.sources import source_of
@@ -40,83 +43,6 @@ FEW_VALUES = 12
 #: A training point is drawn beside a slice when every other input lies within this share of its range.
 NEAR_SHARE = 0.2
 _LOG_2PI = math.log(2 * math.pi)
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """What one set of parameter values scores, for one batch member, in model units.
-
-    Attributes:
-        log_likelihood: GPyTorch's marginal log probability of the training targets,
-            ``log N(y | m, K + σ²I)``, summed over the ``n`` points (not divided by ``n``
-            as ``ExactMarginalLogLikelihood`` is).
-        data_fit: ``-½ (y - m)ᵀ (K + σ²I)⁻¹ (y - m)``.
-        complexity: ``-½ log |K + σ²I|``.
-        constant: ``-n/2 log 2π`` (the three terms sum to ``log_likelihood``).
-        log_prior: Prior name (``covar_module.lengthscale_prior``) -> its log density, summed over elements.
-        log_prior_total: The sum of ``log_prior``.
-        map_objective: ``log_likelihood + log_prior_total`` (``n`` times the MLL BoTorch maximizes).
-        loo_mse: Mean squared error of BoTorch's ``efficient_loo_cv`` predictions.
-        loo_nlpd: Their mean negative log predictive density (with observation noise).
-    """
-
-    log_likelihood: float
-    data_fit: float
-    complexity: float
-    constant: float
-    log_prior: dict[str, float]
-    log_prior_total: float
-    map_objective: float
-    loo_mse: float
-    loo_nlpd: float
-
-    def as_dict(self) -> dict:
-        """The metrics as plain Python numbers (JSON-ready; a non-finite value becomes ``None``)."""
-        out = {}
-        for name in self.__dataclass_fields__:
-            v = getattr(self, name)
-            out[name] = {k: _finite(x) for k, x in v.items()} if isinstance(v, dict) else _finite(v)
-        return out
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
-@dataclass(frozen=True)
-class Slices:
-    """Posterior slices through one point, in model units.
-
-    Attributes:
-        curves: One row per input and grid point: ``input``, ``x``, ``mean``, ``lower``,
-            ``upper`` (mean ± 2 sd of the latent function).
-        points: The training points near each slice: ``input``, ``x``, ``y``, ``distance``
-            (the largest distance over the other inputs, as a share of each one's range).
-        point: The point the slices go through, one value per input.
-    """
-
-    curves: pd.DataFrame
-    points: pd.DataFrame
-    point: tuple[float, ...]
-
-
-@dataclass(frozen=True, eq=False)
-class SliceGeometry:
-    """One member's slice grid and the training points near it: fixed by the data, kept across value changes.
-
-    Attributes:
-        rows: ``g x d`` grid points (model space): the slice point with one input varied per block of rows.
-        col: ``g`` indices of the input each row varies.
-        near: Per input, the nearby training points' ``x``, ``y`` and ``distance`` arrays.
-        point: The point the slices go through.
-        grid: ``rows`` as a tensor of the model's dtype and device.
-    """
-
-    rows: np.ndarray
-    col: np.ndarray
-    near: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
-    point: tuple[float, ...]
-    grid: torch.Tensor
 
 
 def _model_of(obj: object) -> tuple[Any, MarginalLogLikelihood | None, list[str] | None]:
@@ -178,6 +104,7 @@ class ExploreState:
         # each member's values as first seen: a reset goes back to them after other members were played with
         self._fitted: dict[int, dict[str, float]] = {}
         self._geometries: dict[int, SliceGeometry] = {}
+        self._units: dict[int, OriginalUnits | None] = {}
         self.fitted_values: dict[str, float] = {}
         self.select(member)
 
@@ -375,14 +302,16 @@ class ExploreState:
         col = np.concatenate([np.full(g.size, j) for j, g in enumerate(grids)])
         rows[np.arange(rows.shape[0]), col] = np.concatenate(grids)
         dev = np.abs(x - p) / span  # n x d
-        near = []
+        near, near_index = [], []
         for j in range(d):
             others = np.delete(dev, j, axis=1)
             dist = others.max(1) if others.size else np.zeros(len(x))
             keep = dist <= NEAR_SHARE
             near.append((x[keep, j], y[keep], dist[keep]))
+            near_index.append(np.flatnonzero(keep))
         ref = self.model.train_inputs[0]
-        geo = SliceGeometry(rows=rows, col=col, near=tuple(near), point=tuple(float(v) for v in p),
+        geo = SliceGeometry(rows=rows, col=col, near=tuple(near), near_index=tuple(near_index),
+                            point=tuple(float(v) for v in p),
                              grid=torch.as_tensor(rows, dtype=ref.dtype, device=ref.device))
         self._geometries[self.member] = geo
         return geo
@@ -443,6 +372,44 @@ class ExploreState:
         column = self.member if lead else 0
         return tuple(t.reshape(g, -1)[:, column] for t in (post.mean, post.variance))  # type: ignore[return-value]
 
+    def original_units(self) -> OriginalUnits | None:
+        """How the explored member's slices read in the data's units, through the model's own transforms.
+
+        Inputs through the input transform's ``untransform`` (e.g. ``Normalize``), outputs through a
+        ``Standardize`` outcome transform (``y = σ y_model + μ``). ``None`` where the model has neither, or where
+        they do not invert (then the slices stay in model units). Transforms applied outside the model (Ax's) are
+        not read here.
+        """
+        if self.member in self._units:
+            return self._units[self.member]
+        geo = self._geometry()
+        x, y = self._train_xy()
+        ref = self.model.train_inputs[0]
+        rows, train = geo.rows, x
+        scale, offset = 1.0, 0.0
+        converted = False
+        tf = getattr(self.model, "input_transform", None)
+        with torch.no_grad():
+            if tf is not None and callable(getattr(tf, "untransform", None)):
+                try:
+                    back = [tf.untransform(torch.as_tensor(a, dtype=ref.dtype, device=ref.device)) for a in (rows, x)]
+                    rows, train = (to_numpy(self._pick(b) if b.dim() > 2 else b) for b in back)
+                    converted = True
+                except (NotImplementedError, RuntimeError, ValueError):
+                    rows, train = geo.rows, x
+            out = getattr(self.model, "outcome_transform", None)
+            if isinstance(out, Standardize):
+                means, stdvs = (to_numpy(t).reshape(-1) for t in (out.means, out.stdvs))
+                at = self.member if means.size == self.members else 0 if means.size == 1 else None
+                if at is not None:
+                    scale, offset, converted = float(stdvs[at]), float(means[at]), True
+        units = None
+        if converted and rows.shape == geo.rows.shape and train.shape == x.shape:
+            units = OriginalUnits(x=rows[np.arange(rows.shape[0]), geo.col], train=train, y_scale=scale,
+                                  y_offset=offset)
+        self._units[self.member] = units
+        return units
+
     def slices(self) -> Slices:
         """Posterior mean ± 2 sd of the latent function along each input through :meth:`point`."""
         geo, m, sd = self.slice_moments()
@@ -454,4 +421,4 @@ class ExploreState:
         return Slices(curves=curves, points=pd.concat(near, ignore_index=True), point=geo.point)
 
 
-__all__ = ["ExploreState", "Metrics", "SliceGeometry", "Slices"]
+__all__ = ["ExploreState"]

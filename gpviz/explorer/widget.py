@@ -2,7 +2,8 @@
 
 The front end sets the ``request`` trait (``{"seq", "key", "value"}`` or ``{"seq", "reset": true}``);
 :class:`Explorer` applies it to its :class:`~gpviz.explorer.state.ExploreState` and sends back
-``values``, ``metrics``, ``curves`` and ``near`` (the slices) and ``error`` (the reason a value was refused), and
+``values``, ``metrics``, ``curves`` and ``near`` (the slices, drawn in ``slice_units``: original units where the
+model's own transforms invert) and ``error`` (the reason a value was refused), and
 ``done`` (the ``seq`` it answered, so the page knows which drag the numbers belong to).
 """
 
@@ -22,7 +23,8 @@ from IPython.display import display
 
 from gpviz.errors import InputError, KeyMismatchError
 from gpviz.explorer.snapshot import snapshot_html
-from gpviz.explorer.state import ExploreState, SliceGeometry
+from gpviz.explorer.records import OriginalUnits, SliceGeometry
+from gpviz.explorer.state import ExploreState
 from gpviz.tree.nodes import Part
 from gpviz.tree.printer import to_text
 
@@ -66,15 +68,28 @@ def _drawn(a: np.ndarray) -> list[float]:
     return np.round(a, DRAWN_DIGITS - 1 - int(np.floor(np.log10(top)))).tolist()
 
 
-def _curves(geo: SliceGeometry, mean: np.ndarray, sd: np.ndarray, names: Sequence[str]) -> list[dict]:
-    """One record per input: its slice's ``x``, ``mean``, ``lower`` and ``upper`` as lists (JSON-ready, as drawn)."""
-    x = geo.rows[np.arange(geo.rows.shape[0]), geo.col]
+def _curves(geo: SliceGeometry, mean: np.ndarray, sd: np.ndarray, names: Sequence[str],
+            units: OriginalUnits | None) -> list[dict]:
+    """One record per input: its slice's ``x``, ``mean``, ``lower`` and ``upper`` as lists (JSON-ready, as drawn:
+    in original units where ``units`` is given)."""
+    x = units.x if units is not None else geo.rows[np.arange(geo.rows.shape[0]), geo.col]
+    scale, offset = (units.y_scale, units.y_offset) if units is not None else (1.0, 0.0)
     out = []
     for j, name in enumerate(names):
         at = geo.col == j
-        m, s = mean[at], sd[at]
+        m, s = mean[at] * scale + offset, sd[at] * scale
         out.append({"input": str(name), "x": _drawn(x[at]), "mean": _drawn(m), "lower": _drawn(m - 2 * s),
                     "upper": _drawn(m + 2 * s)})
+    return out
+
+
+def _near(geo: SliceGeometry, names: Sequence[str], units: OriginalUnits | None) -> list[dict]:
+    """Per input: the training points near its slice, in the units the slices are drawn in."""
+    out = []
+    for j, (name, (xs, ys, ds), rows) in enumerate(zip(names, geo.near, geo.near_index)):
+        if units is not None:
+            xs, ys = units.train[rows, j], ys * units.y_scale + units.y_offset
+        out.append({"input": str(name), "x": _drawn(xs), "y": _drawn(ys), "distance": _drawn(ds)})
     return out
 
 
@@ -96,6 +111,7 @@ class Explorer(anywidget.AnyWidget):
     fitted_metrics = traitlets.Dict().tag(sync=True)
     curves: traitlets.List[dict] = traitlets.List().tag(sync=True)  # per input: x, mean, lower, upper (the slices)
     near: traitlets.List[dict] = traitlets.List().tag(sync=True)  # per input: x, y, distance of the training points near its slice
+    slice_units = traitlets.Unicode("model units").tag(sync=True)  # the units the slices are drawn in
     error = traitlets.Unicode("").tag(sync=True)
     members = traitlets.Int(1).tag(sync=True)
     member_label = traitlets.Unicode("members").tag(sync=True)
@@ -153,9 +169,10 @@ class Explorer(anywidget.AnyWidget):
         with self.hold_sync():  # one message to the page per update
             self.values = self.state.values
             self.metrics = metrics
-            self.curves = _curves(geo, mean, sd, self.state.feature_names)
-            self.near = [{"input": name, "x": _drawn(xs), "y": _drawn(ys), "distance": _drawn(ds)}
-                         for name, (xs, ys, ds) in zip(self.state.feature_names, geo.near)]
+            units = self.state.original_units()
+            self.slice_units = "original units" if units is not None else "model units"
+            self.curves = _curves(geo, mean, sd, self.state.feature_names, units)
+            self.near = _near(geo, self.state.feature_names, units)
 
     def _on_request(self, change) -> None:
         req: dict[str, Any] = change["new"] or {}
@@ -178,7 +195,7 @@ class Explorer(anywidget.AnyWidget):
     def snapshot(self) -> str:
         """The explorer's current state as static HTML (what a saved notebook shows without a kernel)."""
         return snapshot_html(self.title, self.segments, self.params, self.values, self.metrics, self.fitted_metrics,
-                             self.curves, self.near)
+                             self.curves, self.near, self.slice_units)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
         bundle = super()._repr_mimebundle_(**kwargs)

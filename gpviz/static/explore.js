@@ -190,13 +190,23 @@ function render({ model, el }) {
   };
   const drawSlices = () => {
     charts.replaceChildren();
+    const caption = document.createElement("div");
+    caption.className = "gpx-units";
+    caption.textContent = `posterior mean ± 2 sd along each input, the others held at one point (${model.get("slice_units")})`;
+    charts.appendChild(caption);
     const near = Object.fromEntries(model.get("near").map((n) => [n.input, n]));
     for (const curve of model.get("curves")) {
       const box = document.createElement("div");
       box.className = "gpx-chart";
       const label = document.createElement("div");
       label.textContent = curve.input;
-      box.append(label, sliceChart(curve, near[curve.input]));
+      // the ranges drawn, in the units the slices are in (original where the model's transforms invert)
+      const ys = curve.lower.concat(curve.upper, near[curve.input] ? near[curve.input].y : []);
+      const xs = curve.x.concat(near[curve.input] ? near[curve.input].x : []);
+      const range = document.createElement("div");
+      range.className = "gpx-range";
+      range.textContent = `x ${fmt(Math.min(...xs))} … ${fmt(Math.max(...xs))}, y ${fmt(Math.min(...ys))} … ${fmt(Math.max(...ys))}`;
+      box.append(label, sliceChart(curve, near[curve.input]), range);
       charts.appendChild(box);
     }
   };

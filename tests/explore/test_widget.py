@@ -82,11 +82,46 @@ def test_explore_and_explorer_are_public():
 def test_the_slices_sent_to_the_page_are_the_slices_at_drawing_precision():
     w = explore(_model(), feature_names=["u", "v"])
     w.set("covar_module.lengthscale[0]", 0.7)
-    full = w.slices
+    full = w.slices  # model units; the page's: the outputs unstandardized (no input transform here)
+    units = w.state.original_units()
+    assert units is not None and w.slice_units == "original units"
     for curve in w.curves:
         part = full[full["input"] == curve["input"]]
         for col in ("x", "mean", "lower", "upper"):
-            want = part[col].to_numpy()
+            want = part[col].to_numpy() * (1 if col == "x" else units.y_scale) + (0 if col == "x" else units.y_offset)
             # 5 significant digits of the largest magnitude: far below a pixel of a 180 px chart
             assert abs(np.asarray(curve[col]) - want).max() <= 1e-4 * abs(want).max()
             assert len(json.dumps(curve[col])) < len(json.dumps(want.tolist()))
+
+
+def test_the_page_draws_the_slices_in_original_units_where_the_models_transforms_invert():
+    from botorch.models.transforms import Normalize
+
+    g = torch.Generator().manual_seed(9)
+    X = 5 + 3 * torch.rand(15, 2, generator=g, dtype=torch.float64)  # inputs in [5, 8], outputs around 40
+    model = SingleTaskGP(X, 40 + torch.sin(X).sum(-1, keepdim=True), input_transform=Normalize(2))
+    w = explore(model, feature_names=["u", "v"])
+    w.set("covar_module.lengthscale[1]", 0.6)
+    assert w.slice_units == "original units"
+    full = w.slices  # model units: normalized inputs, standardized outputs
+    assert full["x"].between(0, 1).all()
+    # BoTorch's own posterior at the same points in the data's units (it transforms the inputs and untransforms
+    # the outputs itself), on a copy given the same values
+    ref = explore(model).state.model
+    ref.covar_module.lengthscale = torch.tensor([[w.values["covar_module.lengthscale[0]"], 0.6]], dtype=torch.float64)
+    ref.eval()
+    point = ref.input_transform.untransform(torch.tensor([w.state.point()], dtype=torch.float64))[0]
+    for j, curve in enumerate(w.curves):
+        rows = point.repeat(len(curve["x"]), 1)
+        rows[:, j] = torch.tensor(curve["x"], dtype=torch.float64)
+        assert 5 <= min(curve["x"]) and max(curve["x"]) <= 8
+        with torch.no_grad():
+            post = ref.posterior(rows)
+        mean, sd = post.mean.reshape(-1).numpy(), post.variance.sqrt().reshape(-1).numpy()
+        assert np.asarray(curve["mean"]) == pytest.approx(mean, rel=1e-4)
+        drawn = 2e-4 * np.abs(curve["upper"]).max()  # both ends sent at 5 significant digits of ~40
+        assert np.asarray(curve["upper"]) - np.asarray(curve["lower"]) == pytest.approx(4 * sd, rel=1e-3, abs=drawn)
+        near = next(n for n in w.near if n["input"] == curve["input"])
+        assert set(np.round(near["y"], 2)) <= set(np.round((40 + torch.sin(X).sum(-1)).numpy(), 2))
+    plain = explore(SingleTaskGP(X, 40 + torch.sin(X).sum(-1, keepdim=True), outcome_transform=None))
+    assert plain.slice_units == "model units" and plain.state.original_units() is None

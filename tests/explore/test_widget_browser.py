@@ -15,7 +15,8 @@ from gpviz.explorer.widget import explore
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 JS = Path(gpviz.__file__).parent / "static" / "explore.js"
 CSS = Path(gpviz.__file__).parent / "static" / "explore.css"
-SYNCED = ["title", "segments", "params", "values", "metrics", "fitted_metrics", "curves", "near", "error", "done",
+SYNCED = ["title", "segments", "params", "values", "metrics", "fitted_metrics", "curves", "near", "slice_units",
+          "error", "done",
           "members", "member_label", "member", "request"]
 
 # anywidget's front-end contract (get/set/on/save_changes), with save_changes forwarding the request to Python
