@@ -41,7 +41,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from types import FrameType
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 from botorch.optim.closures import get_loss_closure
@@ -303,7 +303,7 @@ class Listener(Protocol):
 
 _PATCH_LOCK = threading.RLock()
 _ACTIVE: list = []
-_ORIGINALS: dict[str, tuple[object, str, object]] = {}
+_ORIGINALS: dict[str, tuple[object, str, Callable[..., Any]]] = {}  # key -> (owner, attribute, original)
 _LOCAL = threading.local()  # per thread: listeners of each optimizer run in progress (innermost last)
 
 

@@ -53,7 +53,7 @@ def _wrap(orig):
         with tracer:
             return orig(mll, *args, **kwargs)
 
-    traced.__wrapped__ = orig
+    traced.__dict__["__wrapped__"] = orig  # a function attribute (mypy declares none on a function)
     traced.__name__ = getattr(orig, "__name__", "traced")
     return traced
 

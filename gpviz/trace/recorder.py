@@ -196,7 +196,7 @@ class TraceRecorder:
         def forward(*args, **kwargs):
             try:
                 # looked up at call time: a recorder that exits out of order relinks the chain
-                out = forward.__wrapped__(*args, **kwargs)
+                out = forward.__dict__["__wrapped__"](*args, **kwargs)
             except BaseException:
                 if recorder.error is None:
                     g.pending, g.pending_failed, g.fresh = None, True, True
@@ -376,7 +376,7 @@ class TraceRecorder:
         """Context form, batched path: scipy's live result of one member's new iterate."""
         run = self._run.batched
         i = run.index.get(id(getattr(res, "x", None))) if run is not None else None
-        if i is None:
+        if run is None or i is None:  # (no run: no index either)
             ctx = hooks.fit_context()
             if ctx.member is None or ctx.states is None:
                 # BoTorch's batched frame moved (gpviz.hooks warned once): no member index, so record

@@ -211,6 +211,7 @@ try:  # BoTorch kernels: registered when BoTorch is importable
         """k = exp(-mean_d([x1_d ≠ x2_d] / ℓ_d))."""
         pairs = per_feature(module, path, walk, "lengthscale", "lengthscale")
         ls = walk.params(module, path, "lengthscale", "lengthscale")
+        inner: Node
         if len(ls) > 1:
             inner = Call("mean", (Vector(tuple(Div(walk.differ(f), l) for f, l in pairs)),))
         else:

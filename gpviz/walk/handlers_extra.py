@@ -131,6 +131,7 @@ def handle_exponential_decay(module, path, walk):
     ls = walk.params(module, path, "lengthscale", "lengthscale")
     feats = walk.features_for(len(ls) if len(ls) > 1 else None)
     sums = [Sum((walk.input(f, 1), walk.input(f, 2))) for f in feats]
+    dist: Node
     if len(ls) > 1:
         dist = Call("norm_l2", (Vector(tuple(Div(s, l) for s, l in zip(sums, ls))),))
     else:
