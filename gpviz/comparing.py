@@ -1,4 +1,6 @@
-"""Comparing cross-validation sweeps on one page: one scaling chart, then each sweep's parameters and priors.
+"""Comparing cross-validation sweeps on one page: one scaling chart, paired per-repeat scores, then each parameter's
+charts side by side (one column per sweep), each sweep's priors and verdicts; and the optimism gap of a refit and a
+``refit=False`` sweep of the same cells, on a comparison or on a sweep's own page.
 
 ``gpviz.compare`` is the function :func:`compare` (this module is ``gpviz.comparing``: an entry
 point never shadows its module); it compares *sweeps* (for example two prior settings of the same
@@ -227,15 +229,19 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     The page shows every sweep's scaling curve on one chart and a table of the
     metric per size compared with the first sweep (one centre statistic for all, decided
     once: the geometric mean when every value of every sweep is > 0, with ratios; else
-    the mean, with differences; the page and ``scores["center_kind"]`` say which);
-    then, for each sweep, its priors written out, and its parameter view (one band per size) with prior modes
-    and bounds marked, each size band tinted by the share of its folds that
-    :func:`gpviz.prior_pull` holds at the prior's mode (every fold of every repeat by
-    default), one sentence per parameter group saying where it leaves the mode, and
-    a table of the held shares. A ``refit=False`` sweep given with a refit sweep of the
-    same cells (same data, seed, order) gets one sentence on the optimism gap: its
-    metric over the refit one per size, and where fixed hyperparameters look better
-    than refitting (:func:`optimism_gaps`).
+    the mean, with differences; the page and ``scores["center_kind"]`` say which). Sweeps
+    that share the first one's subsets (the same rows at each size and repeat) are also
+    compared repeat by repeat (:func:`paired_differences`). Then each parameter's charts
+    side by side, one row per parameter and one column per sweep, on one axis per row
+    (two panels of rows on a wide page), with prior modes and bounds marked, each size
+    band tinted by the share of its folds that :func:`gpviz.prior_pull` holds at the
+    prior's mode (every fold of every repeat by default); hovering a dot shows the data
+    row its fold held out. Last, per sweep side by side: its priors, how its cells were
+    fitted, one sentence per parameter group saying where it leaves the mode, a table of
+    the held shares and the count of every verdict that occurs per size. A ``refit=False``
+    sweep given with a refit sweep of the same cells (same data, seed, order) gets one
+    sentence on the optimism gap: its metric over the refit one per size, and where fixed
+    hyperparameters look better than refitting (:func:`optimism_gaps`).
 
     Args:
         sweeps: ``{label: sweep}`` from :func:`gpviz.cv_sweep`, in display order
