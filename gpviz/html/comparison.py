@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import pandas as pd
@@ -25,7 +25,7 @@ from gpviz.priors.verdicts import VERDICTS
 from gpviz.tree.nodes import Param, iter_nodes
 from gpviz.values.columns import SIZE
 from gpviz.view.ranges import shared_ranges as view_ranges
-from gpviz.view.records import FrameMode, ViewData
+from gpviz.view.records import FrameMode, VerdictSummary, ViewData
 
 _PAGE_CSS = """
 .gpviz-compare { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
@@ -184,12 +184,21 @@ def verdict_counts_html(table: pd.DataFrame | None) -> Markup:
 
 
 def sweep_notes_html(view: ViewData, table: pd.DataFrame | None) -> Markup:
-    """A sweep's notes (how its cells were fitted, cells not drawn), its verdicts in words (the sentences and
-    held shares of :func:`gpviz.html.figure.summary_html`) and every verdict's counts (:func:`verdict_counts_html`)."""
+    """A sweep's notes (how its cells were fitted, cells not drawn), its verdicts in words (the note and sentences
+    of :func:`gpviz.html.figure.summary_html`), every verdict's counts (:func:`verdict_counts_html`), and the held
+    shares per key and size folded away (the grid's band tints show them; the table gives the numbers)."""
     out = Markup("".join(note_html(n) for n in view.notes))
     if view.summary is not None:
-        out += Markup(summary_html(view.summary, view.labels))
-    return out + verdict_counts_html(table)
+        out += Markup(summary_html(replace(view.summary, rows=()), view.labels))
+    out += verdict_counts_html(table)
+    if view.summary is not None and view.summary.rows:
+        held = summary_html(VerdictSummary("", (), view.summary.sizes, view.summary.rows), view.labels)
+        # the table alone: its empty note line dropped (the note is said once, above)
+        held = held.replace('<div class="gpviz-verdict-note"></div>', "", 1)
+        out += Markup('<details class="gpviz-cmp-held-table"><summary style="cursor:pointer;font-size:12px">'
+                      "held at the prior's mode, per parameter and size: the share of folds (and of repeats)"
+                      f"</summary>{held}</details>")
+    return out
 
 
 #: Up to this many sweeps, a wide page (its grid at least WIDE_PX) puts the parameters in two panels side by side,
