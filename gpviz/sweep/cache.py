@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gpviz.errors import CacheWarning, InputError
+from gpviz.errors import CacheWarning, InputError, UnsupportedError
 from gpviz.sweep.cells import BATCHED, FIXED, SEPARATE, STATUS_OK, Cell, CellJob, build_cell, cell_seed, subset_rows
 from gpviz.sweep.identity import content_digest, describe_value, identity_build, library_version
 from gpviz.values.prior_info import describe_priors
@@ -184,6 +184,13 @@ def _decode_frame(blob: dict) -> pd.DataFrame:
     return pd.DataFrame({c: to_numpy(v, dtype=None) for c, v in zip(blob["columns"], blob["values"])})
 
 
+def _cells_left_behind(seed: int, size: int, i_repeat: int) -> str | None:
+    """The cell matcher of a cache that travelled to another process: it keeps verdicts, not cells."""
+    raise UnsupportedError(f"this sweep's cache was sent from the process that ran it, without the factory that "
+                           f"identifies its cells (cell n={size}, repeat {i_repeat}); it keeps the sweep's "
+                           f"verdicts only: run cv_sweep with the same cache_dir to read its cells")
+
+
 class CellCache:
     """Finished cells on disk, one namespace per sweep identity, one checksummed file per cell.
 
@@ -235,6 +242,15 @@ class CellCache:
                              f"{exc}); pass a folder you can write to, or cache_dir=None") from exc
         self._claim(json.dumps({**self.identity, _HOLDS: holds}, indent=1, sort_keys=True))
         self._warn_old_format()
+
+    def __getstate__(self) -> dict:
+        # A Sweep keeps its cache to store its verdicts beside its cells, and a Sweep travels between processes
+        # (returned by a worker, saved with pickle). The cell matcher closes over the user's factory, which pickle
+        # may not send (a lambda, a local function): it stays behind, and the copy refuses to read or write cells.
+        state = dict(self.__dict__)
+        state["_cell_model"] = _cells_left_behind
+        state["_models"] = {}
+        return state
 
     # manifest -------------------------------------------------------------------------------
 
@@ -424,8 +440,9 @@ def _encode_any_frame(df: pd.DataFrame) -> dict:
     for c in df.columns:
         col = df[c]
         cols.append(str(c))
-        if col.dtype == object:
-            kinds.append("str")
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            # object columns and pandas' string dtypes alike (pandas 3 makes a column of str its "str" dtype)
+            kinds.append(f"text:{col.dtype}")
             values.append([str(v) for v in col])
         else:
             kinds.append(str(col.dtype))
@@ -436,7 +453,10 @@ def _encode_any_frame(df: pd.DataFrame) -> dict:
 def _decode_any_frame(blob: dict) -> pd.DataFrame:
     out = {}
     for c, kind, v in zip(blob["columns"], blob["kinds"], blob["values"]):
-        out[c] = pd.Series(v, dtype=object) if kind == "str" else pd.Series(to_numpy(v, dtype=None)).astype(kind)
+        if kind.startswith("text:"):
+            out[c] = pd.Series(v, dtype=kind[len("text:"):])
+        else:
+            out[c] = pd.Series(to_numpy(v, dtype=None)).astype(kind)
     return pd.DataFrame(out, columns=blob["columns"])
 
 

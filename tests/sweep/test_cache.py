@@ -6,6 +6,7 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import pickle
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 from botorch.models import SingleTaskGP
 
-from gpviz.errors import CacheWarning, InputError
+from gpviz.errors import CacheWarning, InputError, UnsupportedError
 from gpviz.sweep.cache import CellCache, sweep_identity
 from gpviz.sweep.runner import cv_sweep
 from tests.sweep.scale import FIT, LOOSE, REPEATS, SIZES, Probe, assert_same_sweep, cell_files, make_data, matern
@@ -189,6 +190,20 @@ def test_two_runs_of_the_same_sweep_share_one_folder(tmp_path, data):
     again = cv_sweep(mk, X, Y, SIZES, REPEATS, seed=1, progress=False, fit_kwargs=FIT, cache_dir=tmp_path)
     assert mk.calls == [] and again.scores["cached"].all()
     assert not [p for p in tmp_path.rglob(".tmp-*")]
+
+
+def test_a_sweep_pickles_and_its_copy_keeps_verdicts_but_reads_no_cells(tmp_path, data):
+    """A Sweep holds its cache (its verdicts are kept there); the cache's cell matcher is a closure over the job that
+    pickle cannot send, so a copy in another process keeps verdicts beside the cells and refuses to read a cell."""
+    X, Y = data
+    sw = cv_sweep(SingleTaskGP, X, Y, [4], 1, progress=False, fit_kwargs=FIT, cache_dir=tmp_path)
+    copy = pickle.loads(pickle.dumps(sw))
+    frame = pd.DataFrame({"key": ["covar_module.lengthscale"], "value": [0.25]})
+    copy.cache.store_pull("probe", frame)
+    pd.testing.assert_frame_equal(sw.cache.load_pull("probe"), frame)  # written by the copy, read by the original
+    with pytest.raises(UnsupportedError, match=r"cell n=4, repeat 0.*keeps the sweep's verdicts only"):
+        copy.cache.load(sw.seed, 0, 4, 0)
+    assert sw.cache.load(sw.seed, 0, 4, 0).size == 4  # the cache of the process that ran it still reads its cell
 
 
 def test_an_unwritable_cache_dir_is_an_input_error_before_any_fit(tmp_path, data):

@@ -114,7 +114,8 @@ def test_the_manifest_says_what_the_namespace_holds(data, tmp_path):
     assert text["format"] == CACHE_FORMAT == 3
     holds = text["holds"]
     assert holds["model"] == "botorch.models.gp_regression.SingleTaskGP"
-    assert "covar_module.base_kernel.lengthscale: GammaPrior(concentration=3, rate=6)" in holds["priors"]
+    # each prior with its mode, by hand: Gamma(3, 6) peaks at (3 - 1) / 6
+    assert "covar_module.base_kernel.lengthscale: GammaPrior(concentration=3, rate=6), mode 0.3333" in holds["priors"]
     assert holds["fit_kwargs"] == FIT
     assert holds["mll_cls"] == "gpytorch.mlls.exact_marginal_log_likelihood.ExactMarginalLogLikelihood"
     assert {"torch", "gpytorch", "botorch"} <= set(text["versions"])
