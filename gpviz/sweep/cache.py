@@ -7,6 +7,10 @@ the fit arguments and the MLL class by content, the default dtype, the versions 
 libraries that fit, and the cache format. Each cell's file also records the digest of the
 model the factory builds on that cell's own folds, so a factory that builds another model
 at another size is refit, never served another model's cell.
+
+It is a little longer than 500 lines because the namespace's claim, its cells and the
+sweep's kept verdicts share one protocol (atomic writes, checksums, damage warnings) that
+reads best in one class.
 """
 
 from __future__ import annotations
