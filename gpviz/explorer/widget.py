@@ -5,10 +5,16 @@ The front end sets the ``request`` trait (``{"seq", "key", "value"}`` or ``{"seq
 ``values``, ``metrics``, ``curves`` and ``near`` (the slices, drawn in ``slice_units``: original units where the
 model's own transforms invert) and ``error`` (the reason a value was refused), and
 ``done`` (the ``seq`` it answered, so the page knows which drag the numbers belong to).
+
+Each parameter's chart is gpviz.js's own (``window.gpviz.chart``, the dot chart of a model page): the widget's
+front end is gpviz.js followed by explore.js, and ``charts`` carries what a model page's spec holds for each key
+(its axis, prior mode, bounds: :func:`gpviz.html.figure.spec_of` of the fitted model's view) with every member's
+fitted value; the page moves the explored member's dot, drags it along the axis, and rings its fitted value.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from importlib import resources
@@ -25,6 +31,8 @@ from gpviz.errors import InputError, KeyMismatchError
 from gpviz.explorer.snapshot import snapshot_html
 from gpviz.explorer.records import OriginalUnits, SliceGeometry
 from gpviz.explorer.state import ExploreState
+from gpviz.html.figure import spec_of
+from gpviz.view.adapters import model_view
 from gpviz.tree.nodes import Part
 from gpviz.tree.printer import to_text
 
@@ -34,6 +42,23 @@ UPDATE_THREADS = 1
 DRAWN_DIGITS = 5
 #: Marks a parameter's place in the printed expression; no printed text contains it.
 _MARK = "\x00"
+
+
+def _static(name: str) -> str:
+    return resources.files("gpviz.static").joinpath(name).read_text("utf-8")
+
+
+def _charts(expr) -> dict:
+    """What gpviz.js's ``chart`` draws for each key, as a model page's spec holds it (JSON-ready).
+
+    Returns:
+        ``{"axes": [...], "params": {key: meta}, "values": {key: [each member's value]}}``: the axes and the per-key
+        metadata of :func:`gpviz.html.figure.spec_of`, the values of the snapshot's rows (one per member, in order).
+    """
+    view = model_view(expr)
+    spec = spec_of(view)
+    values = {k: [float(v) for v in view.frame.values[k]] for k in view.params}
+    return json.loads(json.dumps({"axes": spec["axes"], "params": spec["params"], "values": values}))
 
 
 def _segments(expr) -> list[dict]:
@@ -100,12 +125,14 @@ class Explorer(anywidget.AnyWidget):
         state: The :class:`~gpviz.explorer.state.ExploreState` the widget drives.
     """
 
-    _esm = resources.files("gpviz.static").joinpath("explore.js")
-    _css = resources.files("gpviz.static").joinpath("explore.css")
+    # gpviz.js first (it sets window.gpviz, whose `chart` draws every parameter's chart), then the widget's module
+    _esm = _static("gpviz.js") + "\n" + _static("explore.js")
+    _css = _static("gpviz.css") + "\n" + _static("explore.css")
 
     title = traitlets.Unicode("").tag(sync=True)
     segments: traitlets.List[dict] = traitlets.List().tag(sync=True)
     params: traitlets.List[dict] = traitlets.List().tag(sync=True)  # per key: key, label, fitted, lower, upper (None: unbounded)
+    charts = traitlets.Dict().tag(sync=True)  # what gpviz.js's chart draws: axes, per-key meta, each member's values
     values = traitlets.Dict().tag(sync=True)
     metrics = traitlets.Dict().tag(sync=True)
     fitted_metrics = traitlets.Dict().tag(sync=True)
@@ -127,6 +154,7 @@ class Explorer(anywidget.AnyWidget):
         expr = self.state.expr
         self.title = f"{expr.title or type(expr.module).__name__}: Gaussian process"
         self.segments = _segments(expr)
+        self.charts = _charts(expr)
         self.members = self.state.members
         self.member_label = expr.member_label or "members"
         self._show_member()

@@ -1,5 +1,7 @@
 // gpviz explorer front end (anywidget ESM): the expression's numbers are dragged or typed;
 // Python (gpviz/explorer/widget.py) recomputes metrics and slices on a copy of the model.
+// Each parameter's chart is gpviz.js's (window.gpviz.chart: the widget's module is gpviz.js, then this file):
+// its dot is dragged along the axis as the number is, the fitted value stays as a hollow ring.
 const SVGNS = "http://www.w3.org/2000/svg";
 const METRICS = [
   ["log_likelihood", "log likelihood"], ["data_fit", "  data fit"], ["complexity", "  complexity"],
@@ -158,7 +160,72 @@ function render({ model, el }) {
   reset.addEventListener("click", () => send({ reset: true, final: true }));
   const charts = document.createElement("div");
   charts.className = "gpx-slices";
-  root.append(title, code, error, table, reset, charts);
+
+  // every parameter's chart, drawn by gpviz.js from what a model page's spec holds for it
+  const spec = model.get("charts");
+  const paramBox = document.createElement("div");
+  paramBox.className = "gpviz-figure gpx-params";
+  const views = {};
+  const member = () => (model.get("members") > 1 ? model.get("member") : -1);
+  const column = (key) => {  // every member's value, the explored one's as it is now
+    const vs = spec.values[key].slice(), m = Math.max(0, model.get("member"));
+    vs[m] = model.get("values")[key];
+    return vs;
+  };
+  for (const key of Object.keys(spec.params || {})) {
+    const p = params[key];
+    const row = document.createElement("div");
+    row.className = "gpx-param-row";
+    const label = document.createElement("span");
+    label.className = "gpx-param-label";
+    label.textContent = p ? p.label : key;
+    const holder = document.createElement("span");
+    holder.className = "gpviz-param";
+    holder.dataset.key = key;
+    holder.dataset.label = p ? p.label : key;
+    row.append(label, holder);
+    paramBox.appendChild(row);
+    const meta = spec.params[key];
+    const view = window.gpviz.chart(holder, key, meta, spec.axes[meta.axis], column(key));
+    views[key] = view;
+    // a drag on the explored member's dot sets the value under the pointer, throttled as a number's drag
+    view.canvas.classList.add("gpx-drag");
+    view.canvas.addEventListener("pointerdown", (ev) => {
+      const r = view.canvas.getBoundingClientRect(), at = ev.clientX - r.left;
+      if (Math.abs(at - view.xOf(model.get("values")[key])) > 8) return;  // on the dot (or beside it) only
+      ev.preventDefault();
+      view.canvas.setPointerCapture(ev.pointerId);
+      let last = null;
+      const move = (e) => {
+        const v = clamp(params[key], view.valueAt(e.clientX - view.canvas.getBoundingClientRect().left));
+        last = v;
+        for (const s of numbers[key] || []) s.textContent = fmt(v);
+        drawChart(key, v);
+        throttled(key, v);
+      };
+      const up = () => {
+        view.canvas.removeEventListener("pointermove", move); view.canvas.removeEventListener("pointerup", up);
+        if (last !== null) throttled(key, last, true);
+      };
+      view.canvas.addEventListener("pointermove", move);
+      view.canvas.addEventListener("pointerup", up);
+    });
+  }
+  // `value`: the explored member's value drawn (default: the synced one); the fitted value stays as a ring
+  const drawChart = (key, value) => {
+    const vs = column(key);
+    if (value !== undefined) vs[Math.max(0, model.get("member"))] = value;
+    views[key].draw(vs, member(), params[key] ? params[key].fitted : null);
+  };
+  const drawCharts = () => {
+    // the explored member's values as Python sent them stay in its slot: a member switched away from keeps them
+    const m = Math.max(0, model.get("member")), values = model.get("values");
+    for (const key of Object.keys(views)) {
+      if (values[key] !== undefined) spec.values[key][m] = values[key];
+      drawChart(key);
+    }
+  };
+  root.append(title, code, paramBox, error, table, reset, charts);
 
   const drawValues = () => {
     const values = model.get("values");
@@ -212,8 +279,9 @@ function render({ model, el }) {
   };
   const drawError = () => { error.textContent = model.get("error"); };
 
-  drawValues(); drawMetrics(); drawSlices(); drawError();
-  model.on("change:values", drawValues);
+  drawValues(); drawCharts(); drawMetrics(); drawSlices(); drawError();
+  model.on("change:values", () => { drawValues(); drawCharts(); });
+  model.on("change:params", drawCharts);
   model.on("change:metrics", drawMetrics);
   model.on("change:fitted_metrics", drawMetrics);
   model.on("change:curves", drawSlices);

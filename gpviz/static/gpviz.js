@@ -16,7 +16,7 @@
 (function () {
   "use strict";
 
-  var VERSION = "5";  // bumped when mount(), its spec or the mount call changes (a notebook may hold an older copy)
+  var VERSION = "6";  // bumped when mount(), its spec, the mount call or the exported names change (a notebook may hold an older copy)
 
   /* ---------------------------------------------------------------- base64 -> typed arrays */
 
@@ -213,18 +213,22 @@
       PROFILE_COLORS = { ll: "#4a90d9", lp: "#1a9a3a", sum: "#222222" },
       COLORS = {
         strip: "#e6e6e6", stripAlt: "#f3f3f3", dot: "#1f5fbf", bad: "#d62728",
-        prior: "#1a9a3a", tick: "#c4c4c4", zero: "#8a8a8a", highlight: "#ff7f0e"
+        prior: "#1a9a3a", tick: "#c4c4c4", zero: "#8a8a8a", highlight: "#ff7f0e", ghost: "#7a7a7a"
       };
 
   function makeScale(axis) {
     if (axis.kind === "log") {
       var l0 = Math.log10(axis.lo), l1 = Math.log10(axis.hi), ls = (l1 - l0) || 1;
       // pixel position is linear in log10(value): a TRUE log axis
-      return function (v) { return EDGE + (Math.log10(v) - l0) / ls * PLOT_W; };
+      var logScale = function (v) { return EDGE + (Math.log10(v) - l0) / ls * PLOT_W; };
+      logScale.invert = function (x) { return Math.pow(10, l0 + (x - EDGE) / PLOT_W * ls); };
+      return logScale;
     }
     // halves: hi - lo overflows to Infinity for values near +-1.8e308
     var a = axis.lo / 2, span = (axis.hi / 2 - a) || 1;
-    return function (v) { return EDGE + (v / 2 - a) / span * PLOT_W; };
+    var linScale = function (v) { return EDGE + (v / 2 - a) / span * PLOT_W; };
+    linScale.invert = function (x) { return 2 * (a + (x - EDGE) / PLOT_W * span); };  // the value at CSS px x
+    return linScale;
   }
 
   // Where a value goes: {x, kind}; kind is "ok", "nan", "inf" (+-inf), "nonpos" (<= 0 on a log
@@ -500,7 +504,8 @@
       ctx.fill();
     }
 
-    function draw(start, end, hl) {
+    // `ghost`: a value drawn as a hollow ring that does not move (the explorer's fitted value), or null
+    function draw(start, end, hl, ghost) {
       background();
       var n = Math.max(0, end - start);
       var xs = new Float64Array(n), ys = new Float64Array(n);
@@ -535,6 +540,18 @@
         shown.push(v);
       }
       ctx.globalAlpha = 1;
+      el.gpvizGhostX = null;
+      if (ghost !== null && ghost !== undefined) {
+        var pg = place(ghost, axis, scale);
+        if (pg.kind === "ok") {
+          ctx.strokeStyle = COLORS.ghost;
+          ctx.lineWidth = 1.5;
+          ctx.beginPath();
+          ctx.arc(pg.x, ((hl >= 0 && hl < n) ? ys[hl] : bandH / 2), Math.max(3, Math.min(4.5, bandH / 2)), 0, 2 * Math.PI);
+          ctx.stroke();
+          el.gpvizGhostX = pg.x;
+        }
+      }
       // the member under the pointer (in any chart of the figure): an orange ring in every chart
       el.gpvizHighlight = -1;
       if (hl >= 0 && hl < n && xs[hl] === xs[hl]) {
@@ -592,6 +609,7 @@
         .map(function (k) { return k + ":" + counts[k]; }).join(",") + (n === 0 ? (flags.length > 1 ? "," : "") + "empty" : "");
       canvas.dataset.plotLeft = String(EDGE);
       canvas.dataset.plotWidth = String(PLOT_W);
+      el.gpvizTicks = tickValues;  // the axis' round values, each drawn as a grey line at scale(t)
       return counts;
     }
 
@@ -607,6 +625,27 @@
     }
 
     return { draw: draw, el: el, canvas: canvas, nearest: nearest };
+  }
+
+  // One parameter's chart drawn into `el` from what a page's spec holds for it (spec.params[key], the axis it
+  // names, the values of its rows: one per batch member): the chart model pages draw, for front ends that
+  // bring their own data (the explorer widget, gpviz/static/explore.js). Returns {draw(values, hl, ghost):
+  // redraws with new values, member hl ringed (-1: none) and a fixed hollow ring at `ghost` (null: none);
+  // xOf(v): the CSS px of v from the canvas' left edge; valueAt(x): the axis value at CSS px x, kept on the
+  // axis; canvas}.
+  function chart(el, key, meta, axis, values) {
+    var column = new Float64Array(values.length), scale = makeScale(axis);
+    var view = paramView(el, key, meta, axis, column, null, null, values.length === 1, 3);
+    function draw(vs, hl, ghost) {
+      column.set(vs);
+      view.draw(0, column.length, hl === undefined ? -1 : hl, ghost);
+    }
+    draw(values, -1, null);
+    return {
+      draw: draw, canvas: view.canvas,
+      xOf: function (v) { return place(v, axis, scale).x; },
+      valueAt: function (x) { return scale.invert(Math.max(EDGE, Math.min(EDGE + PLOT_W, x))); }
+    };
   }
 
   function noDataView(el, key) {
@@ -1069,7 +1108,8 @@
   window.gpviz = {
     version: VERSION, mount: mount, mountById: mountById, drain: drainQueue, parseColumns: fastParseColumns, unpackColumns: unpackColumns,
     unpackCompact: unpackCompact, inflate: inflate, fmtValue: fmtValue,
-    decodeBase64: decodeBase64, decodeBase64Fallback: decodeBase64Fallback, fmt: fmt, niceTicks: niceTicks
+    decodeBase64: decodeBase64, decodeBase64Fallback: decodeBase64Fallback, fmt: fmt, niceTicks: niceTicks,
+    chart: chart
   };
   drainQueue();
 })();
