@@ -403,6 +403,9 @@ class CVProblem:
         mll_cls: The marginal log likelihood class of Ax's model configuration.
         source: What the model was read from (e.g. ``"Ax Client 'tune' · node MBM · SingleTaskGP"``),
             for the sweep page's note.
+        data_units: What Ax's transforms did to the columns of ``X`` (:func:`sweep_units`: ``Log``,
+            ``UnitX``...; ``Y`` is in the metric's own units), so a sweep shown in ``units="original"``
+            converts through them as the single-model page does (decades for a log-scaled parameter).
     """
 
     make_model: object
@@ -413,6 +416,7 @@ class CVProblem:
     metric: str
     mll_cls: object
     source: str = ""
+    data_units: DataUnits | None = None
 
 
 @dataclass(frozen=True)
@@ -426,6 +430,8 @@ class SurrogateFactory:
         digest: The ``SearchSpaceDigest`` the surrogate was fitted with (Normalize's bounds...).
         feature_names: Ax's column names.
         metric: The metric modelled.
+        data_units: What Ax's transforms did to the columns the factory is given (:func:`sweep_units`), or
+            None; a sweep of this factory reads it (:attr:`gpviz.Sweep.data_units`).
     """
 
     model_cls: type
@@ -433,6 +439,7 @@ class SurrogateFactory:
     digest: object
     feature_names: tuple
     metric: str
+    data_units: DataUnits | None = None
 
     def __call__(self, train_X: torch.Tensor, train_Y: torch.Tensor):
         """A model on ``batch x n x d`` inputs and ``batch x n x 1`` outputs (the batch: leave-one-out folds)."""
@@ -492,9 +499,22 @@ def cv_problem(obj, metric: str | None = None) -> CVProblem:
     dataset = SupervisedDataset(X=X, Y=Y, feature_names=list(_columns(adapter, surrogate)), outcome_names=[metric])
     config = copy_model_config_with_default_values(model_config=config, dataset=dataset,
                                                     search_space_digest=digest)
-    make_model = SurrogateFactory(config.botorch_model_class, config, digest, tuple(dataset.feature_names), metric)
+    units = sweep_units(ax_model.units)
+    make_model = SurrogateFactory(config.botorch_model_class, config, digest, tuple(dataset.feature_names), metric,
+                                  units)
     return CVProblem(make_model=make_model, X=X, Y=Y, feature_names=ax_model.feature_names,
-                     trial_indices=tuple(trials), metric=metric, mll_cls=config.mll_class, source=ax_model.source)
+                     trial_indices=tuple(trials), metric=metric, mll_cls=config.mll_class, source=ax_model.source,
+                     data_units=units)
+
+
+def sweep_units(units: DataUnits) -> DataUnits:
+    """The units of a sweep's data: Ax's input transforms (``Log``, ``UnitX``...) kept, no output transform.
+
+    A sweep's ``X`` went through Ax's transforms (:func:`_trial_data`), but its ``Y`` is the metric's own
+    values, standardized by each cell's own ``Standardize``: Ax's ``StandardizeY`` of the model it holds
+    does not apply.
+    """
+    return DataUnits(units.inputs, (), units.input_space, "", units.source)
 
 
 def _search_space_digest(adapter):
@@ -688,4 +708,4 @@ def ModelAnalysis(feature_names: list[str] | None = None):  # noqa: N802 - named
 
 
 __all__ = ["CardPage", "ModelAnalysis", "analysis", "model_source", "ax_model_expr", "is_ax_object", "resolve", "describe", "AxModel", "CVProblem", "cv_problem",
-           "SurrogateFactory"]
+           "SurrogateFactory", "sweep_units"]

@@ -233,8 +233,8 @@ def HistoryAnalysis(history: ModelHistory | None = None, *, sizes: list[int] | N
         sizes: The sweep's trial counts (default: up to 6, evenly spaced up to every completed trial).
         refit: The sweep's ``refit`` (``True``: refit every leave-one-out fold, n times the cost).
         units: ``"original"`` or ``"model"``. Default: the experiment's units (decades for a
-            log-scaled parameter) for a history; model units for the sweep, whose ``"original"``
-            units undo only the model's own input transform, not Ax's transforms.
+            log-scaled parameter), for a history and for the sweep alike (the sweep converts each
+            cell through its own model's transforms after Ax's, :attr:`gpviz.Sweep.data_units`).
         metric: The sweep's metric (default: the surrogate's first).
 
     Returns:
@@ -255,7 +255,7 @@ def HistoryAnalysis(history: ModelHistory | None = None, *, sizes: list[int] | N
         scores = sweep.scores[["size", *sweep.metrics, "status"]]
         return CardPage(title=f"gpviz: the surrogate over the experiment's trials ({how})",
                         subtitle="Ax's model specification refit on the first n trials in the order Ax ran them, one "
-                                 "band per n", html=sweep.render(units=units or "model").html(),
+                                 "band per n", html=sweep.render(units=units or "original").html(),
                         text="\n".join([sweep.mode_note, scores.to_string(index=False)]), df=sweep.scores)
 
     return analysis("HistoryAnalysis", page)

@@ -252,6 +252,44 @@ def test_refit_false_over_trials_is_botorchs_efficient_loo_cv_and_says_what_it_i
         assert "n = the first n trials in the order Ax ran them" in text
 
 
+def test_an_ax_sweep_in_original_units_converts_through_axs_transforms(ax_run):
+    """The sweep's lengthscale of the log-scaled lr, in decades of lr: the cell model's own lengthscale times
+    the parameter's range as Ax's transforms leave it (read off Ax's search space and its Log / UnitX transform
+    objects), as the single-model page converts it, and said in the same words."""
+    from gpviz.view.adapters import sweep_in_units, sweep_info
+
+    sweep = gpviz.cv_sweep(ax_run.client, sizes=[8, 15], order="trials", refit=False, progress=False)
+    transforms = _adapter(ax_run.client).transforms
+    logged = set(transforms["Log"].transform_parameters)
+    assert logged == {"lr"}
+    unit_x = transforms["UnitX"].bounds if "UnitX" in transforms else {}  # Ax 1.3's default has none
+    span = {}
+    for name, p in ax_run.client._experiment.search_space.parameters.items():
+        if name in ("lr", "momentum", "layers"):
+            lo, hi = (math.log10(p.lower), math.log10(p.upper)) if name in logged else (p.lower, p.upper)
+            ux = unit_x.get(name)
+            span[name] = (hi - lo) * ((ux[1] - ux[0]) / (hi - lo) if ux else 1.0)
+    assert span["lr"] == pytest.approx(3.0) and span["layers"] == pytest.approx(7.0)
+    expr = sweep.expression()
+    params, info, shown = sweep_in_units(sweep, expr, sweep_info(sweep, expr), "original")
+    for size in sweep.sizes:
+        model = sweep.models(size, 0)  # the cell's own BoTorch model: its lengthscales, nothing of gpviz's
+        ls = model.covar_module.lengthscale.detach().reshape(-1).numpy()
+        got = params[params["size"] == size].iloc[0]
+        for d, name in enumerate(["lr", "momentum", "layers"]):
+            assert got[f"covar_module.lengthscale[{d}]"] == pytest.approx(ls[d] * span[name], rel=1e-9)
+    space = dict(zip(info["key"], info["space"]))
+    assert space["covar_module.lengthscale[0]"] == "decades of lr"
+    assert space["covar_module.lengthscale[1]"] == "original inputs"
+    assert "log10(lr): lengthscale in decades of lr" in shown.sections[0].note
+    assert expr.sections[0].note == "normalized inputs, after Ax's transforms"
+    html = sweep.render(units="original", verdicts=False).html()
+    assert "decades of lr" in html and "original outputs" in html
+    # model units: the sweep's own numbers, untouched
+    model_params, _, _ = sweep_in_units(sweep, expr, sweep_info(sweep, expr), "model")
+    assert model_params is sweep.parameters
+
+
 # --------------------------------------------------------------------------- #
 # Several metrics                                                             #
 # --------------------------------------------------------------------------- #

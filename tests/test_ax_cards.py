@@ -67,8 +67,8 @@ def test_history_analysis_without_a_history_is_the_refit_false_sweep_over_trials
     html = card._repr_html_()
     assert 'class="card"' in html and "gpviz-figure" in html and "window.gpviz" in html
     assert "n = the first n trials in the order Ax ran them" in html and "metric loss" in html
-    # model units by default: the sweep's "original" units would undo only the model's Normalize, not Ax's Log
-    assert "(normalized inputs)" in html and "(original inputs" not in html
+    # the experiment's units by default, through Ax's transforms: the log-scaled lr's lengthscale in decades
+    assert "lengthscale in decades of lr" in html and "normalized inputs" not in html
     text = card._body_papermill()
     # Ax hands the analysis the generation strategy: the note names it and its experiment
     assert "GenerationStrategy 'Center+Sobol+MBM:fast' of experiment 'cards'" in text.splitlines()[0]

@@ -11,16 +11,25 @@ import torch
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz import display
+from gpviz.ax import SurrogateFactory
 from gpviz.errors import InputError
 from gpviz.markup import escape_html
 from gpviz.models.expr import model_expr
 from gpviz.options import reject_unknown
+from gpviz.priors.factories import PriorFactory
 from gpviz.sweep.cache import CellCache
 from gpviz.sweep.cells import BATCHED, FIXED, SEPARATE, STATUS_OK, cell_model, cell_seed, subset_rows
 from gpviz.sweep.influence import influence_of
 from gpviz.sweep.scores import score_bands
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
-from gpviz.values.units import check_units
+from gpviz.values.units import DataUnits, check_units, with_data_units
+
+
+def factory_units(make_model) -> DataUnits | None:
+    """What a factory's data went through before it (:attr:`gpviz.ax.SurrogateFactory.data_units`: Ax's
+    transforms; a :func:`gpviz.with_priors` factory's, read through it), or None for any other factory."""
+    inner = make_model.make_model if isinstance(make_model, PriorFactory) else make_model
+    return inner.data_units if isinstance(inner, SurrogateFactory) else None
 
 
 class Sweep:
@@ -62,6 +71,10 @@ class Sweep:
         mll_cls: The marginal log likelihood class every cell was fitted with.
         cache: The cell cache the sweep ran with (``cache_dir``), or None; the sweep's verdicts are kept there.
         pulls: Repeats judged -> :func:`gpviz.priors.sweep_pull.sweep_prior_pull` rows, computed once.
+        data_units: What was done to ``X`` (and ``Y``) before the factory saw them, for ``units="original"``
+            (:class:`gpviz.values.units.DataUnits`): for an Ax source, Ax's ``Log`` / ``UnitX`` transforms
+            (:func:`gpviz.ax.sweep_units`), so a log-scaled parameter's lengthscale is shown in decades;
+            None: ``X`` and ``Y`` are the data's own.
     """
 
     scores: pd.DataFrame
@@ -85,13 +98,15 @@ class Sweep:
     mll_cls: object
     cache: CellCache | None
     pulls: dict[int, pd.DataFrame]
+    data_units: DataUnits | None
     _full_fits: dict
 
     def __init__(self, *, scores, parameters, predictions, subsets, sizes, repeats, seed, metrics,
                  make_model, X, Y, states: Mapping | None = None, feature_names: Sequence[str] | None = None,
                  order: str = "random", trial_indices: Sequence[int] | None = None,
                  reference_scores: pd.DataFrame | None = None, mode: str = BATCHED, mode_note: str = "",
-                 fit_kwargs: Mapping | None = None, mll_cls: type | None = None, cache: CellCache | None = None):
+                 fit_kwargs: Mapping | None = None, mll_cls: type | None = None, cache: CellCache | None = None,
+                 data_units: DataUnits | None = None):
         self.scores = scores
         self.parameters = parameters
         self.predictions = predictions
@@ -118,6 +133,7 @@ class Sweep:
         #: Repeats judged -> the prior_pull rows of every fold (:func:`gpviz.priors.judge.sweep_verdicts` judges
         #: once per sweep; render and compare read them again).
         self.pulls: dict[int, pd.DataFrame] = {}
+        self.data_units = data_units if data_units is not None else factory_units(make_model)
 
     def __repr__(self) -> str:
         failed = int((self.scores["status"] != STATUS_OK).sum())
@@ -236,8 +252,14 @@ class Sweep:
                             kept, batched=self.mode != SEPARATE)
 
     def expression(self, feature_names=None):
-        """The model's expression (structure only; the sweep's values come from :attr:`parameters`)."""
-        return model_expr(self.model, feature_names if feature_names is not None else self.feature_names)
+        """The model's expression (structure only; the sweep's values come from :attr:`parameters`), with the
+        sweep's :attr:`data_units` (its sections say whose transforms the inputs went through)."""
+        return self.with_units(model_expr(self.model, feature_names if feature_names is not None
+                                          else self.feature_names))
+
+    def with_units(self, expr):
+        """``expr`` (of one of the sweep's models) with the sweep's :attr:`data_units`, or as it is without them."""
+        return with_data_units(expr, self.data_units) if self.data_units is not None else expr
 
     def summary(self, metric: str = "mse"):
         """Per size: the 10th/90th percentile and centre of ``metric`` across repeats, with counts."""

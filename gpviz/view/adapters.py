@@ -231,7 +231,9 @@ def sweep_in_units(sweep: Sweep, expr, info: pd.DataFrame, units: str = "model"
                    ) -> tuple[pd.DataFrame, pd.DataFrame, object]:
     """A sweep's parameters, its per-key info and its expression in ``units``.
 
-    ``"original"`` converts each cell with its own model's transforms: every cell's
+    ``"original"`` converts each cell with its own model's transforms, after the sweep's
+    :attr:`~gpviz.Sweep.data_units` (an Ax sweep's ``Log`` / ``UnitX``: a log-scaled parameter's
+    lengthscale in decades, as on the single-model page): every cell's
     factory normalizes and standardizes its own subset, so each cell and fold has its
     own scale (each cell's fitted model is rebuilt, nothing is refitted; a ``"separate"``
     sweep's folds each with their own model's). The bounds and
@@ -253,13 +255,13 @@ def sweep_in_units(sweep: Sweep, expr, info: pd.DataFrame, units: str = "model"
         if isinstance(built, list):  # folds fitted one by one: each fold's rows with its own model's transforms
             members = len(cell) // len(built)
             for i, fold in enumerate(built):
-                cell_expr = model_expr(fold, names)
+                cell_expr = sweep.with_units(model_expr(fold, names))
                 rows = cell[cell[I_MODEL] // members == i]
                 own = convert_wide(cell_expr, rows.assign(**{I_MODEL: rows[I_MODEL] - i * members}),
                                    unit_plan(cell_expr))
                 parts.append(own.assign(**{I_MODEL: rows[I_MODEL]}))
         else:
-            cell_expr = model_expr(built, names)
+            cell_expr = sweep.with_units(model_expr(built, names))
             parts.append(convert_wide(cell_expr, cell, unit_plan(cell_expr)))
         if ref is None or int(i_config) > ref[0]:  # groups come sorted: the first repeat of the largest size
             ref = (int(i_config), cell_expr)
