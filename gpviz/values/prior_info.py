@@ -186,13 +186,14 @@ def prior_block(prior, info: ParamInfo, indices, batch: torch.Size) -> tuple[np.
 
 def priors_by_param(root: torch.nn.Module) -> dict[tuple[str, str], object]:
     """(module path, value name) -> prior, from ``named_priors`` (``X_prior`` guards parameter ``X``)."""
-    out = {}
-    if not hasattr(root, "named_priors"):  # a plain torch container (botorch ModelList): ask its children
+    out: dict[tuple[str, str], object] = {}
+    named_priors = getattr(root, "named_priors", None)  # gpytorch.Module's
+    if named_priors is None:  # a plain torch container (botorch ModelList): ask its children
         for child_name, child in root.named_children():
             for (path, value_name), prior in priors_by_param(child).items():
                 out[(f"{child_name}.{path}" if path else child_name, value_name)] = prior
         return out
-    for name, module, prior, _closure, _setting in root.named_priors():
+    for name, module, prior, _closure, _setting in named_priors():
         path, _, prior_name = name.rpartition(".")
         if prior_name.endswith("_prior"):
             out[(path, prior_name[: -len("_prior")])] = prior

@@ -23,6 +23,7 @@ reader: wide and long frames, the data's own transforms before the model
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -164,16 +165,18 @@ def _input_scales(model, batch: torch.Size) -> dict[int, np.ndarray] | str:
         if getattr(step, "reverse", False):
             return f"{type(step).__name__}(reverse=True) input transform has no exact lengthscale conversion"
         if type(step) is Log10:
-            cols = set(int(i) for i in step.indices.tolist())
+            cols = set(int(i) for i in _buffer(step, "indices").tolist())
             if cols & set(out):  # log of an affinely mapped column: a length there has no original-unit reading
                 return "an affine input transform before a Log10 step has no exact lengthscale conversion"
             logged |= cols
             continue
         if type(step) not in AFFINE:
             return f"{type(step).__name__} input transform has no exact lengthscale conversion"
-        coef = step.coefficient.detach()  # batch_shape x 1 x len(indices) (a bare vector when built by hand)
+        # batch_shape x 1 x len(indices) (a bare vector when built by hand)
+        coef = _buffer(step, "coefficient").detach()
         coef = coef.unsqueeze(0) if coef.dim() == 1 else coef
-        indices = step.indices.tolist() if getattr(step, "indices", None) is not None else list(range(coef.shape[-1]))
+        indices = (_buffer(step, "indices").tolist() if getattr(step, "indices", None) is not None
+                   else list(range(coef.shape[-1])))
         for j, d in enumerate(indices):
             # the transform's batch dims are the model's input batch dims (folds), which lead;
             # a trailing output dim of the model (batched multi-output) shares the ranges
@@ -182,11 +185,16 @@ def _input_scales(model, batch: torch.Size) -> dict[int, np.ndarray] | str:
     return out
 
 
+def _buffer(step: torch.nn.Module, name: str) -> torch.Tensor:
+    """A transform's tensor attribute (a buffer: ``nn.Module.__getattr__`` types it as ``Tensor | Module``)."""
+    return cast(torch.Tensor, getattr(step, name))
+
+
 def _log_columns(model) -> set[int]:
     """The input columns a ``Log10`` step of the model's own (chained) input transform logs."""
     it = getattr(model, "input_transform", None)
     steps = list(it.values()) if type(it) is ChainedInputTransform else [it]
-    return {int(i) for step in steps if type(step) is Log10 for i in step.indices.tolist()}
+    return {int(i) for step in steps if type(step) is Log10 for i in _buffer(step, "indices").tolist()}
 
 
 def _decades(part, d: int) -> str:
@@ -236,7 +244,7 @@ def length_keys(tree: Node) -> dict[str, tuple[int | None, ...]]:
             dims = tuple(f.dim for f in num.factors if isinstance(f, Compare))
         elif isinstance(num, Call) and num.fn in ("norm_l2", "norm_l1") and len(num.args) == 1 and isinstance(
                 num.args[0], Vector) and all(isinstance(i, Compare) for i in num.args[0].items):
-            dims = tuple(i.dim for i in num.args[0].items)
+            dims = tuple(i.dim for i in num.args[0].items if isinstance(i, Compare))  # all are
         if dims is not None:
             prev = found.get(n.den.key, ())
             found[n.den.key] = prev + tuple(d for d in dims if d not in prev)
@@ -324,10 +332,12 @@ def unit_plan(expr) -> UnitPlan:
         return UnitPlan(conversions, labels, reasons)
     batch = torch.Size(expr.batch_shape)
     n = int(batch.numel())
-    data: DataUnits | None = expr.data_units
+    data = cast("DataUnits | None", expr.data_units)  # models/expr.py (an earlier stage) cannot name the type
     for i_part, (part, model) in enumerate(_parts(expr)):
         part_sections = part.sections
-        title_prefix = f"{expr.outputs[expr.parts.index(part)]}: " if part is not expr else ""
+        title_prefix = ""
+        if isinstance(expr, ModelListExpr) and part is not expr:  # one output of a model list
+            title_prefix = f"{expr.outputs[expr.parts.index(part)]}: "
         covar = part.covariance_tree()
         # inputs: the model's own Normalize, times what was done to the data before it (data_units)
         scales, missing = _data_input_scales(_input_scales(model, batch), data, n)
@@ -344,22 +354,23 @@ def unit_plan(expr) -> UnitPlan:
             if gone:
                 reasons[key], in_ok = gone[0], False
                 continue
-            facs = [scales.get(d, np.ones(n)) if d is not None else None for d in dims]
-            if any(f is None for f in facs):
+            if any(d is None for d in dims):
                 reasons[key], in_ok = "the lengthscale's input columns are unknown", False
                 continue
+            cols = [d for d in dims if d is not None]  # all of them
+            facs = [scales.get(d, np.ones(n)) for d in cols]
             if any(not np.allclose(f, facs[0], rtol=1e-12, atol=0) for f in facs[1:]):
                 reasons[key], in_ok = "one lengthscale is shared by inputs of different ranges", False
                 continue
             units = {data.inputs[d].unit if data is not None and d < len(data.inputs) and data.inputs[d].unit
-                     else (_decades(part, d) if d in logged else "") for d in dims}
+                     else (_decades(part, d) if d in logged else "") for d in cols}
             if len(units) > 1:
                 reasons[key], in_ok = "one lengthscale is shared by inputs measured in different units", False
                 continue
             unit = units.pop()
             conversions[key] = Conversion(facs[0], np.zeros(n), unit or ORIGINAL_INPUTS)
-            if unit and len(dims) == 1 and part.features is not None and dims[0] < len(part.features):
-                column_units[part.features[dims[0]].name] = unit
+            if unit and len(cols) == 1 and part.features is not None and cols[0] < len(part.features):
+                column_units[part.features[cols[0]].name] = unit
         other_len = [p.key for p in iter_nodes(covar) if isinstance(p, Param) and p.role.measured_in == "inputs"
                      and p.key not in lengths]
         for key in other_len:

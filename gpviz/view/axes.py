@@ -23,9 +23,8 @@ def finite_or_none(x) -> float | None:
 
 def _axis_kind(meta: ParamFacts) -> tuple[AxisKind, bool]:
     """``(kind, bounded)`` for one parameter."""
-    bounded = meta.lower is not None and meta.upper is not None
     role = Role.of_parameter(str(meta.role))  # what the role means: tree.nodes.Role, said once
-    if bounded:
+    if meta.lower is not None and meta.upper is not None:  # bounded
         return (AxisKind.LOG if role.scale_like and meta.lower > 0 else AxisKind.LINEAR), True
     if role.scale_like:
         return AxisKind.LOG, False
@@ -89,7 +88,7 @@ def chart_views(frame: FrameData, facts: Mapping[str, ParamFacts],
         ``(axes, key -> chart)``.
     """
     groups: dict[tuple, list[str]] = {}
-    kinds: dict[str, tuple[str, bool]] = {}
+    kinds: dict[str, tuple[AxisKind, bool]] = {}
     for key, meta in facts.items():
         kind, bounded = _axis_kind(meta)
         kinds[key] = (kind, bounded)
@@ -106,16 +105,20 @@ def chart_views(frame: FrameData, facts: Mapping[str, ParamFacts],
         refs = [m.prior_mode for m in (facts[k] for k in keys) if m.prior_mode is not None]
         lowers, uppers = (np.array([np.nan if b is None else b for b in (getattr(facts[k], side) for k in keys)],
                                    np.float64) for side in ("lower", "upper"))
-        mark_lo = at_bounds(block, lowers, None).any(axis=0)
-        mark_hi = at_bounds(block, None, uppers).any(axis=0)
+        mark_lo = np.asarray(at_bounds(block, lowers, None).any(axis=0))
+        mark_hi = np.asarray(at_bounds(block, None, uppers).any(axis=0))
         marks = {k: (bool(mark_lo[j]), bool(mark_hi[j])) for j, k in enumerate(keys)}
         for k in keys:
-            if marks[k][0]:
-                refs.append(facts[k].lower)
-            if marks[k][1]:
-                refs.append(facts[k].upper)
-        if bounded:
-            lo, hi = facts[keys[0]].lower, facts[keys[0]].upper
+            k_lo, k_hi = facts[k].lower, facts[k].upper  # a marked bound is never None (at_bounds)
+            if marks[k][0] and k_lo is not None:
+                refs.append(k_lo)
+            if marks[k][1] and k_hi is not None:
+                refs.append(k_hi)
+        b_lo, b_hi = facts[keys[0]].lower, facts[keys[0]].upper
+        lo: float
+        hi: float
+        if bounded and b_lo is not None and b_hi is not None:  # bounded: both are set (_axis_kind)
+            lo, hi = b_lo, b_hi
             inside = vals[np.isfinite(vals)]
             if kind == AxisKind.LOG:
                 inside = inside[inside > 0]

@@ -81,7 +81,7 @@ def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict
     found = {}
     for c, r in zip(present.tolist(), first_row.tolist()):
         key = order[c]
-        verdict = (HELD if held[c] else str(verdicts[r])) if verdicts is not None else ""
+        verdict = (HELD if held[c] else str(verdicts[r])) if verdicts is not None and held is not None else ""
         role = roles.get(key, str(role_col[r]) if role_col is not None else "value")
         found[key] = ParamFacts(Role.of_parameter(str(role)), finite_or_none(lower.get(c)),
                                 finite_or_none(upper.get(c)), finite_or_none(prior.get(c)), verdict)

@@ -164,7 +164,8 @@ def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> FrameData:
     values = {k: v[order] for k, v in values.items()}
     index = {c: v[order] for c, v in index.items()}
 
-    i_config, labels = None, ()
+    i_config: np.ndarray | None = None
+    labels: tuple[str, ...] = ()
     if I_CONFIG in index:
         i_config = index[I_CONFIG]
         if len(i_config) and i_config.min() < 0:
