@@ -30,6 +30,7 @@ from scipy.special import gammaln
 
 from gpviz.errors import UnsupportedError
 from gpviz.priors.derivatives import likelihood_params
+from gpviz.priors.stationary import StationaryLik, stationary_lik
 from gpviz.values.keys import ParamInfo, parse_key
 from gpviz.values.tensors import to_numpy
 
@@ -99,14 +100,23 @@ class Density(torch.nn.Module):
     twice and back once, leaving the model with the draws' batch of noises.
     """
 
-    def __init__(self, model: torch.nn.Module, n_members: int):
+    def __init__(self, model: torch.nn.Module, n_members: int, fast: StationaryLik | None = None):
         super().__init__()
         self.model = model
         self.n_members = n_members
+        self.fast = fast
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(log_lik, log_prior)``, each ``n_members``: the two terms of ``n x MLL``, summed as GPyTorch sums."""
+    def forward(self, prior_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log_lik, log_prior)``, each ``n_members``: the two terms of ``n x MLL``, summed as GPyTorch sums.
+
+        Args:
+            prior_only: Evaluate the priors alone (``log_lik`` is then zeros): :data:`fast` computes the
+                likelihood.
+        """
         model: Any = self.model  # a GPyTorch model: its attributes are modules and tensors mypy cannot tell apart
+        if prior_only:
+            log_prior = self.log_prior(model, 1)
+            return torch.zeros_like(log_prior), log_prior
         inputs: tuple[torch.Tensor, ...] = tuple(model.train_inputs)
         params = likelihood_params(model, inputs)
         out = model(*inputs)
@@ -118,12 +128,18 @@ class Density(torch.nn.Module):
         log_lik = marg.log_prob(targets.expand(*torch.broadcast_shapes(shape, targets.shape[:-1]), targets.shape[-1]))
         for term in model.added_loss_terms():
             log_lik = log_lik + term.loss(*params)
-        log_prior = torch.zeros_like(log_lik)
-        for _name, module, prior, closure, _setting in model.named_priors():
-            lp = prior.log_prob(closure(module))
-            log_prior = log_prior + lp.reshape(*lp.shape[: log_lik.ndim], -1).sum(-1)
+        log_prior = self.log_prior(model, log_lik.ndim)
         shape = torch.broadcast_shapes(log_lik.shape, log_prior.shape)
         return log_lik.expand(shape).reshape(-1), log_prior.expand(shape).reshape(-1)
+
+    @staticmethod
+    def log_prior(model: Any, ndim: int) -> torch.Tensor:
+        """``Σ log p(θ)`` over ``model.named_priors()``, each prior's terms summed past the leading ``ndim``."""
+        log_prior: torch.Tensor | float = 0.0
+        for _name, module, prior, closure, _setting in model.named_priors():
+            lp = prior.log_prob(closure(module))
+            log_prior = log_prior + lp.reshape(*lp.shape[:ndim], -1).sum(-1)
+        return torch.as_tensor(log_prior)
 
 
 @dataclass(frozen=True)
@@ -241,15 +257,31 @@ def _evaluate(density: Density, coords: list[Coordinate], u: torch.Tensor):
     kernel, mean, likelihood and priors broadcast like any other batch dimension (one Cholesky call for all).
     """
     size = u.shape[0]
-    params, log_jac = {}, torch.zeros(size, density.n_members, dtype=u.dtype)
+    params, values, log_jac = {}, {}, torch.zeros(size, density.n_members, dtype=u.dtype)
     for c in coords:
         value, lj = c.value(u[:, c.offset: c.offset + c.size])
-        value = value.reshape(size, *c.info.raw.shape)
+        value = values[c.name] = value.reshape(size, *c.info.raw.shape)
         con: Any = c.info.constraint
         params["model." + c.name] = con.inverse_transform(value) if con is not None else value
         log_jac = log_jac.index_add(1, torch.as_tensor(c.members), lj)
-    log_lik, log_prior = torch.func.functional_call(density, params, ())
-    return log_lik.reshape(size, -1), log_prior.reshape(size, -1), log_jac
+    if density.fast is None:
+        log_lik, log_prior = torch.func.functional_call(density, params, ())
+        return log_lik.reshape(size, -1), log_prior.reshape(size, -1), log_jac
+    _, log_prior = torch.func.functional_call(density, params, (True,))
+    log_lik = density.fast(values)
+    bad = torch.isnan(log_lik)
+    if bad.any():
+        # a covariance the plain Cholesky refuses: GPyTorch's own evaluation, draw by draw (its jitter; a draw it
+        # refuses too gets zero weight, as on GPyTorch's path)
+        slow = log_lik.clone()
+        for row in torch.flatnonzero(bad).tolist():
+            try:
+                slow[row] = torch.func.functional_call(density, {k: v[row: row + 1] for k, v in params.items()},
+                                                       ())[0].reshape(())
+            except (RuntimeError, ValueError):
+                slow[row] = -math.inf
+        log_lik = slow
+    return log_lik.reshape(size, -1), log_prior.expand(size).reshape(size, -1), log_jac
 
 
 def _gradients(density: Density, coords: list[Coordinate], u: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -288,11 +320,14 @@ def _mode_and_scale(density: Density, coords: list[Coordinate], u0: np.ndarray, 
     return mode, scales
 
 
-def _densities(density: Density, coords: list[Coordinate], u: np.ndarray, dtype, chunk: int = 256):
+def _densities(density: Density, coords: list[Coordinate], u: np.ndarray, dtype):
     """``(log_lik, log_prior, log_jacobian)``, each ``S x n_members``, at every draw ``u`` (``S x D``), in chunks;
     a chunk that fails (a draw whose covariance is not positive definite) is evaluated draw by draw, and a failing
     draw gets ``-inf`` (zero weight)."""
     n = density.n_members
+    # the stationary path splits its chunk for the Cholesky itself: a larger one only spreads the priors' and
+    # the call's fixed cost
+    chunk = 2048 if density.fast is not None else 256
     out = [np.full((len(u), n), -np.inf) for _ in range(3)]
     with torch.no_grad():
         for start in range(0, len(u), chunk):
@@ -351,7 +386,9 @@ def sample_posterior(mll, keys, infos: dict, batch: torch.Size, draws: int, seed
     if not coords:
         raise UnsupportedError("the model has no trainable parameter: its posterior has nothing to sample")
     dtype = coords[0].info.raw.dtype
-    density = Density(mll.model, n)
+    # one member: the stationary family's likelihood from squared distances made once (GPyTorch's otherwise)
+    fast = stationary_lik(mll.model, {c.name: c.info.raw for c in coords}) if n == 1 else None
+    density = Density(mll.model, n, fast)
     u0 = np.concatenate([to_numpy(c.coordinates(c.info.value().reshape(-1))).astype(float) for c in coords])
     mode, scales = _mode_and_scale(density, coords, u0, dtype)
     rng = np.random.default_rng(seed)
