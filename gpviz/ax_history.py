@@ -11,6 +11,7 @@ replaces. :class:`ModelHistory` is wrapped around the user's loop::
     with history:  # later: the same history goes on, across as many blocks as the experiment takes
         ...
     history.render().save("history.html")
+    gpviz.ModelHistory.load("history")  # in another session: the same snapshots and page, from the folder
 
 Inside the block every ``fit_gpytorch_mll`` call is traced (:func:`gpviz.trace_fits`),
 and after each ``client.get_next_trials`` the model the client now holds is recorded
@@ -105,7 +106,7 @@ class ModelHistory:
     def __init__(self, client: Any, folder: str | os.PathLike | None = None) -> None:
         if not is_ax_object(client) or not callable(getattr(client, "get_next_trials", None)):
             raise InputError(f"ModelHistory records an Ax Client's fits, got {type(client).__name__}")
-        self.client = client
+        self.client: Any = client
         self.folder = Path(folder) if folder is not None else None
         self.snapshots: list[Snapshot] = []
         self.metric: str | None = None
@@ -118,6 +119,9 @@ class ModelHistory:
         return f"<gpviz ModelHistory: {plural(len(self.snapshots), 'model')} (trials seen: {counts or '-'})>"
 
     def __enter__(self) -> "ModelHistory":
+        if self.client is None:
+            raise InputError("this ModelHistory was loaded from a folder (ModelHistory.load): it has no Ax Client "
+                             "to record; make a new ModelHistory(client, folder=...) to record more")
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
         self._fits = self._tracing.__enter__()
@@ -165,11 +169,48 @@ class ModelHistory:
         self.metric = ", ".join(expr.metrics) if expr.metrics else None
         self.title = expr.title or ""
         if self.folder is not None:
+            # the expression (the model in it, names, Ax's units, the title) and the frames travel pickled, so
+            # ModelHistory.load gives the same snapshots and the same page without the client
             torch.save({"trials": snap.trials, "state_dict": snap.state, "train_X": X, "train_Y": Y,
                         "values": values.to_dict(orient="list"), "feature_names": [f.name for f in expr.features],
-                        "metric": self.metric, "source": self.title},
+                        "metric": self.metric, "source": self.title, "expr": expr, "values_frame": values,
+                        "original": original, "labels": labels},
                        self.folder / f"trials_{snap.trials:04d}.pt")
         return snap
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "ModelHistory":
+        """The history a ``ModelHistory(client, folder=folder)`` saved: its snapshots in the order Ax fitted them.
+
+        The loaded history has no client (it records nothing more: entering it is an InputError)
+        and no traced fits (``Snapshot.fit`` is None); its values, names, units, ``state_dict``,
+        data and page are the recorded ones. The files are pickles (``torch.load(...,
+        weights_only=False)``): load only folders you trust.
+
+        Raises:
+            InputError: ``folder`` is not a folder, holds no ``trials_<n>.pt`` file, or a file
+                was saved by a gpviz that did not keep the model's expression (named).
+        """
+        path = Path(folder)
+        if not path.is_dir():
+            raise InputError(f"ModelHistory.load: {str(folder)!r} is not a folder")
+        files = sorted(path.glob("trials_*.pt"))
+        if not files:
+            raise InputError(f"ModelHistory.load: {str(path)!r} holds no trials_<n>.pt snapshot")
+        history = cls.__new__(cls)
+        history.client, history.folder, history.snapshots = None, path, []
+        history.metric, history.title = None, ""
+        history._tracing, history._fits = trace_fits(), []
+        for file in files:
+            saved = torch.load(file, weights_only=False)
+            if "expr" not in saved:
+                raise InputError(f"ModelHistory.load: {str(file)!r} was saved without the model's expression "
+                                 f"(by an older gpviz); record the experiment again to show it")
+            history.snapshots.append(Snapshot(int(saved["trials"]), saved["expr"], saved["values_frame"],
+                                              saved["original"], dict(saved["labels"]), saved["state_dict"],
+                                              saved["train_X"], saved["train_Y"], None))
+            history.metric, history.title = saved["metric"], saved["source"]
+        return history
 
     def render(self, *, units: str = "model", title: str | None = None) -> RenderedPage:
         """The models Ax used, one band per trial count, in ``units`` (``"original"``: the experiment's).

@@ -8,6 +8,7 @@ import math
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -94,6 +95,42 @@ def test_snapshots_persisted_to_the_folder(run):
     torch.testing.assert_close(saved["train_X"], snap.train_X)
     for k, v in snap.state.items():
         torch.testing.assert_close(saved["state_dict"][k], v)
+
+
+def test_a_saved_history_loads_as_the_same_snapshots_and_page(run, tmp_path):
+    """ModelHistory.load(folder) in a fresh object: what the run saved while the real Client ran, nothing refit."""
+    client, history, _, folder = run
+    loaded = ModelHistory.load(folder)
+    assert loaded is not history and loaded.client is None
+    assert [s.trials for s in loaded.snapshots] == [5, 6, 7]
+    assert (loaded.metric, loaded.title) == (history.metric, history.title)
+    for mine, back in zip(history.snapshots, loaded.snapshots):
+        pd.testing.assert_frame_equal(back.values, mine.values)
+        pd.testing.assert_frame_equal(back.original, mine.original)
+        assert back.labels == mine.labels
+        assert [f.name for f in back.expr.features] == [f.name for f in mine.expr.features] == ["log10(lr)",
+                                                                                              "momentum"]
+        assert back.expr.keys == mine.expr.keys and back.expr.title == mine.expr.title
+        assert back.state.keys() == mine.state.keys()
+        for k, v in mine.state.items():
+            assert torch.equal(back.state[k], v), k
+        # the model in the loaded expression is the one Ax fitted, as it was: its state and its training data
+        for k, v in back.expr.module.state_dict().items():
+            assert torch.equal(v, mine.state[k]), k
+        assert torch.equal(back.train_X, mine.train_X) and torch.equal(back.train_Y, mine.train_Y)
+        assert back.fit is None  # traced fits are not persisted
+    for units in ("model", "original"):
+        assert loaded.render(units=units).html() == history.render(units=units).html()
+    with pytest.raises(InputError, match="loaded from a folder"):
+        with loaded:
+            pass
+    with pytest.raises(InputError, match="is not a folder"):
+        ModelHistory.load(tmp_path / "nowhere")
+    with pytest.raises(InputError, match="no trials_<n>.pt"):
+        ModelHistory.load(tmp_path)
+    torch.save({"trials": 5, "state_dict": {}}, tmp_path / "trials_0005.pt")
+    with pytest.raises(InputError, match="trials_0005.pt.*without the model"):
+        ModelHistory.load(tmp_path)
 
 
 def test_the_page_says_what_it_is_with_names_and_units(run):
