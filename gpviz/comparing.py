@@ -239,9 +239,11 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
     row its fold held out. Last, per sweep side by side: its priors, how its cells were
     fitted, one sentence per parameter group saying where it leaves the mode, a table of
     the held shares and the count of every verdict that occurs per size. A ``refit=False``
-    sweep given with a refit sweep of the same cells (same data, seed, order) gets one
-    sentence on the optimism gap: its metric over the refit one per size, and where fixed
-    hyperparameters look better than refitting (:func:`optimism_gaps`).
+    sweep given with a refit sweep of the same cells (same data, seed, order) gets the
+    optimism gap below the scores (:func:`optimism_gaps`, as on a sweep's own page): both
+    scaling curves and their ratio per size (a chart and a table), and one sentence on its
+    metric over the refit one per size and where fixed hyperparameters look better than
+    refitting; the pairs are the page's ``gaps``.
 
     Args:
         sweeps: ``{label: sweep}`` from :func:`gpviz.cv_sweep`, in display order
@@ -282,7 +284,10 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
                                    center=center)
     table = score_table(sweeps, metric, center=center)
     paired = paired_differences(sweeps, metric, center)
-    gaps = [gap_sentence(a, b, gap, metric) for a, b, gap in optimism_gaps(sweeps, metric, center)]
+    gaps = optimism_gaps(sweeps, metric, center)
+    # each refit / refit=False pair: both curves and their ratio per size, the table and the sentence
+    gap_sections = [gap_html(sweeps[a].scores, sweeps[b].scores, gap, metric, gap_sentence(a, b, gap, metric),
+                             (a, b), center) for a, b, gap in gaps]
     sections, pulls, views, verdicts, heldout = {}, {}, {}, {}, {}
     for label, sweep in sweeps.items():
         if sweep.parameters.empty:  # every cell failed: say so, and show the others
@@ -318,5 +323,5 @@ def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool =
                    f'dataset size: the line is the {escape_html(center)} over repeats, the same statistic for every '
                    f'sweep and size ({escape_html(why)}); the band the 10th to 90th percentile.</div>')
             + img + scores_html(table, labels, metric) + paired_html(paired, metric)
-            + Markup("".join(f'<div class="gpviz-cmp-gap">{escape_html(g)}</div>' for g in gaps)))
-    return ComparisonFigure(title, lead, figures, sections, chart, table, pulls, grid, verdicts, paired)
+            + Markup("".join(f'<div class="gpviz-cmp-gap">{g}</div>' for g in gap_sections)))
+    return ComparisonFigure(title, lead, figures, sections, chart, table, pulls, grid, verdicts, paired, gaps)

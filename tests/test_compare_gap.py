@@ -73,3 +73,46 @@ def test_the_gap_section_is_drawn_in_chromium(pair, tmp_path, open_page):
     assert all(f"{r:.2f}x at n = {n}" in sentence for n, r in zip(SIZES, ratios)), sentence
     rows = loaded.eval("[...document.querySelectorAll('.gpviz-gap tbody tr')].map(r => r.innerText)")
     assert len(rows) == len(SIZES)
+
+
+def _gap_rows(html: str) -> dict[int, tuple[float, float]]:
+    rows = [dict(re.findall(r'data-(\w+)="([^"]+)"', tr)) for tr in re.findall(r"<tr( data-[^>]+)>", html)]
+    return {int(r["size"]): (float(r["fixed"]), float(r["refit"])) for r in rows if "refit" in r}
+
+
+def test_the_comparison_page_draws_the_gap_against_numpy(pair):
+    refit, fixed, other_seed = pair
+    page = gpviz.compare({"refit folds": refit, "closed form": fixed, "other seed": other_seed}, pull_repeats=0)
+    # one pair: the other seed's cells are not the refit sweep's, so it has no gap
+    assert [(a, b) for a, b, _ in page.gaps] == [("refit folds", "closed form")]
+    ratios = np.divide(_geometric_means(fixed), _geometric_means(refit))
+    np.testing.assert_allclose(page.gaps[0][2]["ratio"].to_numpy(), ratios, rtol=1e-12)
+    html = page.html()
+    assert html.count('class="gpviz-gap"') == 1 and html.count('class="gpviz-gap-chart"') == 1
+    got = _gap_rows(html)
+    assert sorted(got) == SIZES
+    for n, gf, gr in zip(SIZES, _geometric_means(fixed), _geometric_means(refit)):
+        assert got[n] == pytest.approx((gf, gr), rel=1e-12)
+    sentence = re.search(r'class="gpviz-gap-sentence"[^>]*>(.*?)</div>', html).group(1)
+    assert all(f"{r:.2f}x at n = {n}" in sentence for n, r in zip(SIZES, ratios)), sentence
+    assert "closed form" in sentence and "refit folds" in sentence
+    # no refit=False sweep, no gap section
+    plain = gpviz.compare({"a": refit, "b": other_seed}, pull_repeats=0)
+    assert plain.gaps == [] and 'class="gpviz-gap"' not in plain.html()
+
+
+@pytest.mark.browser
+def test_the_comparison_gap_is_drawn_in_chromium(pair, tmp_path, open_page):
+    refit, fixed, _ = pair
+    page = gpviz.compare({"refit": refit, "fixed": fixed}, pull_repeats=0)
+    loaded = open_page(page.save(tmp_path / "compare_gap.html"), screenshot="compare_gap.png")
+    assert loaded.console_errors == []
+    img = loaded.eval("""(() => { const i = document.querySelector('.gpviz-gap img');
+        const r = i.getBoundingClientRect(); return [i.complete, i.naturalWidth, r.width, r.height, i.alt]; })()""")
+    assert img[0] and img[1] > 300 and img[2] > 300 and img[3] > 200 and "optimism gap" in img[4]
+    rows = loaded.eval("[...document.querySelectorAll('.gpviz-gap tbody tr')].map(r => r.innerText)")
+    ratios = np.divide(_geometric_means(fixed), _geometric_means(refit))
+    assert len(rows) == len(SIZES)
+    for row, n, r in zip(rows, SIZES, ratios):
+        cells = row.split()
+        assert int(cells[0]) == n and float(cells[-1]) == pytest.approx(r, rel=5e-3), row

@@ -377,11 +377,15 @@ class ComparisonFigure(Page):
             ``ratio_to_first`` only for geometric means (else NaN), ``diff_to_first`` always.
         pulls: label -> :func:`gpviz.priors.sweep_pull.sweep_prior_pull` rows (empty if not computed).
         paired: :func:`gpviz.comparing.paired_differences` of the sweeps that share their subsets (empty if none).
+        gaps: :func:`gpviz.comparing.optimism_gaps` of the sweeps: ``(refit label, fixed label, gap)`` per
+            pair of a refit and a ``refit=False`` sweep of the same cells, each drawn on the page (both
+            curves, their ratio per size, a table and a sentence); empty if none.
         title: Page title.
     """
 
     def __init__(self, title: str, lead_html: str, figures: dict, sections: dict, chart, scores: pd.DataFrame,
-                 pulls: dict, grid_cells: str = "", verdicts: dict | None = None, paired: pd.DataFrame | None = None):
+                 pulls: dict, grid_cells: str = "", verdicts: dict | None = None, paired: pd.DataFrame | None = None,
+                 gaps: list | None = None):
         self.title = title
         self._lead = lead_html
         self.figures = figures
@@ -392,6 +396,7 @@ class ComparisonFigure(Page):
         self.scores = scores
         self.pulls = pulls
         self.paired = paired if paired is not None else pd.DataFrame()
+        self.gaps = list(gaps or [])
         self.labels = list(sections)
         digest = hashlib.sha256("".join(f.element_id for f in figures.values()).encode()).hexdigest()[:10]
         self._ids = {lb: f"gpviz-cmp{i}-{digest}" for i, lb in enumerate(self.labels)}
