@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -18,56 +17,12 @@ from gpviz.errors import InputError
 from gpviz.priors import verdicts
 from tests.sweep.scale import assert_same_sweep
 
-try:
-    import ax.api.client as ax_client_mod
-except ImportError:
-    if os.environ.get("GPVIZ_REQUIRE_AX"):  # CI: the Ax tests must run, never skip
-        pytest.fail("ax-platform is not installed; `bash scripts/run.sh test` installs gpviz[ax]", pytrace=False)
-    pytest.skip("ax-platform (the `ax` extra) is not installed", allow_module_level=True)
-from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig  # noqa: E402
+from tests.ax_helpers import (LAYERS, LR, MOMENTUM, NAMES, OPTIMIZERS, attach_trials, loss,  # noqa: F401
+                               new_client, require_ax, run_trials)
+
+require_ax()
 
 pytestmark = pytest.mark.slow
-
-LR = (1e-4, 1e-1)
-MOMENTUM = (0.0, 0.99)
-LAYERS = (1, 8)
-OPTIMIZERS = ["sgd", "adam", "rmsprop"]
-NAMES = ["log10(lr)", "momentum", "layers", "optimizer=sgd", "optimizer=adam", "optimizer=rmsprop"]
-
-
-def loss(p: dict) -> float:
-    """A training loss with a best learning rate near 3e-3, momentum 0.8, 4 layers and adam."""
-    return ((math.log10(p["lr"]) + 2.5) ** 2 + (p["momentum"] - 0.8) ** 2 + 0.05 * (p["layers"] - 4) ** 2
-            + {"sgd": 0.3, "adam": 0.0, "rmsprop": 0.1}[p["optimizer"]])
-
-
-def new_client(name: str = "tune") -> "ax_client_mod.Client":
-    client = ax_client_mod.Client(random_seed=0)
-    client.configure_experiment(name=name, parameters=[
-        RangeParameterConfig(name="lr", bounds=LR, parameter_type="float", scaling="log"),
-        RangeParameterConfig(name="momentum", bounds=MOMENTUM, parameter_type="float"),
-        RangeParameterConfig(name="layers", bounds=LAYERS, parameter_type="int"),
-        ChoiceParameterConfig(name="optimizer", values=OPTIMIZERS, parameter_type="str", is_ordered=False),
-    ])
-    client.configure_optimization(objective="-loss")
-    return client
-
-
-def run_trials(client, n: int) -> None:
-    for _ in range(n):
-        for index, p in client.get_next_trials(max_trials=1).items():
-            client.complete_trial(index, raw_data={"loss": loss(p)})
-
-
-def attach_trials(client, n: int, seed: int) -> None:
-    """Completed trials at seeded random points (as if run by hand): cheaper than Ax generating each."""
-    rng = np.random.default_rng(seed)
-    for _ in range(n):
-        p = {"lr": float(10 ** rng.uniform(math.log10(LR[0]), math.log10(LR[1]))),
-             "momentum": float(rng.uniform(*MOMENTUM)), "layers": int(rng.integers(LAYERS[0], LAYERS[1] + 1)),
-             "optimizer": OPTIMIZERS[int(rng.integers(len(OPTIMIZERS)))]}
-        index = client.attach_trial(parameters=p)
-        client.complete_trial(index, raw_data={"loss": loss(p)})
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ import pytest
 
 import gpviz
 import gpviz.ax
-from tests.test_ax import new_client, run_trials
+from tests.ax_helpers import new_client, require_ax, run_trials
+
+require_ax()
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +85,6 @@ def test_history_analysis_shows_a_recorded_history(client):
     from ax.core.analysis_card import AnalysisCard, ErrorAnalysisCard
 
     from gpviz.ax_history import HistoryAnalysis
-    from tests.test_ax import run_trials
 
     history = gpviz.ModelHistory(client)
     with history:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 
 import numpy as np
 import pandas as pd
@@ -16,12 +15,9 @@ import gpviz
 from gpviz.ax_history import ModelHistory
 from gpviz.errors import InputError
 
-try:
-    import ax.api.client as ax_client_mod
-except ImportError:
-    if os.environ.get("GPVIZ_REQUIRE_AX"):  # CI: the Ax tests must run, never skip
-        pytest.fail("ax-platform is not installed; `bash scripts/run.sh test` installs gpviz[ax]", pytrace=False)
-    pytest.skip("ax-platform (the `ax` extra) is not installed", allow_module_level=True)
+from tests.ax_helpers import new_client, require_ax, run_trials
+
+require_ax()
 from ax.api.configs import RangeParameterConfig  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -39,19 +35,15 @@ def run(tmp_path_factory):
     by one history entered twice (the loop split across two blocks, as a notebook's cells would), with an
     outer trace_fits block recording the same fits independently."""
     logging.getLogger("ax").setLevel(logging.WARNING)
-    client = ax_client_mod.Client(random_seed=0)
-    client.configure_experiment(name="tiny", parameters=[
+    client = new_client("tiny", parameters=[
         RangeParameterConfig(name="lr", bounds=LR, parameter_type="float", scaling="log"),
         RangeParameterConfig(name="momentum", bounds=(0.0, 0.99), parameter_type="float")])
-    client.configure_optimization(objective="-loss")
     folder = tmp_path_factory.mktemp("history")
     with gpviz.trace_fits() as fits:
         history = gpviz.ModelHistory(client, folder=folder)
         for block in (6, 2):
             with history:
-                for _ in range(block):
-                    for index, p in client.get_next_trials(max_trials=1).items():
-                        client.complete_trial(index, raw_data={"loss": loss(p)})
+                run_trials(client, block, objective=loss)
     return client, history, fits, folder
 
 
@@ -146,10 +138,8 @@ def test_the_page_says_what_it_is_with_names_and_units(run):
 
 
 def test_no_model_recorded_is_said():
-    client = ax_client_mod.Client(random_seed=0)
-    client.configure_experiment(name="empty", parameters=[
-        RangeParameterConfig(name="x", bounds=(0.0, 1.0), parameter_type="float")])
-    client.configure_optimization(objective="-loss")
+    client = new_client("empty", parameters=[RangeParameterConfig(name="x", bounds=(0.0, 1.0),
+                                                                   parameter_type="float")])
     with ModelHistory(client) as history:
         client.get_next_trials(max_trials=1)
     assert history.snapshots == []

@@ -7,7 +7,6 @@ References computed without gpviz: the model Ax fitted (its class, transforms, k
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 
 import cloudpickle
@@ -19,13 +18,9 @@ from gpytorch.priors import GammaPrior
 import gpviz
 from gpviz.errors import InputError
 
-try:
-    import ax.api.client  # noqa: F401
-except ImportError:
-    if os.environ.get("GPVIZ_REQUIRE_AX"):  # CI: the Ax tests must run, never skip
-        pytest.fail("ax-platform is not installed; `bash scripts/run.sh test` installs gpviz[ax]", pytrace=False)
-    pytest.skip("ax-platform (the `ax` extra) is not installed", allow_module_level=True)
-from tests.test_ax import attach_trials, new_client, run_trials  # noqa: E402
+from tests.ax_helpers import attach_trials, new_client, require_ax, run_trials
+
+require_ax()
 
 pytestmark = pytest.mark.slow
 
