@@ -2,9 +2,10 @@
 
 An output holding the widget also holds this picture of its current state (``text/html``
 beside anywidget's view): the expression with the values as they stand (moved ones in red),
-the metrics now and fitted, and the slices as SVG images. Front ends that cannot show the
-widget (nbconvert's HTML without saved widget state, GitHub, an untrusted JupyterLab
-notebook) show it instead. Only inline styles and ``<img src="data:...">``: an untrusted
+each parameter's chart as the model page's static picture (:func:`gpviz.html.svg.param_chart`, the
+geometry of gpviz.js's chart) at the values now, the metrics now and fitted, and the slices as SVG
+images. Front ends that cannot show the widget (nbconvert's HTML without saved widget state, GitHub,
+an untrusted JupyterLab notebook) show it instead. Only inline styles and ``<img src="data:...">``: an untrusted
 JupyterLab output strips ``<style>`` and ``<svg>`` but keeps those.
 """
 
@@ -57,7 +58,8 @@ def _slice_svg(curve: Mapping, near: Mapping | None) -> str:
 
 def snapshot_html(title: str, segments: Sequence[Mapping], params: Sequence[Mapping], values: Mapping[str, float],
                   metrics: Mapping, fitted_metrics: Mapping, curves: Sequence[Mapping],
-                  near: Sequence[Mapping], slice_units: str = "model units") -> Markup:
+                  near: Sequence[Mapping], slice_units: str = "model units",
+                  param_charts: Sequence[tuple[str, str, str]] = ()) -> Markup:
     """The explorer's state as one static HTML block (the widget's synced traits, as the page receives them).
 
     Args:
@@ -70,6 +72,7 @@ def snapshot_html(title: str, segments: Sequence[Mapping], params: Sequence[Mapp
         curves: Per input: ``input``, ``x``, ``mean``, ``lower``, ``upper`` (the slices).
         near: Per input: ``input``, ``x``, ``y`` of the training points near its slice.
         slice_units: The units the slices are drawn in ("original units" or "model units").
+        param_charts: Per parameter ``(key, label, data URI of its chart's picture)``, drawn under the expression.
 
     Returns:
         A ``<div class="gpx-static">`` whose numbers carry ``data-key`` and ``data-value`` as the live page's do.
@@ -97,6 +100,11 @@ def snapshot_html(title: str, segments: Sequence[Mapping], params: Sequence[Mapp
         attr = f' data-metric="{name}"' if name else ""
         trs.append(f"<tr{attr}>" + "".join(f"<td {cell}>{escape_html(c)}</td>" for c in (text, now, then)) + "</tr>")
     table = "".join(trs)
+    label_cell = 'style="font-family:ui-monospace,monospace;font-size:12px;padding-right:10px;text-align:left"'
+    params_rows = "".join(
+        f'<tr><td {label_cell}>{escape_html(label)}</td><td style="text-align:left"><img class="gpx-param-chart" data-key="{escape_html(key)}" '
+        f'alt="{escape_html(label)}" src="{uri}" style="vertical-align:middle"></td></tr>'  # a data URI: percent-encoded
+        for key, label, uri in param_charts)
     by_input = {n["input"]: n for n in near}
     charts = "".join(
         f'<div style="display:inline-block;margin-right:10px;font-size:12px">{escape_html(c["input"])}<br>'
@@ -107,7 +115,8 @@ def snapshot_html(title: str, segments: Sequence[Mapping], params: Sequence[Mapp
         f'<div style="font-weight:600">{escape_html(title)}</div>'
         '<div style="color:#666">a snapshot of the explorer: run the cell to drag its numbers</div>'
         '<pre style="font-family:ui-monospace,monospace;background:#f7f7f9;padding:8px;line-height:1.6">'
-        f'{"".join(code)}</pre><table class="gpx-metrics">{table}</table>'
+        f'{"".join(code)}</pre><table class="gpx-param-charts">{params_rows}</table>'
+        f'<table class="gpx-metrics">{table}</table>'
         f'<div style="color:#444;font-size:12px">posterior mean ± 2 sd along each input, the others held at one '
         f'point ({escape_html(slice_units)})</div><div>{charts}</div></div>')
 

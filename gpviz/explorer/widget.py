@@ -32,7 +32,9 @@ from gpviz.explorer.snapshot import snapshot_html
 from gpviz.explorer.records import OriginalUnits, SliceGeometry
 from gpviz.explorer.state import ExploreState
 from gpviz.html.figure import spec_of
+from gpviz.html.svg import param_chart
 from gpviz.view.adapters import model_view
+from gpviz.view.records import AxisView, AxisKind, ViewData
 from gpviz.tree.nodes import Part
 from gpviz.tree.printer import to_text
 
@@ -48,17 +50,34 @@ def _static(name: str) -> str:
     return resources.files("gpviz.static").joinpath(name).read_text("utf-8")
 
 
-def _charts(expr) -> dict:
-    """What gpviz.js's ``chart`` draws for each key, as a model page's spec holds it (JSON-ready).
+def _charts(expr) -> tuple[dict, ViewData]:
+    """What gpviz.js's ``chart`` draws for each key, as a model page's spec holds it (JSON-ready), and the view.
 
     Returns:
         ``{"axes": [...], "params": {key: meta}, "values": {key: [each member's value]}}``: the axes and the per-key
-        metadata of :func:`gpviz.html.figure.spec_of`, the values of the snapshot's rows (one per member, in order).
+        metadata of :func:`gpviz.html.figure.spec_of`, the values of the snapshot's rows (one per member, in order);
+        and the model page's :class:`~gpviz.view.records.ViewData` they come from (the static pictures' records).
     """
     view = model_view(expr)
     spec = spec_of(view)
     values = {k: [float(v) for v in view.frame.values[k]] for k in view.params}
-    return json.loads(json.dumps({"axes": spec["axes"], "params": spec["params"], "values": values}))
+    return json.loads(json.dumps({"axes": spec["axes"], "params": spec["params"], "values": values})), view
+
+
+def _static_charts(charts: dict, view: ViewData, labels: dict[str, str]) -> list[tuple[str, str, str]]:
+    """Each parameter's static picture (:func:`gpviz.html.svg.param_chart`, the model page's) at ``charts``' values.
+
+    Returns:
+        ``(key, label, data URI)`` per key, on the axes the page draws (``charts["axes"]``, ends rounded as sent).
+    """
+    axes = [AxisView(AxisKind(a["kind"]), a["lo"], a["hi"], a["role"], a["bounded"]) for a in charts["axes"]]
+    out = []
+    for key, meta in charts["params"].items():
+        values = np.asarray(charts["values"][key], np.float64)
+        chart = param_chart(values, axes[meta["axis"]], view.params[key], single_row=values.size == 1,
+                            label=labels.get(key, key))
+        out.append((key, labels.get(key, key), chart.data_uri()))
+    return out
 
 
 def _segments(expr) -> list[dict]:
@@ -154,7 +173,8 @@ class Explorer(anywidget.AnyWidget):
         expr = self.state.expr
         self.title = f"{expr.title or type(expr.module).__name__}: Gaussian process"
         self.segments = _segments(expr)
-        self.charts = _charts(expr)
+        self.charts, self._view = _charts(expr)
+        self._drawn: dict[str, list[float]] = {}  # key -> every member's value the charts draw
         self.members = self.state.members
         self.member_label = expr.member_label or "members"
         self._show_member()
@@ -194,6 +214,8 @@ class Explorer(anywidget.AnyWidget):
             metrics = self.state.metrics().as_dict()
         finally:
             torch.set_num_threads(old)
+        for key, v in self.state.values.items():  # the explored member's slot: its charts' dots (a copy: not synced)
+            self._drawn_values(key)[self.state.member] = v
         with self.hold_sync():  # one message to the page per update
             self.values = self.state.values
             self.metrics = metrics
@@ -201,6 +223,12 @@ class Explorer(anywidget.AnyWidget):
             self.slice_units = "original units" if units is not None else "model units"
             self.curves = _curves(geo, mean, sd, self.state.feature_names, units)
             self.near = _near(geo, self.state.feature_names, units)
+
+    def _drawn_values(self, key: str) -> list[float]:
+        """Every member's value of ``key`` as the charts draw it (fitted, or as last set while explored)."""
+        if key not in self._drawn:
+            self._drawn[key] = list(self.charts["values"][key])
+        return self._drawn[key]
 
     def _on_request(self, change) -> None:
         req: dict[str, Any] = change["new"] or {}
@@ -222,8 +250,10 @@ class Explorer(anywidget.AnyWidget):
 
     def snapshot(self) -> str:
         """The explorer's current state as static HTML (what a saved notebook shows without a kernel)."""
+        charts = {**self.charts, "values": {k: self._drawn_values(k) for k in self.charts["params"]}}
         return snapshot_html(self.title, self.segments, self.params, self.values, self.metrics, self.fitted_metrics,
-                             self.curves, self.near, self.slice_units)
+                             self.curves, self.near, self.slice_units,
+                             _static_charts(charts, self._view, self.state.expr.labels))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
         bundle = super()._repr_mimebundle_(**kwargs)

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import urllib.parse
 
 import pytest
 import torch
@@ -43,6 +45,26 @@ def test_the_bundle_holds_the_widget_view_and_a_static_picture_of_the_current_st
     assert fmt(w.metrics["loo_mse"]) in row and fmt(w.fitted_metrics["loo_mse"]) in row
     assert html.count('class="gpx-slice"') == 2 and "<svg" not in html  # images: kept by an untrusted JupyterLab
     assert "<script" not in html and "<style" not in html
+
+
+def test_the_picture_draws_each_parameters_chart_at_its_value_now():
+    w = explore(_model(), feature_names=["a", "b"])
+    fitted = dict(w.values)
+    w.set(KEY, 0.9)
+    html = w.snapshot()
+    charts = dict(re.findall(r'<img class="gpx-param-chart" data-key="([^"]*)" alt="[^"]*" src="([^"]*)"', html))
+    assert set(charts) == set(fitted)
+    for key, uri in charts.items():
+        assert uri.startswith("data:image/svg+xml,")
+        svg = urllib.parse.unquote(uri.split(",", 1)[1])
+        # the one dot (a round-capped zero-length stroke) from the strip's left end, as the axis maps the value
+        strip = float(re.search(r"<rect x='([\d.]+)' y='0' width='150'", svg).group(1))
+        dots = re.findall(r"<path d='M([\d.]+) [\d.]+h0'/>", svg)
+        axis = w.charts["axes"][w.charts["params"][key]["axis"]]
+        v = 0.9 if key == KEY else fitted[key]
+        share = ((math.log10(v) - math.log10(axis["lo"])) / (math.log10(axis["hi"]) - math.log10(axis["lo"]))
+                 if axis["kind"] == "log" else (v - axis["lo"]) / (axis["hi"] - axis["lo"]))
+        assert len(dots) == 1 and float(dots[0]) - strip == pytest.approx(150 * share, abs=0.5), key
 
 
 def test_the_picture_escapes_what_it_prints():
