@@ -102,8 +102,9 @@ def snapshot_html(title: str, segments: Sequence[Mapping], params: Sequence[Mapp
     table = "".join(trs)
     label_cell = 'style="font-family:ui-monospace,monospace;font-size:12px;padding-right:10px;text-align:left"'
     params_rows = "".join(
-        f'<tr><td {label_cell}>{escape_html(label)}</td><td style="text-align:left"><img class="gpx-param-chart" data-key="{escape_html(key)}" '
-        f'alt="{escape_html(label)}" src="{uri}" style="vertical-align:middle"></td></tr>'  # a data URI: percent-encoded
+        f'<tr><td {label_cell}>{escape_html(label)}</td><td style="text-align:left">'
+        f'<img class="gpx-param-chart" data-key="{escape_html(key)}" alt="{escape_html(label)}" '
+        f'src="{uri}" style="vertical-align:middle"></td></tr>'  # a data URI: percent-encoded already
         for key, label, uri in param_charts)
     by_input = {n["input"]: n for n in near}
     charts = "".join(

@@ -78,7 +78,8 @@ def test_a_mouse_drag_in_jupyterlab_sets_the_value_in_the_kernel_and_the_page_sh
         # every parameter's chart drawn by gpviz.js inside JupyterLab's widget, the dragged key's dot at the kernel's value
         keys = page.eval_on_selector_all(".gpx-num", "els => new Set(els.map((e) => e.dataset.key)).size")
         assert page.locator(".gpx-params .gpviz-param[data-drawn='1'] canvas").count() == keys >= 3
-        drawn = page.locator(f".gpx-params .gpviz-param[data-key='{KEY}']").evaluate("(el) => Array.from(el.gpvizValues)")
+        chart = page.locator(f".gpx-params .gpviz-param[data-key='{KEY}']")
+        drawn = chart.evaluate("(el) => Array.from(el.gpvizValues)")
         assert drawn == [kernel["value"]]
         assert float(num.inner_text()) == pytest.approx(kernel["value"], rel=1e-3)
         assert float(loo.inner_text()) == pytest.approx(kernel["loo_mse"], rel=1e-3)

@@ -144,7 +144,8 @@ EDGE, PLOT_W = 8, 150  # a chart's plot: 150 CSS px from 8 px in (gpviz.js' geom
 def _px(axis: dict, v: float) -> float:
     """Where a value sits on a chart's axis, in CSS px from the canvas' left edge: linear in log10 on a log axis."""
     if axis["kind"] == "log":
-        return EDGE + (math.log10(v) - math.log10(axis["lo"])) / (math.log10(axis["hi"]) - math.log10(axis["lo"])) * PLOT_W
+        lo, hi = math.log10(axis["lo"]), math.log10(axis["hi"])
+        return EDGE + (math.log10(v) - lo) / (hi - lo) * PLOT_W
     return EDGE + (v - axis["lo"]) / (axis["hi"] - axis["lo"]) * PLOT_W
 
 
@@ -156,8 +157,8 @@ def _loo_mse(model, key_values: dict) -> float:
         for k, v in key_values.items():
             ls[..., int(k.split("[")[1].rstrip("]"))] = v
         m.covar_module.lengthscale = ls
-    res = efficient_loo_cv(m, observation_noise=True, untransform=False)
-    return float(((res.posterior.mean.reshape(-1) - res.observed_Y.reshape(-1)) ** 2).mean())
+        res = efficient_loo_cv(m, observation_noise=True, untransform=False)
+        return float(((res.posterior.mean.reshape(-1) - res.observed_Y.reshape(-1)) ** 2).mean())
 
 
 def test_every_parameter_is_drawn_by_gpviz_js_and_dragging_its_dot_sets_the_value_under_the_pointer(browser, artifacts):
@@ -260,6 +261,7 @@ def test_a_batched_models_chart_rings_the_explored_member_among_the_others(brows
     page.wait_for_function(f"window.__state.values['{key}'] === 0.2")
     got = el.evaluate(DRAWN)
     assert got["values"] == pytest.approx([0.01, 0.1, 0.2])
-    assert got["xs"][2] == pytest.approx(_px(axis, 0.2), abs=1e-6) and got["ghost"] == pytest.approx(_px(axis, 0.5), abs=1e-6)
+    assert got["xs"][2] == pytest.approx(_px(axis, 0.2), abs=1e-6)
+    assert got["ghost"] == pytest.approx(_px(axis, 0.5), abs=1e-6)
     assert not errors, errors
     page.close()
