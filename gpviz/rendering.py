@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, cast
 
+import pandas as pd
 import torch
 
 from gpviz import display
@@ -106,9 +107,10 @@ RENDER_OPTIONS = ("feature_names", "units", "tasks", "outputs", "title", "elemen
                   "sensitivity")
 
 
-def render(obj, feature_names=None, units: str | None = None, *, tasks=None, outputs=None, title: str | None = None,
+def render(obj: object, feature_names: Sequence[str] | pd.DataFrame | None = None, units: str | None = None, *,
+           tasks: Sequence[str] | None = None, outputs: Sequence[str] | None = None, title: str | None = None,
            element_id: str | None = None, verdicts: bool | None = None, profiles: bool | None = None,
-           sensitivity: bool | None = None, **unknown) -> Figure:
+           sensitivity: bool | None = None, **unknown: object) -> Figure:
     """Renders a model, kernel, MLL or expression, or a fit tracer or sweep.
 
     A model with one member is drawn as a snapshot (its values); a batched
@@ -163,13 +165,16 @@ def render(obj, feature_names=None, units: str | None = None, *, tasks=None, out
             raise InputError(f"render() got a finished Figure: its options are fixed ({', '.join(given)}= "
                              f"cannot change it); pass them when the figure is made")
         return obj
-    if not isinstance(obj, (torch.nn.Module, Expr)) and callable(getattr(obj, "render", None)):
+    own_render = getattr(obj, "render", None)
+    if not isinstance(obj, (torch.nn.Module, Expr)) and callable(own_render):
         # a fit tracer or a sweep: the same options, passed on; one its render does not take is an InputError
-        takes = inspect.signature(obj.render).parameters
+        takes = inspect.signature(own_render).parameters
         if not any(p.kind is p.VAR_KEYWORD for p in takes.values()):
             reject_unknown(f"{type(obj).__name__}.render", {k: v for k, v in given.items() if k not in takes},
                            [k for k, p in takes.items() if p.kind is not p.VAR_POSITIONAL])
-        return obj.render(**given)
+        # gpviz's results (tracer, sweep, history) make Figures through the renderers registered below;
+        # another object's own render is returned as it is
+        return cast(Figure, own_render(**given))
     if isinstance(obj, Expr) and (tasks is not None or outputs is not None):
         raise InputError("render(expression, tasks=/outputs=): an expression's names are fixed; pass them to "
                          "gpviz.model_expr(model, tasks=..., outputs=...) or render the model itself")
@@ -184,7 +189,6 @@ def render(obj, feature_names=None, units: str | None = None, *, tasks=None, out
                         sensitivity=sensitivity)
 
 
-@display.register_renderer(Expr)
 def _render_expr(expr, units: str | None = None, title: str | None = None, element_id: str | None = None,
                  verdicts: bool | None = None, profiles: bool | None = None,
                  sensitivity: bool | None = None) -> Figure:
@@ -199,6 +203,9 @@ def _render_expr(expr, units: str | None = None, title: str | None = None, eleme
     if profile_work(expr) is not None:  # one exact GP with training data: what gpviz.explore takes
         view = with_note(view, EXPLORE_NOTE)
     return figure(view, element_id)
+
+
+display.register_renderer(Expr)(_render_expr)  # not as a decorator: render() calls it, typed
 
 
 def _sensitivity(expr) -> tuple[object, str]:
@@ -238,8 +245,11 @@ def _render_tracer(tracer: FitTrace, max_timesteps: int | None = None, title: st
 def _show_tracer(tracer: FitTracer, live: bool, display: bool = True) -> LiveFigure:
     """One notebook output: a live figure while the fit runs (the tracer feeds it its completed steps and
     finishes it with its own page), else the finished page."""
-    facts = facts_from_info(_safe_info(tracer), tuple(tracer.expr.keys), dict(tracer.expr.roles))
-    shown = LiveFigure(tracer.expr, facts=facts, display=display, title=tracer.live_title())
+    expr = tracer.expr
+    if expr is None:  # FitTracer.show refuses an unbound tracer before it gets here
+        raise InputError("nothing to show: bind the tracer to an MLL first (FitTracer(mll))")
+    facts = facts_from_info(_safe_info(tracer), tuple(expr.keys), dict(expr.roles))
+    shown = LiveFigure(expr, facts=facts, display=display, title=tracer.live_title())
     if live:  # no verdicts while fitting (prior_pull at every update would slow the fit); the final page has them
         shown.update(tracer.live_frame())
     else:

@@ -6,6 +6,7 @@ import itertools
 import sys
 from typing import Any
 
+from gpviz.display import RenderedPage
 from gpviz.errors import InputError
 from gpviz.html.assets import asset_html
 from gpviz.html.figure import Figure, check_id, figure
@@ -86,7 +87,7 @@ class LiveFigure:
         self._show(self.figure)
         return self.figure
 
-    def finish(self, final: Figure) -> Figure:
+    def finish(self, final: RenderedPage) -> Figure:
         """Shows ``final`` as the last state (for a fit: ``tracer.render()``, the same page by construction).
 
         Raises:

@@ -374,7 +374,8 @@ class CellCache:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            return self._damaged(path, size, i_repeat, f"unreadable: {exc}")
+            self._damaged(path, size, i_repeat, f"unreadable: {exc}")
+            return None
         try:
             return decode_cell(data, self.key, seed, i_config, size, i_repeat, model, self._per_fold)
         except OtherModel as exc:
@@ -383,12 +384,12 @@ class CellCache:
                           stacklevel=3)
             return None
         except Exception as exc:  # any damage means refit: never trusted, never fatal
-            return self._damaged(path, size, i_repeat, str(exc) or type(exc).__name__)
+            self._damaged(path, size, i_repeat, str(exc) or type(exc).__name__)
+            return None
 
     def _damaged(self, path: Path, size: int, i_repeat: int, why: str) -> None:
         warnings.warn(f"gpviz.cv_sweep: the cached cell n={size}, repeat {i_repeat} in {path} is damaged ({why}); "
                       f"it is refit", CacheWarning, stacklevel=4)
-        return None
 
     def store(self, seed: int, cell: Cell) -> None:
         """Writes a finished cell atomically (failed cells are not stored: a rerun retries them)."""
@@ -440,7 +441,9 @@ class CellCache:
 
 def _encode_any_frame(df: pd.DataFrame) -> dict:
     """A frame of numeric, bool and string columns as tensors and lists of strings (``weights_only`` loadable)."""
-    cols, kinds, values = [], [], []
+    cols: list[str] = []
+    kinds: list[str] = []
+    values: list[list[str] | torch.Tensor] = []
     for c in df.columns:
         col = df[c]
         cols.append(str(c))

@@ -4,9 +4,10 @@ completed trials in the order they ran and a factory refitting its own model spe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import pandas as pd
-from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood
 
 from gpviz.errors import InputError
 from gpviz.models.sources import source_of
@@ -28,12 +29,12 @@ class SweepInput:
             else ``""``.
     """
 
-    make_model: object
+    make_model: Callable[..., Any]
     X: object
     Y: object
-    feature_names: list | None
-    trial_indices: tuple | None
-    mll_cls: type
+    feature_names: list[str] | None
+    trial_indices: tuple[int, ...] | None
+    mll_cls: type[MarginalLogLikelihood]
     about: str = ""
 
 

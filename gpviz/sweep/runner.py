@@ -6,11 +6,13 @@ import math
 import os
 from dataclasses import replace
 import warnings
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from botorch.models.model import Model
+from gpytorch.mlls import MarginalLogLikelihood
 
 from gpviz._factory import check_factory
 from gpviz.errors import GpvizWarning, InputError
@@ -22,14 +24,18 @@ from gpviz.sweep.inputs import sweep_input
 from gpviz.sweep.progress import SweepProgress
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import baseline_scores
-from gpviz.sweep.workers import CellRunner, check_parallel
+from gpviz.sweep.workers import CellRunner, TaskExecutor, check_parallel
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 from gpviz.words import plural
 
-def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int = 0, metrics: Mapping | None = None,
-             cache_dir=None, progress: bool = True, *, fit_kwargs: Mapping | None = None,
-             mll_cls=None, observation_noise: bool = True, workers: int = 1,
-             executor=None, threads: int | None = 1, order: str = "random", metric: str | None = None,
+def cv_sweep(make_model: Callable[[torch.Tensor, torch.Tensor], Model] | object,  # or a model source (Ax Client)
+             X: torch.Tensor | np.ndarray | pd.DataFrame | None = None,
+             Y: torch.Tensor | np.ndarray | pd.DataFrame | pd.Series | None = None,
+             sizes: int | Sequence[int] | None = None, repeats: int = 1, seed: int = 0,
+             metrics: Mapping | None = None, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True, *,
+             fit_kwargs: Mapping | None = None, mll_cls: type[MarginalLogLikelihood] | None = None,
+             observation_noise: bool = True, workers: int = 1, executor: TaskExecutor | None = None,
+             threads: int | None = 1, order: str = "random", metric: str | None = None,
              refit: bool = True, folds: str = "auto") -> Sweep:
     """Leave-one-out cross-validation at several dataset sizes, repeated on random subsets.
 
@@ -113,8 +119,8 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
             ``cache_dir`` that cannot be written, or an Ax object with no fitted model.
     """
     given = sweep_input(make_model, X, Y, metric=metric, mll_cls=mll_cls)
-    make_model, mll_cls, feature_names = given.make_model, given.mll_cls, given.feature_names
-    check_factory(make_model)
+    factory, mll_cls, feature_names = given.make_model, given.mll_cls, given.feature_names
+    check_factory(factory)
     if sizes is None:
         raise InputError("cv_sweep needs sizes=[...], the dataset sizes to cross-validate at")
     X, Y = check_data(given.X, given.Y)
@@ -125,7 +131,7 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
     metric_fns = check_metrics(metrics)
     mode, refit = check_folds(folds, refit)
     workers, executor, threads = check_parallel(workers, executor, threads)
-    job = CellJob(make_model, X, Y, mll_cls, dict(fit_kwargs) if fit_kwargs else None, bool(observation_noise),
+    job = CellJob(factory, X, Y, mll_cls, dict(fit_kwargs) if fit_kwargs else None, bool(observation_noise),
                   torch.get_default_dtype(), threads, order)
     why = ("refit=False: one model per cell fitted on its n points; its n leave-one-out predictions taken in closed "
            "form at those hyperparameters (BoTorch's efficient_loo_cv), without refitting" if mode == FIXED else
@@ -195,7 +201,7 @@ def cv_sweep(make_model, X=None, Y=None, sizes=None, repeats: int = 1, seed: int
     subsets = {(i_config, i_repeat): subset_rows(X.shape[0], size, i_repeat, seed, order)
                for i_config, size, i_repeat in grid}
     return _assemble([cells[(c[0], c[2])] for c in grid], subsets, sizes, repeats, seed, metric_fns,
-                     make_model, X, Y, feature_names=feature_names, order=order, trial_indices=given.trial_indices,
+                     factory, X, Y, feature_names=feature_names, order=order, trial_indices=given.trial_indices,
                      mode=mode, mode_note=why, fit_kwargs=job.fit_kwargs, mll_cls=mll_cls, cache=cache)
 
 

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence, cast
 
 import cloudpickle
 import pandas as pd
@@ -34,6 +34,13 @@ import torch
 from gpviz.errors import InputError
 from gpviz.sweep.cells import SEPARATE, STATUS_FAILED, STATUS_OK, Cell, CellJob, fit_cell
 from gpviz.sweep.checks import check_int
+
+
+class TaskExecutor(Protocol):
+    """What ``executor=`` takes: a ``concurrent.futures.Executor`` or a ``dask.distributed.Client``, both of which
+    submit a function (Dask is optional, so it is named by what it does; :func:`check_parallel` refuses others)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
 
 
 def pack(obj, parts: Mapping[str, object], caller: str) -> bytes:
@@ -169,7 +176,8 @@ def check_executor(executor) -> None:
                          f"processes=True. {_INSTEAD}")
 
 
-def check_parallel(workers, executor, threads) -> tuple[int, object, int | None]:
+def check_parallel(workers: int, executor: TaskExecutor | None,
+                   threads: int | None) -> tuple[int, TaskExecutor | None, int | None]:
     """The checked ``(workers, executor, threads)`` of a call that runs work in worker processes.
 
     Raises:
@@ -254,7 +262,8 @@ def merge_parts(parts: list[Cell]) -> Cell:
         cell.status, cell.error = STATUS_FAILED, failed[0].error
         return cell
     cell.predictions = pd.concat([p.predictions for p in parts], ignore_index=True)
-    cell.state = [s for p in parts for s in (p.state if isinstance(p.state, list) else [p.state])]
+    # an OK "separate" piece's state is a list, one per fold (fit_cell)
+    cell.state = cast("list[dict]", [s for p in parts for s in (p.state if isinstance(p.state, list) else [p.state])])
     unread = [p.error for p in parts if p.parameters is None]
     if unread:  # a piece's parameters could not be read: the cell's scores stand, its folds are not drawn
         cell.error = unread[0]
@@ -348,7 +357,8 @@ class CellRunner:
         cells that were running are known. They are rerun one at a time in a fresh pool,
         the others go on together; a cell that kills its worker when running alone is failed.
         """
-        queue, suspects = list(plan), []
+        queue: list[Piece] = list(plan)
+        suspects: list[Piece] = []
         with tempfile.TemporaryDirectory(prefix="gpviz-sweep-") as started:
             while queue or suspects:
                 alone = not queue

@@ -40,6 +40,7 @@ from gpviz.tree.nodes import Call, Compare, Div, Node, Param, Part, Product, Rol
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import align_leading
 from gpviz.values.tensors import to_numpy
+from gpviz.walk.expr import Expr
 
 UNITS = ("model", "original")
 ORIGINAL_INPUTS = "original inputs"
@@ -318,7 +319,7 @@ def _parts(expr):
     return [(expr, expr.module)]
 
 
-def unit_plan(expr) -> UnitPlan:
+def unit_plan(expr: Expr) -> UnitPlan:
     """Works out which keys convert to original units, and how.
 
     Args:
@@ -438,7 +439,7 @@ def _members_of(members: np.ndarray, n: int) -> np.ndarray:
     return members
 
 
-def convert_wide(expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.DataFrame:
+def convert_wide(expr: Expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.DataFrame:
     """A copy of a wide frame (``i_model`` + one column per key) with values in original units."""
     plan = plan or unit_plan(expr)
     out = frame.copy()
@@ -454,7 +455,7 @@ def convert_wide(expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.
     return out
 
 
-def convert_long(expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.DataFrame:
+def convert_long(expr: Expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.DataFrame:
     """A copy of a long frame (``parameters(model, long=True)``) with value, bounds, prior mode in original units.
 
     ``raw`` stays the optimizer's own number; ``space`` names the new units.
@@ -482,7 +483,7 @@ def convert_long(expr, frame: pd.DataFrame, plan: UnitPlan | None = None) -> pd.
     return out
 
 
-def to_units(expr, frame: pd.DataFrame, units: str = "model") -> tuple[pd.DataFrame, dict[str, str]]:
+def to_units(expr: Expr, frame: pd.DataFrame, units: str = "model") -> tuple[pd.DataFrame, dict[str, str]]:
     """Puts a wide or long parameter frame in the requested units.
 
     Args:
@@ -517,7 +518,7 @@ def relabel(expr, labels: dict[str, str]):
                                        for s in expr.sections))
 
 
-def in_units(expr, units: str):
+def in_units(expr: Expr, units: str) -> Expr:
     """The expression in ``units``: itself for ``"model"``; for ``"original"``, a copy whose printed values
     and section notes are in the data's units (:func:`unit_plan`'s conversions and labels).
 
@@ -544,7 +545,7 @@ def in_units(expr, units: str):
 register_units_converter(in_units)
 
 
-def reading_units(expr, units: str | None = None) -> tuple[object, str]:
+def reading_units(expr: Expr, units: str | None = None) -> tuple[Expr, str]:
     """Where to read an expression's values and in which units to show them.
 
     An expression built in original units (``model_expr(..., units="original")``) is read
@@ -558,9 +559,12 @@ def reading_units(expr, units: str | None = None) -> tuple[object, str]:
     Returns:
         ``(expression to read, units)``.
     """
-    own = expr.units if isinstance(expr, ModelExpr) else "model"
+    own, read = "model", expr
+    if isinstance(expr, ModelExpr):
+        own = expr.units
+        read = expr.model_units if own != "model" else expr
     wanted = own if units is None else check_units(units)
-    return (expr.model_units if own != "model" else expr), wanted
+    return read, wanted
 
 
 def with_data_units(expr, data: DataUnits):
