@@ -60,7 +60,8 @@ def _host(browser, w, errors: list):
         return json.dumps({k: getattr(w, k) for k in SYNCED})
 
     page.expose_function("py_request", py_request)
-    page.set_content(f"<style>{w._css}</style><div id='root'></div>")  # the widget's own module: gpviz.js + explore.js
+    # the widget's own module and CSS: gpviz.js + explore.js, gpviz.css + explore.css
+    page.set_content(f"<!doctype html><style>{w._css}</style><div id='root'></div>")
     page.evaluate(HOST, [w._esm, {k: getattr(w, k) for k in SYNCED}])
     return page
 
