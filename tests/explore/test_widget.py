@@ -11,6 +11,7 @@ import pytest
 import torch
 from botorch.models import SingleTaskGP
 
+import gpviz
 from gpviz.errors import InputError
 from gpviz.explorer.widget import Explorer, explore
 
@@ -125,3 +126,23 @@ def test_the_page_draws_the_slices_in_original_units_where_the_models_transforms
         assert set(np.round(near["y"], 2)) <= set(np.round((40 + torch.sin(X).sum(-1)).numpy(), 2))
     plain = explore(SingleTaskGP(X, 40 + torch.sin(X).sum(-1, keepdim=True), outcome_transform=None))
     assert plain.slice_units == "model units" and plain.state.original_units() is None
+
+
+def test_the_charts_carry_the_model_pages_chart_data_and_the_models_own_values():
+    g = torch.Generator().manual_seed(9)
+    X = torch.rand(3, 10, 2, generator=g, dtype=torch.float64)
+    model = SingleTaskGP(X, torch.sin(4 * X).sum(-1, keepdim=True))
+    with torch.no_grad():
+        model.likelihood.noise_covar.noise = torch.tensor([[0.01], [0.1], [0.5]], dtype=torch.float64)
+        model.covar_module.lengthscale = torch.tensor([[[0.2, 2.0]], [[0.3, 3.0]], [[0.4, 4.0]]], dtype=torch.float64)
+    w = explore(model)
+    # what gpviz.js's chart is handed per key is what the model's page hands it (its spec's axes and metadata)
+    page = gpviz.render(model, verdicts=False, profiles=False).spec
+    assert w.charts["axes"] == json.loads(json.dumps(page["axes"]))
+    assert w.charts["params"] == json.loads(json.dumps(page["params"]))
+    # each member's value, read from the model's own tensors (one dot per member)
+    assert w.charts["values"]["likelihood.noise_covar.noise"] == pytest.approx([0.01, 0.1, 0.5])
+    ls = model.covar_module.lengthscale.detach()
+    for j in range(2):
+        assert w.charts["values"][f"covar_module.lengthscale[{j}]"] == pytest.approx(ls[:, 0, j].tolist())
+    json.dumps(w.charts)
