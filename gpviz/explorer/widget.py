@@ -140,6 +140,10 @@ def _near(geo: SliceGeometry, names: Sequence[str], units: OriginalUnits | None)
 class Explorer(anywidget.AnyWidget):
     """A model's expression whose numbers are dragged; metrics and slices follow, computed on a copy.
 
+    Under the expression, each parameter's chart is gpviz.js's (the model page's dot chart, from the same spec
+    data, ``charts``): the explored member's dot is dragged along the axis like its number, its fitted value stays
+    as a hollow ring, and a batched model's other members are the other dots.
+
     Attributes:
         state: The :class:`~gpviz.explorer.state.ExploreState` the widget drives.
     """
