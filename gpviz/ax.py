@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -109,11 +109,12 @@ def _kind(obj) -> str:
     from ax.generators.torch.botorch_modular.generator import BoTorchGenerator
     from ax.generators.torch.botorch_modular.surrogate import Surrogate
 
+    client_cls: type | None
     try:
-        from ax.api.client import Client
+        from ax.api.client import Client as client_cls
     except ImportError:  # an Ax without the new API
-        Client = ()
-    if Client and isinstance(obj, Client):
+        client_cls = None
+    if client_cls is not None and isinstance(obj, client_cls):
         return "client"
     if isinstance(obj, GenerationStrategy):
         return "strategy"
@@ -237,6 +238,8 @@ def resolve(obj) -> AxModel:
     if kind == "surrogate":
         surrogate = obj
         parts.append("Ax Surrogate")
+    if surrogate is None:  # every kind above sets it or raises
+        raise InputError(f"the Ax {type(obj).__name__} holds no Surrogate")
     try:
         model = surrogate.model
     except Exception:  # Surrogate.model raises ModelError before the first fit
@@ -306,9 +309,9 @@ def describe(model, adapter, surrogate, outputs: tuple[str, ...]) -> tuple[tuple
             for p, cols in t.encoded_parameters.items():
                 ordinal.discard(p)
                 values = t.encoded_values.get(p, [])
-                for i, c in enumerate(cols):
-                    v = values[i] if i < len(values) else i
-                    one_hot[c] = (p, encoded.get(p, {}).get(v, v))
+                for j, c in enumerate(cols):
+                    code = values[j] if j < len(values) else j
+                    one_hot[c] = (p, encoded.get(p, {}).get(code, code))
         elif isinstance(t, Log):
             logs.update(t.transform_parameters)
         elif isinstance(t, Logit):
@@ -318,12 +321,12 @@ def describe(model, adapter, surrogate, outputs: tuple[str, ...]) -> tuple[tuple
     names, inputs = [], []
     for c in columns:
         if c in one_hot:
-            p, v = one_hot[c]
-            names.append(f"{p}={v}")
+            param, value = one_hot[c]
+            names.append(f"{param}={value}")
             inputs.append(InputUnit(1.0))  # a 0/1 indicator: its length is already in its own units
         elif OH_INFIX in c:  # one-hot column with no OneHot transform at hand (bare surrogate)
-            p, _, i = c.partition(OH_INFIX)
-            names.append(f"{p}[one-hot {i}]")
+            param, _, index = c.partition(OH_INFIX)
+            names.append(f"{param}[one-hot {index}]")
             inputs.append(InputUnit(None, "", "a one-hot column"))
         elif c in logits:
             names.append(f"logit({c})")
@@ -474,7 +477,8 @@ def cv_problem(obj, metric: str | None = None) -> CVProblem:
     from botorch.utils.datasets import SupervisedDataset
 
     ax_model = resolve(obj)
-    adapter, surrogate = ax_model.adapter, ax_model.surrogate
+    adapter: Any = ax_model.adapter
+    surrogate: Any = ax_model.surrogate
     if adapter is None:
         raise InputError("cv_sweep needs an Ax Client, GenerationStrategy or TorchAdapter (it reads the "
                          "experiment's trials through the adapter's transforms), got a bare generator or surrogate")
@@ -494,7 +498,7 @@ def cv_problem(obj, metric: str | None = None) -> CVProblem:
             raise UnsupportedError(f"the surrogate selects among {len(configs)} model configurations for "
                                    f"{metric!r}; cv_sweep refits one")
         configs = configs[0]
-    config = configs
+    config: Any = configs
     digest = _search_space_digest(adapter)
     dataset = SupervisedDataset(X=X, Y=Y, feature_names=list(_columns(adapter, surrogate)), outcome_names=[metric])
     config = copy_model_config_with_default_values(model_config=config, dataset=dataset,
@@ -546,7 +550,7 @@ def _trial_data(adapter, metric: str) -> tuple[torch.Tensor, torch.Tensor, list[
         obs = [ObservationFeatures(parameters=dict(trial.arm.parameters))]
         for t in x_transforms:
             obs = t.transform_observation_features(obs)
-        params = obs[0].parameters
+        params: dict[str, Any] = obs[0].parameters
         rows.append([float(params[p]) for p in adapter.parameters])
         ys.append([float(sub["mean"].mean())])
         trials.append(int(index))
@@ -575,7 +579,7 @@ def ax_model_expr(obj, feature_names=None, *, strict: bool = False, tasks=None, 
         through Ax's transforms (``units="original"``).
     """
     found = resolve(obj)
-    model = found.model
+    model: Any = found.model
     names = feature_names if feature_names is not None else found.feature_names
     is_list = isinstance(getattr(model, "models", None), torch.nn.ModuleList)
     if is_list and outputs is None and len(found.outputs) == len(model.models):

@@ -10,7 +10,7 @@ model), not two models.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from gpviz.sweep.influence import heldout_points
 from gpviz.sweep.result import Sweep
 from gpviz.sweep.scores import score_table
 from gpviz.values.columns import I_REPEAT, SIZE
-from gpviz.sweep.workers import check_parallel
+from gpviz.sweep.workers import TaskExecutor, check_parallel
 from gpviz.values.prior_info import describe_priors
 from gpviz.values.units import check_units
 from gpviz.view.adapters import sweep_view
@@ -221,9 +221,9 @@ def gap_section(sweep: Sweep, other, metric: str = "mse") -> Markup:
                     center)
 
 
-def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool = False, feature_names=None,
-            title: str | None = None, pull_repeats: int | None = None, workers: int = 1,
-            executor=None, units: str = "model") -> ComparisonFigure:
+def compare(sweeps: Mapping, metric: str = "mse", *, one_fold_per_repeat: bool = False,
+            feature_names: Sequence[str] | None = None, title: str | None = None, pull_repeats: int | None = None,
+            workers: int = 1, executor: TaskExecutor | None = None, units: str = "model") -> ComparisonFigure:
     """One page comparing cross-validation sweeps, e.g. two prior settings (their scaling curves on one chart).
 
     The page shows every sweep's scaling curve on one chart and a table of the

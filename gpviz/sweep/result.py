@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,10 +11,11 @@ import torch
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz import display
+from gpviz.display import RenderedPage
 from gpviz.ax import SurrogateFactory
 from gpviz.errors import InputError
 from gpviz.markup import escape_html
-from gpviz.models.expr import model_expr
+from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.options import reject_unknown
 from gpviz.priors.factories import PriorFactory
 from gpviz.sweep.cache import CellCache
@@ -101,8 +102,10 @@ class Sweep:
     data_units: DataUnits | None
     _full_fits: dict
 
-    def __init__(self, *, scores, parameters, predictions, subsets, sizes, repeats, seed, metrics,
-                 make_model, X, Y, states: Mapping | None = None, feature_names: Sequence[str] | None = None,
+    def __init__(self, *, scores: pd.DataFrame, parameters: pd.DataFrame, predictions: pd.DataFrame,
+                 subsets: dict[tuple[int, int], np.ndarray], sizes: tuple[int, ...], repeats: int, seed: int,
+                 metrics: tuple[str, ...], make_model: Callable[..., Any], X: torch.Tensor, Y: torch.Tensor,
+                 states: Mapping | None = None, feature_names: Sequence[str] | None = None,
                  order: str = "random", trial_indices: Sequence[int] | None = None,
                  reference_scores: pd.DataFrame | None = None, mode: str = BATCHED, mode_note: str = "",
                  fit_kwargs: Mapping | None = None, mll_cls: type | None = None, cache: CellCache | None = None,
@@ -117,15 +120,15 @@ class Sweep:
         self.metrics = metrics
         self.make_model = make_model
         self.X, self.Y = X, Y
-        self.feature_names = feature_names
+        self.feature_names = list(feature_names) if feature_names is not None else None
         self.order = order
-        self.trial_indices = trial_indices
+        self.trial_indices = tuple(trial_indices) if trial_indices is not None else None
         self.reference_scores = reference_scores
         self.mode, self.mode_note = mode, mode_note
         self.fit_kwargs = dict(fit_kwargs) if fit_kwargs else None
         self.mll_cls = mll_cls or ExactMarginalLogLikelihood
         self._states: dict = dict(states or {})  # (i_config, i_repeat) -> the fitted model's state_dict
-        self._model = None  # built once, by :attr:`model`
+        self._model: torch.nn.Module | None = None  # built once, by :attr:`model`
         # (mll_cls, fit arguments) -> {cell: its full-data fit's parameters}: :meth:`influence` fits each once
         self._full_fits: dict = {}
         #: The cell cache the sweep was run with (None: none): its verdicts are kept there too.
@@ -146,7 +149,7 @@ class Sweep:
         return self.mode != "fixed"
 
     @property
-    def model(self):
+    def model(self) -> torch.nn.Module:
         """A fitted model of the sweep (its last finished cell: largest size, last repeat), for its expression.
 
         Rebuilt by :meth:`models`, so it is the same whether the cell was fitted in this
@@ -155,12 +158,13 @@ class Sweep:
         first cell (the expression's structure only).
         """
         if self._model is None:
+            built: torch.nn.Module | list[torch.nn.Module]
             if self._states:
                 i_config, i_repeat = max(self._states)
                 built = self.models(self.sizes[i_config], i_repeat)
             else:
                 built = self._build(0, 0)
-            self._model = built[0] if self.mode == SEPARATE else built
+            self._model = built[0] if isinstance(built, list) else built  # "separate": the first fold's model
         return self._model
 
     def _build(self, i_config: int, i_repeat: int, state: Mapping | None = None):
@@ -178,7 +182,7 @@ class Sweep:
         return (subset_rows(self.X.shape[0], size, i_repeat, self.seed, self.order),
                 cell_seed(self.seed, size, i_repeat), self._states.get((i_config, int(i_repeat))))
 
-    def models(self, size: int, repeat: int):
+    def models(self, size: int, repeat: int) -> torch.nn.Module | list[torch.nn.Module]:
         """The fitted model of one cell: for ``mode="batched"`` one batched model (one member per
         leave-one-out fold), for ``"fixed"`` the one model of the cell's ``n`` points (whose
         closed-form leave-one-out predictions the cell scored), for ``"separate"`` a list of
@@ -213,7 +217,7 @@ class Sweep:
                              f"{why})")
         return self._build(i_config, int(repeat), state)
 
-    def influence(self, *, fit_kwargs: Mapping | None = None, mll_cls=None) -> pd.DataFrame:
+    def influence(self, *, fit_kwargs: Mapping | None = None, mll_cls: type | None = None) -> pd.DataFrame:
         """Which held-out point moved each parameter: every fold's value against its cell's full-data fit.
 
         Fold ``i`` of a cell left out row ``subsets[cell][i]``; its fitted value of each
@@ -240,32 +244,32 @@ class Sweep:
         if self.mode == FIXED:
             raise InputError("sweep.influence: a refit=False sweep fits one model per cell and refits no fold, so "
                              "no held-out point moved a parameter; run cv_sweep(..., refit=True) for influence")
-        mll_cls = mll_cls or self.mll_cls
+        mll = mll_cls or self.mll_cls
         fit_kwargs = self.fit_kwargs if fit_kwargs is None else fit_kwargs
         names = list(self.feature_names) if self.feature_names else [f"x{j}" for j in range(self.X.shape[-1])]
         cells = {}
         for i_config, i_repeat in self._states:
             rows, torch_seed, _ = self.cell_state(i_config, i_repeat)
             cells[(i_config, i_repeat)] = (self.sizes[i_config], rows, torch_seed)
-        kept = self._full_fits.setdefault((mll_cls, repr(sorted(dict(fit_kwargs or {}).items()))), {})
-        return influence_of(self.make_model, self.X, self.Y, cells, self.parameters, names, mll_cls, fit_kwargs,
+        kept = self._full_fits.setdefault((mll, repr(sorted(dict(fit_kwargs or {}).items()))), {})
+        return influence_of(self.make_model, self.X, self.Y, cells, self.parameters, names, mll, fit_kwargs,
                             kept, batched=self.mode != SEPARATE)
 
-    def expression(self, feature_names=None):
+    def expression(self, feature_names: Sequence[str] | None = None) -> ModelExpr:
         """The model's expression (structure only; the sweep's values come from :attr:`parameters`), with the
         sweep's :attr:`data_units` (its sections say whose transforms the inputs went through)."""
         return self.with_units(model_expr(self.model, feature_names if feature_names is not None
                                           else self.feature_names))
 
-    def with_units(self, expr):
+    def with_units(self, expr: ModelExpr) -> ModelExpr:
         """``expr`` (of one of the sweep's models) with the sweep's :attr:`data_units`, or as it is without them."""
         return with_data_units(expr, self.data_units) if self.data_units is not None else expr
 
-    def summary(self, metric: str = "mse"):
+    def summary(self, metric: str = "mse") -> pd.DataFrame:
         """Per size: the 10th/90th percentile and centre of ``metric`` across repeats, with counts."""
         return score_bands(self.scores, metric)
 
-    def plot(self, metric: str = "mse", **kwargs):
+    def plot(self, metric: str = "mse", **kwargs: Any) -> Any:
         """The scaling curve (matplotlib Figure) with its dashed reference: see :func:`gpviz.charts.scaling_curve`.
 
         Drawn by the page layer (:func:`gpviz.display.plot`): a sweep holds numbers, not pictures.
@@ -323,9 +327,10 @@ class Sweep:
         """What a dot of the sweep's view is, plural: leave-one-out folds, or repeats (each its first fold)."""
         return "repeats" if one_fold_per_repeat else "leave-one-out folds"
 
-    def render(self, one_fold_per_repeat: bool = False, *, metric: str = "mse", feature_names=None,
-               units: str = "model", title: str | None = None, verdicts: bool | None = None,
-               influence: bool | pd.DataFrame = False, gap: Sweep | None = None, **unknown):
+    def render(self, one_fold_per_repeat: bool = False, *, metric: str = "mse",
+               feature_names: Sequence[str] | None = None, units: str = "model", title: str | None = None,
+               verdicts: bool | None = None, influence: bool | pd.DataFrame = False, gap: Sweep | None = None,
+               **unknown: object) -> RenderedPage:
         """The model's expression with one labelled band per dataset size, beside the scaling curve.
 
         Each chart marks the prior mode and the bounds a fold sits at. By default

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 
 from gpviz.ax_history import ModelHistory
+from gpviz.errors import InputError
 from gpviz.priors.judge import SweepJudgement
 from gpviz.priors.sensitivity import THRESHOLD as SENSITIVITY_THRESHOLD, diagnose
 from gpviz.priors.verdicts import with_verdicts
@@ -249,7 +250,8 @@ def sweep_in_units(sweep: Sweep, expr, info: pd.DataFrame, units: str = "model"
     if units == "model" or params.empty:
         return params, info, expr
     names = [f.name for f in expr.features] if expr.features else None
-    parts, ref = [], None
+    parts: list[pd.DataFrame] = []
+    ref: tuple[int, Any] | None = None
     for (i_config, i_repeat), cell in params.groupby([I_CONFIG, I_REPEAT], sort=True):
         built = sweep.models(sweep.sizes[int(i_config)], int(i_repeat))
         if isinstance(built, list):  # folds fitted one by one: each fold's rows with its own model's transforms
@@ -266,6 +268,8 @@ def sweep_in_units(sweep: Sweep, expr, info: pd.DataFrame, units: str = "model"
         if ref is None or int(i_config) > ref[0]:  # groups come sorted: the first repeat of the largest size
             ref = (int(i_config), cell_expr)
     params = pd.concat(parts).loc[params.index]
+    if ref is None:  # params is not empty: at least one cell was read
+        raise InputError("sweep_in_units: the sweep's parameters name no cell")
     ref_expr = ref[1]
     info = convert_long(ref_expr, info.assign(i_model=0), unit_plan(ref_expr))
     _, section_labels = to_units(ref_expr, info, units)
@@ -324,8 +328,8 @@ def sweep_view(sweep: Sweep, expr, judgement: SweepJudgement | None = None, one_
         facts = {k: replace(f, bands=judgement.bands.get(k)) for k, f in facts.items()}
     curve = CurveData(sweep.scores, sweep.reference_scores, metric) if chart else None
     # cells the page does not draw are said, never left out silently
-    notes = sweep.cell_notes()
-    notes = (Note(NoteKind.not_drawn, "Not drawn: " + "; ".join(notes)),) if notes else ()
+    undrawn = sweep.cell_notes()
+    notes: tuple[Note, ...] = (Note(NoteKind.not_drawn, "Not drawn: " + "; ".join(undrawn)),) if undrawn else ()
     if sweep.mode_note:  # batched, one by one or in closed form: what the scores mean depends on it
         notes = (Note(NoteKind.fit_mode, sweep.mode_note),) + notes
     per = "first fold of each repeat" if one_fold_per_repeat else "every fold of every repeat"
@@ -357,7 +361,7 @@ def history_view(history: ModelHistory, units: str = "model", title: str | None 
     check_units(units)
     snaps = history.snapshots
     last = snaps[-1]
-    expr = last.expr
+    expr: Any = last.expr
     frames = [(s.values if units == "model" or s.original is None else s.original).assign(**{I_CONFIG: i})
               for i, s in enumerate(snaps)]
     frame = pd.concat(frames, ignore_index=True).reindex(columns=[I_CONFIG, "i_model", *expr.keys])
