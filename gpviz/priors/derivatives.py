@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import gpytorch
 import numpy as np
@@ -64,7 +65,7 @@ class Terms:
     num_data: int
     fast: dict  # (path, name) -> [(prior, theta)]: priors scored elementwise on one parameter's value
     quad: bool = False  # lik is differentiated through quad_lik's surrogate (its value is log_prob's)
-    marg: object = None  # an exact MLL's marginal likelihood(model(X), *params) (None otherwise)
+    marg: Any = None  # an exact MLL's marginal likelihood(model(X), *params) (None otherwise)
     params: tuple = ()  # the (transformed) train inputs the likelihood and the kernel were given
     added: int = 0  # how many added loss terms lik holds
 

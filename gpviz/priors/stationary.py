@@ -23,6 +23,9 @@ from gpytorch.means import ConstantMean
 
 from gpviz.priors.derivatives import _family, likelihood_params
 
+#: Evaluate the covered family's draws here (False: GPyTorch's ``log_prob`` for every draw, e.g. to compare).
+STATIONARY = True
+
 #: Bytes of kernel matrices one chunk of draws may hold (a chunk's ``C x n x n`` blocks stay near the cache).
 CHUNK_BYTES = 1 << 21
 
@@ -38,6 +41,7 @@ class StationaryLik:
         fixed: name -> the value of a parameter that is not sampled (``lengthscale``, ``outputscale``, ``noise``,
             ``constant``), shaped as the draws' values would be (leading draw dimension of 1).
         names: raw parameter name under the model -> which of the four it is.
+        below: flat indices (into ``n x n``) of the pairs below the diagonal; ``sq_below``: ``sq``'s columns there.
     """
 
     kind: Any
@@ -45,6 +49,8 @@ class StationaryLik:
     targets: torch.Tensor
     fixed: dict
     names: dict
+    below: torch.Tensor
+    sq_below: torch.Tensor
 
     @property
     def n(self) -> int:
@@ -68,40 +74,54 @@ class StationaryLik:
         got = {self.names[name]: v for name, v in values.items()}
         size = next(iter(values.values())).shape[0]
         v = {name: t.expand(size, *t.shape[1:]) for name, t in {**self.fixed, **got}.items()}
-        step = self.chunk()
-        return torch.cat([self._block({name: t[i: i + step] for name, t in v.items()})
+        step = min(self.chunk(), size)
+        # one zeroed block for every chunk: only its lower triangle and diagonal are written, and a fresh
+        # allocation of this size costs page faults comparable to the kernel's exp
+        buffer = torch.zeros(step, self.n, self.n, dtype=self.targets.dtype)
+        return torch.cat([self._block({name: t[i: i + step] for name, t in v.items()}, buffer)
                           for i in range(0, size, step)])
 
-    def _block(self, v: dict) -> torch.Tensor:
-        """The log likelihoods of one chunk of draws (every value with the chunk's leading dimension)."""
-        ell = v["lengthscale"].reshape(v["lengthscale"].shape[0], -1)  # C x d_ℓ
-        q = (ell ** -2) @ self.sq  # C x n²: Σ_j D_j / ℓ_j²
-        q = q.reshape(-1, self.n, self.n)
+    def _kernel(self, q: torch.Tensor) -> torch.Tensor:
+        """The unit-scale kernel at the scaled squared distances ``q`` (any shape)."""
         if self.kind == "rbf":
-            k = torch.exp(-0.5 * q)
-        else:
-            rho = q.clamp_min(1e-30).sqrt()  # GPyTorch's clamp: a finite gradient on the diagonal
-            e = torch.exp(-math.sqrt(2 * self.kind) * rho)
-            if self.kind == 0.5:
-                k = e
-            elif self.kind == 1.5:
-                k = (1 + math.sqrt(3) * rho) * e
-            else:
-                k = (1 + math.sqrt(5) * rho + 5.0 / 3.0 * q) * e
-        if "outputscale" in v:
-            k = k * v["outputscale"].reshape(-1, 1, 1)
-        noise = v["noise"].reshape(k.shape[0], -1).expand(k.shape[0], self.n)
-        if k.requires_grad:
+            return torch.exp(-0.5 * q)
+        rho = q.clamp_min(1e-30).sqrt()  # GPyTorch's clamp: a finite gradient on the diagonal
+        e = torch.exp(-math.sqrt(2 * self.kind) * rho)
+        if self.kind == 0.5:
+            return e
+        if self.kind == 1.5:
+            return (1 + math.sqrt(3) * rho) * e
+        return (1 + math.sqrt(5) * rho + 5.0 / 3.0 * q) * e
+
+    def _block(self, v: dict, buffer: torch.Tensor) -> torch.Tensor:
+        """The log likelihoods of one chunk of draws (every value with the chunk's leading dimension); ``buffer``:
+        at least as many ``n x n`` matrices, zero above the diagonal."""
+        ell = v["lengthscale"].reshape(v["lengthscale"].shape[0], -1)  # C x d_ℓ
+        size = ell.shape[0]
+        scale = v["outputscale"].reshape(-1, 1) if "outputscale" in v else None
+        noise = v["noise"].reshape(size, -1).expand(size, self.n)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in v.values()):
+            # differentiated (the mode's search): the full matrix, as the Cholesky's backward reads both triangles
+            k = self._kernel(((ell ** -2) @ self.sq).reshape(-1, self.n, self.n))
+            if scale is not None:
+                k = k * scale.unsqueeze(-1)
             k = k + torch.diag_embed(noise)
         else:
-            k.diagonal(dim1=-2, dim2=-1).add_(noise)  # no graph to keep: in place (diag_embed cost ~ the exp)
-        r = self.targets - v["constant"].reshape(-1, 1) if "constant" in v else self.targets.expand(k.shape[0], -1)
+            # the Cholesky reads the lower triangle only: the kernel at the n(n-1)/2 pairs below the diagonal
+            # (half the exp of the full matrix), the diagonal (k = 1 there) written directly
+            low = self._kernel((ell ** -2) @ self.sq_below)
+            if scale is not None:
+                low = low * scale
+            k = buffer[:size]
+            k.view(size, -1)[:, self.below] = low
+            diag = noise + (scale if scale is not None else 1.0)
+            k.diagonal(dim1=-2, dim2=-1).copy_(diag)
+        r = self.targets - v["constant"].reshape(-1, 1) if "constant" in v else self.targets.expand(size, -1)
         chol, info = torch.linalg.cholesky_ex(k)
         a = torch.linalg.solve_triangular(chol, r.unsqueeze(-1), upper=False).squeeze(-1)
         log_lik = (-0.5 * (a * a).sum(-1) - chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
                    - 0.5 * self.n * math.log(2 * math.pi))
         return torch.where(info == 0, log_lik, torch.full_like(log_lik, math.nan))
-
 
 def stationary_lik(model: Any, sampled: dict) -> StationaryLik | None:
     """The :class:`StationaryLik` of an unbatched model in the covered family, or ``None``.
@@ -110,7 +130,7 @@ def stationary_lik(model: Any, sampled: dict) -> StationaryLik | None:
         model: The model, in train mode (its forward input-transforms the training inputs).
         sampled: raw parameter name under the model -> its raw tensor, for every sampled parameter.
     """
-    if list(model.added_loss_terms()) or len(model.train_inputs) != 1:
+    if not STATIONARY or list(model.added_loss_terms()) or len(model.train_inputs) != 1:
         return None
     with torch.no_grad():
         inputs = tuple(model.train_inputs)
@@ -147,4 +167,6 @@ def stationary_lik(model: Any, sampled: dict) -> StationaryLik | None:
         diff = (X.unsqueeze(-2) - X.unsqueeze(-3)) ** 2  # n x n x d
         sq = diff.sum(-1, keepdim=True) if n_ell == 1 else diff
         sq = sq.reshape(-1, sq.shape[-1]).T.contiguous()
-    return StationaryLik(kind, sq, targets.detach(), fixed, names)
+        i, j = torch.tril_indices(len(X), len(X), offset=-1)
+        below = i * len(X) + j
+    return StationaryLik(kind, sq, targets.detach(), fixed, names, below, sq[:, below].contiguous())

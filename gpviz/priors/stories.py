@@ -4,6 +4,7 @@ and one sentence per parameter group that says so with feature names."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -80,10 +81,10 @@ def key_stories(table: pd.DataFrame, features: dict[str, str] | None = None) -> 
             value = rows["lower" if lower else "upper"].iloc[0]
             bound = f"{'lower' if lower else 'upper'} bound ({_number(value)})"
         label = str(rows["label"].iloc[0]) if "label" in rows and len(rows) else ""
-        last = dict(still_held=int(held[-1]), largest=int(sizes[-1]),
-                    set_sizes=tuple(int(z) for z in sizes[rows["set_share"].to_numpy() >= 0.5]),
-                    label=label.split("[", 1)[0], members=members, set_folds=int(rows["set"].sum()),
-                    bound_folds=bound_folds, bound=bound)
+        last: dict[str, Any] = dict(still_held=int(held[-1]), largest=int(sizes[-1]),
+                                    set_sizes=tuple(int(z) for z in sizes[rows["set_share"].to_numpy() >= 0.5]),
+                                    label=label.split("[", 1)[0], members=members, set_folds=int(rows["set"].sum()),
+                                    bound_folds=bound_folds, bound=bound)
         if bound:
             out.append(KeyStory(str(key), group, feature, "at bound", **last))
         elif (rows["prior"].astype(str) == "none").all():

@@ -9,7 +9,7 @@ worker processes (:func:`gpviz.sweep.workers.map_tasks`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,7 @@ SWEEP_COLUMNS = [I_CONFIG, SIZE, I_REPEAT] + COLUMNS
 class PullJob:
     """What judging a sweep's cells needs (sent once to each worker): its factory, data, subsets and fitted values."""
 
-    make_model: Callable
+    make_model: Any  # a factory: a class BoTorch takes as model_cls, or a function (Sweep.make_model)
     X: torch.Tensor
     Y: torch.Tensor
     subsets: Mapping[tuple[int, int], np.ndarray]
@@ -81,7 +81,7 @@ class PullJob:
     threads: int | None
     dtype: torch.dtype | None = None  # the caller's default dtype (factories build priors and constants in it)
     # (i_config, i_repeat) -> (torch seed, fitted state): a cell judged alone is rebuilt as Sweep.models rebuilds it
-    cells: Mapping[tuple[int, int], tuple[int, Mapping]] = field(default_factory=dict)
+    cells: Mapping[tuple[int, int], tuple[int, Mapping | None]] = field(default_factory=dict)
     mode: str = BATCHED  # how the sweep fitted its cells (gpviz.sweep.cells.MODES): only batched folds stack
 
 
@@ -183,7 +183,7 @@ def _judge_chunk(job: PullJob, i_config: int, size: int, chunk: list[int]) -> pd
     return pull
 
 
-def sweep_prior_pull(sweep, repeats: int | None = None, *, workers: int = 1, executor=None,
+def sweep_prior_pull(sweep: Sweep, repeats: int | None = None, *, workers: int = 1, executor: Any = None,
                      threads: int | None = 1) -> pd.DataFrame:
     """:func:`prior_pull` verdicts for every fold of every repeat of a cross-validation sweep.
 
@@ -235,10 +235,10 @@ def sweep_prior_pull(sweep, repeats: int | None = None, *, workers: int = 1, exe
     if not tasks:
         return pd.DataFrame(columns=SWEEP_COLUMNS)
     judged = {(i_config, r) for i_config, _, chunk in tasks for r in chunk}
-    cells = {c: sweep.cell_state(*c)[1:] for c in judged}
+    states = {c: sweep.cell_state(*c)[1:] for c in judged}
     job = PullJob(sweep.make_model, sweep.X, sweep.Y, {c: sweep.subsets[c] for c in judged},
                   params[[(c, r) in judged for c, r in zip(params[I_CONFIG], params[I_REPEAT])]], keys, threads,
-                  torch.get_default_dtype(), cells, sweep.mode)
+                  torch.get_default_dtype(), states, sweep.mode)
     frames = map_tasks(_judge_chunk, job, tasks, parts={"make_model": sweep.make_model},
                        caller="sweep_prior_pull", workers=workers, executor=executor)
     out = pd.concat(frames, ignore_index=True)

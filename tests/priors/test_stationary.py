@@ -11,6 +11,7 @@ from botorch.models import SingleTaskGP
 from gpytorch.kernels import MaternKernel, PeriodicKernel, RBFKernel, ScaleKernel
 from gpytorch.likelihoods import FixedNoiseGaussianLikelihood
 from gpytorch.means import ZeroMean
+from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz.priors.stationary import StationaryLik, stationary_lik
 
@@ -79,6 +80,28 @@ def test_batched_log_lik_equals_gpytorchs_log_prob(label, model):
         assert float(got[i]) == pytest.approx(want, rel=1e-9, abs=1e-9), (label, i)
 
 
+@pytest.mark.parametrize("nu", [None, 0.5, 2.5])
+def test_the_differentiated_path_has_the_same_values_and_finite_difference_gradients(nu):
+    X, Y = _data()
+    covar = ScaleKernel(MaternKernel(nu=nu, ard_num_dims=3) if nu else RBFKernel(ard_num_dims=3))
+    model = SingleTaskGP(X, Y, covar_module=covar)
+    model.train()
+    fast = stationary_lik(model, _sampled(model))
+    values = _draws(model, 4)
+    plain = fast(values)
+    name = "covar_module.base_kernel.raw_lengthscale"
+    ell = values[name].clone().requires_grad_(True)
+    got = fast({**values, name: ell})
+    assert torch.allclose(got.detach(), plain, rtol=1e-12, atol=0)
+    (grad,) = torch.autograd.grad(got.sum(), ell)
+    h = 1e-6
+    for j in range(3):
+        step = torch.zeros_like(ell)
+        step[..., j] = h * values[name][..., j]
+        fd = (fast({**values, name: values[name] + step}) - fast({**values, name: values[name] - step})) / (2 * step[:, 0, j])
+        assert torch.allclose(grad[:, 0, j], fd, rtol=1e-5, atol=1e-6), (j, grad[:, 0, j], fd)
+
+
 def test_a_chunk_smaller_than_the_draws_gives_the_same_numbers(monkeypatch):
     import gpviz.priors.stationary as stationary
 
@@ -124,3 +147,28 @@ def test_families_left_to_gpytorch():
     for model in (periodic, batched, noise_model):
         model.train()
         assert stationary_lik(model, _sampled(model)) is None, type(model.covar_module)
+
+
+def test_a_draw_the_stationary_path_refuses_is_evaluated_by_gpytorch():
+    """posterior._evaluate: a NaN row of the stationary path gets GPyTorch's own log_prob, the other rows its own."""
+    from gpviz.models.expr import model_expr
+    from gpviz.priors import posterior
+    from gpviz.values.keys import param_info, parse_key, resolve
+
+    X, Y = _data()
+    model = SingleTaskGP(X, Y)
+    model.train()
+    keys = list(model_expr(model).keys)
+    infos = {parse_key(k)[:2]: param_info(resolve(model, parse_key(k)[0]), parse_key(k)[1], torch.Size())
+             for k in keys}
+    coords = posterior.coordinates(ExactMarginalLogLikelihood(model.likelihood, model), keys, infos, torch.Size())
+    u = torch.randn(4, sum(c.size for c in coords), dtype=X.dtype, generator=torch.Generator().manual_seed(0)) * 0.3
+    plain = posterior.Density(model, 1)
+    fast = stationary_lik(model, {c.name: c.info.raw for c in coords})
+    refusing = lambda values: torch.where(torch.arange(4) == 2, torch.nan, fast(values))  # noqa: E731
+    with torch.no_grad():
+        want = posterior._evaluate(plain, coords, u)
+        got = posterior._evaluate(posterior.Density(model, 1, refusing), coords, u)
+        mixed = posterior._evaluate(posterior.Density(model, 1, fast), coords, u)
+    for w, g, m in zip(want, got, mixed):
+        assert torch.allclose(g, w, rtol=1e-9) and torch.allclose(m, w, rtol=1e-9)
