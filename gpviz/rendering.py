@@ -56,7 +56,8 @@ __all__ = ["Figure", "Page", "LiveFigure", "escape_html", "js_string", "render",
            "PULL_MAX_POINTS", "PULL_MAX_ELEMENTS"]
 
 
-def render_frame(expr, frame, *, info=None, title=None, config_labels=None, extra_html="",
+def render_frame(expr: Expr, frame: pd.DataFrame, *, info: pd.DataFrame | None = None, title: str | None = None,
+                 config_labels: Sequence[str] | Mapping[int, str] | None = None, extra_html: str = "",
                  element_id: str | None = None, member_label: str | None = None,
                  axis_ranges: Mapping[str, Sequence[float]] | None = None) -> Figure:
     """Draws a parameter frame inside an expression.

@@ -8,6 +8,7 @@ look and, for the curve, their matplotlib picture (:mod:`gpviz.charts`).
 from __future__ import annotations
 
 import math
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -62,7 +63,7 @@ def _num(x: float) -> str:
     return f"{x:.4g}"
 
 
-def influence_html(table: InfluenceTable, labels=None) -> Markup:
+def influence_html(table: InfluenceTable, labels: Mapping[str, str] | None = None) -> Markup:
     """A sweep's most influential points per parameter as a table (inline styles: an untrusted notebook keeps them).
 
     One row per point: the parameter (its label, the key as hover text), the cell, the
@@ -127,7 +128,7 @@ def gap_html(refit_scores: pd.DataFrame, fixed_scores: pd.DataFrame, gap: pd.Dat
                    class_="gpviz-gap")
 
 
-def heldout_html(points: pd.DataFrame, names) -> Markup:
+def heldout_html(points: pd.DataFrame, names: Sequence[str]) -> Markup:
     """Which data row each dot's fold held out, for gpviz.js: hovering a dot shows that row by feature name.
 
     Args:
@@ -145,8 +146,8 @@ def heldout_html(points: pd.DataFrame, names) -> Markup:
     return Markup(f'<script type="application/json" class="gpviz-heldout">{script_json(payload)}</script>')
 
 
-def below_html(notes=(), curve: CurveData | None = None, extra_html="",
-               influence: InfluenceTable | None = None, labels=None) -> Markup:
+def below_html(notes: Sequence[Note] = (), curve: CurveData | None = None, extra_html: str = "",
+               influence: InfluenceTable | None = None, labels: Mapping[str, str] | None = None) -> Markup:
     """The notes, then the curve, then the influence table (its keys labelled by ``labels``), then ``extra_html``
     (a :class:`~gpviz.markup.Markup` as it is, any other string escaped); empty when there is none of them."""
     out = Markup()

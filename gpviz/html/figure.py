@@ -60,7 +60,7 @@ MANY_CHARTS, COMPACT_BAND_PX = 20, 5
 _ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
-def check_id(element_id) -> str:
+def check_id(element_id: object) -> str:
     """Validates a container id.
 
     Raises:
@@ -144,7 +144,7 @@ def _rounded(axis: AxisView) -> AxisView:
     return AxisView(axis.kind, lo, hi, axis.role, axis.bounded)
 
 
-def inner_html(view: ViewData, extra_html="") -> str:
+def inner_html(view: ViewData, extra_html: str = "") -> str:
     """The figure's content (title, subtitle, warnings, legend, the expression with placeholders, what goes below).
 
     ``extra_html``: the caller's HTML below the rest (a :class:`~gpviz.markup.Markup` as it is, a plain
@@ -418,7 +418,7 @@ def compact_of(view: ViewData, spec: dict) -> CompactData:
                           bounds={k: (params[k]["lower"], params[k]["upper"]) for k in view.params})
 
 
-def figure(view: ViewData, element_id: str | None = None, extra_html="") -> Figure:
+def figure(view: ViewData, element_id: str | None = None, extra_html: str = "") -> Figure:
     """The :class:`Figure` of a view (its id a hash of the content unless ``element_id`` is given).
 
     ``extra_html``: HTML placed below the expression (see :func:`inner_html`).

@@ -6,6 +6,8 @@ import itertools
 import sys
 from typing import Any
 
+import pandas as pd
+
 from gpviz.display import RenderedPage
 from gpviz.errors import InputError
 from gpviz.html.assets import asset_html
@@ -74,7 +76,7 @@ class LiveFigure:
             return
         self._handle.update(self._ipd.HTML((self._carried if final else "") + body))
 
-    def update(self, frame, title: str | None = None) -> Figure:
+    def update(self, frame: pd.DataFrame, title: str | None = None) -> Figure:
         """Redraws with ``frame`` (a wide frame, e.g. the tracer's completed steps so far).
 
         Raises:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from pathlib import Path
+
+import pandas as pd
 
 from gpviz.html.assets import asset_html, header_html
 from gpviz.markup import Markup, as_html, escape_html
@@ -23,7 +26,7 @@ def next_display_suffix() -> str:
     return f"-d{next(_DISPLAYS)}"
 
 
-def document(title: str, body, head="") -> str:
+def document(title: str, body: str, head: str = "") -> str:
     """A standalone page: ``<!DOCTYPE html>``, UTF-8, viewport, the escaped ``title``, ``head`` and ``body``.
 
     Args:
@@ -44,7 +47,7 @@ def _page(title: str, head: str, body: str) -> str:
                     "</head>\n<body>\n", body, "</body>\n</html>\n"))
 
 
-def table_html(df, float_format: str = "{:,.4g}") -> Markup:
+def table_html(df: pd.DataFrame, float_format: str = "{:,.4g}") -> Markup:
     """A DataFrame as an HTML table, every cell escaped."""
     head = "".join(f"<th>{escape_html(c)}</th>" for c in [df.index.name or ""] + list(df.columns))
     rows = []
@@ -105,7 +108,7 @@ class Page:
             return f"<pre>gpviz could not display this {self._what}: {escape_html(type(exc).__name__)}: " \
                    f"{escape_html(exc)}</pre>"
 
-    def save(self, path) -> Path:
+    def save(self, path: str | os.PathLike[str]) -> Path:
         """Writes :meth:`html` to ``path`` (parent folders are created) and returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

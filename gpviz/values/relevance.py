@@ -25,6 +25,7 @@ from gpviz.tree.nodes import Compare, iter_nodes
 from gpviz.values.keys import member_values, param_info, parse_key, resolve
 from gpviz.values.tensors import to_numpy
 from gpviz.values.units import length_keys
+from gpviz.walk.expr import Expr
 
 #: One-hot columns Ax adds are named ``<parameter>_OH_PARAM_<i>`` (see :mod:`gpviz.ax`).
 ONE_HOT = "_OH_PARAM_"
@@ -63,7 +64,7 @@ def _model_inputs(model) -> np.ndarray:
         model.train(was)
 
 
-def input_relevance(expr) -> list[Relevance]:
+def input_relevance(expr: Expr) -> list[Relevance]:
     """Every input a lengthscale divides, most relevant first (smallest lengthscale / training range).
 
     Args:
@@ -104,7 +105,7 @@ def input_relevance(expr) -> list[Relevance]:
     return sorted(out, key=lambda r: (r.fraction, r.input))
 
 
-def relevance_frame(expr) -> pd.DataFrame:
+def relevance_frame(expr: Expr) -> pd.DataFrame:
     """:func:`input_relevance` as a DataFrame (``rank`` from 1, the columns of :data:`COLUMNS`)."""
     rows = [{"rank": i + 1, "input": r.input, "columns": list(r.columns), "fraction": r.fraction,
              "lengthscale": r.lengthscale, "input_range": r.input_range, "keys": list(r.keys)}

@@ -19,10 +19,12 @@ from gpviz.tree.nodes import Role
 from gpviz.tree.notation import notation
 from gpviz.view.axes import chart_views, finite_or_none
 from gpviz.view.frame import prepare_frame
-from gpviz.view.records import HELD, CurveData, LossData, Note, ParamFacts, PrintedSection, ViewData
+from gpviz.view.records import (HELD, CurveData, LossData, Note, ParamFacts, PrintedSection, VerdictSummary,
+                                ViewData)
+from gpviz.walk.expr import Expr
 
 
-def facts_from_info(info, keys: Sequence[str], roles: Mapping[str, str]) -> dict[str, ParamFacts]:
+def facts_from_info(info: pd.DataFrame | None, keys: Sequence[str], roles: Mapping[str, str]) -> dict[str, ParamFacts]:
     """Per key: role, bounds, prior mode and verdict from a long frame like ``parameters(model, long=True)``.
 
     Args:
@@ -93,24 +95,24 @@ def singular(label: str) -> str:
     return label[:-1] if label.endswith("s") and not label.endswith("ss") else label
 
 
-def members_label(expr, member_label: str | None = None) -> str:
+def members_label(expr: Expr, member_label: str | None = None) -> str:
     """What a dot is, plural ("members", "MCMC samples", "outputs", "leave-one-out folds")."""
     label = member_label if member_label is not None else expr.member_label
     label = " ".join(str(label).split()) if label else ""
     return label or "members"
 
 
-def sections_of(expr) -> tuple[PrintedSection, ...]:
+def sections_of(expr: Expr) -> tuple[PrintedSection, ...]:
     """The expression's parts as the page prints them (a kernel expression is one "Kernel" part)."""
     if expr.sections:
         return tuple(PrintedSection(s.title, s.note, s.body) for s in expr.sections)
     return (PrintedSection("Kernel", "", expr.tree),)
 
 
-def build_view(expr, frame, facts: Mapping[str, ParamFacts] | None = None, *, title: str | None = None,
-               config_labels=None, notes: Sequence[Note] = (), curve: CurveData | None = None,
-               member_label: str | None = None,
-               axis_ranges: Mapping[str, Sequence[float]] | None = None, summary=None,
+def build_view(expr: Expr, frame: pd.DataFrame, facts: Mapping[str, ParamFacts] | None = None, *,
+               title: str | None = None, config_labels: Sequence[str] | Mapping[int, str] | None = None,
+               notes: Sequence[Note] = (), curve: CurveData | None = None, member_label: str | None = None,
+               axis_ranges: Mapping[str, Sequence[float]] | None = None, summary: VerdictSummary | None = None,
                loss: Mapping | None = None) -> ViewData:
     """The view data of ``expr`` drawn with the values in ``frame``.
 

@@ -77,7 +77,7 @@ def _float_column(frame: pd.DataFrame, key: str) -> np.ndarray:
 MAX_CONFIGS = 500  # bands of at least MIN_BAND_PX: a taller canvas stops being a chart
 
 
-def _config_labels(config_labels, n: int) -> tuple[str, ...]:
+def _config_labels(config_labels: Sequence[str] | Mapping[int, str] | None, n: int) -> tuple[str, ...]:
     """One label per configuration 0..n-1 (more labels than configurations add empty bands)."""
     if config_labels is None:
         labels = tuple(f"config {i}" for i in range(n))
@@ -110,7 +110,8 @@ def _float_columns(frame: pd.DataFrame, keys: list[str]) -> dict[str, np.ndarray
     return {k: out[k] for k in keys}
 
 
-def prepare_frame(keys: Sequence[str], frame, config_labels=None) -> FrameData:
+def prepare_frame(keys: Sequence[str], frame: pd.DataFrame,
+                  config_labels: Sequence[str] | Mapping[int, str] | None = None) -> FrameData:
     """Validates and normalizes a wide parameter frame for drawing.
 
     Args:
