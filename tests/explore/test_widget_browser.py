@@ -28,6 +28,9 @@ async ([src, state]) => {
     set: (k, v) => { state[k] = v; },
     on: (ev, cb) => { (listeners[ev] = listeners[ev] || []).push(cb); },
     save_changes: async () => {
+      // a slow kernel, when a test asks for one; every request the page sends, in order
+      (window.__sent = window.__sent || []).push(state.request);
+      if (window.__latency) await new Promise((r) => setTimeout(r, window.__latency));
       const back = JSON.parse(await window.py_request(JSON.stringify({ request: state.request, member: state.member })));
       // as Backbone's model.set: every attribute first, then the change events
       const changed = Object.keys(back).filter((k) => JSON.stringify(state[k]) !== JSON.stringify(back[k]));
@@ -264,5 +267,33 @@ def test_a_batched_models_chart_rings_the_explored_member_among_the_others(brows
     assert got["values"] == pytest.approx([0.01, 0.1, 0.2])
     assert got["xs"][2] == pytest.approx(_px(axis, 0.2), abs=1e-6)
     assert got["ghost"] == pytest.approx(_px(axis, 0.5), abs=1e-6)
+    assert not errors, errors
+    page.close()
+
+
+def test_a_dot_drag_is_throttled_as_a_number_drag_one_request_in_flight_then_the_latest(browser):
+    w = explore(_model(), feature_names=["a", "b"])
+    fitted = dict(w.values)
+    errors = []
+    page = _host(browser, w, errors)
+    page.evaluate("() => { window.__latency = 300; }")  # each answer takes 300 ms
+    key = "covar_module.lengthscale[0]"
+    axis = w.charts["axes"][w.charts["params"][key]["axis"]]
+    box = page.locator(f"{CHART.format(key)} canvas").bounding_box()
+    x0, y = box["x"] + _px(axis, fitted[key]), box["y"] + box["height"] / 2
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    page.mouse.move(x0 + 50, y, steps=25)  # 25 pointer moves while the first request is answered
+    page.mouse.up()
+    page.wait_for_function("window.__sent.length && window.__sent.at(-1).final === true")
+    page.wait_for_function(f"window.__state.done === window.__sent.at(-1).seq")
+    sent = page.evaluate("window.__sent")
+    # the first move went out at once, the moves meanwhile were dropped but the latest, the gesture's end last
+    assert 2 <= len(sent) <= 4, sent
+    assert [r["seq"] for r in sent] == list(range(1, len(sent) + 1))
+    assert sent[-1]["value"] == w.values[key]
+    lo, hi = math.log10(axis["lo"]), math.log10(axis["hi"])
+    under = 10 ** (lo + (x0 + 50 - box["x"] - EDGE) / PLOT_W * (hi - lo))  # the value under the pointer at the end
+    assert abs(math.log10(w.values[key]) - math.log10(under)) <= 0.5 / PLOT_W * (hi - lo)
     assert not errors, errors
     page.close()
