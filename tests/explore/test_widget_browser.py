@@ -14,9 +14,8 @@ from botorch.models import SingleTaskGP
 from gpviz.explorer.widget import explore
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-SYNCED = ["title", "segments", "params", "charts", "values", "metrics", "fitted_metrics", "curves", "near", "slice_units",
-          "error", "done",
-          "members", "member_label", "member", "request"]
+SYNCED = ["title", "segments", "params", "charts", "values", "metrics", "fitted_metrics", "curves", "near",
+          "slice_units", "error", "done", "members", "member_label", "member", "request"]
 
 # anywidget's front-end contract (get/set/on/save_changes), with save_changes forwarding the request to Python
 HOST = """
