@@ -103,6 +103,19 @@ def test_botorch_batch_cross_validation_accepts_it_and_cv_sweep_agrees(client):
     # compare() takes both sweeps and writes out each one's priors
     html = gpviz.compare({"Ax's priors": own, "loose": sweep}, pull_repeats=0).html()
     assert "GammaPrior" in html and "LogNormalPrior" in html
+    # the factory keeps the client's units: in original units lr's lengthscale is in decades, on both sweeps,
+    # the cell model's own lengthscale times lr's log10 range (Ax's search space: 1e-4 .. 1e-1, 3 decades)
+    assert sweep.data_units is not None and sweep.data_units == own.data_units
+    page = gpviz.compare({"Ax's priors": own, "loose": sweep}, pull_repeats=0, units="original").html()
+    assert "lengthscale in decades of lr" in page  # the grid's section heading, shared by both columns
+    from gpviz.view.adapters import sweep_in_units, sweep_info
+
+    expr = sweep.expression()
+    converted = sweep_in_units(sweep, expr, sweep_info(sweep, expr), "original")[0]
+    model = sweep.models(9, 0)  # batched: one member per fold
+    ls = model.covar_module.lengthscale.detach()[..., 0].reshape(-1).numpy()
+    got = converted[converted["size"] == 9].sort_values("i_model")[key].to_numpy()
+    torch.testing.assert_close(torch.tensor(got), torch.tensor(ls * 3.0), rtol=1e-9, atol=0)
 
 
 def test_it_pickles_for_workers_and_is_checked(client):
