@@ -78,7 +78,7 @@ def subset_indices(num_points: int, size: int, i_repeat: int, seed: int) -> np.n
 ORDERS = ("random", "trials")
 
 
-def check_order(order, repeats: int) -> str:
+def check_order(order: str, repeats: int) -> str:
     """Validates ``order``.
 
     Raises:
@@ -125,7 +125,7 @@ def fold_seed(torch_seed: int, i_fold: int) -> int:
     return int(np.random.default_rng([int(torch_seed), int(i_fold), 2]).integers(2**62))
 
 
-def build_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, torch_seed: int,
+def build_cell(make_model: Callable[..., Any], X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, torch_seed: int,
                mode: str = BATCHED):
     """The unfitted model(s) of one cell, as its fit builds them.
 
@@ -266,8 +266,8 @@ def _member_rows(frames: list[pd.DataFrame], first: int = 0) -> pd.DataFrame:
     return out
 
 
-def run_cell(make_model, X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, i_config: int, i_repeat: int,
-             mll_cls=ExactMarginalLogLikelihood, fit_kwargs: Mapping | None = None,
+def run_cell(make_model: Callable[..., Any], X: torch.Tensor, Y: torch.Tensor, rows: np.ndarray, *, i_config: int,
+             i_repeat: int, mll_cls: type = ExactMarginalLogLikelihood, fit_kwargs: Mapping | None = None,
              observation_noise: bool = True, keep_model: bool = False, mode: str = BATCHED,
              torch_seed: int = 0, fold_range: tuple[int, int] | None = None) -> Cell:
     """Fits one subset's leave-one-out cell and predicts each held-out point.
@@ -386,7 +386,7 @@ def _joint_fit(fit_kwargs: Mapping | None) -> bool:
             or kw.get("optimizer", fit_gpytorch_mll_scipy) is not fit_gpytorch_mll_scipy)
 
 
-def batch_refusal(model, n: int, train_shape, fit_kwargs: Mapping | None) -> str:
+def batch_refusal(model: object, n: int, train_shape: torch.Size, fit_kwargs: Mapping | None) -> str:
     """Why a factory's model cannot be fitted as the folds' batch (``""`` when it can, or when not checked).
 
     Only the structural mismatch is named: a batched BoTorch model of the ``n`` folds

@@ -103,7 +103,7 @@ def check_sizes(sizes, num_points: int) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
-def check_metrics(metrics) -> dict[str, Callable]:
+def check_metrics(metrics: Mapping[str, Callable] | None) -> dict[str, Callable]:
     out = dict(DEFAULT_METRICS)
     if metrics is None:
         return out
@@ -121,7 +121,7 @@ def check_metrics(metrics) -> dict[str, Callable]:
     return out
 
 
-def check_folds(folds, refit) -> tuple[str | None, bool]:
+def check_folds(folds: str, refit: bool) -> tuple[str | None, bool]:
     """Validates ``folds`` and ``refit``: ``(mode, refit)``, the mode ``None`` while ``folds="auto"`` is undecided.
 
     Raises:

@@ -10,7 +10,7 @@ import numpy as np
 
 from gpviz.sweep.cells import STATUS_OK, Cell
 
-def expected_cost(sizes: Sequence[int], done: Sequence[tuple[int, float]], default_power: float = 3.0):
+def expected_cost(sizes: Sequence[int], done: Sequence[tuple[int, float]], default_power: float = 3.0) -> np.ndarray:
     """Relative cost of a cell per dataset size: ``size ** p``, ``p`` fitted to the cells done so far.
 
     A LOO cell of ``n`` points fits ``n`` batched models of ``n - 1`` points, so its cost grows

@@ -43,7 +43,7 @@ class TaskExecutor(Protocol):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
 
 
-def pack(obj, parts: Mapping[str, object], caller: str) -> bytes:
+def pack(obj: object, parts: Mapping[str, object], caller: str) -> bytes:
     """``obj`` as bytes for worker processes (cloudpickle: lambdas and closures travel by value).
 
     Args:
@@ -144,7 +144,7 @@ _WHY = ("each task sets torch's default dtype, thread count and random generator
         "every thread of a process shares, so tasks running side by side change each other's results")
 
 
-def check_executor(executor) -> None:
+def check_executor(executor: TaskExecutor) -> None:
     """Refuses an executor that would run gpviz's tasks in threads sharing one process.
 
     A cell (and a verdict job) sets process-wide state for its fit: torch's default
@@ -200,7 +200,7 @@ def check_parallel(workers: int, executor: TaskExecutor | None,
     return workers, executor, threads
 
 
-def cuda_in_use(job) -> bool:
+def cuda_in_use(job: object) -> bool:
     """Whether this process has started CUDA, or ``job`` (a cell or judging job) holds CUDA tensors.
 
     A forked child of a process that has started CUDA cannot use CUDA (every cell would
@@ -422,8 +422,8 @@ def executor_of(executor):
     return executor.get_executor(pure=False) if _is_dask_client(executor) else executor
 
 
-def map_tasks(fn: Callable, job, tasks: Sequence[tuple], *, parts: Mapping[str, object], caller: str,
-              workers: int = 1, executor=None) -> list:
+def map_tasks(fn: Callable, job: object, tasks: Sequence[tuple], *, parts: Mapping[str, object], caller: str,
+              workers: int = 1, executor: TaskExecutor | None = None) -> list:
     """``[fn(job, *task) for task in tasks]``, run in ``workers`` processes of this machine or on ``executor``.
 
     ``job`` is packed once (:func:`pack`) and unpacked once per worker; ``fn`` must be a

@@ -34,7 +34,7 @@ def mode_tensor(prior) -> torch.Tensor | None:
     """
     name = type(prior).__name__
 
-    def hyper(attr) -> torch.Tensor:
+    def hyper(attr: str) -> torch.Tensor:
         return torch.as_tensor(getattr(prior, attr)).detach().to(torch.float64)
 
     try:
@@ -57,7 +57,7 @@ def mode_tensor(prior) -> torch.Tensor | None:
     return None
 
 
-def per_element(tensor: torch.Tensor | None, shape) -> torch.Tensor:
+def per_element(tensor: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
     """A prior's per-element fact broadcast to a parameter's shape, as torch.distributions broadcasts.
 
     Args:
@@ -81,7 +81,7 @@ def per_element(tensor: torch.Tensor | None, shape) -> torch.Tensor:
     return tensor.expand(shape)
 
 
-def prior_modes(prior, shape) -> torch.Tensor:
+def prior_modes(prior, shape: torch.Size) -> torch.Tensor:
     """Each element's prior mode for a parameter of ``shape`` (float64, NaN where unknown).
 
     Args:
@@ -136,7 +136,7 @@ def prior_params(prior) -> str:
     return ", ".join(parts)
 
 
-def element_params(prior, shape) -> list[str]:
+def element_params(prior, shape: torch.Size) -> list[str]:
     """Per element of a parameter of ``shape`` (row-major), the ``name=value`` description of its own prior.
 
     ``GammaPrior(tensor([3., 1.5]), tensor([6., 1.]))`` on a ``1 x 2`` lengthscale gives

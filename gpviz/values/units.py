@@ -47,7 +47,7 @@ ORIGINAL_INPUTS = "original inputs"
 ORIGINAL_OUTPUTS = "original outputs"
 
 
-def check_units(units) -> str:
+def check_units(units: object) -> str:
     """Validates a ``units`` option.
 
     Raises:
@@ -510,7 +510,7 @@ def to_units(expr: Expr, frame: pd.DataFrame, units: str = "model") -> tuple[pd.
     return convert_wide(expr, frame, plan), labels
 
 
-def relabel(expr, labels: dict[str, str]):
+def relabel(expr: Expr, labels: dict[str, str]) -> Expr:
     """A shallow copy of a model expression whose section notes are ``labels`` (title -> units)."""
     if not isinstance(expr, ModelExpr):
         return expr
