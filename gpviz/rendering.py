@@ -30,7 +30,7 @@ from gpviz.html.figure import Figure, figure
 from gpviz.html.live import LiveFigure
 from gpviz.markup import Markup, escape_html, js_string, script_json
 from gpviz.html.page import Page
-from gpviz.models.expr import model_expr
+from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.models.families import is_gp_model, unwrap_model
 from gpviz.options import reject_unknown
 from gpviz.priors.sensitivity import prior_sensitivity
@@ -49,6 +49,7 @@ from gpviz.view.adapters import (history_view, model_view, profile_ranges, sweep
                                  with_note, with_sensitivity, EXPLORE_NOTE)
 from gpviz.view.build import build_view, facts_from_info
 from gpviz.view.frame import prepare_frame
+from gpviz.view.records import ViewData
 from gpviz.walk.expr import Expr
 
 __all__ = ["Figure", "Page", "LiveFigure", "escape_html", "js_string", "render", "render_frame", "rows2prose_web",
@@ -190,7 +191,7 @@ def render(obj: object, feature_names: Sequence[str] | pd.DataFrame | None = Non
                         sensitivity=sensitivity)
 
 
-def _render_expr(expr, units: str | None = None, title: str | None = None, element_id: str | None = None,
+def _render_expr(expr: Expr, units: str | None = None, title: str | None = None, element_id: str | None = None,
                  verdicts: bool | None = None, profiles: bool | None = None,
                  sensitivity: bool | None = None) -> Figure:
     found = model_verdicts(expr, force=bool(verdicts)) if verdicts is not False else {}
@@ -209,7 +210,7 @@ def _render_expr(expr, units: str | None = None, title: str | None = None, eleme
 display.register_renderer(Expr)(_render_expr)  # not as a decorator: render() calls it, typed
 
 
-def _sensitivity(expr) -> tuple[object, str]:
+def _sensitivity(expr: Expr) -> tuple[object, str]:
     """:func:`gpviz.prior_sensitivity` rows of the model behind ``expr`` (its keys are the page's), or why none."""
     if profile_work(expr) is None:  # one exact GP with training data, as the sampler needs
         return None, "No power-scaling diagnosis: gpviz.prior_sensitivity needs one exact GP with training data."
@@ -224,7 +225,7 @@ def _sensitivity(expr) -> tuple[object, str]:
     return None, f"No power-scaling diagnosis: gpviz.prior_sensitivity failed ({why})."
 
 
-def _profiles(expr, view, units: str | None, force: bool) -> ModelProfiles:
+def _profiles(expr: Expr, view: ViewData, units: str | None, force: bool) -> ModelProfiles:
     """The "why here?" profiles of a model page, on its charts' axes (computed in model units; an original-units
     page's through each key's conversion)."""
     read, shown = reading_units(expr, units)
@@ -237,7 +238,8 @@ def _profiles(expr, view, units: str | None, force: bool) -> ModelProfiles:
 
 @display.register_renderer(FitTrace)
 def _render_tracer(tracer: FitTrace, max_timesteps: int | None = None, title: str | None = None,
-                   loss_chart: bool = True, verdicts: bool | None = None, expr=None, units: str = "model") -> Figure:
+                   loss_chart: bool = True, verdicts: bool | None = None, expr: ModelExpr | None = None,
+                   units: str = "model") -> Figure:
     found = model_verdicts(tracer.expr, force=bool(verdicts)) if verdicts is not False else {}
     return figure(trace_view(tracer, found, max_timesteps, title, loss_chart, expr=expr, units=units))
 
@@ -258,7 +260,7 @@ def _show_tracer(tracer: FitTracer, live: bool, display: bool = True) -> LiveFig
     return shown
 
 
-def _safe_info(tracer: FitTracer):
+def _safe_info(tracer: FitTracer) -> pd.DataFrame | None:
     try:
         return parameters(tracer.expr, long=True)
     except Exception:  # a model whose parameters cannot be listed: the live view draws values only
@@ -266,9 +268,10 @@ def _safe_info(tracer: FitTracer):
 
 
 @display.register_renderer(Sweep)
-def _render_sweep(sweep: Sweep, one_fold_per_repeat: bool = False, metric: str = "mse", feature_names=None,
-                  units: str = "model", title: str | None = None, verdicts: bool | None = None,
-                  influence=None, gap: Sweep | None = None) -> Figure:
+def _render_sweep(sweep: Sweep, one_fold_per_repeat: bool = False, metric: str = "mse",
+                  feature_names: Sequence[str] | None = None, units: str = "model", title: str | None = None,
+                  verdicts: bool | None = None, influence: pd.DataFrame | None = None,
+                  gap: Sweep | None = None) -> Figure:
     # gap: the same cells fitted the other way (refit / refit=False): the optimism gap section below the charts
     extra = gap_section(sweep, gap, metric) if gap is not None else Markup()
     if sweep.mode != FIXED:  # each dot is a fold: the row it held out, shown on hovering the dot (gpviz.js)
