@@ -162,7 +162,7 @@ def sig_values(codes: np.ndarray, meta: Mapping) -> np.ndarray:
     return np.where(c == top + 1, np.nan, out)
 
 
-def round_sig(values, digits: int = DIGITS) -> np.ndarray:
+def round_sig(values: np.ndarray, digits: int = DIGITS) -> np.ndarray:
     """``values`` rounded to ``digits`` significant digits, as the page carries them (NaN, inf kept)."""
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     coded = sig_codes(v, digits)

@@ -43,7 +43,7 @@ def _as_tensor(name: str, value, dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor(arr, dtype=own or dtype)  # a copy: the caller's array stays theirs
 
 
-def check_data(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
+def check_data(X: object, Y: object) -> tuple[torch.Tensor, torch.Tensor]:
     dx, dy = _float_dtype(X), _float_dtype(Y)
     # data that is not float (integers, lists) follows the other's float dtype, else torch's default
     X = _as_tensor("X", X, dx or dy or torch.get_default_dtype())
@@ -71,7 +71,7 @@ def check_data(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
     return X, Y
 
 
-def check_int(name: str, value, minimum: int) -> int:
+def check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if int(value) < minimum:

@@ -395,7 +395,7 @@ def _refuse(obj, where: str, what: str) -> InputError:
                       f"numbers, strings, containers, functions or objects with plain fields (or cache_dir=None)")
 
 
-def content_digest(obj, where: str = "make_model") -> str:
+def content_digest(obj: object, where: str = "make_model") -> str:
     """The SHA-256 (hex) of what ``obj`` holds, by the rules of this module.
 
     Args:
@@ -411,7 +411,7 @@ def content_digest(obj, where: str = "make_model") -> str:
     return _Digester()(obj, where)
 
 
-def describe_value(obj, depth: int = 0) -> object:
+def describe_value(obj: object, depth: int = 0) -> object:
     """A readable, JSON-able account of a value for a cache manifest (never used as a key).
 
     Numbers and strings as they are, containers item by item, tensors by dtype and shape,

@@ -44,7 +44,8 @@ def _about(problem) -> str:
     return f"{head}, metric {problem.metric}, {len(problem.trial_indices)} completed trials"
 
 
-def sweep_input(make_model, X, Y, *, metric=None, mll_cls=None) -> SweepInput:
+def sweep_input(make_model: object, X: object, Y: object, *, metric: str | None = None,
+                mll_cls: type[MarginalLogLikelihood] | None = None) -> SweepInput:
     """Resolves ``cv_sweep``'s first arguments: a factory with data, or a model source (an Ax Client) alone.
 
     A :func:`gpviz.with_priors` factory made from an Ax Client carries the client's trials: given
@@ -62,8 +63,8 @@ def sweep_input(make_model, X, Y, *, metric=None, mll_cls=None) -> SweepInput:
         problem = source.cv_problem(make_model, metric)
         return SweepInput(problem.make_model, problem.X, problem.Y, list(problem.feature_names),
                           tuple(problem.trial_indices), mll_cls or problem.mll_cls, _about(problem))
-    problem = make_model.problem if isinstance(make_model, PriorFactory) else None
-    if problem is not None and X is None and Y is None:  # with_priors(client, ...): the client's trials
+    if isinstance(make_model, PriorFactory) and make_model.problem is not None and X is None and Y is None:
+        problem = make_model.problem  # with_priors(client, ...): the client's trials
         if metric is not None and metric != problem.metric:
             raise InputError(f"this with_priors factory rebuilds the model of metric {problem.metric!r}, got "
                              f"metric={metric!r}: pass metric= to with_priors instead")

@@ -4,7 +4,7 @@ the "predict the training mean" reference of a sweep, and each sweep's metric pe
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,7 @@ def _ok_values(scores: pd.DataFrame, metric: str) -> tuple[pd.Series, pd.Series]
     return vals, ok & np.isfinite(vals)
 
 
-def center_kind(frames, metric: str = "mse") -> str:
+def center_kind(frames: Iterable[pd.DataFrame | None], metric: str = "mse") -> str:
     """The one centre statistic for every band drawn from ``frames`` together, decided once.
 
     The geometric mean when every counted value of every frame is > 0 (errors spread

@@ -567,7 +567,7 @@ def reading_units(expr: Expr, units: str | None = None) -> tuple[Expr, str]:
     return read, wanted
 
 
-def with_data_units(expr, data: DataUnits):
+def with_data_units(expr: ModelExpr, data: DataUnits) -> ModelExpr:
     """A shallow copy of a model expression that knows how its data was transformed before the model saw it.
 
     Sections whose note is the model's own output space get the data's label
