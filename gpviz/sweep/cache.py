@@ -26,6 +26,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,7 @@ def _fingerprint(X: torch.Tensor, Y: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def factory_fingerprint(make_model) -> str:
+def factory_fingerprint(make_model: object) -> str:
     """A model factory's content digest (:func:`gpviz.sweep.identity.content_digest`), 16 hex digits.
 
     The cache does not key on it (it keys on the model the factory builds); it tells two
@@ -141,8 +142,8 @@ def _job_identity(job: CellJob) -> tuple[dict, dict]:
     return identity, _holds(model, job)
 
 
-def sweep_identity(X: torch.Tensor, Y: torch.Tensor, make_model, fit_kwargs, mll_cls, observation_noise,
-                   order: str = "random", mode: str = BATCHED) -> dict:
+def sweep_identity(X: torch.Tensor, Y: torch.Tensor, make_model: Callable, fit_kwargs: Mapping | None, mll_cls: type,
+                   observation_noise: bool, order: str = "random", mode: str = BATCHED) -> dict:
     """Everything a cell's result depends on besides ``(seed, size, repeat)``: the cache's namespace key.
 
     Content digests of the data, of the model ``make_model`` builds on the data's first 3
@@ -162,7 +163,7 @@ def sweep_identity(X: torch.Tensor, Y: torch.Tensor, make_model, fit_kwargs, mll
     return _job_identity(job)[0]
 
 
-def sweep_cache(root, job: CellJob) -> "CellCache":
+def sweep_cache(root: str | os.PathLike[str], job: CellJob) -> "CellCache":
     """The cell cache of a job's sweep in ``root``: its namespace, and each cell matched on its built model.
 
     Raises:
@@ -214,7 +215,9 @@ class CellCache:
     twice holds the same result).
     """
 
-    def __init__(self, root, identity: dict, cell_model=None, holds: dict | None = None, per_fold: bool = True):
+    def __init__(self, root: str | os.PathLike[str], identity: dict,
+                 cell_model: Callable[[int, int, int], str | None] | None = None, holds: dict | None = None,
+                 per_fold: bool = True):
         """Opens (or claims) the namespace of ``identity`` in ``root``.
 
         Args:
