@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import torch
+from torch.distributions import Distribution
 
 from gpviz.errors import GpvizError
 from gpviz.values.keys import ParamInfo, member_block, param_info
@@ -23,7 +24,7 @@ from gpviz.values.tensors import to_numpy
 HYPERPARAMETERS = ("concentration", "rate", "loc", "scale", "concentration1", "concentration0", "low", "high")
 
 
-def mode_tensor(prior) -> torch.Tensor | None:
+def mode_tensor(prior: Distribution) -> torch.Tensor | None:
     """Each element's mode of a GPyTorch prior (the prior's own batch shape, float64; NaN where it has none).
 
     Gamma(a, b): ``(a - 1) / b`` (0 when a < 1); LogNormal(μ, σ): ``exp(μ - σ²)``;
@@ -81,7 +82,7 @@ def per_element(tensor: torch.Tensor | None, shape: torch.Size) -> torch.Tensor:
     return tensor.expand(shape)
 
 
-def prior_modes(prior, shape: torch.Size) -> torch.Tensor:
+def prior_modes(prior: Distribution, shape: torch.Size) -> torch.Tensor:
     """Each element's prior mode for a parameter of ``shape`` (float64, NaN where unknown).
 
     Args:
@@ -91,7 +92,7 @@ def prior_modes(prior, shape: torch.Size) -> torch.Tensor:
     return per_element(mode_tensor(prior), shape)
 
 
-def prior_mode(prior) -> float:
+def prior_mode(prior: Distribution) -> float:
     """The mode of a GPyTorch prior whose hyperparameters are scalars (NaN if unknown or not one value).
 
     A prior with vector or batched hyperparameters has one mode per element: use
@@ -118,7 +119,7 @@ def _rounded(v):
     return [_rounded(x) for x in v] if isinstance(v, list) else float(f"{v:.4g}")
 
 
-def prior_params(prior) -> str:
+def prior_params(prior: Distribution) -> str:
     """A short ``name=value`` description of a prior's parameters.
 
     A hyperparameter that differs across elements is shown as its nested list (its
@@ -136,7 +137,7 @@ def prior_params(prior) -> str:
     return ", ".join(parts)
 
 
-def element_params(prior, shape: torch.Size) -> list[str]:
+def element_params(prior: Distribution, shape: torch.Size) -> list[str]:
     """Per element of a parameter of ``shape`` (row-major), the ``name=value`` description of its own prior.
 
     ``GammaPrior(tensor([3., 1.5]), tensor([6., 1.]))`` on a ``1 x 2`` lengthscale gives
@@ -159,7 +160,7 @@ def element_params(prior, shape: torch.Size) -> list[str]:
     return [", ".join(parts) for parts in zip(*columns)] if columns else [""] * n
 
 
-def prior_block(prior, info: ParamInfo, indices, batch: torch.Size) -> tuple[np.ndarray, np.ndarray]:
+def prior_block(prior: Distribution, info: ParamInfo, indices, batch: torch.Size) -> tuple[np.ndarray, np.ndarray]:
     """Each member's and element's own prior mode and description, laid out like :func:`member_block`.
 
     Args:
@@ -184,9 +185,9 @@ def prior_block(prior, info: ParamInfo, indices, batch: torch.Size) -> tuple[np.
             texts[to_numpy(at.reshape(n, len(indices)), dtype=np.int64)])
 
 
-def priors_by_param(root: torch.nn.Module) -> dict[tuple[str, str], object]:
+def priors_by_param(root: torch.nn.Module) -> dict[tuple[str, str], Distribution]:
     """(module path, value name) -> prior, from ``named_priors`` (``X_prior`` guards parameter ``X``)."""
-    out: dict[tuple[str, str], object] = {}
+    out: dict[tuple[str, str], Distribution] = {}
     named_priors = getattr(root, "named_priors", None)  # gpytorch.Module's
     if named_priors is None:  # a plain torch container (botorch ModelList): ask its children
         for child_name, child in root.named_children():
@@ -200,7 +201,7 @@ def priors_by_param(root: torch.nn.Module) -> dict[tuple[str, str], object]:
     return out
 
 
-def mode_text(prior) -> str:
+def mode_text(prior: Distribution) -> str:
     """``mode 0.0013`` (every element's one mode), ``modes 0.333 .. 0.5`` (elements of their own), or ``""``."""
     modes = mode_tensor(prior)
     if modes is None or modes.numel() == 0 or bool(torch.isnan(modes).all()):
@@ -212,7 +213,7 @@ def mode_text(prior) -> str:
     return f"modes {float(finite.min()):.4g} .. {float(finite.max()):.4g}"
 
 
-def describe_prior(prior) -> str:
+def describe_prior(prior: Distribution) -> str:
     """``LogNormalPrior(loc=2.387, scale=3), mode 0.001289``: the prior, then its mode when it has one."""
     mode = mode_text(prior)
     return f"{type(prior).__name__}({prior_params(prior)})" + (f", {mode}" if mode else "")
