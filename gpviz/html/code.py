@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from gpviz.markup import escape_html
 from gpviz.tree.nodes import Param
@@ -126,7 +126,7 @@ def code_lines(tokens: list) -> CodeLines:
             column = min(widths.values()) + ALIGN_MAX_PAD
         pads = {i: max(0, column - w) for i, w in widths.items()}
 
-    def indent(line) -> int:
+    def indent(line: list) -> int:
         first = line[0] if line and isinstance(line[0], str) else ""
         return len(first) - len(first.lstrip(" "))
 
@@ -145,7 +145,7 @@ def code_lines(tokens: list) -> CodeLines:
     return CodeLines(lines, pads, runs)
 
 
-def code_block_html(cl: CodeLines, token_html, leaf_chars: int) -> str:
+def code_block_html(cl: CodeLines, token_html: Callable[[str | Param], str], leaf_chars: int) -> str:
     """The HTML of laid-out code: lines joined by newlines, each run of aligned lines a grid of cells.
 
     Args:

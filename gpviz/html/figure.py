@@ -177,7 +177,7 @@ def inner_html(view: ViewData, extra_html: str = "") -> str:
     for sec in view.sections:
         cl = code_lines(layout(sec.tree, lambda p: "#" * leaf_chars, LAYOUT_WIDTH))
 
-        def token_html(t):
+        def token_html(t: str | Param) -> str:
             if isinstance(t, Param):
                 pv = view.params[t.key]
                 return _placeholder(t, pv, view.axes[pv.axis], _static_chart(view, t.key, band_px),

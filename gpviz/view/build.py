@@ -53,7 +53,7 @@ def facts_from_info(info: pd.DataFrame | None, keys: Sequence[str], roles: Mappi
         return facts_from_info(None, keys, roles)
     present, first_row = np.unique(by, return_index=True)  # each key's first row
 
-    def first(col) -> dict:  # key code -> its first finite value (for all keys at once, not one per key)
+    def first(col: str) -> dict:  # key code -> its first finite value (for all keys at once, not one per key)
         if col not in rows.columns:
             return {}
         vals = rows[col].to_numpy()
@@ -64,7 +64,7 @@ def facts_from_info(info: pd.DataFrame | None, keys: Sequence[str], roles: Mappi
         codes, at = np.unique(by[finite], return_index=True)  # np.unique keeps each code's first position
         return dict(zip(codes.tolist(), vals[finite[at]].tolist()))
 
-    def agreed(col) -> dict:  # key code -> the one finite value all its rows share; None where they differ
+    def agreed(col: str) -> dict:  # key code -> the one finite value all its rows share; None where they differ
         if col not in rows.columns:
             return {}
         vals = pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=np.float64)
