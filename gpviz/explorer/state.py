@@ -22,14 +22,17 @@ import numpy as np
 import pandas as pd
 import torch
 from botorch.cross_validation import efficient_loo_cv
+from botorch.models.gpytorch import MultiTaskGPyTorchModel
+from botorch.models.multitask import KroneckerMultiTaskGP
 from botorch.models.transforms.outcome import Standardize
 from gpytorch.distributions import MultivariateNormal
 from gpytorch.mlls import MarginalLogLikelihood
+from gpytorch.models import ExactGP
 
-from gpviz.errors import InputError, KeyMismatchError, UnsupportedError
+from gpviz.errors import GpvizError, InputError, KeyMismatchError, UnsupportedError
 from gpviz.explorer.records import Metrics, OriginalUnits, SliceGeometry, Slices
 from gpviz.models.expr import ModelExpr, model_expr
-from gpviz.models.families import family_of, model_batch_shape
+from gpviz.models.families import HIGHER_ORDER, family_of, model_batch_shape
 from gpviz.models.sources import source_of
 from gpviz.ax import resolve as ax_resolve
 from gpviz.priors.derivatives import likelihood_params
@@ -55,16 +58,47 @@ def _model_of(obj: object) -> tuple[Any, MarginalLogLikelihood | None, list[str]
     return obj, None, None
 
 
-def _check_exact(model) -> None:
+#: What the explorer works on, as its refusals say it.
+SUPPORTED = ("one exact GP with one output per batch member and its training data: SingleTaskGP (batched or "
+             "multi-output included), SingleTaskMultiFidelityGP, MixedSingleTaskGP, the MAP SAAS models, or a "
+             "custom GPyTorch ExactGP; its MLL or an Ax object holding one")
+
+
+def _class_name(model: object) -> str:
+    return f"{type(model).__name__} ({type(model).__module__}.{type(model).__qualname__})"
+
+
+def _refusal(model: object) -> str | None:
+    """Why the explorer cannot recompute ``model``'s likelihood and leave-one-out scores, or ``None``."""
     fam = family_of(model)
-    if (fam is None or not fam.exact or fam.holds_models or fam.fully_bayesian
-            or not getattr(model, "train_inputs", None)):
-        name = fam.name if fam is not None else f"{type(model).__module__}.{type(model).__name__}"
-        raise UnsupportedError(f"gpviz.explore works on one exact GP model with training data (a SingleTaskGP, "
-                               f"MultiTaskGP, MixedSingleTaskGP...); got {name}")
+    if fam is None:
+        return "it is not a GP model gpviz knows"
+    if fam.holds_models:
+        return "it is not one GP model (a model list: explore each of its models instead)"
+    if fam.fully_bayesian:
+        return "its members are MCMC samples, not one fit"
+    if not fam.exact:
+        return "it is not an exact GP (its likelihood is not a Gaussian marginal likelihood)"
+    if fam is HIGHER_ORDER:
+        return "its outputs are a tensor per input (a Kronecker likelihood that leave-one-out does not cover)"
+    if isinstance(model, MultiTaskGPyTorchModel):
+        return "its likelihood and leave-one-out need the task column handed separately (task indices)"
+    if isinstance(model, KroneckerMultiTaskGP):
+        return "its outputs share one Kronecker-structured likelihood (leave-one-out does not cover it)"
+    if not isinstance(model, ExactGP):
+        return "it is not a GPyTorch ExactGP (e.g. a PairwiseGP's Laplace likelihood)"
+    if not getattr(model, "train_inputs", None):
+        return "it has no training data"
     if isinstance(model.train_inputs[0], tuple):
-        raise UnsupportedError("gpviz.explore: models with auxiliary inputs are not supported (efficient LOO "
-                               "needs one input tensor)")
+        return "it has auxiliary inputs (efficient leave-one-out needs one input tensor)"
+    return None
+
+
+def _check_exact(model) -> None:
+    why = _refusal(model)
+    if why is not None:
+        raise UnsupportedError(f"gpviz.explore does not support {_class_name(model)}: {why}. "
+                               f"The explorer supports {SUPPORTED}")
 
 
 class ExploreState:
@@ -78,7 +112,8 @@ class ExploreState:
         member: Which batch member (flat index, as ``i_model``) is explored.
 
     Raises:
-        UnsupportedError: for a model list, an approximate or a fully Bayesian model.
+        UnsupportedError: for a model list, an approximate, fully Bayesian, multi-task, Kronecker multi-task,
+            higher-order or pairwise model (the message names the class and what the explorer supports).
         InputError: for a ``point`` of the wrong length or a ``member`` out of range.
     """
 
@@ -106,7 +141,14 @@ class ExploreState:
         self._geometries: dict[int, SliceGeometry] = {}
         self._units: dict[int, OriginalUnits | None] = {}
         self.fitted_values: dict[str, float] = {}
-        self.select(member)
+        try:
+            self.select(member)
+        except GpvizError:
+            raise
+        except Exception as e:  # a model the checks above let through but BoTorch/GPyTorch cannot score
+            raise UnsupportedError(f"gpviz.explore cannot compute the likelihood or leave-one-out scores of "
+                                   f"{_class_name(model)} ({type(e).__name__}: {e}). The explorer supports "
+                                   f"{SUPPORTED}") from e
 
     # --- batch members ---
 

@@ -64,8 +64,11 @@ def _charts(expr) -> tuple[dict, ViewData]:
     return json.loads(json.dumps({"axes": spec["axes"], "params": spec["params"], "values": values})), view
 
 
-def _static_charts(charts: dict, view: ViewData, labels: dict[str, str]) -> list[tuple[str, str, str]]:
+def _static_charts(charts: dict, view: ViewData, labels: dict[str, str],
+                   fitted: dict[str, float] | None = None) -> list[tuple[str, str, str]]:
     """Each parameter's static picture (:func:`gpviz.html.svg.param_chart`, the model page's) at ``charts``' values.
+
+    ``fitted`` (key -> the explored member's fitted value) is drawn as a hollow grey ring, as the live widget does.
 
     Returns:
         ``(key, label, data URI)`` per key, on the axes the page draws (``charts["axes"]``, ends rounded as sent).
@@ -75,7 +78,7 @@ def _static_charts(charts: dict, view: ViewData, labels: dict[str, str]) -> list
     for key, meta in charts["params"].items():
         values = np.asarray(charts["values"][key], np.float64)
         chart = param_chart(values, axes[meta["axis"]], view.params[key], single_row=values.size == 1,
-                            label=labels.get(key, key))
+                            label=labels.get(key, key), ghost=(fitted or {}).get(key))
         out.append((key, labels.get(key, key), chart.data_uri()))
     return out
 
@@ -257,7 +260,8 @@ class Explorer(anywidget.AnyWidget):
         charts = {**self.charts, "values": {k: self._drawn_values(k) for k in self.charts["params"]}}
         return snapshot_html(self.title, self.segments, self.params, self.values, self.metrics, self.fitted_metrics,
                              self.curves, self.near, self.slice_units,
-                             _static_charts(charts, self._view, self.state.expr.labels))
+                             _static_charts(charts, self._view, self.state.expr.labels,
+                                            self.state.fitted_values))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
         bundle = super()._repr_mimebundle_(**kwargs)
@@ -320,7 +324,8 @@ def explore(model_or_mll_or_client: object, feature_names: Sequence[str] | None 
         An :class:`Explorer` (an ``anywidget.AnyWidget``).
 
     Raises:
-        UnsupportedError: for a model list, an approximate or a fully Bayesian model.
+        UnsupportedError: for a model list, an approximate, fully Bayesian, multi-task, Kronecker multi-task,
+            higher-order or pairwise model, naming its class and what the explorer supports.
     """
     return Explorer(model_or_mll_or_client, feature_names=feature_names, point=point)
 

@@ -27,7 +27,8 @@ PLOT_W, EDGE, ROW_H = 150, 8, 14  # CSS px, as in gpviz.js
 PROFILE_H = 18  # CSS px of a chart's "why here?" band under its strip, as in gpviz.js
 PROFILE_COLORS = {"ll": "#4a90d9", "lp": "#1a9a3a", "sum": "#222222"}  # as gpviz.js draws them
 COLORS = {"strip": "#e6e6e6", "strip_alt": "#f3f3f3", "dot": "#1f5fbf", "bad": "#d62728", "prior": "#1a9a3a",
-          "tick": "#c4c4c4", "zero": "#8a8a8a", "held": "#ffd98a", "held_edge": "#c87800", "text": "#777"}
+          "tick": "#c4c4c4", "zero": "#8a8a8a", "held": "#ffd98a", "held_edge": "#c87800", "text": "#777",
+          "ghost": "#7a7a7a"}
 AXIS_FONT, VALUE_FONT, BAND_FONT = 10, 12, 9
 CHAR_W = 0.6  # width of one character in font-size units (sans-serif digits, a safe overestimate)
 MAX_COPIES = 4  # dots drawn at the same half pixel: more copies would not darken the spot further
@@ -358,7 +359,7 @@ def _band_ys(n_bands: int, bh: float) -> tuple[tuple[float, str], ...]:
 
 def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: np.ndarray | None = None,
                 band_labels: tuple[str, ...] = (), band_px: int = ROW_H, single_row: bool = False,
-                label: str = "") -> Chart:
+                label: str = "", ghost: float | None = None) -> Chart:
     """The static picture of one parameter: its strip (or bands), markers and one dot per row.
 
     Args:
@@ -370,6 +371,8 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
         band_px: Height of a band in CSS px.
         single_row: Whether the figure shows one model (larger dot, its value written beside).
         label: The parameter's label, leading the summary.
+        ghost: A value drawn as a hollow grey ring in the first band, as the explorer's canvas draws the fitted
+            value (``None``: no ring, the picture as without the argument). Drawn only where it lies on the axis.
 
     Returns:
         A :class:`Chart`.
@@ -420,6 +423,10 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
                      + "".join(f"<path d='{''.join(layer)}'/>" for layer in _layers(where, 2 * r)) + "</g>")
     if marks:
         g.append(f"<path d='{''.join(marks)}' fill='{COLORS['bad']}'/>")
+    ghost_x, ghost_kind = _place(float(ghost), axis, scale) if ghost is not None else (math.nan, "none")
+    if ghost_kind == "ok":  # gpviz.js: a 1.5 px ring of radius 3..4.5 px (half the band) at the band's middle
+        g.append(f"<circle class='gpx-ghost' cx='{_n(ghost_x)}' cy='{ys[0][1]}' r='{_n(max(3.0, min(4.5, bh / 2)))}' "
+                 f"fill='none' stroke='{COLORS['ghost']}' stroke-width='1.5'/>")
     if param.profile is not None and bands is None:
         g.append(_profile_svg(param, axis, scale, bh))
         height += PROFILE_H
@@ -464,6 +471,8 @@ def param_chart(values: np.ndarray, axis: AxisView, param: ParamView, *, bands: 
         summary = f"{n} values"
     if flags:
         summary += "; " + ", ".join(flags)
+    if ghost_kind == "ok" and ghost is not None:
+        summary += f"; fitted {fmt_value(float(ghost))}"
     if param.held:
         summary += "; held by prior"
     return Chart(segments, width, math.ceil(height), f"{label}: {summary}" if label else summary,

@@ -124,3 +124,24 @@ def test_a_saved_notebook_shows_the_last_state_without_a_kernel(kernel_manager_f
     assert len(errors) <= len(failed)
     page.close()
     json.dumps(saved)  # the saved notebook is plain JSON
+
+
+def test_the_picture_keeps_each_fitted_value_as_a_ring_where_the_axis_puts_it():
+    w = explore(_model(), feature_names=["a", "b"])
+    fitted = dict(w.values)
+    w.set(KEY, 0.9)
+    html = w.snapshot()
+    charts = dict(re.findall(r'<img class="gpx-param-chart" data-key="([^"]*)" alt="[^"]*" src="([^"]*)"', html))
+    for key, uri in charts.items():
+        svg = urllib.parse.unquote(uri.split(",", 1)[1])
+        strip = float(re.search(r"<rect x='([\d.]+)' y='0' width='150'", svg).group(1))
+        rings = re.findall(r"<circle class='gpx-ghost' cx='([\d.]+)' cy='([\d.]+)' r='[\d.]+' fill='none'", svg)
+        axis = w.charts["axes"][w.charts["params"][key]["axis"]]
+        v = fitted[key]  # the value the model came with, not the one set
+        share = ((math.log10(v) - math.log10(axis["lo"])) / (math.log10(axis["hi"]) - math.log10(axis["lo"]))
+                 if axis["kind"] == "log" else (v - axis["lo"]) / (axis["hi"] - axis["lo"]))
+        assert len(rings) == 1 and float(rings[0][0]) - strip == pytest.approx(150 * share, abs=0.06), key
+        assert float(rings[0][1]) == 7.0  # the middle of the 14 px strip
+        if key == KEY:  # the dot moved away from the ring
+            dot = float(re.search(r"<path d='M([\d.]+) [\d.]+h0'/>", svg).group(1))
+            assert abs(dot - float(rings[0][0])) > 1

@@ -158,3 +158,34 @@ def test_overlapping_dots_sit_in_different_layers_so_they_darken_each_other():
         key = (round(scale(v) * 2) / 2, b)
         spots[key] = spots.get(key, 0) + 1
     assert sum(len(layer) for layer in layers) == sum(min(c, S.MAX_COPIES) for c in spots.values())
+
+
+def _ghosts(chart: S.Chart) -> list[tuple[float, float, float, str]]:
+    """(x, y, r, stroke) of every ghost ring, in the picture's own coordinates."""
+    root = ET.fromstring(chart.svg)
+    group = root.find(f"{SVG_NS}g")
+    dx, dy = map(float, re.match(r"translate\(([-\d.]+) ([-\d.]+)\)", group.get("transform")).groups())
+    return [(float(c.get("cx")) + dx, float(c.get("cy")) + dy, float(c.get("r")), c.get("stroke"))
+            for c in group.iter(f"{SVG_NS}circle") if c.get("class") == "gpx-ghost"]
+
+
+@pytest.mark.parametrize("axis,values,ghost", [(LOG, [0.5, 7.0], 0.03), (LIN, [-1.0, 1.5], 0.7)])
+def test_a_ghost_value_is_a_hollow_grey_ring_where_the_axis_puts_it(axis, values, ghost):
+    chart = S.param_chart(np.array(values), axis, PLAIN, ghost=ghost)
+    (x, y, r, stroke), = _ghosts(chart)
+    _, x0 = _dots(chart)
+    assert abs(x - x0 - _expected_x(ghost, axis)) <= 0.05  # one decimal
+    # gpviz.js: radius max(3, min(4.5, band / 2)) at the middle of the (14 px) strip, grey #7a7a7a, no fill
+    root = ET.fromstring(chart.svg)
+    dy = float(re.match(r"translate\([-\d.]+ ([-\d.]+)\)", root.find(f"{SVG_NS}g").get("transform")).group(1))
+    assert y - dy == 7.0 and r == 4.5 and stroke == "#7a7a7a"
+    assert "fill='none'" in chart.svg.split("gpx-ghost", 1)[1].split("/>", 1)[0]
+    assert "fitted" in chart.summary
+
+
+def test_without_a_ghost_the_picture_is_byte_identical_and_a_ghost_off_the_axis_is_not_drawn():
+    plain = S.param_chart(np.array([0.5, 7.0]), LOG, PLAIN)
+    assert S.param_chart(np.array([0.5, 7.0]), LOG, PLAIN, ghost=None).svg == plain.svg
+    assert "circle" not in plain.svg
+    for off in (1e6, -1.0, math.nan):  # beyond the axis, not positive on a log axis, NaN
+        assert S.param_chart(np.array([0.5, 7.0]), LOG, PLAIN, ghost=off).svg == plain.svg
