@@ -160,13 +160,13 @@ def verdict_counts_html(table: pd.DataFrame | None) -> Markup:
         table: :func:`gpviz.priors.verdicts.verdict_table` of a sweep's pull (None or empty: nothing).
 
     Returns:
-        A table, one row per verdict that occurs at some size ("held at prior mode",
+        A table, one row per verdict that occurs at some size ("never moved", "held at prior mode",
         "set by prior", "at bound", "free"), a cell "k (p%)" per size (the header gives the elements x
         folds judged); empty when not judged.
     """
     if table is None or len(table) == 0:
         return Markup()
-    columns = {"free": "free", "held at prior mode": "held", "set by prior": "set", "at bound": "at_bound"}
+    columns = {"free": "free", "never moved": "never_moved", "held at prior mode": "held", "set by prior": "set", "at bound": "at_bound"}
     per_size = table.groupby(SIZE, sort=True)[["members", *columns.values()]].sum()
     head = "".join(f'<th title="{int(m)} parameter elements x folds judged">n = {int(s)} (of {int(m)})</th>'
                    for s, m in zip(per_size.index, per_size["members"]))

@@ -103,6 +103,8 @@ def _placeholder(p: Param, view: ParamView, axis: AxisView, static: str, label: 
     classes = ["gpviz-param", f"gpviz-role-{_css_token(view.role)}", f"gpviz-axis-{axis.kind}"]
     if view.held:
         classes.append("gpviz-held")
+    if view.never_moved:
+        classes.append("gpviz-never-moved")
     # the readable label travels as an (escaped) attribute: user strings stay out of scripts
     named = f' data-label="{escape_html(label)}"' if label else ""
     return f'<span class="{" ".join(classes)}"{named} data-key="{escape_html(p.key)}">{static}</span>'
@@ -282,7 +284,8 @@ def spec_of(view: ViewData) -> dict:
                  for ax in view.axes for lo, hi in [_round_axis(ax)]],
         "params": {k: {"axis": p.axis, "role": p.role, "prior": _round6(p.prior), "lower": finite_or_none(p.lower),
                        "upper": finite_or_none(p.upper), "mark_lower": p.mark_lower, "mark_upper": p.mark_upper,
-                       "held": p.held, **({"bands": _bands_spec(p.bands)} if p.bands else {}),
+                       "held": p.held, **({"never": True} if p.never_moved else {}),
+                       **({"bands": _bands_spec(p.bands)} if p.bands else {}),
                        **({"profile": _profile_spec(p.profile)} if p.profile is not None else {}),
                        **({"psense": _psense_spec(p.sensitivity)} if p.sensitivity is not None else {})}
                    for k, p in view.params.items()},

@@ -22,7 +22,10 @@ _SWATCH_STYLES = {
     "bound": "width:3px;height:12px;background:#d62728",
     "bound-dash": "width:1px;height:12px;background:repeating-linear-gradient(#d62728 0 2px, transparent 2px 4px)",
     "held": "width:14px;height:12px;background:rgba(255, 170, 0, 0.30);border:1px solid rgba(200, 120, 0, 0.6)",
+    "never": "width:14px;height:12px;background:rgba(128, 128, 128, 0.22);border:1px solid rgba(110, 110, 110, 0.55)",
 }
+#: The hover text of a "never moved" parameter (its legend item and its chart).
+NEVER_MOVED_TEXT = "the data carries no information about it: the optimizer left it where it started"
 _TEXT_STYLES = {
     "gpviz-title": "font-size:17px;font-weight:600;margin:4px 0 2px 0",
     "gpviz-subtitle": "color:#666;margin:0 0 6px 0",
@@ -82,6 +85,8 @@ def legend_html(view: ViewData, has_bad: bool, shown: tuple[AxisView, ...]) -> s
     elif view.judged:
         items.append(item('<span class="gpviz-legend-noheld">gpviz.prior_pull: no parameter held at its prior\'s '
                           "mode</span>"))
+    if any(p.never_moved for p in params):
+        items.append(item(_swatch("never") + "never moved", f' title="gpviz.prior_pull: {NEVER_MOVED_TEXT}"'))
     if counts and not banded:
         items.append(item(f'<span class="gpviz-legend-verdicts">gpviz.prior_pull verdicts: {escape_html(told)}'
                           "</span>", why))

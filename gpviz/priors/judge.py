@@ -111,7 +111,7 @@ class SweepJudgement:
 
 
 #: The verdict rule's version: kept verdicts of another version are computed again.
-VERDICT_RULE = 2  # 2: full-Hessian precision share in log θ and the escape probe (issue 24)
+VERDICT_RULE = 3  # 2: full-Hessian precision share in log θ and the escape probe (issue 24); 3: "never moved"
 
 
 def pull_name(sweep, repeats: int) -> str:

@@ -26,7 +26,7 @@ from gpviz.priors.derivatives import (closed_form_lik, derivatives, element, fas
                                       prior_std, transform_derivs)
 from gpviz.priors.escape import escape_gain
 from gpviz.priors.hessian import MapHessian, map_hessian, map_numbers
-from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify
+from gpviz.priors.verdicts import NEAR_LOG, NEAR_STD, classify, uninformed
 from gpviz.tree.labels import expression_labels
 from gpviz.values.columns import I_MODEL
 from gpviz.values.keys import ParamInfo, member_values, param_info, parse_key, resolve
@@ -83,7 +83,8 @@ def prior_pull(mll: Any, feature_names: Sequence[str] | None = None, *, units: s
     and ``θ - mode`` otherwise ("linear"); ``distance_sd`` is that distance in prior
     standard deviations (of ``log θ``, or of θ). :func:`gpviz.priors.verdicts.classify` turns these numbers
     into one of :data:`~gpviz.priors.verdicts.VERDICTS`: ``at bound`` (on a finite constraint bound), else
-    ``held at prior mode`` (``prior_share > 0.5`` and within a factor 2 of the mode,
+    ``never moved`` (a prior, and the likelihood's gradient and curvature ~0 against the prior's: the data
+    carries no information about it, :func:`gpviz.priors.verdicts.uninformed`), else ``held at prior mode`` (``prior_share > 0.5`` and within a factor 2 of the mode,
     or 1 prior standard deviation for a real-valued parameter), ``set by prior``
     (``prior_share > 0.5``, away from the mode), or ``free``.
 
@@ -301,8 +302,11 @@ def _pull(mll, feature_names, expr=None) -> pd.DataFrame:
             u_val = np.log(np.where(values > 0, values, np.nan)) if log_coord else values
             dist_post = np.where(post_sd > 0, (u_val - u_mode) / post_sd, np.nan)
             escape = gain[:, j] if j is not None else nan
+            # the data's gradient in the judged coordinate (d/d log θ = θ d/dθ): with its curvature ~0 against
+            # the prior's, the element never moved from where the optimizer started (the prior's mode)
+            silent = uninformed(values * gl if log_coord else gl, ul, up)
         verdict = classify(values, lower, upper, prior is not None, dist, near,
-                           np.where(np.isfinite(full_share), full_share, share), escape)
+                           np.where(np.isfinite(full_share), full_share, share), escape, silent)
         part = {
             "key": [key] * n, "label": [labels.get(key, key)] * n, I_MODEL: np.arange(n), "value": values,
             "raw": to_numpy(element(info, info.raw, index, batch)), "lower": np.full(n, lower),

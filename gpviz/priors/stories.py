@@ -47,6 +47,7 @@ class KeyStory:
     members: int = 0  # folds judged, over every size
     set_folds: int = 0  # of them, set by the prior away from its mode
     bound_folds: int = 0  # of them, at a bound
+    never_folds: int = 0  # of them, never moved (the data carries no information about it)
     bound: str = ""  # "lower bound (1e-06)" when every fold at every size sits on that bound, else ""
 
 
@@ -84,7 +85,8 @@ def key_stories(table: pd.DataFrame, features: dict[str, str] | None = None) -> 
         last: dict[str, Any] = dict(still_held=int(held[-1]), largest=int(sizes[-1]),
                                     set_sizes=tuple(int(z) for z in sizes[rows["set_share"].to_numpy() >= 0.5]),
                                     label=label.split("[", 1)[0], members=members, set_folds=int(rows["set"].sum()),
-                                    bound_folds=bound_folds, bound=bound)
+                                    bound_folds=bound_folds, bound=bound,
+                                    never_folds=int(rows["never_moved"].sum()) if "never_moved" in rows else 0)
         if bound:
             out.append(KeyStory(str(key), group, feature, "at bound", **last))
         elif (rows["prior"].astype(str) == "none").all():
@@ -166,4 +168,7 @@ def _counts(items: list[KeyStory]) -> str:
         said.append(f"set by the prior away from its mode in {set_folds} of {members} folds")
     if bound_folds:
         said.append(f"at a bound in {bound_folds} of {members} folds")
+    never_folds = sum(st.never_folds for st in rest)
+    if never_folds:
+        said.append(f"never moved (the data carries no information about it) in {never_folds} of {members} folds")
     return ("; over every size: " + ", ".join(said)) if said else ""

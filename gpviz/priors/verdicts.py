@@ -22,12 +22,13 @@ class Verdict(enum.StrEnum):
     """
 
     FREE = "free"
+    NEVER_MOVED = "never moved"
     HELD = "held at prior mode"
     SET = "set by prior"
     AT_BOUND = "at bound"
 
 
-FREE, HELD, SET, AT_BOUND = Verdict.FREE, Verdict.HELD, Verdict.SET, Verdict.AT_BOUND
+FREE, NEVER_MOVED, HELD, SET, AT_BOUND = Verdict.FREE, Verdict.NEVER_MOVED, Verdict.HELD, Verdict.SET, Verdict.AT_BOUND
 #: Every verdict :func:`prior_pull` gives, in the order pages list them.
 VERDICTS = tuple(Verdict)
 
@@ -41,15 +42,48 @@ HELD_SHARE = 0.5
 #: :func:`gpviz.priors.escape.escape_gain`) is below this many nats: less than "strong" evidence on Kass &
 #: Raftery's (1995) scale (2 ln B < 6).
 ESCAPE_NATS = 3.0
+#: The data carries no information about an element when, in the coordinate the verdict is judged in (``log θ``
+#: for a positive parameter), its likelihood's curvature is below this share of its prior's curvature (the data
+#: would supply under a millionth of the precision) AND its likelihood's gradient is below this many prior
+#: standard deviations' worth (``|g_lik| <= NEVER_MOVED_TOL * sqrt(curv_prior)``: a Newton step of the data's
+#: gradient against the prior's curvature, ``g_lik / curv_prior``, moves the value under a millionth of the
+#: prior's sd). Both are exactly 0 for the lengthscale of an input that is constant in the training data;
+#: 1e-6 sits far above float64 round-off of the closed-form derivatives (~1e-12 relative) and far below any
+#: data that says something (a share of 1e-6 is 6 decimal orders under :data:`HELD_SHARE`). The prior's own
+#: gradient is no scale: at its mode, where such an element sits, it is 0.
+NEVER_MOVED_TOL = 1e-6
 
 
-def classify(value, lower, upper, has_prior, distance, near, prior_share, escape_gain=np.nan) -> np.ndarray:
+def uninformed(grad_lik, curv_lik, curv_prior, tol: float = NEVER_MOVED_TOL) -> np.ndarray:
+    """Whether the data carries no information about an element (see :data:`NEVER_MOVED_TOL`).
+
+    Args:
+        grad_lik: The log likelihood's gradient in the judged coordinate.
+        curv_lik: The log likelihood's curvature there (``-d²/du²``; its sign is not used).
+        curv_prior: The log prior's curvature there (``-d²/du²``); not > 0: never uninformed (no scale).
+        tol: The relative tolerance.
+
+    Returns:
+        A bool array (NaN inputs: False).
+    """
+    g, cl, cp = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(grad_lik, curv_lik, curv_prior))
+    with np.errstate(invalid="ignore"):
+        return (cp > 0) & (np.abs(g) <= tol * np.sqrt(np.where(cp > 0, cp, 0.0))) & (np.abs(cl) <= tol * cp)
+
+
+def classify(value, lower, upper, has_prior, distance, near, prior_share, escape_gain=np.nan,
+             no_information=False) -> np.ndarray:
     """The verdict of each parameter element from the numbers behind it (vectorized, no model needed).
 
     In this order:
 
     * ``at bound`` when the value sits on a finite constraint bound
       (within a relative 1e-4 of it, as :func:`gpviz.values.bounds.at_bound`);
+    * else ``never moved`` when the parameter has a prior and the data carries no information
+      about it (``no_information``: :func:`uninformed`, the likelihood's gradient and curvature ~0
+      against the prior's): BoTorch starts the optimizer at the prior's mode, and nothing moves it
+      (e.g. the lengthscale of an input column constant in the training data). Checked before the
+      rule below, which would call it ``held at prior mode`` as if the prior held it against the data;
     * else, when the parameter has a prior and the prior dominates it, which is either of:
 
       - ``prior_share > HELD_SHARE``: the prior supplies most of the posterior precision
@@ -92,6 +126,7 @@ def classify(value, lower, upper, has_prior, distance, near, prior_share, escape
         near: Whether the value is near the mode (see above).
         prior_share: The prior's share of the precision (NaN: not known).
         escape_gain: The data's log likelihood 100x away minus at the value, in nats (NaN: not probed).
+        no_information: Whether the data carries no information about the element (:func:`uninformed`).
 
     Returns:
         An object array of verdict strings (one of :data:`VERDICTS`).
@@ -108,9 +143,11 @@ def classify(value, lower, upper, has_prior, distance, near, prior_share, escape
     gain = np.broadcast_to(np.asarray(escape_gain, dtype=float), value.shape)
     with np.errstate(invalid="ignore"):
         dominated = has_prior & ((np.isfinite(share) & (share > HELD_SHARE)) | (np.isfinite(gain) & (gain > -ESCAPE_NATS)))
+    silent = has_prior & np.broadcast_to(np.asarray(no_information, dtype=bool), value.shape)
     out = np.full(value.shape, FREE, dtype=object)
     out[dominated & ~near] = SET
     out[dominated & near] = HELD
+    out[silent] = NEVER_MOVED
     out[bound] = AT_BOUND
     return out
 
@@ -122,7 +159,8 @@ HELD_MAJORITY = 0.5
 def key_verdicts(pull: pd.DataFrame, by: str | None = None) -> dict[str, str]:
     """One verdict per key from :func:`gpviz.prior_pull` rows: the rule every view tints by.
 
-    A key is ``held at prior mode`` when at least :data:`HELD_MAJORITY` (half) of its rows
+    A key is ``never moved`` when at least :data:`HELD_MAJORITY` of its rows are (in some group,
+    as below: the data says nothing about it); otherwise ``held at prior mode`` when at least :data:`HELD_MAJORITY` (half) of its rows
     are held, within some group of ``by`` (e.g. ``"size"`` for a sweep: half the
     folds of one dataset size suffice) or over all rows when ``by`` is None (the
     members of a batch); otherwise ``set by prior`` when half of its rows are, in some
@@ -143,9 +181,10 @@ def key_verdicts(pull: pd.DataFrame, by: str | None = None) -> dict[str, str]:
         share = pull["verdict"].astype(str).eq(verdict).groupby(groups, sort=False).mean()
         return share.groupby(level=0, sort=False).max() if share.index.nlevels > 1 else share
 
-    held, set_ = most(HELD), most(SET)
+    never, held, set_ = most(NEVER_MOVED), most(HELD), most(SET)
     bound = pull["verdict"].astype(str).eq(AT_BOUND).groupby(pull["key"].astype(str), sort=False).any()
-    return {k: HELD if held[k] >= HELD_MAJORITY else SET if set_[k] >= HELD_MAJORITY
+    return {k: NEVER_MOVED if never[k] >= HELD_MAJORITY else HELD if held[k] >= HELD_MAJORITY
+            else SET if set_[k] >= HELD_MAJORITY
             else (AT_BOUND if bound.get(k, False) else FREE) for k in held.index}
 
 
@@ -157,8 +196,8 @@ def with_verdicts(info: pd.DataFrame, verdicts: Mapping[str, str]) -> pd.DataFra
 
 
 #: Columns of :func:`verdict_table`.
-TABLE_COLUMNS = ["key", SIZE, "prior", "members", "free", "held", "set", "at_bound", "held_share", "set_share",
-                 "repeats", "repeats_held", "label", "at_lower", "lower", "upper"]
+TABLE_COLUMNS = ["key", SIZE, "prior", "members", "free", "never_moved", "held", "set", "at_bound", "held_share",
+                 "set_share", "repeats", "repeats_held", "label", "at_lower", "lower", "upper"]
 
 
 def verdict_table(pull: pd.DataFrame) -> pd.DataFrame:
@@ -172,7 +211,7 @@ def verdict_table(pull: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         One row per key (in first-seen order) and size (ascending): ``members``
-        (folds judged), ``free``, ``held``, ``set``, ``at_bound`` (counts per verdict),
+        (folds judged), ``free``, ``never_moved``, ``held``, ``set``, ``at_bound`` (counts per verdict),
         ``held_share`` (``held / members``), ``set_share`` (``set / members``),
         ``repeats`` and ``repeats_held``; ``prior`` is the prior's class name ("none"); ``label`` (what
         people read, the key where the pull has none), ``at_lower`` (of ``at_bound``, the folds on the
@@ -183,11 +222,11 @@ def verdict_table(pull: pd.DataFrame) -> pd.DataFrame:
     v = pull["verdict"].astype(str)
     flags = pd.DataFrame({"key": pull["key"].astype(str), SIZE: pull[SIZE].astype(int),
                           I_REPEAT: pull[I_REPEAT].astype(int) if I_REPEAT in pull else 0,
-                          "free": v.eq(FREE), "held": v.eq(HELD), "set": v.eq(SET), "at_bound": v.eq(AT_BOUND)})
+                          "free": v.eq(FREE), "never_moved": v.eq(NEVER_MOVED), "held": v.eq(HELD), "set": v.eq(SET), "at_bound": v.eq(AT_BOUND)})
     order = {k: i for i, k in enumerate(dict.fromkeys(flags["key"]))}
     per_repeat = flags.groupby(["key", SIZE, I_REPEAT], sort=False)["held"].mean().ge(0.5)
     repeats = per_repeat.groupby(level=[0, 1], sort=False).agg(["count", "sum"])
-    counts = flags.groupby(["key", SIZE], sort=False)[["free", "held", "set", "at_bound"]].sum()
+    counts = flags.groupby(["key", SIZE], sort=False)[["free", "never_moved", "held", "set", "at_bound"]].sum()
     counts["members"] = flags.groupby(["key", SIZE], sort=False).size()
     prior = pull["prior"].astype(str) if "prior" in pull else pd.Series("none", index=pull.index)
     counts["prior"] = prior.groupby([flags["key"], flags[SIZE]], sort=False).first()
@@ -206,7 +245,7 @@ def verdict_table(pull: pd.DataFrame) -> pd.DataFrame:
     counts["lower"] = lower.groupby([flags["key"], flags[SIZE]], sort=False).first()
     counts["upper"] = upper.groupby([flags["key"], flags[SIZE]], sort=False).first()
     out = counts.reset_index()
-    for c in ("members", "free", "held", "set", "at_bound", "repeats", "repeats_held", "at_lower"):
+    for c in ("members", "free", "never_moved", "held", "set", "at_bound", "repeats", "repeats_held", "at_lower"):
         out[c] = out[c].astype(np.int64)
     out["held_share"] = out["held"] / out["members"]
     out["set_share"] = out["set"] / out["members"]
@@ -222,7 +261,8 @@ def band_text(row) -> str:
     """
     return (f"n = {int(row[SIZE])}: held at the prior's mode in {int(row['held'])} of {int(row['members'])} folds "
             f"({row['held_share']:.0%}), in {int(row['repeats_held'])} of {int(row['repeats'])} repeats; "
-            f"set by prior {int(row['set'])}, free {int(row['free'])}, at bound {int(row['at_bound'])}")
+            f"set by prior {int(row['set'])}, free {int(row['free'])}, at bound {int(row['at_bound'])}"
+            + (f", never moved {int(row['never_moved'])}" if int(row.get("never_moved", 0)) else ""))
 
 
 @dataclass(frozen=True)

@@ -585,6 +585,7 @@
       if (meta.lower !== null && meta.lower !== undefined) tip += "\nlower bound: " + fmtValue(meta.lower);
       if (meta.upper !== null && meta.upper !== undefined) tip += "\nupper bound: " + fmtValue(meta.upper);
       if (meta.held) tip += "\nheld at the prior's mode";
+      if (meta.never) tip += "\nnever moved: the data carries no information about it: the optimizer left it where it started";
       if (profile) tip += profileTip();
       if (psense) {
         tip += "\npower-scaling sensitivity (gpviz.prior_sensitivity): prior " + psense[0] + ", likelihood " +

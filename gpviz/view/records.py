@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from gpviz.priors.verdicts import HELD
+from gpviz.priors.verdicts import HELD, NEVER_MOVED
 from gpviz.tree.nodes import Node, Role
 from gpviz.values.relevance import Relevance
 
@@ -191,6 +191,11 @@ class ParamView:
     profile: ProfileCurves | None = None
     verdict: str = ""
     sensitivity: Sensitivity | None = None
+
+    @property
+    def never_moved(self) -> bool:
+        """Whether the verdict says the data carries no information about it (the page tints it, neutral)."""
+        return self.verdict == NEVER_MOVED
 
 
 @dataclass(frozen=True, eq=False)
