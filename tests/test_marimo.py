@@ -9,8 +9,6 @@ CDN these machines cannot reach, hence a local server.
 from __future__ import annotations
 
 import importlib.util
-import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_helpers import drag_right, free_port, watch_errors
 from tests.extras import need
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "marimo_model.py"
@@ -29,19 +28,13 @@ CHARTS = """() => [...document.querySelectorAll('.gpviz-param')].map(e => ({
     key: e.dataset.key, drawn: e.dataset.drawn, points: +e.dataset.points, canvas: !!e.querySelector('canvas')}))"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def marimo_server(request, tmp_path):
     """``marimo run`` of a notebook (``NOTEBOOK`` unless parametrized) on a free localhost port, headless, no token;
     stopped (by its pid) at the end."""
     need("marimo", "test")
     notebook = getattr(request, "param", NOTEBOOK)
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "marimo.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "marimo", "run", str(notebook), "--headless", "--host", "127.0.0.1",
                              "--port", str(port), "--no-token"], stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
@@ -84,9 +77,7 @@ def _charts(page) -> list[dict]:
 @pytest.mark.timeout(120)
 def test_marimo_notebook_draws_its_gpviz_charts(marimo_server, browser, artifacts):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    errors = watch_errors(page)
     try:
         page.goto(marimo_server)
         deadline = time.monotonic() + 60  # the notebook fits a GP in the server's kernel first
@@ -126,9 +117,7 @@ def test_a_mouse_drag_in_marimo_sets_the_value_in_the_kernel_and_the_page_shows_
 
     key = "covar_module.lengthscale[1]"
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    errors = watch_errors(page)
     try:
         page.goto(marimo_server)
         num = page.locator(f".gpx-num[data-key='{key}']")
@@ -137,14 +126,7 @@ def test_a_mouse_drag_in_marimo_sets_the_value_in_the_kernel_and_the_page_shows_
                   for s in page.locator(".gpx-num").all()}
         loo = page.locator(".gpx-metrics tr[data-metric='loo_mse'] td").nth(1)
         loo_before = loo.inner_text()
-        box = num.bounding_box()
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        page.mouse.move(x, y)
-        page.mouse.down()
-        for dx in (10, 25, 45, 60):
-            page.mouse.move(x + dx, y)
-            page.wait_for_timeout(60)
-        page.mouse.up()
+        drag_right(page, num, (10, 25, 45, 60), 60)
         # marimo draws a widget in a shadow root, which document.querySelector does not enter (locators do)
         deadline = time.monotonic() + 30
         while loo.inner_text() == loo_before and time.monotonic() < deadline:

@@ -4,11 +4,11 @@ saved notebook's static picture holding the value the drag ended on."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from tests.html.test_notebook_jupyterlab import KERNEL, Lab, _open
+from tests.browser_helpers import drag_right
+from tests.html.test_notebook_jupyterlab import Lab, _open, write_notebook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 KEY = "covar_module.lengthscale[1]"
@@ -29,20 +29,11 @@ print(json.dumps({{"value": w.values[{KEY!r}], "loo_mse": ref.metrics["loo_mse"]
 ]
 
 
-def _notebook(path: Path) -> None:
-    path.write_text(json.dumps({
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {},
-                   "outputs": [], "source": src} for i, src in enumerate(CELLS)],
-        "metadata": {"kernelspec": {"name": KERNEL, "display_name": "gpviz test", "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }), encoding="utf-8")
-
-
 def test_a_mouse_drag_in_jupyterlab_sets_the_value_in_the_kernel_and_the_page_shows_its_loo(browser, artifacts,
                                                                                              tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    _notebook(root / "explore.ipynb")
+    write_notebook(root / "explore.ipynb", CELLS)
     lab = Lab(root, tmp_path / "home")
     try:
         lab.wait()
@@ -57,14 +48,7 @@ def test_a_mouse_drag_in_jupyterlab_sets_the_value_in_the_kernel_and_the_page_sh
         before = num.inner_text()
         loo = page.locator(".gpx-metrics tr[data-metric='loo_mse'] td").nth(1)
         loo_before = loo.inner_text()
-        box = num.bounding_box()
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        page.mouse.move(x, y)
-        page.mouse.down()
-        for dx in (10, 25, 45, 60):
-            page.mouse.move(x + dx, y)
-            page.wait_for_timeout(60)
-        page.mouse.up()
+        drag_right(page, num, (10, 25, 45, 60), 60)
         page.wait_for_function(f"() => document.querySelector('.gpx-metrics tr[data-metric=\"loo_mse\"] td:nth-child(2)')"
                                f".textContent !== {json.dumps(loo_before)}", timeout=30_000)
         page.wait_for_timeout(1500)  # the last value of the drag answered

@@ -15,6 +15,7 @@ from botorch.models import SingleTaskGP
 from gpviz.explorer.snapshot import fmt, snapshot_html
 from gpviz.explorer.state import ExploreState
 from gpviz.explorer.widget import explore
+from tests.browser_helpers import watch_errors
 from tests.extras import need
 from tests.test_notebooks import kernel_manager_factory  # noqa: F401  (a fixture)
 
@@ -47,12 +48,17 @@ def test_the_bundle_holds_the_widget_view_and_a_static_picture_of_the_current_st
     assert "<script" not in html and "<style" not in html
 
 
+
+def _chart_uris(html: str) -> dict[str, str]:
+    """key -> the data URI of its chart picture, as the saved picture carries them."""
+    return dict(re.findall(r'<img class="gpx-param-chart" data-key="([^"]*)" alt="[^"]*" src="([^"]*)"', html))
+
 def test_the_picture_draws_each_parameters_chart_at_its_value_now():
     w = explore(_model(), feature_names=["a", "b"])
     fitted = dict(w.values)
     w.set(KEY, 0.9)
     html = w.snapshot()
-    charts = dict(re.findall(r'<img class="gpx-param-chart" data-key="([^"]*)" alt="[^"]*" src="([^"]*)"', html))
+    charts = _chart_uris(html)
     assert set(charts) == set(fitted)
     for key, uri in charts.items():
         assert uri.startswith("data:image/svg+xml,")
@@ -100,9 +106,7 @@ def test_a_saved_notebook_shows_the_last_state_without_a_kernel(kernel_manager_f
     page_path.write_text(html, encoding="utf-8")
 
     page = browser.new_page(viewport={"width": 1000, "height": 900})
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    errors = watch_errors(page)
     failed: list[str] = []
     page.on("requestfailed", lambda r: failed.append(r.url))
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
@@ -131,7 +135,7 @@ def test_the_picture_keeps_each_fitted_value_as_a_ring_where_the_axis_puts_it():
     fitted = dict(w.values)
     w.set(KEY, 0.9)
     html = w.snapshot()
-    charts = dict(re.findall(r'<img class="gpx-param-chart" data-key="([^"]*)" alt="[^"]*" src="([^"]*)"', html))
+    charts = _chart_uris(html)
     for key, uri in charts.items():
         svg = urllib.parse.unquote(uri.split(",", 1)[1])
         strip = float(re.search(r"<rect x='([\d.]+)' y='0' width='150'", svg).group(1))

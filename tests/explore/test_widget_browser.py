@@ -12,6 +12,7 @@ from botorch.cross_validation import efficient_loo_cv
 from botorch.models import SingleTaskGP
 
 from gpviz.explorer.widget import explore
+from tests.browser_helpers import drag_right, watch_errors
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SYNCED = ["title", "segments", "params", "charts", "values", "metrics", "fitted_metrics", "curves", "near",
@@ -52,8 +53,7 @@ def _model():
 def _host(browser, w, errors: list):
     """A page rendering explore.js with a model object whose ``save_changes`` hands the changed traits to ``w``."""
     page = browser.new_page(viewport={"width": 900, "height": 700})
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    watch_errors(page, errors)
 
     def py_request(changed: str) -> str:
         d = json.loads(changed)  # the traits the page sets, applied as a kernel applies a comm message
@@ -77,13 +77,7 @@ def test_dragging_a_number_sets_it_in_python_and_the_page_shows_the_new_metrics(
     page = _host(browser, w, errors)
     key = "covar_module.lengthscale[1]"
     num = page.locator(f".gpx-num[data-key='{key}']")
-    box = num.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    for dx in (10, 30, 60):
-        page.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2)
-        page.wait_for_timeout(50)
-    page.mouse.up()
+    drag_right(page, num, (10, 30, 60), 50)
     page.wait_for_function(f"window.__state.values['{key}'] !== {fitted[key]!r}")
     page.wait_for_timeout(300)  # the last throttled request
     assert w.values[key] > fitted[key] * 1.3  # dragged right: a positive value grows by a factor

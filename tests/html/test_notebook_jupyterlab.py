@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.browser_helpers import free_port, watch_errors
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -71,16 +72,11 @@ print('nan cells', nan_cells)""",
 N_FIGURES = 5
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _notebook(path: Path) -> None:
+def write_notebook(path: Path, cells: list[str]) -> None:
+    """A notebook of ``cells`` (code, no outputs) on the test kernel, written to ``path``."""
     path.write_text(json.dumps({
         "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {},
-                   "outputs": [], "source": src} for i, src in enumerate(CELLS)],
+                   "outputs": [], "source": src} for i, src in enumerate(cells)],
         "metadata": {"kernelspec": {"name": KERNEL, "display_name": "gpviz test", "language": "python"}},
         "nbformat": 4, "nbformat_minor": 5,
     }), encoding="utf-8")
@@ -91,7 +87,7 @@ class Lab:
 
     def __init__(self, root: Path, home: Path):
         self.root, self.home = root, home
-        self.port, self.token = _free_port(), secrets.token_hex(16)
+        self.port, self.token = free_port(), secrets.token_hex(16)
         for d in ("config", "data", "runtime"):
             (home / d).mkdir(parents=True, exist_ok=True)
         kernel = home / "data" / "kernels" / KERNEL
@@ -154,9 +150,7 @@ class Lab:
 def _open(browser, url: str):
     # tall enough for the whole notebook: JupyterLab scrolls inside its panel, so a full-page screenshot is the viewport
     page = browser.new_page(viewport={"width": 1300, "height": 3600})
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
+    errors = watch_errors(page)
     # a failed request logs only "Failed to load resource": keep its address beside it
     page.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url.split('?')[0]}") if r.status >= 400 else None)
     page.goto(url)
@@ -189,7 +183,7 @@ def _figures(page) -> list[dict]:
 def test_figures_in_jupyterlab_live_saved_trusted_and_untrusted(browser, artifacts, tmp_path):
     root = tmp_path / "root"
     root.mkdir()
-    _notebook(root / "figures.ipynb")
+    write_notebook(root / "figures.ipynb", CELLS)
     t0 = time.monotonic()
     marks = {}  # phase -> seconds since start, printed at the end (where the time goes in CI)
     lab = Lab(root, tmp_path / "home")
