@@ -9,9 +9,11 @@ from typing import Any, Callable
 import pandas as pd
 from gpytorch.mlls import ExactMarginalLogLikelihood, MarginalLogLikelihood
 
+from gpviz.ax import SurrogateFactory
 from gpviz.errors import InputError
 from gpviz.models.sources import source_of
 from gpviz.priors.factories import PriorFactory
+from gpviz.values.units import DataUnits
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class SweepInput:
         mll_cls: The marginal log likelihood class to fit with.
         about: For a model source, what the rows are, in words (the experiment, the model, the metric),
             else ``""``.
+        data_units: What the data went through before the factory (an Ax source's transforms,
+            :func:`gpviz.ax.sweep_units`), for ``units="original"``; else ``None``.
     """
 
     make_model: Callable[..., Any]
@@ -36,6 +40,7 @@ class SweepInput:
     trial_indices: tuple[int, ...] | None
     mll_cls: type[MarginalLogLikelihood]
     about: str = ""
+    data_units: DataUnits | None = None
 
 
 def _about(problem) -> str:
@@ -62,14 +67,14 @@ def sweep_input(make_model: object, X: object, Y: object, *, metric: str | None 
                              f"Y, got X={type(X).__name__}, Y={type(Y).__name__}")
         problem = source.cv_problem(make_model, metric)
         return SweepInput(problem.make_model, problem.X, problem.Y, list(problem.feature_names),
-                          tuple(problem.trial_indices), mll_cls or problem.mll_cls, _about(problem))
+                          tuple(problem.trial_indices), mll_cls or problem.mll_cls, _about(problem), problem.data_units)
     if isinstance(make_model, PriorFactory) and make_model.problem is not None and X is None and Y is None:
         problem = make_model.problem  # with_priors(client, ...): the client's trials
         if metric is not None and metric != problem.metric:
             raise InputError(f"this with_priors factory rebuilds the model of metric {problem.metric!r}, got "
                              f"metric={metric!r}: pass metric= to with_priors instead")
         return SweepInput(make_model, problem.X, problem.Y, list(problem.feature_names),
-                          tuple(problem.trial_indices), mll_cls or problem.mll_cls, _about(problem))
+                          tuple(problem.trial_indices), mll_cls or problem.mll_cls, _about(problem), problem.data_units)
     if metric is not None:
         raise InputError(f"metric= names the metric of an Ax experiment, got metric={metric!r} with "
                          f"{type(make_model).__name__}")
@@ -78,7 +83,15 @@ def sweep_input(make_model: object, X: object, Y: object, *, metric: str | None 
     if X is None or Y is None:
         raise InputError("cv_sweep(make_model, X, Y, sizes, repeats) needs the data X and Y")
     names = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
-    return SweepInput(make_model, X, Y, names, None, mll_cls or ExactMarginalLogLikelihood)
+    return SweepInput(make_model, X, Y, names, None, mll_cls or ExactMarginalLogLikelihood,
+                      data_units=_factory_units(make_model))
+
+
+def _factory_units(make_model: object) -> DataUnits | None:
+    """The transforms a factory built for a source's data expects its ``X`` to have been through (Ax's own
+    factory, or a :func:`gpviz.with_priors` factory made from a client, given data by hand), else None."""
+    inner = make_model.make_model if isinstance(make_model, PriorFactory) else make_model
+    return inner.data_units if isinstance(inner, SurrogateFactory) else None
 
 
 __all__ = ["SweepInput", "sweep_input"]

@@ -12,25 +12,16 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from gpviz import display
 from gpviz.display import RenderedPage
-from gpviz.ax import SurrogateFactory
 from gpviz.errors import InputError
 from gpviz.markup import escape_html
 from gpviz.models.expr import ModelExpr, model_expr
 from gpviz.options import reject_unknown
-from gpviz.priors.factories import PriorFactory
 from gpviz.sweep.cache import CellCache
 from gpviz.sweep.cells import BATCHED, FIXED, SEPARATE, STATUS_OK, cell_model, cell_seed, subset_rows
 from gpviz.sweep.influence import influence_of
 from gpviz.sweep.scores import score_bands
 from gpviz.values.columns import I_CONFIG, I_MODEL, I_REPEAT, SIZE
 from gpviz.values.units import DataUnits, check_units, with_data_units
-
-
-def factory_units(make_model) -> DataUnits | None:
-    """What a factory's data went through before it (:attr:`gpviz.ax.SurrogateFactory.data_units`: Ax's
-    transforms; a :func:`gpviz.with_priors` factory's, read through it), or None for any other factory."""
-    inner = make_model.make_model if isinstance(make_model, PriorFactory) else make_model
-    return inner.data_units if isinstance(inner, SurrogateFactory) else None
 
 
 class Sweep:
@@ -136,7 +127,7 @@ class Sweep:
         #: Repeats judged -> the prior_pull rows of every fold (:func:`gpviz.priors.judge.sweep_verdicts` judges
         #: once per sweep; render and compare read them again).
         self.pulls: dict[int, pd.DataFrame] = {}
-        self.data_units = data_units if data_units is not None else factory_units(make_model)
+        self.data_units = data_units
 
     def __repr__(self) -> str:
         failed = int((self.scores["status"] != STATUS_OK).sum())

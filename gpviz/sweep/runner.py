@@ -202,7 +202,8 @@ def cv_sweep(make_model: Callable[[torch.Tensor, torch.Tensor], Model] | object,
                for i_config, size, i_repeat in grid}
     return _assemble([cells[(c[0], c[2])] for c in grid], subsets, sizes, repeats, seed, metric_fns,
                      factory, X, Y, feature_names=feature_names, order=order, trial_indices=given.trial_indices,
-                     mode=mode, mode_note=why, fit_kwargs=job.fit_kwargs, mll_cls=mll_cls, cache=cache)
+                     mode=mode, mode_note=why, fit_kwargs=job.fit_kwargs, mll_cls=mll_cls, cache=cache,
+                     data_units=given.data_units)
 
 
 def _stack(frames: list[tuple[Cell, pd.DataFrame]], first: list[str]) -> pd.DataFrame:
@@ -221,7 +222,8 @@ def _stack(frames: list[tuple[Cell, pd.DataFrame]], first: list[str]) -> pd.Data
 
 def _assemble(cells, subsets, sizes, repeats, seed, metric_fns, make_model, X, Y, **inputs) -> Sweep:
     """The :class:`Sweep` of the finished cells; ``inputs`` are its fields that describe the data and the fit
-    (``feature_names``, ``order``, ``trial_indices``, ``mode``, ``mode_note``, ``fit_kwargs``, ``mll_cls``)."""
+    (``feature_names``, ``order``, ``trial_indices``, ``mode``, ``mode_note``, ``fit_kwargs``, ``mll_cls``, ``cache``,
+    ``data_units``)."""
     score_rows, param_frames, pred_frames = [], [], []
     states = {(c.i_config, c.i_repeat): c.state for c in cells if c.status == STATUS_OK and c.state is not None}
     for c in cells:
