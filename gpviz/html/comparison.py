@@ -18,7 +18,7 @@ from typing import Mapping
 import pandas as pd
 
 from gpviz.html.below import note_html
-from gpviz.html.figure import Figure, _band_px, _placeholder, _static_chart, spec_of, summary_html
+from gpviz.html.figure import Figure, band_height_px, chart_placeholder, spec_of, static_chart, summary_html
 from gpviz.html.page import Page
 from gpviz.markup import Markup, escape_html
 from gpviz.priors.verdicts import VERDICTS
@@ -303,7 +303,7 @@ def column_figure(view: ViewData, layout: GridLayout, column: int, heading: str,
     the sweep's model lacks says so. ``extra``: HTML gpviz made that goes inside the figure
     without a place in the grid (the held-out rows, :func:`gpviz.html.below.heldout_html`).
     """
-    band_px = _band_px(len(view.frame.config_labels), len(view.params))
+    band_px = band_height_px(len(view.frame.config_labels), len(view.params))
     cells = [_cell(layout.at(-1, column), f'{escape_html(heading)}<b class="gpviz-hover"></b>', "gpviz-cmp-head")]
     if layout.split < len(layout.entries):  # the second panel's heading: shown on a wide page only
         cells.append(_cell(layout.second_heading(column), escape_html(heading), "gpviz-cmp-head gpviz-cmp-wide"))
@@ -312,8 +312,8 @@ def column_figure(view: ViewData, layout: GridLayout, column: int, heading: str,
             cells.append(_cell(layout.at(entry, column), "not in this sweep's model", "gpviz-cmp-cell gpviz-cmp-missing"))
             continue
         pv = view.params[key]
-        cells.append(_cell(layout.at(entry, column), _placeholder(
-            layout.params[key], pv, view.axes[pv.axis], _static_chart(view, key, band_px), view.labels.get(key, ""))))
+        cells.append(_cell(layout.at(entry, column), chart_placeholder(
+            layout.params[key], pv, view.axes[pv.axis], static_chart(view, key, band_px), view.labels.get(key, ""))))
     return Figure("\n".join(cells) + str(extra), spec_of(view), None, view.title or "gpviz", view)
 
 

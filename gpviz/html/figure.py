@@ -98,7 +98,7 @@ def _css_token(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(s)) or "value"
 
 
-def _placeholder(p: Param, view: ParamView, axis: AxisView, static: str, label: str = "") -> str:
+def chart_placeholder(p: Param, view: ParamView, axis: AxisView, static: str, label: str = "") -> str:
     """A chart's placeholder: its static picture (trusted HTML made here) until gpviz.js draws the chart."""
     classes = ["gpviz-param", f"gpviz-role-{_css_token(view.role)}", f"gpviz-axis-{axis.kind}"]
     if view.held:
@@ -126,7 +126,7 @@ def _static_rows(data: FrameData) -> slice:
     return slice(0, data.n_rows)
 
 
-def _static_chart(view: ViewData, key: str, band_px: int) -> str:
+def static_chart(view: ViewData, key: str, band_px: int) -> str:
     """A placeholder's static form: an ``<img>`` of its chart (see :mod:`gpviz.html.svg`), replaced by gpviz.js."""
     data, pv = view.frame, view.params[key]
     rows = _static_rows(data)
@@ -174,7 +174,7 @@ def inner_html(view: ViewData, extra_html: str = "") -> str:
     parts.append(notation_html(view.notation))
     key = dict(view.notation)
     leaf_chars = LEAF_CHARS[data.mode]
-    band_px = _band_px(len(data.config_labels), len(view.params))
+    band_px = band_height_px(len(data.config_labels), len(view.params))
     memo: dict[str, str] = {}
     for sec in view.sections:
         cl = code_lines(layout(sec.tree, lambda p: "#" * leaf_chars, LAYOUT_WIDTH))
@@ -182,7 +182,7 @@ def inner_html(view: ViewData, extra_html: str = "") -> str:
         def token_html(t: str | Param) -> str:
             if isinstance(t, Param):
                 pv = view.params[t.key]
-                return _placeholder(t, pv, view.axes[pv.axis], _static_chart(view, t.key, band_px),
+                return chart_placeholder(t, pv, view.axes[pv.axis], static_chart(view, t.key, band_px),
                                     view.labels.get(t.key, ""))
             return code_html(t, key, memo)
 
@@ -259,7 +259,7 @@ def _psense_spec(s: Sensitivity) -> list:
             s.threshold]
 
 
-def _band_px(n_configs: int, n_charts: int) -> int:
+def band_height_px(n_configs: int, n_charts: int) -> int:
     """Height of one configuration's band in CSS px: the stack stays near CONFIGS_PX tall, and a figure
     of more than MANY_CHARTS charts keeps bands at most COMPACT_BAND_PX (a 48-lengthscale model stays a
     few screens long; one band per size still reads)."""
@@ -275,7 +275,7 @@ def spec_of(view: ViewData) -> dict:
     if data.i_config is not None:
         columns[I_CONFIG] = encode_column(data.i_config.astype(np.int32))
         configs = {"column": I_CONFIG, "labels": list(data.config_labels),
-                   "band": _band_px(len(data.config_labels), len(view.params))}
+                   "band": band_height_px(len(data.config_labels), len(view.params))}
     return {
         "v": 1, "mode": data.mode, "n_rows": data.n_rows, "members": data.members,
         "member": view.member,  # what a dot is, in the hover text
